@@ -1,0 +1,3 @@
+from pinworks_cli.main import app
+
+app()

@@ -1,0 +1,353 @@
+"""`pinworks`: run the platform, submit and replay tickets, read the audit, work the queue."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import hashlib
+import json
+import os
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import nats
+import typer
+from pinworks_common.contracts import Outcome
+from pinworks_common.db.engine import create_engine
+from pinworks_common.subjects import OUTCOME_WILDCARD, SUBMITTED, TICKETS_STREAM
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+app = typer.Typer(help="pinworks: a team of AI components answering support tickets.",
+                  no_args_is_help=True)
+queue_app = typer.Typer(help="Work the human escalation queue.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(queue_app, name="queue")
+app.add_typer(db_app, name="db")
+
+console = Console()
+T = TypeVar("T")
+RUN_FILE = Path(".run") / "platform.json"
+
+
+def connection_settings() -> tuple[str, str]:
+    """NATS and Postgres URLs: the environment first, else what `pinworks run` wrote."""
+    nats_url = os.environ.get("NATS_URL")
+    database_url = os.environ.get("DATABASE_URL")
+    if (not nats_url or not database_url) and RUN_FILE.exists():
+        running = json.loads(RUN_FILE.read_text())
+        nats_url = nats_url or running.get("nats_url")
+        database_url = database_url or running.get("database_url")
+    return (nats_url or "nats://127.0.0.1:4222",
+            database_url or "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _run(coro: Awaitable[T]) -> T:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+async def _with_db(action: Callable[[Any], Awaitable[T]], *, write: bool = False) -> T:
+    engine = create_engine(connection_settings()[1], pool_size=1)
+    try:
+        if write:
+            async with engine.begin() as conn:
+                return await action(conn)
+        async with engine.connect() as conn:
+            return await action(conn)
+    finally:
+        await engine.dispose()
+
+
+def submission_msg_id(ticket_id: str, payload: bytes) -> str:
+    """Same payload twice is one message; a corrected payload for the same id is not dropped."""
+    return f"{ticket_id}:submitted:{hashlib.sha256(payload).hexdigest()[:16]}"
+
+
+async def _publish_and_collect(
+    payloads: list[tuple[str, bytes]], wait_seconds: float, progress: Progress | None = None
+) -> dict[str, Outcome]:
+    nc = await nats.connect(connection_settings()[0])
+    js = nc.jetstream()
+    wanted = {ticket_id for ticket_id, _ in payloads}
+    outcomes: dict[str, Outcome] = {}
+    done = asyncio.Event()
+    task = progress.add_task("outcomes", total=len(wanted)) if progress else None
+
+    async def on_outcome(msg: Any) -> None:
+        try:
+            outcome = Outcome.model_validate_json(msg.data)
+        except ValueError:
+            return
+        if outcome.ticket_id in wanted and outcome.ticket_id not in outcomes:
+            outcomes[outcome.ticket_id] = outcome
+            if progress is not None and task is not None:
+                progress.advance(task)
+            if len(outcomes) == len(wanted):
+                done.set()
+
+    subscription = await nc.subscribe(OUTCOME_WILDCARD, cb=on_outcome)
+    try:
+        for ticket_id, payload in payloads:
+            await js.publish(SUBMITTED, payload, stream=TICKETS_STREAM,
+                             headers={"Nats-Msg-Id": submission_msg_id(ticket_id, payload)})
+        if wait_seconds > 0 and wanted:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), timeout=wait_seconds)
+    finally:
+        await subscription.unsubscribe()
+        await nc.drain()
+    return outcomes
+
+
+def _print_outcome(outcome: Outcome) -> None:
+    console.print_json(outcome.model_dump_json())
+
+
+@app.command()
+def submit(
+    body: Annotated[str, typer.Argument(help="The customer's message.")],
+    ticket_id: Annotated[str, typer.Option(help="Idempotency key.")],
+    business_unit: Annotated[str, typer.Option(help="Who pays for the ticket.")] = "retail",
+    subject: Annotated[str | None, typer.Option(help="Subject line.")] = None,
+    channel: Annotated[str | None, typer.Option(help="email, chat, ...")] = None,
+    customer_id: Annotated[str | None, typer.Option()] = None,
+    metadata: Annotated[str | None, typer.Option(help="JSON object.")] = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the outcome (0: don't).")] = 30,
+) -> None:
+    """Submit one ticket and print its outcome."""
+    ticket: dict[str, Any] = {"ticket_id": ticket_id, "business_unit": business_unit, "body": body}
+    for key, value in (("subject", subject), ("channel", channel), ("customer_id", customer_id)):
+        if value is not None:
+            ticket[key] = value
+    if metadata:
+        ticket["metadata"] = json.loads(metadata)
+    outcomes = _run(_publish_and_collect([(ticket_id, json.dumps(ticket).encode())], wait))
+    if ticket_id in outcomes:
+        _print_outcome(outcomes[ticket_id])
+    elif wait > 0:
+        console.print(f"[yellow]submitted {ticket_id}; no outcome within {wait:.0f}s "
+                      f"(see `pinworks audit {ticket_id}`)[/]")
+        raise typer.Exit(1)
+    else:
+        console.print(f"submitted {ticket_id}")
+
+
+def read_replay_file(path: Path) -> list[tuple[str, bytes]]:
+    """Rows of a CSV (`body` required; ticket_id, business_unit, subject, channel, customer_id
+    optional). A missing ticket_id is derived from file and row, so a replay is idempotent."""
+    payloads = []
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or ("body" not in reader.fieldnames
+                                         and "text" not in reader.fieldnames):
+            raise typer.BadParameter(f"{path}: needs a `body` (or `text`) column")
+        stem = "".join(c if c.isalnum() or c in "._:-" else "-" for c in path.stem)[:80]
+        for number, row in enumerate(reader, start=1):
+            ticket: dict[str, Any] = {
+                "ticket_id": row.get("ticket_id") or f"{stem}-{number}",
+                "business_unit": row.get("business_unit") or "retail",
+                "body": row.get("body") or row.get("text") or "",
+            }
+            for key in ("subject", "channel", "customer_id"):
+                if row.get(key):
+                    ticket[key] = row[key]
+            payloads.append((ticket["ticket_id"], json.dumps(ticket).encode()))
+    return payloads
+
+
+@app.command()
+def replay(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV of tickets.")],
+    wait: Annotated[float, typer.Option(help="Seconds to wait for all outcomes.")] = 300,
+) -> None:
+    """Submit many tickets from a CSV and summarise outcomes and cost per business unit."""
+    payloads = read_replay_file(file)
+    with Progress(console=console) as progress:
+        outcomes = _run(_publish_and_collect(payloads, wait, progress))
+    statuses = Counter(outcome.status.value for outcome in outcomes.values())
+    cost: dict[str, Decimal] = defaultdict(Decimal)
+    count: Counter[str] = Counter()
+    for outcome in outcomes.values():
+        cost[outcome.business_unit or "?"] += outcome.cost_usd
+        count[outcome.business_unit or "?"] += 1
+    table = Table(title=f"{len(outcomes)}/{len(payloads)} outcomes")
+    table.add_column("business unit")
+    table.add_column("tickets", justify="right")
+    table.add_column("cost (USD)", justify="right")
+    for unit in sorted(cost):
+        table.add_row(unit, str(count[unit]), f"{cost[unit]:.6f}")
+    console.print(table)
+    console.print(", ".join(f"{status}: {n}" for status, n in sorted(statuses.items())))
+    missing = len(payloads) - len(outcomes)
+    if missing:
+        console.print(f"[yellow]{missing} tickets without an outcome yet[/]")
+        raise typer.Exit(1)
+
+
+@app.command()
+def audit(
+    ticket_id: str,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print a ticket's whole trail: every decision with inputs, version, reason, cost, time."""
+    from pinworks_cli.audit import render_trail, ticket_trail
+
+    trail = _run(_with_db(lambda conn: ticket_trail(conn, ticket_id)))
+    if trail is None:
+        console.print(f"[red]no ticket {ticket_id}[/]", highlight=False)
+        raise typer.Exit(1)
+    if as_json:
+        sys.stdout.write(json.dumps(trail, indent=2, default=str) + "\n")
+    else:
+        sys.stdout.write(render_trail(trail) + "\n")
+
+
+def _units(business_unit: list[str] | None) -> list[str] | None:
+    return business_unit or None
+
+
+AgentOption = Annotated[str, typer.Option("--agent", help="Your agent id.")]
+UnitOption = Annotated[list[str] | None, typer.Option(
+    "--business-unit", help="Only these business units (repeatable).")]
+
+
+@queue_app.command("list")
+def queue_list(
+    business_unit: UnitOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List open and claimed escalations, most urgent first."""
+    from pinworks_common.queue import list_queue
+
+    items = _run(_with_db(lambda conn: list_queue(conn, business_units=_units(business_unit))))
+    if as_json:
+        sys.stdout.write(json.dumps([
+            {"ticket_id": i.ticket_id, "business_unit": i.business_unit, "status": i.status,
+             "priority": i.priority, "reasons": i.reasons, "claimed_by": i.claimed_by,
+             "created_at": i.created_at.isoformat()} for i in items], indent=2) + "\n")
+        return
+    table = Table(title=f"{len(items)} escalated tickets")
+    for column in ("ticket", "unit", "status", "priority", "claimed by", "reasons"):
+        table.add_column(column)
+    for item in items:
+        table.add_row(item.ticket_id, item.business_unit, item.status, str(item.priority),
+                      item.claimed_by or "-", "; ".join(item.reasons)[:80])
+    console.print(table)
+
+
+@queue_app.command("claim")
+def queue_claim(
+    agent: AgentOption,
+    ticket_id: Annotated[str | None, typer.Argument(help="A ticket; default the most urgent.")] = None,
+    business_unit: UnitOption = None,
+    lease_minutes: Annotated[int, typer.Option(min=1, max=480)] = 15,
+) -> None:
+    """Claim a ticket with a lease; nobody else can take it until you release it or it expires."""
+    from datetime import timedelta
+
+    from pinworks_common.queue import claim
+
+    item = _run(_with_db(lambda conn: claim(
+        conn, agent, ticket_id=ticket_id, business_units=_units(business_unit),
+        lease=timedelta(minutes=lease_minutes)), write=True))
+    if item is None:
+        console.print("[yellow]nothing to claim[/]")
+        raise typer.Exit(1)
+    envelope = item.context.get("envelope", {})
+    console.print(f"claimed {item.ticket_id} until {item.lease_expires_at:%H:%M:%S} "
+                  f"(priority {item.priority})", highlight=False)
+    console.print(f"reasons: {'; '.join(item.reasons)}", highlight=False, markup=False)
+    console.print(f"customer: {envelope.get('ticket', {}).get('body', '')}",
+                  highlight=False, markup=False)
+
+
+@queue_app.command("release")
+def queue_release(ticket_id: str, agent: AgentOption) -> None:
+    """Give a claimed ticket back to the queue."""
+    from pinworks_common.queue import QueueError, release
+
+    try:
+        _run(_with_db(lambda conn: release(conn, ticket_id, agent), write=True))
+    except QueueError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"released {ticket_id}")
+
+
+@queue_app.command("resolve")
+def queue_resolve(
+    ticket_id: str,
+    agent: AgentOption,
+    reply: Annotated[str, typer.Option(help="The answer sent to the customer.")],
+) -> None:
+    """Resolve a claimed ticket; publishes the human `resolved` outcome."""
+    from pinworks_common.queue import QueueError, resolve
+
+    agent_cost = Decimal(os.environ.get("PINWORKS_AGENT_COST_USD", "1.50"))
+    try:
+        outcome = _run(_with_db(
+            lambda conn: resolve(conn, ticket_id, agent, reply, agent_cost=agent_cost),
+            write=True))
+    except QueueError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from None
+    _print_outcome(outcome)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the Alembic migrations to DATABASE_URL."""
+    from pinworks_common.db.migrate import upgrade
+
+    upgrade(connection_settings()[1])
+    console.print("database schema is at head")
+
+
+@app.command()
+def asyncapi(
+    out: Annotated[Path, typer.Option(help="Directory for one AsyncAPI JSON per service.")] = Path(
+        "docs/asyncapi"),
+) -> None:
+    """Write the AsyncAPI documents generated from the five FastStream apps (no connection)."""
+    from pinworks_cli.docs import write_asyncapi
+
+    for path in write_asyncapi(out):
+        console.print(f"wrote {path}")
+
+
+@app.command()
+def run() -> None:
+    """Start the whole platform: embedded NATS and Postgres unless NATS_URL / DATABASE_URL."""
+    from pinworks_cli.launcher import run_platform
+
+    raise typer.Exit(run_platform())
+
+
+@app.command()
+def bench(
+    count: Annotated[int, typer.Option(min=1)] = 2000,
+    concurrency: Annotated[int, typer.Option(min=1)] = 64,
+) -> None:
+    """Publish COUNT tickets through the running platform; print throughput and latency."""
+    from pinworks_cli.bench import format_result, run_bench
+
+    result = _run(run_bench(connection_settings()[0], count, concurrency,
+                            ["retail", "business", "wealth"]))
+    console.print(format_result(result), highlight=False)
+
+
+def _mount_classifier() -> None:
+    try:
+        from pinworks_classifier.cli import classifier_app
+    except ImportError:
+        return
+    app.add_typer(classifier_app, name="classifier", help="Train and evaluate the classifier.")
+
+
+_mount_classifier()

@@ -1,0 +1,208 @@
+"""Every message on the wire, as pydantic models.
+
+`TicketSubmission` and `Outcome` are the public contract that support platforms code against;
+the rest travel between pinworks services on internal subjects.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError
+
+from pinworks_common.subjects import OutcomeStatus
+
+TICKET_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_BODY_CHARS = 20_000
+
+
+Money = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
+"""USD amounts: exact in Python and Postgres, a JSON number on the wire."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class TicketSubmission(BaseModel):
+    """A support ticket as a support platform submits it on `tickets.submitted`."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+
+    ticket_id: str = Field(
+        pattern=TICKET_ID_PATTERN,
+        description="Idempotency key: 1-128 letters, digits and `._:-`. "
+        "Submitting the same id again never produces a second outcome or charge.",
+    )
+    business_unit: str = Field(
+        min_length=1, max_length=64, description="The business unit that pays for this ticket."
+    )
+    body: str = Field(
+        min_length=1, max_length=MAX_BODY_CHARS, description="The customer's message (1-20,000)."
+    )
+    subject: str | None = Field(default=None, max_length=1000, description="Subject line.")
+    customer_id: str | None = Field(default=None, max_length=128, description="Customer id.")
+    channel: str | None = Field(
+        default=None, max_length=64, description="Where the ticket came from (email, chat, ...)."
+    )
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Free-form JSON object (customer_name, tier, card_last4, ...).",
+    )
+
+
+class IntentScore(BaseModel):
+    intent: str = Field(description="An intent label.")
+    score: float = Field(ge=0, le=1, description="Calibrated probability of this intent.")
+
+
+class Classification(BaseModel):
+    """The classifier's reading of a ticket."""
+
+    intent: str = Field(description="Best in-scope intent.")
+    confidence: float = Field(ge=0, le=1, description="Calibrated probability the intent is right.")
+    alternatives: list[IntentScore] = Field(description="Top intents with scores, best first.")
+    out_of_scope: bool = Field(description="True when a bank's support desk does not handle this.")
+    model_version: str = Field(description="Version of the classifier artifact.")
+
+
+class RouteDecision(BaseModel):
+    """Which handler the router chose, and why."""
+
+    handler: str = Field(description="Chosen handler (template, kb, llm_small, human, ...).")
+    rule: str = Field(description="Name of the policy rule that matched.")
+    reason: str = Field(description="Human-readable reason for the choice.")
+    policy_version: str = Field(description="Content hash of the routing policy.")
+    fallbacks: list[str] = Field(default_factory=list, description="Fallback chain, in order.")
+
+
+class Draft(BaseModel):
+    """A specialist's proposed answer, not yet checked."""
+
+    handler: str = Field(description="Handler that wrote the draft.")
+    handler_version: str = Field(description="Version of the handler (template book hash, ...).")
+    answer: str = Field(description="The draft answer text.")
+    cost_usd: Money = Field(description="Cost of producing this draft.")
+    citations: list[str] = Field(default_factory=list, description="Cited passage ids, if any.")
+    required_terms: list[str] = Field(
+        default_factory=list, description="Terms a complete answer for this intent must mention."
+    )
+    details: dict[str, Any] = Field(default_factory=dict, description="Handler-specific details.")
+
+
+class TicketEnvelope(BaseModel):
+    """What travels between stages: the ticket and everything decided about it so far."""
+
+    ticket: TicketSubmission = Field(description="The accepted submission.")
+    trace_id: str = Field(description="OpenTelemetry trace id shared by every stage.")
+    received_at: datetime = Field(description="When the classifier accepted the ticket.")
+    classification: Classification | None = Field(default=None, description="Classifier output.")
+    route: RouteDecision | None = Field(default=None, description="Router decision.")
+    draft: Draft | None = Field(default=None, description="Specialist draft.")
+
+
+class EscalationRequest(BaseModel):
+    """Ask the human queue to take a ticket, with every reason automation gave up."""
+
+    envelope: TicketEnvelope = Field(description="The ticket with its context so far.")
+    source_stage: str = Field(description="Stage that escalated (router, verifier, ...).")
+    reasons: list[str] = Field(min_length=1, description="Why automation should not answer.")
+
+
+class Outcome(BaseModel):
+    """The public outcome on `tickets.outcome.<status>`."""
+
+    ticket_id: str = Field(description="The submitted ticket id.")
+    status: OutcomeStatus = Field(description="resolved, escalated or rejected.")
+    business_unit: str | None = Field(description="Who pays; null if it could not be read.")
+    intent: str | None = Field(default=None, description="Classified intent, if classified.")
+    confidence: float | None = Field(default=None, description="Classifier confidence.")
+    handler: str | None = Field(default=None, description="Handler that produced the answer.")
+    answer: str | None = Field(default=None, description="The answer sent (status resolved).")
+    reasons: list[str] = Field(
+        default_factory=list, description="Why (status escalated or rejected)."
+    )
+    cost_usd: Money = Field(description="All cost attributed to this ticket so far, in USD.")
+    resolved_by: str = Field(description="`automation`, or the id of the agent who resolved it.")
+    trace_id: str | None = Field(default=None, description="OpenTelemetry trace id.")
+    decided_at: datetime = Field(description="When this outcome was decided (UTC).")
+
+
+class DeadLetter(BaseModel):
+    """A message a stage could not process within its delivery budget."""
+
+    stage: str = Field(description="Stage that gave up.")
+    subject: str = Field(description="Subject the message came from.")
+    stream_sequence: int = Field(description="Its sequence in the source stream.")
+    deliveries: int = Field(description="How many times it was delivered.")
+    error: str = Field(description="The last error.")
+    ticket_id: str | None = Field(default=None, description="Ticket id, if it could be read.")
+    payload_excerpt: str = Field(description="Start of the raw payload.")
+
+
+class SubmissionError(ValueError):
+    """A submission that cannot be accepted; `reasons` say exactly why."""
+
+    def __init__(self, reasons: list[str], ticket_id: str | None, business_unit: str | None):
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+        self.ticket_id = ticket_id
+        self.business_unit = business_unit
+
+
+def _readable_id(value: Any) -> str | None:
+    if isinstance(value, str) and re.fullmatch(TICKET_ID_PATTERN, value):
+        return value
+    return None
+
+
+def _describe(error: Any) -> str:
+    location = ".".join(str(part) for part in error["loc"]) or "payload"
+    if error["type"] == "missing":
+        return f"{location}: field required"
+    return f"{location}: {error['msg']}"
+
+
+def parse_submission(payload: bytes) -> TicketSubmission:
+    """Decode a raw submission, or raise `SubmissionError` naming every problem."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        reasons = [f"payload too large: {len(payload)} bytes, limit {MAX_PAYLOAD_BYTES}"]
+        ticket_id, business_unit = _salvage_ids(payload)
+        raise SubmissionError(reasons, ticket_id, business_unit)
+    try:
+        data = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SubmissionError([f"payload is not valid JSON: {exc}"], None, None) from None
+    if not isinstance(data, dict):
+        kind = type(data).__name__
+        raise SubmissionError([f"payload must be a JSON object, got {kind}"], None, None)
+    if b"\\u0000" in payload:
+        ticket_id, business_unit = _salvage_ids(payload)
+        raise SubmissionError(["payload contains a NUL character (\\u0000), which text fields "
+                               "cannot hold"], ticket_id, business_unit)
+    try:
+        return TicketSubmission.model_validate(data)
+    except ValidationError as exc:
+        reasons = [_describe(error) for error in exc.errors()]
+        unit = data.get("business_unit")
+        readable_unit = unit if isinstance(unit, str) and 0 < len(unit) <= 64 else None
+        raise SubmissionError(reasons, _readable_id(data.get("ticket_id")), readable_unit) from None
+
+
+def _salvage_ids(payload: bytes) -> tuple[str | None, str | None]:
+    """Read ticket_id and business_unit from an oversized payload, if it parses at all."""
+    try:
+        data = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    unit = data.get("business_unit")
+    readable_unit = unit if isinstance(unit, str) and 0 < len(unit) <= 64 else None
+    return _readable_id(data.get("ticket_id")), readable_unit
+

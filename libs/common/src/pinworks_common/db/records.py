@@ -1,0 +1,111 @@
+"""Batched, idempotent writes shared by the stages: one statement per table per batch.
+
+Every insert is `ON CONFLICT DO NOTHING` on a natural key (ticket + stage + key), so a
+redelivered message re-applies without double-counting cost or duplicating an audit row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Table, func, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from pinworks_common.contracts import Outcome
+from pinworks_common.db.tables import accountability, cost_ledger, decisions, outcomes
+from pinworks_common.stage import Publication
+from pinworks_common.subjects import OUTCOMES_STREAM, outcome_subject
+
+Row = Mapping[str, Any]
+
+
+async def insert_ignoring_duplicates(
+    conn: AsyncConnection, table: Table, rows: Sequence[Row], constraint: str
+) -> None:
+    if rows:
+        await conn.execute(insert(table).on_conflict_do_nothing(constraint=constraint), list(rows))
+
+
+async def record_decisions(conn: AsyncConnection, rows: Sequence[Row]) -> None:
+    await insert_ignoring_duplicates(conn, decisions, rows, "decisions_once")
+
+
+async def record_costs(conn: AsyncConnection, rows: Sequence[Row]) -> None:
+    await insert_ignoring_duplicates(conn, cost_ledger, rows, "cost_ledger_once")
+
+
+async def record_accountability(conn: AsyncConnection, rows: Sequence[Row]) -> None:
+    await insert_ignoring_duplicates(conn, accountability, rows, "accountability_once")
+
+
+async def costs_by_ticket(conn: AsyncConnection, ticket_ids: Iterable[str]) -> dict[str, Decimal]:
+    ids = sorted(set(ticket_ids))
+    if not ids:
+        return {}
+    result = await conn.execute(
+        select(cost_ledger.c.ticket_id, func.sum(cost_ledger.c.amount_usd))
+        .where(cost_ledger.c.ticket_id.in_(ids))
+        .group_by(cost_ledger.c.ticket_id)
+    )
+    return {ticket_id: Decimal(total) for ticket_id, total in result.all()}
+
+
+async def record_outcomes(
+    conn: AsyncConnection, candidates: Sequence[tuple[str, Outcome]]
+) -> list[Outcome]:
+    """Store each (outcome_key, outcome) once; return what is stored, so a retry republishes
+    the first decision rather than a recomputed one."""
+    if not candidates:
+        return []
+    await insert_ignoring_duplicates(
+        conn,
+        outcomes,
+        [
+            {
+                "ticket_id": outcome.ticket_id,
+                "outcome_key": key,
+                "status": outcome.status.value,
+                "payload": outcome.model_dump(mode="json"),
+            }
+            for key, outcome in candidates
+        ],
+        "outcomes_once",
+    )
+    keys = [(outcome.ticket_id, key) for key, outcome in candidates]
+    stored = await conn.execute(
+        select(outcomes.c.ticket_id, outcomes.c.outcome_key, outcomes.c.payload).where(
+            tuple_(outcomes.c.ticket_id, outcomes.c.outcome_key).in_(keys)
+        )
+    )
+    by_key = {(row.ticket_id, row.outcome_key): row.payload for row in stored}
+    return [Outcome.model_validate(by_key[key]) for key in keys]
+
+
+def outcome_publication(outcome: Outcome, key: str, headers: Mapping[str, str]) -> Publication:
+    return Publication(
+        subject=outcome_subject(outcome.status),
+        payload=outcome.model_dump_json().encode(),
+        msg_id=f"{outcome.ticket_id}:outcome:{key}",
+        stream=OUTCOMES_STREAM,
+        headers=dict(headers),
+    )
+
+
+async def stored_outputs(
+    conn: AsyncConnection, stage: str, decision_key: str, ticket_ids: Iterable[str]
+) -> dict[str, dict[str, Any]]:
+    """The decision outputs as first recorded: a redelivery acts on them, not on a recomputation."""
+    ids = sorted(set(ticket_ids))
+    if not ids:
+        return {}
+    result = await conn.execute(
+        select(decisions.c.ticket_id, decisions.c.output).where(
+            decisions.c.stage == stage,
+            decisions.c.decision_key == decision_key,
+            decisions.c.ticket_id.in_(ids),
+        )
+    )
+    return {row.ticket_id: row.output for row in result}

@@ -1,0 +1,165 @@
+"""The Postgres schema as SQLAlchemy Core tables (the migrations in `migrations/` create it)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+Money = Numeric(14, 6)
+
+
+def _created_at() -> Column[object]:
+    return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+tickets = Table(
+    "tickets",
+    metadata,
+    Column("ticket_id", Text, primary_key=True),
+    Column("business_unit", Text, nullable=False),
+    Column("subject", Text),
+    Column("body", Text, nullable=False),
+    Column("customer_id", Text),
+    Column("channel", Text),
+    Column("metadata", JSONB, nullable=False),
+    Column("submission_seq", BigInteger, nullable=False),
+    Column("trace_id", Text, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("intent", Text),
+    Column("confidence", Float),
+    Column("classification", JSONB),
+)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("ticket_id", Text, nullable=False),
+    Column("stage", Text, nullable=False),
+    Column("decision_key", Text, nullable=False),
+    Column("component", Text, nullable=False),
+    Column("version", Text, nullable=False),
+    Column("inputs", JSONB, nullable=False),
+    Column("output", JSONB, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("cost_usd", Money, nullable=False),
+    Column("latency_ms", Float),
+    Column("trace_id", Text),
+    _created_at(),
+    UniqueConstraint("ticket_id", "stage", "decision_key", name="decisions_once"),
+)
+
+cost_ledger = Table(
+    "cost_ledger",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("ticket_id", Text, nullable=False),
+    Column("business_unit", Text, nullable=False),
+    Column("component", Text, nullable=False),
+    Column("entry_key", Text, nullable=False),
+    Column("amount_usd", Money, nullable=False),
+    _created_at(),
+    UniqueConstraint("ticket_id", "entry_key", name="cost_ledger_once"),
+)
+
+outcomes = Table(
+    "outcomes",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("ticket_id", Text, nullable=False),
+    Column("outcome_key", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    _created_at(),
+    UniqueConstraint("ticket_id", "outcome_key", name="outcomes_once"),
+)
+
+escalations = Table(
+    "escalations",
+    metadata,
+    Column("ticket_id", Text, primary_key=True),
+    Column("business_unit", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("source_stage", Text, nullable=False),
+    Column("reasons", JSONB, nullable=False),
+    Column("context", JSONB, nullable=False),
+    Column("trace_id", Text),
+    Column("claimed_by", Text),
+    Column("lease_expires_at", DateTime(timezone=True)),
+    Column("resolved_by", Text),
+    Column("reply", Text),
+    Column("resolved_at", DateTime(timezone=True)),
+    _created_at(),
+)
+
+accountability = Table(
+    "accountability",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("ticket_id", Text, nullable=False),
+    Column("event_key", Text, nullable=False),
+    Column("actor_type", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("version", Text),
+    Column("details", JSONB, nullable=False),
+    _created_at(),
+    UniqueConstraint("ticket_id", "event_key", name="accountability_once"),
+)
+
+rejected_payloads = Table(
+    "rejected_payloads",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("stream_seq", BigInteger, nullable=False, unique=True),
+    Column("subject", Text, nullable=False),
+    Column("ticket_id", Text),
+    Column("business_unit", Text),
+    Column("reasons", JSONB, nullable=False),
+    Column("raw_payload", Text, nullable=False),
+    Column("payload_bytes", Integer, nullable=False),
+    _created_at(),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("stage", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("stream_seq", BigInteger, nullable=False),
+    Column("ticket_id", Text),
+    Column("deliveries", Integer, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("raw_payload", Text, nullable=False),
+    _created_at(),
+    UniqueConstraint("stage", "stream_seq", name="dead_letters_once"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("subject", Text, nullable=False),
+    Column("msg_id", Text, nullable=False, unique=True),
+    Column("payload", LargeBinary, nullable=False),
+    Column("headers", JSONB, nullable=False),
+    Column("published_at", DateTime(timezone=True)),
+    _created_at(),
+)

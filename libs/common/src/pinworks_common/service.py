@@ -1,0 +1,188 @@
+"""Wiring every pipeline service shares: broker, streams, the batch subscriber, health, shutdown.
+
+Each service's `create_app()` calls these; nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from faststream import AckPolicy, FastStream, NoCast
+from faststream.nats import ConsumerConfig, JStream, NatsBroker, NatsMessage, PullSub
+from faststream.specification import AsyncAPI
+from nats.aio.msg import Msg
+from nats.js.api import StorageType, StreamConfig
+from nats.js.errors import BadRequestError
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pinworks_common.db.engine import create_engine
+from pinworks_common.health import HealthServer
+from pinworks_common.settings import CommonSettings
+from pinworks_common.stage import Publication, StageRunner
+from pinworks_common.subjects import (
+    DEAD_LETTER_STREAM,
+    OUTCOMES_STREAM,
+    STREAM_SUBJECTS,
+    TICKETS_STREAM,
+    WORK_STREAM,
+)
+from pinworks_common.telemetry import configure_tracing
+
+log = logging.getLogger("pinworks.service")
+
+DUPLICATE_WINDOW_SECONDS = 30 * 60
+STREAM_MAX_AGE_SECONDS: dict[str, float] = {
+    TICKETS_STREAM: 7 * 24 * 3600,
+    WORK_STREAM: 7 * 24 * 3600,
+    OUTCOMES_STREAM: 30 * 24 * 3600,
+    DEAD_LETTER_STREAM: 30 * 24 * 3600,
+}
+
+
+def create_broker(settings: CommonSettings, service: str) -> NatsBroker:
+    servers = [url.strip() for url in settings.nats_url.split(",") if url.strip()]
+    return NatsBroker(servers, name=f"pinworks-{service}", max_reconnect_attempts=-1)
+
+
+async def ensure_streams(broker: NatsBroker) -> None:
+    """Declare every stream (file storage, dedup window); safe to call from every replica."""
+    js = broker.config.connection_state.stream
+    for name, subjects in STREAM_SUBJECTS.items():
+        config = StreamConfig(
+            name=name,
+            subjects=subjects,
+            storage=StorageType.FILE,
+            duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            max_age=STREAM_MAX_AGE_SECONDS[name],
+        )
+        try:
+            await js.add_stream(config)
+        except BadRequestError:
+            await js.update_stream(config)
+
+
+def make_publisher(broker: NatsBroker) -> Callable[[Publication], Awaitable[Any]]:
+    async def publish(publication: Publication) -> Any:
+        headers = {"Nats-Msg-Id": publication.msg_id, **publication.headers}
+        return await broker.publish(
+            publication.payload,
+            publication.subject,
+            headers=headers,
+            stream=publication.stream,
+            timeout=10.0,
+        )
+
+    return publish
+
+
+def subscribe_stage(
+    broker: NatsBroker,
+    runner: StageRunner[Any],
+    *,
+    subject: str,
+    stream: str,
+    durable: str,
+    settings: CommonSettings,
+    description: str,
+) -> None:
+    """Attach a durable pull consumer that hands whole batches to the stage runner."""
+
+    async def handle(body: NoCast[list[bytes]], msg: NatsMessage) -> None:
+        await runner.process(cast(list[Msg], msg.raw_message))
+
+    broker.subscriber(
+        subject,
+        stream=JStream(stream, declare=False),
+        durable=durable,
+        pull_sub=PullSub(batch_size=settings.batch_size, batch=True, timeout=1.0),
+        ack_policy=AckPolicy.MANUAL,
+        config=ConsumerConfig(
+            ack_wait=settings.ack_wait_seconds,
+            max_ack_pending=max(1000, settings.batch_size * 8),
+        ),
+        title=f"{durable}:{subject}",
+        description=description,
+    )(handle)
+
+
+@dataclass
+class ServiceRuntime:
+    """The live resources of one service, built by its composition root."""
+
+    name: str
+    settings: CommonSettings
+    broker: NatsBroker
+    engine: AsyncEngine
+    documented_payloads: dict[str, type[BaseModel]] = field(default_factory=dict)
+
+    async def ready(self) -> bool:
+        if not await self.broker.ping(timeout=1.0):
+            return False
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True
+
+
+def build_runtime(name: str, settings: CommonSettings) -> ServiceRuntime:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    configure_tracing(name, settings.otlp_endpoint)
+    return ServiceRuntime(
+        name=name,
+        settings=settings,
+        broker=create_broker(settings, name),
+        engine=create_engine(settings.database_url),
+    )
+
+
+def service_app(
+    runtime: ServiceRuntime,
+    *,
+    description: str,
+    on_started: Sequence[Callable[[], Awaitable[None]]] = (),
+    on_stopping: Sequence[Callable[[], Awaitable[None]]] = (),
+) -> FastStream:
+    """A FastStream app that declares streams, serves health and disposes the engine on exit."""
+    health = HealthServer(runtime.settings.health_port, runtime.ready)
+
+    async def declare_streams() -> None:
+        await runtime.broker.connect()
+        await ensure_streams(runtime.broker)
+
+    async def start_health() -> None:
+        await health.start()
+        for hook in on_started:
+            await hook()
+        log.info("pinworks-%s ready (health on :%d)", runtime.name, runtime.settings.health_port)
+
+    async def stop() -> None:
+        for hook in on_stopping:
+            await hook()
+        await health.stop()
+        await runtime.engine.dispose()
+
+    app = FastStream(
+        runtime.broker,
+        specification=AsyncAPI(
+            title=f"pinworks-{runtime.name}", version="0.1.0", description=description
+        ),
+        after_startup=[start_health],
+        on_shutdown=[stop],
+    )
+    app.on_startup(declare_streams)
+    setattr(app, "pinworks_payloads", runtime.documented_payloads)  # noqa: B010 - read by asyncapi
+    return app
+
+
+def run_service(factory: Callable[[], FastStream]) -> None:
+    """Entry point of `python -m pinworks_<service>`: FastStream handles SIGINT/SIGTERM."""
+    import asyncio
+
+    asyncio.run(factory().run())

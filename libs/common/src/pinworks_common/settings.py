@@ -1,0 +1,53 @@
+"""Settings every service shares, read from the environment by each service's composition root."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    """Connection and runtime settings; each service subclasses this with its own fields."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    nats_url: str = Field(
+        default="nats://127.0.0.1:4222",
+        validation_alias="NATS_URL",
+        description="NATS server URL(s), comma separated.",
+    )
+    database_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        validation_alias="DATABASE_URL",
+        description="Postgres URL (postgresql://user:pass@host:port/db).",
+    )
+    health_port: int = Field(
+        default=8080,
+        validation_alias="PINWORKS_HEALTH_PORT",
+        description="Port of the /healthz and /readyz endpoints.",
+    )
+    log_level: str = Field(default="INFO", validation_alias="PINWORKS_LOG_LEVEL")
+    batch_size: int = Field(
+        default=128,
+        ge=1,
+        le=1000,
+        validation_alias="PINWORKS_BATCH_SIZE",
+        description="Messages pulled and committed together.",
+    )
+    max_deliveries: int = Field(
+        default=5,
+        ge=1,
+        validation_alias="PINWORKS_MAX_DELIVERIES",
+        description="Deliveries of a failing message before it is dead-lettered.",
+    )
+    ack_wait_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias="PINWORKS_ACK_WAIT_SECONDS",
+        description="How long JetStream waits for an ack before redelivering.",
+    )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT",
+        description="OTLP/HTTP endpoint for traces; unset keeps trace ids without exporting.",
+    )

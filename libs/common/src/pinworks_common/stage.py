@@ -1,0 +1,303 @@
+"""The batch stage runner every pipeline service uses.
+
+One pull batch is decoded, applied in ONE database transaction, its publications sent with
+stable `Nats-Msg-Id`s, and only then acknowledged. A batch that fails is retried message by
+message so one bad message cannot hold up the others; a message that keeps failing goes to the
+dead-letter subject (recorded in Postgres) after a bounded number of deliveries. Infrastructure
+failures (database or NATS unreachable) never dead-letter: the message is redelivered later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
+from opentelemetry import trace
+from opentelemetry.trace import Span, Status, StatusCode
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from pinworks_common.contracts import DeadLetter
+from pinworks_common.db.tables import dead_letters
+from pinworks_common.subjects import DEAD_LETTER_STREAM, dead_letter_subject
+from pinworks_common.telemetry import extract_context, inject_headers, trace_id_of
+
+log = logging.getLogger("pinworks.stage")
+
+T = TypeVar("T")
+PAYLOAD_EXCERPT_CHARS = 4096
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One JetStream message as the stage sees it."""
+
+    message: Msg
+
+    @property
+    def data(self) -> bytes:
+        return self.message.data
+
+    @property
+    def subject(self) -> str:
+        return self.message.subject
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return dict(self.message.headers or {})
+
+    @property
+    def stream_seq(self) -> int:
+        return int(self.message.metadata.sequence.stream)
+
+    @property
+    def num_delivered(self) -> int:
+        return int(self.message.metadata.num_delivered)
+
+    def excerpt(self) -> str:
+        text = self.data[:PAYLOAD_EXCERPT_CHARS].decode("utf-8", errors="replace")
+        return text.replace("\x00", "\\x00")
+
+
+@dataclass(frozen=True)
+class Publication:
+    """A message to publish after the transaction commits."""
+
+    subject: str
+    payload: bytes
+    msg_id: str
+    stream: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Work(Generic[T]):
+    """A decoded message inside its span; `trace_headers` carry the span to the next stage."""
+
+    delivery: Delivery
+    value: T
+    span: Span
+
+    @property
+    def trace_id(self) -> str:
+        return trace_id_of(self.span)
+
+    @property
+    def trace_headers(self) -> dict[str, str]:
+        return inject_headers(self.span)
+
+
+class PoisonMessage(ValueError):
+    """A message that can never be processed (undecodable internal message)."""
+
+
+class StageLogic(Protocol[T]):
+    stage: str
+
+    def decode(self, delivery: Delivery) -> T:
+        """Turn the raw message into the stage's input; raise PoisonMessage if impossible."""
+
+    async def apply(self, conn: AsyncConnection, work: Sequence[Work[T]]) -> list[Publication]:
+        """Record the batch's effects in `conn`'s transaction; return what to publish."""
+
+
+Publisher = Callable[[Publication], Awaitable[Any]]
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    sa_exc.DisconnectionError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+    NatsError,
+)
+
+
+def is_infrastructure_error(error: BaseException) -> bool:
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, INFRASTRUCTURE_ERRORS)
+
+
+class StageRunner(Generic[T]):
+    def __init__(
+        self,
+        logic: StageLogic[T],
+        engine: AsyncEngine,
+        publish: Publisher,
+        *,
+        max_deliveries: int,
+        on_dead_letter: Callable[[Delivery, str], Sequence[Publication]] | None = None,
+    ) -> None:
+        self.logic = logic
+        self.engine = engine
+        self.publish = publish
+        self.max_deliveries = max_deliveries
+        self.on_dead_letter = on_dead_letter
+        self.tracer = trace.get_tracer(f"pinworks.{logic.stage}")
+
+    async def process(self, messages: Sequence[Msg]) -> None:
+        started = time.perf_counter()
+        works: list[Work[T]] = []
+        poison: list[tuple[Delivery, Span, str]] = []
+        for message in messages:
+            delivery = Delivery(message)
+            span = self.tracer.start_span(
+                f"pinworks.{self.logic.stage}",
+                context=extract_context(delivery.headers),
+                attributes={
+                    "messaging.system": "nats",
+                    "messaging.destination.name": delivery.subject,
+                    "pinworks.stream_seq": delivery.stream_seq,
+                    "pinworks.deliveries": delivery.num_delivered,
+                },
+            )
+            try:
+                works.append(Work(delivery, self.logic.decode(delivery), span))
+            except Exception as error:  # noqa: BLE001 - any decode failure is poison
+                poison.append((delivery, span, f"{type(error).__name__}: {error}"))
+        try:
+            if works:
+                await self._commit_and_publish(works)
+                await asyncio.gather(*(work.delivery.message.ack() for work in works))
+        except Exception as batch_error:  # noqa: BLE001
+            log.warning("%s: batch of %d failed (%r); retrying one by one",
+                        self.logic.stage, len(works), batch_error)
+            for work in works:
+                await self._process_alone(work)
+        for delivery, span, reason in poison:
+            await self._dead_letter(delivery, reason)
+            span.set_status(Status(StatusCode.ERROR, reason))
+        for work in works:
+            work.span.end()
+        for _, span, _ in poison:
+            span.end()
+        log.debug("%s: %d messages in %.1f ms", self.logic.stage, len(messages),
+                  (time.perf_counter() - started) * 1000)
+
+    async def _commit_and_publish(self, works: Sequence[Work[T]]) -> None:
+        async with self.engine.begin() as conn:
+            publications = await self.logic.apply(conn, works)
+        await asyncio.gather(*(self.publish(publication) for publication in publications))
+
+    async def _process_alone(self, work: Work[T]) -> None:
+        try:
+            await self._commit_and_publish([work])
+            await work.delivery.message.ack()
+        except Exception as error:  # noqa: BLE001
+            work.span.record_exception(error)
+            await self._fail(work.delivery, error)
+
+    async def _fail(self, delivery: Delivery, error: BaseException) -> None:
+        reason = f"{type(error).__name__}: {error}"
+        if is_infrastructure_error(error) or delivery.num_delivered < self.max_deliveries:
+            delay = min(2.0 ** delivery.num_delivered, 30.0)
+            log.warning("%s: seq %d failed (delivery %d), retry in %.0fs: %s", self.logic.stage,
+                        delivery.stream_seq, delivery.num_delivered, delay, reason)
+            await delivery.message.nak(delay=delay)
+            return
+        await self._dead_letter(delivery, reason)
+
+    async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Record and publish the dead letter, then ack; if that fails, redeliver later."""
+        letter = DeadLetter(
+            stage=self.logic.stage,
+            subject=delivery.subject,
+            stream_sequence=delivery.stream_seq,
+            deliveries=delivery.num_delivered,
+            error=reason[:4000],
+            ticket_id=_ticket_id_hint(delivery.data),
+            payload_excerpt=delivery.excerpt(),
+        )
+        log.error("%s: dead-lettering seq %d after %d deliveries: %s", self.logic.stage,
+                  delivery.stream_seq, delivery.num_delivered, reason)
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    insert(dead_letters)
+                    .values(
+                        stage=letter.stage,
+                        subject=letter.subject,
+                        stream_seq=letter.stream_sequence,
+                        ticket_id=letter.ticket_id,
+                        deliveries=letter.deliveries,
+                        error=letter.error,
+                        raw_payload=letter.payload_excerpt,
+                    )
+                    .on_conflict_do_nothing(constraint="dead_letters_once")
+                )
+            publications = [
+                Publication(
+                    subject=dead_letter_subject(self.logic.stage),
+                    payload=letter.model_dump_json().encode(),
+                    msg_id=f"deadletter:{self.logic.stage}:{delivery.stream_seq}",
+                    stream=DEAD_LETTER_STREAM,
+                )
+            ]
+            if self.on_dead_letter is not None:
+                publications.extend(self.on_dead_letter(delivery, reason))
+            await asyncio.gather(*(self.publish(publication) for publication in publications))
+            await delivery.message.ack()
+        except Exception as error:  # noqa: BLE001
+            log.error("%s: could not dead-letter seq %d (%r); will retry",
+                      self.logic.stage, delivery.stream_seq, error)
+            await delivery.message.nak(delay=5.0)
+
+
+def _ticket_id_hint(data: bytes) -> str | None:
+    import json
+
+    try:
+        decoded = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(decoded, dict):
+        return None
+    for candidate in (decoded, decoded.get("envelope", {}), decoded.get("ticket", {})):
+        if isinstance(candidate, dict):
+            ticket = candidate.get("ticket", candidate)
+            if isinstance(ticket, dict) and isinstance(ticket.get("ticket_id"), str):
+                return str(ticket["ticket_id"])[:128]
+    return None
+
+
+def envelope_publication(
+    payload: bytes, *, subject: str, stream: str, ticket_id: str, step: str,
+    headers: dict[str, str],
+) -> Publication:
+    """A pipeline hand-off, its `Nats-Msg-Id` derived from ticket and step."""
+    from pinworks_common.subjects import message_id
+
+    return Publication(subject, payload, message_id(ticket_id, step), stream, headers)
+
+
+def escalation_publication(request: Any, headers: dict[str, str]) -> Publication:
+    """Hand a ticket to the human queue (one request per ticket, whichever stage asks)."""
+    from pinworks_common.subjects import ESCALATION_REQUESTED, WORK_STREAM
+
+    return envelope_publication(
+        request.model_dump_json().encode(),
+        subject=ESCALATION_REQUESTED,
+        stream=WORK_STREAM,
+        ticket_id=request.envelope.ticket.ticket_id,
+        step="escalate",
+        headers=headers,
+    )
+
+
+def decode_model(model: Any, delivery: Delivery) -> Any:
+    """Decode an internal message; one that does not fit its contract can never succeed."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate_json(delivery.data)
+    except ValidationError as error:
+        raise PoisonMessage(f"not a valid {model.__name__}: {error}") from None

@@ -1,0 +1,72 @@
+"""Every NATS subject, stream and durable consumer name, defined once.
+
+Services import these names; no service spells a subject as a string literal.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+# Public contract: support platforms publish here.
+SUBMITTED = "tickets.submitted"
+# Public contract: one subject per outcome status, `tickets.outcome.<status>`.
+OUTCOME_PREFIX = "tickets.outcome"
+OUTCOME_WILDCARD = f"{OUTCOME_PREFIX}.>"
+
+# Internal pipeline subjects.
+CLASSIFIED = "pinworks.work.classified"
+ROUTED_PREFIX = "pinworks.work.routed"
+DRAFTED = "pinworks.work.drafted"
+ESCALATION_REQUESTED = "pinworks.work.escalate"
+DEAD_LETTER_PREFIX = "pinworks.deadletter"
+
+# JetStream streams.
+TICKETS_STREAM = "PINWORKS_TICKETS"
+WORK_STREAM = "PINWORKS_WORK"
+OUTCOMES_STREAM = "PINWORKS_OUTCOMES"
+DEAD_LETTER_STREAM = "PINWORKS_DEADLETTER"
+
+STREAM_SUBJECTS: dict[str, list[str]] = {
+    TICKETS_STREAM: [SUBMITTED],
+    WORK_STREAM: ["pinworks.work.>"],
+    OUTCOMES_STREAM: [OUTCOME_WILDCARD],
+    DEAD_LETTER_STREAM: [f"{DEAD_LETTER_PREFIX}.>"],
+}
+
+
+class OutcomeStatus(StrEnum):
+    RESOLVED = "resolved"
+    ESCALATED = "escalated"
+    REJECTED = "rejected"
+
+
+class Stage(StrEnum):
+    """A pipeline stage: names the durable consumer, the audit rows and the dead-letter subject."""
+
+    CLASSIFIER = "classifier"
+    ROUTER = "router"
+    SPECIALIST = "specialist"
+    VERIFIER = "verifier"
+    ESCALATION = "escalation"
+    AGENT = "agent"
+
+
+def outcome_subject(status: OutcomeStatus | str) -> str:
+    return f"{OUTCOME_PREFIX}.{OutcomeStatus(status).value}"
+
+
+def routed_subject(handler: str) -> str:
+    return f"{ROUTED_PREFIX}.{handler}"
+
+
+def dead_letter_subject(stage: str) -> str:
+    return f"{DEAD_LETTER_PREFIX}.{stage}"
+
+
+def specialist_consumer(handler: str) -> str:
+    return f"specialist-{handler}"
+
+
+def message_id(ticket_id: str, stage: str) -> str:
+    """The `Nats-Msg-Id` of a stage's publish: JetStream drops a redelivered message's re-publish."""
+    return f"{ticket_id}:{stage}"

@@ -1,0 +1,57 @@
+"""Composition root of the classifier service."""
+
+from __future__ import annotations
+
+from faststream import FastStream
+from pinworks_common.contracts import Outcome, TicketEnvelope, TicketSubmission
+from pinworks_common.service import (
+    build_runtime,
+    make_publisher,
+    service_app,
+    subscribe_stage,
+)
+from pinworks_common.stage import StageRunner
+from pinworks_common.subjects import (
+    CLASSIFIED,
+    SUBMITTED,
+    TICKETS_STREAM,
+    OutcomeStatus,
+    Stage,
+    outcome_subject,
+)
+
+from pinworks_classifier.settings import ClassifierSettings
+from pinworks_classifier.stage import ClassifierStage
+
+
+def create_app(settings: ClassifierSettings | None = None) -> FastStream:
+    from pinworks_classifier.model import IntentModel
+
+    settings = settings or ClassifierSettings()
+    runtime = build_runtime("classifier", settings)
+    model = IntentModel.load(settings.artifact_dir)
+    stage = ClassifierStage(model, settings.cost_per_ticket_usd)
+    runner = StageRunner(
+        stage, runtime.engine, make_publisher(runtime.broker),
+        max_deliveries=settings.max_deliveries,
+    )
+    subscribe_stage(
+        runtime.broker, runner,
+        subject=SUBMITTED, stream=TICKETS_STREAM, durable=Stage.CLASSIFIER.value,
+        settings=settings,
+        description="Support platforms submit tickets here. Malformed payloads become "
+        "`rejected` outcomes; accepted tickets are classified and handed to the router.",
+    )
+    runtime.documented_payloads[f"{Stage.CLASSIFIER.value}:{SUBMITTED}"] = TicketSubmission
+    runtime.broker.publisher(
+        CLASSIFIED, title="classified", schema=TicketEnvelope,
+        description="Accepted ticket with its classification, for the router.",
+    )
+    runtime.broker.publisher(
+        outcome_subject(OutcomeStatus.REJECTED), title="outcome-rejected", schema=Outcome,
+        description="A submission that could not be accepted, with the reasons.",
+    )
+    return service_app(
+        runtime,
+        description=f"Classifies tickets with model {model.version}.",
+    )

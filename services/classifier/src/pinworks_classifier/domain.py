@@ -1,0 +1,69 @@
+"""Classifier decisions without I/O: what to classify, and what each submission becomes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pinworks_common.contracts import (
+    Classification,
+    IntentScore,
+    SubmissionError,
+    TicketSubmission,
+)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    ticket: TicketSubmission
+
+
+@dataclass(frozen=True)
+class Rejected:
+    error: SubmissionError
+    payload_bytes: int
+
+
+Intake = Accepted | Rejected
+
+
+def ticket_text(ticket: TicketSubmission) -> str:
+    """The text the model reads: subject and body, as a customer would read them."""
+    if ticket.subject and ticket.subject.strip() and ticket.subject.strip() not in ticket.body:
+        return f"{ticket.subject.strip()}. {ticket.body}"
+    return ticket.body
+
+
+def to_classification(prediction: object, model_version: str) -> Classification:
+    """Convert the model's prediction (duck-typed, so the domain needs no numpy) to the contract."""
+    alternatives = [
+        IntentScore(intent=alt.intent, score=round(float(alt.score), 6))
+        for alt in prediction.alternatives  # type: ignore[attr-defined]
+    ]
+    return Classification(
+        intent=prediction.intent,  # type: ignore[attr-defined]
+        confidence=round(float(prediction.confidence), 6),  # type: ignore[attr-defined]
+        alternatives=alternatives,
+        out_of_scope=bool(prediction.out_of_scope),  # type: ignore[attr-defined]
+        model_version=model_version,
+    )
+
+
+def first_occurrences(ticket_ids: Sequence[str]) -> list[bool]:
+    """Mark the first appearance of each id in a batch; later ones are duplicate submissions."""
+    seen: set[str] = set()
+    marks = []
+    for ticket_id in ticket_ids:
+        marks.append(ticket_id not in seen)
+        seen.add(ticket_id)
+    return marks
+
+
+def classification_reason(classification: Classification) -> str:
+    runner_up = classification.alternatives[1] if len(classification.alternatives) > 1 else None
+    text = f"intent {classification.intent} at confidence {classification.confidence:.3f}"
+    if runner_up is not None:
+        text += f" (runner-up {runner_up.intent} at {runner_up.score:.3f})"
+    if classification.out_of_scope:
+        text += "; flagged out of scope"
+    return text

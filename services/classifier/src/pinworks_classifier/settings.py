@@ -1,0 +1,22 @@
+"""Classifier configuration, read from the environment in `create_app()`."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from pinworks_common.settings import CommonSettings
+from pydantic import Field
+
+
+class ClassifierSettings(CommonSettings):
+    artifact_dir: Path | None = Field(
+        default=None,
+        validation_alias="CLASSIFIER_ARTIFACT_DIR",
+        description="Model artifact directory; unset uses the model shipped in the package.",
+    )
+    cost_per_ticket_usd: Decimal = Field(
+        default=Decimal("0.00002"),
+        validation_alias="CLASSIFIER_COST_USD",
+        description="Cost charged to the business unit for classifying one ticket.",
+    )

@@ -1,0 +1,52 @@
+"""Composition root of the escalation service: the queue consumer and the outbox relay."""
+
+from __future__ import annotations
+
+from faststream import FastStream
+from pinworks_common.contracts import EscalationRequest, Outcome
+from pinworks_common.outbox import OutboxRelay
+from pinworks_common.service import build_runtime, make_publisher, service_app, subscribe_stage
+from pinworks_common.stage import StageRunner
+from pinworks_common.subjects import (
+    ESCALATION_REQUESTED,
+    WORK_STREAM,
+    OutcomeStatus,
+    Stage,
+    outcome_subject,
+)
+
+from pinworks_escalation.settings import EscalationSettings
+from pinworks_escalation.stage import EscalationStage
+
+
+def create_app(settings: EscalationSettings | None = None) -> FastStream:
+    settings = settings or EscalationSettings()
+    runtime = build_runtime("escalation", settings)
+    publish = make_publisher(runtime.broker)
+    runner = StageRunner(
+        EscalationStage(), runtime.engine, publish, max_deliveries=settings.max_deliveries
+    )
+    subscribe_stage(
+        runtime.broker, runner,
+        subject=ESCALATION_REQUESTED, stream=WORK_STREAM, durable=Stage.ESCALATION.value,
+        settings=settings,
+        description="Tickets automation should not answer, with every reason.",
+    )
+    runtime.documented_payloads[f"{Stage.ESCALATION.value}:{ESCALATION_REQUESTED}"] = (
+        EscalationRequest
+    )
+    runtime.broker.publisher(
+        outcome_subject(OutcomeStatus.ESCALATED), title="outcome-escalated", schema=Outcome,
+        description="Public outcome: the ticket waits for a person.",
+    )
+    runtime.broker.publisher(
+        outcome_subject(OutcomeStatus.RESOLVED), title="outcome-resolved-by-agent",
+        schema=Outcome, description="Public outcome: a person resolved the escalated ticket.",
+    )
+    relay = OutboxRelay(runtime.engine, publish, interval_seconds=settings.outbox_interval_seconds)
+    return service_app(
+        runtime,
+        description="The human escalation queue.",
+        on_started=[relay.start],
+        on_stopping=[relay.stop],
+    )

@@ -1,0 +1,104 @@
+"""The escalation stage: store each escalated ticket with its full context in the human
+queue and publish the `escalated` outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+from pinworks_common.contracts import EscalationRequest, Outcome, utcnow
+from pinworks_common.db.records import (
+    costs_by_ticket,
+    outcome_publication,
+    record_accountability,
+    record_decisions,
+    record_outcomes,
+)
+from pinworks_common.db.tables import escalations
+from pinworks_common.queue import OPEN, priority_for
+from pinworks_common.stage import Delivery, Publication, Work, decode_model
+from pinworks_common.subjects import OutcomeStatus, Stage
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+AUTOMATION = "automation"
+VERSION = "escalation-1"
+
+
+class EscalationStage:
+    stage = Stage.ESCALATION.value
+
+    def decode(self, delivery: Delivery) -> EscalationRequest:
+        request: EscalationRequest = decode_model(EscalationRequest, delivery)
+        return request
+
+    async def apply(
+        self, conn: AsyncConnection, work: Sequence[Work[EscalationRequest]]
+    ) -> list[Publication]:
+        rows, decisions, accountability = [], [], []
+        for item in work:
+            request = item.value
+            ticket = request.envelope.ticket
+            priority = priority_for(request.reasons, ticket.metadata)
+            rows.append({
+                "ticket_id": ticket.ticket_id,
+                "business_unit": ticket.business_unit,
+                "status": OPEN,
+                "priority": priority,
+                "source_stage": request.source_stage,
+                "reasons": request.reasons,
+                "context": {"envelope": request.envelope.model_dump(mode="json")},
+                "trace_id": request.envelope.trace_id,
+            })
+            decisions.append({
+                "ticket_id": ticket.ticket_id,
+                "stage": self.stage,
+                "decision_key": "enqueue",
+                "component": "escalation",
+                "version": VERSION,
+                "inputs": {"source_stage": request.source_stage},
+                "output": {"priority": priority, "reasons": request.reasons},
+                "reason": f"queued for a person at priority {priority}: "
+                + "; ".join(request.reasons),
+                "cost_usd": Decimal(0),
+                "latency_ms": None,
+                "trace_id": item.trace_id,
+            })
+            accountability.append({
+                "ticket_id": ticket.ticket_id,
+                "event_key": "escalation:enqueue",
+                "actor_type": "component",
+                "actor": "escalation",
+                "action": "enqueue",
+                "version": VERSION,
+                "details": {"priority": priority},
+            })
+        await conn.execute(
+            insert(escalations).on_conflict_do_nothing(index_elements=["ticket_id"]), rows
+        )
+        await record_decisions(conn, decisions)
+        await record_accountability(conn, accountability)
+        ids = [item.value.envelope.ticket.ticket_id for item in work]
+        costs = await costs_by_ticket(conn, ids)
+        candidates = []
+        for item in work:
+            envelope = item.value.envelope
+            classification = envelope.classification
+            candidates.append((AUTOMATION, Outcome(
+                ticket_id=envelope.ticket.ticket_id,
+                status=OutcomeStatus.ESCALATED,
+                business_unit=envelope.ticket.business_unit,
+                intent=classification.intent if classification else None,
+                confidence=classification.confidence if classification else None,
+                handler="human",
+                reasons=item.value.reasons,
+                cost_usd=costs.get(envelope.ticket.ticket_id, Decimal(0)),
+                resolved_by=AUTOMATION,
+                trace_id=envelope.trace_id,
+                decided_at=utcnow(),
+            ), item.trace_headers))
+        stored = await record_outcomes(conn, [(key, outcome) for key, outcome, _ in candidates])
+        return [
+            outcome_publication(outcome, key, headers)
+            for (key, _, headers), outcome in zip(candidates, stored, strict=True)
+        ]

@@ -1,0 +1,44 @@
+"""Composition root of the router service."""
+
+from __future__ import annotations
+
+from faststream import FastStream
+from pinworks_common.contracts import EscalationRequest, TicketEnvelope
+from pinworks_common.service import build_runtime, make_publisher, service_app, subscribe_stage
+from pinworks_common.stage import StageRunner
+from pinworks_common.subjects import (
+    CLASSIFIED,
+    ESCALATION_REQUESTED,
+    WORK_STREAM,
+    Stage,
+    routed_subject,
+)
+
+from pinworks_router.policy import load_policy
+from pinworks_router.settings import RouterSettings
+from pinworks_router.stage import RouterStage
+
+
+def create_app(settings: RouterSettings | None = None) -> FastStream:
+    settings = settings or RouterSettings()
+    policy = load_policy(settings.policy_file)
+    runtime = build_runtime("router", settings)
+    runner = StageRunner(
+        RouterStage(policy), runtime.engine, make_publisher(runtime.broker),
+        max_deliveries=settings.max_deliveries,
+    )
+    subscribe_stage(
+        runtime.broker, runner,
+        subject=CLASSIFIED, stream=WORK_STREAM, durable=Stage.ROUTER.value, settings=settings,
+        description="Classified tickets; the policy's first matching rule picks the handler.",
+    )
+    runtime.documented_payloads[f"{Stage.ROUTER.value}:{CLASSIFIED}"] = TicketEnvelope
+    runtime.broker.publisher(
+        routed_subject("{handler}"), title="routed", schema=TicketEnvelope,
+        description="Ticket with its route, for the chosen specialist handler.",
+    )
+    runtime.broker.publisher(
+        ESCALATION_REQUESTED, title="escalate", schema=EscalationRequest,
+        description="Ticket the policy sends to a person.",
+    )
+    return service_app(runtime, description=f"Routes tickets with policy {policy.version}.")

@@ -1,0 +1,48 @@
+"""Composition root of the verifier service."""
+
+from __future__ import annotations
+
+from faststream import FastStream
+from pinworks_common.contracts import EscalationRequest, Outcome, TicketEnvelope
+from pinworks_common.service import build_runtime, make_publisher, service_app, subscribe_stage
+from pinworks_common.stage import StageRunner
+from pinworks_common.subjects import (
+    DRAFTED,
+    ESCALATION_REQUESTED,
+    WORK_STREAM,
+    OutcomeStatus,
+    Stage,
+    outcome_subject,
+)
+
+from pinworks_verifier.checks import CompletenessCheck, CustomerStateCheck
+from pinworks_verifier.settings import VerifierSettings
+from pinworks_verifier.stage import VerifierStage
+
+
+def create_app(settings: VerifierSettings | None = None) -> FastStream:
+    settings = settings or VerifierSettings()
+    runtime = build_runtime("verifier", settings)
+    stage = VerifierStage([
+        CompletenessCheck(),
+        CustomerStateCheck(settings.negative_sentiment_threshold),
+    ])
+    runner = StageRunner(
+        stage, runtime.engine, make_publisher(runtime.broker),
+        max_deliveries=settings.max_deliveries,
+    )
+    subscribe_stage(
+        runtime.broker, runner,
+        subject=DRAFTED, stream=WORK_STREAM, durable=Stage.VERIFIER.value, settings=settings,
+        description="Draft answers; each is checked before it can reach a customer.",
+    )
+    runtime.documented_payloads[f"{Stage.VERIFIER.value}:{DRAFTED}"] = TicketEnvelope
+    runtime.broker.publisher(
+        outcome_subject(OutcomeStatus.RESOLVED), title="outcome-resolved", schema=Outcome,
+        description="Public outcome: the verified answer for the customer.",
+    )
+    runtime.broker.publisher(
+        ESCALATION_REQUESTED, title="escalate", schema=EscalationRequest,
+        description="A draft that failed a check, with every failing reason.",
+    )
+    return service_app(runtime, description=f"Verifies drafts ({stage.version}).")

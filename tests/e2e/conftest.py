@@ -1,0 +1,145 @@
+"""The whole platform for end-to-end tests: real NATS, real Postgres, the five services as
+subprocesses. Tests talk to it only through the public contract (subjects and Postgres)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+import pytest_asyncio
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pinworks_common.db.engine import create_engine
+from pinworks_common.devinfra import ServiceProcess
+from pinworks_common.subjects import OUTCOME_WILDCARD, SUBMITTED, TICKETS_STREAM
+
+SERVICES = ("classifier", "router", "specialists", "verifier", "escalation")
+
+
+@dataclass
+class Platform:
+    processes: dict[str, ServiceProcess]
+    nats_url: str
+    database_url: str
+    env: dict[str, str]
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {name} ---\n{p.log_text()[-3000:]}"
+                         for name, p in self.processes.items())
+
+
+@pytest.fixture(scope="session")
+def platform(nats_url: str, migrated_database_url: str,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    log_dir = tmp_path_factory.mktemp("service-logs")
+    env = {
+        **os.environ,
+        "NATS_URL": nats_url,
+        "DATABASE_URL": migrated_database_url,
+        "PINWORKS_ACK_WAIT_SECONDS": "4",
+        "PINWORKS_BATCH_SIZE": "64",
+        "PINWORKS_LOG_LEVEL": "INFO",
+        "PINWORKS_MAX_DELIVERIES": "3",
+    }
+    env.pop("PINWORKS_HEALTH_PORT", None)
+    processes = {name: ServiceProcess(name, env, log_dir) for name in SERVICES}
+    try:
+        for process in processes.values():
+            process.start()
+        for process in processes.values():
+            process.wait_ready(timeout=90)
+    except Exception:
+        for process in processes.values():
+            print(f"--- {process.name} ---\n{process.log_text()[-4000:]}")
+            process.stop()
+        raise
+    yield Platform(processes, nats_url, migrated_database_url, env)
+    for process in processes.values():
+        process.stop()
+
+
+@dataclass
+class Outcomes:
+    """Every outcome message seen on `tickets.outcome.>`, by ticket, in arrival order."""
+
+    by_ticket: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def add(self, outcome: dict[str, Any]) -> None:
+        async with self.changed:
+            self.by_ticket[outcome["ticket_id"]].append(outcome)
+            self.changed.notify_all()
+
+    async def wait_for(self, ticket_ids: list[str], count: int = 1, timeout: float = 60
+                       ) -> dict[str, list[dict[str, Any]]]:
+        async def enough() -> None:
+            async with self.changed:
+                await self.changed.wait_for(
+                    lambda: all(len(self.by_ticket[t]) >= count for t in ticket_ids))
+
+        try:
+            await asyncio.wait_for(enough(), timeout)
+        except TimeoutError:
+            missing = [t for t in ticket_ids if len(self.by_ticket[t]) < count]
+            raise AssertionError(f"no outcome within {timeout}s for {missing[:10]} "
+                                 f"({len(missing)} missing)") from None
+        return {t: list(self.by_ticket[t]) for t in ticket_ids}
+
+
+@dataclass
+class PlatformClient:
+    nc: Client
+    js: JetStreamContext
+    outcomes: Outcomes
+    engine: AsyncEngine
+
+    async def submit(self, ticket: dict[str, Any] | bytes, msg_id: str | None = None) -> None:
+        payload = ticket if isinstance(ticket, bytes) else json.dumps(ticket).encode()
+        headers = {"Nats-Msg-Id": msg_id or f"test-{uuid.uuid4()}"}
+        await self.js.publish(SUBMITTED, payload, stream=TICKETS_STREAM, headers=headers)
+
+    async def fetch(self, sql: str, **params: Any) -> list[Any]:
+        from sqlalchemy import text
+
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(text(sql), params)).all())
+
+
+@pytest_asyncio.fixture
+async def client(platform: Platform) -> AsyncIterator[PlatformClient]:
+    nc = await nats.connect(platform.nats_url)
+    outcomes = Outcomes()
+
+    async def on_outcome(msg: Any) -> None:
+        await outcomes.add(json.loads(msg.data))
+
+    subscription = await nc.subscribe(OUTCOME_WILDCARD, cb=on_outcome)
+    engine = create_engine(platform.database_url, pool_size=2)
+    try:
+        yield PlatformClient(nc, nc.jetstream(), outcomes, engine)
+    finally:
+        await subscription.unsubscribe()
+        await nc.drain()
+        await engine.dispose()
+
+
+def run_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def ticket(ticket_id: str, body: str, unit: str = "retail", **extra: Any) -> dict[str, Any]:
+    return {"ticket_id": ticket_id, "business_unit": unit, "body": body, **extra}
+
+
+ROOT = Path(__file__).resolve().parents[2]
