@@ -5,8 +5,8 @@ from __future__ import annotations
 from faststream import FastStream
 from pinworks_common.contracts import TicketEnvelope
 from pinworks_common.service import build_runtime, make_publisher, service_app, subscribe_stage
-from pinworks_common.stage import StageRunner
-from pinworks_common.subjects import DRAFTED, WORK_STREAM, routed_subject, specialist_consumer
+from pinworks_common.stage import StageRunner, escalate_on_dead_letter
+from pinworks_common.subjects import DRAFTED, WORK_STREAM, Stage, routed_subject, specialist_consumer
 
 from pinworks_specialists.handlers import Handler, TemplateHandler
 from pinworks_specialists.settings import Price, SpecialistSettings
@@ -37,6 +37,7 @@ def create_app(settings: SpecialistSettings | None = None) -> FastStream:
         runner = StageRunner(
             SpecialistStage(handler), runtime.engine, publish,
             max_deliveries=settings.max_deliveries,
+            on_dead_letter=escalate_on_dead_letter(Stage.SPECIALIST.value),
         )
         subject = routed_subject(handler.name)
         durable = specialist_consumer(handler.name)
