@@ -18,11 +18,10 @@ import pytest
 import pytest_asyncio
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from pinworks_common.db.engine import create_engine
 from pinworks_common.devinfra import ServiceProcess
 from pinworks_common.subjects import OUTCOME_WILDCARD, SUBMITTED, TICKETS_STREAM
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 SERVICES = ("classifier", "router", "specialists", "verifier", "escalation")
 
@@ -81,7 +80,7 @@ class Outcomes:
             self.by_ticket[outcome["ticket_id"]].append(outcome)
             self.changed.notify_all()
 
-    async def wait_for(self, ticket_ids: list[str], count: int = 1, timeout: float = 60
+    async def wait_for(self, ticket_ids: list[str], count: int = 1, within: float = 60
                        ) -> dict[str, list[dict[str, Any]]]:
         async def enough() -> None:
             async with self.changed:
@@ -89,10 +88,10 @@ class Outcomes:
                     lambda: all(len(self.by_ticket[t]) >= count for t in ticket_ids))
 
         try:
-            await asyncio.wait_for(enough(), timeout)
+            await asyncio.wait_for(enough(), within)
         except TimeoutError:
             missing = [t for t in ticket_ids if len(self.by_ticket[t]) < count]
-            raise AssertionError(f"no outcome within {timeout}s for {missing[:10]} "
+            raise AssertionError(f"no outcome within {within}s for {missing[:10]} "
                                  f"({len(missing)} missing)") from None
         return {t: list(self.by_ticket[t]) for t in ticket_ids}
 

@@ -10,7 +10,6 @@ import sys
 from decimal import Decimal
 
 import pytest
-
 from pinworks_common.subjects import DEAD_LETTER_STREAM, OUTCOMES_STREAM, WORK_STREAM
 
 from .conftest import ROOT, Platform, PlatformClient, run_id, ticket
@@ -84,8 +83,8 @@ async def test_the_audit_command_prints_the_whole_trail(
     ticket_id = f"{run_id()}-audit"
     await client.submit(ticket(ticket_id, CLEAR["change_pin"]))
     await client.outcomes.wait_for([ticket_id])
-    completed = subprocess.run(
-        [sys.executable, "-m", "pinworks_cli", "audit", ticket_id, "--json"],
+    completed = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "pinworks_cli", "audit", ticket_id, "--json"],
         env=platform.env, capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
     assert completed.returncode == 0, completed.stderr
     trail = json.loads(completed.stdout)
@@ -194,7 +193,7 @@ async def test_a_service_killed_mid_stream_loses_and_duplicates_nothing(
                 platform.processes[name].restart()
     for name in victims:
         platform.processes[name].wait_ready(timeout=60)
-    seen = await client.outcomes.wait_for(ids, timeout=120)
+    seen = await client.outcomes.wait_for(ids, within=120)
     assert all(len(outcomes) == 1 for outcomes in seen.values())
     per_ticket = await client.fetch(
         "SELECT ticket_id, count(*) AS n, sum(amount_usd) AS total FROM cost_ledger "
@@ -207,7 +206,7 @@ async def test_a_service_killed_mid_stream_loses_and_duplicates_nothing(
     assert stream_copies == len(ids), "an outcome was stored twice in the outcomes stream"
 
 
-async def _wait_rows(client: PlatformClient, sql: str, timeout: float = 30, **params: object
+async def _wait_rows(client: PlatformClient, sql: str, within: float = 30, **params: object
                      ) -> list:
     """Poll Postgres until the query returns rows (a condition with a deadline)."""
 
@@ -218,7 +217,7 @@ async def _wait_rows(client: PlatformClient, sql: str, timeout: float = 30, **pa
                 return rows
             await asyncio.sleep(0.1)
 
-    return await asyncio.wait_for(poll(), timeout)
+    return await asyncio.wait_for(poll(), within)
 
 
 async def _count_outcomes_in_stream(client: PlatformClient, ids: set[str]) -> int:

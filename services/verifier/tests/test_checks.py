@@ -2,7 +2,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-
 from pinworks_common.contracts import (
     Classification,
     Draft,

@@ -33,17 +33,25 @@ app.add_typer(db_app, name="db")
 
 console = Console()
 T = TypeVar("T")
-RUN_FILE = Path(".run") / "platform.json"
+RUN_ENV_FILE = Path(".run") / "env"
+
+
+def _running_platform() -> dict[str, str]:
+    """The URLs `pinworks run` wrote to .run/env (lines `export NAME='value'`)."""
+    if not RUN_ENV_FILE.exists():
+        return {}
+    found = {}
+    for line in RUN_ENV_FILE.read_text().splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        found[name.strip()] = value.strip().strip("'\"")
+    return found
 
 
 def connection_settings() -> tuple[str, str]:
-    """NATS and Postgres URLs: the environment first, else what `pinworks run` wrote."""
-    nats_url = os.environ.get("NATS_URL")
-    database_url = os.environ.get("DATABASE_URL")
-    if (not nats_url or not database_url) and RUN_FILE.exists():
-        running = json.loads(RUN_FILE.read_text())
-        nats_url = nats_url or running.get("nats_url")
-        database_url = database_url or running.get("database_url")
+    """NATS and Postgres URLs: the environment first, else the platform `pinworks run` started."""
+    running = _running_platform()
+    nats_url = os.environ.get("NATS_URL") or running.get("NATS_URL")
+    database_url = os.environ.get("DATABASE_URL") or running.get("DATABASE_URL")
     return (nats_url or "nats://127.0.0.1:4222",
             database_url or "postgresql://postgres@127.0.0.1:5432/postgres")
 

@@ -68,7 +68,7 @@ async def ensure_streams(broker: NatsBroker) -> None:
 
 def make_publisher(broker: NatsBroker) -> Callable[[Publication], Awaitable[Any]]:
     async def publish(publication: Publication) -> Any:
-        headers = {"Nats-Msg-Id": publication.msg_id, **publication.headers}
+        headers = {**publication.headers, "Nats-Msg-Id": publication.msg_id}
         return await broker.publish(
             publication.payload,
             publication.subject,

@@ -301,3 +301,24 @@ def decode_model(model: Any, delivery: Delivery) -> Any:
         return model.model_validate_json(delivery.data)
     except ValidationError as error:
         raise PoisonMessage(f"not a valid {model.__name__}: {error}") from None
+
+
+def escalate_on_dead_letter(stage: str) -> Callable[[Delivery, str], list[Publication]]:
+    """A ticket whose message a stage gave up on still reaches a person, with the error:
+    an accepted ticket always gets an outcome."""
+    from pinworks_common.contracts import EscalationRequest, TicketEnvelope
+
+    def escalate(delivery: Delivery, reason: str) -> list[Publication]:
+        try:
+            envelope = TicketEnvelope.model_validate_json(delivery.data)
+        except ValueError:
+            return []
+        request = EscalationRequest(
+            envelope=envelope, source_stage=stage,
+            reasons=[f"{stage} failed after {delivery.num_delivered} deliveries: {reason}"],
+        )
+        trace_headers = {k: v for k, v in delivery.headers.items()
+                         if k in ("traceparent", "tracestate")}
+        return [escalation_publication(request, trace_headers)]
+
+    return escalate

@@ -5,7 +5,7 @@ from __future__ import annotations
 from faststream import FastStream
 from pinworks_common.contracts import EscalationRequest, Outcome, TicketEnvelope
 from pinworks_common.service import build_runtime, make_publisher, service_app, subscribe_stage
-from pinworks_common.stage import StageRunner
+from pinworks_common.stage import StageRunner, escalate_on_dead_letter
 from pinworks_common.subjects import (
     DRAFTED,
     ESCALATION_REQUESTED,
@@ -30,6 +30,7 @@ def create_app(settings: VerifierSettings | None = None) -> FastStream:
     runner = StageRunner(
         stage, runtime.engine, make_publisher(runtime.broker),
         max_deliveries=settings.max_deliveries,
+        on_dead_letter=escalate_on_dead_letter(Stage.VERIFIER.value),
     )
     subscribe_stage(
         runtime.broker, runner,

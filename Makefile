@@ -1,0 +1,62 @@
+# pinworks: two commands on a fresh machine with only Python and make.
+#   make run   install, start embedded NATS + Postgres (unless NATS_URL / DATABASE_URL), migrate,
+#              start the five services; Ctrl-C stops everything
+#   make test  install and run every test tier
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+SERVICES := classifier router specialists verifier escalation
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+
+.PHONY: install run test test-unit test-e2e test-infra test-isolated lint bench asyncapi clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(VENV)/.installed: $(UV) uv.lock pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
+	$(UV) sync --frozen --all-packages --python $(PYTHON)
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(VENV)/bin/pinworks run
+
+test: install lint test-unit test-isolated test-infra test-e2e
+
+test-unit: install
+	$(VENV)/bin/pytest -q -p no:cacheprovider libs services
+
+test-e2e: install
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/e2e
+
+test-infra: install
+	@if [ -d tests/infra ]; then $(VENV)/bin/pytest -q -p no:cacheprovider tests/infra; fi
+
+# Each service alone in its own environment: a dependency it imports but does not declare fails here.
+test-isolated: $(UV)
+	@for service in $(SERVICES); do \
+		env_dir=$(abspath .venv-isolated)/$$service; \
+		echo "== $$service alone"; \
+		UV_PROJECT_ENVIRONMENT=$$env_dir $(UV) sync --quiet --frozen --no-dev --package pinworks-$$service --python $(PYTHON) || exit 1; \
+		$(UV) pip install --quiet --python $$env_dir/bin/python pytest || exit 1; \
+		(cd services/$$service && $$env_dir/bin/python -m pytest -q -p no:cacheprovider -c /dev/null --rootdir . tests) || exit 1; \
+		$$env_dir/bin/python -c "import pinworks_$$service.app" || exit 1; \
+	done
+
+lint: install
+	$(VENV)/bin/ruff check libs services tests
+	$(VENV)/bin/mypy libs/common/src libs/cli/src services/*/src
+
+bench: install
+	$(VENV)/bin/pinworks bench --count $${COUNT:-5000}
+
+asyncapi: install
+	$(VENV)/bin/pinworks asyncapi --out docs/asyncapi
+
+clean:
+	rm -rf $(VENV) .venv-isolated $(TOOLS) .run

@@ -1,0 +1,108 @@
+"""The human escalation queue: claim with a lease, resolve, and the human outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+from pinworks_common.db.engine import create_engine
+from pinworks_common.queue import QueueError, claim, resolve
+
+from .conftest import ROOT, Platform, PlatformClient, run_id, ticket
+
+pytestmark = pytest.mark.e2e
+
+OUT_OF_SCOPE = "Can you recommend a good hotel in Lisbon for next weekend?"
+
+
+def cli(platform: Platform, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pinworks_cli", *args], env=platform.env,
+                          capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
+
+
+async def test_an_agent_claims_and_resolves_an_escalated_ticket(
+    client: PlatformClient, platform: Platform,
+) -> None:
+    rid = run_id()
+    unit = f"unit-{rid}"
+    ticket_id = f"{rid}-human"
+    await client.submit(ticket(ticket_id, OUT_OF_SCOPE, unit))
+    [escalated] = (await client.outcomes.wait_for([ticket_id]))[ticket_id]
+    assert escalated["status"] == "escalated"
+
+    listed = cli(platform, "queue", "list", "--business-unit", unit, "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [item["ticket_id"] for item in json.loads(listed.stdout)] == [ticket_id]
+
+    refused = cli(platform, "queue", "resolve", ticket_id, "--agent", "ana", "--reply", "Hi")
+    assert refused.returncode == 1
+    assert "must claim" in refused.stdout
+
+    claimed = cli(platform, "queue", "claim", "--agent", "ana", "--business-unit", unit)
+    assert claimed.returncode == 0, claimed.stderr + claimed.stdout
+    assert f"claimed {ticket_id}" in claimed.stdout
+    taken = cli(platform, "queue", "claim", ticket_id, "--agent", "bo")
+    assert taken.returncode == 1, "a claimed ticket is not handed to a second agent"
+
+    reply = "We only handle banking questions, but here is how to reach our travel partner."
+    resolved = cli(platform, "queue", "resolve", ticket_id, "--agent", "ana", "--reply", reply)
+    assert resolved.returncode == 0, resolved.stderr + resolved.stdout
+    outcomes = (await client.outcomes.wait_for([ticket_id], count=2))[ticket_id]
+    human = outcomes[1]
+    assert human["status"] == "resolved"
+    assert human["resolved_by"] == "ana"
+    assert human["answer"] == reply
+    assert human["trace_id"] == escalated["trace_id"]
+    assert human["cost_usd"] > escalated["cost_usd"], "the agent's time is charged too"
+    actions = await client.fetch(
+        "SELECT actor, action FROM accountability WHERE ticket_id = :t AND actor_type = 'person' "
+        "ORDER BY id", t=ticket_id)
+    assert [(row.actor, row.action) for row in actions] == [("ana", "claim"), ("ana", "resolve")]
+
+
+async def test_concurrent_agents_never_share_a_ticket_and_leases_expire(
+    client: PlatformClient, platform: Platform,
+) -> None:
+    rid = run_id()
+    unit = f"unit-{rid}"
+    ids = [f"{rid}-q{n}" for n in range(8)]
+    for ticket_id in ids:
+        await client.submit(ticket(ticket_id, OUT_OF_SCOPE, unit))
+    await client.outcomes.wait_for(ids)
+
+    engine = create_engine(platform.database_url, pool_size=10)
+
+    async def agent_claims(agent: str) -> list[str]:
+        mine = []
+        while True:
+            async with engine.begin() as conn:
+                item = await claim(conn, agent, business_units=[unit])
+            if item is None:
+                return mine
+            mine.append(item.ticket_id)
+
+    try:
+        claims = await asyncio.gather(*(agent_claims(f"agent-{n}") for n in range(6)))
+        flat = [ticket_id for mine in claims for ticket_id in mine]
+        assert sorted(flat) == sorted(ids), "every ticket claimed exactly once"
+
+        async with engine.begin() as conn:
+            expired = await claim(conn, "late", ticket_id=ids[0], lease=timedelta(seconds=-1))
+        assert expired is None, "a live lease is not stolen"
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql(
+                "UPDATE escalations SET lease_expires_at = now() - interval '1 second' "
+                "WHERE ticket_id = $1", (ids[0],))
+        async with engine.begin() as conn:
+            reclaimed = await claim(conn, "late", ticket_id=ids[0])
+        assert reclaimed is not None and reclaimed.claimed_by == "late"
+        owner = next(f"agent-{n}" for n, mine in enumerate(claims) if ids[0] in mine)
+        with pytest.raises(QueueError, match="must claim"):
+            async with engine.begin() as conn:
+                await resolve(conn, ids[0], owner, "too late")
+    finally:
+        await engine.dispose()
