@@ -1,7 +1,6 @@
 import json
 
 import pytest
-
 from pinworks_common.contracts import (
     MAX_PAYLOAD_BYTES,
     Outcome,

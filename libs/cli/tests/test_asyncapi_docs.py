@@ -1,0 +1,28 @@
+"""The committed AsyncAPI documents are the ones the FastStream apps generate today."""
+
+import json
+from pathlib import Path
+
+from pinworks_cli.docs import SERVICES, write_asyncapi
+
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "asyncapi"
+
+
+def test_committed_asyncapi_matches_the_apps(tmp_path: Path) -> None:
+    written = write_asyncapi(tmp_path)
+    assert [path.stem for path in written] == list(SERVICES)
+    for path in written:
+        assert json.loads(path.read_text()) == json.loads((DOCS / path.name).read_text()), (
+            f"docs/asyncapi/{path.name} is stale: run `make asyncapi`")
+
+
+def test_the_public_submission_contract_is_documented(tmp_path: Path) -> None:
+    write_asyncapi(tmp_path)
+    document = json.loads((tmp_path / "classifier.json").read_text())
+    channel = document["channels"]["classifier:tickets.submitted"]
+    assert channel["address"] == "tickets.submitted"
+    schema = document["components"]["schemas"]["TicketSubmission"]
+    assert set(schema["required"]) == {"ticket_id", "business_unit", "body"}
+    assert all(field.get("description") for field in schema["properties"].values())
+    outcome = document["components"]["schemas"]["Outcome"]
+    assert "cost_usd" in outcome["required"]
