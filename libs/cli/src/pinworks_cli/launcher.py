@@ -1,0 +1,305 @@
+"""``pinworks run``: the whole platform on one machine, with nothing but Python installed.
+
+NATS and Postgres come from the environment or the embedded servers (never Docker, so
+``make run`` behaves the same everywhere); their data lives under ``workdir`` and survives
+restarts. Each service is its own process, supervised: a crash is reported and the service is
+restarted with backoff, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from pinworks_common.devinfra import (
+    Infrastructure,
+    ServiceProcess,
+    free_port,
+    port_is_free,
+    resolve_infrastructure,
+    stop_stale_process,
+)
+
+ALL_SERVICES: tuple[str, ...] = ("classifier", "router", "specialists", "verifier", "escalation")
+DEFAULT_ESCALATION_PORT = 8000
+READY_TIMEOUT = 90.0
+STOP_TIMEOUT = 10.0
+SUPERVISE_INTERVAL = 0.5
+MAX_RESTARTS = 5
+"""Restarts allowed per service inside ``RESTART_WINDOW``; past that it stays down."""
+RESTART_WINDOW = 300.0
+BACKOFF_BASE = 1.0
+BACKOFF_MAX = 30.0
+EXAMPLE_COMMANDS = (
+    'pinworks submit --business-unit retail-banking "I was charged twice for my card fee"',
+    "pinworks audit <ticket-id>",
+    "pinworks queue list",
+)
+
+
+class _Shutdown(Exception):
+    """Raised from the SIGTERM handler so SIGTERM unwinds exactly like Ctrl-C."""
+
+
+def _say(message: str) -> None:
+    print(f"[pinworks] {message}", flush=True)
+
+
+def backoff_delay(failures: int) -> float:
+    """Seconds to wait before restart number ``failures`` (1-based): 1, 2, 4, ... capped."""
+    return float(min(BACKOFF_MAX, BACKOFF_BASE * 2 ** max(0, failures - 1)))
+
+
+@dataclass
+class _Supervised:
+    process: ServiceProcess
+    recent_failures: list[float] = field(default_factory=list)
+    restart_at: float | None = None
+    awaiting_ready: bool = False
+    given_up: bool = False
+
+
+def _escalation_port() -> int:
+    configured = os.environ.get("ESCALATION_HTTP_PORT")
+    if configured:
+        return int(configured)
+    if port_is_free(DEFAULT_ESCALATION_PORT):
+        return DEFAULT_ESCALATION_PORT
+    return free_port()
+
+
+def _service_env(name: str, infra: Infrastructure, escalation_port: int) -> dict[str, str]:
+    env = {
+        "NATS_URL": infra.nats_url,
+        "DATABASE_URL": infra.database_url,
+        "PINWORKS_HEALTH_PORT": str(free_port()),
+    }
+    if name == "escalation":
+        env["ESCALATION_HTTP_PORT"] = str(escalation_port)
+    return env
+
+
+def _write_env_file(workdir: Path, infra: Infrastructure, escalation_port: int) -> Path:
+    """Let other terminals ``source .run/env`` to talk to this platform."""
+    path = workdir / "env"
+    path.write_text(
+        f"export NATS_URL='{infra.nats_url}'\n"
+        f"export DATABASE_URL='{infra.database_url}'\n"
+        f"export ESCALATION_URL='http://127.0.0.1:{escalation_port}'\n"
+    )
+    return path
+
+
+def format_summary(
+    infra: Infrastructure,
+    processes: Sequence[ServiceProcess],
+    escalation_port: int | None,
+    env_file: Path,
+) -> str:
+    """The banner printed once everything is ready: where each thing is, and what to try."""
+    lines = [
+        "",
+        "pinworks is running",
+        "",
+        f"  NATS        {infra.nats_url}",
+    ]
+    if infra.nats_monitor_url:
+        lines.append(f"  monitoring  {infra.nats_monitor_url}  (/jsz, /connz, /healthz)")
+    lines += [
+        f"  Postgres    {infra.database_url}",
+        f"  sources     {infra.description}",
+        "",
+        f"  {'service':<12} {'pid':>7}  {'health':<38} log",
+    ]
+    for proc in processes:
+        lines.append(f"  {proc.name:<12} {proc.pid or '-':>7}  {proc.health_url:<38} {proc.log_path}")
+    if escalation_port is not None:
+        lines += ["", f"  escalation console  http://127.0.0.1:{escalation_port}/"]
+    lines += [
+        "",
+        "  In another terminal:",
+        f"    source {env_file}",
+        *(f"    {command}" for command in EXAMPLE_COMMANDS),
+        "",
+        "  Ctrl-C stops everything.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _install_signal_handlers() -> dict[int, Any]:
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise _Shutdown(signal.Signals(signum).name)
+
+    previous: dict[int, Any] = {
+        signal.SIGINT: signal.getsignal(signal.SIGINT),
+        signal.SIGTERM: signal.getsignal(signal.SIGTERM),
+    }
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, on_term)
+    if hasattr(signal, "SIGHUP"):
+        previous[signal.SIGHUP] = signal.getsignal(signal.SIGHUP)
+        signal.signal(signal.SIGHUP, on_term)
+    return previous
+
+
+def _ignore_signals_during_shutdown() -> None:
+    """A second Ctrl-C must not cut the orderly shutdown short (it is bounded anyway)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            signal.signal(sig, signal.SIG_IGN)
+
+
+def _restore_signals(previous: dict[int, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def _stop_previous_services(pid_file: Path) -> None:
+    """A launcher killed with SIGKILL leaves its services running; stop them before starting."""
+    try:
+        previous = json.loads(pid_file.read_text())
+    except (OSError, ValueError):
+        return
+    for name, pid in previous.items():
+        stop_stale_process(int(pid), f"pinworks_{name}", signal.SIGTERM, timeout=STOP_TIMEOUT)
+
+
+def _record_pids(pid_file: Path, processes: Sequence[ServiceProcess]) -> None:
+    pid_file.write_text(json.dumps({p.name: p.pid for p in processes if p.pid is not None}))
+
+
+def _start_all(processes: Sequence[ServiceProcess], pid_file: Path) -> None:
+    """Start every service, then wait for each; raises (with the log tail) on failure."""
+    for proc in processes:
+        proc.start()
+        _say(f"started {proc.name} (pid {proc.pid}), log {proc.log_path}")
+    _record_pids(pid_file, processes)
+    for proc in processes:
+        proc.wait_ready(READY_TIMEOUT)
+        _say(f"{proc.name} is ready")
+
+
+def _supervise_once(entries: Sequence[_Supervised], now: float, clock: Callable[[], float]) -> bool:
+    """One pass over the services; True when one was restarted (its pid changed)."""
+    restarted = False
+    for entry in entries:
+        proc = entry.process
+        if entry.given_up:
+            continue
+        if entry.restart_at is not None:
+            if now >= entry.restart_at:
+                entry.restart_at = None
+                proc.start()
+                entry.awaiting_ready = True
+                restarted = True
+                _say(f"restarted {proc.name} (pid {proc.pid})")
+            continue
+        if entry.awaiting_ready and proc.check_ready():
+            entry.awaiting_ready = False
+            _say(f"{proc.name} is ready again")
+        if proc.is_running:
+            continue
+        code = proc.returncode
+        proc.stop(0)
+        entry.recent_failures = [t for t in entry.recent_failures if now - t < RESTART_WINDOW]
+        entry.recent_failures.append(now)
+        tail = "\n".join(proc.log_text().splitlines()[-15:])
+        _say(f"{proc.name} exited unexpectedly (code {code}); last log lines:\n{tail}")
+        if len(entry.recent_failures) > MAX_RESTARTS:
+            entry.given_up = True
+            _say(
+                f"{proc.name} failed {len(entry.recent_failures)} times in "
+                f"{RESTART_WINDOW:.0f}s; leaving it stopped (see {proc.log_path})"
+            )
+            continue
+        delay = backoff_delay(len(entry.recent_failures))
+        entry.restart_at = clock() + delay
+        _say(f"restarting {proc.name} in {delay:.0f}s")
+    return restarted
+
+
+def _stop_all(processes: Sequence[ServiceProcess]) -> None:
+    """SIGTERM everyone first so they drain in parallel, then wait and kill stragglers."""
+    for proc in processes:
+        proc.kill(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for proc in processes:
+        proc.wait_exit(max(0.0, deadline - time.monotonic()))
+        code = proc.stop(0)
+        if code is not None:
+            _say(f"stopped {proc.name} (exit {code})")
+
+
+def run_platform(services: Sequence[str] = ALL_SERVICES, workdir: Path = Path(".run")) -> int:
+    """Run NATS, Postgres and ``services`` until Ctrl-C or SIGTERM; 0 on a clean stop."""
+    unknown = [name for name in services if name not in ALL_SERVICES]
+    if unknown:
+        _say(f"unknown service(s): {', '.join(unknown)}; choose from {', '.join(ALL_SERVICES)}")
+        return 2
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_dir = workdir / "logs"
+    pid_file = workdir / "services.pids"
+    previous = _install_signal_handlers()
+    infra: Infrastructure | None = None
+    processes: list[ServiceProcess] = []
+    exit_code = 0
+    try:
+        _stop_previous_services(pid_file)
+        _say("starting NATS and Postgres ...")
+        infra = resolve_infrastructure(workdir, allow_docker=False, prefer_default_ports=True)
+        _say(infra.description)
+        from pinworks_common.db.migrate import upgrade
+
+        _say("migrating the database to the latest schema ...")
+        upgrade(infra.database_url)
+        escalation_port = _escalation_port() if "escalation" in services else None
+        processes = [
+            ServiceProcess(name, _service_env(name, infra, escalation_port or 0), log_dir)
+            for name in services
+        ]
+        _start_all(processes, pid_file)
+        env_file = _write_env_file(workdir, infra, escalation_port or DEFAULT_ESCALATION_PORT)
+        print(format_summary(infra, processes, escalation_port, env_file), flush=True)
+        entries = [_Supervised(proc) for proc in processes]
+        while True:
+            if _supervise_once(entries, time.monotonic(), time.monotonic):
+                _record_pids(pid_file, processes)
+            time.sleep(SUPERVISE_INTERVAL)
+    except (KeyboardInterrupt, _Shutdown):
+        _ignore_signals_during_shutdown()
+        _say("shutting down ...")
+    except (RuntimeError, OSError) as exc:
+        _ignore_signals_during_shutdown()
+        _say(f"could not start: {exc}")
+        exit_code = 1
+    finally:
+        _ignore_signals_during_shutdown()
+        try:
+            _stop_all(processes)
+            pid_file.unlink(missing_ok=True)
+            if infra is not None:
+                infra.close()
+                _say("stopped NATS and Postgres")
+        finally:
+            _restore_signals(previous)
+    return exit_code
+
+
+def main() -> None:
+    """``python -m pinworks_cli.launcher [service ...]`` without the typer CLI."""
+    services = tuple(sys.argv[1:]) or ALL_SERVICES
+    raise SystemExit(run_platform(services))
+
+
+if __name__ == "__main__":
+    main()

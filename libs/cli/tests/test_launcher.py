@@ -1,0 +1,193 @@
+"""``run_platform`` end to end with stand-in services: start, crash recovery, clean SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from pinworks_cli.launcher import backoff_delay
+from pinworks_common.devinfra import free_port
+
+FAKE_MAIN = textwrap.dedent(
+    """
+    import os, signal, threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path in ("/healthz", "/readyz") else 404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", int(os.environ["PINWORKS_HEALTH_PORT"])), Handler)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    print("fake", os.environ["NATS_URL"], os.environ["DATABASE_URL"], flush=True)
+    server.serve_forever()
+    """
+)
+
+RUNNER = textwrap.dedent(
+    """
+    import sys, types
+    from pathlib import Path
+
+    # The real migration is the e2e suite's business; here only the call is checked.
+    migrate = types.ModuleType("pinworks_common.db.migrate")
+    migrate.upgrade = lambda url: print("[test] upgrade", url, flush=True)
+    sys.modules["pinworks_common.db"] = types.ModuleType("pinworks_common.db")
+    sys.modules["pinworks_common.db.migrate"] = migrate
+
+    from pinworks_cli.launcher import run_platform
+
+    raise SystemExit(run_platform(("classifier", "escalation"), Path(sys.argv[1])))
+    """
+)
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    assert [backoff_delay(n) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 8.0]
+    assert backoff_delay(50) == 30.0
+
+
+class _Lines:
+    """Collects a subprocess' stdout on a thread so the test can wait for a line with a deadline."""
+
+    def __init__(self, stream) -> None:
+        self.seen: list[str] = []
+        self._queue: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream) -> None:
+        for line in stream:
+            self._queue.put(line)
+
+    def wait_for(self, pattern: str, timeout: float = 60.0) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                break
+            self.seen.append(line)
+            if match := re.search(pattern, line):
+                return match
+        raise AssertionError(f"no line matching {pattern!r}; output so far:\n{''.join(self.seen)}")
+
+
+def _pid_alive(pid: int) -> bool:
+    """Alive and not a zombie (orphans of a killed launcher may wait a while to be reaped)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _start_runner(tmp_path: Path, workdir: Path, escalation_port: int) -> subprocess.Popen[str]:
+    fakes = tmp_path / "fakes"
+    for name in ("classifier", "escalation"):
+        package = fakes / f"pinworks_{name}"
+        package.mkdir(parents=True, exist_ok=True)
+        (package / "__init__.py").write_text("")
+        (package / "__main__.py").write_text(FAKE_MAIN)
+    runner = tmp_path / "runner.py"
+    runner.write_text(RUNNER)
+    env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")}
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(fakes), *filter(None, [os.environ.get("PYTHONPATH")]), *sys.path[1:]]
+    )
+    env["ESCALATION_HTTP_PORT"] = str(escalation_port)
+    return subprocess.Popen(
+        [sys.executable, str(runner), str(workdir)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _end(proc: subprocess.Popen[str]) -> None:
+    """After a failed assertion: let the launcher clean up if it can, kill it if it cannot."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_run_platform_supervises_and_stops_cleanly(tmp_path: Path) -> None:
+    escalation_port = free_port()
+    workdir = tmp_path / "run"
+    proc = _start_runner(tmp_path, workdir, escalation_port)
+    try:
+        out = _Lines(proc.stdout)
+        out.wait_for(r"\[test\] upgrade postgresql://")
+        out.wait_for(r"pinworks is running")
+        classifier_pid = int(out.wait_for(r"^\s+classifier\s+(\d+)\s+http://").group(1))
+        out.wait_for(rf"escalation console\s+http://127.0.0.1:{escalation_port}/")
+        assert "NATS_URL=" in (workdir / "env").read_text()
+
+        os.kill(classifier_pid, signal.SIGKILL)
+        out.wait_for(r"classifier exited unexpectedly \(code -9\)")
+        new_pid = int(out.wait_for(r"restarted classifier \(pid (\d+)\)").group(1))
+        out.wait_for(r"classifier is ready again")
+        assert new_pid != classifier_pid
+
+        proc.send_signal(signal.SIGTERM)
+        out.wait_for(r"stopped NATS and Postgres")
+        assert proc.wait(30) == 0
+    finally:
+        _end(proc)
+    assert not _pid_alive(new_pid)
+    assert not (workdir / "services.pids").exists()
+    log = (workdir / "logs" / "classifier.log").read_text()
+    assert log.count("starting pinworks_classifier") == 2
+    assert "fake nats://127.0.0.1:" in log
+
+
+def test_run_platform_recovers_after_the_launcher_was_killed(tmp_path: Path) -> None:
+    """``kill -9`` of ``make run`` leaves servers and services behind; the next run cleans up."""
+    workdir = tmp_path / "run"
+    first = _start_runner(tmp_path, workdir, free_port())
+    try:
+        out = _Lines(first.stdout)
+        out.wait_for(r"pinworks is running")
+        old_service = int(out.wait_for(r"^\s+classifier\s+(\d+)\s+http://").group(1))
+        first.kill()
+        first.wait(10)
+    finally:
+        _end(first)
+    old_postgres = int((workdir / "postgres" / "pgdata" / "postmaster.pid").read_text().split()[0])
+    assert _pid_alive(old_service) and _pid_alive(old_postgres)
+
+    second = _start_runner(tmp_path, workdir, free_port())
+    try:
+        out = _Lines(second.stdout)
+        out.wait_for(r"pinworks is running")
+        assert not _pid_alive(old_service)
+        assert not _pid_alive(old_postgres)
+        second.send_signal(signal.SIGINT)
+        assert second.wait(30) == 0
+    finally:
+        _end(second)
+
+
+@pytest.mark.parametrize("services", [("nope",)])
+def test_run_platform_rejects_unknown_services(services: tuple[str, ...], tmp_path: Path) -> None:
+    from pinworks_cli.launcher import run_platform
+
+    assert run_platform(services, tmp_path) == 2
