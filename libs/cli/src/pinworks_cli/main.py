@@ -340,7 +340,7 @@ def run() -> None:
 @app.command()
 def bench(
     count: Annotated[int, typer.Option(min=1)] = 2000,
-    concurrency: Annotated[int, typer.Option(min=1)] = 64,
+    concurrency: Annotated[int, typer.Option(min=1, help="Tickets in flight at most.")] = 1000,
 ) -> None:
     """Publish COUNT tickets through the running platform; print throughput and latency."""
     from pinworks_cli.bench import format_result, run_bench

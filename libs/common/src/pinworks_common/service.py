@@ -99,7 +99,9 @@ def subscribe_stage(
         subject,
         stream=JStream(stream, declare=False),
         durable=durable,
-        pull_sub=PullSub(batch_size=settings.batch_size, batch=True, timeout=1.0),
+        pull_sub=PullSub(
+            batch_size=settings.batch_size, batch=True, timeout=settings.batch_window_seconds
+        ),
         ack_policy=AckPolicy.MANUAL,
         config=ConsumerConfig(
             ack_wait=settings.ack_wait_seconds,

@@ -34,6 +34,13 @@ class CommonSettings(BaseSettings):
         validation_alias="PINWORKS_BATCH_SIZE",
         description="Messages pulled and committed together.",
     )
+    batch_window_seconds: float = Field(
+        default=0.05,
+        gt=0,
+        le=5,
+        validation_alias="PINWORKS_BATCH_WINDOW_SECONDS",
+        description="Longest wait to fill a batch: adds at most this much latency per stage.",
+    )
     max_deliveries: int = Field(
         default=5,
         ge=1,
