@@ -39,10 +39,19 @@ RESTART_WINDOW = 300.0
 BACKOFF_BASE = 1.0
 BACKOFF_MAX = 30.0
 EXAMPLE_COMMANDS = (
-    'pinworks submit --business-unit retail-banking "I was charged twice for my card fee"',
-    "pinworks audit <ticket-id>",
-    "pinworks queue list",
+    'submit "I was charged twice for my card fee" --ticket-id T-1 --business-unit retail',
+    "audit T-1",
+    "queue list",
 )
+
+
+def _cli_path() -> str:
+    """How to call `pinworks` from here: the venv's script, relative when possible."""
+    script = Path(sys.executable).with_name("pinworks")
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
 
 
 class _Shutdown(Exception):
@@ -121,13 +130,11 @@ def format_summary(
     ]
     for proc in processes:
         lines.append(f"  {proc.name:<12} {proc.pid or '-':>7}  {proc.health_url:<38} {proc.log_path}")
-    if escalation_port is not None:
-        lines += ["", f"  escalation console  http://127.0.0.1:{escalation_port}/"]
     lines += [
         "",
         "  In another terminal:",
         f"    source {env_file}",
-        *(f"    {command}" for command in EXAMPLE_COMMANDS),
+        *(f"    {_cli_path()} {command}" for command in EXAMPLE_COMMANDS),
         "",
         "  Ctrl-C stops everything.",
         "",

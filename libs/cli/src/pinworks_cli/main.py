@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import sys
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -120,7 +121,7 @@ def _print_outcome(outcome: Outcome) -> None:
 @app.command()
 def submit(
     body: Annotated[str, typer.Argument(help="The customer's message.")],
-    ticket_id: Annotated[str, typer.Option(help="Idempotency key.")],
+    ticket_id: Annotated[str | None, typer.Option(help="Idempotency key (default: generated).")] = None,
     business_unit: Annotated[str, typer.Option(help="Who pays for the ticket.")] = "retail",
     subject: Annotated[str | None, typer.Option(help="Subject line.")] = None,
     channel: Annotated[str | None, typer.Option(help="email, chat, ...")] = None,
@@ -129,6 +130,7 @@ def submit(
     wait: Annotated[float, typer.Option(help="Seconds to wait for the outcome (0: don't).")] = 30,
 ) -> None:
     """Submit one ticket and print its outcome."""
+    ticket_id = ticket_id or f"cli-{uuid.uuid4().hex[:12]}"
     ticket: dict[str, Any] = {"ticket_id": ticket_id, "business_unit": business_unit, "body": body}
     for key, value in (("subject", subject), ("channel", channel), ("customer_id", customer_id)):
         if value is not None:
