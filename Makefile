@@ -32,7 +32,7 @@ test-unit: install
 	$(VENV)/bin/pytest -q -p no:cacheprovider libs services
 
 test-e2e: install
-	$(VENV)/bin/pytest -q -p no:cacheprovider tests/e2e
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/integration tests/e2e
 
 test-infra: install
 	@if [ -d tests/infra ]; then $(VENV)/bin/pytest -q -p no:cacheprovider tests/infra; fi

@@ -1,0 +1,143 @@
+"""The batch stage runner against real Postgres: acks after commit, one bad message does not
+hold up its batch, bounded deliveries end in the dead-letter table, infrastructure errors wait."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from pinworks_common.db.engine import create_engine
+from pinworks_common.db.records import record_decisions
+from pinworks_common.db.tables import dead_letters, decisions
+from pinworks_common.stage import Delivery, Publication, StageRunner, Work
+
+
+@dataclass
+class FakeMsg:
+    """A JetStream message as nats-py hands it over, recording what the runner does with it."""
+
+    data: bytes
+    seq: int
+    num_delivered: int = 1
+    subject: str = "pinworks.work.test"
+    headers: dict[str, str] = field(default_factory=dict)
+    acked: bool = False
+    naked: float | None = None
+
+    @property
+    def metadata(self) -> Any:
+        return SimpleNamespace(sequence=SimpleNamespace(stream=self.seq),
+                               num_delivered=self.num_delivered)
+
+    async def ack(self) -> None:
+        self.acked = True
+
+    async def nak(self, delay: float | None = None) -> None:
+        self.naked = delay or 0.0
+
+
+class RecordingLogic:
+    """Writes one decision per message; `poison` bodies raise, `outage` bodies fail like a DB."""
+
+    stage = "test"
+
+    def decode(self, delivery: Delivery) -> str:
+        return delivery.data.decode()
+
+    async def apply(self, conn: AsyncConnection, work: Sequence[Work[str]]) -> list[Publication]:
+        for item in work:
+            if item.value.startswith("poison"):
+                raise ValueError(f"cannot handle {item.value}")
+            if item.value.startswith("outage"):
+                raise sa_exc.OperationalError("SELECT 1", {}, ConnectionRefusedError("down"))
+        await record_decisions(conn, [{
+            "ticket_id": item.value, "stage": self.stage, "decision_key": "k",
+            "component": "test", "version": "1", "inputs": {}, "output": {}, "reason": "ok",
+            "cost_usd": 0, "latency_ms": None, "trace_id": item.trace_id,
+        } for item in work])
+        return [Publication("out", item.value.encode(), f"{item.value}:test", "S") for item in work]
+
+
+@pytest_asyncio.fixture
+async def engine(migrated_database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(migrated_database_url, pool_size=2)
+    yield engine
+    await engine.dispose()
+
+
+def runner(engine: AsyncEngine, published: list[Publication]) -> StageRunner[str]:
+    async def publish(publication: Publication) -> None:
+        published.append(publication)
+
+    return StageRunner(RecordingLogic(), engine, publish, max_deliveries=3,
+                       on_dead_letter=lambda d, r: [Publication("escalate", b"", "e", "S")])
+
+
+async def stored(engine: AsyncEngine, ids: list[str]) -> set[str]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(decisions.c.ticket_id).where(
+            decisions.c.ticket_id.in_(ids)))
+        return set(rows.scalars())
+
+
+async def test_a_bad_message_does_not_hold_up_its_batch(engine: AsyncEngine) -> None:
+    rid = uuid.uuid4().hex[:8]
+    messages = [FakeMsg(f"{rid}-a".encode(), 1), FakeMsg(f"poison-{rid}".encode(), 2),
+                FakeMsg(f"{rid}-b".encode(), 3)]
+    published: list[Publication] = []
+    await runner(engine, published).process(messages)  # type: ignore[arg-type]
+    assert [m.acked for m in messages] == [True, False, True]
+    assert messages[1].naked is not None and messages[1].naked > 0
+    assert await stored(engine, [f"{rid}-a", f"{rid}-b"]) == {f"{rid}-a", f"{rid}-b"}
+    assert sorted(p.msg_id for p in published) == [f"{rid}-a:test", f"{rid}-b:test"]
+
+
+async def test_redelivery_records_nothing_twice(engine: AsyncEngine) -> None:
+    rid = uuid.uuid4().hex[:8]
+    published: list[Publication] = []
+    stage = runner(engine, published)
+    await stage.process([FakeMsg(f"{rid}-x".encode(), 1)])  # type: ignore[list-item]
+    again = FakeMsg(f"{rid}-x".encode(), 1, num_delivered=2)
+    await stage.process([again])  # type: ignore[list-item]
+    assert again.acked
+    async with engine.connect() as conn:
+        count = await conn.execute(text("SELECT count(*) FROM decisions WHERE ticket_id = :t"),
+                                   {"t": f"{rid}-x"})
+        assert count.scalar_one() == 1
+    assert [p.msg_id for p in published] == [f"{rid}-x:test"] * 2, "same id: JetStream drops it"
+
+
+async def test_a_message_failing_on_its_last_delivery_is_dead_lettered(engine: AsyncEngine) -> None:
+    seq = int(uuid.uuid4().int % 10**12)
+    message = FakeMsg(b"poison-dead", seq, num_delivered=3)
+    published: list[Publication] = []
+    await runner(engine, published).process([message])  # type: ignore[list-item]
+    assert message.acked and message.naked is None
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(dead_letters).where(
+            dead_letters.c.stage == "test", dead_letters.c.stream_seq == seq))).one()
+    assert row.deliveries == 3
+    assert "ValueError: cannot handle poison" in row.error
+    assert [p.subject for p in published] == ["pinworks.deadletter.test", "escalate"]
+
+
+async def test_infrastructure_errors_wait_instead_of_dead_lettering(engine: AsyncEngine) -> None:
+    seq = int(uuid.uuid4().int % 10**12)
+    message = FakeMsg(b"outage", seq, num_delivered=10)
+    await runner(engine, []).process([message])  # type: ignore[list-item]
+    assert not message.acked and message.naked == 30.0
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(dead_letters).where(dead_letters.c.stream_seq == seq))
+        assert rows.first() is None
+
+
+pytestmark = pytest.mark.integration
