@@ -18,10 +18,11 @@ import pytest
 import pytest_asyncio
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from pinworks_common.db.engine import create_engine
 from pinworks_common.devinfra import ServiceProcess
 from pinworks_common.subjects import OUTCOME_WILDCARD, SUBMITTED, TICKETS_STREAM
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 SERVICES = ("classifier", "router", "specialists", "verifier", "escalation")
 

@@ -10,6 +10,7 @@ import sys
 from decimal import Decimal
 
 import pytest
+
 from pinworks_common.subjects import DEAD_LETTER_STREAM, OUTCOMES_STREAM, WORK_STREAM
 
 from .conftest import ROOT, Platform, PlatformClient, run_id, ticket

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import nats
 import pytest
+
 from pinworks_cli.bench import (
     BenchResult,
     format_result,

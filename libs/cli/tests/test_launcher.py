@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from pinworks_cli.launcher import backoff_delay
 from pinworks_common.devinfra import free_port
 

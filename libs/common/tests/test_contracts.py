@@ -1,6 +1,7 @@
 import json
 
 import pytest
+
 from pinworks_common.contracts import (
     MAX_PAYLOAD_BYTES,
     Outcome,

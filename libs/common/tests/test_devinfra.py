@@ -12,6 +12,7 @@ from pathlib import Path
 import asyncpg
 import nats
 import pytest
+
 from pinworks_common.devinfra import (
     EmbeddedNats,
     EmbeddedPostgres,

@@ -5,6 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import Table, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from pinworks_common.db.tables import (
     accountability,
     cost_ledger,
@@ -15,8 +18,6 @@ from pinworks_common.db.tables import (
     rejected_payloads,
     tickets,
 )
-from sqlalchemy import Table, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 def _plain(value: Any) -> Any:

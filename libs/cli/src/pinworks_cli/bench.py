@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import nats
 from nats.aio.msg import Msg
+
 from pinworks_common.subjects import OUTCOME_WILDCARD, SUBMITTED, message_id
 
 SAMPLE_TICKETS: tuple[tuple[str, str], ...] = (

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from faststream import FastStream
+
+from pinworks_classifier.settings import ClassifierSettings
+from pinworks_classifier.stage import ClassifierStage
 from pinworks_common.contracts import Outcome, TicketEnvelope, TicketSubmission
 from pinworks_common.service import (
     build_runtime,
@@ -19,9 +22,6 @@ from pinworks_common.subjects import (
     Stage,
     outcome_subject,
 )
-
-from pinworks_classifier.settings import ClassifierSettings
-from pinworks_classifier.stage import ClassifierStage
 
 
 def create_app(settings: ClassifierSettings | None = None) -> FastStream:

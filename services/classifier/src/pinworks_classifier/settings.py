@@ -5,8 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from pinworks_common.settings import CommonSettings
 from pydantic import Field
+
+from pinworks_common.settings import CommonSettings
 
 
 class ClassifierSettings(CommonSettings):

@@ -8,6 +8,19 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, Protocol
 
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from pinworks_classifier.domain import (
+    Accepted,
+    Intake,
+    Rejected,
+    classification_reason,
+    first_occurrences,
+    ticket_text,
+    to_classification,
+)
 from pinworks_common.contracts import (
     Classification,
     Outcome,
@@ -26,19 +39,6 @@ from pinworks_common.db.records import (
 from pinworks_common.db.tables import rejected_payloads, tickets
 from pinworks_common.stage import Delivery, Publication, Work, envelope_publication
 from pinworks_common.subjects import CLASSIFIED, WORK_STREAM, OutcomeStatus, Stage
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from pinworks_classifier.domain import (
-    Accepted,
-    Intake,
-    Rejected,
-    classification_reason,
-    first_occurrences,
-    ticket_text,
-    to_classification,
-)
 
 
 class Model(Protocol):

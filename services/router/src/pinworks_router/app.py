@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from faststream import FastStream
+
 from pinworks_common.contracts import EscalationRequest, TicketEnvelope
 from pinworks_common.service import build_runtime, make_publisher, service_app, subscribe_stage
 from pinworks_common.stage import StageRunner, escalate_on_dead_letter
@@ -13,7 +14,6 @@ from pinworks_common.subjects import (
     Stage,
     routed_subject,
 )
-
 from pinworks_router.policy import load_policy
 from pinworks_router.settings import RouterSettings
 from pinworks_router.stage import RouterStage

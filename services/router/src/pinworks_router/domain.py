@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pinworks_common.contracts import Classification, RouteDecision, TicketSubmission
-
 from pinworks_router.policy import Conditions, Policy
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pinworks_common.settings import CommonSettings
 from pydantic import Field
+
+from pinworks_common.settings import CommonSettings
 
 
 class RouterSettings(CommonSettings):

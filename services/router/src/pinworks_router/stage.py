@@ -6,6 +6,8 @@ import time
 from collections.abc import Sequence
 from decimal import Decimal
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from pinworks_common.contracts import EscalationRequest, RouteDecision, TicketEnvelope
 from pinworks_common.db.records import record_accountability, record_decisions, stored_outputs
 from pinworks_common.stage import (
@@ -17,8 +19,6 @@ from pinworks_common.stage import (
     escalation_publication,
 )
 from pinworks_common.subjects import WORK_STREAM, Stage, routed_subject
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from pinworks_router.domain import route
 from pinworks_router.policy import Policy
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy.engine import Connection
+
 from pinworks_common.db.engine import create_engine
 from pinworks_common.db.tables import metadata
-from sqlalchemy.engine import Connection
 
 target_metadata = metadata
 
