@@ -53,5 +53,5 @@ def create_app(settings: ClassifierSettings | None = None) -> FastStream:
     )
     return service_app(
         runtime,
-        description=f"Classifies tickets with model {model.version}.",
+        description="Classifies each submitted ticket: intent, calibrated confidence, out of scope.",
     )

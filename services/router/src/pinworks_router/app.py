@@ -42,4 +42,4 @@ def create_app(settings: RouterSettings | None = None) -> FastStream:
         ESCALATION_REQUESTED, title="escalate", schema=EscalationRequest,
         description="Ticket the policy sends to a person.",
     )
-    return service_app(runtime, description=f"Routes tickets with policy {policy.version}.")
+    return service_app(runtime, description="Routes each classified ticket by the first matching policy rule.")
