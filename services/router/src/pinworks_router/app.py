@@ -42,4 +42,6 @@ def create_app(settings: RouterSettings | None = None) -> FastStream:
         ESCALATION_REQUESTED, title="escalate", schema=EscalationRequest,
         description="Ticket the policy sends to a person.",
     )
-    return service_app(runtime, description="Routes each classified ticket by the first matching policy rule.")
+    return service_app(
+        runtime, description="Routes each classified ticket by the first matching policy rule."
+    )
