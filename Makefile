@@ -31,7 +31,9 @@ test: install lint test-unit test-isolated test-infra test-e2e
 test-unit: install
 	$(VENV)/bin/pytest -q -p no:cacheprovider libs services
 
+# The console's browser tests drive Debian's chromium (never a Playwright browser download).
 test-e2e: install
+	command -v chromium || (apt-get update && apt-get install -y chromium)
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/integration tests/e2e
 
 test-infra: install
@@ -44,7 +46,9 @@ test-isolated: $(UV)
 		echo "== $$service alone"; \
 		UV_PROJECT_ENVIRONMENT=$$env_dir $(UV) sync --quiet --frozen --no-dev --package pinworks-$$service --python $(PYTHON) || exit 1; \
 		$(UV) pip install --quiet --python $$env_dir/bin/python pytest || exit 1; \
-		(cd services/$$service && $$env_dir/bin/python -m pytest -q -p no:cacheprovider -c /dev/null --rootdir . tests) || exit 1; \
+		if [ -d services/$$service/tests ]; then \
+			(cd services/$$service && $$env_dir/bin/python -m pytest -q -p no:cacheprovider -c /dev/null --rootdir . tests) || exit 1; \
+		fi; \
 		$$env_dir/bin/python -c "import pinworks_$$service.app" || exit 1; \
 	done
 

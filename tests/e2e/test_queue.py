@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
+import os
 import subprocess
 import sys
 from datetime import timedelta
 
 import pytest
+
 from pinworks_common.db.engine import create_engine
+from pinworks_common.devinfra import free_port
 from pinworks_common.queue import QueueError, claim, resolve
 
 from .conftest import ROOT, Platform, PlatformClient, run_id, ticket
 
 pytestmark = pytest.mark.e2e
+
+# The escalation service now serves the console on ESCALATION_HTTP_PORT (default 8000, maybe
+# taken on a shared machine); the platform fixture passes this environment to the services.
+os.environ.setdefault("ESCALATION_HTTP_PORT", str(free_port()))
 
 OUT_OF_SCOPE = "Can you recommend a good hotel in Lisbon for next weekend?"
 
@@ -106,3 +115,54 @@ async def test_concurrent_agents_never_share_a_ticket_and_leases_expire(
                 await resolve(conn, ids[0], owner, "too late")
     finally:
         await engine.dispose()
+
+
+async def test_cli_parity_show_reassign_and_send_back(
+    client: PlatformClient, platform: Platform,
+) -> None:
+    rid = run_id()
+    unit = f"unit-{rid}"
+    ticket_id = f"{rid}-cli"
+    ana, bo = f"ana-{rid}", f"bo-{rid}"
+    for name in (ana, bo):
+        added = cli(platform, "agent", "add", name, "--business-unit", unit,
+                    "--password", "a long password")
+        assert added.returncode == 0, added.stderr + added.stdout
+    short = cli(platform, "agent", "add", f"cy-{rid}", "--business-unit", unit, "--password", "x")
+    assert short.returncode == 1 and "at least 8" in short.stdout
+    await client.submit(ticket(ticket_id, OUT_OF_SCOPE, unit))
+    await client.outcomes.wait_for([ticket_id])
+
+    shown = cli(platform, "queue", "show", ticket_id, "--business-unit", unit)
+    assert shown.returncode == 0, shown.stderr
+    detail = json.loads(shown.stdout)
+    assert detail["envelope"]["route"]["rule"] == "out-of-scope-to-person"
+    assert detail["sla_due_at"] and detail["trace_id"]
+    hidden = cli(platform, "queue", "show", ticket_id, "--business-unit", "elsewhere")
+    assert hidden.returncode == 1
+
+    assert cli(platform, "queue", "claim", ticket_id, "--agent", ana).returncode == 0
+    nobody = cli(platform, "queue", "reassign", ticket_id, "--agent", ana, "--to", "nobody")
+    assert nobody.returncode == 1 and "no agent nobody" in nobody.stdout
+    handed = cli(platform, "queue", "reassign", ticket_id, "--agent", ana, "--to", bo)
+    assert handed.returncode == 0, handed.stdout + handed.stderr
+    not_yours = cli(platform, "queue", "send-back", ticket_id, "--agent", ana,
+                    "--intent", "travel_advice")
+    assert not_yours.returncode == 1 and "must claim" in not_yours.stdout
+    sent = cli(platform, "queue", "send-back", ticket_id, "--agent", bo,
+               "--intent", "travel_advice")
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert "labelled example agent:1" in " ".join(sent.stdout.split())
+    [example] = await client.fetch(
+        "SELECT corrected_intent, labelled_by FROM labelled_examples WHERE ticket_id = :t",
+        t=ticket_id)
+    assert (example.corrected_intent, example.labelled_by) == ("travel_advice", bo)
+    listed = json.loads(cli(platform, "queue", "list", "--business-unit", unit, "--json").stdout)
+    assert [(i["ticket_id"], i["status"], i["intent"]) for i in listed] == [
+        (ticket_id, "open", "travel_advice")]
+    exported = cli(platform, "queue", "examples")
+    assert exported.returncode == 0, exported.stderr
+    rows = list(csv.DictReader(io.StringIO(exported.stdout)))
+    mine = [r for r in rows if r["ticket_id"] == ticket_id]
+    assert [(r["intent"], r["labelled_by"], r["text"]) for r in mine] == [
+        ("travel_advice", bo, OUT_OF_SCOPE)]

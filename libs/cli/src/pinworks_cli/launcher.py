@@ -125,6 +125,11 @@ def format_summary(
     lines += [
         f"  Postgres    {infra.database_url}",
         f"  sources     {infra.description}",
+    ]
+    if escalation_port is not None and any(p.name == "escalation" for p in processes):
+        lines.append(f"  escalation console http://127.0.0.1:{escalation_port}/  "
+                     f"(API docs /docs; add an agent: pinworks agent add NAME --business-unit X)")
+    lines += [
         "",
         f"  {'service':<12} {'pid':>7}  {'health':<38} log",
     ]

@@ -18,18 +18,21 @@ from typing import Annotated, Any, TypeVar
 
 import nats
 import typer
-from pinworks_common.contracts import Outcome
-from pinworks_common.db.engine import create_engine
-from pinworks_common.subjects import OUTCOME_WILDCARD, SUBMITTED, TICKETS_STREAM
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+
+from pinworks_common.contracts import Outcome
+from pinworks_common.db.engine import create_engine
+from pinworks_common.subjects import OUTCOME_WILDCARD, SUBMITTED, TICKETS_STREAM
 
 app = typer.Typer(help="pinworks: a team of AI components answering support tickets.",
                   no_args_is_help=True)
 queue_app = typer.Typer(help="Work the human escalation queue.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+agent_app = typer.Typer(help="Agents of the escalation console.", no_args_is_help=True)
 app.add_typer(queue_app, name="queue")
+app.add_typer(agent_app, name="agent")
 app.add_typer(db_app, name="db")
 
 console = Console()
@@ -237,17 +240,16 @@ def queue_list(
 
     items = _run(_with_db(lambda conn: list_queue(conn, business_units=_units(business_unit))))
     if as_json:
-        sys.stdout.write(json.dumps([
-            {"ticket_id": i.ticket_id, "business_unit": i.business_unit, "status": i.status,
-             "priority": i.priority, "reasons": i.reasons, "claimed_by": i.claimed_by,
-             "created_at": i.created_at.isoformat()} for i in items], indent=2) + "\n")
+        sys.stdout.write(json.dumps([i.as_dict() for i in items], indent=2) + "\n")
         return
     table = Table(title=f"{len(items)} escalated tickets")
-    for column in ("ticket", "unit", "status", "priority", "claimed by", "reasons"):
+    for column in ("ticket", "unit", "status", "priority", "SLA due", "claimed by", "reasons"):
         table.add_column(column)
     for item in items:
+        due = f"{item.sla_due_at:%Y-%m-%d %H:%M}" if item.sla_due_at else "-"
         table.add_row(item.ticket_id, item.business_unit, item.status, str(item.priority),
-                      item.claimed_by or "-", "; ".join(item.reasons)[:80])
+                      due + (" OVERDUE" if item.overdue() else ""),
+                      item.holder() or "-", "; ".join(item.reasons)[:80])
     console.print(table)
 
 
@@ -308,6 +310,139 @@ def queue_resolve(
         console.print(f"[red]{error}[/]")
         raise typer.Exit(1) from None
     _print_outcome(outcome)
+
+
+@queue_app.command("show")
+def queue_show(
+    ticket_id: str,
+    business_unit: UnitOption = None,
+) -> None:
+    """Print a queued ticket with its whole context (classification, route, draft, cost...)."""
+    from pinworks_common.queue import get_item, ticket_context
+
+    async def load(conn: Any) -> dict[str, Any] | None:
+        item = await get_item(conn, ticket_id, business_units=_units(business_unit))
+        if item is None:
+            return None
+        return {**item.as_dict(), "envelope": item.context.get("envelope", {}),
+                "corrections": item.context.get("corrections", []), "reply": item.reply,
+                **(await ticket_context(conn, ticket_id))}
+
+    found = _run(_with_db(load))
+    if found is None:
+        console.print(f"[red]no escalated ticket {ticket_id}[/]", highlight=False)
+        raise typer.Exit(1)
+    sys.stdout.write(json.dumps(found, indent=2, default=str) + "\n")
+
+
+@queue_app.command("reassign")
+def queue_reassign(
+    ticket_id: str,
+    agent: AgentOption,
+    to: Annotated[str, typer.Option("--to", help="The registered agent who takes it.")],
+    business_unit: UnitOption = None,
+    lease_minutes: Annotated[int, typer.Option(min=1, max=480)] = 15,
+) -> None:
+    """Hand a ticket to a colleague who serves its business unit."""
+    from datetime import timedelta
+
+    from pinworks_common.queue import QueueError, reassign
+
+    try:
+        item = _run(_with_db(lambda conn: reassign(
+            conn, ticket_id, agent, to, business_units=_units(business_unit),
+            lease=timedelta(minutes=lease_minutes)), write=True))
+    except QueueError as error:
+        console.print(f"[red]{error}[/]", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"{ticket_id} is now held by {item.claimed_by} until "
+                  f"{item.lease_expires_at:%H:%M:%S}", highlight=False)
+
+
+@queue_app.command("send-back")
+def queue_send_back(
+    ticket_id: str,
+    agent: AgentOption,
+    intent: Annotated[str, typer.Option("--intent", help="The intent the ticket really has.")],
+    business_unit: UnitOption = None,
+) -> None:
+    """Correct the intent of a ticket you hold: kept as a labelled example for retraining the
+    classifier; the ticket returns to the queue."""
+    from pinworks_common.queue import QueueError, send_back
+
+    try:
+        result = _run(_with_db(lambda conn: send_back(
+            conn, ticket_id, agent, intent, business_units=_units(business_unit)), write=True))
+    except QueueError as error:
+        console.print(f"[red]{error}[/]", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"{ticket_id}: intent {result['from_intent']} -> {result['to_intent']} "
+                  f"recorded as labelled example {result['example_key']}", highlight=False)
+
+
+@queue_app.command("examples")
+def queue_examples(
+    out: Annotated[Path | None, typer.Option(help="CSV file to write; default stdout.")] = None,
+) -> None:
+    """Export the intents agents corrected as labelled examples (CSV: text, intent, ...) for
+    retraining the classifier."""
+    from sqlalchemy import select
+
+    from pinworks_common.db.tables import labelled_examples as table
+
+    async def load(conn: Any) -> list[Any]:
+        return list(await conn.execute(select(table).order_by(table.c.id)))
+
+    rows = _run(_with_db(load))
+    columns = ["text", "intent", "ticket_id", "business_unit", "labelled_by",
+               "predicted_intent", "predicted_confidence", "model_version", "created_at"]
+    with (out.open("w", newline="") if out else contextlib.nullcontext(sys.stdout)) as stream:
+        writer = csv.writer(stream)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([row.text, row.corrected_intent, row.ticket_id, row.business_unit,
+                             row.labelled_by, row.predicted_intent, row.predicted_confidence,
+                             row.model_version, row.created_at.isoformat()])
+    if out:
+        console.print(f"{len(rows)} labelled examples written to {out}", highlight=False)
+
+
+@agent_app.command("add")
+def agent_add(
+    name: str,
+    business_unit: Annotated[list[str], typer.Option(
+        "--business-unit", help="A business unit whose tickets this agent works (repeatable).")],
+    password: Annotated[str, typer.Option(
+        prompt=True, hide_input=True, confirmation_prompt=True,
+        envvar="PINWORKS_AGENT_PASSWORD",
+        help="At least 8 characters; prompted for when not given.")],
+) -> None:
+    """Create a console agent (or replace an agent's password and business units)."""
+    from argon2 import PasswordHasher
+
+    from pinworks_common.queue import QueueError, save_agent
+
+    if len(password) < 8:
+        console.print("[red]a password needs at least 8 characters[/]")
+        raise typer.Exit(1)
+    password_hash = PasswordHasher().hash(password)
+    try:
+        agent = _run(_with_db(
+            lambda conn: save_agent(conn, name, password_hash, business_unit), write=True))
+    except QueueError as error:
+        console.print(f"[red]{error}[/]", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"agent {agent.name} works {', '.join(agent.business_units)}",
+                  highlight=False)
+
+
+@agent_app.command("list")
+def agent_list() -> None:
+    """List console agents and their business units."""
+    from pinworks_common.queue import list_agents
+
+    for agent in _run(_with_db(list_agents)):
+        console.print(f"{agent.name}\t{', '.join(agent.business_units)}", highlight=False)
 
 
 @db_app.command("upgrade")

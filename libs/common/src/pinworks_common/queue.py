@@ -3,6 +3,9 @@
 Claims take a lease with `FOR UPDATE SKIP LOCKED`, so two agents never hold the same ticket;
 an expired lease puts the ticket back in the queue. Resolving writes the human outcome and its
 outbox row in one transaction: the escalation service's relay publishes it.
+
+Order: priority (customer state and tier), then the SLA due time, then age. Every agent action
+(claim, release, reassign, resolve, send back) is recorded in `accountability`.
 """
 
 from __future__ import annotations
@@ -25,12 +28,22 @@ from pinworks_common.db.records import (
     record_costs,
     record_outcomes,
 )
-from pinworks_common.db.tables import escalations, outbox
+from pinworks_common.db.tables import (
+    accountability,
+    agents,
+    cost_ledger,
+    decisions,
+    escalations,
+    labelled_examples,
+    outbox,
+)
 from pinworks_common.subjects import OUTCOMES_STREAM, OutcomeStatus, outcome_subject
 
 OPEN, CLAIMED, RESOLVED = "open", "claimed", "resolved"
 HUMAN_OUTCOME_KEY = "human"
 DEFAULT_LEASE = timedelta(minutes=15)
+PREMIUM_TIERS = frozenset({"premium", "vip", "business"})
+AGENT_NAME_PATTERN = r"^[A-Za-z0-9._@-]{1,64}$"
 
 
 class QueueError(ValueError):
@@ -49,6 +62,52 @@ class QueueItem:
     lease_expires_at: datetime | None
     created_at: datetime
     context: dict[str, Any]
+    sla_due_at: datetime | None = None
+    tier: str | None = None
+    resolved_by: str | None = None
+    reply: str | None = None
+    resolved_at: datetime | None = None
+    trace_id: str | None = None
+
+    def overdue(self, now: datetime | None = None) -> bool:
+        return (self.status != RESOLVED and self.sla_due_at is not None
+                and self.sla_due_at < (now or utcnow()))
+
+    def lease_live(self, now: datetime | None = None) -> bool:
+        return (self.status == CLAIMED and self.lease_expires_at is not None
+                and self.lease_expires_at >= (now or utcnow()))
+
+    def holder(self, now: datetime | None = None) -> str | None:
+        """The agent whose lease is live, if any (an expired lease holds nothing)."""
+        return self.claimed_by if self.lease_live(now) else None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (without the context) for the CLI and the REST API."""
+        envelope = self.context.get("envelope", {})
+        classification = envelope.get("classification") or {}
+        return {
+            "ticket_id": self.ticket_id, "business_unit": self.business_unit,
+            "status": self.status, "priority": self.priority, "tier": self.tier,
+            "source_stage": self.source_stage, "reasons": self.reasons,
+            "claimed_by": self.holder(), "lease_expires_at": _iso(self.lease_expires_at),
+            "sla_due_at": _iso(self.sla_due_at), "overdue": self.overdue(),
+            "intent": classification.get("intent"),
+            "confidence": classification.get("confidence"),
+            "subject": envelope.get("ticket", {}).get("subject"),
+            "created_at": _iso(self.created_at), "resolved_by": self.resolved_by,
+            "resolved_at": _iso(self.resolved_at), "trace_id": self.trace_id,
+        }
+
+
+@dataclass(frozen=True)
+class Agent:
+    name: str
+    password_hash: str
+    business_units: tuple[str, ...]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def priority_for(reasons: Sequence[str], metadata: dict[str, Any]) -> int:
@@ -59,9 +118,26 @@ def priority_for(reasons: Sequence[str], metadata: dict[str, Any]) -> int:
         priority += 40
     if "negative sentiment" in text:
         priority += 20
-    if str(metadata.get("tier", "")).lower() in {"premium", "vip", "business"}:
+    if tier_of(metadata) in PREMIUM_TIERS:
         priority += 10
     return min(priority, 100)
+
+
+def tier_of(metadata: dict[str, Any]) -> str | None:
+    tier = str(metadata.get("tier", "")).strip().lower()
+    return tier or None
+
+
+def sla_for(priority: int, tier: str | None) -> timedelta:
+    """How long a ticket may wait for a person: urgent customer states first, premium tiers
+    get half the time of the standard SLA."""
+    if priority >= 90:
+        sla = timedelta(hours=1)
+    elif priority >= 70:
+        sla = timedelta(hours=4)
+    else:
+        sla = timedelta(hours=24)
+    return sla / 2 if tier in PREMIUM_TIERS else sla
 
 
 def _item(row: Any) -> QueueItem:
@@ -76,7 +152,16 @@ def _item(row: Any) -> QueueItem:
         lease_expires_at=row.lease_expires_at,
         created_at=row.created_at,
         context=dict(row.context),
+        sla_due_at=row.sla_due_at,
+        tier=row.tier,
+        resolved_by=row.resolved_by,
+        reply=row.reply,
+        resolved_at=row.resolved_at,
+        trace_id=row.trace_id,
     )
+
+
+QUEUE_ORDER = (escalations.c.priority.desc(), escalations.c.sla_due_at, escalations.c.created_at)
 
 
 def _claimable(now: datetime) -> Any:
@@ -99,18 +184,19 @@ async def list_queue(
     include_resolved: bool = False,
     limit: int = 100,
 ) -> list[QueueItem]:
-    query = select(escalations).order_by(
-        escalations.c.priority.desc(), escalations.c.created_at
-    ).limit(limit)
+    query = select(escalations).order_by(*QUEUE_ORDER).limit(limit)
     if not include_resolved:
         query = query.where(escalations.c.status != RESOLVED)
     rows = await conn.execute(_scoped(query, business_units))
     return [_item(row) for row in rows]
 
 
-async def get_item(conn: AsyncConnection, ticket_id: str) -> QueueItem | None:
-    row = (await conn.execute(select(escalations).where(escalations.c.ticket_id == ticket_id))
-           ).first()
+async def get_item(
+    conn: AsyncConnection, ticket_id: str, *, business_units: Sequence[str] | None = None
+) -> QueueItem | None:
+    """The ticket, or None when it is not queued (or not in one of `business_units`)."""
+    query = select(escalations).where(escalations.c.ticket_id == ticket_id)
+    row = (await conn.execute(_scoped(query, business_units))).first()
     return _item(row) if row else None
 
 
@@ -127,9 +213,8 @@ async def claim(
     candidate = select(escalations.c.ticket_id).where(_claimable(now))
     if ticket_id is not None:
         candidate = candidate.where(escalations.c.ticket_id == ticket_id)
-    candidate = _scoped(candidate, business_units).order_by(
-        escalations.c.priority.desc(), escalations.c.created_at
-    ).limit(1).with_for_update(skip_locked=True)
+    candidate = _scoped(candidate, business_units).order_by(*QUEUE_ORDER).limit(1).with_for_update(
+        skip_locked=True)
     row = (await conn.execute(
         update(escalations)
         .where(escalations.c.ticket_id == candidate.scalar_subquery())
@@ -142,7 +227,11 @@ async def claim(
     return _item(row)
 
 
-async def release(conn: AsyncConnection, ticket_id: str, agent: str) -> None:
+async def release(
+    conn: AsyncConnection, ticket_id: str, agent: str, *,
+    business_units: Sequence[str] | None = None,
+) -> None:
+    await _locked(conn, ticket_id, business_units)
     result = await conn.execute(
         update(escalations)
         .where(escalations.c.ticket_id == ticket_id, escalations.c.status == CLAIMED,
@@ -154,6 +243,129 @@ async def release(conn: AsyncConnection, ticket_id: str, agent: str) -> None:
     await _account(conn, ticket_id, agent, "release", {})
 
 
+class NotQueued(QueueError):
+    """No such ticket in the queue, or not in the agent's business units (indistinguishable,
+    so that an agent learns nothing about other units' tickets)."""
+
+
+async def _locked(
+    conn: AsyncConnection, ticket_id: str, business_units: Sequence[str] | None
+) -> Any:
+    query = select(escalations).where(escalations.c.ticket_id == ticket_id).with_for_update()
+    row = (await conn.execute(_scoped(query, business_units))).first()
+    if row is None:
+        raise NotQueued(f"no escalated ticket {ticket_id}")
+    return row
+
+
+def _holds(row: Any, agent: str, now: datetime) -> bool:
+    return bool(row.status == CLAIMED and row.claimed_by == agent and (
+        row.lease_expires_at is None or row.lease_expires_at >= now))
+
+
+async def reassign(
+    conn: AsyncConnection,
+    ticket_id: str,
+    agent: str,
+    to_agent: str,
+    *,
+    business_units: Sequence[str] | None = None,
+    lease: timedelta = DEFAULT_LEASE,
+) -> QueueItem:
+    """Hand a ticket to a colleague who serves its business unit: the holder of a live claim
+    may hand it on; an unclaimed (or expired) ticket may be assigned by any agent of the unit."""
+    now = utcnow()
+    row = await _locked(conn, ticket_id, business_units)
+    if row.status == RESOLVED:
+        raise QueueError(f"{ticket_id} was already resolved by {row.resolved_by}")
+    if row.status == CLAIMED and row.lease_expires_at is not None \
+            and row.lease_expires_at >= now and row.claimed_by != agent:
+        raise QueueError(f"{ticket_id} is claimed by {row.claimed_by}; only they can reassign it")
+    target = await get_agent(conn, to_agent)
+    if target is None:
+        raise QueueError(f"no agent {to_agent}")
+    if row.business_unit not in target.business_units:
+        raise QueueError(f"{to_agent} does not serve business unit {row.business_unit}")
+    if to_agent == agent and _holds(row, agent, now):
+        raise QueueError(f"{ticket_id} is already yours")
+    updated = (await conn.execute(
+        update(escalations).where(escalations.c.ticket_id == ticket_id)
+        .values(status=CLAIMED, claimed_by=to_agent, lease_expires_at=now + lease)
+        .returning(*escalations.c)
+    )).one()
+    await _account(conn, ticket_id, agent, "reassign", {
+        "from": row.claimed_by if _holds(row, row.claimed_by, now) else None,
+        "to": to_agent, "lease_expires_at": str(now + lease)})
+    return _item(updated)
+
+
+async def send_back(
+    conn: AsyncConnection,
+    ticket_id: str,
+    agent: str,
+    corrected_intent: str,
+    *,
+    business_units: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Correct the intent of a ticket the agent holds and return it to the queue.
+
+    The correction is kept as a labelled example (`labelled_examples`: the customer's text, what
+    the classifier said, what the agent says) for retraining the classifier, and the queue
+    item's classification shows the corrected intent with the original kept beside it.
+
+    Re-running automation (router, specialist, verifier) on the corrected intent is not done
+    here: those stages are idempotent per ticket and would replay their first decision; see
+    the escalation service's README section "Send back".
+    """
+    import re
+
+    intent = corrected_intent.strip()
+    if not re.fullmatch(r"[a-z0-9_]{1,64}", intent):
+        raise QueueError("the corrected intent must be 1-64 lowercase letters, digits or '_'")
+    now = utcnow()
+    row = await _locked(conn, ticket_id, business_units)
+    if row.status == RESOLVED:
+        raise QueueError(f"{ticket_id} was already resolved by {row.resolved_by}")
+    if not _holds(row, agent, now):
+        raise QueueError(f"{agent} must claim {ticket_id} before sending it back")
+    context = dict(row.context)
+    envelope = dict(context.get("envelope", {}))
+    ticket = envelope.get("ticket", {})
+    original = envelope.get("classification") or {}
+    if original.get("intent") == intent:
+        raise QueueError(f"{ticket_id} is already classified as {intent}")
+    count = (await conn.execute(
+        select(func.count()).select_from(labelled_examples)
+        .where(labelled_examples.c.ticket_id == ticket_id)
+    )).scalar_one()
+    example_key = f"agent:{int(count) + 1}"
+    text = "\n".join(part for part in (ticket.get("subject"), ticket.get("body")) if part)
+    await conn.execute(insert(labelled_examples).values(
+        ticket_id=ticket_id, example_key=example_key, business_unit=row.business_unit,
+        text=text, predicted_intent=original.get("intent"),
+        predicted_confidence=original.get("confidence"),
+        model_version=original.get("model_version"), corrected_intent=intent,
+        labelled_by=agent,
+    ))
+    corrections = list(context.get("corrections", []))
+    corrections.append({"by": agent, "at": now.isoformat(), "from": original.get("intent"),
+                        "to": intent, "example_key": example_key})
+    if original:
+        envelope["classification"] = {**original, "intent": intent,
+                                      "corrected_by": agent}
+    context["envelope"] = envelope
+    context["corrections"] = corrections
+    await conn.execute(
+        update(escalations).where(escalations.c.ticket_id == ticket_id)
+        .values(status=OPEN, claimed_by=None, lease_expires_at=None, context=context)
+    )
+    await _account(conn, ticket_id, agent, "send_back", {
+        "from_intent": original.get("intent"), "to_intent": intent,
+        "example_key": example_key})
+    return {"ticket_id": ticket_id, "example_key": example_key,
+            "from_intent": original.get("intent"), "to_intent": intent}
+
+
 async def resolve(
     conn: AsyncConnection,
     ticket_id: str,
@@ -161,22 +373,16 @@ async def resolve(
     reply: str,
     *,
     agent_cost: Decimal = Decimal(0),
+    business_units: Sequence[str] | None = None,
 ) -> Outcome:
     """Resolve a ticket the agent holds; the human `resolved` outcome goes out via the outbox."""
     if not reply.strip():
         raise QueueError("a resolution needs a reply to the customer")
     now = utcnow()
-    row = (await conn.execute(
-        select(escalations).where(escalations.c.ticket_id == ticket_id).with_for_update()
-    )).first()
-    if row is None:
-        raise QueueError(f"no escalated ticket {ticket_id}")
+    row = await _locked(conn, ticket_id, business_units)
     if row.status == RESOLVED:
         raise QueueError(f"{ticket_id} was already resolved by {row.resolved_by}")
-    holds_claim = row.status == CLAIMED and row.claimed_by == agent and (
-        row.lease_expires_at is None or row.lease_expires_at >= now
-    )
-    if not holds_claim:
+    if not _holds(row, agent, now):
         raise QueueError(f"{agent} must claim {ticket_id} before resolving it")
     await conn.execute(
         update(escalations).where(escalations.c.ticket_id == ticket_id).values(
@@ -214,6 +420,81 @@ async def resolve(
     ).on_conflict_do_nothing(index_elements=["msg_id"]))
     await _account(conn, ticket_id, agent, "resolve", {"reply_chars": len(reply)})
     return stored
+
+
+async def ticket_context(conn: AsyncConnection, ticket_id: str) -> dict[str, Any]:
+    """Everything decided about a ticket so far, for the agent: each stage's decision with its
+    reason and version, the cost lines and total, the outcomes sent, and who did what."""
+    decision_rows = (await conn.execute(
+        select(decisions).where(decisions.c.ticket_id == ticket_id).order_by(decisions.c.id)
+    )).all()
+    cost_rows = (await conn.execute(
+        select(cost_ledger.c.component, cost_ledger.c.entry_key, cost_ledger.c.amount_usd,
+               cost_ledger.c.created_at)
+        .where(cost_ledger.c.ticket_id == ticket_id).order_by(cost_ledger.c.id)
+    )).all()
+    action_rows = (await conn.execute(
+        select(accountability).where(accountability.c.ticket_id == ticket_id)
+        .order_by(accountability.c.id)
+    )).all()
+    from pinworks_common.db.tables import outcomes as outcome_table
+
+    outcome_rows = (await conn.execute(
+        select(outcome_table.c.outcome_key, outcome_table.c.status, outcome_table.c.payload,
+               outcome_table.c.created_at)
+        .where(outcome_table.c.ticket_id == ticket_id).order_by(outcome_table.c.id)
+    )).all()
+    return {
+        "decisions": [{
+            "stage": r.stage, "decision_key": r.decision_key, "component": r.component,
+            "version": r.version, "reason": r.reason, "inputs": r.inputs, "output": r.output,
+            "cost_usd": float(r.cost_usd), "latency_ms": r.latency_ms,
+            "created_at": _iso(r.created_at)} for r in decision_rows],
+        "costs": [{"component": r.component, "entry_key": r.entry_key,
+                   "amount_usd": float(r.amount_usd), "created_at": _iso(r.created_at)}
+                  for r in cost_rows],
+        "cost_usd": float(sum((Decimal(r.amount_usd) for r in cost_rows), Decimal(0))),
+        "outcomes": [{"key": r.outcome_key, "status": r.status, "payload": r.payload,
+                      "created_at": _iso(r.created_at)} for r in outcome_rows],
+        "actions": [{"actor_type": r.actor_type, "actor": r.actor, "action": r.action,
+                     "details": r.details, "at": _iso(r.created_at)} for r in action_rows],
+    }
+
+
+async def save_agent(
+    conn: AsyncConnection, name: str, password_hash: str, business_units: Sequence[str]
+) -> Agent:
+    """Create an agent, or replace an existing agent's password and business units."""
+    import re
+
+    if not re.fullmatch(AGENT_NAME_PATTERN, name):
+        raise QueueError("an agent name is 1-64 letters, digits or '._@-'")
+    units = sorted({unit.strip() for unit in business_units if unit.strip()})
+    if not units:
+        raise QueueError("an agent needs at least one business unit")
+    if any(len(unit) > 64 for unit in units):
+        raise QueueError("a business unit is at most 64 characters")
+    await conn.execute(
+        insert(agents).values(name=name, password_hash=password_hash, business_units=units)
+        .on_conflict_do_update(index_elements=["name"], set_={
+            "password_hash": password_hash, "business_units": units, "updated_at": func.now()})
+    )
+    return Agent(name, password_hash, tuple(units))
+
+
+async def get_agent(conn: AsyncConnection, name: str) -> Agent | None:
+    row = (await conn.execute(select(agents).where(agents.c.name == name))).first()
+    return Agent(row.name, row.password_hash, tuple(row.business_units)) if row else None
+
+
+async def list_agents(
+    conn: AsyncConnection, business_units: Sequence[str] | None = None
+) -> list[Agent]:
+    query = select(agents).order_by(agents.c.name)
+    if business_units is not None:
+        query = query.where(agents.c.business_units.overlap(list(business_units)))
+    return [Agent(r.name, r.password_hash, tuple(r.business_units))
+            for r in await conn.execute(query)]
 
 
 async def pending_count(conn: AsyncConnection, business_units: Sequence[str] | None = None) -> int:

@@ -1,8 +1,10 @@
-"""Composition root of the escalation service: the queue consumer and the outbox relay."""
+"""Composition root of the escalation service: the queue consumer, the outbox relay and the
+agents' console (web pages and REST API) on `ESCALATION_HTTP_PORT`."""
 
 from __future__ import annotations
 
 from faststream import FastStream
+
 from pinworks_common.contracts import EscalationRequest, Outcome
 from pinworks_common.outbox import OutboxRelay
 from pinworks_common.service import build_runtime, make_publisher, service_app, subscribe_stage
@@ -14,7 +16,7 @@ from pinworks_common.subjects import (
     Stage,
     outcome_subject,
 )
-
+from pinworks_escalation.console import ConsoleServer, create_console
 from pinworks_escalation.settings import EscalationSettings
 from pinworks_escalation.stage import EscalationStage
 
@@ -44,9 +46,12 @@ def create_app(settings: EscalationSettings | None = None) -> FastStream:
         schema=Outcome, description="Public outcome: a person resolved the escalated ticket.",
     )
     relay = OutboxRelay(runtime.engine, publish, interval_seconds=settings.outbox_interval_seconds)
+    console = ConsoleServer(
+        create_console(runtime.engine, settings), settings.http_host, settings.http_port
+    )
     return service_app(
         runtime,
         description="The human escalation queue.",
-        on_started=[relay.start],
-        on_stopping=[relay.stop],
+        on_started=[relay.start, console.start],
+        on_stopping=[console.stop, relay.stop],
     )

@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from pinworks_common.contracts import EscalationRequest, Outcome, utcnow
 from pinworks_common.db.records import (
     costs_by_ticket,
@@ -15,14 +18,12 @@ from pinworks_common.db.records import (
     record_outcomes,
 )
 from pinworks_common.db.tables import escalations
-from pinworks_common.queue import OPEN, priority_for
+from pinworks_common.queue import OPEN, priority_for, sla_for, tier_of
 from pinworks_common.stage import Delivery, Publication, Work, decode_model
 from pinworks_common.subjects import OutcomeStatus, Stage
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 AUTOMATION = "automation"
-VERSION = "escalation-1"
+VERSION = "escalation-2"
 
 
 class EscalationStage:
@@ -36,10 +37,13 @@ class EscalationStage:
         self, conn: AsyncConnection, work: Sequence[Work[EscalationRequest]]
     ) -> list[Publication]:
         rows, decisions, accountability = [], [], []
+        now = utcnow()
         for item in work:
             request = item.value
             ticket = request.envelope.ticket
             priority = priority_for(request.reasons, ticket.metadata)
+            tier = tier_of(ticket.metadata)
+            sla_due_at = now + sla_for(priority, tier)
             rows.append({
                 "ticket_id": ticket.ticket_id,
                 "business_unit": ticket.business_unit,
@@ -49,6 +53,8 @@ class EscalationStage:
                 "reasons": request.reasons,
                 "context": {"envelope": request.envelope.model_dump(mode="json")},
                 "trace_id": request.envelope.trace_id,
+                "tier": tier,
+                "sla_due_at": sla_due_at,
             })
             decisions.append({
                 "ticket_id": ticket.ticket_id,
@@ -57,7 +63,8 @@ class EscalationStage:
                 "component": "escalation",
                 "version": VERSION,
                 "inputs": {"source_stage": request.source_stage},
-                "output": {"priority": priority, "reasons": request.reasons},
+                "output": {"priority": priority, "reasons": request.reasons, "tier": tier,
+                           "sla_due_at": sla_due_at.isoformat()},
                 "reason": f"queued for a person at priority {priority}: "
                 + "; ".join(request.reasons),
                 "cost_usd": Decimal(0),
@@ -71,7 +78,7 @@ class EscalationStage:
                 "actor": "escalation",
                 "action": "enqueue",
                 "version": VERSION,
-                "details": {"priority": priority},
+                "details": {"priority": priority, "sla_due_at": sla_due_at.isoformat()},
             })
         await conn.execute(
             insert(escalations).on_conflict_do_nothing(index_elements=["ticket_id"]), rows

@@ -16,7 +16,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 metadata = MetaData()
 
@@ -106,6 +106,8 @@ escalations = Table(
     Column("reply", Text),
     Column("resolved_at", DateTime(timezone=True)),
     _created_at(),
+    Column("tier", Text),
+    Column("sla_due_at", DateTime(timezone=True), nullable=False),
 )
 
 accountability = Table(
@@ -162,4 +164,31 @@ outbox = Table(
     Column("headers", JSONB, nullable=False),
     Column("published_at", DateTime(timezone=True)),
     _created_at(),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("password_hash", Text, nullable=False),
+    Column("business_units", ARRAY(Text), nullable=False),
+    _created_at(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+labelled_examples = Table(
+    "labelled_examples",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("ticket_id", Text, nullable=False),
+    Column("example_key", Text, nullable=False),
+    Column("business_unit", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("predicted_intent", Text),
+    Column("predicted_confidence", Float),
+    Column("model_version", Text),
+    Column("corrected_intent", Text, nullable=False),
+    Column("labelled_by", Text, nullable=False),
+    _created_at(),
+    UniqueConstraint("ticket_id", "example_key", name="labelled_examples_once"),
 )
