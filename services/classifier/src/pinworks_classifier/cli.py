@@ -1,0 +1,125 @@
+"""`pinworks classifier train|eval`: retrain the intent model and evaluate an artifact."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .model import IntentModel, default_artifact_dir
+from .model.data import default_data_dir, read_labelled_csv
+
+classifier_app = typer.Typer(help="Intent classifier: train and evaluate artifacts.")
+
+
+@classifier_app.command()
+def train(
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Folder with banking77/ and clinc150/ (default: shipped)")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Artifact directory to write (default: artifacts/<version>)")
+    ] = None,
+    folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds")] = 5,
+    promote: Annotated[bool, typer.Option(help="Also replace the artifact loaded by default")] = False,
+) -> None:
+    """Cross-validate, calibrate and fit the model; write a new artifact directory."""
+    from .model.training import TrainConfig, train_model
+
+    data_dir = data_dir or default_data_dir()
+    if not (data_dir / "banking77" / "train.csv").exists():
+        raise typer.BadParameter(f"no banking77/train.csv under {data_dir}", param_hint="--data-dir")
+    staging = out or default_artifact_dir().parent / "_staging"
+    manifest = train_model(data_dir, staging, TrainConfig(folds=folds), log=typer.echo)
+    target = staging
+    if out is None:
+        target = staging.parent / manifest["version"]
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    typer.echo(_summary(manifest["metrics"]))
+    typer.echo(f"artifact {manifest['version']} written to {target}")
+    if promote:
+        current = default_artifact_dir()
+        if current.exists():
+            shutil.rmtree(current)
+        shutil.copytree(target, current)
+        typer.echo(f"promoted to {current}")
+
+
+@classifier_app.command("eval")
+def eval_(
+    data: Annotated[Path, typer.Argument(help="CSV with columns text,category (oos = out of scope)")],
+    artifact: Annotated[Path | None, typer.Option(help="Artifact directory (default: shipped)")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for eval.json and reliability.png")] = Path(
+        "classifier-eval"
+    ),
+    latency_samples: Annotated[int, typer.Option(min=0, help="Texts timed one by one")] = 1000,
+) -> None:
+    """Accuracy, macro-F1, selective accuracy, OOS recall/false alarms, ECE and latency."""
+    from .model.evaluation import evaluate, latency_profile, plot_reliability
+
+    texts, labels = read_labelled_csv(data)
+    if not texts:
+        raise typer.BadParameter(f"{data} has no rows", param_hint="DATA")
+    model = IntentModel.load(artifact)
+    report = evaluate(model, texts, labels)
+    if latency_samples:
+        report["latency"] = latency_profile(model, texts, max_single=latency_samples)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "eval.json").write_text(json.dumps(report, indent=2), "utf-8")
+    plot_reliability(report, out / "reliability.png", f"{model.version} on {data.name}")
+    typer.echo(f"model {model.version}, {report['n']} rows from {data}")
+    typer.echo(_summary(report))
+    if report["unknown_labels"]:
+        typer.echo(f"warning: labels unknown to the model: {report['unknown_labels'][:10]}")
+    typer.echo(f"wrote {out / 'eval.json'} and {out / 'reliability.png'}")
+
+
+def _fmt(x: Any) -> str:
+    return f"{x:.4f}" if isinstance(x, float) else str(x)
+
+
+def _summary(m: dict[str, Any]) -> str:
+    """Human-readable summary of a metrics dict (eval report or training CV metrics)."""
+    r = m.get("banking77_cv", m)
+    ins, sel, oos = r["in_scope"], r["selective"], r["out_of_scope"]
+    lines = [
+        f"in-scope rows        {ins['n']}",
+        f"accuracy             {_fmt(ins['accuracy'])}",
+        f"macro-F1             {_fmt(ins['macro_f1'])}",
+        f"acc. incl. OOS flag  {_fmt(ins['accuracy_with_oos_flag'])}",
+        f"ECE (15 bins)        {_fmt(r['calibration']['ece'])}",
+        "selective accuracy:  threshold  coverage  accuracy",
+    ]
+    for row in sel["by_threshold"]:
+        lines.append(
+            f"                     {row['threshold']:9.2f}  {_fmt(row['coverage']):>8}  "
+            f"{_fmt(row['accuracy']):>8}"
+        )
+    if sel["at_80_coverage"]:
+        a = sel["at_80_coverage"]
+        lines.append(
+            f"at 80% coverage      accuracy {_fmt(a['accuracy'])} (threshold {_fmt(a['threshold'])})"
+        )
+    lines.append(f"OOS false-alarm rate {_fmt(oos['false_alarm_rate'])}")
+    if "banking77_cv" in m:
+        for key in ("clinc_train_oos_cv", "clinc_val_oos", "clinc_oos_val_oos"):
+            if key in m:
+                lines.append(f"OOS recall {key:<18}{_fmt(m[key]['oos_recall'])} (n={m[key]['n_oos']})")
+    else:
+        lines.append(f"OOS recall           {_fmt(oos['oos_recall'])} (n={oos['n_oos']})")
+    lat = m.get("latency")
+    if lat:
+        s, b = lat["single_ms"], lat["batch_per_text_ms"]
+        lines.append(
+            f"latency single text  p50 {s['p50']:.3f} ms  p95 {s['p95']:.3f} ms  p99 {s['p99']:.3f} ms"
+        )
+        lines.append(
+            f"latency batch of {lat['batch_size']:<3} p50 {b['p50']:.3f} ms/text  "
+            f"p95 {b['p95']:.3f}  p99 {b['p99']:.3f}"
+        )
+    return "\n".join(lines)
