@@ -1,7 +1,10 @@
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import pytest
+
 from pinworks_common.contracts import (
     Classification,
     Draft,
@@ -9,7 +12,14 @@ from pinworks_common.contracts import (
     TicketEnvelope,
     TicketSubmission,
 )
-from pinworks_verifier.checks import CompletenessCheck, CustomerStateCheck, failing_reasons, verify
+from pinworks_verifier.checks import (
+    CompletenessCheck,
+    CustomerStateCheck,
+    DisagreementCheck,
+    failing_reasons,
+    verify,
+)
+from pinworks_verifier.intent_model import IntentModel
 
 GOOD_ANSWER = (
     "Hi Sam, new cards usually arrive within 5 working days. You can track your card in the "
@@ -18,16 +28,19 @@ GOOD_ANSWER = (
 
 
 def envelope(body: str = "Where is my new card?", answer: str = GOOD_ANSWER,
-             terms: tuple[str, ...] = ("card", "working days")) -> TicketEnvelope:
+             terms: tuple[str, ...] = ("card", "working days"), *, intent: str = "card_arrival",
+             handler: str = "template", details: dict[str, Any] | None = None
+             ) -> TicketEnvelope:
     return TicketEnvelope(
         ticket=TicketSubmission(ticket_id="T", business_unit="retail", body=body),
         trace_id="0" * 32,
         received_at=datetime(2026, 1, 1, tzinfo=UTC),
         classification=Classification(
-            intent="card_arrival", confidence=0.9, out_of_scope=False, model_version="m",
-            alternatives=[IntentScore(intent="card_arrival", score=0.9)]),
-        draft=Draft(handler="template", handler_version="t1", answer=answer,
-                    cost_usd=Decimal("0.0005"), required_terms=list(terms)),
+            intent=intent, confidence=0.9, out_of_scope=False, model_version="m",
+            alternatives=[IntentScore(intent=intent, score=0.9)]),
+        draft=Draft(handler=handler, handler_version="t1", answer=answer,
+                    cost_usd=Decimal("0.0005"), required_terms=list(terms),
+                    details=details or {}),
     )
 
 
@@ -78,3 +91,84 @@ def test_a_sign_off_after_the_last_sentence_is_not_truncation() -> None:
 
 def test_mild_frustration_is_not_escalated() -> None:
     assert CustomerStateCheck().run(envelope(body="I am still waiting on my card, any news?")).passed
+
+
+@pytest.fixture(scope="module")
+def relevance() -> CompletenessCheck:
+    return CompletenessCheck(IntentModel.load("ticket_intent"), IntentModel.load("answer_intent"))
+
+
+CARD_ARRIVAL_DRAFT = (
+    "Hi Sam,\n\nI'm sorry your card hasn't arrived yet.\n\nStandard delivery usually takes 3-5 "
+    "working days after dispatch within the UK, but please allow up to 10 working days. Please "
+    "check that the delivery address under Profile > Personal details is correct.\n\nIf it "
+    "still hasn't arrived after that, message us and we'll send a free replacement.\n\n"
+    "Best wishes,\nLarkspur Bank Support"
+)
+EXCHANGE_DRAFT = (
+    "Hi Sam,\n\nWhen you pay by card or withdraw cash in a currency you don't hold, we convert "
+    "the amount at the Mastercard exchange rate. The rate is set on the day the merchant or ATM "
+    "operator completes the transaction. At weekends we add a markup of 0.5% for major "
+    "currencies and 1% for less common ones, because markets are closed.\n\n"
+    "Best wishes,\nLarkspur Bank Support"
+)
+
+
+def test_a_draft_for_the_intent_the_ticket_asks_about_passes(relevance: CompletenessCheck) -> None:
+    result = relevance.run(envelope("I ordered a card two weeks ago and it still hasn't come",
+                                    CARD_ARRIVAL_DRAFT, ("working days",)))
+    assert result.passed, result.reasons
+    assert result.details["ticket_margin"] == 0.0
+
+
+def test_a_template_for_the_wrong_intent_is_caught(relevance: CompletenessCheck) -> None:
+    # the classifier misread the ticket and the template followed it
+    result = relevance.run(envelope("What exchange rate will I get if I pay in euros?",
+                                    CARD_ARRIVAL_DRAFT, ("working days",)))
+    assert not result.passed
+    assert any("the ticket does not read as card_arrival" in r and "exchange" in r
+               for r in result.reasons), result.reasons
+
+
+def test_a_draft_about_something_else_is_caught(relevance: CompletenessCheck) -> None:
+    # right classification, but the specialist answered another question
+    result = relevance.run(envelope("My card still hasn't arrived after two weeks",
+                                    EXCHANGE_DRAFT, ()))
+    assert not result.passed
+    assert any("the draft does not answer card_arrival" in r for r in result.reasons), \
+        result.reasons
+
+
+def test_disagreement_between_specialist_and_classifier() -> None:
+    check = DisagreementCheck()
+    assert check.run(envelope()).passed  # templates give no reading of their own
+    agree = envelope(handler="kb", details={"specialist_intent": "card_arrival"})
+    assert check.run(agree).passed
+    several = envelope(handler="kb", details={"specialist_intent": ["card_delivery_estimate",
+                                                                     "card_arrival"]})
+    assert check.run(several).passed
+    result = check.run(envelope(handler="llm", details={"specialist_intent": "exchange_rate"}))
+    assert not result.passed
+    assert result.reasons == ("disagreement: the llm specialist read the ticket as "
+                              "exchange_rate, the classifier as card_arrival",)
+
+
+def test_banking_words_alone_are_not_a_bad_mood() -> None:
+    calm = "My transfer failed and the exchange rate looks wrong, can you check the error?"
+    assert CustomerStateCheck().run(envelope(body=calm)).passed
+
+
+def test_an_intent_model_trains_saves_and_loads(tmp_path: Path) -> None:
+    examples = [("where is my new card", "card_arrival"), ("my card has not come yet", "card_arrival"),
+                ("what exchange rate do you use", "exchange_rate"),
+                ("the exchange rate for euros", "exchange_rate")]
+    model = IntentModel.train(examples, ["card_arrival", "exchange_rate"], min_df=1,
+                              meta={"calibration": {"margin_threshold": -1.0}})
+    model.save(tmp_path, "tiny")
+    loaded = IntentModel.load("tiny", tmp_path)
+    assert loaded.version.startswith("tiny-")
+    for text in ("has my card come", "which exchange rate"):
+        assert loaded.score(text).best(1) == model.score(text).best(1)
+    assert loaded.score("has my card come").best(1)[0][0] == "card_arrival"
+    assert loaded.score("which exchange rate").margin("card_arrival") < 0
+    assert CompletenessCheck(loaded).ticket_margin == -1.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from faststream import FastStream
+
 from pinworks_common.contracts import EscalationRequest, Outcome, TicketEnvelope
 from pinworks_common.service import build_runtime, make_publisher, service_app, subscribe_stage
 from pinworks_common.stage import StageRunner, escalate_on_dead_letter
@@ -14,8 +15,7 @@ from pinworks_common.subjects import (
     Stage,
     outcome_subject,
 )
-
-from pinworks_verifier.checks import CompletenessCheck, CustomerStateCheck
+from pinworks_verifier.factory import build_checks
 from pinworks_verifier.settings import VerifierSettings
 from pinworks_verifier.stage import VerifierStage
 
@@ -23,10 +23,7 @@ from pinworks_verifier.stage import VerifierStage
 def create_app(settings: VerifierSettings | None = None) -> FastStream:
     settings = settings or VerifierSettings()
     runtime = build_runtime("verifier", settings)
-    stage = VerifierStage([
-        CompletenessCheck(),
-        CustomerStateCheck(settings.negative_sentiment_threshold),
-    ])
+    stage = VerifierStage(build_checks(settings))
     runner = StageRunner(
         stage, runtime.engine, make_publisher(runtime.broker),
         max_deliveries=settings.max_deliveries,

@@ -4,73 +4,108 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
 
-from pinworks_common.contracts import TicketEnvelope
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+from pinworks_common.contracts import TicketEnvelope
+from pinworks_verifier.intent_model import IntentModel
+from pinworks_verifier.result import Check, CheckResult
+from pinworks_verifier.text import body_paragraphs, main_text
 
-@dataclass(frozen=True)
-class CheckResult:
-    check: str
-    version: str
-    passed: bool
-    reasons: tuple[str, ...] = ()
-    details: dict[str, object] = field(default_factory=dict)
-
+__all__ = [
+    "Check", "CheckResult", "CompletenessCheck", "CustomerStateCheck", "DisagreementCheck",
+    "failing_reasons", "main_text", "verify",
+]
 
 PLACEHOLDER = re.compile(r"\{[^}]*\}|\[\[|\]\]|<[A-Z_]{3,}>|\bTODO\b|\bTBD\b|lorem ipsum|\bNone\b")
 SENTENCE_END = re.compile(r"[.!?)\"']\s*$")
 MIN_ANSWER_CHARS = 60
 
 
-SIGN_OFF_CHARS = 60
-
-
-def main_text(answer: str) -> str:
-    """The answer without its sign-off ("Best wishes,\nLarkspur Bank Support")."""
-    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", answer.strip()) if p.strip()]
-    while len(paragraphs) > 1 and len(paragraphs[-1]) <= SIGN_OFF_CHARS:
-        paragraphs.pop()
-    return paragraphs[-1] if paragraphs else ""
-
-
 class CompletenessCheck:
-    """The draft exists, is finished, and talks about what the customer asked."""
+    """The draft exists, is finished, and talks about what the customer asked.
+
+    "What the customer asked" is judged by two small naive-Bayes scorers trained from the
+    project's data (`intent_model.py`): the ticket must read as the classified intent (its
+    log-likelihood within `ticket_margin` of the best intent's) and the draft must read as an
+    answer to it (within `answer_margin`). Without scorers only the text checks run.
+    """
 
     name = "completeness"
-    version = "completeness-1"
+    version = "completeness-2"
+
+    def __init__(self, ticket_model: IntentModel | None = None,
+                 answer_model: IntentModel | None = None,
+                 ticket_margin: float | None = None, answer_margin: float | None = None) -> None:
+        self.ticket_model = ticket_model
+        self.answer_model = answer_model
+        self.ticket_margin = (ticket_margin if ticket_margin is not None else
+                              _calibrated(ticket_model))
+        self.answer_margin = (answer_margin if answer_margin is not None else
+                              _calibrated(answer_model))
+        models = [m.version for m in (ticket_model, answer_model) if m is not None]
+        if models:
+            self.version = f"completeness-2[{','.join(models)}]"
 
     def run(self, envelope: TicketEnvelope) -> CheckResult:
         draft = envelope.draft
+        intent = envelope.classification.intent if envelope.classification else "?"
         reasons: list[str] = []
+        details: dict[str, object] = {}
         answer = (draft.answer if draft else "").strip()
         if not answer:
             reasons.append("completeness: the draft is empty")
-        else:
-            if len(answer) < MIN_ANSWER_CHARS:
-                reasons.append(f"completeness: the draft is only {len(answer)} characters")
-            placeholder = PLACEHOLDER.search(answer)
-            if placeholder:
-                reasons.append(f"completeness: unfilled placeholder {placeholder.group(0)!r}")
-            if not SENTENCE_END.search(main_text(answer)):
-                reasons.append("completeness: the draft looks truncated (no closing punctuation)")
-            terms = [term.lower() for term in (draft.required_terms if draft else [])]
-            if terms and not any(term in answer.lower() for term in terms):
-                intent = envelope.classification.intent if envelope.classification else "?"
+            return CheckResult(self.name, self.version, False, tuple(reasons))
+        if len(answer) < MIN_ANSWER_CHARS:
+            reasons.append(f"completeness: the draft is only {len(answer)} characters")
+        placeholder = PLACEHOLDER.search(answer)
+        if placeholder:
+            reasons.append(f"completeness: unfilled placeholder {placeholder.group(0)!r}")
+        if not SENTENCE_END.search(main_text(answer)):
+            reasons.append("completeness: the draft looks truncated (no closing punctuation)")
+        terms = [term.lower() for term in (draft.required_terms if draft else [])]
+        if terms and not any(term in answer.lower() for term in terms):
+            reasons.append(
+                f"completeness: the draft mentions none of the terms an answer about "
+                f"{intent} needs ({', '.join(terms)})"
+            )
+        if self.ticket_model is not None and self.ticket_margin is not None:
+            ticket = envelope.ticket
+            scores = self.ticket_model.score(" ".join(filter(None, [ticket.subject, ticket.body])))
+            margin = scores.margin(intent)
+            details["ticket_margin"] = round(margin, 3)
+            details["ticket_reads_as"] = scores.best(3)
+            if margin < self.ticket_margin:
                 reasons.append(
-                    f"completeness: the draft mentions none of the terms an answer about "
-                    f"{intent} needs ({', '.join(terms)})"
-                )
-        return CheckResult(self.name, self.version, not reasons, tuple(reasons))
+                    f"completeness: the ticket does not read as {intent} (margin {margin:.2f} < "
+                    f"{self.ticket_margin:.2f}); it reads as "
+                    f"{', '.join(label for label, _ in scores.best(3))}")
+        if self.answer_model is not None and self.answer_margin is not None:
+            scores = self.answer_model.score("\n\n".join(body_paragraphs(answer)))
+            margin = scores.margin(intent)
+            details["answer_margin"] = round(margin, 3)
+            details["answer_reads_as"] = scores.best(3)
+            if margin < self.answer_margin:
+                reasons.append(
+                    f"completeness: the draft does not answer {intent} (margin {margin:.2f} < "
+                    f"{self.answer_margin:.2f}); it reads as an answer about "
+                    f"{', '.join(label for label, _ in scores.best(2))}")
+        return CheckResult(self.name, self.version, not reasons, tuple(reasons), details)
+
+
+def _calibrated(model: IntentModel | None) -> float | None:
+    if model is None:
+        return None
+    calibration = model.meta.get("calibration", {})
+    value = calibration.get("margin_threshold") if isinstance(calibration, dict) else None
+    return float(value) if value is not None else None
 
 
 LEGAL_THREAT = re.compile(
     r"\b(lawyer|solicitor|attorney|sue|suing|lawsuit|legal action|court|ombudsman|regulator|"
-    r"small claims|report you to)\b", re.IGNORECASE)
+    r"small claims|report you to|trading standards|journalist)\b", re.IGNORECASE)
 FRAUD_SIGNAL = re.compile(
-    r"\b(fraud|fraudulent|scam(?:med)?|stolen|hacked|someone else (?:used|is using)|"
+    r"\b(fraud|fraudulent|fraudster\w*|scam(?:med|mer)?|stolen|hacked|someone else (?:used|is using)|"
     r"didn'?t authori[sz]e|unauthori[sz]ed|identity theft)\b", re.IGNORECASE)
 VULNERABILITY_SIGNAL = re.compile(
     r"\b(suicid\w*|kill myself|end my life|self[- ]harm|bereave\w*|passed away|died|"
@@ -78,15 +113,28 @@ VULNERABILITY_SIGNAL = re.compile(
     re.IGNORECASE)
 
 
+DOMAIN_NEUTRAL = (
+    "wrong", "stolen", "lost", "fraud", "charged", "mistake", "error", "problem", "problems",
+    "rejected", "reject", "failed", "fail", "fails", "failure", "blocked", "block", "dispute",
+    "missing", "cancel", "cancelled", "canceled", "strange", "suspicious", "debt", "risk",
+    "unauthorized", "declined", "expired", "owe", "lose", "stuck",
+)
+"""Words VADER scores as negative that, in a bank's tickets, name the topic rather than the
+customer's mood ("my transfer failed", "the wrong exchange rate"); fraud and theft are caught by
+their own signal below."""
+
+
 class CustomerStateCheck:
     """Very unhappy, threatening, defrauded or vulnerable customers go to a person."""
 
     name = "customer_state"
-    version = "customer-state-1"
+    version = "customer-state-2"
 
-    def __init__(self, negative_threshold: float = -0.6) -> None:
+    def __init__(self, negative_threshold: float = -0.8) -> None:
         self.negative_threshold = negative_threshold
         self.analyzer = SentimentIntensityAnalyzer()
+        for word in DOMAIN_NEUTRAL:
+            self.analyzer.lexicon.pop(word, None)
 
     def run(self, envelope: TicketEnvelope) -> CheckResult:
         text = " ".join(filter(None, [envelope.ticket.subject, envelope.ticket.body]))
@@ -106,11 +154,25 @@ class CustomerStateCheck:
                            {"sentiment": compound})
 
 
-class Check(Protocol):
-    name: str
-    version: str
+class DisagreementCheck:
+    """The specialist's own reading of the intent (`draft.details["specialist_intent"]`, a
+    string or a list of intents its source covers) must include the classifier's intent."""
 
-    def run(self, envelope: TicketEnvelope) -> CheckResult: ...
+    name = "disagreement"
+    version = "disagreement-1"
+
+    def run(self, envelope: TicketEnvelope) -> CheckResult:
+        draft = envelope.draft
+        own = draft.details.get("specialist_intent") if draft else None
+        if own is None or envelope.classification is None:
+            return CheckResult(self.name, self.version, True, (), {"applies": False})
+        readings = [own] if isinstance(own, str) else [str(i) for i in own]
+        intent = envelope.classification.intent
+        if intent in readings:
+            return CheckResult(self.name, self.version, True, (), {"specialist_intent": own})
+        return CheckResult(self.name, self.version, False, (
+            f"disagreement: the {draft.handler if draft else '?'} specialist read the ticket as "
+            f"{', '.join(readings)}, the classifier as {intent}",), {"specialist_intent": own})
 
 
 def verify(checks: Sequence[Check], envelope: TicketEnvelope) -> list[CheckResult]:

@@ -7,6 +7,8 @@ import time
 from collections.abc import Sequence
 from decimal import Decimal
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from pinworks_common.contracts import EscalationRequest, Outcome, TicketEnvelope, utcnow
 from pinworks_common.db.records import (
     costs_by_ticket,
@@ -23,9 +25,7 @@ from pinworks_common.stage import (
     decode_model,
     escalation_publication,
 )
-from pinworks_common.subjects import OutcomeStatus, Stage
-from sqlalchemy.ext.asyncio import AsyncConnection
-
+from pinworks_common.subjects import OutcomeStatus, Stage, attempt_key
 from pinworks_verifier.checks import Check, failing_reasons, verify
 
 AUTOMATION = "automation"
@@ -57,7 +57,7 @@ class VerifierStage:
             decisions.append({
                 "ticket_id": envelope.ticket.ticket_id,
                 "stage": self.stage,
-                "decision_key": "verify",
+                "decision_key": attempt_key("verify", envelope.attempt),
                 "component": "verifier",
                 "version": self.version,
                 "inputs": {"handler": envelope.draft.handler if envelope.draft else None,
@@ -78,7 +78,7 @@ class VerifierStage:
             })
             accountability.append({
                 "ticket_id": envelope.ticket.ticket_id,
-                "event_key": "verifier:verify",
+                "event_key": attempt_key("verifier:verify", envelope.attempt),
                 "actor_type": "component",
                 "actor": "verifier",
                 "action": "approve" if not reasons else "escalate",
@@ -88,7 +88,9 @@ class VerifierStage:
         await record_decisions(conn, decisions)
         await record_accountability(conn, accountability)
         ids = [item.value.ticket.ticket_id for item in work]
-        stored = await stored_outputs(conn, self.stage, "verify", ids)
+        keys = {item.value.ticket.ticket_id: attempt_key("verify", item.value.attempt)
+                for item in work}
+        stored = await stored_outputs(conn, self.stage, keys, ids)
         costs = await costs_by_ticket(conn, ids)
         candidates, escalations = [], []
         for item in work:
@@ -100,7 +102,7 @@ class VerifierStage:
                 escalations.append(escalation_publication(request, item.trace_headers))
                 continue
             assert envelope.classification is not None and envelope.draft is not None
-            candidates.append((AUTOMATION, Outcome(
+            candidates.append((attempt_key(AUTOMATION, envelope.attempt), Outcome(
                 ticket_id=envelope.ticket.ticket_id,
                 status=OutcomeStatus.RESOLVED,
                 business_unit=envelope.ticket.business_unit,

@@ -1,0 +1,30 @@
+"""Build the configured checks (used by the app and by the evaluation)."""
+
+from __future__ import annotations
+
+from pinworks_verifier.checks import (
+    CompletenessCheck,
+    CustomerStateCheck,
+    DisagreementCheck,
+)
+from pinworks_verifier.grounding import GroundednessCheck
+from pinworks_verifier.intent_model import IntentModel
+from pinworks_verifier.pii import PiiCheck
+from pinworks_verifier.policy import PolicyCheck
+from pinworks_verifier.result import Check
+from pinworks_verifier.settings import VerifierSettings
+
+
+def build_checks(settings: VerifierSettings) -> list[Check]:
+    return [
+        CompletenessCheck(
+            IntentModel.load("ticket_intent", settings.model_dir),
+            IntentModel.load("answer_intent", settings.model_dir),
+            settings.ticket_margin, settings.answer_margin,
+        ),
+        GroundednessCheck(frozenset(settings.grounded_handlers), settings.min_support),
+        PiiCheck(settings.pii_allowed),
+        CustomerStateCheck(settings.negative_sentiment_threshold),
+        PolicyCheck(settings.policy_entitlements),
+        DisagreementCheck(),
+    ]

@@ -1,0 +1,79 @@
+"""Policy: promises the bank does not allow, unless the handler is entitled to make them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+from pinworks_common.contracts import TicketEnvelope
+from pinworks_verifier.result import CheckResult
+from pinworks_verifier.text import sentences
+
+_NEGATION = re.compile(
+    r"\b(not|n't|no|never|cannot|can't|isn't|aren't|won't|unable|unfortunately)\b", re.IGNORECASE)
+
+PROMISES: Mapping[str, Sequence[re.Pattern[str]]] = {
+    "guaranteed_refund": [
+        re.compile(r"\b(guarantee[sd]?|promise[sd]?|assure you)\b[^.]{0,60}\b(refund\w*|money back|"
+                   r"reimburs\w*|get (it|your money) back)", re.IGNORECASE),
+        re.compile(r"\b(refund\w*|money back|reimburs\w*)\b[^.]{0,40}\b(is|are|will be)\s+"
+                   r"(guaranteed|certain|assured)", re.IGNORECASE),
+        re.compile(r"\bwe(?:'ll| will| shall)\s+(?:definitely\s+|certainly\s+|immediately\s+|"
+                   r"personally\s+)?(?:refund|reimburse)\s+you\b", re.IGNORECASE),
+        re.compile(r"\b(?:give|issue|send|process)\s+you\s+a\s+full\s+refund\b", re.IGNORECASE),
+    ],
+    "fee_waiver": [
+        re.compile(r"\b(waive[sd]?|waiving|waiver)\b", re.IGNORECASE),
+        re.compile(r"\bwe(?:'ll| will)\s+(?:also\s+)?(?:refund|remove|reverse|cancel|drop)\s+"
+                   r"(?:the|this|that|your|any)\s+(?:\w+\s+)?(?:fee|charge)s?\b", re.IGNORECASE),
+        re.compile(r"\b(?:as a|one-off|one off)\s+(?:goodwill|courtesy)\b|\bgoodwill\b", re.IGNORECASE),
+        re.compile(r"\bwe\s+(?:won't|will not)\s+charge\s+you\b", re.IGNORECASE),
+    ],
+    "compensation": [
+        re.compile(r"\bcompensat(?:e|ion|ing)\b", re.IGNORECASE),
+    ],
+    "guaranteed_outcome": [
+        re.compile(r"\bwe\s+guarantee\b|\b(?:is|are|will be)\s+guaranteed\b|\bguaranteed\s+to\b|"
+                   r"\b100%\s+(?:sure|certain|guaranteed)\b", re.IGNORECASE),
+    ],
+}
+"""Each promise kind and the phrasings that make it. A match negated just before it
+("we can't promise a refund") is not a promise, and a sentence counts as its first (most
+specific) kind only; a scheme's name (Direct Debit Guarantee) is not
+either."""
+
+_SCHEME_NAMES = re.compile(r"Direct Debit Guarantee", re.IGNORECASE)
+
+
+class PolicyCheck:
+    name = "policy"
+    version = "policy-1"
+
+    def __init__(self, entitlements: Mapping[str, Sequence[str]] | None = None) -> None:
+        self.entitlements = {h: frozenset(kinds) for h, kinds in (entitlements or {}).items()}
+
+    def run(self, envelope: TicketEnvelope) -> CheckResult:
+        draft = envelope.draft
+        if draft is None:
+            return CheckResult(self.name, self.version, True)
+        entitled = set(self.entitlements.get(draft.handler, ()))
+        declared = draft.details.get("entitlements")
+        if isinstance(declared, list):
+            entitled |= {str(kind) for kind in declared}
+        reasons: list[str] = []
+        found: list[str] = []
+        for sentence in sentences(_SCHEME_NAMES.sub("scheme", draft.answer)):
+            for kind, patterns in PROMISES.items():
+                match = next((m for p in patterns if (m := p.search(sentence))), None)
+                if match is None:
+                    continue
+                if _NEGATION.search(sentence[max(0, match.start() - 40):match.start()]):
+                    continue
+                if kind in entitled:
+                    break  # the most specific promise in the sentence is allowed
+                found.append(kind)
+                reasons.append(f"policy: {kind.replace('_', ' ')} promised without entitlement "
+                               f"({match.group(0)!r} in {sentence.strip()[:160]!r})")
+                break
+        return CheckResult(self.name, self.version, not reasons, tuple(reasons),
+                           {"promises": sorted(set(found)), "entitled": sorted(entitled)})
