@@ -141,6 +141,9 @@ async def test_agents_see_and_act_only_on_their_business_units(
         assert [(e.corrected_intent, e.labelled_by) for e in example] == [("travel_advice", bo)]
         assert OUT_OF_SCOPE in example[0].text and example[0].model_version
         assert example[0].predicted_intent == detail["envelope"]["classification"]["intent"]
+        second = (await client.outcomes.wait_for([mine], count=2))[mine][1]
+        assert (second["status"], second["intent"]) == ("escalated", "travel_advice"), (
+            "automation re-ran on the corrected intent, had no answer for it and escalated again")
         requeued = (await b.get(f"/api/tickets/{mine}")).json()
         assert requeued["status"] == "open" and requeued["intent"] == "travel_advice"
 
@@ -151,7 +154,7 @@ async def test_agents_see_and_act_only_on_their_business_units(
             reply = "We only handle banking questions; our travel partner can help with hotels."
             done = await basic.post(f"/api/tickets/{mine}/resolve", json={"reply": reply})
             assert done.status_code == 200, done.text
-        human = (await client.outcomes.wait_for([mine], count=2))[mine][1]
+        human = (await client.outcomes.wait_for([mine], count=3))[mine][2]
         assert (human["status"], human["resolved_by"], human["answer"]) == ("resolved", bo, reply)
         again = await b.post(f"/api/tickets/{mine}/resolve", json={"reply": reply})
         assert again.status_code == 409 and "already resolved" in again.json()["detail"]

@@ -15,7 +15,7 @@ import pytest
 
 from pinworks_common.db.engine import create_engine
 from pinworks_common.devinfra import free_port
-from pinworks_common.queue import QueueError, claim, resolve
+from pinworks_common.queue import QueueError, claim, resolve, send_back
 
 from .conftest import ROOT, Platform, PlatformClient, run_id, ticket
 
@@ -157,6 +157,7 @@ async def test_cli_parity_show_reassign_and_send_back(
         "SELECT corrected_intent, labelled_by FROM labelled_examples WHERE ticket_id = :t",
         t=ticket_id)
     assert (example.corrected_intent, example.labelled_by) == ("travel_advice", bo)
+    await client.outcomes.wait_for([ticket_id], count=2)
     listed = json.loads(cli(platform, "queue", "list", "--business-unit", unit, "--json").stdout)
     assert [(i["ticket_id"], i["status"], i["intent"]) for i in listed] == [
         (ticket_id, "open", "travel_advice")]
@@ -166,3 +167,35 @@ async def test_cli_parity_show_reassign_and_send_back(
     mine = [r for r in rows if r["ticket_id"] == ticket_id]
     assert [(r["intent"], r["labelled_by"], r["text"]) for r in mine] == [
         ("travel_advice", bo, OUT_OF_SCOPE)]
+
+
+async def test_a_ticket_sent_back_with_a_corrected_intent_is_answered_by_automation(
+    client: PlatformClient, platform: Platform,
+) -> None:
+    rid = run_id()
+    unit = f"unit-{rid}"
+    ticket_id = f"{rid}-sendback"
+    body = "Hi, it's about the thing I ordered from you a while ago, it's still not here."
+    await client.submit(ticket(ticket_id, body, unit, metadata={"customer_name": "Robin"}))
+    [first] = (await client.outcomes.wait_for([ticket_id]))[ticket_id]
+    assert first["status"] == "escalated", "too vague for automation: a person looks first"
+    engine = create_engine(platform.database_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            assert await claim(conn, "dee", ticket_id=ticket_id) is not None
+        async with engine.begin() as conn:
+            await send_back(conn, ticket_id, "dee", "card_arrival")
+    finally:
+        await engine.dispose()
+    second = (await client.outcomes.wait_for([ticket_id], count=2))[ticket_id][1]
+    assert second["status"] == "resolved", second
+    assert (second["intent"], second["handler"], second["resolved_by"]) == (
+        "card_arrival", "template", "automation")
+    assert "Robin" in second["answer"]
+    assert second["trace_id"] == first["trace_id"], "the same trace follows the ticket back"
+    stages = await client.fetch(
+        "SELECT stage, decision_key FROM decisions WHERE ticket_id = :t ORDER BY id", t=ticket_id)
+    assert ("router", "route@1") in [(row.stage, row.decision_key) for row in stages]
+    [row] = await client.fetch("SELECT status, attempt FROM escalations WHERE ticket_id = :t",
+                               t=ticket_id)
+    assert (row.status, row.attempt) == ("returned", 0)

@@ -95,6 +95,16 @@ class Draft(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict, description="Handler-specific details.")
 
 
+class HandlerAttempt(BaseModel):
+    """A specialist that tried a ticket and passed it down the route's fallback chain."""
+
+    handler: str = Field(description="Handler that tried the ticket.")
+    handler_version: str = Field(description="Its version.")
+    result: str = Field(description="declined, unavailable, error or timeout.")
+    reason: str = Field(description="Why it did not produce a draft.")
+    cost_usd: Money = Field(default=Decimal(0), description="What the attempt cost.")
+
+
 class TicketEnvelope(BaseModel):
     """What travels between stages: the ticket and everything decided about it so far."""
 
@@ -104,6 +114,16 @@ class TicketEnvelope(BaseModel):
     classification: Classification | None = Field(default=None, description="Classifier output.")
     route: RouteDecision | None = Field(default=None, description="Router decision.")
     draft: Draft | None = Field(default=None, description="Specialist draft.")
+    attempt: int = Field(
+        default=0,
+        ge=0,
+        description="Automation attempt: 0 at first, +1 each time an agent sends the ticket back "
+        "to automation with a corrected intent. Keys every stage's records for this attempt.",
+    )
+    attempts: list[HandlerAttempt] = Field(
+        default_factory=list,
+        description="Specialists that tried this ticket before and fell back, in order.",
+    )
 
 
 class EscalationRequest(BaseModel):

@@ -21,7 +21,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pinworks_common.contracts import Outcome, utcnow
+from pinworks_common.contracts import Outcome, TicketEnvelope, utcnow
 from pinworks_common.db.records import (
     costs_by_ticket,
     record_accountability,
@@ -37,9 +37,17 @@ from pinworks_common.db.tables import (
     labelled_examples,
     outbox,
 )
-from pinworks_common.subjects import OUTCOMES_STREAM, OutcomeStatus, outcome_subject
+from pinworks_common.subjects import (
+    CLASSIFIED,
+    OUTCOMES_STREAM,
+    WORK_STREAM,
+    OutcomeStatus,
+    outcome_subject,
+)
 
 OPEN, CLAIMED, RESOLVED = "open", "claimed", "resolved"
+RETURNED = "returned"
+"""Sent back to automation with a corrected intent; a new escalation reopens it."""
 HUMAN_OUTCOME_KEY = "human"
 DEFAULT_LEASE = timedelta(minutes=15)
 PREMIUM_TIERS = frozenset({"premium", "vip", "business"})
@@ -186,7 +194,7 @@ async def list_queue(
 ) -> list[QueueItem]:
     query = select(escalations).order_by(*QUEUE_ORDER).limit(limit)
     if not include_resolved:
-        query = query.where(escalations.c.status != RESOLVED)
+        query = query.where(escalations.c.status.in_([OPEN, CLAIMED]))
     rows = await conn.execute(_scoped(query, business_units))
     return [_item(row) for row in rows]
 
@@ -307,15 +315,13 @@ async def send_back(
     *,
     business_units: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Correct the intent of a ticket the agent holds and return it to the queue.
+    """Correct the intent of a ticket the agent holds and send it back to automation.
 
     The correction is kept as a labelled example (`labelled_examples`: the customer's text, what
-    the classifier said, what the agent says) for retraining the classifier, and the queue
-    item's classification shows the corrected intent with the original kept beside it.
-
-    Re-running automation (router, specialist, verifier) on the corrected intent is not done
-    here: those stages are idempotent per ticket and would replay their first decision; see
-    the escalation service's README section "Send back".
+    the classifier said, what the agent says) for retraining the classifier. The ticket, with
+    the corrected classification and the next automation attempt number, goes to the router
+    through the outbox in this same transaction; every stage keys its records by the attempt,
+    so the new attempt yields a new outcome (or escalates again and reopens this row).
     """
     import re
 
@@ -355,15 +361,47 @@ async def send_back(
                                       "corrected_by": agent}
     context["envelope"] = envelope
     context["corrections"] = corrections
+    attempt = int(row.attempt) + 1
     await conn.execute(
         update(escalations).where(escalations.c.ticket_id == ticket_id)
-        .values(status=OPEN, claimed_by=None, lease_expires_at=None, context=context)
+        .values(status=RETURNED, claimed_by=None, lease_expires_at=None, context=context)
     )
+    if original and ticket:
+        await _send_to_automation(conn, envelope, ticket_id, agent, attempt)
     await _account(conn, ticket_id, agent, "send_back", {
         "from_intent": original.get("intent"), "to_intent": intent,
         "example_key": example_key})
     return {"ticket_id": ticket_id, "example_key": example_key,
             "from_intent": original.get("intent"), "to_intent": intent}
+
+
+async def _send_to_automation(
+    conn: AsyncConnection, envelope: dict[str, Any], ticket_id: str, agent: str, attempt: int
+) -> None:
+    """Hand the corrected ticket to the router via the outbox, in the caller's transaction."""
+    import secrets
+
+    corrected = TicketEnvelope.model_validate({
+        **envelope,
+        "classification": {
+            **envelope["classification"],
+            "confidence": 1.0,
+            "out_of_scope": False,
+            "model_version": f"agent:{agent}",
+        },
+        "route": None,
+        "draft": None,
+        "attempt": attempt,
+    })
+    headers = {"Pinworks-Stream": WORK_STREAM}
+    if corrected.trace_id:
+        headers["traceparent"] = f"00-{corrected.trace_id}-{secrets.token_hex(8)}-01"
+    await conn.execute(insert(outbox).values(
+        subject=CLASSIFIED,
+        msg_id=f"{ticket_id}:classified:agent:{attempt}",
+        payload=corrected.model_dump_json().encode(),
+        headers=headers,
+    ).on_conflict_do_nothing(index_elements=["msg_id"]))
 
 
 async def resolve(
@@ -498,7 +536,8 @@ async def list_agents(
 
 
 async def pending_count(conn: AsyncConnection, business_units: Sequence[str] | None = None) -> int:
-    query = select(func.count()).select_from(escalations).where(escalations.c.status != RESOLVED)
+    query = select(func.count()).select_from(escalations).where(
+        escalations.c.status.in_([OPEN, CLAIMED]))
     return int((await conn.execute(_scoped(query, business_units))).scalar_one())
 
 

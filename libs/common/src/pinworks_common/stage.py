@@ -281,14 +281,14 @@ def envelope_publication(
 
 def escalation_publication(request: Any, headers: dict[str, str]) -> Publication:
     """Hand a ticket to the human queue (one request per ticket, whichever stage asks)."""
-    from pinworks_common.subjects import ESCALATION_REQUESTED, WORK_STREAM
+    from pinworks_common.subjects import ESCALATION_REQUESTED, WORK_STREAM, attempt_key
 
     return envelope_publication(
         request.model_dump_json().encode(),
         subject=ESCALATION_REQUESTED,
         stream=WORK_STREAM,
         ticket_id=request.envelope.ticket.ticket_id,
-        step="escalate",
+        step=attempt_key("escalate", request.envelope.attempt),
         headers=headers,
     )
 

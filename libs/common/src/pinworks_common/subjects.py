@@ -70,3 +70,9 @@ def specialist_consumer(handler: str) -> str:
 def message_id(ticket_id: str, stage: str) -> str:
     """The `Nats-Msg-Id` of a stage's publish: JetStream drops a redelivered message's re-publish."""
     return f"{ticket_id}:{stage}"
+
+
+def attempt_key(base: str, attempt: int) -> str:
+    """A record or message key for one automation attempt: `base` for the first, `base@n` after
+    an agent sent the ticket back, so a new attempt is recorded and published afresh."""
+    return base if attempt == 0 else f"{base}@{attempt}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -20,10 +21,33 @@ from pinworks_common.db.records import (
 from pinworks_common.db.tables import escalations
 from pinworks_common.queue import OPEN, priority_for, sla_for, tier_of
 from pinworks_common.stage import Delivery, Publication, Work, decode_model
-from pinworks_common.subjects import OutcomeStatus, Stage
+from pinworks_common.subjects import OutcomeStatus, Stage, attempt_key
 
 AUTOMATION = "automation"
 VERSION = "escalation-2"
+
+
+def reopening_insert() -> Any:
+    """Queue a ticket once per automation attempt: a later attempt (the ticket was sent back
+    to automation and escalated again) reopens the row, keeping the agents' corrections."""
+    statement = insert(escalations)
+    excluded = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=["ticket_id"],
+        set_={
+            "status": excluded.status,
+            "priority": excluded.priority,
+            "source_stage": excluded.source_stage,
+            "reasons": excluded.reasons,
+            "context": escalations.c.context.op("||")(excluded.context),
+            "tier": excluded.tier,
+            "sla_due_at": excluded.sla_due_at,
+            "attempt": excluded.attempt,
+            "claimed_by": None,
+            "lease_expires_at": None,
+        },
+        where=escalations.c.attempt < excluded.attempt,
+    )
 
 
 class EscalationStage:
@@ -55,11 +79,12 @@ class EscalationStage:
                 "trace_id": request.envelope.trace_id,
                 "tier": tier,
                 "sla_due_at": sla_due_at,
+                "attempt": request.envelope.attempt,
             })
             decisions.append({
                 "ticket_id": ticket.ticket_id,
                 "stage": self.stage,
-                "decision_key": "enqueue",
+                "decision_key": attempt_key("enqueue", request.envelope.attempt),
                 "component": "escalation",
                 "version": VERSION,
                 "inputs": {"source_stage": request.source_stage},
@@ -73,16 +98,14 @@ class EscalationStage:
             })
             accountability.append({
                 "ticket_id": ticket.ticket_id,
-                "event_key": "escalation:enqueue",
+                "event_key": attempt_key("escalation:enqueue", request.envelope.attempt),
                 "actor_type": "component",
                 "actor": "escalation",
                 "action": "enqueue",
                 "version": VERSION,
                 "details": {"priority": priority, "sla_due_at": sla_due_at.isoformat()},
             })
-        await conn.execute(
-            insert(escalations).on_conflict_do_nothing(index_elements=["ticket_id"]), rows
-        )
+        await conn.execute(reopening_insert(), rows)
         await record_decisions(conn, decisions)
         await record_accountability(conn, accountability)
         ids = [item.value.envelope.ticket.ticket_id for item in work]
@@ -91,7 +114,7 @@ class EscalationStage:
         for item in work:
             envelope = item.value.envelope
             classification = envelope.classification
-            candidates.append((AUTOMATION, Outcome(
+            candidates.append((attempt_key(AUTOMATION, envelope.attempt), Outcome(
                 ticket_id=envelope.ticket.ticket_id,
                 status=OutcomeStatus.ESCALATED,
                 business_unit=envelope.ticket.business_unit,

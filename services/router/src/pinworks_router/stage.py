@@ -18,7 +18,7 @@ from pinworks_common.stage import (
     envelope_publication,
     escalation_publication,
 )
-from pinworks_common.subjects import WORK_STREAM, Stage, routed_subject
+from pinworks_common.subjects import WORK_STREAM, Stage, attempt_key, routed_subject
 from pinworks_router.domain import route
 from pinworks_router.policy import Policy
 
@@ -51,7 +51,7 @@ class RouterStage:
             decisions.append({
                 "ticket_id": ticket_id,
                 "stage": self.stage,
-                "decision_key": "route",
+                "decision_key": attempt_key("route", envelope.attempt),
                 "component": "router",
                 "version": self.policy.version,
                 "inputs": {
@@ -73,7 +73,7 @@ class RouterStage:
             })
             accountability.append({
                 "ticket_id": ticket_id,
-                "event_key": "router:route",
+                "event_key": attempt_key("router:route", envelope.attempt),
                 "actor_type": "component",
                 "actor": "router",
                 "action": f"route to {evaluation.decision.handler}",
@@ -82,9 +82,9 @@ class RouterStage:
             })
         await record_decisions(conn, decisions)
         await record_accountability(conn, accountability)
-        stored = await stored_outputs(
-            conn, self.stage, "route", [item.value.ticket.ticket_id for item in work]
-        )
+        keys = {item.value.ticket.ticket_id: attempt_key("route", item.value.attempt)
+                for item in work}
+        stored = await stored_outputs(conn, self.stage, keys, keys)
         publications = []
         for item in work:
             envelope = item.value
@@ -102,7 +102,7 @@ class RouterStage:
                 subject=routed_subject(decision.handler),
                 stream=WORK_STREAM,
                 ticket_id=envelope.ticket.ticket_id,
-                step="routed",
+                step=attempt_key("routed", envelope.attempt),
                 headers=item.trace_headers,
             ))
         return publications

@@ -95,17 +95,25 @@ def outcome_publication(outcome: Outcome, key: str, headers: Mapping[str, str]) 
 
 
 async def stored_outputs(
-    conn: AsyncConnection, stage: str, decision_key: str, ticket_ids: Iterable[str]
+    conn: AsyncConnection,
+    stage: str,
+    decision_key: str | Mapping[str, str],
+    ticket_ids: Iterable[str],
 ) -> dict[str, dict[str, Any]]:
-    """The decision outputs as first recorded: a redelivery acts on them, not on a recomputation."""
+    """The decision outputs as first recorded: a redelivery acts on them, not on a recomputation.
+
+    `decision_key` is one key for every ticket, or a key per ticket (one per automation attempt).
+    """
     ids = sorted(set(ticket_ids))
     if not ids:
         return {}
+    keys = decision_key if isinstance(decision_key, Mapping) else dict.fromkeys(ids, decision_key)
     result = await conn.execute(
         select(decisions.c.ticket_id, decisions.c.output).where(
             decisions.c.stage == stage,
-            decisions.c.decision_key == decision_key,
-            decisions.c.ticket_id.in_(ids),
+            tuple_(decisions.c.ticket_id, decisions.c.decision_key).in_(
+                [(ticket_id, keys[ticket_id]) for ticket_id in ids]
+            ),
         )
     )
     return {row.ticket_id: row.output for row in result}

@@ -108,6 +108,7 @@ escalations = Table(
     _created_at(),
     Column("tier", Text),
     Column("sla_due_at", DateTime(timezone=True), nullable=False),
+    Column("attempt", Integer, nullable=False, server_default="0"),
 )
 
 accountability = Table(
