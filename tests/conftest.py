@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+
 from pinworks_common.devinfra import (
     Endpoint,
     Infrastructure,

@@ -21,8 +21,9 @@ from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinworks_common.db.engine import create_engine
-from pinworks_common.devinfra import ServiceProcess
+from pinworks_common.devinfra import ServiceProcess, free_port
 from pinworks_common.subjects import OUTCOME_WILDCARD, SUBMITTED, TICKETS_STREAM
+from pinworks_specialists.testing import ChatServer
 
 SERVICES = ("classifier", "router", "specialists", "verifier", "escalation")
 
@@ -40,7 +41,15 @@ class Platform:
 
 
 @pytest.fixture(scope="session")
-def platform(nats_url: str, migrated_database_url: str,
+def fake_llm() -> Iterator[ChatServer]:
+    """A real chat-completions server on 127.0.0.1 that the `llm_small` handler calls; tests
+    script its replies by a marker in the ticket text (unscripted requests get HTTP 500)."""
+    with ChatServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def platform(nats_url: str, migrated_database_url: str, fake_llm: ChatServer,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     log_dir = tmp_path_factory.mktemp("service-logs")
     env = {
@@ -51,7 +60,17 @@ def platform(nats_url: str, migrated_database_url: str,
         "PINWORKS_BATCH_SIZE": "64",
         "PINWORKS_LOG_LEVEL": "INFO",
         "PINWORKS_MAX_DELIVERIES": "3",
+        "ESCALATION_HTTP_PORT": str(free_port()),
+        "SPECIALISTS_HANDLERS": "template,kb,llm_small,llm_frontier",
+        "LLM_SMALL_BASE_URL": fake_llm.base_url,
+        "LLM_SMALL_MODEL": "scripted-small",
+        "LLM_SMALL_TIMEOUT_SECONDS": "1",
+        "LLM_MAX_RETRIES": "1",
+        "LLM_BACKOFF_BASE_SECONDS": "0.05",
+        "LLM_DEADLINE_SECONDS": "3",
     }
+    for unset in ("LLM_FRONTIER_BASE_URL", "LLM_FRONTIER_MODEL"):
+        env.pop(unset, None)
     env.pop("PINWORKS_HEALTH_PORT", None)
     processes = {name: ServiceProcess(name, env, log_dir) for name in SERVICES}
     try:

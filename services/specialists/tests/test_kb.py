@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from pinworks_specialists.kb import KnowledgeBase, KnowledgeBaseError, Passage
 from pinworks_specialists.kb.text import stem, tokenize
 from pinworks_specialists.templating import INTENTS

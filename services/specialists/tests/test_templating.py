@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from pinworks_specialists.templating import (
     INTENTS,
     TemplateBook,

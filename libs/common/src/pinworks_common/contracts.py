@@ -103,6 +103,8 @@ class HandlerAttempt(BaseModel):
     result: str = Field(description="declined, unavailable, error or timeout.")
     reason: str = Field(description="Why it did not produce a draft.")
     cost_usd: Money = Field(default=Decimal(0), description="What the attempt cost.")
+    automation_attempt: int = Field(
+        default=0, ge=0, description="The ticket's automation attempt (`attempt`) it belongs to.")
 
 
 class TicketEnvelope(BaseModel):

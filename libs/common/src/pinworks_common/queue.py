@@ -338,8 +338,9 @@ async def send_back(
     envelope = dict(context.get("envelope", {}))
     ticket = envelope.get("ticket", {})
     original = envelope.get("classification") or {}
-    if original.get("intent") == intent:
-        raise QueueError(f"{ticket_id} is already classified as {intent}")
+    if original.get("intent") == intent and not original.get("out_of_scope") \
+            and float(original.get("confidence") or 0) >= 0.99:
+        raise QueueError(f"{ticket_id} is already classified as {intent} with certainty")
     count = (await conn.execute(
         select(func.count()).select_from(labelled_examples)
         .where(labelled_examples.c.ticket_id == ticket_id)

@@ -2,27 +2,49 @@
 
 from __future__ import annotations
 
+import logging
+
 from faststream import FastStream
+
 from pinworks_common.contracts import TicketEnvelope
 from pinworks_common.service import build_runtime, make_publisher, service_app, subscribe_stage
 from pinworks_common.stage import StageRunner, escalate_on_dead_letter
 from pinworks_common.subjects import DRAFTED, WORK_STREAM, Stage, routed_subject, specialist_consumer
-
 from pinworks_specialists.handlers import Handler, TemplateHandler
-from pinworks_specialists.settings import Price, SpecialistSettings
+from pinworks_specialists.settings import LLM_INSTANCES, Price, SpecialistSettings
 from pinworks_specialists.templating import TemplateBook
+
+log = logging.getLogger("pinworks.specialists")
+
+HANDLER_NAMES = ("template", "kb", *LLM_INSTANCES)
 
 
 def build_handlers(settings: SpecialistSettings) -> list[Handler]:
+    from pinworks_specialists.kb import KnowledgeBase
+    from pinworks_specialists.knowledge import KbHandler
+    from pinworks_specialists.llm import LlmHandler
+
+    names = settings.handler_names()
+    unknown = [name for name in names if name not in HANDLER_NAMES]
+    if unknown:
+        raise ValueError(f"SPECIALISTS_HANDLERS: unknown handler(s) {unknown}; "
+                         f"known: {', '.join(HANDLER_NAMES)}")
+    if not names:
+        raise ValueError("SPECIALISTS_HANDLERS names no handler")
+    book = TemplateBook.load()
+    kb = KnowledgeBase.load() if set(names) - {"template"} else None
     handlers: list[Handler] = []
-    for name in settings.handler_names():
+    for name in dict.fromkeys(names):
         price = settings.prices.get(name, Price())
         if name == "template":
-            handlers.append(TemplateHandler(TemplateBook.load(), price))
+            handlers.append(TemplateHandler(book, price))
+        elif name == "kb":
+            assert kb is not None
+            handlers.append(KbHandler(kb, book, price, min_coverage=settings.kb_min_coverage,
+                                      min_score=settings.kb_min_score))
         else:
-            raise ValueError(f"SPECIALISTS_HANDLERS: unknown handler {name!r}")
-    if not handlers:
-        raise ValueError("SPECIALISTS_HANDLERS names no handler")
+            assert kb is not None
+            handlers.append(LlmHandler(settings.llm_endpoint(name), kb, price))
     return handlers
 
 
@@ -34,8 +56,14 @@ def create_app(settings: SpecialistSettings | None = None) -> FastStream:
     runtime = build_runtime("specialists", settings)
     publish = make_publisher(runtime.broker)
     for handler in handlers:
+        stage = SpecialistStage(
+            handler, settings.prices.get(handler.name, Price()),
+            concurrency=settings.concurrency,
+            timeout_seconds=settings.handler_timeout_seconds,
+            heartbeat_seconds=max(0.5, settings.ack_wait_seconds / 3),
+        )
         runner = StageRunner(
-            SpecialistStage(handler), runtime.engine, publish,
+            stage, runtime.engine, publish,
             max_deliveries=settings.max_deliveries,
             on_dead_letter=escalate_on_dead_letter(Stage.SPECIALIST.value),
         )
@@ -51,4 +79,16 @@ def create_app(settings: SpecialistSettings | None = None) -> FastStream:
         description="A draft answer, for the verifier.",
     )
     names = ", ".join(f"{h.name} {h.version}" for h in handlers)
-    return service_app(runtime, description=f"Specialist handlers: {names}.")
+
+    async def report_availability() -> None:
+        for handler in handlers:
+            if not getattr(handler, "available", True):
+                log.warning("%s is unavailable: %s; its tickets fall back", handler.name,
+                            getattr(handler, "unavailable_reason", "no backend"))
+
+    async def close_handlers() -> None:
+        for handler in handlers:
+            await handler.close()
+
+    return service_app(runtime, description=f"Specialist handlers: {names}.",
+                       on_started=[report_availability], on_stopping=[close_handlers])

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
+from pydantic import BaseModel, Field, SecretStr
+
 from pinworks_common.settings import CommonSettings
-from pydantic import BaseModel, Field
 
 
 class Price(BaseModel):
@@ -25,12 +27,120 @@ def default_prices() -> dict[str, Price]:
     }
 
 
+LLM_INSTANCES = ("llm_small", "llm_frontier")
+"""The configured LLM handler instances; each reads `LLM_<NAME>_*` (e.g. `LLM_SMALL_BASE_URL`)."""
+
+
+@dataclass(frozen=True)
+class LlmEndpoint:
+    """One OpenAI-compatible chat-completions endpoint and how hard to try it."""
+
+    name: str
+    env_prefix: str
+    base_url: str | None
+    model: str
+    api_key: str | None
+    timeout_seconds: float
+    max_retries: int
+    backoff_base_seconds: float
+    backoff_max_seconds: float
+    deadline_seconds: float
+    max_tokens: int
+    temperature: float
+    passages: int
+
+
 class SpecialistSettings(CommonSettings):
     handlers: str = Field(
-        default="template",
+        default="template,kb",
         validation_alias="SPECIALISTS_HANDLERS",
-        description="Comma-separated handlers this deployment serves (template, kb, ...).",
+        description="Comma-separated handlers this deployment serves: template, kb, llm_small, "
+        "llm_frontier. Every handler the routing policy names must be served by some deployment.",
     )
+    concurrency: int = Field(
+        default=16, ge=1, le=512,
+        validation_alias="SPECIALISTS_CONCURRENCY",
+        description="Handler calls of one batch run concurrently, at most this many at once.",
+    )
+    handler_timeout_seconds: float = Field(
+        default=120.0, gt=0,
+        validation_alias="SPECIALISTS_HANDLER_TIMEOUT_SECONDS",
+        description="Hard limit on one handler call; past it the ticket falls back.",
+    )
+    kb_min_coverage: float = Field(
+        default=0.35, ge=0, le=1,
+        validation_alias="KB_MIN_COVERAGE",
+        description="Share of the ticket's term weight (IDF) the best article must contain for "
+        "the kb handler to answer; calibrated on tests/data/kb_calibration.yaml.",
+    )
+    kb_min_score: float = Field(
+        default=6.0, ge=0,
+        validation_alias="KB_MIN_SCORE",
+        description="Lowest BM25 score of the best passage for the kb handler to answer.",
+    )
+    llm_small_base_url: str | None = Field(
+        default=None, validation_alias="LLM_SMALL_BASE_URL",
+        description="OpenAI-compatible base URL of the small model, e.g. http://127.0.0.1:8000/v1; "
+        "unset: llm_small reports itself unavailable and tickets fall back.",
+    )
+    llm_small_model: str = Field(default="", validation_alias="LLM_SMALL_MODEL",
+                                 description="Model name sent to the small endpoint.")
+    llm_small_api_key: SecretStr | None = Field(default=None, validation_alias="LLM_SMALL_API_KEY",
+                                                description="Bearer token for the small endpoint.")
+    llm_small_timeout_seconds: float = Field(
+        default=20.0, gt=0, validation_alias="LLM_SMALL_TIMEOUT_SECONDS",
+        description="Timeout of one request to the small model.")
+    llm_frontier_base_url: str | None = Field(
+        default=None, validation_alias="LLM_FRONTIER_BASE_URL",
+        description="OpenAI-compatible base URL of the frontier model (…/v1); unset: unavailable.",
+    )
+    llm_frontier_model: str = Field(default="", validation_alias="LLM_FRONTIER_MODEL",
+                                    description="Model name sent to the frontier endpoint.")
+    llm_frontier_api_key: SecretStr | None = Field(
+        default=None, validation_alias="LLM_FRONTIER_API_KEY",
+        description="Bearer token for the frontier endpoint.")
+    llm_frontier_timeout_seconds: float = Field(
+        default=30.0, gt=0, validation_alias="LLM_FRONTIER_TIMEOUT_SECONDS",
+        description="Timeout of one request to the frontier model.")
+    llm_max_retries: int = Field(
+        default=3, ge=0, le=10, validation_alias="LLM_MAX_RETRIES",
+        description="Retries after a 429, a 5xx, a timeout or a connection error.")
+    llm_backoff_base_seconds: float = Field(
+        default=0.5, ge=0, validation_alias="LLM_BACKOFF_BASE_SECONDS",
+        description="First retry delay; doubles each retry (with jitter), Retry-After wins.")
+    llm_backoff_max_seconds: float = Field(
+        default=8.0, ge=0, validation_alias="LLM_BACKOFF_MAX_SECONDS",
+        description="Longest computed backoff between retries.")
+    llm_deadline_seconds: float = Field(
+        default=60.0, gt=0, validation_alias="LLM_DEADLINE_SECONDS",
+        description="Total time one ticket may spend on one LLM handler, retries included.")
+    llm_max_tokens: int = Field(default=512, ge=16, validation_alias="LLM_MAX_TOKENS",
+                                description="max_tokens of each completion.")
+    llm_temperature: float = Field(default=0.2, ge=0, le=2, validation_alias="LLM_TEMPERATURE",
+                                   description="Sampling temperature.")
+    llm_passages: int = Field(default=5, ge=1, le=20, validation_alias="LLM_PASSAGES",
+                              description="Retrieved help-centre passages given to the model.")
+
+    def llm_endpoint(self, name: str) -> LlmEndpoint:
+        """The endpoint settings of LLM instance `name` (llm_small or llm_frontier)."""
+        short = name.removeprefix("llm_")
+        base_url = getattr(self, f"llm_{short}_base_url")
+        model = getattr(self, f"llm_{short}_model")
+        env_prefix = f"LLM_{short.upper()}"
+        if base_url and not model:
+            raise ValueError(f"{env_prefix}_BASE_URL is set but {env_prefix}_MODEL is empty")
+        key: SecretStr | None = getattr(self, f"llm_{short}_api_key")
+        return LlmEndpoint(
+            name=name, env_prefix=env_prefix, base_url=base_url or None, model=model,
+            api_key=key.get_secret_value() if key else None,
+            timeout_seconds=getattr(self, f"llm_{short}_timeout_seconds"),
+            max_retries=self.llm_max_retries,
+            backoff_base_seconds=self.llm_backoff_base_seconds,
+            backoff_max_seconds=self.llm_backoff_max_seconds,
+            deadline_seconds=self.llm_deadline_seconds,
+            max_tokens=self.llm_max_tokens, temperature=self.llm_temperature,
+            passages=self.llm_passages,
+        )
     prices: dict[str, Price] = Field(
         default_factory=default_prices,
         validation_alias="SPECIALISTS_PRICES",

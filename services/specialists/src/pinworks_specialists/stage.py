@@ -1,39 +1,65 @@
-"""The specialist stage: one durable consumer per handler; drafts go to the verifier."""
+"""The specialist stage: one durable consumer per handler; drafts go to the verifier, declines go
+down the route's fallback chain (or to a person).
+
+A batch's handler calls run concurrently (at most `concurrency` at once) and never raise: an
+exception or a call past `timeout_seconds` becomes a decline with its reason, so a ticket always
+moves on and a consumer never crashes. Tickets already decided (a redelivery) are not handled
+again: the first stored decision is republished. While calls run, the batch's messages are kept
+in progress so JetStream does not redeliver them mid-call.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any
 
-from pinworks_common.contracts import Draft, EscalationRequest, TicketEnvelope
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from pinworks_common.contracts import Draft, TicketEnvelope
 from pinworks_common.db.records import (
     record_accountability,
     record_costs,
     record_decisions,
     stored_outputs,
 )
-from pinworks_common.stage import (
-    Delivery,
-    Publication,
-    Work,
-    decode_model,
-    envelope_publication,
-    escalation_publication,
-)
-from pinworks_common.subjects import DRAFTED, WORK_STREAM, Stage
-from sqlalchemy.ext.asyncio import AsyncConnection
+from pinworks_common.stage import Delivery, Publication, Work, decode_model
+from pinworks_common.subjects import Stage, attempt_key
+from pinworks_specialists.fallback import current_hops, publication_for, settle
+from pinworks_specialists.handlers import Declined, Handler
+from pinworks_specialists.settings import Price
 
-from pinworks_specialists.handlers import Handler
+log = logging.getLogger("pinworks.specialists")
+
+
+async def call_handler(handler: Handler, envelope: TicketEnvelope, timeout_seconds: float
+                       ) -> Draft | Declined:
+    """One handler call that always returns: errors and overruns become declines."""
+    try:
+        return await asyncio.wait_for(handler.handle(envelope), timeout_seconds)
+    except TimeoutError:
+        return Declined(f"{handler.name} did not finish within {timeout_seconds:g}s",
+                        kind="timeout")
+    except Exception as error:  # noqa: BLE001 - a handler bug must not stall the ticket
+        log.exception("%s failed on %s", handler.name, envelope.ticket.ticket_id)
+        return Declined(f"{handler.name} failed: {type(error).__name__}: {error}", kind="error")
 
 
 class SpecialistStage:
     stage = Stage.SPECIALIST.value
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, price: Price | None = None, *, concurrency: int = 16,
+                 timeout_seconds: float = 120.0, heartbeat_seconds: float = 10.0) -> None:
         self.handler = handler
-        self.decision_key = f"draft:{handler.name}"
+        self.price = price or Price()
+        self.decision_key = f"draft:{handler.name}"  # `@n` appended for automation attempt n
+        self.component = f"specialist:{handler.name}"
+        self.concurrency = concurrency
+        self.timeout_seconds = timeout_seconds
+        self.heartbeat_seconds = heartbeat_seconds
 
     def decode(self, delivery: Delivery) -> TicketEnvelope:
         envelope: TicketEnvelope = decode_model(TicketEnvelope, delivery)
@@ -41,35 +67,80 @@ class SpecialistStage:
             raise ValueError("routed ticket carries no classification or route")
         return envelope
 
+    async def _run_all(self, work: Sequence[Work[TicketEnvelope]]
+                       ) -> list[tuple[Draft | Declined, float]]:
+        semaphore = asyncio.Semaphore(self.concurrency)
+
+        async def one(item: Work[TicketEnvelope]) -> tuple[Draft | Declined, float]:
+            async with semaphore:
+                started = time.perf_counter()
+                result = await call_handler(self.handler, item.value, self.timeout_seconds)
+                return result, (time.perf_counter() - started) * 1000
+
+        heartbeat = asyncio.create_task(self._keep_in_progress(work))
+        try:
+            return list(await asyncio.gather(*(one(item) for item in work)))
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _keep_in_progress(self, work: Sequence[Work[TicketEnvelope]]) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            for item in work:
+                with contextlib.suppress(Exception):
+                    await item.delivery.message.in_progress()
+
     async def apply(
         self, conn: AsyncConnection, work: Sequence[Work[TicketEnvelope]]
     ) -> list[Publication]:
+        decided = await self._stored(conn, work)
+        todo: list[Work[TicketEnvelope]] = []
+        seen = set(decided)  # each ticket once: already decided, or a second copy in this batch
+        for item in work:
+            if _identity(item) not in seen:
+                seen.add(_identity(item))
+                todo.append(item)
+        results = await self._run_all(todo) if todo else []
         decisions: list[dict[str, Any]] = []
         costs: list[dict[str, Any]] = []
         accountability: list[dict[str, Any]] = []
-        for item in work:
+        for item, (result, latency_ms) in zip(todo, results, strict=True):
             envelope = item.value
             ticket = envelope.ticket
-            started = time.perf_counter()
-            result = self.handler.handle(envelope)
-            latency_ms = (time.perf_counter() - started) * 1000
-            cost = result.cost_usd if isinstance(result, Draft) else Decimal(0)
-            output = (
-                {"draft": result.model_dump(mode="json")}
-                if isinstance(result, Draft)
-                else {"declined": result.reason}
-            )
+            output = settle(envelope, self.handler.name, self.handler.version, result)
+            cost = result.cost_usd
+            details = result.details
+            usage = {
+                "input_tokens": int(details.get("input_tokens", 0) or 0),
+                "output_tokens": int(details.get("output_tokens", 0) or 0),
+                "tokens_estimated": bool(details.get("tokens_estimated", False)),
+            }
+            key = attempt_key(self.decision_key, envelope.attempt)
+            earlier = current_hops(envelope)
+            hop = len(earlier)
+            if isinstance(result, Draft):
+                reason, action = "drafted an answer", "draft"
+            else:
+                reason = f"{result.kind}: {result.reason}; next: {output['next']}"
+                action = f"{result.kind}, pass to {output['next']}"
             decisions.append({
                 "ticket_id": ticket.ticket_id,
                 "stage": self.stage,
-                "decision_key": self.decision_key,
-                "component": f"specialist:{self.handler.name}",
+                "decision_key": key,
+                "component": self.component,
                 "version": self.handler.version,
-                "inputs": {"intent": envelope.classification.intent if envelope.classification
-                           else None, "route_rule": envelope.route.rule if envelope.route
-                           else None},
-                "output": output,
-                "reason": "drafted an answer" if isinstance(result, Draft) else result.reason,
+                "inputs": {
+                    "intent": envelope.classification.intent if envelope.classification else None,
+                    "route_rule": envelope.route.rule if envelope.route else None,
+                    "hop": hop,
+                    "after": [a.handler for a in earlier],
+                    "automation_attempt": envelope.attempt,
+                    "price": self.price.model_dump(mode="json"),
+                },
+                "output": {**output, "usage": usage},
+                "reason": reason,
                 "cost_usd": cost,
                 "latency_ms": latency_ms,
                 "trace_id": item.trace_id,
@@ -78,40 +149,44 @@ class SpecialistStage:
                 costs.append({
                     "ticket_id": ticket.ticket_id,
                     "business_unit": ticket.business_unit,
-                    "component": f"specialist:{self.handler.name}",
-                    "entry_key": self.decision_key,
+                    "component": self.component,
+                    "entry_key": key,
                     "amount_usd": cost,
                 })
             accountability.append({
                 "ticket_id": ticket.ticket_id,
-                "event_key": f"specialist:{self.handler.name}",
+                "event_key": attempt_key(self.component, envelope.attempt),
                 "actor_type": "component",
-                "actor": f"specialist:{self.handler.name}",
-                "action": "draft" if isinstance(result, Draft) else "decline",
+                "actor": self.component,
+                "action": action,
                 "version": self.handler.version,
-                "details": {},
+                "details": {**usage, "cost_usd": str(cost), "hop": hop},
             })
         await record_decisions(conn, decisions)
         await record_costs(conn, costs)
         await record_accountability(conn, accountability)
-        stored = await stored_outputs(
-            conn, self.stage, self.decision_key, [item.value.ticket.ticket_id for item in work]
-        )
-        publications = []
+        stored = await self._stored(conn, work)
+        return [
+            publication_for(item.value, stored[_identity(item)], item.trace_headers,
+                            self.handler.name)
+            for item in work
+        ]
+
+    async def _stored(self, conn: AsyncConnection, work: Sequence[Work[TicketEnvelope]]
+                      ) -> dict[tuple[str, int], dict[str, Any]]:
+        """Stored decisions by (ticket, automation attempt): one query per attempt number in the
+        batch (nearly always one)."""
+        by_attempt: dict[int, dict[str, str]] = {}
         for item in work:
-            envelope = item.value
-            output = stored[envelope.ticket.ticket_id]
-            if "draft" in output:
-                drafted = envelope.model_copy(update={"draft": Draft.model_validate(output["draft"])})
-                publications.append(envelope_publication(
-                    drafted.model_dump_json().encode(), subject=DRAFTED, stream=WORK_STREAM,
-                    ticket_id=envelope.ticket.ticket_id, step="drafted",
-                    headers=item.trace_headers,
-                ))
-                continue
-            request = EscalationRequest(
-                envelope=envelope, source_stage=self.stage,
-                reasons=[f"{self.handler.name} declined: {output['declined']}"],
-            )
-            publications.append(escalation_publication(request, item.trace_headers))
-        return publications
+            by_attempt.setdefault(item.value.attempt, {})[item.value.ticket.ticket_id] = \
+                attempt_key(self.decision_key, item.value.attempt)
+        found: dict[tuple[str, int], dict[str, Any]] = {}
+        for attempt, keys in by_attempt.items():
+            outputs = await stored_outputs(conn, self.stage, keys, keys)
+            found.update({(ticket_id, attempt): output for ticket_id, output in outputs.items()})
+        return found
+
+
+def _identity(item: Work[TicketEnvelope]) -> tuple[str, int]:
+    return item.value.ticket.ticket_id, item.value.attempt
+

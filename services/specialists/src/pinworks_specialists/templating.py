@@ -392,6 +392,17 @@ class TemplateBook:
         template = self._templates.get(intent)
         return template.required_terms if template else ()
 
+    def greeting(self, context: TemplateContext) -> str:
+        """The greeting line, with the customer's first name when the ticket gives one."""
+        variables = extract_variables(context)
+        if variables.get("first_name"):
+            return _fill(self._greeting_with_name, variables, set())
+        return self._greeting_without_name
+
+    @property
+    def sign_off(self) -> str:
+        return self._sign_off
+
     def render(self, intent: str, context: TemplateContext) -> RenderedAnswer | None:
         """Fill the intent's template from the ticket; ``None`` when the intent is unknown."""
         template = self._templates.get(intent)

@@ -165,9 +165,15 @@ class KnowledgeBase:
                         length=len(tokens),
                     )
                 )
+        self._article_terms = {
+            article_id: frozenset(tokenize(article.title + " " + article.text))
+            for article_id, article in self._articles.items()
+        }
         count = len(self._passages)
         self._avg_length = sum(p.length for p in self._passages) / count if count else 0.0
         self._idf = {term: math.log(1 + (count - df + 0.5) / (df + 0.5)) for term, df in doc_freq.items()}
+        weights = sorted(self._idf.values())
+        self._unknown_weight = weights[len(weights) // 2] if weights else 0.0
 
     @classmethod
     def load(cls, directory: Path | None = None) -> KnowledgeBase:
@@ -201,6 +207,25 @@ class KnowledgeBase:
             Passage(p.passage_id, p.article_id, p.title, p.text, round(score, 6))
             for score, _, p in scored[:k]
         ]
+
+    def term_weight(self, term: str) -> float:
+        """IDF of an index term; a term the corpus never uses (a topic it does not cover, or a
+        name or reference number) weighs as much as a typical term: the median IDF."""
+        return self._idf.get(term, self._unknown_weight)
+
+    def coverage(self, query: str, article_id: str) -> float:
+        """Share of the query's term weight (IDF) that the article's title and text contain.
+
+        A ticket the article really answers shares most of its rare words with it; an off-topic
+        ticket that happens to match one word ("set an alarm" -> "set up auto top-up") does not.
+        """
+        terms = set(tokenize(query))
+        article = self._articles.get(article_id)
+        if not terms or article is None:
+            return 0.0
+        vocabulary = self._article_terms[article_id]
+        total = sum(self.term_weight(t) for t in terms)
+        return sum(self.term_weight(t) for t in terms if t in vocabulary) / total
 
     def articles_for_intent(self, intent: str) -> list[str]:
         """Ids of the articles that declare ``intent``, in file-name order."""

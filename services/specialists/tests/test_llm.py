@@ -1,0 +1,378 @@
+"""The llm handler against a real local chat-completions server (127.0.0.1, a free port).
+
+Every failure mode ends in a decline with a reason that the stage turns into a fallback hop or an
+escalation: never an exception, never a lost ticket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from email.utils import format_datetime
+from typing import Any
+
+import pytest
+
+from pinworks_common.contracts import (
+    Classification,
+    Draft,
+    EscalationRequest,
+    RouteDecision,
+    TicketEnvelope,
+    TicketSubmission,
+)
+from pinworks_common.subjects import DRAFTED, ESCALATION_REQUESTED, routed_subject
+from pinworks_specialists.fallback import publication_for, settle
+from pinworks_specialists.handlers import Declined
+from pinworks_specialists.kb import KnowledgeBase
+from pinworks_specialists.llm import SYSTEM_PROMPT, LlmHandler
+from pinworks_specialists.settings import LlmEndpoint, Price, SpecialistSettings
+from pinworks_specialists.stage import SpecialistStage, call_handler
+from pinworks_specialists.testing import (
+    ChatServer,
+    Reply,
+    citing_first_passage,
+    completion,
+    given_passages,
+)
+
+PRICE = Price(per_call=Decimal("0.001"), per_1k_input_tokens=Decimal("0.002"),
+              per_1k_output_tokens=Decimal("0.01"))
+BODY = "My card still hasn't arrived after two weeks, where is it?"
+
+
+@pytest.fixture(scope="module")
+def kb() -> KnowledgeBase:
+    return KnowledgeBase.load()
+
+
+@pytest.fixture
+def server() -> Iterator[ChatServer]:
+    with ChatServer() as chat:
+        yield chat
+
+
+def endpoint(base_url: str | None, **overrides: Any) -> LlmEndpoint:
+    values: dict[str, Any] = {
+        "name": "llm_small", "env_prefix": "LLM_SMALL", "base_url": base_url,
+        "model": "small-test", "api_key": "sk-test", "timeout_seconds": 2.0, "max_retries": 2,
+        "backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05, "deadline_seconds": 10.0,
+        "max_tokens": 256, "temperature": 0.0, "passages": 4,
+    }
+    values.update(overrides)
+    return LlmEndpoint(**values)
+
+
+def envelope(body: str = BODY, fallbacks: list[str] | None = None,
+             ticket_id: str = "T-llm-1") -> TicketEnvelope:
+    return TicketEnvelope(
+        ticket=TicketSubmission(ticket_id=ticket_id, business_unit="retail", body=body),
+        trace_id="0" * 32, received_at=datetime.now(UTC),
+        classification=Classification(intent="card_arrival", confidence=0.4, alternatives=[],
+                                      out_of_scope=False, model_version="test"),
+        route=RouteDecision(handler="llm_small", rule="test", reason="test",
+                            policy_version="policy-test",
+                            fallbacks=["kb", "human"] if fallbacks is None else fallbacks),
+    )
+
+
+def run(handler: LlmHandler, env: TicketEnvelope) -> Draft | Declined:
+    async def go() -> Draft | Declined:
+        try:
+            return await call_handler(handler, env, timeout_seconds=30)
+        finally:
+            await handler.close()
+
+    return asyncio.run(go())
+
+
+def handler_for(server: ChatServer, kb: KnowledgeBase, **overrides: Any) -> LlmHandler:
+    return LlmHandler(endpoint(server.base_url, **overrides), kb, PRICE)
+
+
+def hand_off(env: TicketEnvelope, result: Draft | Declined) -> tuple[str, str, bytes]:
+    """Where the stage would send the ticket: (subject, Nats-Msg-Id, payload)."""
+    output = settle(env, "llm_small", "v-test", result)
+    publication = publication_for(env, json.loads(json.dumps(output)), {}, "llm_small")
+    return publication.subject, publication.msg_id, publication.payload
+
+
+def test_a_cited_answer_becomes_a_draft_with_tokens_and_cost(server: ChatServer,
+                                                             kb: KnowledgeBase) -> None:
+    server.when("arrived", Reply(body=citing_first_passage))
+    result = run(handler_for(server, kb), envelope())
+    assert isinstance(result, Draft), result
+    [request] = server.requests
+    assert request.path == "/v1/chat/completions"
+    assert request.headers["Authorization"] == "Bearer sk-test"
+    assert request.json is not None
+    assert request.json["model"] == "small-test" and request.json["max_tokens"] == 256
+    assert request.json["messages"][0] == {"role": "system", "content": SYSTEM_PROMPT}
+    given = given_passages(request.json)
+    assert len(given) == 4
+    assert result.citations == [given[0]]
+    assert result.details["passages"][0]["passage_id"] == given[0]
+    assert result.details["passages"][0]["text"] == kb.search(BODY, k=4)[0].text
+    assert result.details["input_tokens"] == 120 and result.details["output_tokens"] == 40
+    assert result.details["tokens_estimated"] is False
+    assert result.cost_usd == Decimal("0.001") + Decimal("0.002") * 120 / 1000 + \
+        Decimal("0.01") * 40 / 1000
+    assert result.details["specialist_intent"]
+    assert f"[{given[0]}]" in result.details["answer_with_citations"]
+    assert "[" not in result.answer and "next." in result.answer
+    assert hand_off(envelope(), result)[:2] == (DRAFTED, "T-llm-1:drafted")
+
+
+def test_missing_usage_is_estimated_and_said_so(server: ChatServer, kb: KnowledgeBase) -> None:
+    def reply(request: dict[str, Any]) -> dict[str, Any]:
+        return completion(f"Please allow 10 working days [{given_passages(request)[0]}].",
+                          prompt_tokens=None)
+
+    server.when("arrived", Reply(body=reply))
+    result = run(handler_for(server, kb), envelope())
+    assert isinstance(result, Draft)
+    assert result.details["tokens_estimated"] is True
+    assert "estimated" in result.details["tokens_note"]
+    prompt_chars = sum(len(m["content"]) for m in server.requests[0].json["messages"])  # type: ignore[index]
+    assert result.details["input_tokens"] == -(-prompt_chars // 4)
+    assert result.cost_usd > PRICE.per_call
+
+
+def test_429_with_retry_after_is_retried_then_succeeds(server: ChatServer,
+                                                       kb: KnowledgeBase) -> None:
+    server.when("arrived", Reply(429, {"error": "slow down"}, {"Retry-After": "0.3"}),
+                Reply(body=citing_first_passage))
+    result = run(handler_for(server, kb), envelope())
+    assert isinstance(result, Draft), result
+    first, second = server.requests
+    assert second.at - first.at >= 0.3, "Retry-After was not respected"
+    assert [a["status"] for a in result.details["attempts"]] == [None, 200]
+    assert "HTTP 429" in result.details["attempts"][0]["outcome"]
+
+
+def test_429_retry_after_as_an_http_date(server: ChatServer, kb: KnowledgeBase) -> None:
+    when = format_datetime(datetime.fromtimestamp(time.time() + 1.2, UTC), usegmt=True)
+    server.when("arrived", Reply(429, b"", {"Retry-After": when}),
+                Reply(body=citing_first_passage))
+    result = run(handler_for(server, kb), envelope())
+    assert isinstance(result, Draft), result
+    first, second = server.requests
+    assert second.at - first.at >= 0.15  # HTTP dates have whole-second resolution
+
+
+def test_429s_exhausted_fall_back_to_the_next_handler(server: ChatServer,
+                                                      kb: KnowledgeBase) -> None:
+    server.when("arrived", Reply(429, {"error": "rate limited"}))
+    result = run(handler_for(server, kb, max_retries=2), envelope())
+    assert isinstance(result, Declined) and result.kind == "error"
+    assert "HTTP 429" in result.reason and "3 attempts" in result.reason
+    assert len(server.requests) == 3
+    assert result.cost_usd == 0
+    subject, msg_id, payload = hand_off(envelope(), result)
+    assert subject == routed_subject("kb")
+    assert msg_id == "T-llm-1:routed:kb"
+    passed = TicketEnvelope.model_validate_json(payload)
+    assert [(a.handler, a.result) for a in passed.attempts] == [("llm_small", "error")]
+    assert passed.route == envelope().route and passed.draft is None
+
+
+def test_retry_after_beyond_the_deadline_gives_up_at_once(server: ChatServer,
+                                                          kb: KnowledgeBase) -> None:
+    server.when("arrived", Reply(429, b"", {"Retry-After": "3600"}))
+    started = time.monotonic()
+    result = run(handler_for(server, kb, deadline_seconds=5), envelope())
+    assert time.monotonic() - started < 2
+    assert isinstance(result, Declined) and "deadline" in result.reason
+    assert len(server.requests) == 1
+
+
+def test_500s_exhausted_escalate_when_a_person_is_next(server: ChatServer,
+                                                       kb: KnowledgeBase) -> None:
+    server.when("arrived", Reply(500, {"error": "boom"}), Reply(503, b"unavailable"))
+    env = envelope(fallbacks=["human"])
+    result = run(handler_for(server, kb, max_retries=1), env)
+    assert isinstance(result, Declined) and result.kind == "error"
+    assert "HTTP 503" in result.reason
+    assert [a["outcome"][:8] for a in result.details["attempts"]] == ["HTTP 500", "HTTP 503"]
+    subject, msg_id, payload = hand_off(env, result)
+    assert (subject, msg_id) == (ESCALATION_REQUESTED, "T-llm-1:escalate")
+    request = EscalationRequest.model_validate_json(payload)
+    assert request.reasons[0].startswith("llm_small error: llm_small: HTTP 503")
+    assert "person" in request.reasons[-1]
+
+
+def test_500_then_success(server: ChatServer, kb: KnowledgeBase) -> None:
+    server.when("arrived", Reply(500, b"oops"), Reply(body=citing_first_passage))
+    result = run(handler_for(server, kb), envelope())
+    assert isinstance(result, Draft)
+    assert len(server.requests) == 2
+
+
+def test_a_client_error_is_not_retried(server: ChatServer, kb: KnowledgeBase) -> None:
+    server.when("arrived", Reply(401, {"error": "bad key"}))
+    result = run(handler_for(server, kb), envelope())
+    assert isinstance(result, Declined) and "HTTP 401" in result.reason
+    assert len(server.requests) == 1
+
+
+def test_a_slow_reply_times_out_and_falls_back(server: ChatServer, kb: KnowledgeBase) -> None:
+    server.when("arrived", Reply(body=citing_first_passage, delay_seconds=5))
+    started = time.monotonic()
+    result = run(handler_for(server, kb, timeout_seconds=0.3, max_retries=1), envelope())
+    assert time.monotonic() - started < 3
+    assert isinstance(result, Declined) and result.kind == "timeout"
+    assert "timed out after 0.3s" in result.reason
+    assert len(server.requests) == 2
+    assert hand_off(envelope(), result)[0] == routed_subject("kb")
+
+
+def test_the_deadline_bounds_retries_of_slow_replies(server: ChatServer,
+                                                     kb: KnowledgeBase) -> None:
+    server.when("arrived", Reply(body=citing_first_passage, delay_seconds=5))
+    started = time.monotonic()
+    result = run(handler_for(server, kb, timeout_seconds=0.4, max_retries=10,
+                             deadline_seconds=1.0), envelope())
+    assert time.monotonic() - started < 2.5
+    assert isinstance(result, Declined) and result.kind == "timeout"
+    assert 2 <= len(server.requests) <= 4
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b"<html>bad gateway</html>", "not JSON"),
+    (b'["a list"]', "not an object"),
+    (b'{"choices": []}', "no choices"),
+    (b'{"choices": [{"message": {"content": null}}]}', "no message content"),
+])
+def test_a_malformed_body_is_an_error_not_a_crash(server: ChatServer, kb: KnowledgeBase,
+                                                  body: bytes, message: str) -> None:
+    server.when("arrived", Reply(200, body))
+    result = run(handler_for(server, kb), envelope())
+    assert isinstance(result, Declined) and result.kind == "error"
+    assert "malformed reply" in result.reason and message in result.reason
+    assert len(server.requests) == 1
+    assert hand_off(envelope(), result)[0] == routed_subject("kb")
+
+
+def test_invented_citations_are_refused_but_paid_for(server: ChatServer,
+                                                     kb: KnowledgeBase) -> None:
+    def reply(request: dict[str, Any]) -> dict[str, Any]:
+        real = given_passages(request)[0]
+        return completion(f"It arrives in 3 days [{real}]. Or sooner [card-not-arrived#99].")
+
+    server.when("arrived", Reply(body=reply))
+    env = envelope(fallbacks=["human"])
+    result = run(handler_for(server, kb), env)
+    assert isinstance(result, Declined) and result.kind == "declined"
+    assert "card-not-arrived#99" in result.reason
+    assert result.cost_usd > 0, "the completion was paid for even though it is refused"
+    subject, _, payload = hand_off(env, result)
+    assert subject == ESCALATION_REQUESTED
+    assert "cites passages it was not given" in EscalationRequest.model_validate_json(
+        payload).reasons[0]
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    ("Your card will arrive soon, don't worry.", "cites no passage"),
+    ("NO_ANSWER", "no answer"),
+    ("", "no answer"),
+])
+def test_uncited_or_empty_answers_decline(server: ChatServer, kb: KnowledgeBase,
+                                          content: str, reason: str) -> None:
+    server.when("arrived", Reply(body=completion(content)))
+    result = run(handler_for(server, kb), envelope())
+    assert isinstance(result, Declined) and reason in result.reason
+
+
+def test_a_truncated_reply_declines(server: ChatServer, kb: KnowledgeBase) -> None:
+    server.when("arrived", Reply(body=lambda r: completion(
+        f"Your card [{given_passages(r)[0]}] will", finish_reason="length")))
+    result = run(handler_for(server, kb), envelope())
+    assert isinstance(result, Declined) and "cut off" in result.reason
+
+
+def test_connection_refused_falls_back(kb: KnowledgeBase) -> None:
+    with ChatServer() as chat:
+        url = chat.base_url
+    handler = LlmHandler(endpoint(url, max_retries=1), kb, PRICE)
+    result = run(handler, envelope())
+    assert isinstance(result, Declined) and result.kind == "error"
+    assert "connection failed" in result.reason
+
+
+def test_without_an_endpoint_the_handler_is_unavailable(kb: KnowledgeBase) -> None:
+    settings = SpecialistSettings.model_validate({})
+    handler = LlmHandler(settings.llm_endpoint("llm_frontier"), kb, PRICE)
+    assert handler.available is False
+    result = run(handler, envelope())
+    assert isinstance(result, Declined) and result.kind == "unavailable"
+    assert "LLM_FRONTIER_BASE_URL is unset" in result.reason
+    assert hand_off(envelope(), result)[0] == routed_subject("kb")
+
+
+def test_a_base_url_without_a_model_is_refused() -> None:
+    settings = SpecialistSettings.model_validate({"LLM_SMALL_BASE_URL": "http://127.0.0.1:1/v1"})
+    with pytest.raises(ValueError, match="LLM_SMALL_MODEL is empty"):
+        settings.llm_endpoint("llm_small")
+
+
+def test_a_batch_runs_concurrently_within_its_bound(server: ChatServer,
+                                                    kb: KnowledgeBase) -> None:
+    server.when("arrived", Reply(body=citing_first_passage, delay_seconds=1.0))
+    handler = handler_for(server, kb)
+    envelopes = [envelope(ticket_id=f"T-{n}") for n in range(8)]
+
+    async def go(concurrency: int) -> float:
+        stage = SpecialistStage(handler, PRICE, concurrency=concurrency, heartbeat_seconds=60)
+        started = time.monotonic()
+        results = await stage._run_all([_Work(e) for e in envelopes])  # type: ignore[arg-type]
+        assert all(isinstance(r, Draft) for r, _ in results)
+        return time.monotonic() - started
+
+    async def both() -> tuple[float, float]:
+        try:
+            wide = await go(8)
+            first_max = server.max_in_flight
+            server.max_in_flight = 0
+            narrow = await go(2)
+            assert first_max == 8 and server.max_in_flight == 2
+            return wide, narrow
+        finally:
+            await handler.close()
+
+    wide, narrow = asyncio.run(both())
+    assert wide < 5.0, "8 calls of 1 s each should overlap (8 s one after another)"
+    assert narrow >= 4.0, "at most 2 at a time: 4 rounds of 1 s"
+
+
+class _Work:
+    """The part of a stage `Work` item that `_run_all` reads."""
+
+    def __init__(self, value: TicketEnvelope) -> None:
+        self.value = value
+
+
+def test_handler_exceptions_and_overruns_become_declines() -> None:
+    class Broken:
+        name = "broken"
+        version = "1"
+
+        async def handle(self, env: TicketEnvelope) -> Draft | Declined:
+            raise RuntimeError("bug")
+
+        async def close(self) -> None:
+            return None
+
+    class Stuck(Broken):
+        async def handle(self, env: TicketEnvelope) -> Draft | Declined:
+            await asyncio.sleep(10)
+            raise AssertionError("unreachable")
+
+    broken = asyncio.run(call_handler(Broken(), envelope(), 5))
+    assert isinstance(broken, Declined) and broken.kind == "error"
+    assert "RuntimeError: bug" in broken.reason
+    stuck = asyncio.run(call_handler(Stuck(), envelope(), 0.2))
+    assert isinstance(stuck, Declined) and stuck.kind == "timeout"
