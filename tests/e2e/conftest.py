@@ -18,11 +18,12 @@ import pytest
 import pytest_asyncio
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from nats.js.api import DeliverPolicy
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinworks_common.db.engine import create_engine
 from pinworks_common.devinfra import ServiceProcess, free_port
-from pinworks_common.subjects import OUTCOME_WILDCARD, SUBMITTED, TICKETS_STREAM
+from pinworks_common.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, TICKETS_STREAM
 from pinworks_specialists.testing import ChatServer
 
 SERVICES = ("classifier", "router", "specialists", "verifier", "escalation")
@@ -90,7 +91,8 @@ def platform(nats_url: str, migrated_database_url: str, fake_llm: ChatServer,
 
 @dataclass
 class Outcomes:
-    """Every outcome message seen on `tickets.outcome.>`, by ticket, in arrival order."""
+    """Every outcome stored in the outcomes stream (read by an ordered JetStream consumer), by
+    ticket, in arrival order: a duplicate here is a real duplicate."""
 
     by_ticket: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -143,10 +145,13 @@ async def client(platform: Platform) -> AsyncIterator[PlatformClient]:
     async def on_outcome(msg: Any) -> None:
         await outcomes.add(json.loads(msg.data))
 
-    subscription = await nc.subscribe(OUTCOME_WILDCARD, cb=on_outcome)
+    js = nc.jetstream()
+    subscription = await js.subscribe(OUTCOME_WILDCARD, stream=OUTCOMES_STREAM, cb=on_outcome,
+                                      ordered_consumer=True, deliver_policy=DeliverPolicy.NEW)
+    await nc.flush()
     engine = create_engine(platform.database_url, pool_size=2)
     try:
-        yield PlatformClient(nc, nc.jetstream(), outcomes, engine)
+        yield PlatformClient(nc, js, outcomes, engine)
     finally:
         await subscription.unsubscribe()
         await nc.drain()

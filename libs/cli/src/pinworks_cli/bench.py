@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 
 import nats
 from nats.aio.msg import Msg
+from nats.js.api import DeliverPolicy
 
-from pinworks_common.subjects import OUTCOME_WILDCARD, SUBMITTED, message_id
+from pinworks_common.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, message_id
 
 SAMPLE_TICKETS: tuple[tuple[str, str], ...] = (
     (
@@ -204,9 +205,13 @@ async def run_bench(
     nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=3)
     timed_out = False
     try:
-        await nc.subscribe(OUTCOME_WILDCARD, cb=on_outcome, pending_msgs_limit=0)
-        await nc.flush()
         js = nc.jetstream()
+        # The outcomes stream holds each outcome once (a re-publish after a redelivery is
+        # dropped there); a plain core subscription would also see the dropped copy.
+        await js.subscribe(OUTCOME_WILDCARD, stream=OUTCOMES_STREAM, cb=on_outcome,
+                           ordered_consumer=True, deliver_policy=DeliverPolicy.NEW,
+                           pending_msgs_limit=0)
+        await nc.flush()
         deadline = time.perf_counter() + time_limit
         queue: asyncio.Queue[int] = asyncio.Queue()
         for n in range(count):

@@ -18,13 +18,19 @@ from typing import Annotated, Any, TypeVar
 
 import nats
 import typer
+from nats.js.api import DeliverPolicy
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
 from pinworks_common.contracts import Outcome
 from pinworks_common.db.engine import create_engine
-from pinworks_common.subjects import OUTCOME_WILDCARD, SUBMITTED, TICKETS_STREAM
+from pinworks_common.subjects import (
+    OUTCOME_WILDCARD,
+    OUTCOMES_STREAM,
+    SUBMITTED,
+    TICKETS_STREAM,
+)
 
 app = typer.Typer(help="pinworks: a team of AI components answering support tickets.",
                   no_args_is_help=True)
@@ -103,7 +109,8 @@ async def _publish_and_collect(
             if len(outcomes) == len(wanted):
                 done.set()
 
-    subscription = await nc.subscribe(OUTCOME_WILDCARD, cb=on_outcome)
+    subscription = await js.subscribe(OUTCOME_WILDCARD, stream=OUTCOMES_STREAM, cb=on_outcome,
+                                      ordered_consumer=True, deliver_policy=DeliverPolicy.NEW)
     try:
         for ticket_id, payload in payloads:
             await js.publish(SUBMITTED, payload, stream=TICKETS_STREAM,
@@ -496,3 +503,8 @@ def _mount_classifier() -> None:
 
 
 _mount_classifier()
+
+from pinworks_cli import policy_cli, report  # noqa: E402  (mounted last: the sub-app imports main lazily)
+
+app.add_typer(report.report_app, name="report")
+app.add_typer(policy_cli.policy_app, name="policy")

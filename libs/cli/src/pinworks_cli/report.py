@@ -1,0 +1,191 @@
+"""`pinworks report costs`: what the compound system cost, beside sending everything to the frontier.
+
+Compound cost is the sum of `cost_ledger.amount_usd` for entries created in [since, until),
+grouped by the entry's business unit (or component, or UTC day): it is the ledger, to the cent.
+The all-frontier baseline is, for every ticket that has a ledger entry in the window, what one
+`llm_frontier` call would have cost on that ticket's text (see `pinworks_router.pricing` for the
+token estimate; prices from `SPECIALISTS_PRICES` or the documented default table).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import cast, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import Date
+
+from pinworks_common.db.tables import cost_ledger, tickets
+from pinworks_router.pricing import FRONTIER, Price, estimated_cost, load_prices, ticket_text
+
+report_app = typer.Typer(help="Reports over the audit and the cost ledger.", no_args_is_help=True)
+console = Console()
+CENT = Decimal("0.000001")
+
+
+class GroupBy(StrEnum):
+    business_unit = "business_unit"
+    component = "component"
+    day = "day"
+
+
+class Format(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@dataclass(frozen=True)
+class CostRow:
+    group: str
+    tickets: int
+    entries: int
+    compound_usd: Decimal
+    frontier_baseline_usd: Decimal | None
+
+    def as_dict(self, by: str) -> dict[str, object]:
+        baseline = self.frontier_baseline_usd
+        return {
+            by: self.group, "tickets": self.tickets, "entries": self.entries,
+            "compound_usd": str(self.compound_usd),
+            "frontier_baseline_usd": None if baseline is None else str(baseline),
+            "saving_usd": None if baseline is None else str(baseline - self.compound_usd),
+        }
+
+
+def parse_when(value: str) -> datetime:
+    """An ISO date (midnight UTC) or datetime (UTC when no zone is given)."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an ISO date (2026-11-01) or datetime") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+async def cost_report(
+    conn: AsyncConnection, *, by: GroupBy, since: datetime, until: datetime | None = None,
+    business_units: list[str] | None = None, prices: dict[str, Price] | None = None,
+) -> list[CostRow]:
+    """One row per group, highest compound cost first, then a `TOTAL` row."""
+    prices = load_prices() if prices is None else prices
+    frontier = prices.get(FRONTIER)
+    where = [cost_ledger.c.created_at >= since]
+    if until is not None:
+        where.append(cost_ledger.c.created_at < until)
+    if business_units:
+        where.append(cost_ledger.c.business_unit.in_(business_units))
+    key = {
+        GroupBy.business_unit: cost_ledger.c.business_unit,
+        GroupBy.component: cost_ledger.c.component,
+        GroupBy.day: func.to_char(cast(func.timezone("UTC", cost_ledger.c.created_at), Date),
+                                  "YYYY-MM-DD"),
+    }[by]
+    rows = (await conn.execute(
+        select(key.label("grp"), cost_ledger.c.ticket_id, func.count().label("n"),
+               func.sum(cost_ledger.c.amount_usd).label("usd"))
+        .where(*where).group_by(key, cost_ledger.c.ticket_id)
+    )).all()
+    ticket_ids = sorted({row.ticket_id for row in rows})
+    texts: dict[str, str] = {}
+    for start in range(0, len(ticket_ids), 5000):
+        chunk = ticket_ids[start:start + 5000]
+        for t in (await conn.execute(
+            select(tickets.c.ticket_id, tickets.c.subject, tickets.c.body)
+            .where(tickets.c.ticket_id.in_(chunk))
+        )).all():
+            texts[t.ticket_id] = ticket_text(t.subject, t.body)
+    baseline_of = {tid: estimated_cost(frontier, text).quantize(CENT)
+                   for tid, text in texts.items()}
+
+    tickets_of: dict[str, set[str]] = {}
+    entries_of: dict[str, int] = {}
+    usd_of: dict[str, Decimal] = {}
+    for row in rows:
+        tickets_of.setdefault(row.grp, set()).add(row.ticket_id)
+        entries_of[row.grp] = entries_of.get(row.grp, 0) + int(row.n)
+        usd_of[row.grp] = usd_of.get(row.grp, Decimal(0)) + Decimal(row.usd)
+
+    def baseline(ids: set[str]) -> Decimal | None:
+        if by is GroupBy.component:
+            return None  # a component is part of a ticket; the baseline is per ticket
+        return sum((baseline_of.get(tid, Decimal(0)) for tid in ids), Decimal(0))
+
+    report = [
+        CostRow(name, len(ids), entries_of[name], usd_of[name].quantize(CENT), baseline(ids))
+        for name, ids in tickets_of.items()
+    ]
+    report.sort(key=lambda r: (-r.compound_usd, r.group))
+    everyone = {row.ticket_id for row in rows}
+    report.append(CostRow("TOTAL", len(everyone), sum(r.entries for r in report),
+                          sum((r.compound_usd for r in report), Decimal(0)), baseline(everyone)))
+    return report
+
+
+def render(report: list[CostRow], by: str, fmt: Format) -> str:
+    dicts = [row.as_dict(by) for row in report]
+    if fmt is Format.json:
+        return json.dumps(dicts, indent=2)
+    if fmt is Format.csv:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(dicts[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in d.items()} for d in dicts)
+        return out.getvalue()
+    raise ValueError("tables are printed, not rendered to text")
+
+
+def _table(report: list[CostRow], by: str) -> Table:
+    table = Table(title=f"Cost by {by} (USD)")
+    for column in (by, "tickets", "entries", "compound", "all-frontier baseline", "saving"):
+        table.add_column(column, justify="left" if column == by else "right")
+    for row in report:
+        baseline = row.frontier_baseline_usd
+        table.add_row(
+            row.group, str(row.tickets), str(row.entries), f"{row.compound_usd:.6f}",
+            "-" if baseline is None else f"{baseline:.6f}",
+            "-" if baseline is None else f"{baseline - row.compound_usd:.6f}",
+            style="bold" if row.group == "TOTAL" else None,
+        )
+    return table
+
+
+@report_app.command("costs")
+def costs(
+    by: Annotated[GroupBy, typer.Option("--by", help="Group by this.")] = GroupBy.business_unit,
+    since: Annotated[str, typer.Option(help="ISO date/datetime (UTC), inclusive.")] = "",
+    until: Annotated[str | None, typer.Option(help="ISO date/datetime (UTC), exclusive.")] = None,
+    business_unit: Annotated[list[str] | None, typer.Option(
+        "--business-unit", help="Only these business units (repeatable).")] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="table, csv or json.")] = Format.table,
+) -> None:
+    """Compound cost from the ledger beside the all-frontier baseline, per group."""
+    import asyncio
+
+    from pinworks_cli.main import _with_db
+
+    start = parse_when(since) if since else datetime.now(UTC) - timedelta(days=30)
+    end = parse_when(until) if until else None
+    try:
+        prices = load_prices()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    report = asyncio.run(_with_db(lambda conn: cost_report(
+        conn, by=by, since=start, until=end, business_units=business_unit, prices=prices)))
+    if fmt is Format.table:
+        console.print(_table(report, by.value))
+        console.print(f"since {start.isoformat()}" + (f" until {end.isoformat()}" if end else ""),
+                      highlight=False)
+        return
+    typer.echo(render(report, by.value, fmt), nl=False)
+
+

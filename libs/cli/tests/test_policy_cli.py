@@ -1,0 +1,116 @@
+"""`pinworks policy simulate` with the real classifier and both policies, offline."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from pinworks_cli.main import app
+from pinworks_cli.policy_cli import read_tickets_csv
+from pinworks_router.pricing import default_prices, estimated_cost
+
+CURRENT = "rules:\n  - name: all-template\n    handler: template\n    fallbacks: [human]\n"
+NEW = """\
+rules:
+  - name: oos-person
+    when: {out_of_scope: true}
+    handler: human
+  - name: vip-frontier
+    when: {metadata: {tier: [vip]}}
+    handler: llm_frontier
+    fallbacks: [human]
+  - name: rest
+    handler: template
+"""
+TICKETS = """\
+ticket_id,business_unit,body,tier
+w1,wealth,"My new card has not arrived yet, it has been two weeks",vip
+w2,wealth,how do I top up with apple pay,basic
+r1,retail,"I want to close my account, this is terrible service",vip
+r2,retail,what is the weather in paris tomorrow,
+r3,retail,how do I top up with apple pay,
+"""
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    paths = {"current": tmp_path / "current.yaml", "new": tmp_path / "new.yaml",
+             "tickets": tmp_path / "tickets.csv"}
+    paths["current"].write_text(CURRENT)
+    paths["new"].write_text(NEW)
+    paths["tickets"].write_text(TICKETS)
+    return paths
+
+
+def test_simulate_counts_changes_and_projects_costs(files: dict[str, Path]) -> None:
+    result = CliRunner().invoke(app, [
+        "policy", "simulate", str(files["new"]), "--tickets", str(files["tickets"]),
+        "--current", str(files["current"]), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["tickets"] == 5
+    # the two vip tickets go to the frontier; the weather question is out of scope (classifier)
+    assert out["changed"] == 3
+    assert {(t["from"], t["to"]): t["tickets"] for t in out["transitions"]} == {
+        ("template", "llm_frontier"): 2, ("template", "human"): 1}
+    assert {e["ticket_id"] for e in out["examples"]} == {"w1", "r1", "r2"}
+    assert out["handlers"]["current"] == {"template": 5}
+    prices = default_prices()
+    texts = {row.ticket_id: row.body for row in read_tickets_csv(files["tickets"])}
+    template = prices["template"].per_call
+    frontier = {tid: estimated_cost(prices["llm_frontier"], text) for tid, text in texts.items()}
+    wealth, retail = out["cost_by_business_unit"]["wealth"], out["cost_by_business_unit"]["retail"]
+    assert Decimal(wealth["current_usd"]) == 2 * template
+    assert Decimal(wealth["new_usd"]) == frontier["w1"] + template
+    assert Decimal(retail["new_usd"]) == frontier["r1"] + template  # r2 to a person: unmetered
+    assert Decimal(retail["all_frontier_usd"]) == frontier["r1"] + frontier["r2"] + frontier["r3"]
+    assert Decimal(out["cost_total"]["current_usd"]) == 5 * template
+    assert out["classifier_version"].startswith("intent-")
+
+
+def test_simulate_table_and_default_current_policy(files: dict[str, Path]) -> None:
+    result = CliRunner().invoke(app, [
+        "policy", "simulate", str(files["new"]), "--tickets", str(files["tickets"])])
+    assert result.exit_code == 0, result.output
+    assert "decisions change handler" in result.output
+    assert "all-frontier" in result.output and "TOTAL" in result.output
+
+
+def test_simulate_refuses_a_broken_policy(files: dict[str, Path], tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("rules:\n  - name: a\n    handler: kb\n    when: {patterns: ['(']}\n")
+    result = CliRunner().invoke(app, [
+        "policy", "simulate", str(broken), "--tickets", str(files["tickets"])])
+    assert result.exit_code != 0
+    assert "line 4" in result.output and "invalid regular expression" in result.output
+
+
+def test_tickets_csv_metadata_and_errors(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text('body,metadata,tier\nhello,"{""region"": ""eu""}",vip\n')
+    [ticket] = read_tickets_csv(path)
+    assert ticket.metadata == {"region": "eu", "tier": "vip"}
+    assert ticket.ticket_id == "row-2"
+    path.write_text("body,metadata\nhello,{bad\n")
+    with pytest.raises(typer.BadParameter, match="line 2: metadata is not JSON"):
+        read_tickets_csv(path)
+    path.write_text("body,business_unit\n,retail\n")
+    with pytest.raises(typer.BadParameter, match="line 2: body"):
+        read_tickets_csv(path)
+    path.write_text("subject\nhi\n")
+    with pytest.raises(typer.BadParameter, match="needs a `body`"):
+        read_tickets_csv(path)
+
+
+def test_validate(files: dict[str, Path], tmp_path: Path) -> None:
+    ok = CliRunner().invoke(app, ["policy", "validate", str(files["new"])])
+    assert ok.exit_code == 0 and "ok, 3 rules" in ok.output
+    broken = tmp_path / "b.yaml"
+    broken.write_text("rules:\n  - name: a\n    handler: kb\n    when: {urgency: [panic]}\n")
+    bad = CliRunner().invoke(app, ["policy", "validate", str(broken)])
+    assert bad.exit_code != 0 and "line 4" in bad.output
