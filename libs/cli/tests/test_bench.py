@@ -18,6 +18,7 @@ from pinworks_cli.bench import (
     throughput,
 )
 from pinworks_common.devinfra import EmbeddedNats
+from pinworks_common.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM
 
 
 def test_percentile_interpolates_like_numpy() -> None:
@@ -87,6 +88,7 @@ async def test_run_bench_against_a_fake_pipeline(tmp_path: Path) -> None:
         nc = await nats.connect(server.url)
         js = nc.jetstream()
         await js.add_stream(name="TICKETS", subjects=["tickets.submitted"])
+        await js.add_stream(name=OUTCOMES_STREAM, subjects=[OUTCOME_WILDCARD])
         seen_ids: list[str] = []
 
         async def pipeline(msg) -> None:
@@ -125,6 +127,7 @@ async def test_run_bench_stops_when_nothing_answers(tmp_path: Path) -> None:
     with EmbeddedNats(tmp_path / "nats") as server:
         nc = await nats.connect(server.url)
         await nc.jetstream().add_stream(name="TICKETS", subjects=["tickets.submitted"])
+        await nc.jetstream().add_stream(name=OUTCOMES_STREAM, subjects=[OUTCOME_WILDCARD])
         await nc.close()
         started = asyncio.get_running_loop().time()
         result = await run_bench(
