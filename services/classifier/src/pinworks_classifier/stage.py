@@ -41,6 +41,29 @@ from pinworks_common.stage import Delivery, Publication, Work, envelope_publicat
 from pinworks_common.subjects import CLASSIFIED, WORK_STREAM, OutcomeStatus, Stage
 
 
+def _ticket_upsert() -> Any:
+    """Insert new tickets; for ids already known, return the stored row unchanged.
+
+    Executed with a list of rows, so SQLAlchemy compiles it once and sends one multi-row
+    statement per batch.
+    """
+    statement = insert(tickets)
+    return statement.on_conflict_do_update(
+        index_elements=[tickets.c.ticket_id],
+        set_={"ticket_id": statement.excluded.ticket_id},
+    ).returning(
+        tickets.c.ticket_id,
+        tickets.c.submission_seq,
+        tickets.c.trace_id,
+        tickets.c.received_at,
+        tickets.c.classification,
+        sort_by_parameter_order=True,
+    )
+
+
+TICKET_UPSERT = _ticket_upsert()
+
+
 class Model(Protocol):
     version: str
 
@@ -99,19 +122,7 @@ class ClassifierStage:
                 "confidence": classification.confidence,
                 "classification": classification.model_dump(mode="json"),
             })
-        upsert = insert(tickets).values(rows)
-        stored_rows = await conn.execute(
-            upsert.on_conflict_do_update(
-                index_elements=[tickets.c.ticket_id],
-                set_={"ticket_id": upsert.excluded.ticket_id},
-            ).returning(
-                tickets.c.ticket_id,
-                tickets.c.submission_seq,
-                tickets.c.trace_id,
-                tickets.c.received_at,
-                tickets.c.classification,
-            )
-        )
+        stored_rows = await conn.execute(TICKET_UPSERT, rows)
         stored = {row.ticket_id: row for row in stored_rows}
 
         decisions, costs, accountability, publications = [], [], [], []
