@@ -76,3 +76,12 @@ def attempt_key(base: str, attempt: int) -> str:
     """A record or message key for one automation attempt: `base` for the first, `base@n` after
     an agent sent the ticket back, so a new attempt is recorded and published afresh."""
     return base if attempt == 0 else f"{base}@{attempt}"
+
+
+ROUTER_POLICY_BUCKET = "router-policy"
+"""NATS key-value bucket through which `pinworks policy apply` hands the live policy to routers."""
+ROUTER_POLICY_KEY = "current"
+"""Key of the live routing policy (YAML text) in `ROUTER_POLICY_BUCKET`."""
+ROUTER_SHADOW_KEY = "shadow"
+"""Key of the shadow (candidate) policy in `ROUTER_POLICY_BUCKET`: routers record its decisions
+and disagreements beside the live ones without acting on them; deleting the key stops it."""

@@ -10,21 +10,32 @@ from pinworks_common.stage import StageRunner, escalate_on_dead_letter
 from pinworks_common.subjects import (
     CLASSIFIED,
     ESCALATION_REQUESTED,
+    ROUTER_POLICY_KEY,
+    ROUTER_SHADOW_KEY,
     WORK_STREAM,
     Stage,
     routed_subject,
 )
 from pinworks_router.policy import load_policy
+from pinworks_router.rollout import (
+    PolicyHolder,
+    PolicyWatcher,
+    ShadowHolder,
+    policy_bucket,
+    replica_name,
+)
 from pinworks_router.settings import RouterSettings
 from pinworks_router.stage import RouterStage
 
 
 def create_app(settings: RouterSettings | None = None) -> FastStream:
     settings = settings or RouterSettings()
-    policy = load_policy(settings.policy_file)
+    holder = PolicyHolder(load_policy(settings.policy_file))
+    shadow = ShadowHolder(load_policy(settings.shadow_policy_file)
+                          if settings.shadow_policy_file else None)
     runtime = build_runtime("router", settings)
     runner = StageRunner(
-        RouterStage(policy), runtime.engine, make_publisher(runtime.broker),
+        RouterStage(holder, settings.prices, shadow), runtime.engine, make_publisher(runtime.broker),
         max_deliveries=settings.max_deliveries,
         on_dead_letter=escalate_on_dead_letter(Stage.ROUTER.value),
     )
@@ -42,6 +53,28 @@ def create_app(settings: RouterSettings | None = None) -> FastStream:
         ESCALATION_REQUESTED, title="escalate", schema=EscalationRequest,
         description="Ticket the policy sends to a person.",
     )
-    return service_app(
+    app = service_app(
         runtime, description="Routes each classified ticket by the first matching policy rule."
     )
+    if settings.policy_watch:
+        watchers: list[PolicyWatcher] = []
+
+        async def watch_policy() -> None:
+            # runs after the broker connected and before the subscriptions consume anything
+            kv = await policy_bucket(runtime.broker.config.connection_state.stream,
+                                     settings.policy_bucket)
+            replica = replica_name()
+            for watcher in (
+                PolicyWatcher(kv, holder, settings.policy_bucket, ROUTER_POLICY_KEY, replica),
+                PolicyWatcher(kv, shadow, settings.policy_bucket, ROUTER_SHADOW_KEY, replica),
+            ):
+                await watcher.start()
+                watchers.append(watcher)
+
+        async def stop_watching() -> None:
+            for watcher in watchers:
+                await watcher.stop()
+
+        app.on_startup(watch_policy)
+        app.on_shutdown(stop_watching)
+    return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pinworks_common.contracts import Classification, RouteDecision, TicketSubmission
+from pinworks_router.features import TicketFeatures
 from pinworks_router.policy import Conditions, Policy
 
 
@@ -12,12 +13,19 @@ from pinworks_router.policy import Conditions, Policy
 class Evaluation:
     decision: RouteDecision
     passed_over: list[dict[str, str]]
+    features: dict[str, object]
+    """Text features the rules read (sentiment, urgency), for the audit."""
 
 
 def mismatch(
-    conditions: Conditions, policy: Policy, ticket: TicketSubmission, cls: Classification
+    conditions: Conditions, policy: Policy, ticket: TicketSubmission, cls: Classification,
+    features: TicketFeatures | None = None,
 ) -> str | None:
-    """Why the conditions do not hold for this ticket, or None when they all do."""
+    """Why the conditions do not hold for this ticket, or None when they all do.
+
+    Cheap conditions are checked first; sentiment is computed only when a rule still needs it.
+    """
+    features = features or TicketFeatures(ticket)
     if conditions.out_of_scope is not None and cls.out_of_scope != conditions.out_of_scope:
         return f"out_of_scope is {cls.out_of_scope}, rule needs {conditions.out_of_scope}"
     if conditions.intents is not None and cls.intent not in conditions.intents:
@@ -34,13 +42,40 @@ def mismatch(
         return f"business unit {ticket.business_unit} not in {conditions.business_units}"
     if conditions.channels is not None and ticket.channel not in conditions.channels:
         return f"channel {ticket.channel} not in {conditions.channels}"
+    for key, allowed in (conditions.metadata or {}).items():
+        if key not in ticket.metadata:
+            return f"metadata has no {key!r} (rule needs one of {allowed})"
+        value = ticket.metadata[key]
+        if _as_text(value) not in {_as_text(a) for a in allowed}:
+            return f"metadata {key}={value!r} not in {allowed}"
+    if conditions.keywords is not None and not any(
+        kw.search(features.text) for kw in conditions.keyword_res
+    ):
+        return f"none of the keywords {conditions.keywords} in the text"
+    if conditions.patterns is not None and not any(
+        p.search(features.text) for p in conditions.pattern_res
+    ):
+        return f"none of the patterns {conditions.patterns} matches the text"
+    if conditions.urgency is not None and features.urgency not in conditions.urgency:
+        return f"urgency {features.urgency} not in {conditions.urgency}"
+    if conditions.min_sentiment is not None and features.sentiment < conditions.min_sentiment:
+        return f"sentiment {features.sentiment:.3f} below {conditions.min_sentiment}"
+    if conditions.max_sentiment is not None and features.sentiment > conditions.max_sentiment:
+        return f"sentiment {features.sentiment:.3f} above {conditions.max_sentiment}"
     return None
+
+
+def _as_text(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value).strip().casefold()
 
 
 def route(policy: Policy, ticket: TicketSubmission, classification: Classification) -> Evaluation:
     passed_over: list[dict[str, str]] = []
+    features = TicketFeatures(ticket)
     for rule in policy.rules:
-        why_not = mismatch(rule.when, policy, ticket, classification)
+        why_not = mismatch(rule.when, policy, ticket, classification, features)
         if why_not is not None:
             passed_over.append({"rule": rule.name, "why": why_not})
             continue
@@ -51,7 +86,7 @@ def route(policy: Policy, ticket: TicketSubmission, classification: Classificati
             policy_version=policy.version,
             fallbacks=list(rule.fallbacks),
         )
-        return Evaluation(decision, passed_over)
+        return Evaluation(decision, passed_over, features.used)
     decision = RouteDecision(
         handler="human",
         rule="<no rule matched>",
@@ -59,4 +94,4 @@ def route(policy: Policy, ticket: TicketSubmission, classification: Classificati
         policy_version=policy.version,
         fallbacks=[],
     )
-    return Evaluation(decision, passed_over)
+    return Evaluation(decision, passed_over, features.used)

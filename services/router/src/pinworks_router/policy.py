@@ -6,12 +6,23 @@ The policy version is the hash of its content, so every audit row says exactly w
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 KNOWN_HANDLERS = frozenset({"template", "kb", "llm_small", "llm_frontier", "human"})
 DEFAULT_POLICY = Path(__file__).with_name("default_policy.yaml")
@@ -19,6 +30,14 @@ DEFAULT_POLICY = Path(__file__).with_name("default_policy.yaml")
 
 class PolicyError(ValueError):
     """A policy that must not be loaded; the message names the file, line and field."""
+
+
+def _valid_regex(pattern: str) -> str:
+    try:
+        re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+    return pattern
 
 
 class Conditions(BaseModel):
@@ -31,13 +50,78 @@ class Conditions(BaseModel):
     out_of_scope: bool | None = None
     business_units: list[str] | None = None
     channels: list[str] | None = None
+    metadata: dict[str, list[str | int | float | bool]] | None = Field(
+        default=None,
+        description="Customer metadata: each key's value must be one of the listed values "
+        "(compared as text, case-insensitive), e.g. {tier: [premium, vip]}. A missing key fails.",
+    )
+    keywords: list[str] | None = Field(
+        default=None,
+        description="Any of these words or phrases occurs in subject or body "
+        "(whole words, case-insensitive).",
+    )
+    patterns: list[Annotated[str, AfterValidator(_valid_regex)]] | None = Field(
+        default=None,
+        description="Any of these regular expressions matches subject or body (case-insensitive).",
+    )
+    min_sentiment: float | None = Field(default=None, ge=-1, le=1,
+                                        description="VADER compound sentiment at least this.")
+    max_sentiment: float | None = Field(default=None, ge=-1, le=1,
+                                        description="VADER compound sentiment at most this.")
+    urgency: list[Literal["low", "medium", "high"]] | None = Field(
+        default=None, description="Urgency level (from the urgency lexicon) is one of these.")
+
+    _keyword_res: tuple[re.Pattern[str], ...] = PrivateAttr(default=())
+    _pattern_res: tuple[re.Pattern[str], ...] = PrivateAttr(default=())
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _scalar_to_list(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: v if isinstance(v, list) else [v] for k, v in value.items()}
+        return value
+
+    @field_validator("keywords", "metadata", "business_units", "channels", "intents",
+                     "intent_groups", "patterns", "urgency")
+    @classmethod
+    def _not_empty(cls, value: Any) -> Any:
+        if value is not None and len(value) == 0:
+            raise ValueError("must not be empty (omit the condition instead)")
+        if isinstance(value, dict):
+            for key, allowed in value.items():
+                if not allowed:
+                    raise ValueError(f"{key}: list of allowed values must not be empty")
+        return value
+
+    @field_validator("keywords")
+    @classmethod
+    def _keywords(cls, value: list[str] | None) -> list[str] | None:
+        for keyword in value or []:
+            if not keyword.strip():
+                raise ValueError("a keyword must not be blank")
+        return value
 
     @model_validator(mode="after")
     def _range(self) -> Conditions:
         low, high = self.min_confidence, self.max_confidence
         if low is not None and high is not None and low > high:
             raise ValueError(f"min_confidence {low} is above max_confidence {high}")
+        low, high = self.min_sentiment, self.max_sentiment
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"min_sentiment {low} is above max_sentiment {high}")
+        self._keyword_res = tuple(
+            re.compile(r"(?<!\w)" + re.escape(k.strip()) + r"(?!\w)", re.IGNORECASE)
+            for k in self.keywords or [])
+        self._pattern_res = tuple(re.compile(p, re.IGNORECASE) for p in self.patterns or [])
         return self
+
+    @property
+    def keyword_res(self) -> tuple[re.Pattern[str], ...]:
+        return self._keyword_res
+
+    @property
+    def pattern_res(self) -> tuple[re.Pattern[str], ...]:
+        return self._pattern_res
 
 
 class Rule(BaseModel):
@@ -59,12 +143,53 @@ class Rule(BaseModel):
         return value
 
 
+class Budget(BaseModel):
+    """A quota on one handler for one business unit (`*`: every unit, each its own counter).
+
+    Counted atomically across router replicas in Postgres; an exhausted budget sends the ticket
+    down its rule's fallback chain. A unit's own budget replaces the `*` one for that handler."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    business_unit: str = Field(min_length=1)
+    handler: str
+    calls_per_day: int | None = Field(default=None, ge=0, description="Routed tickets per UTC day.")
+    usd_per_month: Decimal | None = Field(
+        default=None, ge=0, max_digits=14, decimal_places=6,
+        description="Estimated handler dollars per UTC calendar month (pinworks_router.pricing).")
+
+    @field_validator("handler")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in KNOWN_HANDLERS:
+            raise ValueError(f"unknown handler {value!r} (known: {', '.join(sorted(KNOWN_HANDLERS))})")
+        return value
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> Budget:
+        if self.calls_per_day is None and self.usd_per_month is None:
+            raise ValueError("a budget needs calls_per_day and/or usd_per_month")
+        return self
+
+
 @dataclass(frozen=True)
 class Policy:
     rules: tuple[Rule, ...]
     intent_groups: dict[str, frozenset[str]]
     version: str
     source: str
+    budgets: tuple[Budget, ...] = ()
+
+    def budgets_for(self, business_unit: str, handler: str) -> Budget | None:
+        fallback = None
+        for budget in self.budgets:
+            if budget.handler != handler:
+                continue
+            if budget.business_unit == business_unit:
+                return budget
+            if budget.business_unit == "*":
+                fallback = budget
+        return fallback
 
 
 def _line_of(node: yaml.Node | None) -> int | None:
@@ -109,7 +234,7 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
         raise PolicyError(f"{source}: not valid YAML: {exc}") from None
     if root is None or not isinstance(data, dict):
         raise PolicyError(f"{source}: a policy is a mapping with a `rules:` list")
-    unknown = set(data) - {"rules", "intent_groups", "description"}
+    unknown = set(data) - {"rules", "intent_groups", "description", "budgets"}
     if unknown:
         raise PolicyError(f"{source} line {_line_of(_child(root, sorted(unknown)[0]))}: "
                           f"unknown top-level key(s) {sorted(unknown)}")
@@ -145,8 +270,37 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
                                   f"unknown intent group {group!r}")
         names.add(rule.name)
         rules.append(rule)
+    budgets = _budgets(root, data.get("budgets"), source)
     version = "policy-" + hashlib.sha256(text.encode()).hexdigest()[:12]
-    return Policy(rules=tuple(rules), intent_groups=groups, version=version, source=source)
+    return Policy(rules=tuple(rules), intent_groups=groups, version=version, source=source,
+                  budgets=budgets)
+
+
+def _budgets(root: yaml.Node, raw: Any, source: str) -> tuple[Budget, ...]:
+    if raw is None:
+        return ()
+    node = _child(root, "budgets")
+    if not isinstance(raw, list):
+        raise PolicyError(f"{source} line {_line_of(node)}: `budgets` must be a list")
+    budgets: list[Budget] = []
+    seen: set[tuple[str, str]] = set()
+    for index, item in enumerate(raw):
+        item_node = node.value[index] if isinstance(node, yaml.SequenceNode) else None
+        try:
+            budget = Budget.model_validate(item)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = _locate(item_node, tuple(first["loc"]))
+            field = ".".join(str(p) for p in first["loc"]) or "budget"
+            raise PolicyError(f"{source} line {_line_of(where)}: budget #{index + 1}: {field}: "
+                              f"{first['msg']}") from None
+        key = (budget.business_unit, budget.handler)
+        if key in seen:
+            raise PolicyError(f"{source} line {_line_of(item_node)}: a second budget for "
+                              f"business unit {key[0]!r} and handler {key[1]!r}")
+        seen.add(key)
+        budgets.append(budget)
+    return tuple(budgets)
 
 
 def load_policy(path: Path | None = None) -> Policy:

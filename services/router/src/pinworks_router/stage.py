@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -19,17 +20,30 @@ from pinworks_common.stage import (
     escalation_publication,
 )
 from pinworks_common.subjects import WORK_STREAM, Stage, attempt_key, routed_subject
+from pinworks_router.budgets import allot
 from pinworks_router.domain import route
 from pinworks_router.policy import Policy
+from pinworks_router.pricing import Price, default_prices
+from pinworks_router.rollout import PolicyHolder, ShadowHolder
 
 HUMAN = "human"
+SHADOW_STAGE = f"{Stage.ROUTER.value}-shadow"
+"""Decision rows of the shadow policy: recorded beside the live decision, never acted on."""
 
 
 class RouterStage:
     stage = Stage.ROUTER.value
 
-    def __init__(self, policy: Policy) -> None:
-        self.policy = policy
+    def __init__(self, policy: Policy | PolicyHolder,
+                 prices: dict[str, Price] | None = None,
+                 shadow: ShadowHolder | None = None) -> None:
+        self.holder = policy if isinstance(policy, PolicyHolder) else PolicyHolder(policy)
+        self.prices = default_prices() if prices is None else prices
+        self.shadow = shadow or ShadowHolder()
+
+    @property
+    def policy(self) -> Policy:
+        return self.holder.policy
 
     def decode(self, delivery: Delivery) -> TicketEnvelope:
         envelope: TicketEnvelope = decode_model(TicketEnvelope, delivery)
@@ -40,20 +54,45 @@ class RouterStage:
     async def apply(
         self, conn: AsyncConnection, work: Sequence[Work[TicketEnvelope]]
     ) -> list[Publication]:
-        decisions, accountability = [], []
+        policy = self.holder.policy  # one version for the whole batch, even if a swap lands now
+        keys = {item.value.ticket.ticket_id: attempt_key("route", item.value.attempt)
+                for item in work}
+        # a redelivered ticket already decided keeps its decision and is not charged again
+        already = await stored_outputs(conn, self.stage, keys, keys)
+        fresh: list[Work[TicketEnvelope]] = []
+        seen: set[tuple[str, int]] = set()
         for item in work:
+            ticket_id, attempt = item.value.ticket.ticket_id, item.value.attempt
+            if (ticket_id, attempt) in seen or (
+                    ticket_id in already and keys[ticket_id] == attempt_key("route", attempt)):
+                continue
+            seen.add((ticket_id, attempt))
+            fresh.append(item)
+        evaluations, latencies = [], []
+        for item in fresh:
+            assert item.value.classification is not None
+            started = time.perf_counter()
+            evaluations.append(route(policy, item.value.ticket, item.value.classification))
+            latencies.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        allotments = await allot(
+            conn, policy, [(i.value.ticket, e.decision) for i, e in zip(fresh, evaluations,
+                                                                        strict=True)],
+            self.prices, datetime.now(UTC))
+        budget_ms = (time.perf_counter() - started) * 1000 / max(len(fresh), 1)
+        decisions, accountability = [], []
+        for item, evaluation, allotment, latency_ms in zip(
+                fresh, evaluations, allotments, latencies, strict=True):
             envelope = item.value
             assert envelope.classification is not None
-            started = time.perf_counter()
-            evaluation = route(self.policy, envelope.ticket, envelope.classification)
-            latency_ms = (time.perf_counter() - started) * 1000
+            decision = allotment.decision
             ticket_id = envelope.ticket.ticket_id
             decisions.append({
                 "ticket_id": ticket_id,
                 "stage": self.stage,
                 "decision_key": attempt_key("route", envelope.attempt),
                 "component": "router",
-                "version": self.policy.version,
+                "version": policy.version,
                 "inputs": {
                     "intent": envelope.classification.intent,
                     "confidence": envelope.classification.confidence,
@@ -61,29 +100,60 @@ class RouterStage:
                     "business_unit": envelope.ticket.business_unit,
                     "channel": envelope.ticket.channel,
                     "classifier_version": envelope.classification.model_version,
+                    "customer_metadata": envelope.ticket.metadata,
+                    "text_features": evaluation.features,
                 },
                 "output": {
-                    **evaluation.decision.model_dump(mode="json"),
+                    **decision.model_dump(mode="json"),
                     "passed_over": evaluation.passed_over,
+                    "rule_handler": evaluation.decision.handler,
+                    "budget": allotment.budget,
+                    "budget_exhausted": allotment.exhausted,
                 },
-                "reason": f"rule {evaluation.decision.rule}: {evaluation.decision.reason}",
+                "reason": f"rule {decision.rule}: {decision.reason}",
                 "cost_usd": Decimal(0),
-                "latency_ms": latency_ms,
+                "latency_ms": latency_ms + budget_ms,
                 "trace_id": item.trace_id,
             })
+            action = f"route to {decision.handler}"
+            if decision.handler != evaluation.decision.handler:
+                action += f" (budget exhausted for {evaluation.decision.handler})"
             accountability.append({
                 "ticket_id": ticket_id,
                 "event_key": attempt_key("router:route", envelope.attempt),
                 "actor_type": "component",
                 "actor": "router",
-                "action": f"route to {evaluation.decision.handler}",
-                "version": self.policy.version,
-                "details": {"rule": evaluation.decision.rule},
+                "action": action,
+                "version": policy.version,
+                "details": {"rule": decision.rule},
             })
+        shadow = self.shadow.policy
+        if shadow is not None:
+            for item, allotment in zip(fresh, allotments, strict=True):
+                assert item.value.classification is not None
+                started = time.perf_counter()
+                evaluation = route(shadow, item.value.ticket, item.value.classification)
+                live, candidate = allotment.decision, evaluation.decision
+                agrees = live.handler == candidate.handler
+                decisions.append({
+                    "ticket_id": item.value.ticket.ticket_id,
+                    "stage": SHADOW_STAGE,
+                    "decision_key": attempt_key("route-shadow", item.value.attempt),
+                    "component": "router",
+                    "version": shadow.version,
+                    "inputs": {"live_policy": policy.version, "live_handler": live.handler,
+                               "live_rule": live.rule},
+                    "output": {**candidate.model_dump(mode="json"),
+                               "passed_over": evaluation.passed_over, "agrees": agrees},
+                    "reason": (f"shadow {'agrees' if agrees else 'disagrees'}: rule "
+                               f"{candidate.rule} -> {candidate.handler} (live: {live.handler}); "
+                               "not acted on"),
+                    "cost_usd": Decimal(0),
+                    "latency_ms": (time.perf_counter() - started) * 1000,
+                    "trace_id": item.trace_id,
+                })
         await record_decisions(conn, decisions)
         await record_accountability(conn, accountability)
-        keys = {item.value.ticket.ticket_id: attempt_key("route", item.value.attempt)
-                for item in work}
         stored = await stored_outputs(conn, self.stage, keys, keys)
         publications = []
         for item in work:

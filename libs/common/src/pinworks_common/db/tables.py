@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    Date,
     DateTime,
     Float,
     Integer,
@@ -192,4 +193,27 @@ labelled_examples = Table(
     Column("labelled_by", Text, nullable=False),
     _created_at(),
     UniqueConstraint("ticket_id", "example_key", name="labelled_examples_once"),
+)
+
+routing_policies = Table(
+    "routing_policies",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("version", Text, nullable=False),
+    Column("content", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("applied_by", Text, nullable=False),
+    _created_at(),
+)
+
+router_budgets = Table(
+    "router_budgets",
+    metadata,
+    Column("business_unit", Text, primary_key=True),
+    Column("handler", Text, primary_key=True),
+    Column("kind", Text, primary_key=True),
+    Column("period_start", Date, primary_key=True),
+    Column("limit_amount", Money, nullable=False),
+    Column("used", Money, nullable=False, server_default="0"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

@@ -1,0 +1,174 @@
+"""Budgets per business unit and handler, enforced atomically across router replicas.
+
+One router batch makes two statements on `router_budgets`, inside the batch's transaction:
+
+1. an upsert of every counter the batch could touch (this period's row, limit from the policy)
+   that locks those rows in key order and returns what is used, as of the latest commit;
+2. one UPDATE adding what this batch consumed, guarded by `used + delta <= limit`.
+
+Between them, tickets are allotted in batch order: a handler whose budget cannot take one more
+call (or its estimated dollars) is passed over for the next handler in the rule's fallback
+chain; `human` is the end of every chain and is never refused, so no ticket waits forever.
+Another replica's batch on the same counters waits for our commit, then sees our usage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import func, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from pinworks_common.contracts import RouteDecision, TicketSubmission
+from pinworks_common.db.tables import router_budgets
+from pinworks_router.policy import Budget, Policy
+from pinworks_router.pricing import Price, estimated_cost, ticket_text
+
+HUMAN = "human"
+CALLS, USD = "calls_per_day", "usd_per_month"
+
+Key = tuple[str, str, str, date]  # business_unit, handler, kind, period_start
+
+
+@dataclass
+class Counter:
+    limit: Decimal
+    used: Decimal
+    delta: Decimal = Decimal(0)
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.limit - self.used - self.delta
+
+
+@dataclass
+class Allotment:
+    """The handler a ticket goes to after budgets, and the budget state the audit records."""
+
+    decision: RouteDecision
+    budget: list[dict[str, object]] = field(default_factory=list)
+    exhausted: list[dict[str, object]] = field(default_factory=list)
+
+
+def _shown(kind: str, value: Decimal) -> str:
+    return str(int(value)) if kind == CALLS else str(value.quantize(Decimal("0.000001")))
+
+
+def period_start(kind: str, now: datetime) -> date:
+    day = now.date()
+    return day if kind == CALLS else day.replace(day=1)
+
+
+def _limits(budget: Budget) -> list[tuple[str, Decimal]]:
+    out = []
+    if budget.calls_per_day is not None:
+        out.append((CALLS, Decimal(budget.calls_per_day)))
+    if budget.usd_per_month is not None:
+        out.append((USD, budget.usd_per_month))
+    return out
+
+
+def _chain(decision: RouteDecision) -> list[str]:
+    chain = [decision.handler, *decision.fallbacks]
+    return chain if chain[-1] == HUMAN else [*chain, HUMAN]
+
+
+async def allot(
+    conn: AsyncConnection, policy: Policy, items: Sequence[tuple[TicketSubmission, RouteDecision]],
+    prices: dict[str, Price], now: datetime,
+) -> list[Allotment]:
+    """Apply the policy's budgets to the batch's decisions, in order; charge what is taken."""
+    wanted: dict[Key, Decimal] = {}
+    for ticket, decision in items:
+        for handler in _chain(decision):
+            budget = policy.budgets_for(ticket.business_unit, handler)
+            for kind, limit in _limits(budget) if budget else []:
+                wanted[(ticket.business_unit, handler, kind, period_start(kind, now))] = limit
+    if not wanted:
+        return [Allotment(decision) for _, decision in items]
+    keys = sorted(wanted)
+    rows = (await conn.execute(
+        insert(router_budgets)
+        .values([{"business_unit": k[0], "handler": k[1], "kind": k[2], "period_start": k[3],
+                  "limit_amount": wanted[k]} for k in keys])
+        .on_conflict_do_update(
+            index_elements=["business_unit", "handler", "kind", "period_start"],
+            set_={"limit_amount": insert(router_budgets).excluded.limit_amount,
+                  "updated_at": func.now()})
+        .returning(router_budgets.c.business_unit, router_budgets.c.handler,
+                   router_budgets.c.kind, router_budgets.c.period_start,
+                   router_budgets.c.limit_amount, router_budgets.c.used)
+    )).all()
+    counters = {(r.business_unit, r.handler, r.kind, r.period_start):
+                Counter(Decimal(r.limit_amount), Decimal(r.used)) for r in rows}
+
+    allotments = []
+    for ticket, decision in items:
+        chain = _chain(decision)
+        text = ticket_text(ticket.subject, ticket.body)
+        exhausted: list[dict[str, object]] = []
+        for position, handler in enumerate(chain):
+            budget = policy.budgets_for(ticket.business_unit, handler)
+            needs = {
+                (ticket.business_unit, handler, kind, period_start(kind, now)):
+                    Decimal(1) if kind == CALLS else estimated_cost(prices.get(handler), text)
+                for kind, _ in (_limits(budget) if budget else [])
+            }
+            short = [(key, amount) for key, amount in needs.items()
+                     if counters[key].remaining < amount]
+            if short and handler != HUMAN:
+                for key, amount in short:
+                    counter = counters[key]
+                    exhausted.append({
+                        "handler": handler, "business_unit": key[0], "budget": key[2],
+                        "period": key[3].isoformat(), "limit": _shown(key[2], counter.limit),
+                        "used": _shown(key[2], counter.used + counter.delta),
+                        "needed": _shown(key[2], amount)})
+                continue
+            state: list[dict[str, object]] = []
+            for key, amount in needs.items():
+                counter = counters[key]
+                if not short:
+                    counter.delta += amount
+                state.append({"handler": handler, "business_unit": key[0], "budget": key[2],
+                              "period": key[3].isoformat(),
+                              "limit": _shown(key[2], counter.limit),
+                              "used": _shown(key[2], counter.used + counter.delta)})
+            if position == 0:
+                allotments.append(Allotment(decision, state, exhausted))
+                break
+            passed = "; ".join(f"{e['handler']} {e['budget']} exhausted "
+                               f"({e['used']}/{e['limit']})" for e in exhausted)
+            rerouted = decision.model_copy(update={
+                "handler": handler,
+                "fallbacks": chain[position + 1:] if handler != HUMAN else [],
+                "reason": f"{decision.reason}; budget: {passed}; took fallback {handler}",
+            })
+            allotments.append(Allotment(rerouted, state, exhausted))
+            break
+
+    charged = [(key, c.delta) for key, c in sorted(counters.items()) if c.delta]
+    if charged:
+        result = await conn.execute(CHARGE, {
+            "units": [k[0] for k, _ in charged], "handlers": [k[1] for k, _ in charged],
+            "kinds": [k[2] for k, _ in charged], "periods": [k[3] for k, _ in charged],
+            "deltas": [d for _, d in charged]})
+        if len(result.all()) != len(charged):
+            raise RuntimeError("budget counters moved under a held lock; refusing the batch")
+    return allotments
+
+
+CHARGE = text("""
+    UPDATE router_budgets AS b SET used = b.used + v.delta, updated_at = now()
+    FROM unnest(CAST(:units AS text[]), CAST(:handlers AS text[]), CAST(:kinds AS text[]),
+                CAST(:periods AS date[]), CAST(:deltas AS numeric[]))
+         AS v(business_unit, handler, kind, period_start, delta)
+    WHERE b.business_unit = v.business_unit AND b.handler = v.handler AND b.kind = v.kind
+      AND b.period_start = v.period_start AND b.used + v.delta <= b.limit_amount
+    RETURNING b.business_unit
+""")
+"""One statement charges every counter the batch used, never past its limit."""

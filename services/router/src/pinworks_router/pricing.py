@@ -1,0 +1,75 @@
+"""Handler prices and the cost estimates used offline (policy simulation, the cost report baseline).
+
+The price table is the specialists' one: `SPECIALISTS_PRICES` (JSON, per handler: per_call,
+per_1k_input_tokens, per_1k_output_tokens) when set, else `default_prices()` below, which must
+equal `pinworks_specialists.settings.default_prices()` (a test checks they agree).
+
+Estimating what a ticket would cost at a handler, without calling it:
+  input tokens  = ceil(len(subject + body) / 4) + PROMPT_OVERHEAD_TOKENS
+  output tokens = ANSWER_TOKENS
+  cost          = per_call + per_1k_input * input/1000 + per_1k_output * output/1000
+Four characters per token is the specialists' own estimate when a server reports no usage;
+the overhead covers the system prompt and retrieved passages, the answer size a typical reply.
+`human` costs nothing in the ledger (agents are not metered per ticket).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from decimal import Decimal
+
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+CHARS_PER_TOKEN = 4
+PROMPT_OVERHEAD_TOKENS = 400
+ANSWER_TOKENS = 200
+FRONTIER = "llm_frontier"
+PRICES_ENV = "SPECIALISTS_PRICES"
+
+
+class Price(BaseModel):
+    per_call: Decimal = Field(default=Decimal(0), description="USD per handled ticket.")
+    per_1k_input_tokens: Decimal = Field(default=Decimal(0), description="USD per 1k input tokens.")
+    per_1k_output_tokens: Decimal = Field(default=Decimal(0),
+                                          description="USD per 1k output tokens.")
+
+
+def default_prices() -> dict[str, Price]:
+    return {
+        "template": Price(per_call=Decimal("0.0005")),
+        "kb": Price(per_call=Decimal("0.002")),
+        "llm_small": Price(per_call=Decimal("0.0002"), per_1k_input_tokens=Decimal("0.0001"),
+                           per_1k_output_tokens=Decimal("0.0004")),
+        "llm_frontier": Price(per_call=Decimal("0.001"), per_1k_input_tokens=Decimal("0.0025"),
+                              per_1k_output_tokens=Decimal("0.01")),
+    }
+
+
+def load_prices(environ: Mapping[str, str] | None = None) -> dict[str, Price]:
+    """`SPECIALISTS_PRICES` from the environment when set, else the defaults."""
+    raw = (os.environ if environ is None else environ).get(PRICES_ENV)
+    if not raw:
+        return default_prices()
+    try:
+        return TypeAdapter(dict[str, Price]).validate_python(json.loads(raw))
+    except (ValueError, ValidationError) as exc:
+        raise ValueError(f"{PRICES_ENV} is not a JSON price table: {exc}") from None
+
+
+def estimated_tokens(text: str) -> tuple[int, int]:
+    """(input, output) tokens a model handler would spend on a ticket with this text."""
+    return -(-len(text) // CHARS_PER_TOKEN) + PROMPT_OVERHEAD_TOKENS, ANSWER_TOKENS
+
+
+def estimated_cost(price: Price | None, text: str) -> Decimal:
+    if price is None:
+        return Decimal(0)
+    tokens_in, tokens_out = estimated_tokens(text)
+    return (price.per_call + price.per_1k_input_tokens * tokens_in / 1000
+            + price.per_1k_output_tokens * tokens_out / 1000)
+
+
+def ticket_text(subject: str | None, body: str) -> str:
+    return f"{subject}\n{body}" if subject else body

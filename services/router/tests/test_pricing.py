@@ -1,0 +1,34 @@
+from decimal import Decimal
+
+import pytest
+
+from pinworks_router.pricing import (
+    Price,
+    default_prices,
+    estimated_cost,
+    estimated_tokens,
+    load_prices,
+)
+
+
+def test_defaults_agree_with_the_specialists_price_table() -> None:
+    specialists = pytest.importorskip("pinworks_specialists.settings")
+    theirs = {k: v.model_dump() for k, v in specialists.default_prices().items()}
+    assert {k: v.model_dump() for k, v in default_prices().items()} == theirs
+
+
+def test_prices_from_the_environment() -> None:
+    assert load_prices({}) == default_prices()
+    table = load_prices({"SPECIALISTS_PRICES": '{"llm_frontier": {"per_call": "0.5"}}'})
+    assert table == {"llm_frontier": Price(per_call=Decimal("0.5"))}
+    with pytest.raises(ValueError, match="SPECIALISTS_PRICES is not a JSON price table"):
+        load_prices({"SPECIALISTS_PRICES": "{nope"})
+
+
+def test_estimate_is_documented_arithmetic() -> None:
+    assert estimated_tokens("x" * 9) == (3 + 400, 200)
+    price = Price(per_call=Decimal("0.001"), per_1k_input_tokens=Decimal("0.0025"),
+                  per_1k_output_tokens=Decimal("0.01"))
+    assert estimated_cost(price, "x" * 400) == Decimal("0.001") + Decimal("0.0025") * Decimal(
+        "0.5") + Decimal("0.002")
+    assert estimated_cost(None, "anything") == 0

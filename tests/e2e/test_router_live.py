@@ -1,0 +1,77 @@
+"""The running router service swaps its policy from the KV bucket, without a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from pinworks_cli.main import app
+from pinworks_common.subjects import ROUTER_POLICY_BUCKET
+from pinworks_router.policy import DEFAULT_POLICY, parse_policy
+from pinworks_router.rollout import REPLICAS_PREFIX, replica_states
+
+from .conftest import Platform, PlatformClient, run_id, ticket
+
+pytestmark = pytest.mark.e2e
+
+
+async def _apply_and_wait(client: PlatformClient, path: Path, text: str, replicas: set[str]
+                          ) -> str:
+    """Apply through the CLI; return once every known replica reports running the version."""
+    version = parse_policy(text).version
+    kv = await client.js.key_value(ROUTER_POLICY_BUCKET)
+    watcher = await kv.watch(f"{REPLICAS_PREFIX}.current.>")
+    try:
+        result = await asyncio.to_thread(CliRunner().invoke, app, ["policy", "apply", str(path)])
+        assert result.exit_code == 0, result.output
+        running: dict[str, Any] = {}
+        while not replicas or any(running.get(r) != version for r in replicas):
+            entry = await watcher.updates(timeout=30)
+            if entry is not None and entry.value:
+                state = json.loads(entry.value)
+                running[state["replica"]] = state["version"]
+                if not replicas:
+                    replicas = {state["replica"]}
+    finally:
+        await watcher.stop()
+    return version
+
+
+async def test_running_router_switches_policy_without_restart(
+    platform: Platform, client: PlatformClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NATS_URL", platform.nats_url)
+    monkeypatch.setenv("DATABASE_URL", platform.database_url)
+    run = run_id()
+    kv = await client.js.key_value(ROUTER_POLICY_BUCKET)
+    replicas = {s["replica"] for s in await replica_states(kv) if s["key"] == "current"}
+    assert replicas, "the running router reports its policy version at start"
+    shipped = DEFAULT_POLICY.read_text()
+    candidate = tmp_path / "candidate.yaml"
+    candidate_text = shipped.replace("rules:\n", f"""rules:
+  - name: e2e-live-{run}
+    when: {{metadata: {{e2e_run: ["{run}"]}}}}
+    handler: human
+    reason: live policy switch test
+""", 1)
+    candidate.write_text(candidate_text)
+    restore = tmp_path / "default.yaml"
+    restore.write_text(shipped)
+    try:
+        version = await _apply_and_wait(client, candidate, candidate_text, replicas)
+        ticket_id = f"live-{run}"
+        await client.submit(ticket(ticket_id, "My new card has not arrived yet",
+                                   metadata={"e2e_run": run}))
+        await client.outcomes.wait_for([ticket_id])
+        rows = await client.fetch(
+            "SELECT version, output FROM decisions WHERE ticket_id = :t AND stage = 'router'",
+            t=ticket_id)
+        assert [(r.version, r.output["rule"], r.output["handler"]) for r in rows] == [
+            (version, f"e2e-live-{run}", "human")]
+    finally:
+        await _apply_and_wait(client, restore, shipped, replicas)
