@@ -11,12 +11,6 @@ from pinworks_router.pricing import (
 )
 
 
-def test_defaults_agree_with_the_specialists_price_table() -> None:
-    specialists = pytest.importorskip("pinworks_specialists.settings")
-    theirs = {k: v.model_dump() for k, v in specialists.default_prices().items()}
-    assert {k: v.model_dump() for k, v in default_prices().items()} == theirs
-
-
 def test_prices_from_the_environment() -> None:
     assert load_prices({}) == default_prices()
     table = load_prices({"SPECIALISTS_PRICES": '{"llm_frontier": {"per_call": "0.5"}}'})

@@ -1,8 +1,8 @@
 """Handler prices and the cost estimates used offline (policy simulation, the cost report baseline).
 
 The price table is the specialists' one: `SPECIALISTS_PRICES` (JSON, per handler: per_call,
-per_1k_input_tokens, per_1k_output_tokens) when set, else `default_prices()` below, which must
-equal `pinworks_specialists.settings.default_prices()` (a test checks they agree).
+per_1k_input_tokens, per_1k_output_tokens) when set, else the default table in
+`pinworks_common.pricing`, which the specialists charge by.
 
 Estimating what a ticket would cost at a handler, without calling it:
   input tokens  = ceil(len(subject + body) / 4) + PROMPT_OVERHEAD_TOKENS
@@ -20,31 +20,15 @@ import os
 from collections.abc import Mapping
 from decimal import Decimal
 
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
+
+from pinworks_common.pricing import Price, default_prices
 
 CHARS_PER_TOKEN = 4
 PROMPT_OVERHEAD_TOKENS = 400
 ANSWER_TOKENS = 200
 FRONTIER = "llm_frontier"
 PRICES_ENV = "SPECIALISTS_PRICES"
-
-
-class Price(BaseModel):
-    per_call: Decimal = Field(default=Decimal(0), description="USD per handled ticket.")
-    per_1k_input_tokens: Decimal = Field(default=Decimal(0), description="USD per 1k input tokens.")
-    per_1k_output_tokens: Decimal = Field(default=Decimal(0),
-                                          description="USD per 1k output tokens.")
-
-
-def default_prices() -> dict[str, Price]:
-    return {
-        "template": Price(per_call=Decimal("0.0005")),
-        "kb": Price(per_call=Decimal("0.002")),
-        "llm_small": Price(per_call=Decimal("0.0002"), per_1k_input_tokens=Decimal("0.0001"),
-                           per_1k_output_tokens=Decimal("0.0004")),
-        "llm_frontier": Price(per_call=Decimal("0.001"), per_1k_input_tokens=Decimal("0.0025"),
-                              per_1k_output_tokens=Decimal("0.01")),
-    }
 
 
 def load_prices(environ: Mapping[str, str] | None = None) -> dict[str, Price]:
