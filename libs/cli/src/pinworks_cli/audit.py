@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -59,6 +60,22 @@ async def ticket_trail(conn: AsyncConnection, ticket_id: str) -> dict[str, Any] 
     }
 
 
+def _decision_details(decision: dict[str, Any]) -> list[str]:
+    """Inputs that explain a decision: versions it relied on, budget state, latency."""
+    inputs = decision["inputs"] if isinstance(decision["inputs"], dict) else {}
+    output = decision["output"] if isinstance(decision["output"], dict) else {}
+    details = []
+    if inputs.get("classifier_version"):
+        details.append(f"classifier {inputs['classifier_version']}, intent {inputs.get('intent')} "
+                       f"at {inputs.get('confidence')}")
+    budget = output.get("budget")
+    if budget:
+        details.append(f"budget {json.dumps(budget, default=str)}")
+    if decision.get("latency_ms") is not None:
+        details.append(f"latency {decision['latency_ms']:.2f} ms")
+    return details
+
+
 def render_trail(trail: dict[str, Any]) -> str:
     """A readable chain: who decided what, with which version, why, at what cost."""
     lines = []
@@ -77,6 +94,7 @@ def render_trail(trail: dict[str, Any]) -> str:
                      f"{decision['component']} [{decision['version']}]  "
                      f"cost ${decision['cost_usd']:.6f}")
         lines.append(f"      {decision['reason']}")
+        lines.extend(f"      {detail}" for detail in _decision_details(decision))
         for passed in decision["output"].get("passed_over", []) if isinstance(
                 decision["output"], dict) else []:
             lines.append(f"      passed over {passed['rule']}: {passed['why']}")
