@@ -376,3 +376,33 @@ def test_handler_exceptions_and_overruns_become_declines() -> None:
     assert "RuntimeError: bug" in broken.reason
     stuck = asyncio.run(call_handler(Stuck(), envelope(), 0.2))
     assert isinstance(stuck, Declined) and stuck.kind == "timeout"
+
+
+async def test_a_failing_endpoint_opens_the_circuit_and_later_probes_again(
+        server: ChatServer, kb: KnowledgeBase) -> None:
+    server.when("arrived", Reply(500, {"error": "down"}), Reply(500, {"error": "down"}),
+                Reply(500, {"error": "down"}), Reply(body=citing_first_passage))
+    now = [1000.0]
+    handler = LlmHandler(endpoint(server.base_url, max_retries=0, breaker_failures=2,
+                                  breaker_cooldown_seconds=30.0), kb, PRICE)
+    handler.breaker.clock = lambda: now[0]
+    try:
+        first = await handler.handle(envelope(ticket_id="T-cb-1"))
+        second = await handler.handle(envelope(ticket_id="T-cb-2"))
+        assert isinstance(first, Declined) and isinstance(second, Declined)
+        assert handler.breaker.state == "open"
+        calls = len(server.requests)
+        skipped = await handler.handle(envelope(ticket_id="T-cb-3"))
+        assert isinstance(skipped, Declined) and skipped.kind == "unavailable"
+        assert "circuit open after 2 consecutive failures" in skipped.reason
+        assert len(server.requests) == calls, "an open circuit does not call the endpoint"
+        now[0] += 31
+        probe = await handler.handle(envelope(ticket_id="T-cb-4"))
+        assert isinstance(probe, Declined) and handler.breaker.state == "open", (
+            "a failed probe re-opens the circuit")
+        now[0] += 31
+        healed = await handler.handle(envelope(ticket_id="T-cb-5"))
+        assert isinstance(healed, Draft)
+        assert handler.breaker.state == "closed"
+    finally:
+        await handler.close()

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from pinworks_common.contracts import Draft, TicketEnvelope
+from pinworks_specialists.breaker import CircuitBreaker
 from pinworks_specialists.handlers import Declined, DeclineKind, cost_of
 from pinworks_specialists.kb import KnowledgeBase, Passage
 from pinworks_specialists.knowledge import ticket_query
@@ -292,6 +293,7 @@ class LlmHandler:
         self._owns_http = http is None
         self._sleep = sleep
         self._jitter = jitter
+        self.breaker = CircuitBreaker(endpoint.breaker_failures, endpoint.breaker_cooldown_seconds)
 
     @property
     def unavailable_reason(self) -> str:
@@ -312,6 +314,9 @@ class LlmHandler:
         if not passages:
             return Declined("no help-centre passage matches the ticket: nothing to ground an "
                             "answer on, the model was not asked")
+        if not self.breaker.allow():
+            return Declined(f"{self.name}: {self.breaker.describe()}", kind="unavailable",
+                            details={"circuit": self.breaker.state})
         messages = build_messages(ticket.subject, ticket.body, passages)
         client = ChatClient(self.endpoint, self._client(), sleep=self._sleep, jitter=self._jitter)
         host = urlsplit(self.endpoint.base_url or "").netloc
@@ -320,8 +325,13 @@ class LlmHandler:
         try:
             completion, attempts = await client.complete(messages)
         except LlmFailure as failure:
+            if failure.kind in ("error", "timeout"):
+                self.breaker.record_failure()
+            else:
+                self.breaker.record_success()
             return Declined(f"{self.name}: {failure.reason}", kind=failure.kind,
                             details={**base_details, "attempts": failure.attempts})
+        self.breaker.record_success()
         cost = cost_of(self.price, completion.input_tokens, completion.output_tokens)
         details: dict[str, Any] = {
             **base_details,

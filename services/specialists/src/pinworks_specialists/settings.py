@@ -30,6 +30,8 @@ class LlmEndpoint:
     max_tokens: int
     temperature: float
     passages: int
+    breaker_failures: int = 5
+    breaker_cooldown_seconds: float = 30.0
 
 
 class SpecialistSettings(CommonSettings):
@@ -103,6 +105,13 @@ class SpecialistSettings(CommonSettings):
     llm_passages: int = Field(default=5, ge=1, le=20, validation_alias="LLM_PASSAGES",
                               description="Retrieved help-centre passages given to the model.")
 
+    llm_breaker_failures: int = Field(
+        default=5, ge=1, validation_alias="LLM_BREAKER_FAILURES",
+        description="Consecutive failed tickets (errors, timeouts) that open an endpoint's circuit.")
+    llm_breaker_cooldown_seconds: float = Field(
+        default=30.0, gt=0, validation_alias="LLM_BREAKER_COOLDOWN_SECONDS",
+        description="How long an open circuit skips the endpoint before one probe call.")
+
     def llm_endpoint(self, name: str) -> LlmEndpoint:
         """The endpoint settings of LLM instance `name` (llm_small or llm_frontier)."""
         short = name.removeprefix("llm_")
@@ -122,6 +131,8 @@ class SpecialistSettings(CommonSettings):
             deadline_seconds=self.llm_deadline_seconds,
             max_tokens=self.llm_max_tokens, temperature=self.llm_temperature,
             passages=self.llm_passages,
+            breaker_failures=self.llm_breaker_failures,
+            breaker_cooldown_seconds=self.llm_breaker_cooldown_seconds,
         )
     prices: dict[str, Price] = Field(
         default_factory=default_prices,
