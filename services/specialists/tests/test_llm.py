@@ -378,8 +378,12 @@ def test_handler_exceptions_and_overruns_become_declines() -> None:
     assert isinstance(stuck, Declined) and stuck.kind == "timeout"
 
 
-async def test_a_failing_endpoint_opens_the_circuit_and_later_probes_again(
+def test_a_failing_endpoint_opens_the_circuit_and_later_probes_again(
         server: ChatServer, kb: KnowledgeBase) -> None:
+    asyncio.run(_circuit_scenario(server, kb))
+
+
+async def _circuit_scenario(server: ChatServer, kb: KnowledgeBase) -> None:
     server.when("arrived", Reply(500, {"error": "down"}), Reply(500, {"error": "down"}),
                 Reply(500, {"error": "down"}), Reply(body=citing_first_passage))
     now = [1000.0]
