@@ -44,7 +44,34 @@ STREAM_MAX_AGE_SECONDS: dict[str, float] = {
 }
 
 
+def _fetch_raises_nats_timeouts() -> None:
+    """Workaround: nats-py's pull `fetch` can raise a bare `asyncio.TimeoutError` when its
+    deadline runs out between two requests, while FastStream's batch loop only catches
+    `nats.errors.TimeoutError`. The escaping error kills the loop and drops the messages it had
+    gathered for the batch, which then wait a whole ack-wait for redelivery. Re-raising it as the
+    nats error keeps the loop, and the batch, alive."""
+    from nats.errors import TimeoutError as NatsTimeoutError
+    from nats.js.client import JetStreamContext
+
+    subscription = JetStreamContext.PullSubscription
+    if getattr(subscription.fetch, "_pinworks_wrapped", False):
+        return
+    original = subscription.fetch
+
+    async def fetch(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await original(self, *args, **kwargs)
+        except NatsTimeoutError:
+            raise
+        except TimeoutError as error:
+            raise NatsTimeoutError from error
+
+    fetch._pinworks_wrapped = True  # type: ignore[attr-defined]
+    subscription.fetch = fetch  # type: ignore[method-assign]
+
+
 def create_broker(settings: CommonSettings, service: str) -> NatsBroker:
+    _fetch_raises_nats_timeouts()
     servers = [url.strip() for url in settings.nats_url.split(",") if url.strip()]
     return NatsBroker(servers, name=f"pinworks-{service}", max_reconnect_attempts=-1)
 
