@@ -10,7 +10,7 @@ from pinworks_common.service import _fetch_raises_nats_timeouts
 def test_a_bare_asyncio_timeout_from_fetch_reaches_faststream_as_the_nats_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async def fetch_that_times_out(self: object, batch: int = 1, timeout: float = 1.0) -> list:
+    async def fetch_that_times_out(self: object, *args: object, **kwargs: object) -> list:
         raise TimeoutError
 
     monkeypatch.setattr(JetStreamContext.PullSubscription, "fetch", fetch_that_times_out)
