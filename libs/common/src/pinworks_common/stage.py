@@ -10,6 +10,7 @@ failures (database or NATS unreachable) never dead-letter: the message is redeli
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,13 +21,21 @@ from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
+from pydantic import ValidationError
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from pinworks_common.contracts import DeadLetter
+from pinworks_common.contracts import DeadLetter, EscalationRequest, TicketEnvelope
 from pinworks_common.db.tables import dead_letters
-from pinworks_common.subjects import DEAD_LETTER_STREAM, dead_letter_subject
+from pinworks_common.subjects import (
+    DEAD_LETTER_STREAM,
+    ESCALATION_REQUESTED,
+    WORK_STREAM,
+    attempt_key,
+    dead_letter_subject,
+    message_id,
+)
 from pinworks_common.telemetry import extract_context, inject_headers, trace_id_of
 
 log = logging.getLogger("pinworks.stage")
@@ -253,8 +262,6 @@ class StageRunner(Generic[T]):
 
 
 def _ticket_id_hint(data: bytes) -> str | None:
-    import json
-
     try:
         decoded = json.loads(data)
     except ValueError:
@@ -274,15 +281,11 @@ def envelope_publication(
     headers: dict[str, str],
 ) -> Publication:
     """A pipeline hand-off, its `Nats-Msg-Id` derived from ticket and step."""
-    from pinworks_common.subjects import message_id
-
     return Publication(subject, payload, message_id(ticket_id, step), stream, headers)
 
 
-def escalation_publication(request: Any, headers: dict[str, str]) -> Publication:
+def escalation_publication(request: EscalationRequest, headers: dict[str, str]) -> Publication:
     """Hand a ticket to the human queue (one request per ticket, whichever stage asks)."""
-    from pinworks_common.subjects import ESCALATION_REQUESTED, WORK_STREAM, attempt_key
-
     return envelope_publication(
         request.model_dump_json().encode(),
         subject=ESCALATION_REQUESTED,
@@ -295,8 +298,6 @@ def escalation_publication(request: Any, headers: dict[str, str]) -> Publication
 
 def decode_model(model: Any, delivery: Delivery) -> Any:
     """Decode an internal message; one that does not fit its contract can never succeed."""
-    from pydantic import ValidationError
-
     try:
         return model.model_validate_json(delivery.data)
     except ValidationError as error:
@@ -306,8 +307,6 @@ def decode_model(model: Any, delivery: Delivery) -> Any:
 def escalate_on_dead_letter(stage: str) -> Callable[[Delivery, str], list[Publication]]:
     """A ticket whose message a stage gave up on still reaches a person, with the error:
     an accepted ticket always gets an outcome."""
-    from pinworks_common.contracts import EscalationRequest, TicketEnvelope
-
     def escalate(delivery: Delivery, reason: str) -> list[Publication]:
         try:
             envelope = TicketEnvelope.model_validate_json(delivery.data)
