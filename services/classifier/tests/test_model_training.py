@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from typer.testing import CliRunner
 
 from pinworks_classifier.cli import classifier_app
 from pinworks_classifier.model import IntentModel
+from pinworks_classifier.model.encoder import encoder_sha256, shipped_encoder_dir
+from pinworks_classifier.model.training import TrainConfig, train_model
 
 TEMPLATES = {
     "card_arrival": ["{p} card has not arrived {t}", "still waiting for {p} new card {t}"],
@@ -67,12 +70,20 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_train_writes_loadable_pickle_free_artifact(trained: Path) -> None:
-    assert sorted(p.name for p in trained.iterdir()) == ["manifest.json", "vocab.json", "weights.npz"]
+    names = sorted(p.name for p in trained.iterdir())
+    assert names == ["head.npz", "manifest.json", "vocab.json", "weights.npz"]
     with np.load(trained / "weights.npz", allow_pickle=False) as npz:
         assert npz["w_q"].dtype == np.int8
+    with np.load(trained / "head.npz", allow_pickle=False) as npz:
+        assert npz["h_w1"].shape == (384, 768)
     model = IntentModel.load(trained)
+    assert model.is_cascade
     assert model.intents == tuple(TEMPLATES)
-    assert model.version.startswith("intent-")
+    assert model.version.startswith("intent-cascade-")
+    cascade = model.manifest["model"]["cascade"]
+    assert cascade["encoder"]["sha256"] == encoder_sha256(shipped_encoder_dir())
+    stages = model.manifest["metrics"]["stages"]
+    assert set(stages) == {"linear_only", "blend_everywhere", "cascade"}
     assert model.manifest["parameters"]["folds"] == 2
     assert model.manifest["metrics"]["banking77_cv"]["in_scope"]["n"] == 144
 
@@ -82,6 +93,41 @@ def test_trained_model_separates_intents_and_oos(trained: Path) -> None:
     preds = model.predict(["my card has not arrived", "how do i change my pin", "set an alarm"])
     assert [p.intent for p in preds[:2]] == ["card_arrival", "change_pin"]
     assert [p.out_of_scope for p in preds] == [False, False, True]
+
+
+def test_unsure_texts_take_the_second_stage(trained: Path) -> None:
+    model = IntentModel.load(trained)
+    batch = model.score(["my card has not arrived today", "set an alarm today"])
+    assert batch.escalated.tolist() == [False, True]
+    assert batch.flagged.tolist() == [False, True]
+
+
+def test_an_encoder_other_than_the_trained_one_is_refused(trained: Path, tmp_path: Path) -> None:
+    art = tmp_path / "artifact"
+    shutil.copytree(trained, art)
+    shutil.copytree(shipped_encoder_dir(), art / "encoder")
+    (art / "encoder" / "tokenizer.json").write_text((art / "encoder" / "tokenizer.json").read_text() + "\n")
+    with pytest.raises(ValueError, match="encoder"):
+        IntentModel.load(art)
+
+
+def test_an_artifact_can_bundle_its_encoder(trained: Path, tmp_path: Path) -> None:
+    art = tmp_path / "artifact"
+    shutil.copytree(trained, art)
+    shutil.copytree(shipped_encoder_dir(), art / "encoder")
+    assert IntentModel.load(art).predict(["set an alarm today"])[0].out_of_scope
+
+
+def test_linear_only_training_still_works(tmp_path: Path) -> None:
+    data = write_tiny_dataset(tmp_path / "data")
+    manifest = train_model(
+        data, tmp_path / "linear", TrainConfig(folds=2, cascade=False), log=lambda _m: None
+    )
+    assert manifest["version"].startswith("intent-svm-")
+    model = IntentModel.load(tmp_path / "linear")
+    assert not model.is_cascade
+    assert not model.score(["my card has not arrived"]).escalated.any()
+    assert model.predict(["set an alarm"])[0].out_of_scope
 
 
 def test_excluded_banking_intents_of_clinc_are_not_negatives(trained: Path) -> None:

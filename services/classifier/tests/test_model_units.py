@@ -50,6 +50,15 @@ def test_apply_isotonic_keeps_rows_normalised_and_sorted() -> None:
     np.testing.assert_allclose(out.max(axis=1), 0.2 + 0.7 * p.max(axis=1))
 
 
+def test_apply_isotonic_never_lets_the_runner_up_overtake_the_guess() -> None:
+    p = np.array([[0.5, 0.4, 0.1], [0.34, 0.33, 0.33]])
+    # a map that says "a top score of 0.5 is right only 10% of the time"
+    out = apply_isotonic(p, np.array([0.0, 1.0]), np.array([0.0, 0.2]))
+    np.testing.assert_allclose(out.sum(axis=1), 1.0)
+    assert (out.argmax(axis=1) == p.argmax(axis=1)).all()
+    assert (out[:, 0] > out[:, 1]).all()
+
+
 def test_reliability_ece_by_hand() -> None:
     conf = np.array([0.95, 0.95, 0.55, 0.55])
     correct = np.array([1, 1, 1, 0])

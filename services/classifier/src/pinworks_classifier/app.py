@@ -29,7 +29,7 @@ def create_app(settings: ClassifierSettings | None = None) -> FastStream:
 
     settings = settings or ClassifierSettings()
     runtime = build_runtime("classifier", settings)
-    model = IntentModel.load(settings.artifact_dir)
+    model = IntentModel.load(settings.artifact_dir, encoder_threads=settings.encoder_threads)
     stage = ClassifierStage(model, settings.cost_per_ticket_usd)
     runner = StageRunner(
         stage, runtime.engine, make_publisher(runtime.broker),

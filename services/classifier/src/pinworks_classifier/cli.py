@@ -24,6 +24,17 @@ def train(
         Path | None, typer.Option(help="Artifact directory to write (default: artifacts/<version>)")
     ] = None,
     folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds")] = 5,
+    cascade: Annotated[
+        bool, typer.Option(help="Add the sentence-embedding stage (--no-cascade: TF-IDF linear only)")
+    ] = True,
+    escalate_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of in-scope tickets, least confident first, sent to the second stage",
+        ),
+    ] = 0.3,
     promote: Annotated[bool, typer.Option(help="Also replace the artifact loaded by default")] = False,
 ) -> None:
     """Cross-validate, calibrate and fit the model; write a new artifact directory."""
@@ -33,7 +44,8 @@ def train(
     if not (data_dir / "banking77" / "train.csv").exists():
         raise typer.BadParameter(f"no banking77/train.csv under {data_dir}", param_hint="--data-dir")
     staging = out or default_artifact_dir().parent / "_staging"
-    manifest = train_model(data_dir, staging, TrainConfig(folds=folds), log=typer.echo)
+    config = TrainConfig(folds=folds, cascade=cascade, escalate_share=escalate_share)
+    manifest = train_model(data_dir, staging, config, log=typer.echo)
     target = staging
     if out is None:
         target = staging.parent / manifest["version"]
@@ -106,6 +118,13 @@ def _summary(m: dict[str, Any]) -> str:
             f"at 80% coverage      accuracy {_fmt(a['accuracy'])} (threshold {_fmt(a['threshold'])})"
         )
     lines.append(f"OOS false-alarm rate {_fmt(oos['false_alarm_rate'])}")
+    if "escalated_share" in m:
+        lines.append(f"second stage used    {_fmt(m['escalated_share'])} of rows")
+    for name, stage in m.get("stages", {}).items():
+        lines.append(
+            f"stage {name:<17}accuracy {_fmt(stage['accuracy'])}, "
+            f"selective@80% {_fmt(stage['selective_accuracy_at_80'])}"
+        )
     if "banking77_cv" in m:
         for key in ("clinc_train_oos_cv", "clinc_val_oos", "clinc_oos_val_oos"):
             if key in m:

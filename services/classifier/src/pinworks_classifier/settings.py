@@ -16,6 +16,12 @@ class ClassifierSettings(CommonSettings):
         validation_alias="CLASSIFIER_ARTIFACT_DIR",
         description="Model artifact directory; unset uses the model shipped in the package.",
     )
+    encoder_threads: int = Field(
+        default=1,
+        ge=1,
+        validation_alias="CLASSIFIER_ENCODER_THREADS",
+        description="Cores the sentence encoder of the cascade's second stage may use per replica.",
+    )
     cost_per_ticket_usd: Decimal = Field(
         default=Decimal("0.00002"),
         validation_alias="CLASSIFIER_COST_USD",

@@ -4,6 +4,9 @@ Layout of an artifact directory:
 - `manifest.json`: labels, feature config, calibration, OOS rule, metrics, provenance, version.
 - `vocab.json`: the word and char n-gram vocabularies (terms in column order).
 - `weights.npz`: int8 weights with per-class scales, bias, IDF vectors, calibration map.
+- `head.npz` (cascade format only): the MLP over sentence embeddings and its calibration map.
+  The sentence encoder itself is named and hashed in the manifest; it is read from
+  `encoder/` inside the artifact when present, else from the one shipped in the package.
 """
 
 from __future__ import annotations
@@ -16,13 +19,38 @@ from typing import Any
 
 import numpy as np
 
+from .encoder import encoder_sha256, shipped_encoder_dir
 from .features import FeatureConfig, Featurizer
 
 MANIFEST = "manifest.json"
 VOCAB = "vocab.json"
 WEIGHTS = "weights.npz"
+HEAD = "head.npz"
 FORMAT = "pinworks-intent-linear/1"
+CASCADE_FORMAT = "pinworks-intent-cascade/1"
 _ARRAYS = ("w_q", "w_scale", "bias", "word_idf", "char_idf", "iso_x", "iso_y")
+_HEAD_ARRAYS = ("h_w1", "h_b1", "h_w2", "h_b2", "h_iso_x", "h_iso_y")
+
+
+@dataclass
+class EmbeddingHead:
+    """Second stage of the cascade: an MLP over sentence embeddings, blended with the linear
+    scores for the tickets the linear model is unsure of, with a calibration of its own."""
+
+    encoder: str  # name of the encoder directory
+    encoder_sha256: str
+    input_scale: float
+    w1: np.ndarray  # (dim, hidden)
+    b1: np.ndarray
+    w2: np.ndarray  # (hidden, n_labels), columns in `labels` order
+    b2: np.ndarray
+    blend: dict[str, float]  # linear_mean/std, head_mean/std (z-scores), head_weight
+    escalate_below: float  # linear confidence under which a ticket takes the second stage
+    escalate_oos_at: float  # linear P(oos) at or above which it does too
+    temperature: float
+    iso_x: np.ndarray
+    iso_y: np.ndarray
+    oos_threshold: float
 
 
 @dataclass
@@ -37,6 +65,7 @@ class LinearArtifact:
     iso_x: np.ndarray  # isotonic map of confidence (x -> y); empty = identity
     iso_y: np.ndarray
     oos_threshold: float  # flag OOS when P(oos) >= this
+    head: EmbeddingHead | None = None
 
 
 def quantize(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -60,14 +89,43 @@ def _arrays(art: LinearArtifact) -> dict[str, np.ndarray]:
     }
 
 
-def _model_section(art: LinearArtifact) -> dict[str, Any]:
+def _head_arrays(head: EmbeddingHead) -> dict[str, np.ndarray]:
     return {
-        "format": FORMAT,
+        "h_w1": head.w1.astype(np.float32),
+        "h_b1": head.b1.astype(np.float32),
+        "h_w2": head.w2.astype(np.float32),
+        "h_b2": head.b2.astype(np.float32),
+        "h_iso_x": head.iso_x.astype(np.float32),
+        "h_iso_y": head.iso_y.astype(np.float32),
+    }
+
+
+def _model_section(art: LinearArtifact) -> dict[str, Any]:
+    model: dict[str, Any] = {
+        "format": FORMAT if art.head is None else CASCADE_FORMAT,
         "labels": art.labels,
         "features": asdict(art.featurizer.config),
         "calibration": {"method": "temperature+isotonic", "temperature": art.temperature},
         "oos": {"rule": "p_oos >= threshold", "threshold": art.oos_threshold},
     }
+    if art.head is not None:
+        h = art.head
+        model["cascade"] = {
+            "encoder": {"name": h.encoder, "sha256": h.encoder_sha256},
+            "input_scale": h.input_scale,
+            "hidden": int(h.w1.shape[1]),
+            "blend": h.blend,
+            "escalate": {"below_confidence": h.escalate_below, "at_p_oos": h.escalate_oos_at},
+            "calibration": {"method": "temperature+isotonic", "temperature": h.temperature},
+            "oos": {"rule": "blended p_oos >= threshold", "threshold": h.oos_threshold},
+        }
+    return model
+
+
+def resolve_encoder_dir(art_dir: Path, name: str) -> Path:
+    """An encoder bundled in the artifact wins over the one shipped in the package."""
+    bundled = art_dir / "encoder"
+    return bundled if (bundled / "model.onnx").is_file() else shipped_encoder_dir(name)
 
 
 def content_version(
@@ -88,6 +146,8 @@ def save(art: LinearArtifact, out_dir: Path, extra: dict[str, Any], prefix: str)
     """Write the artifact to `out_dir`; `extra` (metrics, provenance...) goes into the manifest."""
     out_dir.mkdir(parents=True, exist_ok=True)
     arrays = _arrays(art)
+    if art.head is not None:
+        arrays.update(_head_arrays(art.head))
     vocab = {
         "word": sorted(art.featurizer.word_vocab, key=art.featurizer.word_vocab.__getitem__),
         "char": sorted(art.featurizer.char_vocab, key=art.featurizer.char_vocab.__getitem__),
@@ -95,7 +155,11 @@ def save(art: LinearArtifact, out_dir: Path, extra: dict[str, Any], prefix: str)
     model = _model_section(art)
     version = content_version(model, vocab, arrays, prefix)
     # numpy's stubs mistake **arrays for its keyword options; every value is a plain ndarray.
-    np.savez_compressed(out_dir / WEIGHTS, **arrays)  # type: ignore[arg-type]
+    linear = {k: v for k, v in arrays.items() if k in _ARRAYS}
+    np.savez_compressed(out_dir / WEIGHTS, **linear)  # type: ignore[arg-type]
+    if art.head is not None:
+        head = {k: v for k, v in arrays.items() if k in _HEAD_ARRAYS}
+        np.savez_compressed(out_dir / HEAD, **head)  # type: ignore[arg-type]
     (out_dir / VOCAB).write_text(json.dumps(vocab, ensure_ascii=False), "utf-8")
     manifest = {"version": version, "model": model, **extra}
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), "utf-8")
@@ -106,11 +170,14 @@ def load(art_dir: Path) -> tuple[LinearArtifact, dict[str, Any]]:
     """Read an artifact with `allow_pickle=False` and check its content matches its version."""
     manifest = json.loads((art_dir / MANIFEST).read_text("utf-8"))
     model = manifest["model"]
-    if model.get("format") != FORMAT:
+    if model.get("format") not in (FORMAT, CASCADE_FORMAT):
         raise ValueError(f"{art_dir}: unsupported artifact format {model.get('format')!r}")
     vocab = json.loads((art_dir / VOCAB).read_text("utf-8"))
     with np.load(art_dir / WEIGHTS, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in _ARRAYS}
+    if model["format"] == CASCADE_FORMAT:
+        with np.load(art_dir / HEAD, allow_pickle=False) as npz:
+            arrays.update({k: npz[k] for k in _HEAD_ARRAYS})
     prefix = manifest["version"].rsplit("-", 1)[0]
     if content_version(model, vocab, arrays, prefix) != manifest["version"]:
         raise ValueError(f"{art_dir}: content does not match manifest version {manifest['version']}")
@@ -130,5 +197,32 @@ def load(art_dir: Path) -> tuple[LinearArtifact, dict[str, Any]]:
         iso_x=arrays["iso_x"],
         iso_y=arrays["iso_y"],
         oos_threshold=float(model["oos"]["threshold"]),
+        head=_load_head(art_dir, model, arrays) if model["format"] == CASCADE_FORMAT else None,
     )
     return art, manifest
+
+
+def _load_head(art_dir: Path, model: dict[str, Any], arrays: dict[str, np.ndarray]) -> EmbeddingHead:
+    c = model["cascade"]
+    name, sha = c["encoder"]["name"], c["encoder"]["sha256"]
+    found = encoder_sha256(resolve_encoder_dir(art_dir, name))
+    if found != sha:
+        raise ValueError(
+            f"{art_dir}: encoder {name} has sha256 {found[:12]}..., the head was trained on {sha[:12]}..."
+        )
+    return EmbeddingHead(
+        encoder=name,
+        encoder_sha256=sha,
+        input_scale=float(c["input_scale"]),
+        w1=arrays["h_w1"],
+        b1=arrays["h_b1"],
+        w2=arrays["h_w2"],
+        b2=arrays["h_b2"],
+        blend={k: float(v) for k, v in c["blend"].items()},
+        escalate_below=float(c["escalate"]["below_confidence"]),
+        escalate_oos_at=float(c["escalate"]["at_p_oos"]),
+        temperature=float(c["calibration"]["temperature"]),
+        iso_x=arrays["h_iso_x"],
+        iso_y=arrays["h_iso_y"],
+        oos_threshold=float(c["oos"]["threshold"]),
+    )

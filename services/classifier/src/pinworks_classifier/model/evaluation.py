@@ -46,19 +46,22 @@ def evaluate(
 ) -> dict[str, Any]:
     """All metrics for labelled texts (`oos` marks out-of-scope rows)."""
     intents = np.asarray(model.intents)
-    probs_parts, flag_parts = [], []
+    probs_parts, flag_parts, escalated_parts = [], [], []
     for i in range(0, len(texts), batch_size):
         b = model.score(texts[i : i + batch_size])
         probs_parts.append(b.in_scope_probs)
         flag_parts.append(b.flagged)
+        escalated_parts.append(b.escalated)
     probs = np.vstack(probs_parts)
     flagged = np.concatenate(flag_parts)
+    escalated = np.concatenate(escalated_parts)
     pred = intents[probs.argmax(axis=1)]
     conf = probs.max(axis=1)
     report = classification_report(list(labels), list(pred), conf, flagged, OOS_LABEL)
     unknown = sorted(set(labels) - set(model.intents) - {OOS_LABEL})
     report["unknown_labels"] = unknown
     report["model_version"] = model.version
+    report["escalated_share"] = float(escalated.mean()) if len(escalated) else 0.0
     return report
 
 

@@ -6,8 +6,10 @@ Needs scikit-learn (only here); inference does not.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import platform
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -17,12 +19,14 @@ from typing import Any
 import numpy as np
 
 from . import artifact as _artifact
-from .core import apply_isotonic, split_oos
+from .core import apply_isotonic, blend_scores, escalation_mask, head_scores, split_oos
 from .data import OOS_LABEL, Dataset, data_sha256, load_intents, load_training_data
+from .encoder import DEFAULT_ENCODER, SentenceEncoder, encoder_sha256, shipped_encoder_dir
 from .features import FeatureConfig, Featurizer
 from .metrics import classification_report, oos_metrics, reliability
 
 VERSION_PREFIX = "intent-svm"
+CASCADE_VERSION_PREFIX = "intent-cascade"
 
 
 @dataclass
@@ -36,6 +40,14 @@ class TrainConfig:
     seed: int = 0
     max_in_scope_false_alarm: float = 0.005  # OOS threshold: at most this share of in-scope flagged
     isotonic: bool = True
+    cascade: bool = True  # add the sentence-embedding stage
+    encoder: str = DEFAULT_ENCODER
+    head_hidden: int = 768
+    head_alpha: float = 1e-4
+    head_epochs: int = 40
+    head_input_scale: float = 4.0  # unit embeddings are small; scaled so Adam's default step suits
+    head_weight: float = 0.5  # share of the blend given to the embedding head
+    escalate_share: float = 0.3  # in-scope share (least confident) sent to the second stage
 
 
 def _fit_linear(
@@ -56,6 +68,33 @@ def _fit_linear(
 
 def _raw_scores(fz: Featurizer, w: np.ndarray, b: np.ndarray, texts: list[str]) -> np.ndarray:
     return fz.transform(texts).dot(w) + b
+
+
+def _fit_head(
+    cfg: TrainConfig, embeddings: np.ndarray, y_idx: np.ndarray, n_labels: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One-hidden-layer MLP on scaled embeddings; returns (w1, b1, w2, b2) with one output
+    column per label (a label absent from the rows gets a constant very low score)."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    present = np.unique(y_idx)
+    if len(present) < 3:
+        raise ValueError("the embedding head needs at least 3 labels in the training rows")
+    clf = MLPClassifier(
+        hidden_layer_sizes=(cfg.head_hidden,), alpha=cfg.head_alpha, max_iter=cfg.head_epochs,
+        random_state=cfg.seed,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(embeddings * cfg.head_input_scale, y_idx)
+    w2 = np.zeros((cfg.head_hidden, n_labels), np.float32)
+    b2 = np.full(n_labels, -30.0, np.float32)
+    w2[:, clf.classes_] = clf.coefs_[1]
+    b2[clf.classes_] = clf.intercepts_[1]
+    return (
+        clf.coefs_[0].astype(np.float32), clf.intercepts_[0].astype(np.float32), w2, b2,
+    )  # fmt: skip
 
 
 def fit_temperature(raw: np.ndarray, y_idx: np.ndarray, oos_col: int) -> float:
@@ -92,18 +131,21 @@ def _calibrated(
     return apply_isotonic(ins, *iso), p_oos
 
 
-def pick_oos_threshold(p_oos_in: np.ndarray, max_false_alarm: float, floor: float = 0.05) -> float:
+def pick_oos_threshold(
+    p_oos_in: np.ndarray, max_false_alarm: float, floor: float = 0.05, population: int | None = None
+) -> float:
     """Lowest threshold flagging at most `max_false_alarm` of in-scope rows, but never below
-    `floor` (on separable toy data the quantile would be ~0 and flag everything)."""
+    `floor` (on separable toy data the quantile would be ~0 and flag everything). With
+    `population`, the share is of that many rows (the scores given are a subset of them)."""
     s = np.sort(p_oos_in)[::-1]
-    k = int(np.floor(max_false_alarm * len(s)))
+    k = int(np.floor(max_false_alarm * (population if population is not None else len(s))))
     thr = float(np.nextafter(s[k], np.float64(1.0))) if k < len(s) else 0.0
     return max(thr, floor)
 
 
 def _library_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for pkg in ("numpy", "scipy", "scikit-learn"):
+    for pkg in ("numpy", "scipy", "scikit-learn", "onnxruntime", "tokenizers"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -112,15 +154,25 @@ def _library_versions() -> dict[str, str]:
 
 
 def cross_validate(
-    train: Dataset, dev: Dataset, intents: list[str], cfg: TrainConfig, log: Callable[[str], None]
+    train: Dataset,
+    dev: Dataset,
+    intents: list[str],
+    cfg: TrainConfig,
+    log: Callable[[str], None],
+    embeddings: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Stratified k-fold out-of-fold scores on the training set, fold-averaged scores on dev."""
+    """Stratified k-fold out-of-fold scores on the training set, fold-averaged scores on dev;
+    with `embeddings` (train, dev) also those of the embedding head. The encoder is fixed and
+    pretrained, so embedding every text once does not leak across folds."""
     from sklearn.model_selection import StratifiedKFold
 
     labels = [*intents, OOS_LABEL]
     y = np.asarray(train.labels)
+    y_idx = np.asarray([labels.index(v) for v in y])
     oof = np.zeros((len(y), len(labels)), np.float32)
     dev_raw = np.zeros((len(dev), len(labels)), np.float32)
+    head_oof = np.zeros_like(oof)
+    head_dev = np.zeros_like(dev_raw)
     skf = StratifiedKFold(cfg.folds, shuffle=True, random_state=cfg.seed)
     texts = np.asarray(train.texts, dtype=object)
     for k, (tr, te) in enumerate(skf.split(np.zeros(len(y)), y)):
@@ -129,44 +181,122 @@ def cross_validate(
         oof[te] = _raw_scores(fz, w, b, list(texts[te]))
         if len(dev):
             dev_raw += _raw_scores(fz, w, b, dev.texts) / cfg.folds
+        if embeddings is not None:
+            head = _fit_head(cfg, embeddings[0][tr], y_idx[tr], len(labels))
+            head_oof[te] = _head_logp(cfg, head, embeddings[0][te])
+            if len(dev):
+                head_dev += _head_logp(cfg, head, embeddings[1]) / cfg.folds
         log(f"fold {k + 1}/{cfg.folds} done in {time.perf_counter() - t0:.1f}s")
-    return {"labels": labels, "oof": oof, "dev_raw": dev_raw}
+    cv: dict[str, Any] = {"labels": labels, "oof": oof, "dev_raw": dev_raw}
+    if embeddings is not None:
+        cv.update(head_oof=head_oof, head_dev=head_dev)
+    return cv
+
+
+def _head_logp(cfg: TrainConfig, head: tuple[np.ndarray, ...], embeddings: np.ndarray) -> np.ndarray:
+    return head_scores(_draft_head(cfg, head), embeddings)
+
+
+def _draft_head(cfg: TrainConfig, head: tuple[np.ndarray, ...], **fields: Any) -> _artifact.EmbeddingHead:
+    """An EmbeddingHead with the fitted MLP; blend and calibration fields are filled later."""
+    w1, b1, w2, b2 = head
+    defaults: dict[str, Any] = {
+        "encoder": cfg.encoder, "encoder_sha256": "", "blend": {}, "escalate_below": 0.0,
+        "escalate_oos_at": 1.0, "temperature": 1.0, "iso_x": np.zeros(0, np.float32),
+        "iso_y": np.zeros(0, np.float32), "oos_threshold": 1.0,
+    }  # fmt: skip
+    defaults.update(fields)
+    return _artifact.EmbeddingHead(input_scale=cfg.head_input_scale, w1=w1, b1=b1, w2=w2, b2=b2, **defaults)
+
+
+@dataclass
+class Calibration:
+    """What evaluate_cv fits for one stage: temperature, isotonic map, OOS threshold."""
+
+    temperature: float
+    iso: tuple[np.ndarray, np.ndarray]
+    oos_threshold: float
+
+
+@dataclass
+class CascadeFit:
+    """The second stage's fitted blend, escalation rule and calibration."""
+
+    blend: dict[str, float]
+    escalate_below: float
+    escalate_oos_at: float
+    calibration: Calibration
+
+
+def selective_at(pred: np.ndarray, conf: np.ndarray, truth: np.ndarray, coverage: float = 0.8) -> float:
+    """Accuracy on the `coverage` share of rows with the highest confidence."""
+    keep = np.argsort(-conf, kind="stable")[: max(1, int(np.floor(coverage * len(conf))))]
+    return float(np.mean(pred[keep] == truth[keep]))
+
+
+def _cross_fitted(conf: np.ndarray, correct: np.ndarray, n_classes: int, cfg: TrainConfig) -> np.ndarray:
+    """Isotonic confidences fitted on one half and applied to the other, for an honest ECE."""
+    out = conf.copy()
+    if not cfg.isotonic:
+        return out
+    half = np.random.default_rng(cfg.seed).permutation(len(conf)) % 2 == 0
+    for a, b in ((half, ~half), (~half, half)):
+        if a.any() and b.any():
+            ix, iy = fit_isotonic(conf[a], correct[a], n_classes)
+            out[b] = np.interp(conf[b], ix, iy)
+    return out
 
 
 def evaluate_cv(
     train: Dataset, dev: Dataset, cv: dict[str, Any], cfg: TrainConfig
-) -> tuple[dict[str, Any], float, tuple[np.ndarray, np.ndarray], float]:
-    """Calibration + OOS threshold fitted on out-of-fold rows, and every reported figure.
+) -> tuple[dict[str, Any], Calibration, CascadeFit | None]:
+    """Calibration, OOS thresholds and the cascade's escalation rule, all fitted on
+    out-of-fold rows, and every reported figure.
 
-    Calibration (temperature, isotonic) is fitted on out-of-fold scores; its own ECE is
-    measured with 2-fold cross-fitting so the reported figure is not fitted on itself."""
+    Each stage's isotonic map is fitted on the rows that stage answers; the reported ECE uses
+    2-fold cross-fitting of those maps so the figure is not fitted on itself."""
     labels: list[str] = cv["labels"]
     oof: np.ndarray = cv["oof"]
     oos_col = labels.index(OOS_LABEL)
     intents = labels[:oos_col]
+    n_intents = len(intents)
     y = np.asarray(train.labels)
     is_bank = np.asarray([g == "banking77" for g in train.groups])
+    n_in = int(is_bank.sum())
     y_idx = np.asarray([intents.index(v) for v in y[is_bank]])
-    temp = fit_temperature(oof[is_bank], y_idx, oos_col)
+    y_full = np.full(len(y), -1)
+    y_full[is_bank] = y_idx
     empty = (np.zeros(0, np.float32), np.zeros(0, np.float32))
+
+    temp = fit_temperature(oof[is_bank], y_idx, oos_col)
     ins_t, p_oos = _calibrated(oof, oos_col, temp, empty)
-    pred_idx = ins_t[is_bank].argmax(axis=1)
-    conf_t = ins_t[is_bank].max(axis=1)
-    correct = pred_idx == y_idx
-    iso = fit_isotonic(conf_t, correct, len(intents)) if cfg.isotonic else empty
-    # Cross-fitted isotonic confidences for an honest ECE of the shipped calibration.
-    conf_cf = conf_t.copy()
-    if cfg.isotonic:
-        rng = np.random.default_rng(cfg.seed)
-        half = rng.permutation(len(conf_t)) % 2 == 0
-        for a, b in ((half, ~half), (~half, half)):
-            ix, iy = fit_isotonic(conf_t[a], correct[a], len(intents))
-            conf_cf[b] = np.interp(conf_t[b], ix, iy)
+    lin_pred = ins_t.argmax(axis=1)
+    lin_conf_t = ins_t.max(axis=1)
+    lin_correct = lin_pred == y_full
+    iso = fit_isotonic(lin_conf_t[is_bank], lin_correct[is_bank], n_intents) if cfg.isotonic else empty
     thr = pick_oos_threshold(p_oos[is_bank], cfg.max_in_scope_false_alarm)
+    linear = Calibration(temp, iso, thr)
+    ins = apply_isotonic(ins_t, *iso)
+    conf_cf = _cross_fitted(lin_conf_t[is_bank], lin_correct[is_bank], n_intents, cfg)
     flagged = p_oos >= thr
-    pred_labels = np.asarray(intents)[ins_t.argmax(axis=1)]
+    stages: dict[str, Any] = {
+        "linear_only": {
+            "accuracy": float(lin_correct[is_bank].mean()),
+            "selective_accuracy_at_80": selective_at(lin_pred[is_bank], conf_cf, y_idx),
+        }
+    }
+    cascade: CascadeFit | None = None
+    escalate = np.zeros(len(y), bool)
+    if "head_oof" in cv:
+        cascade, escalate, ins, flagged, conf_cf = _fit_cascade(
+            cv, cfg, linear, ins, p_oos, is_bank, y_full, n_in, conf_cf, stages
+        )
+
+    pred_labels = np.asarray(intents)[ins.argmax(axis=1)]
     bank_report = classification_report(y[is_bank], pred_labels[is_bank], conf_cf, flagged[is_bank])
-    bank_report["calibration_temperature_only"] = {"ece": reliability(conf_t, correct)["ece"]}
+    bank_report["calibration_temperature_only"] = {
+        "ece": reliability(lin_conf_t[is_bank], lin_correct[is_bank])["ece"]
+    }
     metrics: dict[str, Any] = {
         "protocol": (
             f"stratified {cfg.folds}-fold CV over BANKING77 train + CLINC150 non-banking "
@@ -174,27 +304,164 @@ def evaluate_cv(
         ),
         "banking77_cv": bank_report,
         "clinc_train_oos_cv": oos_metrics(np.ones((~is_bank).sum(), bool), flagged[~is_bank]),
+        "stages": stages,
     }
-    dev_p_oos = _calibrated(cv["dev_raw"], oos_col, temp, iso)[1] if len(dev) else np.zeros(0)
+    if cascade is not None:
+        stages["cascade"]["escalated_share_of_clinc_train"] = float(escalate[~is_bank].mean())
+    dev_flag = _dev_flags(cv, linear, cascade, len(dev))
     groups = np.asarray([g.split(":")[0] for g in dev.groups])
     for g in ("clinc_val", "clinc_oos_val"):
         m = groups == g
         if m.any():
-            metrics[f"{g}_oos"] = oos_metrics(np.ones(m.sum(), bool), dev_p_oos[m] >= thr)
+            metrics[f"{g}_oos"] = oos_metrics(np.ones(m.sum(), bool), dev_flag(None)[m])
     # Trade-off table so an operator can pick another threshold without retraining.
     points = []
     for fa in (0.002, 0.005, 0.01, 0.02, 0.05):
-        t = pick_oos_threshold(p_oos[is_bank], fa)
+        t, flags = _flags_at(cv, linear, cascade, p_oos, escalate, is_bank, n_in, fa)
         row = {"max_in_scope_false_alarm": fa, "threshold": t}
-        row["in_scope_false_alarm"] = float((p_oos[is_bank] >= t).mean())
-        row["recall_clinc_train_cv"] = float((p_oos[~is_bank] >= t).mean())
+        row["in_scope_false_alarm"] = float(flags[is_bank].mean())
+        row["recall_clinc_train_cv"] = float(flags[~is_bank].mean())
         for g in ("clinc_val", "clinc_oos_val"):
             m = groups == g
             if m.any():
-                row[f"recall_{g}"] = float((dev_p_oos[m] >= t).mean())
+                row[f"recall_{g}"] = float(dev_flag(t)[m].mean())
         points.append(row)
     metrics["oos_operating_points"] = points
-    return metrics, temp, iso, thr
+    return metrics, linear, cascade
+
+
+def _fit_cascade(
+    cv: dict[str, Any],
+    cfg: TrainConfig,
+    linear: Calibration,
+    ins: np.ndarray,
+    p_oos: np.ndarray,
+    is_bank: np.ndarray,
+    y_full: np.ndarray,
+    n_in: int,
+    linear_conf_cf: np.ndarray,
+    stages: dict[str, Any],
+) -> tuple[CascadeFit, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Escalation rule, blend and second-stage calibration; the cascade's final scores."""
+    oof, head_oof = cv["oof"], cv["head_oof"]
+    oos_col = cv["labels"].index(OOS_LABEL)
+    n_intents = oos_col
+    blend = {
+        "linear_mean": float(oof[is_bank].mean()),
+        "linear_std": float(oof[is_bank].std() or 1.0),
+        "head_mean": float(head_oof[is_bank].mean()),
+        "head_std": float(head_oof[is_bank].std() or 1.0),
+        "head_weight": cfg.head_weight,
+    }
+    lin_conf = ins.max(axis=1)
+    share = min(max(cfg.escalate_share, 0.0), 1.0)
+    below = 2.0 if share >= 1.0 else float(np.quantile(lin_conf[is_bank], share))
+    rule = _draft_empty_head(cfg, blend=blend, escalate_below=below, escalate_oos_at=linear.oos_threshold)
+    escalate = escalation_mask(lin_conf, p_oos, rule)
+    blended = blend_scores(oof, head_oof, rule)
+    on = escalate & is_bank
+    if not on.any():
+        on = is_bank
+    temp2 = fit_temperature(blended[on], y_full[on], oos_col)
+    empty = (np.zeros(0, np.float32), np.zeros(0, np.float32))
+    b_ins_t, b_oos = _calibrated(blended, oos_col, temp2, empty)
+    b_pred = b_ins_t.argmax(axis=1)
+    b_conf_t = b_ins_t.max(axis=1)
+    b_correct = b_pred == y_full
+    iso2 = fit_isotonic(b_conf_t[on], b_correct[on], n_intents) if cfg.isotonic else empty
+    thr2 = pick_oos_threshold(b_oos[on], cfg.max_in_scope_false_alarm, population=n_in)
+    final = ins.copy()
+    final[escalate] = apply_isotonic(b_ins_t[escalate], *iso2)
+    flagged = escalate & (b_oos >= thr2)
+
+    lin_pred = ins.argmax(axis=1)
+    truth = y_full[is_bank]
+    esc_bank = escalate[is_bank]
+    conf_cf = linear_conf_cf.copy()
+    blend_cf = np.zeros(len(b_conf_t))
+    blend_cf[on] = _cross_fitted(b_conf_t[on], b_correct[on], n_intents, cfg)
+    conf_cf[esc_bank] = blend_cf[is_bank][esc_bank]
+    blend_all_iso = fit_isotonic(b_conf_t[is_bank], b_correct[is_bank], n_intents) if cfg.isotonic else empty
+    blend_all_conf = np.interp(b_conf_t[is_bank], *blend_all_iso) if cfg.isotonic else b_conf_t[is_bank]
+    stages["blend_everywhere"] = {
+        "accuracy": float(b_correct[is_bank].mean()),
+        "selective_accuracy_at_80": selective_at(b_pred[is_bank], blend_all_conf, truth),
+    }
+    by_share = []
+    for s in (0.1, 0.2, 0.3, 0.4, 0.5, 1.0):
+        cut = 2.0 if s >= 1.0 else float(np.quantile(lin_conf[is_bank], s))
+        esc_s = (lin_conf < cut) | (p_oos >= linear.oos_threshold)
+        pred_s = np.where(esc_s, b_pred, lin_pred)[is_bank]
+        by_share.append(
+            {"escalate_share": s, "below_confidence": cut, "accuracy": float(np.mean(pred_s == truth))}
+        )
+    stages["cascade"] = {
+        "accuracy": float(np.mean(final[is_bank].argmax(axis=1) == truth)),
+        "selective_accuracy_at_80": selective_at(final[is_bank].argmax(axis=1), conf_cf, truth),
+        "escalated_share_in_scope": float(esc_bank.mean()),
+        "accuracy_by_escalated_share": by_share,
+    }
+    fit = CascadeFit(blend, below, linear.oos_threshold, Calibration(temp2, iso2, thr2))
+    cv["_blend_oos"] = b_oos
+    return fit, escalate, final, flagged, conf_cf
+
+
+def _draft_empty_head(cfg: TrainConfig, **fields: Any) -> _artifact.EmbeddingHead:
+    """A head with no weights: enough for the blend and escalation rule while fitting them."""
+    matrix, vector = np.zeros((0, 0), np.float32), np.zeros(0, np.float32)
+    return _draft_head(cfg, (matrix, vector, matrix, vector), **fields)
+
+
+def _flags_at(
+    cv: dict[str, Any],
+    linear: Calibration,
+    cascade: CascadeFit | None,
+    p_oos: np.ndarray,
+    escalate: np.ndarray,
+    is_bank: np.ndarray,
+    n_in: int,
+    max_false_alarm: float,
+) -> tuple[float, np.ndarray]:
+    """The OOS threshold at another false-alarm budget, and the rows it flags."""
+    if cascade is None:
+        t = pick_oos_threshold(p_oos[is_bank], max_false_alarm)
+        return t, p_oos >= t
+    b_oos = cv["_blend_oos"]
+    on = escalate & is_bank
+    t = pick_oos_threshold(b_oos[on] if on.any() else b_oos[is_bank], max_false_alarm, population=n_in)
+    return t, escalate & (b_oos >= t)
+
+
+def _dev_flags(
+    cv: dict[str, Any], linear: Calibration, cascade: CascadeFit | None, n_dev: int
+) -> Callable[[float | None], np.ndarray]:
+    """OOS flags of the dev rows (fold-averaged scores) at the fitted or a given threshold."""
+    if not n_dev:
+        return lambda _t: np.zeros(0, bool)
+    oos_col = cv["labels"].index(OOS_LABEL)
+    ins, p_oos = _calibrated(cv["dev_raw"], oos_col, linear.temperature, linear.iso)
+    if cascade is None:
+        return lambda t: p_oos >= (linear.oos_threshold if t is None else t)
+    rule = _draft_empty_head(
+        cfg=TrainConfig(), blend=cascade.blend, escalate_below=cascade.escalate_below,
+        escalate_oos_at=cascade.escalate_oos_at,
+    )  # fmt: skip
+    escalate = escalation_mask(ins.max(axis=1), p_oos, rule)
+    b_oos = split_oos(
+        blend_scores(cv["dev_raw"], cv["head_dev"], rule), oos_col, cascade.calibration.temperature
+    )[1]
+    return lambda t: escalate & (b_oos >= (cascade.calibration.oos_threshold if t is None else t))
+
+
+def embed_datasets(
+    cfg: TrainConfig, encoder_dir: Path, train: Dataset, dev: Dataset, log: Callable[[str], None]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sentence embeddings of every training and dev text, with all cores."""
+    t0 = time.perf_counter()
+    encoder = SentenceEncoder(encoder_dir, threads=os.cpu_count() or 1)
+    out = encoder.encode(train.texts), encoder.encode(dev.texts)
+    log(f"embedded {len(train) + len(dev)} texts with {encoder_dir.name} in {time.perf_counter() - t0:.1f}s")
+    return out
 
 
 def train_model(
@@ -202,6 +469,7 @@ def train_model(
     out_dir: Path,
     cfg: TrainConfig | None = None,
     log: Callable[[str], None] = print,
+    encoder_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Cross-validate, calibrate, fit on all data and write an artifact to `out_dir`."""
     cfg = cfg or TrainConfig()
@@ -212,19 +480,58 @@ def train_model(
     if unknown:
         raise ValueError(f"training labels not in categories.json: {unknown[:5]}")
     log(f"training rows: {len(train)} ({sum(g == 'banking77' for g in train.groups)} in-scope)")
-    cv = cross_validate(train, dev, intents, cfg, log)
-    metrics, temp, iso, thr = evaluate_cv(train, dev, cv, cfg)
+    encoder_dir = encoder_dir or shipped_encoder_dir(cfg.encoder)
+    embeddings = embed_datasets(cfg, encoder_dir, train, dev, log) if cfg.cascade else None
+    cv = cross_validate(train, dev, intents, cfg, log, embeddings)
+    metrics, linear, cascade = evaluate_cv(train, dev, cv, cfg)
     fz, w, b = _fit_linear(cfg, train.texts, np.asarray(train.labels), cv["labels"])
+    head = None
+    if cascade is not None and embeddings is not None:
+        y_idx = np.asarray([cv["labels"].index(v) for v in train.labels])
+        head = _draft_head(
+            cfg,
+            _fit_head(cfg, embeddings[0], y_idx, len(cv["labels"])),
+            encoder_sha256=encoder_sha256(encoder_dir),
+            blend=cascade.blend,
+            escalate_below=cascade.escalate_below,
+            escalate_oos_at=cascade.escalate_oos_at,
+            temperature=cascade.calibration.temperature,
+            iso_x=cascade.calibration.iso[0],
+            iso_y=cascade.calibration.iso[1],
+            oos_threshold=cascade.calibration.oos_threshold,
+        )
     art = _artifact.LinearArtifact(
         featurizer=fz,
         labels=cv["labels"],
         weights=w,
         bias=b,
-        temperature=temp,
-        iso_x=iso[0],
-        iso_y=iso[1],
-        oos_threshold=thr,
+        temperature=linear.temperature,
+        iso_x=linear.iso[0],
+        iso_y=linear.iso[1],
+        oos_threshold=linear.oos_threshold,
+        head=head,
     )
+    parameters: dict[str, Any] = {
+        "classifier": "LinearSVC (one-vs-rest, squared hinge)",
+        "C": cfg.C,
+        "class_weight": cfg.class_weight,
+        "features": asdict(cfg.features),
+        "n_features": fz.n_features,
+        "weights": "int8, per-class scale",
+        "folds": cfg.folds,
+        "seed": cfg.seed,
+        "max_in_scope_false_alarm": cfg.max_in_scope_false_alarm,
+        "isotonic": cfg.isotonic,
+    }
+    if head is not None:
+        parameters["cascade"] = {
+            "encoder": cfg.encoder,
+            "encoder_sha256": head.encoder_sha256,
+            "head": f"MLP, one ReLU layer of {cfg.head_hidden}, Adam, L2 {cfg.head_alpha}, "
+            f"{cfg.head_epochs} epochs, input x {cfg.head_input_scale}",
+            "head_weight": cfg.head_weight,
+            "escalate_share": cfg.escalate_share,
+        }
     extra = {
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "task": "BANKING77 intents (77) + out-of-scope flag",
@@ -234,20 +541,10 @@ def train_model(
             "in_scope_rows": sum(g == "banking77" for g in train.groups),
             "oos_rows": sum(lab == OOS_LABEL for lab in train.labels),
         },
-        "parameters": {
-            "classifier": "LinearSVC (one-vs-rest, squared hinge)",
-            "C": cfg.C,
-            "class_weight": cfg.class_weight,
-            "features": asdict(cfg.features),
-            "n_features": fz.n_features,
-            "weights": "int8, per-class scale",
-            "folds": cfg.folds,
-            "seed": cfg.seed,
-            "max_in_scope_false_alarm": cfg.max_in_scope_false_alarm,
-            "isotonic": cfg.isotonic,
-        },
+        "parameters": parameters,
         "metrics": metrics,
         "library_versions": _library_versions(),
         "train_seconds": round(time.perf_counter() - started, 1),
     }
-    return _artifact.save(art, out_dir, extra, VERSION_PREFIX)
+    prefix = VERSION_PREFIX if head is None else CASCADE_VERSION_PREFIX
+    return _artifact.save(art, out_dir, extra, prefix)
