@@ -228,6 +228,18 @@ class CascadeFit:
     calibration: Calibration
 
 
+@dataclass
+class CascadeScores:
+    """The cascade's out-of-fold results: which rows escalate, final probabilities, OOS flags,
+    cross-fitted confidences (in-scope rows) and the blended P(oos) of every row."""
+
+    escalate: np.ndarray
+    probs: np.ndarray
+    flagged: np.ndarray
+    conf_cf: np.ndarray
+    blend_oos: np.ndarray
+
+
 def selective_at(pred: np.ndarray, conf: np.ndarray, truth: np.ndarray, coverage: float = 0.8) -> float:
     """Accuracy on the `coverage` share of rows with the highest confidence."""
     keep = np.argsort(-conf, kind="stable")[: max(1, int(np.floor(coverage * len(conf))))]
@@ -262,7 +274,6 @@ def evaluate_cv(
     n_intents = len(intents)
     y = np.asarray(train.labels)
     is_bank = np.asarray([g == "banking77" for g in train.groups])
-    n_in = int(is_bank.sum())
     y_idx = np.asarray([intents.index(v) for v in y[is_bank]])
     y_full = np.full(len(y), -1)
     y_full[is_bank] = y_idx
@@ -286,11 +297,10 @@ def evaluate_cv(
         }
     }
     cascade: CascadeFit | None = None
-    escalate = np.zeros(len(y), bool)
+    scores: CascadeScores | None = None
     if "head_oof" in cv:
-        cascade, escalate, ins, flagged, conf_cf = _fit_cascade(
-            cv, cfg, linear, ins, p_oos, is_bank, y_full, n_in, conf_cf, stages
-        )
+        cascade, scores = _fit_cascade(cv, cfg, linear, ins, p_oos, is_bank, y_full, conf_cf, stages)
+        ins, flagged, conf_cf = scores.probs, scores.flagged, scores.conf_cf
 
     pred_labels = np.asarray(intents)[ins.argmax(axis=1)]
     bank_report = classification_report(y[is_bank], pred_labels[is_bank], conf_cf, flagged[is_bank])
@@ -306,8 +316,8 @@ def evaluate_cv(
         "clinc_train_oos_cv": oos_metrics(np.ones((~is_bank).sum(), bool), flagged[~is_bank]),
         "stages": stages,
     }
-    if cascade is not None:
-        stages["cascade"]["escalated_share_of_clinc_train"] = float(escalate[~is_bank].mean())
+    if scores is not None:
+        stages["cascade"]["escalated_share_of_clinc_train"] = float(scores.escalate[~is_bank].mean())
     dev_flag = _dev_flags(cv, linear, cascade, len(dev))
     groups = np.asarray([g.split(":")[0] for g in dev.groups])
     for g in ("clinc_val", "clinc_oos_val"):
@@ -317,7 +327,7 @@ def evaluate_cv(
     # Trade-off table so an operator can pick another threshold without retraining.
     points = []
     for fa in (0.002, 0.005, 0.01, 0.02, 0.05):
-        t, flags = _flags_at(cv, linear, cascade, p_oos, escalate, is_bank, n_in, fa)
+        t, flags = _flags_at(scores, p_oos, is_bank, fa)
         row = {"max_in_scope_false_alarm": fa, "threshold": t}
         row["in_scope_false_alarm"] = float(flags[is_bank].mean())
         row["recall_clinc_train_cv"] = float(flags[~is_bank].mean())
@@ -338,14 +348,14 @@ def _fit_cascade(
     p_oos: np.ndarray,
     is_bank: np.ndarray,
     y_full: np.ndarray,
-    n_in: int,
     linear_conf_cf: np.ndarray,
     stages: dict[str, Any],
-) -> tuple[CascadeFit, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[CascadeFit, CascadeScores]:
     """Escalation rule, blend and second-stage calibration; the cascade's final scores."""
     oof, head_oof = cv["oof"], cv["head_oof"]
     oos_col = cv["labels"].index(OOS_LABEL)
     n_intents = oos_col
+    n_in = int(is_bank.sum())
     blend = {
         "linear_mean": float(oof[is_bank].mean()),
         "linear_std": float(oof[is_bank].std() or 1.0),
@@ -356,9 +366,8 @@ def _fit_cascade(
     lin_conf = ins.max(axis=1)
     share = min(max(cfg.escalate_share, 0.0), 1.0)
     below = 2.0 if share >= 1.0 else float(np.quantile(lin_conf[is_bank], share))
-    rule = _draft_empty_head(cfg, blend=blend, escalate_below=below, escalate_oos_at=linear.oos_threshold)
-    escalate = escalation_mask(lin_conf, p_oos, rule)
-    blended = blend_scores(oof, head_oof, rule)
+    escalate = escalation_mask(lin_conf, p_oos, below, linear.oos_threshold)
+    blended = blend_scores(oof, head_oof, blend)
     on = escalate & is_bank
     if not on.any():
         on = is_bank
@@ -390,7 +399,7 @@ def _fit_cascade(
     by_share = []
     for s in (0.1, 0.2, 0.3, 0.4, 0.5, 1.0):
         cut = 2.0 if s >= 1.0 else float(np.quantile(lin_conf[is_bank], s))
-        esc_s = (lin_conf < cut) | (p_oos >= linear.oos_threshold)
+        esc_s = escalation_mask(lin_conf, p_oos, cut, linear.oos_threshold)
         pred_s = np.where(esc_s, b_pred, lin_pred)[is_bank]
         by_share.append(
             {"escalate_share": s, "below_confidence": cut, "accuracy": float(np.mean(pred_s == truth))}
@@ -402,34 +411,22 @@ def _fit_cascade(
         "accuracy_by_escalated_share": by_share,
     }
     fit = CascadeFit(blend, below, linear.oos_threshold, Calibration(temp2, iso2, thr2))
-    cv["_blend_oos"] = b_oos
-    return fit, escalate, final, flagged, conf_cf
-
-
-def _draft_empty_head(cfg: TrainConfig, **fields: Any) -> _artifact.EmbeddingHead:
-    """A head with no weights: enough for the blend and escalation rule while fitting them."""
-    matrix, vector = np.zeros((0, 0), np.float32), np.zeros(0, np.float32)
-    return _draft_head(cfg, (matrix, vector, matrix, vector), **fields)
+    return fit, CascadeScores(escalate, final, flagged, conf_cf, b_oos)
 
 
 def _flags_at(
-    cv: dict[str, Any],
-    linear: Calibration,
-    cascade: CascadeFit | None,
-    p_oos: np.ndarray,
-    escalate: np.ndarray,
-    is_bank: np.ndarray,
-    n_in: int,
-    max_false_alarm: float,
+    scores: CascadeScores | None, p_oos: np.ndarray, is_bank: np.ndarray, max_false_alarm: float
 ) -> tuple[float, np.ndarray]:
     """The OOS threshold at another false-alarm budget, and the rows it flags."""
-    if cascade is None:
+    if scores is None:
         t = pick_oos_threshold(p_oos[is_bank], max_false_alarm)
         return t, p_oos >= t
-    b_oos = cv["_blend_oos"]
-    on = escalate & is_bank
-    t = pick_oos_threshold(b_oos[on] if on.any() else b_oos[is_bank], max_false_alarm, population=n_in)
-    return t, escalate & (b_oos >= t)
+    on = scores.escalate & is_bank
+    b_oos = scores.blend_oos
+    t = pick_oos_threshold(
+        b_oos[on] if on.any() else b_oos[is_bank], max_false_alarm, population=int(is_bank.sum())
+    )
+    return t, scores.escalate & (b_oos >= t)
 
 
 def _dev_flags(
@@ -442,13 +439,9 @@ def _dev_flags(
     ins, p_oos = _calibrated(cv["dev_raw"], oos_col, linear.temperature, linear.iso)
     if cascade is None:
         return lambda t: p_oos >= (linear.oos_threshold if t is None else t)
-    rule = _draft_empty_head(
-        cfg=TrainConfig(), blend=cascade.blend, escalate_below=cascade.escalate_below,
-        escalate_oos_at=cascade.escalate_oos_at,
-    )  # fmt: skip
-    escalate = escalation_mask(ins.max(axis=1), p_oos, rule)
+    escalate = escalation_mask(ins.max(axis=1), p_oos, cascade.escalate_below, cascade.escalate_oos_at)
     b_oos = split_oos(
-        blend_scores(cv["dev_raw"], cv["head_dev"], rule), oos_col, cascade.calibration.temperature
+        blend_scores(cv["dev_raw"], cv["head_dev"], cascade.blend), oos_col, cascade.calibration.temperature
     )[1]
     return lambda t: escalate & (b_oos >= (cascade.calibration.oos_threshold if t is None else t))
 
