@@ -182,6 +182,10 @@ async def test_a_plausible_ticket_is_routed_to_kb_by_the_default_policy(
         f"the classifier now reads this vague ticket with confidence {confidence:.2f}, outside the "
         "kb band of the default policy: pick a text it is unsure of"
     )
+    [classified] = await client.fetch("SELECT version, reason FROM decisions WHERE ticket_id = :t "
+                                      "AND stage = 'classifier'", t=ticket_id)
+    assert classified.version.startswith("intent-cascade-")
+    assert "re-scored by the sentence-embedding stage" in classified.reason
     assert route.output["rule"] == "plausible-to-knowledge-base"
     assert route.output["fallbacks"] == ["human"]
     rows = await specialist_rows(client, ticket_id)

@@ -94,6 +94,7 @@ def test_shipped_model_sends_off_topic_texts_to_the_second_stage(model: IntentMo
     batch = model.score(texts)
     assert not batch.escalated[: len(KNOWN)].all()
     assert batch.escalated[len(KNOWN) :].all()
+    assert all(p.second_stage for p in model.predict(NOT_BANKING))
 
 
 def test_batch_matches_single_predictions(model: IntentModel) -> None:

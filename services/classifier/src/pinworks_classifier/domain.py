@@ -59,11 +59,13 @@ def first_occurrences(ticket_ids: Sequence[str]) -> list[bool]:
     return marks
 
 
-def classification_reason(classification: Classification) -> str:
+def classification_reason(classification: Classification, second_stage: bool = False) -> str:
     runner_up = classification.alternatives[1] if len(classification.alternatives) > 1 else None
     text = f"intent {classification.intent} at confidence {classification.confidence:.3f}"
     if runner_up is not None:
         text += f" (runner-up {runner_up.intent} at {runner_up.score:.3f})"
     if classification.out_of_scope:
         text += "; flagged out of scope"
+    if second_stage:
+        text += "; re-scored by the sentence-embedding stage"
     return text

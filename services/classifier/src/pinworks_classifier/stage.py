@@ -126,7 +126,7 @@ class ClassifierStage:
         stored = {row.ticket_id: row for row in stored_rows}
 
         decisions, costs, accountability, publications = [], [], [], []
-        for item, ticket in zip(work, submissions, strict=True):
+        for item, ticket, prediction in zip(work, submissions, predictions, strict=True):
             row = stored[ticket.ticket_id]
             seq = item.delivery.stream_seq
             if row.submission_seq != seq:
@@ -141,7 +141,9 @@ class ClassifierStage:
                 "version": classification.model_version,
                 "inputs": {"text": ticket_text(ticket)[:2000], "stream_seq": seq},
                 "output": classification.model_dump(mode="json"),
-                "reason": classification_reason(classification),
+                "reason": classification_reason(
+                    classification, second_stage=getattr(prediction, "second_stage", False)
+                ),
                 "cost_usd": self.cost_per_ticket,
                 "latency_ms": latency_ms,
                 "trace_id": row.trace_id,
