@@ -6,7 +6,9 @@ import csv
 import itertools
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,8 +16,17 @@ from typer.testing import CliRunner
 
 from pinworks_classifier.cli import classifier_app
 from pinworks_classifier.model import IntentModel
-from pinworks_classifier.model.encoder import encoder_sha256, shipped_encoder_dir
-from pinworks_classifier.model.training import TrainConfig, train_model
+from pinworks_classifier.model.data import data_sha256, load_training_data
+from pinworks_classifier.model.encoder import SentenceEncoder, encoder_sha256, shipped_encoder_dir
+from pinworks_classifier.model.training import (
+    CLASSIFIER_FILE,
+    FINETUNED_ENCODER,
+    FINETUNED_FORMAT,
+    TrainConfig,
+    fold_assignment,
+    fold_assignment_sha256,
+    train_model,
+)
 
 TEMPLATES = {
     "card_arrival": ["{p} card has not arrived {t}", "still waiting for {p} new card {t}"],
@@ -166,3 +177,102 @@ def test_eval_rejects_csv_without_category(tmp_path: Path) -> None:
     bad.write_text("text\nhello\n")
     result = CliRunner().invoke(classifier_app, ["eval", str(bad), "--out", str(tmp_path / "o")])
     assert result.exit_code != 0
+
+
+def _finetuned_layout(root: Path, data: Path, folds: int = 2, seed: int = 0) -> Path:
+    """The layout tools/finetune_encoder.py writes. Fine-tuning needs torch, so every slot holds
+    the pretrained encoder and a softmax layer fitted on that slot's training rows only; what
+    training must get right is which slot scores what."""
+    from sklearn.linear_model import LogisticRegression
+
+    train, _dev = load_training_data(data)
+    labels = [*TEMPLATES, "oos"]
+    y = np.asarray([labels.index(v) for v in train.labels])
+    embeddings = SentenceEncoder(shipped_encoder_dir()).encode(train.texts)
+    assignment = fold_assignment(list(train.labels), folds, seed)
+    for k, name in [*((k, f"fold-{k}") for k in range(folds)), (-1, "final")]:
+        shutil.copytree(shipped_encoder_dir(), root / name)
+        rows = assignment != k
+        layer = LogisticRegression(C=10.0, max_iter=500).fit(embeddings[rows], y[rows])
+        np.savez(
+            root / name / CLASSIFIER_FILE,
+            weight=layer.coef_.T.astype(np.float32),
+            bias=layer.intercept_.astype(np.float32),
+            labels=np.asarray(labels),
+        )
+    manifest = {
+        "format": FINETUNED_FORMAT,
+        "training_data_sha256": data_sha256(data),
+        "folds": folds,
+        "seed": seed,
+        "fold_assignment_sha256": fold_assignment_sha256(assignment),
+        "parameters": {"epochs": 3, "freeze": 3},
+        "runs": {},
+    }
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return root
+
+
+def test_finetuned_encoders_embed_their_own_fold_and_the_final_one_is_bundled(tmp_path: Path) -> None:
+    data = write_tiny_dataset(tmp_path / "data")
+    encoders = _finetuned_layout(tmp_path / "finetuned", data)
+    lines: list[str] = []
+    manifest = train_model(
+        data, tmp_path / "art", TrainConfig(folds=2), log=lines.append, finetuned_dir=encoders
+    )
+    embedded_with = [line.split(" with ")[1].split()[0] for line in lines if line.startswith("embedded")]
+    assert embedded_with == ["fold-0", "fold-1"]  # the final encoder's layer needs no fitting
+    bundled = tmp_path / "art" / "encoder"
+    assert sorted(p.name for p in bundled.iterdir()) == [
+        "LICENSE", "README.md", "finetune.json", "model.onnx", "tokenizer.json"
+    ]  # fmt: skip
+    cascade = manifest["model"]["cascade"]
+    assert cascade["encoder"] == {"name": FINETUNED_ENCODER, "sha256": encoder_sha256(encoders / "final")}
+    assert cascade["hidden"] == 0
+    with np.load(tmp_path / "art" / "head.npz", allow_pickle=False) as npz, np.load(
+        encoders / "final" / CLASSIFIER_FILE, allow_pickle=False
+    ) as final:
+        assert np.array_equal(npz["h_w2"], final["weight"])
+    assert manifest["parameters"]["cascade"]["finetuned"] == {"epochs": 3, "freeze": 3}
+    model = IntentModel.load(tmp_path / "art")
+    assert model.predict(["set an alarm today"])[0].out_of_scope
+    shutil.rmtree(bundled)
+    with pytest.raises(ValueError, match="neither bundled"):
+        IntentModel.load(tmp_path / "art")  # no shipped encoder of that name to fall back on
+
+
+def _relabel(path: Path) -> None:
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = dict(npz)
+    arrays["labels"] = arrays["labels"][::-1]
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m, _root: m.update(training_data_sha256={"x.csv": "0" * 64}), "other training data"),
+        (lambda m, _root: m.update(fold_assignment_sha256="0" * 64), "folds"),
+        (lambda m, _root: m.update(seed=1), "seed 1"),
+        (lambda _m, root: shutil.rmtree(root / "final"), "missing encoders"),
+        (lambda m, _root: m.update(format="something/else"), "unsupported format"),
+        (lambda _m, root: (root / "fold-1" / CLASSIFIER_FILE).unlink(), "missing encoders"),
+        (lambda _m, root: _relabel(root / "fold-0" / CLASSIFIER_FILE), "other labels"),
+    ],
+)
+def test_finetuned_encoders_for_other_data_or_folds_are_refused(
+    tmp_path: Path, change: Callable[[dict[str, Any], Path], None], message: str
+) -> None:
+    data = write_tiny_dataset(tmp_path / "data")
+    encoders = _finetuned_layout(tmp_path / "finetuned", data)
+    manifest = json.loads((encoders / "manifest.json").read_text())
+    change(manifest, encoders)
+    (encoders / "manifest.json").write_text(json.dumps(manifest))
+    result = CliRunner().invoke(
+        classifier_app,
+        ["train", "--data-dir", str(data), "--out", str(tmp_path / "art"), "--folds", "2",
+         "--finetuned", str(encoders)],
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert message in result.output
+    assert not (tmp_path / "art").exists()

