@@ -73,7 +73,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = root / "artifact"
     result = CliRunner().invoke(
         classifier_app,
-        ["train", "--data-dir", str(data), "--out", str(out), "--folds", "2"],
+        ["train", "--data-dir", str(data), "--out", str(out), "--folds", "2", "--head-weight", "0.6"],
     )
     assert result.exit_code == 0, result.output
     assert "written to" in result.output
@@ -96,6 +96,8 @@ def test_train_writes_loadable_pickle_free_artifact(trained: Path) -> None:
     stages = model.manifest["metrics"]["stages"]
     assert set(stages) == {"linear_only", "blend_everywhere", "cascade"}
     assert model.manifest["parameters"]["folds"] == 2
+    assert model.manifest["parameters"]["cascade"]["head_weight"] == 0.6
+    assert cascade["blend"]["head_weight"] == 0.6
     assert model.manifest["metrics"]["banking77_cv"]["in_scope"]["n"] == 144
 
 

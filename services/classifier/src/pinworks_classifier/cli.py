@@ -35,6 +35,9 @@ def train(
             help="Share of in-scope tickets, least confident first, sent to the second stage",
         ),
     ] = 0.3,
+    head_weight: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of the blend given to the embedding stage")
+    ] = 0.5,
     finetuned: Annotated[
         Path | None,
         typer.Option(
@@ -51,7 +54,7 @@ def train(
     if not (data_dir / "banking77" / "train.csv").exists():
         raise typer.BadParameter(f"no banking77/train.csv under {data_dir}", param_hint="--data-dir")
     staging = out or default_artifact_dir().parent / "_staging"
-    config = TrainConfig(folds=folds, cascade=cascade, escalate_share=escalate_share)
+    config = TrainConfig(folds=folds, cascade=cascade, escalate_share=escalate_share, head_weight=head_weight)
     try:
         manifest = train_model(data_dir, staging, config, log=typer.echo, finetuned_dir=finetuned)
     except ValueError as exc:
