@@ -142,7 +142,7 @@ class ClassifierStage:
                 "inputs": {"text": ticket_text(ticket)[:2000], "stream_seq": seq},
                 "output": classification.model_dump(mode="json"),
                 "reason": classification_reason(
-                    classification, second_stage=getattr(prediction, "second_stage", False)
+                    classification, second_stage=bool(prediction.second_stage)
                 ),
                 "cost_usd": self.cost_per_ticket,
                 "latency_ms": latency_ms,

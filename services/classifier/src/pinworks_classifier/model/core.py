@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -91,7 +91,17 @@ def escalation_mask(
     return (linear_conf < below_confidence) | (linear_p_oos >= at_p_oos)
 
 
-def head_scores(head: _artifact.EmbeddingHead, embeddings: np.ndarray) -> np.ndarray:
+class HeadLayers(Protocol):
+    """The layers `head_scores` reads: an artifact's EmbeddingHead, or one still in training."""
+
+    input_scale: float
+    w1: np.ndarray
+    b1: np.ndarray
+    w2: np.ndarray
+    b2: np.ndarray
+
+
+def head_scores(head: HeadLayers, embeddings: np.ndarray) -> np.ndarray:
     """Log-probabilities of the head over sentence embeddings, floored at log(1e-9): the
     head's near-impossible classes reach -100 and beyond, and such outliers would dominate the
     standardization of the blend (floored: +0.5 point of accuracy). The head is an MLP with one

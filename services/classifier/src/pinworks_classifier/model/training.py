@@ -33,7 +33,7 @@ from .encoder import (
     shipped_encoder_dir,
 )
 from .features import FeatureConfig, Featurizer
-from .metrics import classification_report, oos_metrics, reliability
+from .metrics import classification_report, oos_metrics, reliability, selective
 
 VERSION_PREFIX = "intent-svm"
 CASCADE_VERSION_PREFIX = "intent-cascade"
@@ -319,13 +319,13 @@ def frozen_stage(
 
     def score(_k: int, tr: np.ndarray, te: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         head = _fit_head(cfg, emb_train[tr], y_idx[tr], n_labels)
-        return _head_logp(cfg, head, emb_train[te]), _head_logp(cfg, head, emb_dev)
+        return head_scores(head, emb_train[te]), head_scores(head, emb_dev)
 
     return score
 
 
 def finetuned_stage(
-    cfg: TrainConfig, encoders: FinetunedEncoders, train: Dataset, dev: Dataset, log: Callable[[str], None]
+    encoders: FinetunedEncoders, train: Dataset, dev: Dataset, log: Callable[[str], None]
 ) -> FoldScorer:
     """Fold k's held-out rows and the dev set through fold k's fine-tuned encoder and the
     softmax layer it was fine-tuned with."""
@@ -334,26 +334,9 @@ def finetuned_stage(
     def score(k: int, _tr: np.ndarray, te: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         emb_held_out, emb_dev = embed_texts(encoders.fold_dir(k), [list(texts[te]), dev.texts], log)
         head = encoders.classifier(encoders.fold_dir(k))
-        return _head_logp(cfg, head, emb_held_out), _head_logp(cfg, head, emb_dev)
+        return head_scores(head, emb_held_out), head_scores(head, emb_dev)
 
     return score
-
-
-def _head_logp(cfg: TrainConfig, head: HeadWeights, embeddings: np.ndarray) -> np.ndarray:
-    return head_scores(_draft_head(cfg, head), embeddings)
-
-
-def _draft_head(cfg: TrainConfig, head: HeadWeights, **fields: Any) -> _artifact.EmbeddingHead:
-    """An EmbeddingHead with the fitted layers; blend and calibration fields are filled later."""
-    defaults: dict[str, Any] = {
-        "encoder": cfg.encoder, "encoder_sha256": "", "blend": {}, "escalate_below": 0.0,
-        "escalate_oos_at": 1.0, "temperature": 1.0, "iso_x": np.zeros(0, np.float32),
-        "iso_y": np.zeros(0, np.float32), "oos_threshold": 1.0,
-    }  # fmt: skip
-    defaults.update(fields)
-    return _artifact.EmbeddingHead(
-        input_scale=head.input_scale, w1=head.w1, b1=head.b1, w2=head.w2, b2=head.b2, **defaults
-    )
 
 
 @dataclass
@@ -387,10 +370,9 @@ class CascadeScores:
     blend_oos: np.ndarray
 
 
-def selective_at(pred: np.ndarray, conf: np.ndarray, truth: np.ndarray, coverage: float = 0.8) -> float:
-    """Accuracy on the `coverage` share of rows with the highest confidence."""
-    keep = np.argsort(-conf, kind="stable")[: max(1, int(np.floor(coverage * len(conf))))]
-    return float(np.mean(pred[keep] == truth[keep]))
+def selective_at_80(pred: np.ndarray, conf: np.ndarray, truth: np.ndarray) -> float:
+    """Accuracy on the 80% of rows with the highest confidence (as every report computes it)."""
+    return float(selective(conf, pred == truth)["at_80_coverage"]["accuracy"])
 
 
 def _cross_fitted(conf: np.ndarray, correct: np.ndarray, n_classes: int, cfg: TrainConfig) -> np.ndarray:
@@ -440,7 +422,7 @@ def evaluate_cv(
     stages: dict[str, Any] = {
         "linear_only": {
             "accuracy": float(lin_correct[is_bank].mean()),
-            "selective_accuracy_at_80": selective_at(lin_pred[is_bank], conf_cf, y_idx),
+            "selective_accuracy_at_80": selective_at_80(lin_pred[is_bank], conf_cf, y_idx),
         }
     }
     cascade: CascadeFit | None = None
@@ -541,7 +523,7 @@ def _fit_cascade(
     blend_all_conf = np.interp(b_conf_t[is_bank], *blend_all_iso) if cfg.isotonic else b_conf_t[is_bank]
     stages["blend_everywhere"] = {
         "accuracy": float(b_correct[is_bank].mean()),
-        "selective_accuracy_at_80": selective_at(b_pred[is_bank], blend_all_conf, truth),
+        "selective_accuracy_at_80": selective_at_80(b_pred[is_bank], blend_all_conf, truth),
     }
     by_share = []
     for s in (0.1, 0.2, 0.3, 0.4, 0.5, 1.0):
@@ -553,7 +535,7 @@ def _fit_cascade(
         )
     stages["cascade"] = {
         "accuracy": float(np.mean(final[is_bank].argmax(axis=1) == truth)),
-        "selective_accuracy_at_80": selective_at(final[is_bank].argmax(axis=1), conf_cf, truth),
+        "selective_accuracy_at_80": selective_at_80(final[is_bank].argmax(axis=1), conf_cf, truth),
         "escalated_share_in_scope": float(esc_bank.mean()),
         "accuracy_by_escalated_share": by_share,
     }
@@ -636,7 +618,7 @@ def train_model(
     second_stage: FoldScorer | None = None
     frozen: list[np.ndarray] = []
     if finetuned is not None:
-        second_stage = finetuned_stage(cfg, finetuned, train, dev, log)
+        second_stage = finetuned_stage(finetuned, train, dev, log)
     elif cfg.cascade:
         frozen = embed_texts(encoder_dir, [train.texts, dev.texts], log)
         second_stage = frozen_stage(cfg, (frozen[0], frozen[1]), y_idx, len(labels))
@@ -650,10 +632,14 @@ def train_model(
             if finetuned is not None
             else _fit_head(cfg, frozen[0], y_idx, len(labels))
         )
-        head = _draft_head(
-            cfg,
-            weights,
+        head = _artifact.EmbeddingHead(
+            encoder=cfg.encoder,
             encoder_sha256=encoder_sha256(encoder_dir),
+            input_scale=weights.input_scale,
+            w1=weights.w1,
+            b1=weights.b1,
+            w2=weights.w2,
+            b2=weights.b2,
             blend=cascade.blend,
             escalate_below=cascade.escalate_below,
             escalate_oos_at=cascade.escalate_oos_at,
