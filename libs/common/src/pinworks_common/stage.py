@@ -5,6 +5,9 @@ stable `Nats-Msg-Id`s, and only then acknowledged. A batch that fails is retried
 message so one bad message cannot hold up the others; a message that keeps failing goes to the
 dead-letter subject (recorded in Postgres) after a bounded number of deliveries. Infrastructure
 failures (database or NATS unreachable) never dead-letter: the message is redelivered later.
+
+A stage whose work is slow (a model behind HTTP) does it in `prepare`, before the transaction
+opens, so no database connection is held, let alone a transaction left open, while it waits.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
@@ -117,6 +120,24 @@ class StageLogic(Protocol[T]):
         """Record the batch's effects in `conn`'s transaction; return what to publish."""
 
 
+Commit = Callable[[AsyncConnection], Awaitable[list[Publication]]]
+
+
+@runtime_checkable
+class PreparedStageLogic(Protocol[T]):
+    """A stage with slow work: `prepare` does it with no connection held (it may read through
+    short-lived connections of its own) and returns the transaction's body, which records the
+    results and says what to publish."""
+
+    stage: str
+
+    def decode(self, delivery: Delivery) -> T:
+        """Turn the raw message into the stage's input; raise PoisonMessage if impossible."""
+
+    async def prepare(self, engine: AsyncEngine, work: Sequence[Work[T]]) -> Commit:
+        """Do the batch's slow work outside any transaction; return what to run inside one."""
+
+
 Publisher = Callable[[Publication], Awaitable[Any]]
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     sa_exc.OperationalError,
@@ -139,7 +160,7 @@ def is_infrastructure_error(error: BaseException) -> bool:
 class StageRunner(Generic[T]):
     def __init__(
         self,
-        logic: StageLogic[T],
+        logic: StageLogic[T] | PreparedStageLogic[T],
         engine: AsyncEngine,
         publish: Publisher,
         *,
@@ -193,8 +214,14 @@ class StageRunner(Generic[T]):
                   (time.perf_counter() - started) * 1000)
 
     async def _commit_and_publish(self, works: Sequence[Work[T]]) -> None:
+        logic = self.logic
+        if isinstance(logic, PreparedStageLogic):
+            commit = await logic.prepare(self.engine, works)
+        else:
+            async def commit(conn: AsyncConnection) -> list[Publication]:
+                return await logic.apply(conn, works)
         async with self.engine.begin() as conn:
-            publications = await self.logic.apply(conn, works)
+            publications = await commit(conn)
         await asyncio.gather(*(self.publish(publication) for publication in publications))
 
     async def _process_alone(self, work: Work[T]) -> None:

@@ -5,7 +5,8 @@ A batch's handler calls run concurrently (at most `concurrency` at once) and nev
 exception or a call past `timeout_seconds` becomes a decline with its reason, so a ticket always
 moves on and a consumer never crashes. Tickets already decided (a redelivery) are not handled
 again: the first stored decision is republished. While calls run, the batch's messages are kept
-in progress so JetStream does not redeliver them mid-call.
+in progress so JetStream does not redeliver them mid-call, and no database connection is held:
+the calls happen before the transaction that records them opens (a model can take minutes).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pinworks_common.contracts import Draft, TicketEnvelope
 from pinworks_common.db.records import (
@@ -26,7 +27,7 @@ from pinworks_common.db.records import (
     record_decisions,
     stored_outputs,
 )
-from pinworks_common.stage import Delivery, Publication, Work, decode_model
+from pinworks_common.stage import Commit, Delivery, Publication, Work, decode_model
 from pinworks_common.subjects import Stage, attempt_key
 from pinworks_specialists.fallback import current_hops, publication_for, settle
 from pinworks_specialists.handlers import Declined, Handler
@@ -92,10 +93,11 @@ class SpecialistStage:
                 with contextlib.suppress(Exception):
                     await item.delivery.message.in_progress()
 
-    async def apply(
-        self, conn: AsyncConnection, work: Sequence[Work[TicketEnvelope]]
-    ) -> list[Publication]:
-        decided = await self._stored(conn, work)
+    async def prepare(self, engine: AsyncEngine, work: Sequence[Work[TicketEnvelope]]) -> Commit:
+        """Call the handler for every ticket not yet decided, with no connection held while the
+        calls run; the returned body records the results in the runner's transaction."""
+        async with engine.connect() as conn:
+            decided = await self._stored(conn, work)
         todo: list[Work[TicketEnvelope]] = []
         seen = set(decided)  # each ticket once: already decided, or a second copy in this batch
         for item in work:
@@ -103,6 +105,22 @@ class SpecialistStage:
                 seen.add(_identity(item))
                 todo.append(item)
         results = await self._run_all(todo) if todo else []
+
+        async def commit(conn: AsyncConnection) -> list[Publication]:
+            return await self._record(conn, work, todo, results)
+
+        return commit
+
+    async def _record(
+        self,
+        conn: AsyncConnection,
+        work: Sequence[Work[TicketEnvelope]],
+        todo: Sequence[Work[TicketEnvelope]],
+        results: Sequence[tuple[Draft | Declined, float]],
+    ) -> list[Publication]:
+        """Decisions, costs and accountability of the handled tickets (a ticket another
+        delivery recorded meanwhile keeps its first record), then the stored decision of every
+        ticket in the batch is what gets published."""
         decisions: list[dict[str, Any]] = []
         costs: list[dict[str, Any]] = []
         accountability: list[dict[str, Any]] = []
