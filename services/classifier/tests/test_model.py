@@ -126,8 +126,8 @@ def test_version_is_stable_and_content_derived(model: IntentModel) -> None:
 def test_artifact_is_pickle_free() -> None:
     d = default_artifact_dir()
     names = {p.name for p in d.iterdir()}
-    assert names == {"head.npz", "manifest.json", "vocab.json", "weights.npz"}
-    for arrays in ("weights.npz", "head.npz"):
+    assert names == {"head.npz", "manifest.json", "neighbours.npz", "vocab.json", "weights.npz"}
+    for arrays in ("weights.npz", "head.npz", "neighbours.npz"):
         with np.load(d / arrays, allow_pickle=False) as npz:
             for key in npz.files:
                 assert npz[key].dtype != object

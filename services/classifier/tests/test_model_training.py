@@ -82,7 +82,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_train_writes_loadable_pickle_free_artifact(trained: Path) -> None:
     names = sorted(p.name for p in trained.iterdir())
-    assert names == ["head.npz", "manifest.json", "vocab.json", "weights.npz"]
+    assert names == ["head.npz", "manifest.json", "neighbours.npz", "vocab.json", "weights.npz"]
     with np.load(trained / "weights.npz", allow_pickle=False) as npz:
         assert npz["w_q"].dtype == np.int8
     with np.load(trained / "head.npz", allow_pickle=False) as npz:
@@ -129,6 +129,42 @@ def test_an_artifact_can_bundle_its_encoder(trained: Path, tmp_path: Path) -> No
     shutil.copytree(trained, art)
     shutil.copytree(shipped_encoder_dir(), art / "encoder")
     assert IntentModel.load(art).predict(["set an alarm today"])[0].out_of_scope
+
+
+def test_the_artifact_keeps_its_neighbour_memory(trained: Path) -> None:
+    model = IntentModel.load(trained)
+    rows = model.manifest["training_data"]["rows"]
+    with np.load(trained / "neighbours.npz", allow_pickle=False) as npz:
+        assert npz["m_emb_q"].dtype == np.int8
+        assert npz["m_emb_q"].shape == (rows, 384)
+        labels = npz["m_labels"]
+    assert set(labels.tolist()) == set(range(len(TEMPLATES) + 1)), "every intent and oos"
+    assert model.manifest["model"]["format"] == "pinworks-intent-cascade/2"
+    assert model.manifest["model"]["cascade"]["neighbours"]["k"] == 10
+    cascade = model.manifest["metrics"]["stages"]["cascade"]
+    assert "selective_accuracy_at_80_top_probability" in cascade
+
+
+def test_a_changed_neighbour_memory_is_refused(trained: Path, tmp_path: Path) -> None:
+    art = tmp_path / "artifact"
+    shutil.copytree(trained, art)
+    with np.load(art / "neighbours.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["m_labels"] = np.roll(arrays["m_labels"], 1)
+    np.savez_compressed(art / "neighbours.npz", **arrays)
+    with pytest.raises(ValueError, match="does not match"):
+        IntentModel.load(art)
+
+
+def test_without_neighbours_the_cascade_keeps_its_first_format(tmp_path: Path) -> None:
+    data = write_tiny_dataset(tmp_path / "data")
+    out = tmp_path / "plain"
+    manifest = train_model(data, out, TrainConfig(folds=2, neighbours_k=0), log=lambda _m: None)
+    assert manifest["model"]["format"] == "pinworks-intent-cascade/1"
+    assert not (out / "neighbours.npz").exists()
+    model = IntentModel.load(out)
+    assert model.predict(["my card has not arrived today"])[0].intent == "card_arrival"
+    assert model.predict(["set an alarm today"])[0].out_of_scope
 
 
 def test_linear_only_training_still_works(tmp_path: Path) -> None:
@@ -231,9 +267,10 @@ def test_finetuned_encoders_embed_their_own_fold_and_the_final_one_is_bundled(tm
     cascade = manifest["model"]["cascade"]
     assert cascade["encoder"] == {"name": FINETUNED_ENCODER, "sha256": encoder_sha256(encoders / "final")}
     assert cascade["hidden"] == 0
-    with np.load(tmp_path / "art" / "head.npz", allow_pickle=False) as npz, np.load(
-        encoders / "final" / CLASSIFIER_FILE, allow_pickle=False
-    ) as final:
+    with (
+        np.load(tmp_path / "art" / "head.npz", allow_pickle=False) as npz,
+        np.load(encoders / "final" / CLASSIFIER_FILE, allow_pickle=False) as final,
+    ):
         assert np.array_equal(npz["h_w2"], final["weight"])
     assert manifest["parameters"]["cascade"]["finetuned"] == {"epochs": 3, "freeze": 3}
     model = IntentModel.load(tmp_path / "art")

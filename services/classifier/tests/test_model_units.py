@@ -5,10 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pinworks_classifier.model.artifact import EmbeddingHead, quantize
-from pinworks_classifier.model.core import apply_isotonic, head_scores, softmax
+from pinworks_classifier.model.artifact import EmbeddingHead, dequantize_rows, quantize, quantize_rows
+from pinworks_classifier.model.core import (
+    N_CONFIDENCE_FEATURES,
+    NEIGHBOUR_CHUNK,
+    apply_isotonic,
+    confidence_features,
+    head_scores,
+    neighbour_votes,
+    set_top,
+    softmax,
+    with_votes,
+)
 from pinworks_classifier.model.features import FeatureConfig, Featurizer, char_wb_ngrams, normalize
 from pinworks_classifier.model.metrics import macro_f1, oos_metrics, reliability, selective
+from pinworks_classifier.model.training import fit_confidence, out_of_fold_confidence
 
 
 def test_normalize_folds_case_accents_and_quotes() -> None:
@@ -109,3 +120,109 @@ def test_head_with_a_hidden_layer_applies_relu() -> None:
     w2 = np.asarray([[0.0, 1.0], [5.0, 0.0]], np.float32)  # logits = [0, 1]
     logp = head_scores(_head(w1, np.zeros(2, np.float32), w2, np.zeros(2, np.float32), 1.0), x)
     np.testing.assert_allclose(np.exp(logp), [[1 / (1 + np.e), np.e / (1 + np.e)]], rtol=1e-5)
+
+
+class Memory:
+    """A neighbour memory by hand: three unit vectors, labels 0, 0, 1."""
+
+    embeddings = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]], np.float32)
+    labels = np.array([0, 0, 1])
+    k = 2
+    temperature = 10.0
+    background = 0.7
+    weight = 0.5
+    floor = 0.02
+
+
+def test_neighbour_votes_weigh_the_nearest_examples_by_similarity() -> None:
+    votes = neighbour_votes(Memory(), np.array([[1.0, 0.0], [0.0, 1.0]], np.float32), n_labels=3)
+    assert sorted(votes.labels[0].tolist()) == [0, 0]
+    assert sorted(votes.labels[1].tolist()) == [0, 1]
+    # similarities 1.0 and 0.8 (both label 0) / 1.0 (label 1) and 0.6 (label 0), with two
+    # abstaining votes at 0.7
+    e = np.exp
+    total0 = e(0.0) + e(-2.0) + 2 * e(-3.0)
+    np.testing.assert_allclose(votes.probs[0], [(e(0.0) + e(-2.0)) / total0, 0.0, 0.0], rtol=1e-5)
+    total1 = e(0.0) + e(-4.0) + 2 * e(-3.0)
+    np.testing.assert_allclose(votes.probs[1], [e(-4.0) / total1, e(0.0) / total1, 0.0], rtol=1e-5)
+    np.testing.assert_allclose(votes.nearest, [1.0, 1.0], rtol=1e-6)
+
+
+def test_a_text_unlike_every_example_gets_a_faint_vote() -> None:
+    far = np.array([[0.6, -0.8]], np.float32)  # similarity 0.6 to the nearest example at best
+    votes = neighbour_votes(Memory(), far, n_labels=3)
+    assert votes.probs.sum() < 0.3
+    near = neighbour_votes(Memory(), np.array([[1.0, 0.0]], np.float32), n_labels=3)
+    assert near.probs.sum() > 0.9
+
+
+def test_the_vote_raises_the_label_the_neighbours_share_and_never_rules_one_out() -> None:
+    votes = neighbour_votes(Memory(), np.array([[1.0, 0.0]], np.float32), n_labels=3)
+    blended = with_votes(np.zeros((1, 3), np.float32), votes, weight=0.5, floor=0.02)
+    assert blended[0].argmax() == 0
+    assert np.isfinite(blended).all()
+    np.testing.assert_allclose(blended[0, 1], 0.5 * np.log(0.02), rtol=1e-6)
+
+
+def test_confidence_features_see_whether_the_neighbours_share_the_answer() -> None:
+    votes = neighbour_votes(Memory(), np.array([[1.0, 0.0], [0.0, 1.0]], np.float32), n_labels=3)
+    final = np.array([[0.9, 0.1], [0.9, 0.1]])  # both answer label 0
+    logp = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]]))
+    features = confidence_features(final, np.array([0.01, 0.2]), final, np.array([0.0, 0.1]), logp, 2, votes)
+    assert features.shape == (2, N_CONFIDENCE_FEATURES)
+    hit_share, weighted_hit = features[:, -3], features[:, -2]
+    np.testing.assert_allclose(hit_share, [1.0, 0.5])
+    assert weighted_hit[0] > 0.9 and weighted_hit[1] < 0.1
+    np.testing.assert_allclose(features[:, 10], [1.0, 0.0])  # the head agrees with row 0 only
+    np.testing.assert_allclose(features[:, 11:13], [[0.01, 0.0], [0.2, 0.1]])
+
+
+def test_with_too_few_rows_the_confidence_model_is_the_top_probability() -> None:
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(10, N_CONFIDENCE_FEATURES))
+    model = fit_confidence(features, np.ones(10, bool))
+    top = 1 / (1 + np.exp(-features[:, 0]))
+    np.testing.assert_allclose(model.probability(features), top)
+
+
+def test_the_confidence_model_learns_which_feature_tells_right_from_wrong() -> None:
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(400, N_CONFIDENCE_FEATURES))
+    correct = features[:, -2] > 0  # only the neighbours' agreement tells
+    folds = np.arange(400) % 4
+    p = out_of_fold_confidence(features, correct, folds)
+    assert p[correct].min() > p[~correct].max() - 0.5
+    assert np.mean((p > 0.5) == correct) > 0.95
+
+
+def test_set_top_gives_the_guess_its_confidence_and_keeps_it_the_guess() -> None:
+    p = np.array([[0.6, 0.3, 0.1], [0.5, 0.45, 0.05]])
+    out = set_top(p, np.array([0.9, 0.1]))
+    np.testing.assert_allclose(out.sum(axis=1), 1.0)
+    assert out[0, 0] == pytest.approx(0.9)
+    np.testing.assert_allclose(out[0, 1] / out[0, 2], 3.0)
+    assert out[1].argmax() == 0
+
+
+def test_row_quantization_of_embeddings_roundtrips_closely() -> None:
+    rows = np.random.default_rng(2).normal(size=(20, 8)).astype(np.float32)
+    q, scale = quantize_rows(rows)
+    assert q.dtype == np.int8 and scale.shape == (20,)
+    assert np.abs(dequantize_rows(q, scale) - rows).max() <= scale.max() / 2 + 1e-6
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_large_batches_are_voted_in_chunks_with_the_same_result() -> None:
+    rng = np.random.default_rng(3)
+    memory = Memory()
+    memory.embeddings = unit_rows(rng.normal(size=(50, 2)))
+    memory.labels = rng.integers(0, 3, size=50)
+    queries = unit_rows(rng.normal(size=(NEIGHBOUR_CHUNK * 2 + 7, 2)))
+    whole = neighbour_votes(memory, queries, n_labels=3)
+    for start in (0, NEIGHBOUR_CHUNK + 3, len(queries) - 1):
+        one = neighbour_votes(memory, queries[start : start + 1], n_labels=3)
+        np.testing.assert_allclose(one.probs[0], whole.probs[start])
+        assert one.nearest[0] == whole.nearest[start]

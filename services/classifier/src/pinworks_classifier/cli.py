@@ -34,7 +34,15 @@ def train(
             max=1.0,
             help="Share of in-scope tickets, least confident first, sent to the second stage",
         ),
-    ] = 0.3,
+    ] = 0.45,
+    neighbours: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Nearest training examples voting in the second stage and informing its "
+            "confidence (0: none)",
+        ),
+    ] = 10,
     head_weight: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of the blend given to the embedding stage")
     ] = 0.5,
@@ -54,7 +62,10 @@ def train(
     if not (data_dir / "banking77" / "train.csv").exists():
         raise typer.BadParameter(f"no banking77/train.csv under {data_dir}", param_hint="--data-dir")
     staging = out or default_artifact_dir().parent / "_staging"
-    config = TrainConfig(folds=folds, cascade=cascade, escalate_share=escalate_share, head_weight=head_weight)
+    config = TrainConfig(
+        folds=folds, cascade=cascade, escalate_share=escalate_share, head_weight=head_weight,
+        neighbours_k=neighbours,
+    )  # fmt: skip
     try:
         manifest = train_model(data_dir, staging, config, log=typer.echo, finetuned_dir=finetuned)
     except ValueError as exc:

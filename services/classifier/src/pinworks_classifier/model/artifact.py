@@ -7,6 +7,9 @@ Layout of an artifact directory:
 - `head.npz` (cascade format only): the MLP over sentence embeddings and its calibration map.
   The sentence encoder itself is named and hashed in the manifest; it is read from
   `encoder/` inside the artifact when present, else from the one shipped in the package.
+- `neighbours.npz` (format /2 of the cascade): the training texts' sentence embeddings (int8,
+  one scale per row) with their labels, the memory the nearest-neighbour vote reads, and the
+  coefficients of the escalated tickets' confidence model.
 """
 
 from __future__ import annotations
@@ -28,8 +31,43 @@ WEIGHTS = "weights.npz"
 HEAD = "head.npz"
 FORMAT = "pinworks-intent-linear/1"
 CASCADE_FORMAT = "pinworks-intent-cascade/1"
+NEIGHBOURS = "neighbours.npz"
+# What the escalation cut is compared with: the linear stage's temperature-scaled top
+# probability (ranks every ticket), or (artifacts before it) its isotonic-mapped one, whose
+# plateaus tie many tickets so a cut cannot fall between them.
+ESCALATE_ON_TEMPERATURE = "temperature-scaled"
+ESCALATE_ON_CALIBRATED = "calibrated"
+NEIGHBOUR_FORMAT = "pinworks-intent-cascade/2"
 _ARRAYS = ("w_q", "w_scale", "bias", "word_idf", "char_idf", "iso_x", "iso_y")
 _HEAD_ARRAYS = ("h_w1", "h_b1", "h_w2", "h_b2", "h_iso_x", "h_iso_y")
+_NEIGHBOUR_ARRAYS = ("m_emb_q", "m_emb_scale", "m_labels", "m_coef")
+
+
+@dataclass
+class NeighbourMemory:
+    """The training examples the second stage compares a ticket with, and the weight of their
+    vote in the blend."""
+
+    embeddings: np.ndarray  # (n, dim) float32 unit vectors
+    labels: np.ndarray  # (n,) label columns
+    k: int
+    temperature: float  # of the exponential weights of the k cosine similarities
+    background: float  # similarity of the k abstaining votes (core.neighbour_votes)
+    weight: float  # of the log-vote in the blend
+    floor: float  # added to the vote before the log
+
+
+@dataclass
+class ConfidenceModel:
+    """Logistic regression turning an escalated ticket's confidence features into the
+    probability that its answer is right (before the head's isotonic map)."""
+
+    coef: np.ndarray  # (n_features,) over core.confidence_features
+    intercept: float
+
+    def probability(self, features: np.ndarray) -> np.ndarray:
+        z = np.clip(features @ self.coef.astype(np.float64) + self.intercept, -50.0, 50.0)
+        return np.asarray(1.0 / (1.0 + np.exp(-z)))
 
 
 @dataclass
@@ -50,8 +88,11 @@ class EmbeddingHead:
     escalate_oos_at: float  # linear P(oos) at or above which it does too
     temperature: float
     iso_x: np.ndarray
-    iso_y: np.ndarray
+    iso_y: np.ndarray  # with `neighbours`, the map of the confidence model's probability
     oos_threshold: float
+    neighbours: NeighbourMemory | None = None  # with `confidence`, or neither
+    confidence: ConfidenceModel | None = None
+    escalate_on: str = ESCALATE_ON_CALIBRATED
 
 
 @dataclass
@@ -101,6 +142,28 @@ def _head_arrays(head: EmbeddingHead) -> dict[str, np.ndarray]:
     }
 
 
+def quantize_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 with one scale per row (an embedding's largest component)."""
+    scale = np.abs(rows).max(axis=1) / 127.0
+    scale[scale == 0] = 1.0
+    q = np.ascontiguousarray(np.clip(np.rint(rows / scale[:, None]), -127, 127), dtype=np.int8)
+    return q, scale.astype(np.float32)
+
+
+def dequantize_rows(q: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(q.astype(np.float32) * scale[:, None])
+
+
+def _neighbour_arrays(memory: NeighbourMemory, confidence: ConfidenceModel) -> dict[str, np.ndarray]:
+    q, scale = quantize_rows(memory.embeddings)
+    return {
+        "m_emb_q": q,
+        "m_emb_scale": scale,
+        "m_labels": memory.labels.astype(np.int16),
+        "m_coef": confidence.coef.astype(np.float32),
+    }
+
+
 def _model_section(art: LinearArtifact) -> dict[str, Any]:
     model: dict[str, Any] = {
         "format": FORMAT if art.head is None else CASCADE_FORMAT,
@@ -116,10 +179,27 @@ def _model_section(art: LinearArtifact) -> dict[str, Any]:
             "input_scale": h.input_scale,
             "hidden": int(h.w1.shape[1]),
             "blend": h.blend,
-            "escalate": {"below_confidence": h.escalate_below, "at_p_oos": h.escalate_oos_at},
+            "escalate": {
+                "below_confidence": h.escalate_below,
+                "at_p_oos": h.escalate_oos_at,
+                "confidence": h.escalate_on,
+            },
             "calibration": {"method": "temperature+isotonic", "temperature": h.temperature},
             "oos": {"rule": "blended p_oos >= threshold", "threshold": h.oos_threshold},
         }
+        m = h.neighbours
+        if m is not None and h.confidence is not None:
+            model["format"] = NEIGHBOUR_FORMAT
+            model["cascade"]["neighbours"] = {
+                "rows": int(len(m.labels)),
+                "k": m.k,
+                "temperature": m.temperature,
+                "background_similarity": m.background,
+                "vote_weight": m.weight,
+                "vote_floor": m.floor,
+                "confidence": "logistic regression over the confidence features, then isotonic",
+                "intercept": h.confidence.intercept,
+            }
     return model
 
 
@@ -149,6 +229,8 @@ def save(art: LinearArtifact, out_dir: Path, extra: dict[str, Any], prefix: str)
     arrays = _arrays(art)
     if art.head is not None:
         arrays.update(_head_arrays(art.head))
+        if art.head.neighbours is not None and art.head.confidence is not None:
+            arrays.update(_neighbour_arrays(art.head.neighbours, art.head.confidence))
     vocab = {
         "word": sorted(art.featurizer.word_vocab, key=art.featurizer.word_vocab.__getitem__),
         "char": sorted(art.featurizer.char_vocab, key=art.featurizer.char_vocab.__getitem__),
@@ -161,6 +243,9 @@ def save(art: LinearArtifact, out_dir: Path, extra: dict[str, Any], prefix: str)
     if art.head is not None:
         head = {k: v for k, v in arrays.items() if k in _HEAD_ARRAYS}
         np.savez_compressed(out_dir / HEAD, **head)  # type: ignore[arg-type]
+    if any(k in arrays for k in _NEIGHBOUR_ARRAYS):
+        memory = {k: v for k, v in arrays.items() if k in _NEIGHBOUR_ARRAYS}
+        np.savez_compressed(out_dir / NEIGHBOURS, **memory)  # type: ignore[arg-type]
     (out_dir / VOCAB).write_text(json.dumps(vocab, ensure_ascii=False), "utf-8")
     manifest = {"version": version, "model": model, **extra}
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), "utf-8")
@@ -171,14 +256,18 @@ def load(art_dir: Path) -> tuple[LinearArtifact, dict[str, Any]]:
     """Read an artifact with `allow_pickle=False` and check its content matches its version."""
     manifest = json.loads((art_dir / MANIFEST).read_text("utf-8"))
     model = manifest["model"]
-    if model.get("format") not in (FORMAT, CASCADE_FORMAT):
+    if model.get("format") not in (FORMAT, CASCADE_FORMAT, NEIGHBOUR_FORMAT):
         raise ValueError(f"{art_dir}: unsupported artifact format {model.get('format')!r}")
     vocab = json.loads((art_dir / VOCAB).read_text("utf-8"))
     with np.load(art_dir / WEIGHTS, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in _ARRAYS}
-    if model["format"] == CASCADE_FORMAT:
+    cascade = model["format"] in (CASCADE_FORMAT, NEIGHBOUR_FORMAT)
+    if cascade:
         with np.load(art_dir / HEAD, allow_pickle=False) as npz:
             arrays.update({k: npz[k] for k in _HEAD_ARRAYS})
+    if model["format"] == NEIGHBOUR_FORMAT:
+        with np.load(art_dir / NEIGHBOURS, allow_pickle=False) as npz:
+            arrays.update({k: npz[k] for k in _NEIGHBOUR_ARRAYS})
     prefix = manifest["version"].rsplit("-", 1)[0]
     if content_version(model, vocab, arrays, prefix) != manifest["version"]:
         raise ValueError(f"{art_dir}: content does not match manifest version {manifest['version']}")
@@ -198,7 +287,7 @@ def load(art_dir: Path) -> tuple[LinearArtifact, dict[str, Any]]:
         iso_x=arrays["iso_x"],
         iso_y=arrays["iso_y"],
         oos_threshold=float(model["oos"]["threshold"]),
-        head=_load_head(art_dir, model, arrays) if model["format"] == CASCADE_FORMAT else None,
+        head=_load_head(art_dir, model, arrays) if cascade else None,
     )
     return art, manifest
 
@@ -225,8 +314,25 @@ def _load_head(art_dir: Path, model: dict[str, Any], arrays: dict[str, np.ndarra
         blend={k: float(v) for k, v in c["blend"].items()},
         escalate_below=float(c["escalate"]["below_confidence"]),
         escalate_oos_at=float(c["escalate"]["at_p_oos"]),
+        escalate_on=str(c["escalate"].get("confidence", ESCALATE_ON_CALIBRATED)),
         temperature=float(c["calibration"]["temperature"]),
         iso_x=arrays["h_iso_x"],
         iso_y=arrays["h_iso_y"],
         oos_threshold=float(c["oos"]["threshold"]),
+        neighbours=_load_neighbours(c["neighbours"], arrays) if "neighbours" in c else None,
+        confidence=ConfidenceModel(arrays["m_coef"].astype(np.float64), float(c["neighbours"]["intercept"]))
+        if "neighbours" in c
+        else None,
+    )
+
+
+def _load_neighbours(section: dict[str, Any], arrays: dict[str, np.ndarray]) -> NeighbourMemory:
+    return NeighbourMemory(
+        embeddings=dequantize_rows(arrays["m_emb_q"], arrays["m_emb_scale"]),
+        labels=arrays["m_labels"].astype(np.int64),
+        k=int(section["k"]),
+        temperature=float(section["temperature"]),
+        background=float(section["background_similarity"]),
+        weight=float(section["vote_weight"]),
+        floor=float(section["vote_floor"]),
     )

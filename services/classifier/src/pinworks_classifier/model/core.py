@@ -3,7 +3,10 @@
 A two-stage cascade. Every text is scored by the TF-IDF linear model (numpy, ~0.2 ms). Only
 the texts it is unsure of (low confidence, or some chance of being out of scope) are also
 embedded by the sentence encoder and re-scored by a blend of both models, which is right more
-often but costs ~3 ms a text. An artifact without the second stage scores with the first only.
+often but costs ~3 ms a text. When the artifact keeps a memory of its training embeddings, the
+labels of a text's nearest training examples vote in the blend too, and its confidence comes
+from a small model that also weighs how far those neighbours agree with the answer. An artifact
+without the second stage scores with the first only.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from .data import OOS_LABEL
 from .encoder import SentenceEncoder
 
 MAX_BATCH = 1000
+ESCALATE_ON_TEMPERATURE = _artifact.ESCALATE_ON_TEMPERATURE
 TOP_K = 3
 HEAD_LOGP_FLOOR = float(np.log(1e-9))
 
@@ -66,22 +70,130 @@ def calibrated_scores(
     rows the cascade escalates are replaced by the calibrated blend of both stages."""
     raw = art.featurizer.transform(texts).dot(art.weights) + art.bias
     oos_col = art.labels.index(OOS_LABEL)
-    ins, p_oos = split_oos(raw, oos_col, art.temperature)
-    ins = apply_isotonic(ins, art.iso_x, art.iso_y)
+    linear_ins, p_oos = split_oos(raw, oos_col, art.temperature)
+    ins = apply_isotonic(linear_ins, art.iso_x, art.iso_y)
     head = art.head
     if head is None or encoder is None:
         return ScoredBatch(ins, p_oos, p_oos >= art.oos_threshold, np.zeros(len(ins), bool))
-    escalated = escalation_mask(ins.max(axis=1), p_oos, head.escalate_below, head.escalate_oos_at)
+    linear_conf = (linear_ins if head.escalate_on == ESCALATE_ON_TEMPERATURE else ins).max(axis=1)
+    escalated = escalation_mask(linear_conf, p_oos, head.escalate_below, head.escalate_oos_at)
     flagged = np.zeros(len(ins), bool)
     rows = [int(i) for i in np.flatnonzero(escalated)]
     if rows:
         embeddings = encoder.encode([texts[i] for i in rows])
-        blended = blend_scores(raw[rows], head_scores(head, embeddings), head.blend)
+        head_logp = head_scores(head, embeddings)
+        blended = blend_scores(raw[rows], head_logp, head.blend)
+        memory, model = head.neighbours, head.confidence
+        votes = None
+        if memory is not None:
+            votes = neighbour_votes(memory, embeddings, len(art.labels))
+            blended = with_votes(blended, votes, memory.weight, memory.floor)
         b_ins, b_oos = split_oos(blended, oos_col, head.temperature)
-        ins[rows] = apply_isotonic(b_ins, head.iso_x, head.iso_y)
+        if model is not None and votes is not None:
+            features = confidence_features(
+                b_ins, b_oos, linear_ins[rows], p_oos[rows], head_logp, oos_col, votes
+            )
+            confidence = np.interp(model.probability(features), head.iso_x, head.iso_y)
+            ins[rows] = set_top(b_ins, confidence)
+        else:
+            ins[rows] = apply_isotonic(b_ins, head.iso_x, head.iso_y)
         p_oos[rows] = b_oos
         flagged[rows] = b_oos >= head.oos_threshold
     return ScoredBatch(ins, p_oos, flagged, escalated)
+
+
+@dataclass(frozen=True)
+class NeighbourVotes:
+    """The k training examples nearest to each text: their labels, the weight of each one's
+    vote, and the weighted label distribution (summing to the votes' total weight, below 1)."""
+
+    labels: np.ndarray  # (n, k) label columns
+    weights: np.ndarray  # (n, k)
+    nearest: np.ndarray  # (n,) cosine similarity of the nearest example
+    probs: np.ndarray  # (n, n_labels)
+
+
+_VOTE_FIELDS = ("labels", "weights", "nearest", "probs")
+
+
+NEIGHBOUR_CHUNK = 256
+
+
+def neighbour_votes(
+    memory: _artifact.NeighbourMemory, embeddings: np.ndarray, n_labels: int
+) -> NeighbourVotes:
+    """Nearest training examples by cosine similarity (unit vectors: a dot product), a few
+    hundred texts at a time so the similarity matrix stays small (~20 MB).
+
+    Each neighbour's weight is exp(temperature x similarity), shared with k abstaining votes at
+    the `background` similarity: close examples decide, while a text unlike anything in training
+    (a long multi-sentence ticket, an off-topic question) gets a faint vote instead of a
+    confident one from examples that are merely the least far away."""
+    if len(embeddings) > NEIGHBOUR_CHUNK:
+        parts = [
+            neighbour_votes(memory, embeddings[i : i + NEIGHBOUR_CHUNK], n_labels)
+            for i in range(0, len(embeddings), NEIGHBOUR_CHUNK)
+        ]
+        return NeighbourVotes(*(np.concatenate([getattr(p, f) for p in parts]) for f in _VOTE_FIELDS))
+    sims = embeddings @ memory.embeddings.T
+    k = min(memory.k, sims.shape[1])
+    idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    near = np.take_along_axis(sims, idx, axis=1)
+    labels = memory.labels[idx]
+    scaled = np.exp(memory.temperature * (np.minimum(near, 1.0) - 1.0))  # unit vectors: <= 1
+    abstain = k * np.exp(memory.temperature * (memory.background - 1.0))
+    weights = scaled / (scaled.sum(axis=1, keepdims=True) + abstain)
+    probs = np.zeros((len(embeddings), n_labels))
+    np.add.at(probs, (np.repeat(np.arange(len(embeddings)), k), labels.ravel()), weights.ravel())
+    return NeighbourVotes(labels, weights, near.max(axis=1), probs)
+
+
+def with_votes(blended: np.ndarray, votes: NeighbourVotes, weight: float, floor: float) -> np.ndarray:
+    """The blend plus the neighbours' log-vote (floored: a label no neighbour has is unlikely,
+    not impossible)."""
+    return (blended + weight * np.log(votes.probs + floor)).astype(np.float32)
+
+
+N_CONFIDENCE_FEATURES = 16
+
+
+def confidence_features(
+    final_ins: np.ndarray,
+    final_oos: np.ndarray,
+    linear_ins: np.ndarray,
+    linear_oos: np.ndarray,
+    head_logp: np.ndarray,
+    oos_col: int,
+    votes: NeighbourVotes,
+) -> np.ndarray:
+    """What the confidence model of an escalated ticket reads: how peaked each stage's
+    distribution is, whether the stages agree, both P(oos), and how far the nearest training
+    examples share the answer (label noise shows up as disagreeing neighbours, which no single
+    stage's probability reveals). Nothing in it grows with the text's length: training texts
+    are short queries, and a model must not extrapolate its trust to long tickets."""
+    head_ins = softmax(np.delete(head_logp, oos_col, axis=1))
+    answer = final_ins.argmax(axis=1)
+    hit = votes.labels == answer[:, None]
+    columns = [
+        *_peakedness(final_ins), *_peakedness(linear_ins), *_peakedness(head_ins),
+        (linear_ins.argmax(axis=1) == answer).astype(np.float64),
+        (head_ins.argmax(axis=1) == answer).astype(np.float64),
+        final_oos, linear_oos,
+        hit.mean(axis=1), (votes.weights * hit).sum(axis=1), votes.nearest,
+    ]  # fmt: skip
+    return np.column_stack(columns).astype(np.float64)
+
+
+def _peakedness(probs: np.ndarray) -> list[np.ndarray]:
+    """Log-odds of the top probability, log-ratio of top to runner-up, entropy."""
+    ordered = np.sort(probs, axis=1)
+    top, second = ordered[:, -1], ordered[:, -2]
+    entropy = -(probs * np.log(np.clip(probs, 1e-12, 1.0))).sum(axis=1)
+    return [
+        np.log(top / np.clip(1.0 - top, 1e-9, None) + 1e-9),
+        np.log(top + 1e-12) - np.log(second + 1e-12),
+        entropy,
+    ]
 
 
 def escalation_mask(
@@ -140,17 +252,23 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 def apply_isotonic(probs: np.ndarray, iso_x: np.ndarray, iso_y: np.ndarray) -> np.ndarray:
     """Rescale each row so its top probability follows the isotonic map; the others keep
-    their ratios (sharing the remaining mass), so rows still sum to 1. The mapped top is kept
-    just above the runner-up: calibration says how sure the guess is, it never changes it."""
+    their ratios (sharing the remaining mass), so rows still sum to 1."""
     if len(iso_x) == 0:
         return probs
+    return set_top(probs, np.interp(probs.max(axis=1), iso_x, iso_y))
+
+
+def set_top(probs: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """Give each row's top probability the value `confidence`, the others sharing the rest in
+    their ratios. The top is kept just above the runner-up: calibration says how sure the
+    guess is, it never changes it."""
     top_idx = probs.argmax(axis=1)
     rows = np.arange(len(probs))
     top = probs[rows, top_idx]
     second = np.partition(probs, -2, axis=1)[:, -2] if probs.shape[1] > 1 else np.zeros(len(probs))
     rest = np.clip(1.0 - top, 1e-12, None)
     keeps_order = second / np.clip(rest + second, 1e-12, None) + 1e-6
-    new_top = np.clip(np.maximum(np.interp(top, iso_x, iso_y), keeps_order), 0.0, 1.0)
+    new_top = np.clip(np.maximum(confidence, keeps_order), 0.0, 1.0)
     factor = (1.0 - new_top) / rest
     out = probs * factor[:, None]
     out[rows, top_idx] = new_top

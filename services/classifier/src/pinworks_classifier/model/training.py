@@ -22,7 +22,18 @@ from typing import Any
 import numpy as np
 
 from . import artifact as _artifact
-from .core import apply_isotonic, blend_scores, escalation_mask, head_scores, split_oos
+from .core import (
+    NeighbourVotes,
+    apply_isotonic,
+    blend_scores,
+    confidence_features,
+    escalation_mask,
+    head_scores,
+    neighbour_votes,
+    set_top,
+    split_oos,
+    with_votes,
+)
 from .data import OOS_LABEL, Dataset, data_sha256, load_intents, load_training_data
 from .encoder import (
     DEFAULT_ENCODER,
@@ -57,7 +68,12 @@ class TrainConfig:
     head_epochs: int = 40
     head_input_scale: float = 4.0  # unit embeddings are small; scaled so Adam's default step suits
     head_weight: float = 0.5  # share of the blend given to the embedding head
-    escalate_share: float = 0.3  # in-scope share (least confident) sent to the second stage
+    escalate_share: float = 0.45  # in-scope share (least confident) sent to the second stage
+    neighbours_k: int = 10  # nearest training examples voting in the second stage; 0: none
+    neighbours_temperature: float = 20.0  # of the exponential weights of their similarities
+    neighbours_background: float = 0.75  # similarity of the abstaining votes: farther ones fade
+    neighbours_weight: float = 0.5  # of their log-vote in the blend
+    neighbours_floor: float = 0.02  # added to the vote before the log
 
 
 def _fit_linear(
@@ -304,7 +320,7 @@ def cross_validate(
             if len(dev):
                 head_dev += fold_dev / cfg.folds
         log(f"fold {k + 1}/{cfg.folds} done in {time.perf_counter() - t0:.1f}s")
-    cv: dict[str, Any] = {"labels": labels, "oof": oof, "dev_raw": dev_raw}
+    cv: dict[str, Any] = {"labels": labels, "oof": oof, "dev_raw": dev_raw, "folds": folds}
     if second_stage is not None:
         cv.update(head_oof=head_oof, head_dev=head_dev)
     return cv
@@ -339,6 +355,63 @@ def finetuned_stage(
     return score
 
 
+def memory_of(cfg: TrainConfig, embeddings: np.ndarray, labels: np.ndarray) -> _artifact.NeighbourMemory:
+    """The neighbour memory of one fold, or of the final model."""
+    return _artifact.NeighbourMemory(
+        embeddings, labels, cfg.neighbours_k, cfg.neighbours_temperature, cfg.neighbours_background,
+        cfg.neighbours_weight, cfg.neighbours_floor,
+    )  # fmt: skip
+
+
+def neighbour_cv(
+    cfg: TrainConfig,
+    embeddings: tuple[np.ndarray, np.ndarray],
+    y_idx: np.ndarray,
+    folds: np.ndarray,
+    n_labels: int,
+) -> tuple[NeighbourVotes, NeighbourVotes]:
+    """Out-of-fold votes (each fold's rows against the other folds' rows only) and the dev
+    rows' votes against every training row, as the final model will cast them."""
+    emb_train, emb_dev = embeddings
+    k = cfg.neighbours_k
+    labels = np.zeros((len(y_idx), k), np.int64)
+    weights = np.zeros((len(y_idx), k))
+    nearest = np.zeros(len(y_idx))
+    probs = np.zeros((len(y_idx), n_labels))
+    for fold in np.unique(folds):
+        tr, te = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
+        v = neighbour_votes(memory_of(cfg, emb_train[tr], y_idx[tr]), emb_train[te], n_labels)
+        labels[te], weights[te], nearest[te], probs[te] = v.labels, v.weights, v.nearest, v.probs
+    dev = neighbour_votes(memory_of(cfg, emb_train, y_idx), emb_dev, n_labels)
+    return NeighbourVotes(labels, weights, nearest, probs), dev
+
+
+def fit_confidence(features: np.ndarray, correct: np.ndarray) -> _artifact.ConfidenceModel:
+    """Logistic regression of 'the answer is right' on the confidence features, returned
+    over the raw features. With too few rows, or only one outcome among them, the model is
+    the answer's own top probability (weight 1 on its log-odds)."""
+    from sklearn.linear_model import LogisticRegression
+
+    identity = _artifact.ConfidenceModel(np.eye(features.shape[1])[0], 0.0)
+    if len(correct) < 20 or correct.all() or not correct.any():
+        return identity
+    mean, std = features.mean(axis=0), features.std(axis=0)
+    std[std == 0] = 1.0
+    clf = LogisticRegression(C=1.0, max_iter=3000).fit((features - mean) / std, correct)
+    coef = clf.coef_[0] / std
+    return _artifact.ConfidenceModel(coef, float(clf.intercept_[0] - coef @ mean))
+
+
+def out_of_fold_confidence(features: np.ndarray, correct: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """Each fold's rows scored by a confidence model fitted on the other folds' rows, so the
+    reported selective accuracy never scores a row with a model that saw it."""
+    out = np.zeros(len(correct))
+    for fold in np.unique(folds):
+        te = folds == fold
+        out[te] = fit_confidence(features[~te], correct[~te]).probability(features[te])
+    return out
+
+
 @dataclass
 class Calibration:
     """What evaluate_cv fits for one stage: temperature, isotonic map, OOS threshold."""
@@ -356,6 +429,9 @@ class CascadeFit:
     escalate_below: float
     escalate_oos_at: float
     calibration: Calibration
+    confidence: _artifact.ConfidenceModel | None = None
+    vote_weight: float = 0.0
+    vote_floor: float = 1.0
 
 
 @dataclass
@@ -480,8 +556,10 @@ def _fit_cascade(
     linear_conf_cf: np.ndarray,
     stages: dict[str, Any],
 ) -> tuple[CascadeFit, CascadeScores]:
-    """Escalation rule, blend and second-stage calibration; the cascade's final scores."""
+    """Escalation rule, blend, neighbour vote and second-stage calibration; the cascade's
+    final scores."""
     oof, head_oof = cv["oof"], cv["head_oof"]
+    votes: NeighbourVotes | None = cv.get("votes_oof")
     oos_col = cv["labels"].index(OOS_LABEL)
     n_intents = oos_col
     n_in = int(is_bank.sum())
@@ -492,11 +570,14 @@ def _fit_cascade(
         "head_std": float(head_oof[is_bank].std() or 1.0),
         "head_weight": cfg.head_weight,
     }
-    lin_conf = ins.max(axis=1)
+    linear_ins, _ = split_oos(oof, oos_col, linear.temperature)
+    lin_conf = linear_ins.max(axis=1)  # temperature-scaled: no isotonic plateaus to tie tickets
     share = min(max(cfg.escalate_share, 0.0), 1.0)
     below = 2.0 if share >= 1.0 else float(np.quantile(lin_conf[is_bank], share))
     escalate = escalation_mask(lin_conf, p_oos, below, linear.oos_threshold)
     blended = blend_scores(oof, head_oof, blend)
+    if votes is not None:
+        blended = with_votes(blended, votes, cfg.neighbours_weight, cfg.neighbours_floor)
     on = escalate & is_bank
     if not on.any():
         on = is_bank
@@ -506,10 +587,19 @@ def _fit_cascade(
     b_pred = b_ins_t.argmax(axis=1)
     b_conf_t = b_ins_t.max(axis=1)
     b_correct = b_pred == y_full
-    iso2 = fit_isotonic(b_conf_t[on], b_correct[on], n_intents) if cfg.isotonic else empty
+    confidence_model = None
+    stage_conf = b_conf_t  # what the head's isotonic map reads
+    if votes is not None:
+        features = confidence_features(b_ins_t, b_oos, linear_ins, p_oos, head_oof, oos_col, votes)
+        folds = cv["folds"]
+        confidence_model = fit_confidence(features[on], b_correct[on])
+        stage_conf = confidence_model.probability(features)
+        stage_conf[on] = out_of_fold_confidence(features[on], b_correct[on], folds[on])
+    iso2 = fit_isotonic(stage_conf[on], b_correct[on], n_intents) if cfg.isotonic else empty
     thr2 = pick_oos_threshold(b_oos[on], cfg.max_in_scope_false_alarm, population=n_in)
     final = ins.copy()
-    final[escalate] = apply_isotonic(b_ins_t[escalate], *iso2)
+    mapped = np.interp(stage_conf, *iso2) if cfg.isotonic else stage_conf
+    final[escalate] = set_top(b_ins_t[escalate], mapped[escalate])
     flagged = escalate & (b_oos >= thr2)
 
     lin_pred = ins.argmax(axis=1)
@@ -517,7 +607,7 @@ def _fit_cascade(
     esc_bank = escalate[is_bank]
     conf_cf = linear_conf_cf.copy()
     blend_cf = np.zeros(len(b_conf_t))
-    blend_cf[on] = _cross_fitted(b_conf_t[on], b_correct[on], n_intents, cfg)
+    blend_cf[on] = _cross_fitted(stage_conf[on], b_correct[on], n_intents, cfg)
     conf_cf[esc_bank] = blend_cf[is_bank][esc_bank]
     blend_all_iso = fit_isotonic(b_conf_t[is_bank], b_correct[is_bank], n_intents) if cfg.isotonic else empty
     blend_all_conf = np.interp(b_conf_t[is_bank], *blend_all_iso) if cfg.isotonic else b_conf_t[is_bank]
@@ -539,7 +629,19 @@ def _fit_cascade(
         "escalated_share_in_scope": float(esc_bank.mean()),
         "accuracy_by_escalated_share": by_share,
     }
-    fit = CascadeFit(blend, below, linear.oos_threshold, Calibration(temp2, iso2, thr2))
+    if votes is not None:
+        plain = conf_cf.copy()
+        plain_cf = _cross_fitted(b_conf_t[on], b_correct[on], n_intents, cfg)
+        plain_all = np.zeros(len(b_conf_t))
+        plain_all[on] = plain_cf
+        plain[esc_bank] = plain_all[is_bank][esc_bank]
+        stages["cascade"]["selective_accuracy_at_80_top_probability"] = selective_at_80(
+            final[is_bank].argmax(axis=1), plain, truth
+        )
+    fit = CascadeFit(
+        blend, below, linear.oos_threshold, Calibration(temp2, iso2, thr2), confidence_model,
+        cfg.neighbours_weight, cfg.neighbours_floor,
+    )  # fmt: skip
     return fit, CascadeScores(escalate, final, flagged, conf_cf, b_oos)
 
 
@@ -565,13 +667,14 @@ def _dev_flags(
     if not n_dev:
         return lambda _t: np.zeros(0, bool)
     oos_col = cv["labels"].index(OOS_LABEL)
-    ins, p_oos = _calibrated(cv["dev_raw"], oos_col, linear.temperature, linear.iso)
+    ins, p_oos = split_oos(cv["dev_raw"], oos_col, linear.temperature)
     if cascade is None:
         return lambda t: p_oos >= (linear.oos_threshold if t is None else t)
     escalate = escalation_mask(ins.max(axis=1), p_oos, cascade.escalate_below, cascade.escalate_oos_at)
-    b_oos = split_oos(
-        blend_scores(cv["dev_raw"], cv["head_dev"], cascade.blend), oos_col, cascade.calibration.temperature
-    )[1]
+    blended = blend_scores(cv["dev_raw"], cv["head_dev"], cascade.blend)
+    if "votes_dev" in cv:
+        blended = with_votes(blended, cv["votes_dev"], cascade.vote_weight, cascade.vote_floor)
+    b_oos = split_oos(blended, oos_col, cascade.calibration.temperature)[1]
     return lambda t: escalate & (b_oos >= (cascade.calibration.oos_threshold if t is None else t))
 
 
@@ -610,7 +713,9 @@ def train_model(
         finetuned = FinetunedEncoders.open(
             finetuned_dir, data_dir, list(train.labels), [*intents, OOS_LABEL], cfg
         )
-        cfg = replace(cfg, encoder=FINETUNED_ENCODER)
+        if cfg.neighbours_k:
+            log("fine-tuned encoders: no neighbour vote (each fold would need its own memory)")
+        cfg = replace(cfg, encoder=FINETUNED_ENCODER, neighbours_k=0)
         encoder_dir = finetuned.final_dir
     encoder_dir = encoder_dir or shipped_encoder_dir(cfg.encoder)
     labels = [*intents, OOS_LABEL]
@@ -623,6 +728,9 @@ def train_model(
         frozen = embed_texts(encoder_dir, [train.texts, dev.texts], log)
         second_stage = frozen_stage(cfg, (frozen[0], frozen[1]), y_idx, len(labels))
     cv = cross_validate(train, dev, intents, cfg, log, second_stage)
+    if frozen and cfg.neighbours_k > 0:
+        votes = neighbour_cv(cfg, (frozen[0], frozen[1]), y_idx, cv["folds"], len(labels))
+        cv["votes_oof"], cv["votes_dev"] = votes
     metrics, linear, cascade = evaluate_cv(train, dev, cv, cfg)
     fz, w, b = _fit_linear(cfg, train.texts, np.asarray(train.labels), cv["labels"])
     head = None
@@ -643,10 +751,13 @@ def train_model(
             blend=cascade.blend,
             escalate_below=cascade.escalate_below,
             escalate_oos_at=cascade.escalate_oos_at,
+            escalate_on=_artifact.ESCALATE_ON_TEMPERATURE,
             temperature=cascade.calibration.temperature,
             iso_x=cascade.calibration.iso[0],
             iso_y=cascade.calibration.iso[1],
             oos_threshold=cascade.calibration.oos_threshold,
+            neighbours=None if cascade.confidence is None else memory_of(cfg, frozen[0], y_idx),
+            confidence=cascade.confidence,
         )
     art = _artifact.LinearArtifact(
         featurizer=fz,
@@ -683,6 +794,13 @@ def train_model(
             ),
             "head_weight": cfg.head_weight,
             "escalate_share": cfg.escalate_share,
+            "neighbours": {
+                "k": cfg.neighbours_k,
+                "temperature": cfg.neighbours_temperature,
+                "background_similarity": cfg.neighbours_background,
+                "vote_weight": cfg.neighbours_weight,
+                "vote_floor": cfg.neighbours_floor,
+            },
         }
         if finetuned is not None:
             parameters["cascade"]["finetuned"] = finetuned.manifest["parameters"]
