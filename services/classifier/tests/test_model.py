@@ -97,6 +97,15 @@ def test_shipped_model_sends_off_topic_texts_to_the_second_stage(model: IntentMo
     assert all(p.second_stage for p in model.predict(NOT_BANKING))
 
 
+def test_an_escalated_text_is_charged_its_second_stage(model: IntentModel) -> None:
+    predictions = model.predict([*KNOWN, *NOT_BANKING])
+    linear_only = [p.cost_ms for p in predictions if not p.second_stage]
+    escalated = [p.cost_ms for p in predictions if p.second_stage]
+    assert linear_only and escalated
+    assert len(set(linear_only)) == 1, "the linear stage's time is shared evenly"
+    assert min(escalated) > linear_only[0]
+
+
 def test_batch_matches_single_predictions(model: IntentModel) -> None:
     texts = [*KNOWN, *NOT_BANKING]
     batch = model.predict(texts)

@@ -9,6 +9,7 @@ from pinworks_classifier.model.artifact import EmbeddingHead, dequantize_rows, q
 from pinworks_classifier.model.core import (
     N_CONFIDENCE_FEATURES,
     NEIGHBOUR_CHUNK,
+    ScoredBatch,
     apply_isotonic,
     confidence_features,
     head_scores,
@@ -226,3 +227,11 @@ def test_large_batches_are_voted_in_chunks_with_the_same_result() -> None:
         one = neighbour_votes(memory, queries[start : start + 1], n_labels=3)
         np.testing.assert_allclose(one.probs[0], whole.probs[start])
         assert one.nearest[0] == whole.nearest[start]
+
+
+def test_each_text_is_charged_the_stages_it_took() -> None:
+    escalated = np.array([True, False, True, False, False])
+    batch = ScoredBatch(np.zeros((5, 2)), np.zeros(5), np.zeros(5, bool), escalated, 10.0, 30.0)
+    np.testing.assert_allclose(batch.cost_ms(), [17.0, 2.0, 17.0, 2.0, 2.0])
+    nothing_escalated = ScoredBatch(np.zeros((2, 2)), np.zeros(2), np.zeros(2, bool), np.zeros(2, bool), 1.0)
+    np.testing.assert_allclose(nothing_escalated.cost_ms(), [0.5, 0.5])

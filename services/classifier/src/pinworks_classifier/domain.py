@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from pinworks_common.contracts import (
     Classification,
@@ -27,6 +28,31 @@ class Rejected:
 Intake = Accepted | Rejected
 
 
+class ScoredIntent(Protocol):
+    @property
+    def intent(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+
+
+class IntentPrediction(Protocol):
+    """What the model returns per text (its `Prediction`), described here so the domain needs
+    no numpy."""
+
+    @property
+    def intent(self) -> str: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def alternatives(self) -> Sequence[ScoredIntent]: ...
+    @property
+    def out_of_scope(self) -> bool: ...
+    @property
+    def second_stage(self) -> bool: ...
+    @property
+    def cost_ms(self) -> float: ...
+
+
 def ticket_text(ticket: TicketSubmission) -> str:
     """The text the model reads: subject and body, as a customer would read them."""
     if ticket.subject and ticket.subject.strip() and ticket.subject.strip() not in ticket.body:
@@ -34,17 +60,16 @@ def ticket_text(ticket: TicketSubmission) -> str:
     return ticket.body
 
 
-def to_classification(prediction: object, model_version: str) -> Classification:
-    """Convert the model's prediction (duck-typed, so the domain needs no numpy) to the contract."""
+def to_classification(prediction: IntentPrediction, model_version: str) -> Classification:
+    """Convert the model's prediction to the contract."""
     alternatives = [
-        IntentScore(intent=alt.intent, score=round(float(alt.score), 6))
-        for alt in prediction.alternatives  # type: ignore[attr-defined]
+        IntentScore(intent=alt.intent, score=round(float(alt.score), 6)) for alt in prediction.alternatives
     ]
     return Classification(
-        intent=prediction.intent,  # type: ignore[attr-defined]
-        confidence=round(float(prediction.confidence), 6),  # type: ignore[attr-defined]
+        intent=prediction.intent,
+        confidence=round(float(prediction.confidence), 6),
         alternatives=alternatives,
-        out_of_scope=bool(prediction.out_of_scope),  # type: ignore[attr-defined]
+        out_of_scope=bool(prediction.out_of_scope),
         model_version=model_version,
     )
 

@@ -3,7 +3,6 @@ micro-batch, and record ticket, decision, cost and outcome rows in one transacti
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, Protocol
@@ -15,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from pinworks_classifier.domain import (
     Accepted,
     Intake,
+    IntentPrediction,
     Rejected,
     classification_reason,
     first_occurrences,
@@ -67,7 +67,7 @@ TICKET_UPSERT = _ticket_upsert()
 class Model(Protocol):
     version: str
 
-    def predict(self, texts: Sequence[str]) -> list[Any]: ...
+    def predict(self, texts: Sequence[str]) -> Sequence[IntentPrediction]: ...
 
 
 class ClassifierStage:
@@ -96,9 +96,7 @@ class ClassifierStage:
         if not work:
             return []
         submissions = [item.value.ticket for item in work]  # type: ignore[union-attr]
-        started = time.perf_counter()
         predictions = self.model.predict([ticket_text(ticket) for ticket in submissions])
-        latency_ms = (time.perf_counter() - started) * 1000 / len(work)
         firsts = first_occurrences([ticket.ticket_id for ticket in submissions])
         now = utcnow()
         rows = []
@@ -142,10 +140,10 @@ class ClassifierStage:
                 "inputs": {"text": ticket_text(ticket)[:2000], "stream_seq": seq},
                 "output": classification.model_dump(mode="json"),
                 "reason": classification_reason(
-                    classification, second_stage=bool(prediction.second_stage)
+                    classification, second_stage=prediction.second_stage
                 ),
                 "cost_usd": self.cost_per_ticket,
-                "latency_ms": latency_ms,
+                "latency_ms": prediction.cost_ms,
                 "trace_id": row.trace_id,
             })
             costs.append({
