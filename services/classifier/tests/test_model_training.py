@@ -259,7 +259,14 @@ def test_finetuned_encoders_embed_their_own_fold_and_the_final_one_is_bundled(tm
         data, tmp_path / "art", TrainConfig(folds=2), log=lines.append, finetuned_dir=encoders
     )
     embedded_with = [line.split(" with ")[1].split()[0] for line in lines if line.startswith("embedded")]
-    assert embedded_with == ["fold-0", "fold-1"]  # the final encoder's layer needs no fitting
+    # the final encoder embeds the neighbour memory (its softmax layer needs no fitting); each
+    # fold's encoder scores its held-out rows, then embeds that fold's memory
+    assert embedded_with == ["final", "fold-0", "fold-1", "fold-0", "fold-1"]
+    train, _dev = load_training_data(data)
+    expected = SentenceEncoder(encoders / "final").encode(train.texts)
+    with np.load(tmp_path / "art" / "neighbours.npz", allow_pickle=False) as npz:
+        memory = npz["m_emb_q"] * npz["m_emb_scale"][:, None]
+    np.testing.assert_allclose(memory, expected, atol=float(np.abs(expected).max()) / 127)
     bundled = tmp_path / "art" / "encoder"
     assert sorted(p.name for p in bundled.iterdir()) == [
         "LICENSE", "README.md", "finetune.json", "model.onnx", "tokenizer.json"

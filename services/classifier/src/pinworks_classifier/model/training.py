@@ -267,6 +267,14 @@ class FinetunedEncoders:
     def final_dir(self) -> Path:
         return self.root / "final"
 
+    def embedder(self, texts: list[str], log: Callable[[str], None]) -> Callable[[int], np.ndarray]:
+        """`texts` embedded by fold k's encoder, for `neighbour_cv`."""
+
+        def embed(k: int) -> np.ndarray:
+            return embed_texts(self.fold_dir(k), [texts], log)[0]
+
+        return embed
+
     def bundle(self, out_dir: Path) -> None:
         """Copy the final encoder into the artifact, with its licence and provenance."""
         target = out_dir / "encoder"
@@ -365,14 +373,16 @@ def memory_of(cfg: TrainConfig, embeddings: np.ndarray, labels: np.ndarray) -> _
 
 def neighbour_cv(
     cfg: TrainConfig,
-    embeddings: tuple[np.ndarray, np.ndarray],
+    fold_embeddings: Callable[[int], np.ndarray],
+    final: tuple[np.ndarray, np.ndarray],
     y_idx: np.ndarray,
     folds: np.ndarray,
     n_labels: int,
 ) -> tuple[NeighbourVotes, NeighbourVotes]:
-    """Out-of-fold votes (each fold's rows against the other folds' rows only) and the dev
-    rows' votes against every training row, as the final model will cast them."""
-    emb_train, emb_dev = embeddings
+    """Out-of-fold votes (each fold's rows against the other folds' rows only, all embedded by
+    `fold_embeddings(fold)`, that fold's encoder) and the dev rows' votes against every
+    training row, as the final model (`final`: its training and dev embeddings) casts them."""
+    emb_final, emb_dev = final
     k = cfg.neighbours_k
     labels = np.zeros((len(y_idx), k), np.int64)
     weights = np.zeros((len(y_idx), k))
@@ -380,10 +390,16 @@ def neighbour_cv(
     probs = np.zeros((len(y_idx), n_labels))
     for fold in np.unique(folds):
         tr, te = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
-        v = neighbour_votes(memory_of(cfg, emb_train[tr], y_idx[tr]), emb_train[te], n_labels)
+        emb = fold_embeddings(int(fold))
+        v = neighbour_votes(memory_of(cfg, emb[tr], y_idx[tr]), emb[te], n_labels)
         labels[te], weights[te], nearest[te], probs[te] = v.labels, v.weights, v.nearest, v.probs
-    dev = neighbour_votes(memory_of(cfg, emb_train, y_idx), emb_dev, n_labels)
+    dev = neighbour_votes(memory_of(cfg, emb_final, y_idx), emb_dev, n_labels)
     return NeighbourVotes(labels, weights, nearest, probs), dev
+
+
+def same_for_every_fold(embeddings: np.ndarray) -> Callable[[int], np.ndarray]:
+    """The pretrained encoder saw no training row: every fold embeds them alike."""
+    return lambda _fold: embeddings
 
 
 def fit_confidence(features: np.ndarray, correct: np.ndarray) -> _artifact.ConfidenceModel:
@@ -713,23 +729,30 @@ def train_model(
         finetuned = FinetunedEncoders.open(
             finetuned_dir, data_dir, list(train.labels), [*intents, OOS_LABEL], cfg
         )
-        if cfg.neighbours_k:
-            log("fine-tuned encoders: no neighbour vote (each fold would need its own memory)")
-        cfg = replace(cfg, encoder=FINETUNED_ENCODER, neighbours_k=0)
+        cfg = replace(cfg, encoder=FINETUNED_ENCODER)
         encoder_dir = finetuned.final_dir
     encoder_dir = encoder_dir or shipped_encoder_dir(cfg.encoder)
     labels = [*intents, OOS_LABEL]
     y_idx = np.asarray([labels.index(v) for v in train.labels])
     second_stage: FoldScorer | None = None
     frozen: list[np.ndarray] = []
+    final_embeddings: list[np.ndarray] = []  # training and dev rows under the artifact's encoder
+    fold_embeddings: Callable[[int], np.ndarray] | None = None
     if finetuned is not None:
         second_stage = finetuned_stage(finetuned, train, dev, log)
+        if cfg.neighbours_k > 0:
+            final_embeddings = embed_texts(finetuned.final_dir, [train.texts, dev.texts], log)
+            fold_embeddings = finetuned.embedder(train.texts, log)
     elif cfg.cascade:
         frozen = embed_texts(encoder_dir, [train.texts, dev.texts], log)
+        final_embeddings = frozen
+        fold_embeddings = same_for_every_fold(frozen[0])
         second_stage = frozen_stage(cfg, (frozen[0], frozen[1]), y_idx, len(labels))
     cv = cross_validate(train, dev, intents, cfg, log, second_stage)
-    if frozen and cfg.neighbours_k > 0:
-        votes = neighbour_cv(cfg, (frozen[0], frozen[1]), y_idx, cv["folds"], len(labels))
+    if fold_embeddings is not None and cfg.neighbours_k > 0:
+        votes = neighbour_cv(
+            cfg, fold_embeddings, (final_embeddings[0], final_embeddings[1]), y_idx, cv["folds"], len(labels)
+        )
         cv["votes_oof"], cv["votes_dev"] = votes
     metrics, linear, cascade = evaluate_cv(train, dev, cv, cfg)
     fz, w, b = _fit_linear(cfg, train.texts, np.asarray(train.labels), cv["labels"])
@@ -756,7 +779,7 @@ def train_model(
             iso_x=cascade.calibration.iso[0],
             iso_y=cascade.calibration.iso[1],
             oos_threshold=cascade.calibration.oos_threshold,
-            neighbours=None if cascade.confidence is None else memory_of(cfg, frozen[0], y_idx),
+            neighbours=None if cascade.confidence is None else memory_of(cfg, final_embeddings[0], y_idx),
             confidence=cascade.confidence,
         )
     art = _artifact.LinearArtifact(
