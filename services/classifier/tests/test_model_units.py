@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pinworks_classifier.model.artifact import EmbeddingHead, dequantize_rows, quantize, quantize_rows
+from pinworks_classifier.model.artifact import (
+    EmbeddingHead,
+    NeighbourMemory,
+    dequantize_rows,
+    quantize,
+    quantize_rows,
+)
 from pinworks_classifier.model.core import (
     N_CONFIDENCE_FEATURES,
     NEIGHBOUR_CHUNK,
@@ -123,20 +129,15 @@ def test_head_with_a_hidden_layer_applies_relu() -> None:
     np.testing.assert_allclose(np.exp(logp), [[1 / (1 + np.e), np.e / (1 + np.e)]], rtol=1e-5)
 
 
-class Memory:
+def hand_memory() -> NeighbourMemory:
     """A neighbour memory by hand: three unit vectors, labels 0, 0, 1."""
-
     embeddings = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]], np.float32)
-    labels = np.array([0, 0, 1])
-    k = 2
-    temperature = 10.0
-    background = 0.7
-    weight = 0.5
-    floor = 0.02
+    return NeighbourMemory(embeddings, np.array([0, 0, 1]), k=2, temperature=10.0, background=0.7,
+                           weight=0.5, floor=0.02)  # fmt: skip
 
 
 def test_neighbour_votes_weigh_the_nearest_examples_by_similarity() -> None:
-    votes = neighbour_votes(Memory(), np.array([[1.0, 0.0], [0.0, 1.0]], np.float32), n_labels=3)
+    votes = neighbour_votes(hand_memory(), np.array([[1.0, 0.0], [0.0, 1.0]], np.float32), n_labels=3)
     assert sorted(votes.labels[0].tolist()) == [0, 0]
     assert sorted(votes.labels[1].tolist()) == [0, 1]
     # similarities 1.0 and 0.8 (both label 0) / 1.0 (label 1) and 0.6 (label 0), with two
@@ -151,14 +152,14 @@ def test_neighbour_votes_weigh_the_nearest_examples_by_similarity() -> None:
 
 def test_a_text_unlike_every_example_gets_a_faint_vote() -> None:
     far = np.array([[0.6, -0.8]], np.float32)  # similarity 0.6 to the nearest example at best
-    votes = neighbour_votes(Memory(), far, n_labels=3)
+    votes = neighbour_votes(hand_memory(), far, n_labels=3)
     assert votes.probs.sum() < 0.3
-    near = neighbour_votes(Memory(), np.array([[1.0, 0.0]], np.float32), n_labels=3)
+    near = neighbour_votes(hand_memory(), np.array([[1.0, 0.0]], np.float32), n_labels=3)
     assert near.probs.sum() > 0.9
 
 
 def test_the_vote_raises_the_label_the_neighbours_share_and_never_rules_one_out() -> None:
-    votes = neighbour_votes(Memory(), np.array([[1.0, 0.0]], np.float32), n_labels=3)
+    votes = neighbour_votes(hand_memory(), np.array([[1.0, 0.0]], np.float32), n_labels=3)
     blended = with_votes(np.zeros((1, 3), np.float32), votes, weight=0.5, floor=0.02)
     assert blended[0].argmax() == 0
     assert np.isfinite(blended).all()
@@ -166,7 +167,7 @@ def test_the_vote_raises_the_label_the_neighbours_share_and_never_rules_one_out(
 
 
 def test_confidence_features_see_whether_the_neighbours_share_the_answer() -> None:
-    votes = neighbour_votes(Memory(), np.array([[1.0, 0.0], [0.0, 1.0]], np.float32), n_labels=3)
+    votes = neighbour_votes(hand_memory(), np.array([[1.0, 0.0], [0.0, 1.0]], np.float32), n_labels=3)
     final = np.array([[0.9, 0.1], [0.9, 0.1]])  # both answer label 0
     logp = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]]))
     features = confidence_features(final, np.array([0.01, 0.2]), final, np.array([0.0, 0.1]), logp, 2, votes)
@@ -218,7 +219,7 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
 
 def test_large_batches_are_voted_in_chunks_with_the_same_result() -> None:
     rng = np.random.default_rng(3)
-    memory = Memory()
+    memory = hand_memory()
     memory.embeddings = unit_rows(rng.normal(size=(50, 2)))
     memory.labels = rng.integers(0, 3, size=50)
     queries = unit_rows(rng.normal(size=(NEIGHBOUR_CHUNK * 2 + 7, 2)))

@@ -320,10 +320,12 @@ def _load_head(art_dir: Path, model: dict[str, Any], arrays: dict[str, np.ndarra
         iso_y=arrays["h_iso_y"],
         oos_threshold=float(c["oos"]["threshold"]),
         neighbours=_load_neighbours(c["neighbours"], arrays) if "neighbours" in c else None,
-        confidence=ConfidenceModel(arrays["m_coef"].astype(np.float64), float(c["neighbours"]["intercept"]))
-        if "neighbours" in c
-        else None,
+        confidence=_load_confidence(c["neighbours"], arrays) if "neighbours" in c else None,
     )
+
+
+def _load_confidence(section: dict[str, Any], arrays: dict[str, np.ndarray]) -> ConfidenceModel:
+    return ConfidenceModel(arrays["m_coef"].astype(np.float64), float(section["intercept"]))
 
 
 def _load_neighbours(section: dict[str, Any], arrays: dict[str, np.ndarray]) -> NeighbourMemory:

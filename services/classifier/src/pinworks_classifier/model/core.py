@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,7 +24,6 @@ from .data import OOS_LABEL
 from .encoder import SentenceEncoder
 
 MAX_BATCH = 1000
-ESCALATE_ON_TEMPERATURE = _artifact.ESCALATE_ON_TEMPERATURE
 TOP_K = 3
 HEAD_LOGP_FLOOR = float(np.log(1e-9))
 
@@ -92,7 +91,7 @@ def calibrated_scores(
     if head is None or encoder is None:
         linear_ms = (time.perf_counter() - started) * 1000
         return ScoredBatch(ins, p_oos, p_oos >= art.oos_threshold, np.zeros(len(ins), bool), linear_ms)
-    linear_conf = (linear_ins if head.escalate_on == ESCALATE_ON_TEMPERATURE else ins).max(axis=1)
+    linear_conf = (linear_ins if head.escalate_on == _artifact.ESCALATE_ON_TEMPERATURE else ins).max(axis=1)
     escalated = escalation_mask(linear_conf, p_oos, head.escalate_below, head.escalate_oos_at)
     flagged = np.zeros(len(ins), bool)
     rows = [int(i) for i in np.flatnonzero(escalated)]
@@ -132,9 +131,6 @@ class NeighbourVotes:
     probs: np.ndarray  # (n, n_labels)
 
 
-_VOTE_FIELDS = ("labels", "weights", "nearest", "probs")
-
-
 NEIGHBOUR_CHUNK = 256
 
 
@@ -153,7 +149,9 @@ def neighbour_votes(
             neighbour_votes(memory, embeddings[i : i + NEIGHBOUR_CHUNK], n_labels)
             for i in range(0, len(embeddings), NEIGHBOUR_CHUNK)
         ]
-        return NeighbourVotes(*(np.concatenate([getattr(p, f) for p in parts]) for f in _VOTE_FIELDS))
+        return NeighbourVotes(
+            *(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(NeighbourVotes))
+        )
     sims = embeddings @ memory.embeddings.T
     k = min(memory.k, sims.shape[1])
     idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]

@@ -446,8 +446,6 @@ class CascadeFit:
     escalate_oos_at: float
     calibration: Calibration
     confidence: _artifact.ConfidenceModel | None = None
-    vote_weight: float = 0.0
-    vote_floor: float = 1.0
 
 
 @dataclass
@@ -539,7 +537,7 @@ def evaluate_cv(
     }
     if scores is not None:
         stages["cascade"]["escalated_share_of_clinc_train"] = float(scores.escalate[~is_bank].mean())
-    dev_flag = _dev_flags(cv, linear, cascade, len(dev))
+    dev_flag = _dev_flags(cv, cfg, linear, cascade, len(dev))
     groups = np.asarray([g.split(":")[0] for g in dev.groups])
     for g in ("clinc_val", "clinc_oos_val"):
         m = groups == g
@@ -621,10 +619,17 @@ def _fit_cascade(
     lin_pred = ins.argmax(axis=1)
     truth = y_full[is_bank]
     esc_bank = escalate[is_bank]
-    conf_cf = linear_conf_cf.copy()
-    blend_cf = np.zeros(len(b_conf_t))
-    blend_cf[on] = _cross_fitted(stage_conf[on], b_correct[on], n_intents, cfg)
-    conf_cf[esc_bank] = blend_cf[is_bank][esc_bank]
+
+    def cascade_confidence(second_stage: np.ndarray) -> np.ndarray:
+        """In-scope rows' reported confidence: the linear stage's, cross-fitted, and for the
+        escalated rows the second stage's `second_stage` score, cross-fitted the same way."""
+        cross_fitted = np.zeros(len(second_stage))
+        cross_fitted[on] = _cross_fitted(second_stage[on], b_correct[on], n_intents, cfg)
+        out = linear_conf_cf.copy()
+        out[esc_bank] = cross_fitted[is_bank][esc_bank]
+        return out
+
+    conf_cf = cascade_confidence(stage_conf)
     blend_all_iso = fit_isotonic(b_conf_t[is_bank], b_correct[is_bank], n_intents) if cfg.isotonic else empty
     blend_all_conf = np.interp(b_conf_t[is_bank], *blend_all_iso) if cfg.isotonic else b_conf_t[is_bank]
     stages["blend_everywhere"] = {
@@ -646,18 +651,10 @@ def _fit_cascade(
         "accuracy_by_escalated_share": by_share,
     }
     if votes is not None:
-        plain = conf_cf.copy()
-        plain_cf = _cross_fitted(b_conf_t[on], b_correct[on], n_intents, cfg)
-        plain_all = np.zeros(len(b_conf_t))
-        plain_all[on] = plain_cf
-        plain[esc_bank] = plain_all[is_bank][esc_bank]
         stages["cascade"]["selective_accuracy_at_80_top_probability"] = selective_at_80(
-            final[is_bank].argmax(axis=1), plain, truth
+            final[is_bank].argmax(axis=1), cascade_confidence(b_conf_t), truth
         )
-    fit = CascadeFit(
-        blend, below, linear.oos_threshold, Calibration(temp2, iso2, thr2), confidence_model,
-        cfg.neighbours_weight, cfg.neighbours_floor,
-    )  # fmt: skip
+    fit = CascadeFit(blend, below, linear.oos_threshold, Calibration(temp2, iso2, thr2), confidence_model)
     return fit, CascadeScores(escalate, final, flagged, conf_cf, b_oos)
 
 
@@ -677,7 +674,7 @@ def _flags_at(
 
 
 def _dev_flags(
-    cv: dict[str, Any], linear: Calibration, cascade: CascadeFit | None, n_dev: int
+    cv: dict[str, Any], cfg: TrainConfig, linear: Calibration, cascade: CascadeFit | None, n_dev: int
 ) -> Callable[[float | None], np.ndarray]:
     """OOS flags of the dev rows (fold-averaged scores) at the fitted or a given threshold."""
     if not n_dev:
@@ -689,7 +686,7 @@ def _dev_flags(
     escalate = escalation_mask(ins.max(axis=1), p_oos, cascade.escalate_below, cascade.escalate_oos_at)
     blended = blend_scores(cv["dev_raw"], cv["head_dev"], cascade.blend)
     if "votes_dev" in cv:
-        blended = with_votes(blended, cv["votes_dev"], cascade.vote_weight, cascade.vote_floor)
+        blended = with_votes(blended, cv["votes_dev"], cfg.neighbours_weight, cfg.neighbours_floor)
     b_oos = split_oos(blended, oos_col, cascade.calibration.temperature)[1]
     return lambda t: escalate & (b_oos >= (cascade.calibration.oos_threshold if t is None else t))
 
