@@ -11,7 +11,7 @@ VENV := .venv
 SERVICES := classifier router specialists verifier escalation
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 
-.PHONY: install run test test-unit test-e2e test-infra test-isolated lint bench asyncapi clean
+.PHONY: install run test test-unit test-unit-other-blas test-e2e test-infra test-isolated lint bench asyncapi clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -26,10 +26,16 @@ install: $(VENV)/.installed
 run: install
 	$(VENV)/bin/pinworks run
 
-test: install lint test-unit test-isolated test-infra test-e2e
+test: install lint test-unit test-unit-other-blas test-isolated test-infra test-e2e
 
 test-unit: install
 	$(VENV)/bin/pytest -q -p no:cacheprovider libs services
+
+# The unit tier again on other float32 kernels than the processor's own: a test that holds only
+# on one processor's BLAS fails here, not on a user's machine (tools/other_blas_core.py).
+test-unit-other-blas: install
+	core=$$($(VENV)/bin/python tools/other_blas_core.py) && echo "== unit tier with OPENBLAS_CORETYPE=$$core" && \
+		OPENBLAS_CORETYPE=$$core $(VENV)/bin/pytest -q -p no:cacheprovider libs services
 
 # The console's browser tests drive Debian's chromium (never a Playwright browser download).
 test-e2e: install
@@ -53,7 +59,7 @@ test-isolated: $(UV)
 	done
 
 lint: install
-	$(VENV)/bin/ruff check libs services tests
+	$(VENV)/bin/ruff check libs services tests tools
 	$(VENV)/bin/mypy libs/common/src libs/cli/src services/*/src
 
 bench: install

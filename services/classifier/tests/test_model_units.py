@@ -217,6 +217,13 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
+FLOAT32_VOTE_RTOL = 1e-5
+"""One query alone and the same query inside a chunk take different BLAS kernels (a vector
+product against a matrix product), whose float32 sums may differ by a few units in the last
+place (~1e-7 of a similarity of 1.0). The vote's exp(temperature x similarity) multiplies that by
+the temperature (10 here): 1e-5 leaves a tenfold margin and still catches any real difference."""
+
+
 def test_large_batches_are_voted_in_chunks_with_the_same_result() -> None:
     rng = np.random.default_rng(3)
     memory = hand_memory()
@@ -226,8 +233,10 @@ def test_large_batches_are_voted_in_chunks_with_the_same_result() -> None:
     whole = neighbour_votes(memory, queries, n_labels=3)
     for start in (0, NEIGHBOUR_CHUNK + 3, len(queries) - 1):
         one = neighbour_votes(memory, queries[start : start + 1], n_labels=3)
-        np.testing.assert_allclose(one.probs[0], whole.probs[start])
-        assert one.nearest[0] == whole.nearest[start]
+        assert sorted(one.labels[0].tolist()) == sorted(whole.labels[start].tolist())
+        assert one.probs[0].argmax() == whole.probs[start].argmax()
+        np.testing.assert_allclose(one.probs[0], whole.probs[start], rtol=FLOAT32_VOTE_RTOL, atol=1e-7)
+        assert one.nearest[0] == pytest.approx(whole.nearest[start], rel=1e-6)
 
 
 def test_each_text_is_charged_the_stages_it_took() -> None:
