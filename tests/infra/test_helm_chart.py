@@ -778,9 +778,22 @@ def test_checkov_flags_the_insecure_canary(checkov_report):
 # (No Docker engine runs in CI; these read the files the way docker would.)
 
 
+def dockerfile_for(service: str) -> str:
+    """The shared Dockerfile as docker reads it with `--build-arg SERVICE=<service>`."""
+    return (REPO / "infra" / "docker" / "Dockerfile").read_text().replace("${SERVICE}", service)
+
+
+def test_one_dockerfile_serves_every_service():
+    assert not list(REPO.glob("services/*/Dockerfile")), "one shared Dockerfile, not copies"
+    text = (REPO / "infra" / "docker" / "Dockerfile").read_text()
+    stages = text.split("\nFROM ")[1:]
+    assert stages and all("ARG SERVICE" in stage.splitlines()[1] for stage in stages)
+    assert 'test -n "${SERVICE}"' in text, "a build without SERVICE fails at once"
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_dockerfile(service):
-    text = (REPO / "services" / service / "Dockerfile").read_text()
+    text = dockerfile_for(service)
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
     froms = [ln for ln in lines if ln.startswith("FROM ")]
     assert len(froms) >= 2, "multi-stage build expected"
@@ -796,9 +809,12 @@ def test_dockerfile(service):
     runtime = text[text.rindex("FROM ") :]
     assert "COPY --from=builder /opt/venv /opt/venv" in runtime
     assert "USER 10001:10001" in runtime
+    assert f"COPY services/{service}/ services/{service}/" in text
     exposed = [ln for ln in lines if ln.startswith("EXPOSE ")][-1].split()[1:]
-    assert "8080" in exposed and (("8000" in exposed) == (service == "escalation"))
-    assert lines[-1] == f'ENTRYPOINT ["python", "-m", "pinworks_{service}"]'
+    assert "8080" in exposed and "8000" in exposed
+    assert f"PINWORKS_SERVICE_MODULE=pinworks_{service}" in text
+    entrypoint = json.loads(lines[-1].removeprefix("ENTRYPOINT "))
+    assert entrypoint == ["sh", "-c", 'exec python -m "$PINWORKS_SERVICE_MODULE" "$@"', "pinworks"]
 
 
 def test_dockerignore_keeps_the_build_inputs():
@@ -824,7 +840,8 @@ def test_compose():
     for name in SERVICES:
         svc = services[name]
         assert svc["build"]["context"] == "."
-        assert svc["build"]["dockerfile"] == f"services/{name}/Dockerfile"
+        assert svc["build"]["dockerfile"] == "infra/docker/Dockerfile"
+        assert svc["build"]["args"] == {"SERVICE": name}
         deps = svc["depends_on"]
         assert deps["migrate"]["condition"] == "service_completed_successfully"
         assert deps["nats"]["condition"] == "service_healthy"
