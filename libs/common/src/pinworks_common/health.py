@@ -1,12 +1,16 @@
-"""A dependency-free HTTP responder for `/healthz` (alive) and `/readyz` (able to work).
+"""A small HTTP responder for `/healthz` (alive), `/readyz` (able to work) and `/metrics`
+(the Prometheus exposition of the service's registry).
 
-Kubernetes probes and the launcher poll these; the check runs in the service's own event loop.
+Kubernetes probes, the launcher and Prometheus poll these; the check runs in the service's own
+event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+
+from pinworks_common.metrics import exposition
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
@@ -32,10 +36,13 @@ class HealthServer:
             while (await asyncio.wait_for(reader.readline(), timeout=5)) not in (b"\r\n", b""):
                 pass
             path = request_line.split()[1].decode() if len(request_line.split()) > 1 else "/"
-            status, text = await self._answer(path)
-            body = text.encode()
+            if path.startswith("/metrics"):
+                status, body, content_type = "200 OK", *exposition()
+            else:
+                status, text = await self._answer(path)
+                body, content_type = text.encode(), "text/plain"
             writer.write(
-                f"HTTP/1.1 {status}\r\nContent-Type: text/plain\r\n"
+                f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
                 + body
             )

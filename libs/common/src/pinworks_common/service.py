@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinworks_common.db.engine import create_engine
 from pinworks_common.health import HealthServer
+from pinworks_common.metrics import Poller, StageMetrics, poll_consumer_lag
 from pinworks_common.settings import CommonSettings
 from pinworks_common.stage import Publication, StageRunner
 from pinworks_common.subjects import (
@@ -116,8 +117,14 @@ def subscribe_stage(
     durable: str,
     settings: CommonSettings,
     description: str,
+    runtime: ServiceRuntime | None = None,
 ) -> None:
-    """Attach a durable pull consumer that hands whole batches to the stage runner."""
+    """Attach a durable pull consumer that hands whole batches to the stage runner; its
+    metrics are labelled with the durable's name, and its lag is polled if `runtime` is given."""
+    if isinstance(runner.observer, StageMetrics):
+        runner.observer.consumer = durable
+    if runtime is not None:
+        runtime.consumers.append((stream, durable))
 
     async def handle(body: NoCast[list[bytes]], msg: NatsMessage) -> None:
         await runner.process(cast(list[Msg], msg.raw_message))
@@ -148,6 +155,10 @@ class ServiceRuntime:
     broker: NatsBroker
     engine: AsyncEngine
     documented_payloads: dict[str, type[BaseModel]] = field(default_factory=dict)
+    consumers: list[tuple[str, str]] = field(default_factory=list)
+    """(stream, durable) of each consumer the service runs: their lag is exported."""
+    poller: Poller = field(default_factory=lambda: Poller(15.0))
+    """Periodic reads behind gauges; services add theirs (queue depth, budgets)."""
 
     async def ready(self) -> bool:
         if not await self.broker.ping(timeout=1.0):
@@ -168,6 +179,7 @@ def build_runtime(name: str, settings: CommonSettings) -> ServiceRuntime:
         settings=settings,
         broker=create_broker(settings, name),
         engine=create_engine(settings.database_url),
+        poller=Poller(settings.metrics_interval_seconds),
     )
 
 
@@ -189,9 +201,18 @@ def service_app(
         await health.start()
         for hook in on_started:
             await hook()
-        log.info("pinworks-%s ready (health on :%d)", runtime.name, runtime.settings.health_port)
+        if runtime.consumers:
+            async def consumer_lag() -> None:
+                await poll_consumer_lag(runtime.broker.config.connection_state.stream,
+                                        runtime.consumers)
+
+            runtime.poller.add("consumer_lag", consumer_lag)
+        await runtime.poller.start()
+        log.info("pinworks-%s ready (health and /metrics on :%d)", runtime.name,
+                 runtime.settings.health_port)
 
     async def stop() -> None:
+        await runtime.poller.stop()
         for hook in on_stopping:
             await hook()
         await health.stop()

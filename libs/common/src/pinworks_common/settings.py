@@ -24,7 +24,14 @@ class CommonSettings(BaseSettings):
     health_port: int = Field(
         default=8080,
         validation_alias="PINWORKS_HEALTH_PORT",
-        description="Port of the /healthz and /readyz endpoints.",
+        description="Port of the /healthz, /readyz and /metrics (Prometheus) endpoints.",
+    )
+    metrics_interval_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        validation_alias="PINWORKS_METRICS_INTERVAL_SECONDS",
+        description="How often the gauges read from NATS or Postgres (consumer lag, queue "
+        "depth, budgets) are refreshed.",
     )
     log_level: str = Field(default="INFO", validation_alias="PINWORKS_LOG_LEVEL")
     batch_size: int = Field(

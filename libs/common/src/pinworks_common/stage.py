@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pinworks_common.contracts import DeadLetter, EscalationRequest, TicketEnvelope
 from pinworks_common.db.tables import dead_letters
+from pinworks_common.metrics import StageMetrics, StageObserver, until_commit
 from pinworks_common.subjects import (
     DEAD_LETTER_STREAM,
     ESCALATION_REQUESTED,
@@ -166,6 +167,7 @@ class StageRunner(Generic[T]):
         *,
         max_deliveries: int,
         on_dead_letter: Callable[[Delivery, str], Sequence[Publication]] | None = None,
+        observer: StageObserver | None = None,
     ) -> None:
         self.logic = logic
         self.engine = engine
@@ -173,9 +175,11 @@ class StageRunner(Generic[T]):
         self.max_deliveries = max_deliveries
         self.on_dead_letter = on_dead_letter
         self.tracer = trace.get_tracer(f"pinworks.{logic.stage}")
+        self.observer: StageObserver = observer or StageMetrics(logic.stage)
 
     async def process(self, messages: Sequence[Msg]) -> None:
         started = time.perf_counter()
+        self.observer.batch(len(messages))
         works: list[Work[T]] = []
         poison: list[tuple[Delivery, Span, str]] = []
         for message in messages:
@@ -198,11 +202,13 @@ class StageRunner(Generic[T]):
             if works:
                 await self._commit_and_publish(works)
                 await asyncio.gather(*(work.delivery.message.ack() for work in works))
+                self.observer.handled(len(works), time.perf_counter() - started)
         except Exception as batch_error:  # noqa: BLE001
+            self.observer.batch_fallback()
             log.warning("%s: batch of %d failed (%r); retrying one by one",
                         self.logic.stage, len(works), batch_error)
             for work in works:
-                await self._process_alone(work)
+                await self._process_alone(work, started)
         for delivery, span, reason in poison:
             await self._dead_letter(delivery, reason)
             span.set_status(Status(StatusCode.ERROR, reason))
@@ -220,21 +226,25 @@ class StageRunner(Generic[T]):
         else:
             async def commit(conn: AsyncConnection) -> list[Publication]:
                 return await logic.apply(conn, works)
-        async with self.engine.begin() as conn:
-            publications = await commit(conn)
+        with until_commit():
+            async with self.engine.begin() as conn:
+                publications = await commit(conn)
         await asyncio.gather(*(self.publish(publication) for publication in publications))
 
-    async def _process_alone(self, work: Work[T]) -> None:
+    async def _process_alone(self, work: Work[T], started: float) -> None:
         try:
             await self._commit_and_publish([work])
             await work.delivery.message.ack()
+            self.observer.handled(1, time.perf_counter() - started)
         except Exception as error:  # noqa: BLE001
             work.span.record_exception(error)
             await self._fail(work.delivery, error)
 
     async def _fail(self, delivery: Delivery, error: BaseException) -> None:
         reason = f"{type(error).__name__}: {error}"
-        if is_infrastructure_error(error) or delivery.num_delivered < self.max_deliveries:
+        retry = is_infrastructure_error(error) or delivery.num_delivered < self.max_deliveries
+        self.observer.failed(retried=retry)
+        if retry:
             delay = min(2.0 ** delivery.num_delivered, 30.0)
             log.warning("%s: seq %d failed (delivery %d), retry in %.0fs: %s", self.logic.stage,
                         delivery.stream_seq, delivery.num_delivered, delay, reason)
@@ -282,6 +292,7 @@ class StageRunner(Generic[T]):
                 publications.extend(self.on_dead_letter(delivery, reason))
             await asyncio.gather(*(self.publish(publication) for publication in publications))
             await delivery.message.ack()
+            self.observer.dead_lettered()
         except Exception as error:  # noqa: BLE001
             log.error("%s: could not dead-letter seq %d (%r); will retry",
                       self.logic.stage, delivery.stream_seq, error)

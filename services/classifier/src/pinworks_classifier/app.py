@@ -38,7 +38,7 @@ def create_app(settings: ClassifierSettings | None = None) -> FastStream:
     subscribe_stage(
         runtime.broker, runner,
         subject=SUBMITTED, stream=TICKETS_STREAM, durable=Stage.CLASSIFIER.value,
-        settings=settings,
+        settings=settings, runtime=runtime,
         description="Support platforms submit tickets here. Malformed payloads become "
         "`rejected` outcomes; accepted tickets are classified and handed to the router.",
     )

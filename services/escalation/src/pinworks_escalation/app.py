@@ -31,7 +31,7 @@ def create_app(settings: EscalationSettings | None = None) -> FastStream:
     subscribe_stage(
         runtime.broker, runner,
         subject=ESCALATION_REQUESTED, stream=WORK_STREAM, durable=Stage.ESCALATION.value,
-        settings=settings,
+        settings=settings, runtime=runtime,
         description="Tickets automation should not answer, with every reason.",
     )
     runtime.documented_payloads[f"{Stage.ESCALATION.value}:{ESCALATION_REQUESTED}"] = (

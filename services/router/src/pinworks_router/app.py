@@ -41,7 +41,8 @@ def create_app(settings: RouterSettings | None = None) -> FastStream:
     )
     subscribe_stage(
         runtime.broker, runner,
-        subject=CLASSIFIED, stream=WORK_STREAM, durable=Stage.ROUTER.value, settings=settings,
+        subject=CLASSIFIED, stream=WORK_STREAM, durable=Stage.ROUTER.value,
+        settings=settings, runtime=runtime,
         description="Classified tickets; the policy's first matching rule picks the handler.",
     )
     runtime.documented_payloads[f"{Stage.ROUTER.value}:{CLASSIFIED}"] = TicketEnvelope

@@ -71,7 +71,8 @@ def create_app(settings: SpecialistSettings | None = None) -> FastStream:
         durable = specialist_consumer(handler.name)
         subscribe_stage(
             runtime.broker, runner, subject=subject, stream=WORK_STREAM, durable=durable,
-            settings=settings, description=f"Tickets routed to the {handler.name} handler.",
+            settings=settings, runtime=runtime,
+            description=f"Tickets routed to the {handler.name} handler.",
         )
         runtime.documented_payloads[f"{durable}:{subject}"] = TicketEnvelope
     runtime.broker.publisher(

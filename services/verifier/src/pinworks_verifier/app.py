@@ -31,7 +31,8 @@ def create_app(settings: VerifierSettings | None = None) -> FastStream:
     )
     subscribe_stage(
         runtime.broker, runner,
-        subject=DRAFTED, stream=WORK_STREAM, durable=Stage.VERIFIER.value, settings=settings,
+        subject=DRAFTED, stream=WORK_STREAM, durable=Stage.VERIFIER.value,
+        settings=settings, runtime=runtime,
         description="Draft answers; each is checked before it can reach a customer.",
     )
     runtime.documented_payloads[f"{Stage.VERIFIER.value}:{DRAFTED}"] = TicketEnvelope

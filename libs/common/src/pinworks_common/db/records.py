@@ -15,7 +15,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pinworks_common.contracts import Outcome
-from pinworks_common.db.tables import accountability, cost_ledger, decisions, outcomes
+from pinworks_common.db.tables import accountability, cost_ledger, decisions, outcomes, tickets
+from pinworks_common.metrics import observe_costs, observe_decisions, observe_outcomes
 from pinworks_common.stage import Publication
 from pinworks_common.subjects import OUTCOMES_STREAM, outcome_subject
 
@@ -29,12 +30,37 @@ async def insert_ignoring_duplicates(
         await conn.execute(insert(table).on_conflict_do_nothing(constraint=constraint), list(rows))
 
 
-async def record_decisions(conn: AsyncConnection, rows: Sequence[Row]) -> None:
-    await insert_ignoring_duplicates(conn, decisions, rows, "decisions_once")
+async def insert_new(
+    conn: AsyncConnection, table: Table, rows: Sequence[Row], constraint: str,
+    key: Sequence[str],
+) -> list[Row]:
+    """Insert ignoring duplicates and return the rows this statement really inserted (a
+    redelivery's rows are not among them), so metrics count each audit row once."""
+    if not rows:
+        return []
+    statement = insert(table).on_conflict_do_nothing(constraint=constraint).returning(
+        *(table.c[name] for name in key))
+    inserted = {tuple(found) for found in await conn.execute(statement, list(rows))}
+    return [row for row in rows if tuple(row[name] for name in key) in inserted]
 
 
-async def record_costs(conn: AsyncConnection, rows: Sequence[Row]) -> None:
-    await insert_ignoring_duplicates(conn, cost_ledger, rows, "cost_ledger_once")
+async def record_decisions(conn: AsyncConnection, rows: Sequence[Row]) -> list[Row]:
+    """Store decisions once; return the newly stored ones."""
+    new = await insert_new(conn, decisions, rows, "decisions_once",
+                           ("ticket_id", "stage", "decision_key"))
+    counts: dict[str, int] = {}
+    for row in new:
+        counts[row["stage"]] = counts.get(row["stage"], 0) + 1
+    observe_decisions(counts)
+    return new
+
+
+async def record_costs(conn: AsyncConnection, rows: Sequence[Row]) -> list[Row]:
+    """Store ledger entries once; return the newly stored ones."""
+    new = await insert_new(conn, cost_ledger, rows, "cost_ledger_once", ("ticket_id", "entry_key"))
+    observe_costs([(row["business_unit"], row["component"], float(row["amount_usd"]))
+                   for row in new])
+    return new
 
 
 async def record_accountability(conn: AsyncConnection, rows: Sequence[Row]) -> None:
@@ -60,7 +86,7 @@ async def record_outcomes(
     the first decision rather than a recomputed one."""
     if not candidates:
         return []
-    await insert_ignoring_duplicates(
+    new = await insert_new(
         conn,
         outcomes,
         [
@@ -73,7 +99,10 @@ async def record_outcomes(
             for key, outcome in candidates
         ],
         "outcomes_once",
+        ("ticket_id", "outcome_key"),
     )
+    await _observe_new_outcomes(conn, [(row["ticket_id"], row["outcome_key"]) for row in new],
+                                candidates)
     keys = [(outcome.ticket_id, key) for key, outcome in candidates]
     stored = await conn.execute(
         select(outcomes.c.ticket_id, outcomes.c.outcome_key, outcomes.c.payload).where(
@@ -82,6 +111,28 @@ async def record_outcomes(
     )
     by_key = {(row.ticket_id, row.outcome_key): row.payload for row in stored}
     return [Outcome.model_validate(by_key[key]) for key in keys]
+
+
+async def _observe_new_outcomes(
+    conn: AsyncConnection, new: Sequence[tuple[str, str]],
+    candidates: Sequence[tuple[str, Outcome]],
+) -> None:
+    """Count the new outcomes, with the time since each ticket was accepted (a rejected
+    submission never was, so it has no end-to-end latency)."""
+    if not new:
+        return
+    by_key = {(outcome.ticket_id, key): outcome for key, outcome in candidates}
+    received = dict((await conn.execute(
+        select(tickets.c.ticket_id, tickets.c.received_at)
+        .where(tickets.c.ticket_id.in_(sorted({ticket_id for ticket_id, _ in new})))
+    )).all())
+    rows = []
+    for ticket_id, key in new:
+        outcome = by_key[(ticket_id, key)]
+        accepted = received.get(ticket_id)
+        seconds = (outcome.decided_at - accepted).total_seconds() if accepted else None
+        rows.append((outcome.status.value, outcome.business_unit, seconds))
+    observe_outcomes(rows)
 
 
 def outcome_publication(outcome: Outcome, key: str, headers: Mapping[str, str]) -> Publication:
