@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from faststream import FastStream
 
+from pinworks_classifier.metrics import DRIFT, DriftMonitor, shipped_intent_reference
 from pinworks_classifier.settings import ClassifierSettings
 from pinworks_classifier.stage import ClassifierStage
 from pinworks_common.contracts import Outcome, TicketEnvelope, TicketSubmission
@@ -30,6 +31,7 @@ def create_app(settings: ClassifierSettings | None = None) -> FastStream:
     settings = settings or ClassifierSettings()
     runtime = build_runtime("classifier", settings)
     model = IntentModel.load(settings.artifact_dir, encoder_threads=settings.encoder_threads)
+    DRIFT.monitor = DriftMonitor.from_manifest(model.manifest, shipped_intent_reference())
     stage = ClassifierStage(model, settings.cost_per_ticket_usd)
     runner = StageRunner(
         stage, runtime.engine, make_publisher(runtime.broker),

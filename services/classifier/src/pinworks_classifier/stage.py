@@ -21,6 +21,7 @@ from pinworks_classifier.domain import (
     ticket_text,
     to_classification,
 )
+from pinworks_classifier.metrics import observe_classifications, observe_rejections
 from pinworks_common.contracts import (
     Classification,
     Outcome,
@@ -124,6 +125,7 @@ class ClassifierStage:
         stored = {row.ticket_id: row for row in stored_rows}
 
         decisions, costs, accountability, publications = [], [], [], []
+        classified: dict[str, tuple[str, Classification]] = {}
         for item, ticket, prediction in zip(work, submissions, predictions, strict=True):
             row = stored[ticket.ticket_id]
             seq = item.delivery.stream_seq
@@ -131,6 +133,7 @@ class ClassifierStage:
                 decisions.append(self._duplicate_decision(ticket.ticket_id, seq, row, item))
                 continue
             classification = Classification.model_validate(row.classification)
+            classified[ticket.ticket_id] = (ticket.business_unit, classification)
             decisions.append({
                 "ticket_id": ticket.ticket_id,
                 "stage": self.stage,
@@ -176,7 +179,9 @@ class ClassifierStage:
                 step="classified",
                 headers=item.trace_headers,
             ))
-        await record_decisions(conn, decisions)
+        new = await record_decisions(conn, decisions)
+        observe_classifications(classified[row["ticket_id"]] for row in new
+                                if row["decision_key"] == "classify")
         await record_costs(conn, costs)
         await record_accountability(conn, accountability)
         return publications
@@ -205,8 +210,9 @@ class ClassifierStage:
         if not work:
             return []
         errors: list[Rejected] = [item.value for item in work]  # type: ignore[misc]
-        await conn.execute(
-            insert(rejected_payloads).on_conflict_do_nothing(index_elements=["stream_seq"]),
+        inserted = await conn.execute(
+            insert(rejected_payloads).on_conflict_do_nothing(index_elements=["stream_seq"])
+            .returning(rejected_payloads.c.stream_seq),
             [
                 {
                     "stream_seq": item.delivery.stream_seq,
@@ -220,6 +226,7 @@ class ClassifierStage:
                 for item, rejection in zip(work, errors, strict=True)
             ],
         )
+        observe_rejections(len(inserted.all()))
         readable_ids = {r.error.ticket_id for r in errors if r.error.ticket_id is not None}
         accepted_ids: set[str] = set()
         if readable_ids:

@@ -3,6 +3,8 @@ agents' console (web pages and REST API) on `ESCALATION_HTTP_PORT`."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from faststream import FastStream
 
 from pinworks_common.contracts import EscalationRequest, Outcome
@@ -17,6 +19,7 @@ from pinworks_common.subjects import (
     outcome_subject,
 )
 from pinworks_escalation.console import ConsoleServer, create_console
+from pinworks_escalation.metrics import poll_queue
 from pinworks_escalation.settings import EscalationSettings
 from pinworks_escalation.stage import EscalationStage
 
@@ -49,6 +52,7 @@ def create_app(settings: EscalationSettings | None = None) -> FastStream:
     console = ConsoleServer(
         create_console(runtime.engine, settings), settings.http_host, settings.http_port
     )
+    runtime.poller.add("escalation_queue", partial(poll_queue, runtime.engine))
     return service_app(
         runtime,
         description="The human escalation queue.",

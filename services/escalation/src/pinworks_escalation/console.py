@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pinworks_common.contracts import utcnow
+from pinworks_common.metrics import until_commit
 from pinworks_common.queue import (
     Agent,
     NotQueued,
@@ -201,8 +202,9 @@ def create_console(engine: AsyncEngine, settings: EscalationSettings) -> FastAPI
     async def act(action: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run one agent action in its own transaction; queue refusals become HTTP errors."""
         try:
-            async with engine.begin() as conn:
-                return await action(conn)
+            with until_commit():  # an agent's resolution counts its cost and outcome once
+                async with engine.begin() as conn:
+                    return await action(conn)
         except NotQueued as error:
             raise HTTPException(404, str(error)) from None
         except QueueError as error:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from faststream import FastStream
 
 from pinworks_common.contracts import EscalationRequest, TicketEnvelope
@@ -16,6 +18,7 @@ from pinworks_common.subjects import (
     Stage,
     routed_subject,
 )
+from pinworks_router.metrics import poll_budgets
 from pinworks_router.policy import load_policy
 from pinworks_router.rollout import (
     PolicyHolder,
@@ -54,6 +57,7 @@ def create_app(settings: RouterSettings | None = None) -> FastStream:
         ESCALATION_REQUESTED, title="escalate", schema=EscalationRequest,
         description="Ticket the policy sends to a person.",
     )
+    runtime.poller.add("budgets", partial(poll_budgets, runtime.engine))
     app = service_app(
         runtime, description="Routes each classified ticket by the first matching policy rule."
     )

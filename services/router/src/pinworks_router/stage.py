@@ -22,6 +22,7 @@ from pinworks_common.stage import (
 from pinworks_common.subjects import WORK_STREAM, Stage, attempt_key, routed_subject
 from pinworks_router.budgets import allot
 from pinworks_router.domain import route
+from pinworks_router.metrics import observe_decisions
 from pinworks_router.policy import Policy
 from pinworks_router.pricing import Price, default_prices
 from pinworks_router.rollout import PolicyHolder, ShadowHolder
@@ -152,7 +153,7 @@ class RouterStage:
                     "latency_ms": (time.perf_counter() - started) * 1000,
                     "trace_id": item.trace_id,
                 })
-        await record_decisions(conn, decisions)
+        observe_decisions(await record_decisions(conn, decisions), self.stage)
         await record_accountability(conn, accountability)
         stored = await stored_outputs(conn, self.stage, keys, keys)
         publications = []

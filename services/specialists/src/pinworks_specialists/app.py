@@ -11,6 +11,7 @@ from pinworks_common.service import build_runtime, make_publisher, service_app, 
 from pinworks_common.stage import StageRunner, escalate_on_dead_letter
 from pinworks_common.subjects import DRAFTED, WORK_STREAM, Stage, routed_subject, specialist_consumer
 from pinworks_specialists.handlers import Handler, TemplateHandler
+from pinworks_specialists.metrics import BREAKERS
 from pinworks_specialists.settings import LLM_INSTANCES, Price, SpecialistSettings
 from pinworks_specialists.templating import TemplateBook
 
@@ -53,6 +54,7 @@ def create_app(settings: SpecialistSettings | None = None) -> FastStream:
 
     settings = settings or SpecialistSettings()
     handlers = build_handlers(settings)
+    BREAKERS.handlers = list(handlers)
     runtime = build_runtime("specialists", settings)
     publish = make_publisher(runtime.broker)
     for handler in handlers:

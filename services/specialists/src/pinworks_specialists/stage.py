@@ -31,6 +31,7 @@ from pinworks_common.stage import Commit, Delivery, Publication, Work, decode_mo
 from pinworks_common.subjects import Stage, attempt_key
 from pinworks_specialists.fallback import current_hops, publication_for, settle
 from pinworks_specialists.handlers import Declined, Handler
+from pinworks_specialists.metrics import observe_calls, observe_recorded
 from pinworks_specialists.settings import Price
 
 log = logging.getLogger("pinworks.specialists")
@@ -105,6 +106,7 @@ class SpecialistStage:
                 seen.add(_identity(item))
                 todo.append(item)
         results = await self._run_all(todo) if todo else []
+        observe_calls(self.handler.name, [result for result, _ in results])
 
         async def commit(conn: AsyncConnection) -> list[Publication]:
             return await self._record(conn, work, todo, results)
@@ -180,7 +182,7 @@ class SpecialistStage:
                 "version": self.handler.version,
                 "details": {**usage, "cost_usd": str(cost), "hop": hop},
             })
-        await record_decisions(conn, decisions)
+        observe_recorded(self.handler.name, await record_decisions(conn, decisions))
         await record_costs(conn, costs)
         await record_accountability(conn, accountability)
         stored = await self._stored(conn, work)

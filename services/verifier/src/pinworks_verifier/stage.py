@@ -27,6 +27,7 @@ from pinworks_common.stage import (
 )
 from pinworks_common.subjects import OutcomeStatus, Stage, attempt_key
 from pinworks_verifier.checks import Check, failing_reasons, verify
+from pinworks_verifier.metrics import observe_verdicts
 
 AUTOMATION = "automation"
 
@@ -85,7 +86,7 @@ class VerifierStage:
                 "version": self.version,
                 "details": {"reasons": reasons},
             })
-        await record_decisions(conn, decisions)
+        observe_verdicts(await record_decisions(conn, decisions))
         await record_accountability(conn, accountability)
         ids = [item.value.ticket.ticket_id for item in work]
         keys = {item.value.ticket.ticket_id: attempt_key("verify", item.value.attempt)
