@@ -60,7 +60,7 @@ class BoundedLabel:
         return OTHER
 
 
-business_unit_label = BoundedLabel()
+business_unit_label = BoundedLabel(100)
 """The one business-unit label mapping of this process (every service labels units alike)."""
 
 

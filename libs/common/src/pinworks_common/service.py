@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinworks_common.db.engine import create_engine
 from pinworks_common.health import HealthServer
-from pinworks_common.metrics import Poller, StageMetrics, poll_consumer_lag
+from pinworks_common.metrics import Poller, StageMetrics, business_unit_label, poll_consumer_lag
 from pinworks_common.settings import CommonSettings
 from pinworks_common.stage import Publication, StageRunner
 from pinworks_common.subjects import (
@@ -174,6 +174,7 @@ def build_runtime(name: str, settings: CommonSettings) -> ServiceRuntime:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     configure_tracing(name, settings.otlp_endpoint)
+    business_unit_label.limit = settings.metrics_max_business_units
     return ServiceRuntime(
         name=name,
         settings=settings,

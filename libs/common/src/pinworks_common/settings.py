@@ -33,6 +33,13 @@ class CommonSettings(BaseSettings):
         description="How often the gauges read from NATS or Postgres (consumer lag, queue "
         "depth, budgets) are refreshed.",
     )
+    metrics_max_business_units: int = Field(
+        default=100,
+        ge=1,
+        validation_alias="PINWORKS_METRICS_MAX_BUSINESS_UNITS",
+        description="Distinct business units a service labels metrics with; later ones are "
+        "reported as `other` (senders name units, so the label set must stay bounded).",
+    )
     log_level: str = Field(default="INFO", validation_alias="PINWORKS_LOG_LEVEL")
     batch_size: int = Field(
         default=128,
