@@ -141,3 +141,36 @@ async def test_infrastructure_errors_wait_instead_of_dead_lettering(engine: Asyn
 
 
 pytestmark = pytest.mark.integration
+
+
+def count(name: str, **labels: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_metrics_count_what_was_committed_once(engine: AsyncEngine) -> None:
+    """Handled, failed, retried and dead-lettered messages, and audit rows counted only for
+    the batch that inserted them and only once it committed (a rolled-back batch counts none)."""
+    from pinworks_common.metrics import StageMetrics
+
+    rid = uuid.uuid4().hex[:8]
+    stage = runner(engine, [])
+    stage.observer = StageMetrics("test", consumer=f"test-{rid}")
+    labels = {"stage": "test", "consumer": f"test-{rid}"}
+    decisions_before = count("pinworks_decisions_total", stage="test")
+    seq = int(uuid.uuid4().int % 10**12)
+    await stage.process([FakeMsg(f"{rid}-a".encode(), seq),  # type: ignore[list-item]
+                         FakeMsg(b"poison-retry", seq + 1),
+                         FakeMsg(f"{rid}-b".encode(), seq + 2)])
+    await stage.process([FakeMsg(f"{rid}-a".encode(), seq, num_delivered=2)])  # type: ignore[list-item]
+    await stage.process([FakeMsg(b"poison-dead", seq + 3, num_delivered=3)])  # type: ignore[list-item]
+    assert count("pinworks_stage_messages_total", **labels, result="handled") == 3
+    assert count("pinworks_stage_messages_total", **labels, result="failed") == 2
+    assert count("pinworks_stage_messages_total", **labels, result="retried") == 1
+    assert count("pinworks_stage_messages_total", **labels, result="dead_lettered") == 1
+    assert count("pinworks_stage_seconds_count", **labels) == 3
+    assert count("pinworks_stage_batch_fallbacks_total", **labels) == 2
+    # the failed batch rolled back a and b; their lone retries and the redelivery of a
+    # inserted two rows in all, so two are counted
+    assert count("pinworks_decisions_total", stage="test") - decisions_before == 2

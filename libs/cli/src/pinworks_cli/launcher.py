@@ -42,6 +42,7 @@ EXAMPLE_COMMANDS = (
     'submit "I was charged twice for my card fee" --ticket-id T-1 --business-unit retail',
     "audit T-1",
     "queue list",
+    "top",
 )
 
 
@@ -96,13 +97,17 @@ def _service_env(name: str, infra: Infrastructure, escalation_port: int) -> dict
     return env
 
 
-def _write_env_file(workdir: Path, infra: Infrastructure, escalation_port: int) -> Path:
-    """Let other terminals ``source .run/env`` to talk to this platform."""
+def _write_env_file(workdir: Path, infra: Infrastructure, escalation_port: int,
+                    processes: Sequence[ServiceProcess] = ()) -> Path:
+    """Let other terminals ``source .run/env`` to talk to this platform (`pinworks top` reads
+    the services' metrics endpoints from it)."""
     path = workdir / "env"
+    metrics = ",".join(f"{proc.name}={proc.metrics_url}" for proc in processes)
     path.write_text(
         f"export NATS_URL='{infra.nats_url}'\n"
         f"export DATABASE_URL='{infra.database_url}'\n"
         f"export ESCALATION_URL='http://127.0.0.1:{escalation_port}'\n"
+        f"export PINWORKS_METRICS_URLS='{metrics}'\n"
     )
     return path
 
@@ -131,11 +136,12 @@ def format_summary(
                      f"(API docs /docs; add an agent: pinworks agent add NAME --business-unit X)")
     lines += [
         "",
-        f"  {'service':<12} {'pid':>7}  {'health':<38} log",
+        f"  {'service':<12} {'pid':>7}  {'metrics (Prometheus)':<38} log",
     ]
     for proc in processes:
-        lines.append(f"  {proc.name:<12} {proc.pid or '-':>7}  {proc.health_url:<38} {proc.log_path}")
+        lines.append(f"  {proc.name:<12} {proc.pid or '-':>7}  {proc.metrics_url:<38} {proc.log_path}")
     lines += [
+        "  (the same port serves /healthz and /readyz; `pinworks top` shows the figures live)",
         "",
         "  In another terminal:",
         f"    source {env_file}",
@@ -280,12 +286,15 @@ def run_platform(services: Sequence[str] = ALL_SERVICES, workdir: Path = Path(".
             for name in services
         ]
         _start_all(processes, pid_file)
-        env_file = _write_env_file(workdir, infra, escalation_port or DEFAULT_ESCALATION_PORT)
+        env_file = _write_env_file(workdir, infra, escalation_port or DEFAULT_ESCALATION_PORT,
+                                   processes)
         print(format_summary(infra, processes, escalation_port, env_file), flush=True)
         entries = [_Supervised(proc) for proc in processes]
         while True:
             if _supervise_once(entries, time.monotonic(), time.monotonic):
                 _record_pids(pid_file, processes)
+                _write_env_file(workdir, infra, escalation_port or DEFAULT_ESCALATION_PORT,
+                                processes)  # a restarted service may have a new port
             time.sleep(SUPERVISE_INTERVAL)
     except (KeyboardInterrupt, _Shutdown):
         _ignore_signals_during_shutdown()

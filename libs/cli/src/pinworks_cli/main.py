@@ -482,6 +482,50 @@ def run() -> None:
 
 
 @app.command()
+def top(
+    url: Annotated[list[str] | None, typer.Option(
+        help="A service's metrics endpoint as NAME=URL (repeatable); default: the "
+        "PINWORKS_METRICS_URLS of the environment or of the platform `pinworks run` started.",
+    )] = None,
+    interval: Annotated[float, typer.Option(min=0.2, help="Seconds between refreshes.")] = 2.0,
+    once: Annotated[bool, typer.Option(help="Print one snapshot and exit.")] = False,
+) -> None:
+    """Live figures from every service's /metrics: throughput, lag, latency, confidence, drift,
+    routing, verifier failures, model endpoints, cost, budgets and the escalation queue."""
+    import time
+
+    from rich.live import Live
+
+    from pinworks_cli.top import Snapshot, parse_urls, render, scrape_all
+
+    spec = ",".join(url) if url else (os.environ.get("PINWORKS_METRICS_URLS")
+                                      or _running_platform().get("PINWORKS_METRICS_URLS", ""))
+    try:
+        urls = parse_urls(spec)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    if not urls:
+        console.print("no metrics endpoints: start the platform with `pinworks run`, or give "
+                      "--url NAME=URL")
+        raise typer.Exit(2)
+    scrapes, errors = scrape_all(urls)
+    snapshot = Snapshot(scrapes, errors=errors)
+    if once:
+        console.print(render(snapshot))
+        raise typer.Exit(0 if scrapes else 1)
+    taken = time.monotonic()
+    with (Live(render(snapshot), console=console, refresh_per_second=4) as live,
+          contextlib.suppress(KeyboardInterrupt)):
+        while True:
+            time.sleep(interval)
+            scrapes, errors = scrape_all(urls)
+            now = time.monotonic()
+            snapshot = Snapshot(scrapes, snapshot.now, now - taken, errors)
+            taken = now
+            live.update(render(snapshot))
+
+
+@app.command()
 def bench(
     count: Annotated[int, typer.Option(min=1)] = 2000,
     concurrency: Annotated[int, typer.Option(min=1, help="Tickets in flight at most.")] = 1000,

@@ -866,6 +866,10 @@ class ServiceProcess:
         return f"http://{LOOPBACK}:{self.health_port}/readyz"
 
     @property
+    def metrics_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.health_port}/metrics"
+
+    @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
