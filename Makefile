@@ -42,8 +42,19 @@ test-e2e: install
 	command -v chromium || (apt-get update && apt-get install -y chromium)
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/integration tests/e2e
 
-test-infra: install
-	@if [ -d tests/infra ]; then $(VENV)/bin/pytest -q -p no:cacheprovider tests/infra; fi
+# promtool (rules and dashboard checks) from Debian's prometheus package, unpacked into
+# .tools/: nothing is installed system-wide and no Prometheus server is started.
+PROMTOOL := $(TOOLS)/promtool
+
+$(PROMTOOL):
+	@command -v promtool >/dev/null && ln -sf "$$(command -v promtool)" $@ || { \
+		rm -rf $(TOOLS)/prometheus-deb && mkdir -p $(TOOLS)/prometheus-deb && \
+		cd $(TOOLS)/prometheus-deb && \
+		{ apt-get download prometheus 2>/dev/null || { apt-get update && apt-get download prometheus; }; } && \
+		dpkg -x prometheus_*.deb unpacked && ln -sf prometheus-deb/unpacked/usr/bin/promtool ../promtool; }
+
+test-infra: install $(PROMTOOL)
+	@if [ -d tests/infra ]; then PROMTOOL=$(abspath $(PROMTOOL)) $(VENV)/bin/pytest -q -p no:cacheprovider tests/infra; fi
 
 # Each service alone in its own environment: a dependency it imports but does not declare fails here.
 test-isolated: $(UV)

@@ -246,7 +246,7 @@ async def _no_backlog(platform: Platform) -> None:
 LABEL_NAMES = {
     "stage", "consumer", "result", "business_unit", "component", "status", "stream", "rule",
     "handler", "check", "verdict", "endpoint", "direction", "kind", "distribution",
-    "out_of_scope", "agrees", "poller",
+    "out_of_scope", "agrees", "poller", "by",
     # prometheus-client's own: histogram buckets, the process and Python collectors
     "le", "generation", "version", "implementation", "major", "minor", "patchlevel",
 }

@@ -34,7 +34,8 @@ RELEASE = "pw"
 NAMESPACE = "pinworks"
 FULLNAME = "pw-pinworks"
 
-SCENARIOS = ["defaults", "gpu-mig", "keda", "hpa", "cloudnativepg", "existing-secret"]
+SCENARIOS = ["defaults", "gpu-mig", "keda", "hpa", "cloudnativepg", "existing-secret",
+             "monitoring"]
 SERVICES = ["classifier", "router", "specialists", "verifier", "escalation"]
 GPU_LABEL = "nvidia.com/gpu.present"
 
@@ -61,6 +62,8 @@ NAMESPACED_KINDS = {
     "ScaledObject",
     "Ingress",
     "Cluster",
+    "PodMonitor",
+    "PrometheusRule",
 }
 API_VERSIONS = {
     "ConfigMap": "v1",
@@ -75,6 +78,8 @@ API_VERSIONS = {
     "ScaledObject": "keda.sh/v1alpha1",
     "Ingress": "networking.k8s.io/v1",
     "Cluster": "postgresql.cnpg.io/v1",
+    "PodMonitor": "monitoring.coreos.com/v1",
+    "PrometheusRule": "monitoring.coreos.com/v1",
 }
 
 

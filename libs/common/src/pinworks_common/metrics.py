@@ -179,14 +179,17 @@ COST_USD = Counter(
     ["business_unit", "component"],
 )
 OUTCOMES = Counter(
-    "pinworks_outcomes_total", "Outcomes recorded, by status and business unit.",
-    ["status", "business_unit"],
+    "pinworks_outcomes_total",
+    "Outcomes recorded, by status, business unit and who decided (automation or person).",
+    ["status", "business_unit", "by"],
 )
 END_TO_END_SECONDS = Histogram(
     "pinworks_end_to_end_seconds",
-    "From a ticket's acceptance to its recorded outcome, by outcome status.",
-    ["status"], buckets=END_TO_END_BUCKETS,
+    "From a ticket's acceptance to its recorded outcome, by outcome status and who decided "
+    "(a person's answer includes the time it waited in the queue).",
+    ["status", "by"], buckets=END_TO_END_BUCKETS,
 )
+AUTOMATION = "automation"
 
 
 def observe_decisions(stage_counts: dict[str, int]) -> None:
@@ -206,13 +209,15 @@ def observe_costs(rows: list[tuple[str | None, str, float]]) -> None:
     after_commit(observe)
 
 
-def observe_outcomes(rows: list[tuple[str, str | None, float | None]]) -> None:
-    """(status, business unit, seconds since acceptance or None) of newly recorded outcomes."""
+def observe_outcomes(rows: list[tuple[str, str | None, str, float | None]]) -> None:
+    """(status, business unit, resolved_by, seconds since acceptance or None) of newly
+    recorded outcomes; resolved_by is reduced to automation or person (never an agent's id)."""
     def observe() -> None:
-        for status, unit, seconds in rows:
-            OUTCOMES.labels(status, business_unit_label(unit)).inc()
+        for status, unit, resolved_by, seconds in rows:
+            by = AUTOMATION if resolved_by == AUTOMATION else "person"
+            OUTCOMES.labels(status, business_unit_label(unit), by).inc()
             if seconds is not None:
-                END_TO_END_SECONDS.labels(status).observe(max(seconds, 0.0))
+                END_TO_END_SECONDS.labels(status, by).observe(max(seconds, 0.0))
 
     after_commit(observe)
 

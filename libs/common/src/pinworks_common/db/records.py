@@ -131,7 +131,7 @@ async def _observe_new_outcomes(
         outcome = by_key[(ticket_id, key)]
         accepted = received.get(ticket_id)
         seconds = (outcome.decided_at - accepted).total_seconds() if accepted else None
-        rows.append((outcome.status.value, outcome.business_unit, seconds))
+        rows.append((outcome.status.value, outcome.business_unit, outcome.resolved_by, seconds))
     observe_outcomes(rows)
 
 
