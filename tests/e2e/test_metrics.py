@@ -257,3 +257,18 @@ def test_labels_are_bounded(platform: Platform) -> None:
     for name, samples in scrape_all(platform).items():
         for sample, labels in samples:
             assert {key for key, _ in labels} <= LABEL_NAMES, (name, sample, labels)
+
+
+def test_top_shows_the_running_platform(platform: Platform) -> None:
+    from typer.testing import CliRunner
+
+    from pinworks_cli.main import app
+
+    urls = [f"{name}={platform.processes[name].metrics_url}" for name in SERVICES]
+    result = CliRunner().invoke(app, ["top", "--once", *(f"--url={u}" for u in urls)],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "not answering" not in result.output
+    for figure in ("specialist-llm_small", "classifier", "escalation queue", "drift vs training",
+                   "model endpoints", "llm_small"):
+        assert figure in result.output, figure

@@ -9,6 +9,7 @@ promtool comes from Debian's `prometheus` package, unpacked (never installed or 
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -17,7 +18,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from .test_helm_chart import CHART_DIR, FULLNAME, REPO, docs_of, kind, one, pod_spec
@@ -31,7 +31,7 @@ def promtool() -> str:
     found = os.environ.get("PROMTOOL") or shutil.which("promtool") or \
         shutil.which("promtool", path=str(REPO / ".tools"))
     assert found, "promtool not found: `make test-infra` unpacks it from Debian's prometheus"
-    return found
+    return str(Path(found).absolute())
 
 
 def run_promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -41,13 +41,10 @@ def run_promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def exported_series() -> set[str]:
     """Every series name the services' metrics modules register."""
-    import pinworks_classifier.metrics
-    import pinworks_common.metrics
-    import pinworks_escalation.metrics
-    import pinworks_router.metrics
-    import pinworks_specialists.metrics
-    import pinworks_verifier.metrics  # noqa: F401
     from prometheus_client import REGISTRY
+
+    for service in ("common", "classifier", "router", "specialists", "verifier", "escalation"):
+        importlib.import_module(f"pinworks_{service}.metrics")
 
     names = set()
     for family in REGISTRY.collect():
@@ -131,110 +128,12 @@ def test_promtool_refuses_a_broken_rule(tmp_path):
     assert run_promtool("check", "rules", "rules.yaml", cwd=tmp_path).returncode != 0
 
 
-ALERT_TESTS = """
-rule_files: [rules.yaml]
-evaluation_interval: 1m
-tests:
-  - interval: 1m
-    input_series:
-      # two replicas report the same lag: max, not sum, so 1500 (> 1000), not 3000
-      - series: 'pinworks_consumer_pending_messages{stream="PINWORKS_WORK",consumer="router",pod="a"}'
-        values: '1500x30'
-      - series: 'pinworks_consumer_pending_messages{stream="PINWORKS_WORK",consumer="router",pod="b"}'
-        values: '1500x30'
-      - series: 'pinworks_consumer_pending_messages{stream="PINWORKS_WORK",consumer="verifier",pod="a"}'
-        values: '600x30'
-      - series: 'pinworks_consumer_pending_messages{stream="PINWORKS_WORK",consumer="verifier",pod="b"}'
-        values: '600x30'
-      - series: 'pinworks_stage_messages_total{stage="router",consumer="router",result="handled"}'
-        values: '0+100x30'
-      - series: 'pinworks_stage_messages_total{stage="verifier",consumer="verifier",result="handled"}'
-        values: '0+0x30'
-      # 5 of 100 messages a minute dead-lettered: 5% > 1%
-      - series: 'pinworks_stage_messages_total{stage="router",consumer="router",result="dead_lettered"}'
-        values: '0+5x30'
-      - series: 'pinworks_budget_used{business_unit="retail",handler="llm_frontier",kind="usd_per_month"}'
-        values: '95x30'
-      - series: 'pinworks_budget_limit{business_unit="retail",handler="llm_frontier",kind="usd_per_month"}'
-        values: '100x30'
-      - series: 'pinworks_classifier_drift_psi{distribution="intent"}'
-        values: '0.4x90'
-      - series: 'pinworks_classifier_drift_samples{distribution="intent"}'
-        values: '500x90'
-      - series: 'pinworks_classifier_drift_psi{distribution="confidence"}'
-        values: '0.4x90'
-      - series: 'pinworks_classifier_drift_samples{distribution="confidence"}'
-        values: '50x90'
-      - series: 'pinworks_model_circuit_state{endpoint="llm_small"}'
-        values: '2x30'
-      - series: 'pinworks_escalation_sla_breached_tickets{business_unit="retail"}'
-        values: '0x5 3x25'
-    alert_rule_test:
-      - eval_time: 15m
-        alertname: PinworksConsumerLag
-        exp_alerts:
-          - exp_labels: {severity: warning, stream: PINWORKS_WORK, consumer: router}
-            exp_annotations:
-              summary: "router is 1500 messages behind"
-              description: "JetStream consumer router on PINWORKS_WORK has had more than 1000 undelivered messages for 10m: scale it out or look for a slow dependency."
-      - eval_time: 25m
-        alertname: PinworksConsumerStalled
-        exp_alerts:
-          - exp_labels: {severity: critical, consumer: verifier}
-            exp_annotations:
-              summary: "verifier has work waiting and handles none"
-              description: "Messages wait for verifier but no replica acknowledged any for 10 minutes."
-      - eval_time: 25m
-        alertname: PinworksDeadLetterRate
-        exp_alerts:
-          - exp_labels: {severity: critical, stage: router}
-            exp_annotations:
-              summary: "router dead-letters 4.762% of its messages"
-              description: "More than 0.01 of the router stage's messages end in the dead-letter table (pinworks audit, dead_letters)."
-      - eval_time: 10m
-        alertname: PinworksBudgetNearlyExhausted
-        exp_alerts:
-          - exp_labels: {severity: warning, business_unit: retail, handler: llm_frontier, kind: usd_per_month}
-            exp_annotations:
-              summary: "retail used 95% of its llm_frontier usd_per_month budget"
-              description: "When it runs out, the router passes tickets over llm_frontier to the next handler in the rule's chain (in the end, a person)."
-      - eval_time: 10m
-        alertname: PinworksBudgetExhausted
-        exp_alerts: []
-      # only the intent distribution has enough samples, and only after an hour
-      - eval_time: 30m
-        alertname: PinworksClassifierDrift
-        exp_alerts: []
-      - eval_time: 80m
-        alertname: PinworksClassifierDrift
-        exp_alerts:
-          - exp_labels: {severity: warning, distribution: intent}
-            exp_annotations:
-              summary: "Live intent distribution drifted from training (PSI 400m)"
-              description: "The last 24 hours of in-scope tickets differ from the classifier's training data: check its accuracy on recent corrections and consider retraining."
-      - eval_time: 10m
-        alertname: PinworksModelCircuitOpen
-        exp_alerts:
-          - exp_labels: {severity: warning, endpoint: llm_small}
-            exp_annotations:
-              summary: "The circuit to llm_small is open"
-              description: "After repeated failures the specialists stopped calling llm_small; its tickets take the fallback chain."
-      - eval_time: 8m
-        alertname: PinworksEscalationSlaBreached
-        exp_alerts: []
-      - eval_time: 12m
-        alertname: PinworksEscalationSlaBreached
-        exp_alerts:
-          - exp_labels: {severity: critical, business_unit: retail}
-            exp_annotations:
-              summary: "3 retail tickets are past their SLA"
-              description: "Escalated tickets wait past their SLA due time: more agents on the retail queue."
-"""
+ALERT_TESTS = Path(__file__).with_name("alert_tests.yaml")
 
 
 def test_the_alerts_fire_when_they_should(tmp_path):
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rule_groups()))
-    (tmp_path / "tests.yaml").write_text(ALERT_TESTS)
+    (tmp_path / "tests.yaml").write_text(ALERT_TESTS.read_text())
     result = run_promtool("test", "rules", "tests.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
