@@ -203,8 +203,12 @@ def observe_decisions(stage_counts: dict[str, int]) -> None:
 def observe_costs(rows: list[tuple[str | None, str, float]]) -> None:
     """(business unit, component, amount) of newly recorded ledger rows."""
     def observe() -> None:
+        totals: dict[tuple[str, str], float] = {}
         for unit, component, amount in rows:
-            COST_USD.labels(business_unit_label(unit), component).inc(amount)
+            key = (business_unit_label(unit), component)
+            totals[key] = totals.get(key, 0.0) + amount
+        for key, amount in totals.items():
+            COST_USD.labels(*key).inc(amount)
 
     after_commit(observe)
 
@@ -213,11 +217,20 @@ def observe_outcomes(rows: list[tuple[str, str | None, str, float | None]]) -> N
     """(status, business unit, resolved_by, seconds since acceptance or None) of newly
     recorded outcomes; resolved_by is reduced to automation or person (never an agent's id)."""
     def observe() -> None:
+        counts: dict[tuple[str, str, str], int] = {}
+        latencies: dict[tuple[str, str], list[float]] = {}
         for status, unit, resolved_by, seconds in rows:
             by = AUTOMATION if resolved_by == AUTOMATION else "person"
-            OUTCOMES.labels(status, business_unit_label(unit), by).inc()
+            key = (status, business_unit_label(unit), by)
+            counts[key] = counts.get(key, 0) + 1
             if seconds is not None:
-                END_TO_END_SECONDS.labels(status, by).observe(max(seconds, 0.0))
+                latencies.setdefault((status, by), []).append(max(seconds, 0.0))
+        for key, count in counts.items():
+            OUTCOMES.labels(*key).inc(count)
+        for (status, by), values in latencies.items():
+            histogram = END_TO_END_SECONDS.labels(status, by)
+            for value in values:
+                histogram.observe(value)
 
     after_commit(observe)
 
