@@ -10,7 +10,7 @@ import json
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError
 
@@ -71,6 +71,29 @@ class Classification(BaseModel):
     model_version: str = Field(description="Version of the classifier artifact.")
 
 
+CustomerSignalKind = Literal["legal_threat", "fraud", "vulnerability", "very_negative"]
+
+
+class CustomerSignal(BaseModel):
+    """One thing in the customer's words that a person should see first."""
+
+    kind: CustomerSignalKind = Field(
+        description="legal_threat, fraud, vulnerability or very_negative (sentiment).")
+    evidence: str = Field(description="The words that showed it, or the sentiment score.")
+
+
+class CustomerState(BaseModel):
+    """The customer-state reading the classifier stage records for every accepted ticket."""
+
+    signals: list[CustomerSignal] = Field(
+        default_factory=list, description="Signals found, in a fixed order; empty when none.")
+    sentiment: float = Field(ge=-1, le=1, description="VADER compound sentiment of the text.")
+    version: str = Field(description="Version of the reading (lexicons and threshold).")
+
+    def kinds(self) -> set[str]:
+        return {signal.kind for signal in self.signals}
+
+
 class RouteDecision(BaseModel):
     """Which handler the router chose, and why."""
 
@@ -114,6 +137,10 @@ class TicketEnvelope(BaseModel):
     trace_id: str = Field(description="OpenTelemetry trace id shared by every stage.")
     received_at: datetime = Field(description="When the classifier accepted the ticket.")
     classification: Classification | None = Field(default=None, description="Classifier output.")
+    customer_state: CustomerState | None = Field(
+        default=None,
+        description="The classifier stage's customer-state reading, for display; stages that "
+        "act on it read the recorded one from the audit, not this copy.")
     route: RouteDecision | None = Field(default=None, description="Router decision.")
     draft: Draft | None = Field(default=None, description="Specialist draft.")
     attempt: int = Field(

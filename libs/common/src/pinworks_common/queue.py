@@ -21,7 +21,8 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pinworks_common.contracts import Outcome, TicketEnvelope, utcnow
+from pinworks_common.contracts import CustomerState, Outcome, TicketEnvelope, utcnow
+from pinworks_common.customer_state import signal_reason
 from pinworks_common.db.records import (
     costs_by_ticket,
     record_accountability,
@@ -37,6 +38,7 @@ from pinworks_common.db.tables import (
     labelled_examples,
     outbox,
 )
+from pinworks_common.intents import intent_label
 from pinworks_common.subjects import (
     CLASSIFIED,
     OUTCOMES_STREAM,
@@ -81,6 +83,16 @@ class QueueItem:
         return (self.status != RESOLVED and self.sla_due_at is not None
                 and self.sla_due_at < (now or utcnow()))
 
+    def sla_status(self, now: datetime | None = None) -> str | None:
+        """`met` (answered in time), `breached` (answered late, or still waiting past due) or
+        `due` (still waiting, in time); None without an SLA."""
+        if self.sla_due_at is None:
+            return None
+        if self.status == RESOLVED:
+            answered = self.resolved_at or now or utcnow()
+            return "met" if answered <= self.sla_due_at else "breached"
+        return "breached" if self.sla_due_at < (now or utcnow()) else "due"
+
     def lease_live(self, now: datetime | None = None) -> bool:
         return (self.status == CLAIMED and self.lease_expires_at is not None
                 and self.lease_expires_at >= (now or utcnow()))
@@ -99,7 +111,11 @@ class QueueItem:
             "source_stage": self.source_stage, "reasons": self.reasons,
             "claimed_by": self.holder(), "lease_expires_at": _iso(self.lease_expires_at),
             "sla_due_at": _iso(self.sla_due_at), "overdue": self.overdue(),
+            "sla_status": self.sla_status(),
+            "priority_because": list(self.context.get("priority_because", [])),
             "intent": classification.get("intent"),
+            "intent_label": intent_label(classification.get("intent")),
+            "customer_id": envelope.get("ticket", {}).get("customer_id"),
             "confidence": classification.get("confidence"),
             "subject": envelope.get("ticket", {}).get("subject"),
             "created_at": _iso(self.created_at), "resolved_by": self.resolved_by,
@@ -118,17 +134,50 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def priority_for(reasons: Sequence[str], metadata: dict[str, Any]) -> int:
-    """Higher first: people at risk or threatening action before routine uncertainty."""
+URGENT_SIGNALS = ("legal_threat", "fraud", "vulnerability")
+URGENT_TEXT = {"legal threat": "legal threat", "fraud": "fraud signal",
+               "vulnerability": "vulnerability signal"}
+
+
+@dataclass(frozen=True)
+class Priority:
+    """A queue priority (0-100, higher first) and what put the ticket ahead, for the agent."""
+
+    score: int
+    because: tuple[str, ...]
+
+
+def assess_priority(reasons: Sequence[str], metadata: dict[str, Any],
+                    state: CustomerState | None = None) -> Priority:
+    """People at risk or threatening action before routine uncertainty.
+
+    `state` is the customer-state reading the classifier stage recorded; a reason that names a
+    signal (the verifier's customer-state check) counts too. Threats, fraud and vulnerability
+    add 40, very negative sentiment 20, a premium tier 10.
+    """
+    because: list[str] = []
+    kinds = state.kinds() if state else set()
     text = " ".join(reasons).lower()
-    priority = 50
-    if any(signal in text for signal in ("vulnerability", "legal threat", "fraud")):
-        priority += 40
-    if "negative sentiment" in text:
-        priority += 20
+    for signal in state.signals if state else []:
+        if signal.kind in URGENT_SIGNALS or signal.kind == "very_negative":
+            because.append(signal_reason(signal).removeprefix("customer state: "))
+    for needle, label in URGENT_TEXT.items():
+        if needle in text and not any(b.startswith(label) for b in because):
+            because.append(label)
+    if "negative sentiment" in text and not any("negative sentiment" in b for b in because):
+        because.append("very negative sentiment")
+    urgent = bool(kinds & set(URGENT_SIGNALS)) or any(n in text for n in URGENT_TEXT)
+    angry = "very_negative" in kinds or "negative sentiment" in text
+    priority = 50 + (40 if urgent else 0) + (20 if angry else 0)
     if tier_of(metadata) in PREMIUM_TIERS:
         priority += 10
-    return min(priority, 100)
+        because.append(f"{tier_of(metadata)} tier")
+    return Priority(min(priority, 100), tuple(because))
+
+
+def priority_for(reasons: Sequence[str], metadata: dict[str, Any],
+                 state: CustomerState | None = None) -> int:
+    return assess_priority(reasons, metadata, state).score
 
 
 def tier_of(metadata: dict[str, Any]) -> str | None:
@@ -185,18 +234,85 @@ def _scoped(query: Any, business_units: Sequence[str] | None) -> Any:
     return query
 
 
+SORTS: dict[str, tuple[Any, ...]] = {
+    "priority": QUEUE_ORDER,
+    "sla": (escalations.c.sla_due_at, escalations.c.priority.desc(), escalations.c.created_at),
+    "newest": (escalations.c.created_at.desc(),),
+    "oldest": (escalations.c.created_at,),
+}
+"""Queue orders by name: most urgent first (the claim order), SLA due soonest, newest, oldest."""
+STATUS_FILTERS: dict[str, tuple[str, ...]] = {
+    "active": (OPEN, CLAIMED), "open": (OPEN,), "claimed": (CLAIMED,),
+    "resolved": (RESOLVED,), "returned": (RETURNED,), "all": (OPEN, CLAIMED, RESOLVED, RETURNED),
+}
+
+
+@dataclass(frozen=True)
+class QueueQuery:
+    """What an agent asks of the queue: search text, filters, order and page."""
+
+    search: str | None = None
+    status: str = "active"
+    intent: str | None = None
+    business_unit: str | None = None
+    min_priority: int | None = None
+    sort: str = "priority"
+    limit: int = 100
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        if self.sort not in SORTS:
+            raise QueueError(f"unknown sort {self.sort!r}; one of {', '.join(SORTS)}")
+        if self.status not in STATUS_FILTERS:
+            raise QueueError(f"unknown status {self.status!r}; one of {', '.join(STATUS_FILTERS)}")
+        if not 1 <= self.limit <= 500 or self.offset < 0:
+            raise QueueError("a page holds 1-500 tickets and starts at offset 0 or later")
+
+
+def _searched(query: Any, wanted: QueueQuery) -> Any:
+    query = query.where(escalations.c.status.in_(STATUS_FILTERS[wanted.status]))
+    ticket = escalations.c.context["envelope"]["ticket"]
+    if wanted.search and wanted.search.strip():
+        needle = "%" + wanted.search.strip().replace("\\", "\\\\").replace(
+            "%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(or_(
+            escalations.c.ticket_id.ilike(needle),
+            ticket["subject"].astext.ilike(needle),
+            ticket["body"].astext.ilike(needle),
+            ticket["customer_id"].astext.ilike(needle),
+        ))
+    if wanted.intent:
+        query = query.where(
+            escalations.c.context["envelope"]["classification"]["intent"].astext == wanted.intent)
+    if wanted.business_unit:
+        query = query.where(escalations.c.business_unit == wanted.business_unit)
+    if wanted.min_priority is not None:
+        query = query.where(escalations.c.priority >= wanted.min_priority)
+    return query
+
+
 async def list_queue(
     conn: AsyncConnection,
     *,
     business_units: Sequence[str] | None = None,
     include_resolved: bool = False,
     limit: int = 100,
+    query: QueueQuery | None = None,
 ) -> list[QueueItem]:
-    query = select(escalations).order_by(*QUEUE_ORDER).limit(limit)
-    if not include_resolved:
-        query = query.where(escalations.c.status.in_([OPEN, CLAIMED]))
-    rows = await conn.execute(_scoped(query, business_units))
+    """One page of the queue; without `query`, the open and claimed tickets, most urgent first."""
+    wanted = query or QueueQuery(status="all" if include_resolved else "active", limit=limit)
+    statement = _searched(select(escalations), wanted).order_by(*SORTS[wanted.sort])
+    statement = statement.limit(wanted.limit).offset(wanted.offset)
+    rows = await conn.execute(_scoped(statement, business_units))
     return [_item(row) for row in rows]
+
+
+async def count_queue(
+    conn: AsyncConnection, query: QueueQuery, *, business_units: Sequence[str] | None = None
+) -> int:
+    """How many tickets match `query` across all pages."""
+    statement = _searched(select(func.count()).select_from(escalations), query)
+    return int((await conn.execute(_scoped(statement, business_units))).scalar_one())
 
 
 async def get_item(

@@ -18,6 +18,10 @@ CLASSIFIED = "pinworks.work.classified"
 ROUTED_PREFIX = "pinworks.work.routed"
 DRAFTED = "pinworks.work.drafted"
 ESCALATION_REQUESTED = "pinworks.work.escalate"
+ASSIST_REQUESTED = "pinworks.work.assist"
+"""An escalated ticket for which the specialists prepare the agent's suggested reply."""
+ASSIST_HANDLER = "assist"
+"""Names the specialists' assist consumer (`specialist-assist`) and its decision rows."""
 DEAD_LETTER_PREFIX = "pinworks.deadletter"
 
 # JetStream streams.

@@ -30,6 +30,8 @@ from pinworks_common.contracts import (
     parse_submission,
     utcnow,
 )
+from pinworks_common.customer_state import DECISION_KEY as CUSTOMER_STATE_KEY
+from pinworks_common.customer_state import CustomerStateReader, state_reasons
 from pinworks_common.db.records import (
     outcome_publication,
     record_accountability,
@@ -74,9 +76,11 @@ class Model(Protocol):
 class ClassifierStage:
     stage = Stage.CLASSIFIER.value
 
-    def __init__(self, model: Model, cost_per_ticket: Decimal) -> None:
+    def __init__(self, model: Model, cost_per_ticket: Decimal,
+                 customer_state: CustomerStateReader | None = None) -> None:
         self.model = model
         self.cost_per_ticket = cost_per_ticket
+        self.customer_state = customer_state or CustomerStateReader()
 
     def decode(self, delivery: Delivery) -> Intake:
         try:
@@ -156,6 +160,22 @@ class ClassifierStage:
                 "entry_key": "classifier",
                 "amount_usd": self.cost_per_ticket,
             })
+            state = self.customer_state.read(ticket.subject, ticket.body)
+            signals = state_reasons(state)
+            decisions.append({
+                "ticket_id": ticket.ticket_id,
+                "stage": self.stage,
+                "decision_key": CUSTOMER_STATE_KEY,
+                "component": "customer-state",
+                "version": state.version,
+                "inputs": {"sentiment": state.sentiment},
+                "output": state.model_dump(mode="json"),
+                "reason": "; ".join(signals) if signals else
+                f"customer state: no signal (sentiment {state.sentiment:.2f})",
+                "cost_usd": Decimal(0),
+                "latency_ms": None,
+                "trace_id": row.trace_id,
+            })
             accountability.append({
                 "ticket_id": ticket.ticket_id,
                 "event_key": "classifier:classify",
@@ -170,6 +190,7 @@ class ClassifierStage:
                 trace_id=row.trace_id,
                 received_at=row.received_at,
                 classification=classification,
+                customer_state=state,
             )
             publications.append(envelope_publication(
                 envelope.model_dump_json().encode(),

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pinworks_common.contracts import EscalationRequest, Outcome, utcnow
+from pinworks_common.customer_state import CustomerStateReader, recorded_states
 from pinworks_common.db.records import (
     costs_by_ticket,
     outcome_publication,
@@ -19,12 +20,18 @@ from pinworks_common.db.records import (
     record_outcomes,
 )
 from pinworks_common.db.tables import escalations
-from pinworks_common.queue import OPEN, priority_for, sla_for, tier_of
-from pinworks_common.stage import Delivery, Publication, Work, decode_model
-from pinworks_common.subjects import OutcomeStatus, Stage, attempt_key
+from pinworks_common.queue import OPEN, assess_priority, sla_for, tier_of
+from pinworks_common.stage import Delivery, Publication, Work, decode_model, envelope_publication
+from pinworks_common.subjects import (
+    ASSIST_REQUESTED,
+    WORK_STREAM,
+    OutcomeStatus,
+    Stage,
+    attempt_key,
+)
 
 AUTOMATION = "automation"
-VERSION = "escalation-2"
+VERSION = "escalation-3"
 
 
 def reopening_insert() -> Any:
@@ -51,7 +58,13 @@ def reopening_insert() -> Any:
 
 
 class EscalationStage:
+    """Priority and SLA come from the customer-state reading the classifier stage recorded
+    (read from the ticket's text only for a ticket that has none), never from the message."""
+
     stage = Stage.ESCALATION.value
+
+    def __init__(self, reader: CustomerStateReader | None = None) -> None:
+        self.reader = reader or CustomerStateReader()
 
     def decode(self, delivery: Delivery) -> EscalationRequest:
         request: EscalationRequest = decode_model(EscalationRequest, delivery)
@@ -62,10 +75,15 @@ class EscalationStage:
     ) -> list[Publication]:
         rows, decisions, accountability = [], [], []
         now = utcnow()
+        states = await recorded_states(conn, (item.value.envelope.ticket.ticket_id
+                                              for item in work))
         for item in work:
             request = item.value
             ticket = request.envelope.ticket
-            priority = priority_for(request.reasons, ticket.metadata)
+            state = states.get(ticket.ticket_id) or self.reader.read(ticket.subject, ticket.body)
+            assessed = assess_priority(request.reasons, ticket.metadata, state)
+            priority = assessed.score
+            because = list(assessed.because)
             tier = tier_of(ticket.metadata)
             sla_due_at = now + sla_for(priority, tier)
             rows.append({
@@ -75,7 +93,9 @@ class EscalationStage:
                 "priority": priority,
                 "source_stage": request.source_stage,
                 "reasons": request.reasons,
-                "context": {"envelope": request.envelope.model_dump(mode="json")},
+                "context": {"envelope": request.envelope.model_dump(mode="json"),
+                            "customer_state": state.model_dump(mode="json"),
+                            "priority_because": because},
                 "trace_id": request.envelope.trace_id,
                 "tier": tier,
                 "sla_due_at": sla_due_at,
@@ -87,11 +107,15 @@ class EscalationStage:
                 "decision_key": attempt_key("enqueue", request.envelope.attempt),
                 "component": "escalation",
                 "version": VERSION,
-                "inputs": {"source_stage": request.source_stage},
-                "output": {"priority": priority, "reasons": request.reasons, "tier": tier,
+                "inputs": {"source_stage": request.source_stage,
+                           "customer_state": state.model_dump(mode="json"),
+                           "customer_state_recorded": ticket.ticket_id in states},
+                "output": {"priority": priority, "priority_because": because,
+                           "reasons": request.reasons, "tier": tier,
                            "sla_due_at": sla_due_at.isoformat()},
-                "reason": f"queued for a person at priority {priority}: "
-                + "; ".join(request.reasons),
+                "reason": f"queued for a person at priority {priority}"
+                + (f" (ahead: {'; '.join(because)})" if because else "")
+                + ": " + "; ".join(request.reasons),
                 "cost_usd": Decimal(0),
                 "latency_ms": None,
                 "trace_id": item.trace_id,
@@ -128,7 +152,18 @@ class EscalationStage:
                 decided_at=utcnow(),
             ), item.trace_headers))
         stored = await record_outcomes(conn, [(key, outcome) for key, outcome, _ in candidates])
-        return [
+        publications = [
             outcome_publication(outcome, key, headers)
             for (key, _, headers), outcome in zip(candidates, stored, strict=True)
         ]
+        publications += [assist_publication(item) for item in work]
+        return publications
+
+
+def assist_publication(item: Work[EscalationRequest]) -> Publication:
+    """Ask the specialists for the agent's suggested reply (template, passages, drafts)."""
+    request = item.value
+    return envelope_publication(
+        request.model_dump_json().encode(), subject=ASSIST_REQUESTED, stream=WORK_STREAM,
+        ticket_id=request.envelope.ticket.ticket_id,
+        step=attempt_key("assist", request.envelope.attempt), headers=item.trace_headers)

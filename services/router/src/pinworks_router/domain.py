@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pinworks_common.contracts import Classification, RouteDecision, TicketSubmission
+from pinworks_common.contracts import (
+    Classification,
+    CustomerState,
+    RouteDecision,
+    TicketSubmission,
+)
 from pinworks_router.features import TicketFeatures
 from pinworks_router.policy import Conditions, Policy
 
@@ -58,6 +63,11 @@ def mismatch(
         return f"none of the patterns {conditions.patterns} matches the text"
     if conditions.urgency is not None and features.urgency not in conditions.urgency:
         return f"urgency {features.urgency} not in {conditions.urgency}"
+    if conditions.customer_state is not None and not set(conditions.customer_state) & set(
+        features.customer_state
+    ):
+        found = ", ".join(features.customer_state) or "no signal"
+        return f"customer state has {found}, rule needs one of {conditions.customer_state}"
     if conditions.min_sentiment is not None and features.sentiment < conditions.min_sentiment:
         return f"sentiment {features.sentiment:.3f} below {conditions.min_sentiment}"
     if conditions.max_sentiment is not None and features.sentiment > conditions.max_sentiment:
@@ -71,9 +81,11 @@ def _as_text(value: object) -> str:
     return str(value).strip().casefold()
 
 
-def route(policy: Policy, ticket: TicketSubmission, classification: Classification) -> Evaluation:
+def route(policy: Policy, ticket: TicketSubmission, classification: Classification,
+          customer_state: CustomerState | None = None) -> Evaluation:
+    """`customer_state` is the classifier stage's recorded reading (read anew when absent)."""
     passed_over: list[dict[str, str]] = []
-    features = TicketFeatures(ticket)
+    features = TicketFeatures(ticket, customer_state)
     for rule in policy.rules:
         why_not = mismatch(rule.when, policy, ticket, classification, features)
         if why_not is not None:

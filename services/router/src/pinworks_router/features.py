@@ -13,7 +13,8 @@ from functools import cache, cached_property
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from pinworks_common.contracts import TicketSubmission
+from pinworks_common.contracts import CustomerState, TicketSubmission
+from pinworks_common.customer_state import CustomerStateReader
 
 URGENCY_LEVELS = ("low", "medium", "high")
 
@@ -39,6 +40,11 @@ def _analyzer() -> SentimentIntensityAnalyzer:
     return SentimentIntensityAnalyzer()
 
 
+@cache
+def _reader() -> CustomerStateReader:
+    return CustomerStateReader()
+
+
 def sentiment_of(text: str) -> float:
     """VADER compound polarity of `text`, in [-1, 1]."""
     return float(_analyzer().polarity_scores(text)["compound"])
@@ -55,9 +61,20 @@ def urgency_level(cues: list[str]) -> str:
 class TicketFeatures:
     """Lazily computed features of one ticket; `used` records which ones a decision read."""
 
-    def __init__(self, ticket: TicketSubmission) -> None:
+    def __init__(self, ticket: TicketSubmission, state: CustomerState | None = None) -> None:
         self.ticket = ticket
         self.used: dict[str, object] = {}
+        self._state = state
+
+    @cached_property
+    def customer_state(self) -> list[str]:
+        """Signal kinds of the recorded reading (read from the text when none was recorded,
+        e.g. in `policy simulate`)."""
+        state = self._state or _reader().read(self.ticket.subject, self.ticket.body)
+        kinds = [signal.kind for signal in state.signals]
+        self.used["customer_state"] = kinds
+        self.used["customer_state_version"] = state.version
+        return kinds
 
     @cached_property
     def text(self) -> str:

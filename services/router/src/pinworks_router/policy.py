@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from pinworks_common.contracts import CustomerSignalKind
+
 KNOWN_HANDLERS = frozenset({"template", "kb", "llm_small", "llm_frontier", "human"})
 DEFAULT_POLICY = Path(__file__).with_name("default_policy.yaml")
 
@@ -70,6 +72,10 @@ class Conditions(BaseModel):
                                         description="VADER compound sentiment at most this.")
     urgency: list[Literal["low", "medium", "high"]] | None = Field(
         default=None, description="Urgency level (from the urgency lexicon) is one of these.")
+    customer_state: list[CustomerSignalKind] | None = Field(
+        default=None,
+        description="Any of these customer-state signals (legal_threat, fraud, vulnerability, "
+        "very_negative) is in the classifier stage's recorded reading of the ticket.")
 
     _keyword_res: tuple[re.Pattern[str], ...] = PrivateAttr(default=())
     _pattern_res: tuple[re.Pattern[str], ...] = PrivateAttr(default=())
@@ -82,7 +88,7 @@ class Conditions(BaseModel):
         return value
 
     @field_validator("keywords", "metadata", "business_units", "channels", "intents",
-                     "intent_groups", "patterns", "urgency")
+                     "intent_groups", "patterns", "urgency", "customer_state")
     @classmethod
     def _not_empty(cls, value: Any) -> Any:
         if value is not None and len(value) == 0:

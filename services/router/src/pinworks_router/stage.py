@@ -10,6 +10,7 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pinworks_common.contracts import EscalationRequest, RouteDecision, TicketEnvelope
+from pinworks_common.customer_state import recorded_states
 from pinworks_common.db.records import record_accountability, record_decisions, stored_outputs
 from pinworks_common.stage import (
     Delivery,
@@ -69,11 +70,13 @@ class RouterStage:
                 continue
             seen.add((ticket_id, attempt))
             fresh.append(item)
+        states = await recorded_states(conn, (item.value.ticket.ticket_id for item in fresh))
         evaluations, latencies = [], []
         for item in fresh:
             assert item.value.classification is not None
             started = time.perf_counter()
-            evaluations.append(route(policy, item.value.ticket, item.value.classification))
+            evaluations.append(route(policy, item.value.ticket, item.value.classification,
+                                     states.get(item.value.ticket.ticket_id)))
             latencies.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
         allotments = await allot(
@@ -133,7 +136,8 @@ class RouterStage:
             for item, allotment in zip(fresh, allotments, strict=True):
                 assert item.value.classification is not None
                 started = time.perf_counter()
-                evaluation = route(shadow, item.value.ticket, item.value.classification)
+                evaluation = route(shadow, item.value.ticket, item.value.classification,
+                                   states.get(item.value.ticket.ticket_id))
                 live, candidate = allotment.decision, evaluation.decision
                 agrees = live.handler == candidate.handler
                 decisions.append({

@@ -6,10 +6,24 @@ import logging
 
 from faststream import FastStream
 
-from pinworks_common.contracts import TicketEnvelope
-from pinworks_common.service import build_runtime, make_publisher, service_app, subscribe_stage
+from pinworks_common.contracts import EscalationRequest, TicketEnvelope
+from pinworks_common.service import (
+    ServiceRuntime,
+    build_runtime,
+    make_publisher,
+    service_app,
+    subscribe_stage,
+)
 from pinworks_common.stage import StageRunner, escalate_on_dead_letter
-from pinworks_common.subjects import DRAFTED, WORK_STREAM, Stage, routed_subject, specialist_consumer
+from pinworks_common.subjects import (
+    ASSIST_HANDLER,
+    ASSIST_REQUESTED,
+    DRAFTED,
+    WORK_STREAM,
+    Stage,
+    routed_subject,
+    specialist_consumer,
+)
 from pinworks_specialists.handlers import Handler, TemplateHandler
 from pinworks_specialists.metrics import BREAKERS
 from pinworks_specialists.settings import LLM_INSTANCES, Price, SpecialistSettings
@@ -49,6 +63,23 @@ def build_handlers(settings: SpecialistSettings) -> list[Handler]:
     return handlers
 
 
+def subscribe_assist(runtime: ServiceRuntime, settings: SpecialistSettings) -> None:
+    """The agent-assist consumer: suggested-reply material for every escalated ticket."""
+    from pinworks_specialists.assist import AssistStage
+    from pinworks_specialists.kb import KnowledgeBase
+
+    stage = AssistStage(TemplateBook.load(), KnowledgeBase.load())
+    runner = StageRunner(stage, runtime.engine, make_publisher(runtime.broker),
+                         max_deliveries=settings.max_deliveries)
+    durable = specialist_consumer(ASSIST_HANDLER)
+    subscribe_stage(
+        runtime.broker, runner, subject=ASSIST_REQUESTED, stream=WORK_STREAM, durable=durable,
+        settings=settings,
+        description="Escalated tickets: templates and passages for the agent's suggested reply.",
+    )
+    runtime.documented_payloads[f"{durable}:{ASSIST_REQUESTED}"] = EscalationRequest
+
+
 def create_app(settings: SpecialistSettings | None = None) -> FastStream:
     from pinworks_specialists.stage import SpecialistStage
 
@@ -77,6 +108,7 @@ def create_app(settings: SpecialistSettings | None = None) -> FastStream:
             description=f"Tickets routed to the {handler.name} handler.",
         )
         runtime.documented_payloads[f"{durable}:{subject}"] = TicketEnvelope
+    subscribe_assist(runtime, settings)
     runtime.broker.publisher(
         DRAFTED, title="drafted", schema=TicketEnvelope,
         description="A draft answer, for the verifier.",

@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
 from pinworks_common.contracts import TicketEnvelope
+from pinworks_common.customer_state import NEGATIVE_THRESHOLD, CustomerStateReader, state_reasons
 from pinworks_verifier.intent_model import IntentModel
 from pinworks_verifier.result import Check, CheckResult
 from pinworks_verifier.text import body_paragraphs, main_text
@@ -101,57 +100,26 @@ def _calibrated(model: IntentModel | None) -> float | None:
     return float(value) if value is not None else None
 
 
-LEGAL_THREAT = re.compile(
-    r"\b(lawyer|solicitor|attorney|sue|suing|lawsuit|legal action|court|ombudsman|regulator|"
-    r"small claims|report you to|trading standards|journalist)\b", re.IGNORECASE)
-FRAUD_SIGNAL = re.compile(
-    r"\b(fraud|fraudulent|fraudster\w*|scam(?:med|mer)?|stolen|hacked|someone else (?:used|is using)|"
-    r"didn'?t authori[sz]e|unauthori[sz]ed|identity theft)\b", re.IGNORECASE)
-VULNERABILITY_SIGNAL = re.compile(
-    r"\b(suicid\w*|kill myself|end my life|self[- ]harm|bereave\w*|passed away|died|"
-    r"terminal(?:ly)? ill|domestic abuse|can'?t afford (?:food|rent)|homeless|desperate)\b",
-    re.IGNORECASE)
-
-
-DOMAIN_NEUTRAL = (
-    "wrong", "stolen", "lost", "fraud", "charged", "mistake", "error", "problem", "problems",
-    "rejected", "reject", "failed", "fail", "fails", "failure", "blocked", "block", "dispute",
-    "missing", "cancel", "cancelled", "canceled", "strange", "suspicious", "debt", "risk",
-    "unauthorized", "declined", "expired", "owe", "lose", "stuck",
-)
-"""Words VADER scores as negative that, in a bank's tickets, name the topic rather than the
-customer's mood ("my transfer failed", "the wrong exchange rate"); fraud and theft are caught by
-their own signal below."""
-
-
 class CustomerStateCheck:
-    """Very unhappy, threatening, defrauded or vulnerable customers go to a person."""
+    """Very unhappy, threatening, defrauded or vulnerable customers go to a person.
+
+    The reading is the shared one (`pinworks_common.customer_state`) the classifier stage
+    records for every ticket, so a ticket that escalates before it reaches the verifier gets
+    the same reading; here it is taken again from the ticket text, never from the envelope.
+    """
 
     name = "customer_state"
-    version = "customer-state-2"
+    version = "customer-state-3"
 
-    def __init__(self, negative_threshold: float = -0.8) -> None:
+    def __init__(self, negative_threshold: float = NEGATIVE_THRESHOLD) -> None:
         self.negative_threshold = negative_threshold
-        self.analyzer = SentimentIntensityAnalyzer()
-        for word in DOMAIN_NEUTRAL:
-            self.analyzer.lexicon.pop(word, None)
+        self.reader = CustomerStateReader(negative_threshold)
 
     def run(self, envelope: TicketEnvelope) -> CheckResult:
-        text = " ".join(filter(None, [envelope.ticket.subject, envelope.ticket.body]))
-        compound = float(self.analyzer.polarity_scores(text[:5000])["compound"])
-        reasons: list[str] = []
-        if compound <= self.negative_threshold:
-            reasons.append(f"customer state: very negative sentiment ({compound:.2f})")
-        for label, pattern in (
-            ("legal threat", LEGAL_THREAT),
-            ("fraud signal", FRAUD_SIGNAL),
-            ("vulnerability signal", VULNERABILITY_SIGNAL),
-        ):
-            match = pattern.search(text)
-            if match:
-                reasons.append(f"customer state: {label} ({match.group(0)!r})")
+        state = self.reader.read(envelope.ticket.subject, envelope.ticket.body)
+        reasons = state_reasons(state)
         return CheckResult(self.name, self.version, not reasons, tuple(reasons),
-                           {"sentiment": compound})
+                           {"sentiment": state.sentiment})
 
 
 class DisagreementCheck:
