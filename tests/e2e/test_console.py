@@ -132,20 +132,27 @@ async def test_agents_see_and_act_only_on_their_business_units(
         late = await a.post(f"/api/tickets/{mine}/resolve", json={"reply": "Hello"})
         assert late.status_code == 409 and "must claim" in late.json()["detail"]
 
-        sent = await b.post(f"/api/tickets/{mine}/send-back", json={"intent": "travel_advice"})
+        unknown = await b.post(f"/api/tickets/{mine}/send-back", json={"intent": "travel_advice"})
+        assert unknown.status_code == 422 and "unknown intent" in unknown.json()["detail"]
+        typo = await b.post(f"/api/tickets/{mine}/send-back", json={"intent": "compromised_crad"})
+        assert typo.status_code == 422 and "did you mean compromised_card" in typo.json()["detail"]
+        assert not await client.fetch(
+            "SELECT 1 FROM labelled_examples WHERE ticket_id = :t", t=mine), (
+            "an intent the classifier does not know never becomes training data")
+        sent = await b.post(f"/api/tickets/{mine}/send-back", json={"intent": "Compromised card"})
         assert sent.status_code == 200, sent.text
-        assert sent.json()["to_intent"] == "travel_advice"
+        assert sent.json()["to_intent"] == "compromised_card"
         example = await client.fetch(
             "SELECT text, predicted_intent, corrected_intent, labelled_by, model_version "
             "FROM labelled_examples WHERE ticket_id = :t", t=mine)
-        assert [(e.corrected_intent, e.labelled_by) for e in example] == [("travel_advice", bo)]
+        assert [(e.corrected_intent, e.labelled_by) for e in example] == [("compromised_card", bo)]
         assert OUT_OF_SCOPE in example[0].text and example[0].model_version
         assert example[0].predicted_intent == detail["envelope"]["classification"]["intent"]
         second = (await client.outcomes.wait_for([mine], count=2))[mine][1]
-        assert (second["status"], second["intent"]) == ("escalated", "travel_advice"), (
-            "automation re-ran on the corrected intent, had no answer for it and escalated again")
+        assert (second["status"], second["intent"]) == ("escalated", "compromised_card"), (
+            "automation re-ran on the corrected intent, a security intent, and escalated again")
         requeued = (await b.get(f"/api/tickets/{mine}")).json()
-        assert requeued["status"] == "open" and requeued["intent"] == "travel_advice"
+        assert requeued["status"] == "open" and requeued["intent"] == "compromised_card"
 
         # HTTP Basic works as well as the cookie.
         async with httpx.AsyncClient(base_url=console_url(platform), timeout=30,

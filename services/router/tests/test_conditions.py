@@ -134,3 +134,32 @@ def test_malformed_conditions_name_the_line(when: str, message: str) -> None:
         parse_policy(text, "p.yaml")
     assert message in str(caught.value)
     assert str(caught.value).startswith("p.yaml line ")
+
+
+def test_customer_state_acts_on_the_recorded_reading_not_on_the_text() -> None:
+    from pinworks_common.contracts import CustomerSignal, CustomerState
+    from pinworks_router.policy import load_policy
+
+    threat = ticket("This is the third time I am writing. I will go to the ombudsman.")
+    cond = Conditions.model_validate({"customer_state": ["legal_threat", "fraud"]})
+    policy = parse_policy("rules:\n  - name: r\n    handler: kb\n")
+    assert mismatch(cond, policy, threat, CLS, TicketFeatures(threat)) is None, (
+        "without a recorded reading the text is read")
+    calm = CustomerState(signals=[], sentiment=0.1, version="v")
+    assert mismatch(cond, policy, threat, CLS, TicketFeatures(threat, calm)) == (
+        "customer state has no signal, rule needs one of ['legal_threat', 'fraud']")
+    fraud = CustomerState(signals=[CustomerSignal(kind="fraud", evidence="scam")],
+                          sentiment=-0.2, version="v")
+    features = TicketFeatures(ticket("Where is my card?"), fraud)
+    assert mismatch(cond, policy, features.ticket, CLS, features) is None
+    assert features.used["customer_state"] == ["fraud"]
+
+    evaluation = route(load_policy(), threat, CLS)
+    assert evaluation.decision.rule == "customer-at-risk-to-person"
+    assert evaluation.decision.handler == "human"
+    assert route(load_policy(), threat, CLS, calm).decision.handler != "human"
+
+
+def test_customer_state_condition_names_known_signals_only() -> None:
+    with pytest.raises(PolicyError, match="customer_state"):
+        parse_policy("rules:\n  - name: r\n    handler: kb\n    when: {customer_state: [angry]}\n")

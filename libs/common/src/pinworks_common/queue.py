@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import true as sa_true
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -529,8 +530,13 @@ async def resolve(
     *,
     agent_cost: Decimal = Decimal(0),
     business_units: Sequence[str] | None = None,
+    assist: dict[str, Any] | None = None,
 ) -> Outcome:
-    """Resolve a ticket the agent holds; the human `resolved` outcome goes out via the outbox."""
+    """Resolve a ticket the agent holds; the human `resolved` outcome goes out via the outbox.
+
+    `assist` says how the reply relates to the suggested replies (which one the agent started
+    from, how similar the sent text is); it is kept with the `resolve` action for the
+    per-intent usefulness report (`assist_usefulness`)."""
     if not reply.strip():
         raise QueueError("a resolution needs a reply to the customer")
     now = utcnow()
@@ -573,7 +579,10 @@ async def resolve(
         payload=stored.model_dump_json().encode(),
         headers={"Pinworks-Stream": OUTCOMES_STREAM},
     ).on_conflict_do_nothing(index_elements=["msg_id"]))
-    await _account(conn, ticket_id, agent, "resolve", {"reply_chars": len(reply)})
+    details: dict[str, Any] = {"reply_chars": len(reply), "intent": classification.get("intent")}
+    if assist is not None:
+        details["assist"] = assist
+    await _account(conn, ticket_id, agent, "resolve", details)
     return stored
 
 
@@ -670,3 +679,84 @@ async def _account(
         "version": None,
         "details": details,
     }])
+
+
+async def customer_history(
+    conn: AsyncConnection, customer_id: str, *, exclude: str | None = None,
+    business_units: Sequence[str] | None = None, limit: int = 20,
+) -> list[dict[str, Any]]:
+    """The customer's other tickets (newest first) with their latest outcome, limited to the
+    business units the agent serves."""
+    from pinworks_common.db.tables import outcomes as outcome_table
+    from pinworks_common.db.tables import tickets
+
+    latest = (
+        select(outcome_table.c.status, outcome_table.c.payload, outcome_table.c.created_at)
+        .where(outcome_table.c.ticket_id == tickets.c.ticket_id)
+        .order_by(outcome_table.c.id.desc()).limit(1).lateral("latest")
+    )
+    query = (
+        select(tickets.c.ticket_id, tickets.c.business_unit, tickets.c.subject,
+               tickets.c.intent, tickets.c.received_at, latest.c.status, latest.c.payload,
+               escalations.c.status.label("queue_status"))
+        .select_from(tickets.outerjoin(latest, sa_true())
+                     .outerjoin(escalations, escalations.c.ticket_id == tickets.c.ticket_id))
+        .where(tickets.c.customer_id == customer_id)
+        .order_by(tickets.c.received_at.desc()).limit(limit)
+    )
+    if exclude is not None:
+        query = query.where(tickets.c.ticket_id != exclude)
+    if business_units is not None:
+        query = query.where(tickets.c.business_unit.in_(list(business_units)))
+    rows = (await conn.execute(query)).all()
+    return [{
+        "ticket_id": r.ticket_id, "business_unit": r.business_unit, "subject": r.subject,
+        "intent": r.intent, "intent_label": intent_label(r.intent),
+        "received_at": _iso(r.received_at), "status": r.status or "in progress",
+        "resolved_by": (r.payload or {}).get("resolved_by"),
+        "answer": (r.payload or {}).get("answer"),
+        "reasons": (r.payload or {}).get("reasons", []),
+        "in_queue": r.queue_status is not None, "queue_status": r.queue_status,
+    } for r in rows]
+
+
+async def assist_usefulness(
+    conn: AsyncConnection, business_units: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """Per intent: how many agent replies started from a suggestion, how similar what they sent
+    was to it (1.0 = sent unchanged), and how many were sent unchanged."""
+    rows = (await conn.execute(
+        select(accountability.c.details, escalations.c.business_unit)
+        .join(escalations, escalations.c.ticket_id == accountability.c.ticket_id)
+        .where(accountability.c.action == "resolve", accountability.c.actor_type == "person")
+        .where(escalations.c.business_unit.in_(list(business_units))
+               if business_units is not None else sa_true())
+    )).all()
+    by_intent: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        details = row.details or {}
+        assist = details.get("assist")
+        if assist is None:
+            continue
+        entry = by_intent.setdefault(details.get("intent") or "-", {
+            "resolved": 0, "from_suggestion": 0, "similarities": [], "unchanged": 0,
+            "closest": []})
+        entry["resolved"] += 1
+        if assist.get("closest_similarity") is not None:
+            entry["closest"].append(float(assist["closest_similarity"]))
+        if assist.get("used"):
+            entry["from_suggestion"] += 1
+            entry["similarities"].append(float(assist.get("similarity") or 0))
+            entry["unchanged"] += int(bool(assist.get("unchanged")))
+    report = []
+    for intent, entry in sorted(by_intent.items()):
+        similarities, closest = entry["similarities"], entry["closest"]
+        report.append({
+            "intent": intent, "intent_label": intent_label(intent),
+            "resolved": entry["resolved"], "from_suggestion": entry["from_suggestion"],
+            "mean_similarity": round(sum(similarities) / len(similarities), 3)
+            if similarities else None,
+            "unchanged": entry["unchanged"],
+            "mean_closest_similarity": round(sum(closest) / len(closest), 3) if closest else None,
+        })
+    return report

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import anyio
 import uvicorn
@@ -28,13 +28,20 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pinworks_common.contracts import utcnow
+from pinworks_common.intents import UnknownIntent, intent_label, known_intents, validate_intent
 from pinworks_common.metrics import until_commit
 from pinworks_common.queue import (
+    SORTS,
+    STATUS_FILTERS,
     Agent,
     NotQueued,
     QueueError,
     QueueItem,
+    QueueQuery,
+    assist_usefulness,
     claim,
+    count_queue,
+    customer_history,
     get_agent,
     get_item,
     list_agents,
@@ -45,12 +52,16 @@ from pinworks_common.queue import (
     send_back,
     ticket_context,
 )
+from pinworks_escalation.assist import compare, suggestions_for
 from pinworks_escalation.auth import Sessions, verify_password
 from pinworks_escalation.settings import EscalationSettings
 
 log = logging.getLogger("pinworks.escalation.console")
 
 COOKIE = "pinworks_session"
+PAGE_SIZE = 50
+"""Tickets per queue page."""
+FILTER_KEYS = ("q", "status", "intent", "unit", "sort", "page")
 TEMPLATES = Path(__file__).with_name("templates")
 T = TypeVar("T")
 
@@ -84,7 +95,13 @@ class QueueEntry(BaseModel):
     lease_expires_at: str | None
     sla_due_at: str | None = Field(description="When a person should have answered (UTC).")
     overdue: bool
+    sla_status: str | None = Field(
+        description="met (answered in time), due (waiting, in time) or breached.")
+    priority_because: list[str] = Field(
+        description="What put the ticket ahead: customer-state signals, tier.")
     intent: str | None
+    intent_label: str = Field(description="The intent as a person reads it.")
+    customer_id: str | None
     confidence: float | None
     subject: str | None
     created_at: str | None
@@ -103,10 +120,34 @@ class TicketDetail(QueueEntry):
     decisions: list[dict[str, Any]] = Field(description="Every stage's decision with its reason.")
     outcomes: list[dict[str, Any]]
     actions: list[dict[str, Any]] = Field(description="Who did what, when (accountability).")
+    customer_state: dict[str, Any] | None = Field(
+        description="The classifier stage's recorded customer-state reading.")
+    suggestions: list[dict[str, Any]] = Field(
+        description="Suggested replies, best first: templates, help-centre passages with "
+        "citations, specialists' drafts (a model's marked unverified).")
+    earlier_tickets: list[dict[str, Any]] = Field(
+        description="The customer's other tickets (same customer_id) with their outcomes.")
+
+
+class AssistUsefulness(BaseModel):
+    intent: str
+    intent_label: str
+    resolved: int = Field(description="Agent replies with suggestions on offer.")
+    from_suggestion: int = Field(description="Replies the agent started from a suggestion.")
+    mean_similarity: float | None = Field(
+        description="Mean similarity of the sent reply to the suggestion it started from "
+        "(1.0 = sent unchanged).")
+    unchanged: int = Field(description="Suggestions sent without an edit.")
+    mean_closest_similarity: float | None = Field(
+        description="Mean similarity of every sent reply to the closest suggestion.")
 
 
 class Reply(BaseModel):
     reply: str = Field(min_length=1, max_length=20_000, description="The answer to the customer.")
+    suggestion: str | None = Field(
+        default=None, max_length=200,
+        description="Source of the suggested reply the agent started from (`template:<intent>`, "
+        "`kb`, `draft:<handler>`), if any: recorded with how far the reply differs from it.")
 
 
 class Reassignment(BaseModel):
@@ -114,7 +155,8 @@ class Reassignment(BaseModel):
 
 
 class Correction(BaseModel):
-    intent: str = Field(description="The intent the ticket really has.")
+    intent: str = Field(description="The intent the ticket really has: one the classifier "
+                        "knows (GET /api/intents); a typo is refused with the nearest ones.")
 
 
 class SentBack(BaseModel):
@@ -140,6 +182,8 @@ def create_console(engine: AsyncEngine, settings: EscalationSettings) -> FastAPI
     lease = timedelta(minutes=settings.lease_minutes)
     templates = Jinja2Templates(directory=str(TEMPLATES))
     templates.env.filters["when"] = _when
+    templates.env.filters["intent_label"] = intent_label
+    templates.env.filters["stamp"] = _stamp
     templates.env.filters["pretty"] = lambda value: json.dumps(value, indent=2, default=str)
     basic = HTTPBasic(auto_error=False)
 
@@ -219,20 +263,34 @@ def create_console(engine: AsyncEngine, settings: EscalationSettings) -> FastAPI
 
     async def detail(agent: Agent, ticket_id: str) -> dict[str, Any]:
         item = await scoped_item(agent, ticket_id)
+        envelope = item.context.get("envelope", {})
+        customer_id = (envelope.get("ticket") or {}).get("customer_id")
         async with reading() as conn:
             context = await ticket_context(conn, ticket_id)
+            earlier = await customer_history(
+                conn, customer_id, exclude=ticket_id,
+                business_units=agent.business_units) if customer_id else []
         return {
             **item.as_dict(),
-            "envelope": item.context.get("envelope", {}),
+            "envelope": envelope,
             "corrections": item.context.get("corrections", []),
             "reply": item.reply,
             **context,
+            "customer_state": item.context.get("customer_state"),
+            "suggestions": [s.as_dict() for s in suggestions_for(envelope, context["decisions"])],
+            "earlier_tickets": earlier,
         }
 
-    async def queue_of(agent: Agent, include_resolved: bool = False) -> list[QueueItem]:
+    async def queue_of(agent: Agent, query: QueueQuery | None = None) -> list[QueueItem]:
         async with reading() as conn:
             return await list_queue(conn, business_units=agent.business_units,
-                                    include_resolved=include_resolved, limit=200)
+                                    query=query or QueueQuery(limit=PAGE_SIZE))
+
+    async def queue_page_of(agent: Agent, query: QueueQuery) -> tuple[list[QueueItem], int]:
+        async with reading() as conn:
+            items = await list_queue(conn, business_units=agent.business_units, query=query)
+            total = await count_queue(conn, query, business_units=agent.business_units)
+        return items, total
 
     # ------------------------------------------------------------ REST API
 
@@ -256,9 +314,37 @@ def create_console(engine: AsyncEngine, settings: EscalationSettings) -> FastAPI
         return Me(agent=agent.name, business_units=list(agent.business_units))
 
     @app.get("/api/queue", response_model=list[QueueEntry], tags=["queue"])
-    async def api_queue(agent: ApiAgent, include_resolved: bool = False) -> list[dict[str, Any]]:
-        """Open and claimed tickets of the agent's business units, most urgent first."""
-        return [item.as_dict() for item in await queue_of(agent, include_resolved)]
+    async def api_queue(
+        agent: ApiAgent, response: Response, include_resolved: bool = False,
+        q: str | None = None, status: str | None = None, intent: str | None = None,
+        business_unit: str | None = None, min_priority: int | None = None,
+        sort: str = "priority", limit: int = 100, offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """One page of the agent's business units' tickets, most urgent first unless `sort`
+        says otherwise (priority, sla, newest, oldest). `q` searches ticket id, subject, body
+        and customer id; `status` is active (open and claimed, the default), open, claimed,
+        resolved, returned or all. `X-Total-Count` says how many match across all pages."""
+        try:
+            query = QueueQuery(
+                search=q, status=status or ("all" if include_resolved else "active"),
+                intent=intent, business_unit=business_unit, min_priority=min_priority,
+                sort=sort, limit=limit, offset=offset)
+        except QueueError as error:
+            raise HTTPException(422, str(error)) from None
+        items, total = await queue_page_of(agent, query)
+        response.headers["X-Total-Count"] = str(total)
+        return [item.as_dict() for item in items]
+
+    @app.get("/api/intents", response_model=list[dict[str, str]], tags=["queue"])
+    async def api_intents(_: ApiAgent) -> list[dict[str, str]]:
+        """The intents the classifier knows, with the names agents read."""
+        return [{"intent": i, "label": intent_label(i)} for i in known_intents()]
+
+    @app.get("/api/reports/assist", response_model=list[AssistUsefulness], tags=["queue"])
+    async def api_assist_report(agent: ApiAgent) -> list[dict[str, Any]]:
+        """How useful the suggested replies are, per intent, in the agent's business units."""
+        async with reading() as conn:
+            return await assist_usefulness(conn, agent.business_units)
 
     @app.get("/api/tickets/{ticket_id}", response_model=TicketDetail, tags=["tickets"])
     async def api_ticket(ticket_id: str, agent: ApiAgent) -> dict[str, Any]:
@@ -299,10 +385,14 @@ def create_console(engine: AsyncEngine, settings: EscalationSettings) -> FastAPI
     @app.post("/api/tickets/{ticket_id}/resolve", response_model=ResolvedOutcome,
               tags=["tickets"])
     async def api_resolve(ticket_id: str, body: Reply, agent: ApiAgent) -> dict[str, Any]:
-        """Resolve with a reply: the `resolved` outcome (resolved_by = the agent) is published."""
+        """Resolve with a reply: the `resolved` outcome (resolved_by = the agent) is published.
+        How the reply differs from the suggestion it started from is recorded."""
+        data = await detail(agent, ticket_id)
+        offered = suggestions_for(data["envelope"], data["decisions"])
+        assist = compare(body.reply, offered, body.suggestion) if offered else None
         outcome = await act(lambda conn: resolve(
             conn, ticket_id, agent.name, body.reply, agent_cost=settings.agent_cost_usd,
-            business_units=agent.business_units))
+            business_units=agent.business_units, assist=assist))
         return {"outcome": outcome.model_dump(mode="json")}
 
     @app.post("/api/tickets/{ticket_id}/reassign", response_model=QueueEntry, tags=["tickets"])
@@ -314,8 +404,14 @@ def create_console(engine: AsyncEngine, settings: EscalationSettings) -> FastAPI
 
     @app.post("/api/tickets/{ticket_id}/send-back", response_model=SentBack, tags=["tickets"])
     async def api_send_back(ticket_id: str, body: Correction, agent: ApiAgent) -> dict[str, Any]:
-        """Correct the intent: recorded as a labelled example; the ticket returns to the queue."""
-        return await act(lambda conn: send_back(conn, ticket_id, agent.name, body.intent,
+        """Correct the intent: recorded as a labelled example; the ticket returns to the queue.
+        Only an intent the classifier knows is accepted (422 names the nearest ones)."""
+        await scoped_item(agent, ticket_id)
+        try:
+            intent = validate_intent(body.intent)
+        except UnknownIntent as error:
+            raise HTTPException(422, str(error)) from None
+        return await act(lambda conn: send_back(conn, ticket_id, agent.name, intent,
                                                 business_units=agent.business_units))
 
     # ------------------------------------------------------------ pages
@@ -349,17 +445,55 @@ def create_console(engine: AsyncEngine, settings: EscalationSettings) -> FastAPI
         response.delete_cookie(COOKIE)
         return response
 
+    def page_query(request: Request) -> tuple[QueueQuery, dict[str, str], str | None]:
+        """The queue page's search, filters, order and page from its query string; a value
+        that makes no sense falls back to the default, with a message."""
+        params = request.query_params
+        wanted = {key: params.get(key, "").strip() for key in FILTER_KEYS}
+        problem = None
+        number = int(wanted["page"]) if wanted["page"].isdigit() and int(wanted["page"]) > 0 else 1
+        try:
+            query = QueueQuery(
+                search=wanted["q"] or None, status=wanted["status"] or "active",
+                intent=wanted["intent"] or None, business_unit=wanted["unit"] or None,
+                sort=wanted["sort"] or "priority", limit=PAGE_SIZE,
+                offset=(number - 1) * PAGE_SIZE)
+        except QueueError as error:
+            problem = str(error)
+            query = QueueQuery(limit=PAGE_SIZE)
+        wanted["page"] = str(number)
+        return query, wanted, problem
+
+    async def queue_values(request: Request, agent: Agent) -> dict[str, Any]:
+        query, wanted, problem = page_query(request)
+        items, total = await queue_page_of(agent, query)
+        number = int(wanted["page"])
+        pages = max(1, -(-total // PAGE_SIZE))
+        kept = {k: v for k, v in wanted.items() if v and k != "page"}
+        return {"agent": agent, "items": items, "now": utcnow(), "total": total,
+                "page_number": number, "pages": pages, "first_row": query.offset + 1,
+                "last_row": query.offset + len(items), "filters": wanted,
+                "filter_query": urlencode(kept), "query_error": problem,
+                "page_link": lambda n: "/?" + urlencode({**kept, "page": n}),
+                "intents": known_intents(), "sorts": list(SORTS),
+                "statuses": list(STATUS_FILTERS)}
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def queue_page(request: Request, agent: PageAgent, notice: str | None = None,
                          error: str | None = None) -> HTMLResponse:
-        return page(request, "queue.html", agent=agent, items=await queue_of(agent),
-                    now=utcnow(), refresh_seconds=settings.queue_refresh_seconds,
-                    notice=notice, error=error)
+        values = await queue_values(request, agent)
+        return page(request, "queue.html", refresh_seconds=settings.queue_refresh_seconds,
+                    notice=notice, error=error or values.pop("query_error"), **values)
 
     @app.get("/fragments/queue", response_class=HTMLResponse, include_in_schema=False)
     async def queue_fragment(request: Request, agent: PageAgent) -> HTMLResponse:
-        return page(request, "_queue_rows.html", agent=agent, items=await queue_of(agent),
-                    now=utcnow())
+        return page(request, "_queue_rows.html", **await queue_values(request, agent))
+
+    @app.get("/reports/assist", response_class=HTMLResponse, include_in_schema=False)
+    async def assist_report_page(request: Request, agent: PageAgent) -> HTMLResponse:
+        async with reading() as conn:
+            report = await assist_usefulness(conn, agent.business_units)
+        return page(request, "assist_report.html", agent=agent, report=report)
 
     @app.get("/tickets/{ticket_id}", response_class=HTMLResponse, include_in_schema=False)
     async def ticket_page(request: Request, ticket_id: str, agent: PageAgent,
@@ -376,8 +510,12 @@ def create_console(engine: AsyncEngine, settings: EscalationSettings) -> FastAPI
                               None)
         verifier_decision = next(
             (d for d in reversed(data["decisions"]) if d["stage"] == "verifier"), None)
+        cl = data["envelope"].get("classification") or {}
+        likely = [alt["intent"] for alt in cl.get("alternatives", [])]
         return page(request, "ticket.html", agent=agent, t=data, now=utcnow(),
                     mine=data["claimed_by"] == agent.name, colleagues=colleagues,
+                    likely_intents=likely,
+                    other_intents=[i for i in known_intents() if i not in likely],
                     route_decision=route_decision, verifier_decision=verifier_decision,
                     notice=notice, error=error)
 
@@ -413,11 +551,13 @@ def create_console(engine: AsyncEngine, settings: EscalationSettings) -> FastAPI
 
     @app.post("/tickets/{ticket_id}/resolve", include_in_schema=False)
     async def resolve_form(ticket_id: str, agent: PageAgent,
-                           reply: Annotated[str, Form()]) -> Response:
+                           reply: Annotated[str, Form()],
+                           suggestion: Annotated[str, Form()] = "") -> Response:
         async def run() -> None:
             if not reply.strip():
                 raise HTTPException(409, "Write a reply to the customer first.")
-            await api_resolve(ticket_id, Reply(reply=reply), agent)
+            await api_resolve(ticket_id, Reply(reply=reply, suggestion=suggestion[:200] or None),
+                              agent)
         return await page_action(ticket_id, run, "Resolved: the reply is on its way.")
 
     @app.post("/tickets/{ticket_id}/reassign", include_in_schema=False)
@@ -432,7 +572,7 @@ def create_console(engine: AsyncEngine, settings: EscalationSettings) -> FastAPI
                              intent: Annotated[str, Form()]) -> Response:
         return await page_action(
             ticket_id, lambda: api_send_back(ticket_id, Correction(intent=intent), agent),
-            f"Intent corrected to {intent.strip()}; kept as a labelled example.")
+            f"Intent corrected to {intent_label(intent.strip())}; kept as a labelled example.")
 
     return app
 
@@ -442,6 +582,14 @@ def _safe_next(target: str) -> str:
     if not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
     return target
+
+
+def _stamp(value: str | datetime | None) -> str:
+    """An absolute time, for moments whose distance from now no longer matters."""
+    if value is None:
+        return "-"
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _when(value: str | datetime | None) -> str:

@@ -71,7 +71,7 @@ class TicketFeatures:
         """Signal kinds of the recorded reading (read from the text when none was recorded,
         e.g. in `policy simulate`)."""
         state = self._state or _reader().read(self.ticket.subject, self.ticket.body)
-        kinds = [signal.kind for signal in state.signals]
+        kinds: list[str] = [signal.kind for signal in state.signals]
         self.used["customer_state"] = kinds
         self.used["customer_state_version"] = state.version
         return kinds

@@ -10,7 +10,7 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pinworks_common.contracts import EscalationRequest, RouteDecision, TicketEnvelope
-from pinworks_common.customer_state import recorded_states
+from pinworks_common.customer_state import recorded_states, state_reasons
 from pinworks_common.db.records import record_accountability, record_decisions, stored_outputs
 from pinworks_common.stage import (
     Delivery,
@@ -70,7 +70,7 @@ class RouterStage:
                 continue
             seen.add((ticket_id, attempt))
             fresh.append(item)
-        states = await recorded_states(conn, (item.value.ticket.ticket_id for item in fresh))
+        states = await recorded_states(conn, (item.value.ticket.ticket_id for item in work))
         evaluations, latencies = [], []
         for item in fresh:
             assert item.value.classification is not None
@@ -166,9 +166,11 @@ class RouterStage:
             decision = RouteDecision.model_validate(stored[envelope.ticket.ticket_id])
             routed = envelope.model_copy(update={"route": decision})
             if decision.handler == HUMAN:
+                state = states.get(envelope.ticket.ticket_id)
                 request = EscalationRequest(
                     envelope=routed, source_stage=self.stage,
-                    reasons=[f"routed to a person by rule {decision.rule}: {decision.reason}"],
+                    reasons=[f"routed to a person by rule {decision.rule}: {decision.reason}",
+                             *state_reasons(state)],
                 )
                 publications.append(escalation_publication(request, item.trace_headers))
                 continue

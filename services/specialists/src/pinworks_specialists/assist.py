@@ -50,8 +50,8 @@ def suggest(book: TemplateBook, kb: KnowledgeBase | None, envelope: TicketEnvelo
     article: dict[str, Any] | None = None
     kb_reply = None
     if kb is not None:
-        intent = classification.intent if classification else None
-        found = retrieve(kb, ticket_query(ticket.subject, ticket.body), intent)
+        found = retrieve(kb, ticket_query(ticket.subject, ticket.body),
+                         classification.intent if classification else None)
         if found.article_id is not None and found.passages:
             article = {"article_id": found.article_id, "title": found.title,
                        "coverage": round(found.coverage, 3)}
