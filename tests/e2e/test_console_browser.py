@@ -8,6 +8,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -114,5 +115,159 @@ async def test_an_agent_signs_in_claims_replies_and_the_outcome_arrives(
         await page.click("text=← Queue")
         await expect(page.locator(f"tr[data-ticket='{first}']")).to_have_count(0)
         await expect(page.locator(f"tr[data-ticket='{second}']")).to_be_visible()
+    finally:
+        await context.close()
+
+
+async def sign_in(page: Any, base: str, agent: str) -> None:
+    await page.goto(f"{base}/login")
+    await page.fill("#name", agent)
+    await page.fill("#password", PASSWORD)
+    await page.click("button[type=submit]")
+
+
+async def test_urgent_customers_come_first_and_an_agent_inserts_and_edits_a_suggestion(
+    client: PlatformClient, platform: Platform, browser: object,
+) -> None:
+    from playwright.async_api import Browser, expect
+
+    from .test_agent_assist import submit_the_four
+
+    assert isinstance(browser, Browser)
+    rid = run_id()
+    unit, agent = f"urgent-{rid}", f"gus-{rid}"
+    await add_agents(platform, {agent: unit})
+    ids = await submit_the_four(client, rid, unit)
+    base = console_url(platform)
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    try:
+        await sign_in(page, base, agent)
+        rows = page.locator("#queue-rows tr[data-ticket]")
+        await expect(rows).to_have_count(3)
+        order = [await rows.nth(n).get_attribute("data-ticket") for n in range(3)]
+        assert set(order[:2]) == {ids["fraud"], ids["ombudsman"]} and order[2] == ids["offtopic"]
+        urgent = page.locator(f"tr[data-ticket='{ids['ombudsman']}']")
+        await expect(urgent.locator("[data-role=ahead]")).to_contain_text("legal threat")
+        await expect(urgent.locator("[data-sla=due]")).to_be_visible()
+        await expect(page.locator(f"tr[data-ticket='{ids['offtopic']}'] [data-role=ahead]")
+                     ).to_have_count(0)
+
+        await page.click(f"a[href='/tickets/{ids['ombudsman']}']")
+        await expect(page.locator("#priority-because")).to_contain_text("ombudsman")
+        intent_name = await page.locator("#intent-name").inner_text()
+        assert "_" not in intent_name and intent_name[:1].isupper(), intent_name
+        await page.click("#claim-top")
+        await expect(page.locator("#holder")).to_have_text(f"claimed by {agent}")
+        box = await page.locator("#reply").bounding_box()
+        assert box is not None and box["y"] < 400, f"the reply box is at the top: {box}"
+        for _ in range(50):  # the specialists record the suggestion moments after escalation
+            if await page.locator(".suggestion").count():
+                break
+            await page.wait_for_timeout(200)
+            await page.reload()
+        first = page.locator(".suggestion").first
+        source = await first.get_attribute("data-source")
+        assert source is not None and source.startswith("template:")
+        suggested = await first.locator("[data-role=suggestion-text]").text_content()
+        assert suggested and "Alex" in suggested
+        await expect(page.locator(".suggestion[data-source=kb] [data-role=citations]")
+                     ).to_contain_text("#")
+        await first.locator("[data-insert]").click()
+        await expect(page.locator("#reply")).to_have_value(suggested)
+        await expect(page.locator("#suggestion-note")).to_contain_text("Started from")
+        await page.locator("#reply").press("ControlOrMeta+End")
+        addition = "\n\nP.S. I am sorry you had to write three times."
+        await page.locator("#reply").type(addition)
+        await page.click("#resolve")
+        await expect(page.get_by_role("status")).to_contain_text("Resolved")
+        await expect(page.locator("#sent-reply")).to_contain_text("write three times")
+        await expect(page.locator("#sla [data-sla=met]")).to_be_visible()
+        assert " (in " not in await page.locator("#sla").inner_text(), (
+            "a resolved ticket's SLA does not count down")
+
+        [action] = await client.fetch(
+            "SELECT details FROM accountability WHERE ticket_id = :t AND action = 'resolve'",
+            t=ids["ombudsman"])
+        assist = action.details["assist"]
+        assert assist["used"] == source and 0.8 < assist["similarity"] < 1
+        human = (await client.outcomes.wait_for([ids["ombudsman"]], count=2))[ids["ombudsman"]][1]
+        assert human["answer"] == suggested.strip() + addition or addition.strip() in human["answer"]
+
+        await page.goto(f"{base}/reports/assist")
+        await expect(page.locator("#assist-report")).to_contain_text(intent_name)
+    finally:
+        await context.close()
+
+
+async def test_queue_search_filters_sorting_paging_and_the_intent_picker(
+    client: PlatformClient, platform: Platform, browser: object,
+) -> None:
+    from playwright.async_api import Browser, expect
+
+    assert isinstance(browser, Browser)
+    rid = run_id()
+    unit, agent = f"busy-{rid}", f"hal-{rid}"
+    await add_agents(platform, {agent: unit})
+    ids = [f"{rid}-b{n:02d}" for n in range(52)]
+    for n, ticket_id in enumerate(ids):
+        body = "Which museum in Porto would you recommend?" if n == 7 else OUT_OF_SCOPE
+        await client.submit(ticket(ticket_id, body, unit, subject=f"Question {n}"))
+    await client.outcomes.wait_for(ids)
+    base = console_url(platform)
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    try:
+        await sign_in(page, base, agent)
+        await expect(page.locator("#queue-count")).to_have_text("Tickets 1–50 of 52")
+        await expect(page.locator("#queue-rows tr[data-ticket]")).to_have_count(50)
+        await page.click("#page-next")
+        await expect(page.locator("#queue-count")).to_have_text("Tickets 51–52 of 52")
+        await expect(page.locator("#queue-rows tr[data-ticket]")).to_have_count(2)
+        await page.click("#page-prev")
+        await expect(page.locator("#queue-count")).to_have_text("Tickets 1–50 of 52")
+
+        await page.select_option("#sort", "oldest")
+        await page.click("#apply-filters")
+        rows = page.locator("#queue-rows tr[data-ticket]")
+        await expect(rows).to_have_count(50)
+        oldest = await rows.first.get_attribute("data-ticket")
+        await page.click("#page-next")
+        await expect(rows).to_have_count(2)
+        newest = await rows.last.get_attribute("data-ticket")
+        await page.select_option("#sort", "newest")
+        await page.click("#apply-filters")
+        await expect(rows.first).to_have_attribute("data-ticket", newest or "")
+        await page.click("#page-next")
+        await expect(rows.last).to_have_attribute("data-ticket", oldest or "")
+
+        await page.fill("#q", "porto")
+        await page.click("#apply-filters")
+        await expect(page.locator("#queue-rows tr[data-ticket]")).to_have_count(1)
+        await expect(page.locator(f"tr[data-ticket='{ids[7]}']")).to_be_visible()
+        await page.wait_for_timeout(2500)  # one live refresh keeps the search applied
+        await expect(page.locator("#queue-rows tr[data-ticket]")).to_have_count(1)
+
+        await page.fill("#q", "")
+        await page.select_option("#status", "resolved")
+        await page.click("#apply-filters")
+        await expect(page.locator("#queue-rows")).to_contain_text("No ticket matches")
+
+        await page.select_option("#status", "active")
+        await page.fill("#q", ids[3])
+        await page.click("#apply-filters")
+        await page.click(f"a[href='/tickets/{ids[3]}']")
+        await page.click("#claim")
+        picker = page.locator("select#intent")
+        await expect(picker).to_be_visible()
+        labels = await picker.locator("option").all_inner_texts()
+        assert "Compromised card" in labels and not any("_" in label for label in labels)
+        await picker.select_option(label="Compromised card")
+        await page.click("text=Correct and requeue")
+        await expect(page.get_by_role("status")).to_contain_text(
+            "Intent corrected to Compromised card")
+        [example] = await client.fetch(
+            "SELECT corrected_intent FROM labelled_examples WHERE ticket_id = :t", t=ids[3])
+        assert example.corrected_intent == "compromised_card"
     finally:
         await context.close()

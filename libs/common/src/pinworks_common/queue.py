@@ -152,12 +152,15 @@ def assess_priority(reasons: Sequence[str], metadata: dict[str, Any],
                     state: CustomerState | None = None) -> Priority:
     """People at risk or threatening action before routine uncertainty.
 
-    `state` is the customer-state reading the classifier stage recorded; a reason that names a
-    signal (the verifier's customer-state check) counts too. Threats, fraud and vulnerability
+    `state` is the customer-state reading the classifier stage recorded; a reason that reports
+    a signal (`customer state: ...`, the verifier's check) counts too. Without a reading, any
+    reason naming a signal counts. Threats, fraud and vulnerability
     add 40, very negative sentiment 20, a premium tier 10.
     """
     because: list[str] = []
     kinds = state.kinds() if state else set()
+    if state is not None:  # a reason counts only where it reports a signal, not a rule's prose
+        reasons = [r for r in reasons if r.lower().startswith("customer state:")]
     text = " ".join(reasons).lower()
     for signal in state.signals if state else []:
         if signal.kind in URGENT_SIGNALS or signal.kind == "very_negative":
@@ -236,12 +239,14 @@ def _scoped(query: Any, business_units: Sequence[str] | None) -> Any:
 
 
 SORTS: dict[str, tuple[Any, ...]] = {
-    "priority": QUEUE_ORDER,
-    "sla": (escalations.c.sla_due_at, escalations.c.priority.desc(), escalations.c.created_at),
-    "newest": (escalations.c.created_at.desc(),),
-    "oldest": (escalations.c.created_at,),
+    "priority": (*QUEUE_ORDER, escalations.c.ticket_id),
+    "sla": (escalations.c.sla_due_at, escalations.c.priority.desc(), escalations.c.created_at,
+            escalations.c.ticket_id),
+    "newest": (escalations.c.created_at.desc(), escalations.c.ticket_id.desc()),
+    "oldest": (escalations.c.created_at, escalations.c.ticket_id),
 }
-"""Queue orders by name: most urgent first (the claim order), SLA due soonest, newest, oldest."""
+"""Queue orders by name: most urgent first (the claim order), SLA due soonest, newest, oldest.
+Each ends on the ticket id, so pages neither repeat nor skip a ticket."""
 STATUS_FILTERS: dict[str, tuple[str, ...]] = {
     "active": (OPEN, CLAIMED), "open": (OPEN,), "claimed": (CLAIMED,),
     "resolved": (RESOLVED,), "returned": (RETURNED,), "all": (OPEN, CLAIMED, RESOLVED, RETURNED),

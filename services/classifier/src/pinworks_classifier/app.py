@@ -8,6 +8,7 @@ from pinworks_classifier.metrics import DRIFT, DriftMonitor, shipped_intent_refe
 from pinworks_classifier.settings import ClassifierSettings
 from pinworks_classifier.stage import ClassifierStage
 from pinworks_common.contracts import Outcome, TicketEnvelope, TicketSubmission
+from pinworks_common.customer_state import CustomerStateReader
 from pinworks_common.service import (
     build_runtime,
     make_publisher,
@@ -32,7 +33,8 @@ def create_app(settings: ClassifierSettings | None = None) -> FastStream:
     runtime = build_runtime("classifier", settings)
     model = IntentModel.load(settings.artifact_dir, encoder_threads=settings.encoder_threads)
     DRIFT.monitor = DriftMonitor.from_manifest(model.manifest, shipped_intent_reference())
-    stage = ClassifierStage(model, settings.cost_per_ticket_usd)
+    stage = ClassifierStage(model, settings.cost_per_ticket_usd,
+                            CustomerStateReader(settings.negative_sentiment_threshold))
     runner = StageRunner(
         stage, runtime.engine, make_publisher(runtime.broker),
         max_deliveries=settings.max_deliveries,

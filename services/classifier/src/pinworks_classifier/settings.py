@@ -22,6 +22,14 @@ class ClassifierSettings(CommonSettings):
         validation_alias="CLASSIFIER_ENCODER_THREADS",
         description="Cores the sentence encoder of the cascade's second stage may use per replica.",
     )
+    negative_sentiment_threshold: float = Field(
+        default=-0.8,
+        ge=-1,
+        le=1,
+        validation_alias="CLASSIFIER_NEGATIVE_SENTIMENT",
+        description="VADER compound score at or below which the customer-state reading records "
+        "very negative sentiment (puts the ticket ahead in the human queue; rules can use it).",
+    )
     cost_per_ticket_usd: Decimal = Field(
         default=Decimal("0.00002"),
         validation_alias="CLASSIFIER_COST_USD",
