@@ -12,6 +12,7 @@ from pinworks_common.outbox import OutboxRelay
 from pinworks_common.service import build_runtime, make_publisher, service_app, subscribe_stage
 from pinworks_common.stage import StageRunner
 from pinworks_common.subjects import (
+    ASSIST_REQUESTED,
     ESCALATION_REQUESTED,
     WORK_STREAM,
     OutcomeStatus,
@@ -39,6 +40,11 @@ def create_app(settings: EscalationSettings | None = None) -> FastStream:
     )
     runtime.documented_payloads[f"{Stage.ESCALATION.value}:{ESCALATION_REQUESTED}"] = (
         EscalationRequest
+    )
+    runtime.broker.publisher(
+        ASSIST_REQUESTED, title="assist-requested", schema=EscalationRequest,
+        description="Every queued ticket, for the specialists to record suggested-reply "
+        "material (templates, help-centre passages) the console offers the agent.",
     )
     runtime.broker.publisher(
         outcome_subject(OutcomeStatus.ESCALATED), title="outcome-escalated", schema=Outcome,

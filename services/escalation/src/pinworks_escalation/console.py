@@ -24,7 +24,6 @@ from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pinworks_common.contracts import utcnow
@@ -54,6 +53,18 @@ from pinworks_common.queue import (
 )
 from pinworks_escalation.assist import compare, suggestions_for
 from pinworks_escalation.auth import Sessions, verify_password
+from pinworks_escalation.schemas import (
+    AssistUsefulness,
+    Correction,
+    Me,
+    QueueEntry,
+    Reassignment,
+    Reply,
+    ResolvedOutcome,
+    SentBack,
+    SignIn,
+    TicketDetail,
+)
 from pinworks_escalation.settings import EscalationSettings
 
 log = logging.getLogger("pinworks.escalation.console")
@@ -68,106 +79,6 @@ T = TypeVar("T")
 
 class Unauthenticated(Exception):
     """No valid session or credentials."""
-
-
-# ---------------------------------------------------------------- API schemas
-
-
-class SignIn(BaseModel):
-    name: str = Field(description="Agent name.")
-    password: str = Field(description="Agent password.")
-
-
-class Me(BaseModel):
-    agent: str = Field(description="The signed-in agent.")
-    business_units: list[str] = Field(description="Business units whose tickets they work.")
-
-
-class QueueEntry(BaseModel):
-    ticket_id: str
-    business_unit: str
-    status: str = Field(description="open, claimed or resolved.")
-    priority: int = Field(description="0-100, higher first.")
-    tier: str | None = Field(description="Customer tier from the ticket metadata.")
-    source_stage: str = Field(description="Stage that escalated the ticket.")
-    reasons: list[str] = Field(description="Why automation did not answer.")
-    claimed_by: str | None = Field(description="Agent holding a live lease, if any.")
-    lease_expires_at: str | None
-    sla_due_at: str | None = Field(description="When a person should have answered (UTC).")
-    overdue: bool
-    sla_status: str | None = Field(
-        description="met (answered in time), due (waiting, in time) or breached.")
-    priority_because: list[str] = Field(
-        description="What put the ticket ahead: customer-state signals, tier.")
-    intent: str | None
-    intent_label: str = Field(description="The intent as a person reads it.")
-    customer_id: str | None
-    confidence: float | None
-    subject: str | None
-    created_at: str | None
-    resolved_by: str | None
-    resolved_at: str | None
-    trace_id: str | None
-
-
-class TicketDetail(QueueEntry):
-    envelope: dict[str, Any] = Field(
-        description="The ticket, its classification with alternatives, the route and the draft.")
-    corrections: list[dict[str, Any]] = Field(description="Intent corrections by agents.")
-    reply: str | None = Field(description="The agent's reply, once resolved.")
-    cost_usd: float = Field(description="All cost attributed to the ticket so far.")
-    costs: list[dict[str, Any]]
-    decisions: list[dict[str, Any]] = Field(description="Every stage's decision with its reason.")
-    outcomes: list[dict[str, Any]]
-    actions: list[dict[str, Any]] = Field(description="Who did what, when (accountability).")
-    customer_state: dict[str, Any] | None = Field(
-        description="The classifier stage's recorded customer-state reading.")
-    suggestions: list[dict[str, Any]] = Field(
-        description="Suggested replies, best first: templates, help-centre passages with "
-        "citations, specialists' drafts (a model's marked unverified).")
-    earlier_tickets: list[dict[str, Any]] = Field(
-        description="The customer's other tickets (same customer_id) with their outcomes.")
-
-
-class AssistUsefulness(BaseModel):
-    intent: str
-    intent_label: str
-    resolved: int = Field(description="Agent replies with suggestions on offer.")
-    from_suggestion: int = Field(description="Replies the agent started from a suggestion.")
-    mean_similarity: float | None = Field(
-        description="Mean similarity of the sent reply to the suggestion it started from "
-        "(1.0 = sent unchanged).")
-    unchanged: int = Field(description="Suggestions sent without an edit.")
-    mean_closest_similarity: float | None = Field(
-        description="Mean similarity of every sent reply to the closest suggestion.")
-
-
-class Reply(BaseModel):
-    reply: str = Field(min_length=1, max_length=20_000, description="The answer to the customer.")
-    suggestion: str | None = Field(
-        default=None, max_length=200,
-        description="Source of the suggested reply the agent started from (`template:<intent>`, "
-        "`kb`, `draft:<handler>`), if any: recorded with how far the reply differs from it.")
-
-
-class Reassignment(BaseModel):
-    agent: str = Field(description="The colleague who takes the ticket.")
-
-
-class Correction(BaseModel):
-    intent: str = Field(description="The intent the ticket really has: one the classifier "
-                        "knows (GET /api/intents); a typo is refused with the nearest ones.")
-
-
-class SentBack(BaseModel):
-    ticket_id: str
-    example_key: str = Field(description="Key of the labelled example recorded.")
-    from_intent: str | None
-    to_intent: str
-
-
-class ResolvedOutcome(BaseModel):
-    outcome: dict[str, Any] = Field(description="The human `resolved` outcome, as published.")
 
 
 # ---------------------------------------------------------------- the application
