@@ -51,3 +51,8 @@ def test_how_far_the_sent_reply_is_from_the_suggestion_it_started_from() -> None
     assert own["used"] is None and own["closest"] is not None
     assert compare("x", found, "kb-forged-by-the-browser")["used"] is None
     assert similarity("abc", "abc") == 1.0
+
+
+def test_a_template_for_an_out_of_scope_ticket_says_so() -> None:
+    [template, *_] = suggestions_for({"classification": {"out_of_scope": True}}, [ASSIST])
+    assert "out of scope" in template.note

@@ -48,6 +48,7 @@ def suggestions_for(envelope: dict[str, Any], decisions: Sequence[dict[str, Any]
                    if d["stage"] == Stage.SPECIALIST.value and d["component"] == ASSIST_COMPONENT),
                   None)
     output = assist["output"] if assist else {}
+    out_of_scope = bool((envelope.get("classification") or {}).get("out_of_scope"))
     for template in output.get("templates", []):
         found.append(Suggestion(
             source=f"template:{template['intent']}",
@@ -56,7 +57,8 @@ def suggestions_for(envelope: dict[str, Any], decisions: Sequence[dict[str, Any]
             note=f"{template['score'] * 100:.0f}% likely intent · template "
                  f"{template['template_id']}"
                  + (f" · filled: {', '.join(sorted(template['variables']))}"
-                    if template.get("variables") else ""),
+                    if template.get("variables") else "")
+                 + (" · the classifier read the ticket as out of scope" if out_of_scope else ""),
         ))
     if output.get("kb_reply"):
         article = output.get("article") or {}
