@@ -68,14 +68,15 @@ async def test_a_mix_of_tickets_gets_one_outcome_each_with_audit_and_cost(
             "SELECT stage, version, reason, trace_id FROM decisions WHERE ticket_id = :t "
             "ORDER BY id", t=ticket_id)
         stages = [row.stage for row in decisions]
-        assert stages[:2] == ["classifier", "router"], stages
+        assert stages[:3] == ["classifier", "classifier", "router"], (
+            "classification, then the customer-state reading, then the route", stages)
         assert {row.trace_id for row in decisions} == {outcome["trace_id"]}, (
             "one trace per ticket across every service")
         assert all(row.version and row.reason for row in decisions)
     resolved_stages = await client.fetch(
         "SELECT stage FROM decisions WHERE ticket_id = :t ORDER BY id", t=f"{rid}-card_arrival")
     assert [row.stage for row in resolved_stages] == [
-        "classifier", "router", "specialist", "verifier"]
+        "classifier", "classifier", "router", "specialist", "verifier"]
 
 
 async def test_the_audit_command_prints_the_whole_trail(
@@ -90,9 +91,10 @@ async def test_the_audit_command_prints_the_whole_trail(
     assert completed.returncode == 0, completed.stderr
     trail = json.loads(completed.stdout)
     assert trail["ticket"]["ticket_id"] == ticket_id
-    assert [d["stage"] for d in trail["decisions"]] == [
-        "classifier", "router", "specialist", "verifier"]
-    router = trail["decisions"][1]
+    assert [(d["stage"], d["decision_key"]) for d in trail["decisions"]] == [
+        ("classifier", "classify"), ("classifier", "customer_state"), ("router", "route"),
+        ("specialist", "draft:template"), ("verifier", "verify")]
+    router = trail["decisions"][2]
     assert router["output"]["rule"] == "confident-template"
     assert router["version"].startswith("policy-")
     assert trail["decisions"][0]["version"] == trail["ticket"]["classification"]["model_version"]

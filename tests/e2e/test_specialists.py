@@ -47,9 +47,11 @@ async def route_directly(client: PlatformClient, ticket_id: str, body: str, inte
 
 
 async def specialist_rows(client: PlatformClient, ticket_id: str) -> dict[str, Any]:
+    """The handlers' decisions (not the agent-assist material recorded for escalations)."""
     rows = await client.fetch(
         "SELECT decision_key, version, inputs, output, reason, cost_usd FROM decisions "
-        "WHERE ticket_id = :t AND stage = 'specialist' ORDER BY id", t=ticket_id)
+        "WHERE ticket_id = :t AND stage = 'specialist' AND component <> 'specialist:assist' "
+        "ORDER BY id", t=ticket_id)
     return {row.decision_key: row for row in rows}
 
 
@@ -183,7 +185,8 @@ async def test_a_plausible_ticket_is_routed_to_kb_by_the_default_policy(
         "kb band of the default policy: pick a text it is unsure of"
     )
     [classified] = await client.fetch("SELECT version, reason FROM decisions WHERE ticket_id = :t "
-                                      "AND stage = 'classifier'", t=ticket_id)
+                                      "AND stage = 'classifier' AND decision_key = 'classify'",
+                                      t=ticket_id)
     assert classified.version.startswith("intent-cascade-")
     assert "re-scored by the sentence-embedding stage" in classified.reason
     assert route.output["rule"] == "plausible-to-knowledge-base"
