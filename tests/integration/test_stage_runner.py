@@ -116,11 +116,18 @@ async def test_redelivery_records_nothing_twice(engine: AsyncEngine) -> None:
     assert [p.msg_id for p in published] == [f"{rid}-x:test"] * 2, "same id: JetStream drops it"
 
 
-async def test_a_message_failing_on_its_last_delivery_is_dead_lettered(engine: AsyncEngine) -> None:
+async def test_a_message_failing_on_its_own_merits_is_dead_lettered_at_the_budget(
+    engine: AsyncEngine,
+) -> None:
     seq = int(uuid.uuid4().int % 10**12)
-    message = FakeMsg(b"poison-dead", seq, num_delivered=3)
     published: list[Publication] = []
-    await runner(engine, published).process([message])  # type: ignore[list-item]
+    stage = runner(engine, published)
+    for delivery in (1, 2):
+        retried = FakeMsg(b"poison-dead", seq, num_delivered=delivery)
+        await stage.process([retried])  # type: ignore[list-item]
+        assert retried.naked is not None and not retried.acked
+    message = FakeMsg(b"poison-dead", seq, num_delivered=3)
+    await stage.process([message])  # type: ignore[list-item]
     assert message.acked and message.naked is None
     async with engine.connect() as conn:
         row = (await conn.execute(select(dead_letters).where(
@@ -138,6 +145,50 @@ async def test_infrastructure_errors_wait_instead_of_dead_lettering(engine: Asyn
     async with engine.connect() as conn:
         rows = await conn.execute(select(dead_letters).where(dead_letters.c.stream_seq == seq))
         assert rows.first() is None
+
+
+class RaisingSqlState(RecordingLogic):
+    """Fails the way a real Postgres does while starting, shutting down or losing a race."""
+
+    def __init__(self, sqlstate: str) -> None:
+        self.sqlstate = sqlstate
+
+    async def apply(self, conn: AsyncConnection, work: Sequence[Work[str]]) -> list[Publication]:
+        if any(item.value.startswith("fault") for item in work):
+            await conn.execute(text(
+                "DO $$ BEGIN RAISE EXCEPTION 'the database system is not yet accepting "
+                f"connections' USING ERRCODE = '{self.sqlstate}'; END $$"))
+        return await super().apply(conn, work)
+
+
+@pytest.mark.parametrize("sqlstate", ["57P03", "57P01", "53300", "40001", "40P01", "08006"])
+async def test_database_faults_by_sqlstate_wait_and_never_count(
+    engine: AsyncEngine, sqlstate: str
+) -> None:
+    seq = int(uuid.uuid4().int % 10**12)
+    stage = StageRunner(RaisingSqlState(sqlstate), engine, _discard, max_deliveries=3)
+    for delivery in range(1, 8):
+        message = FakeMsg(b"fault", seq, num_delivered=delivery)
+        await stage.process([message])  # type: ignore[list-item]
+        assert not message.acked and message.naked is not None
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(dead_letters).where(dead_letters.c.stream_seq == seq))
+        assert rows.first() is None
+
+
+async def test_deliveries_spent_on_an_outage_do_not_count_against_a_message(
+    engine: AsyncEngine,
+) -> None:
+    seq = int(uuid.uuid4().int % 10**12)
+    stage = runner(engine, [])
+    await stage.process([FakeMsg(b"outage", seq, num_delivered=9)])  # type: ignore[list-item]
+    after_outage = FakeMsg(b"poison-after-outage", seq, num_delivered=10)
+    await stage.process([after_outage])  # type: ignore[list-item]
+    assert not after_outage.acked and after_outage.naked is not None
+
+
+async def _discard(publication: Publication) -> None:
+    return None
 
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,6 @@ the rest travel between pinworks services on internal subjects.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -14,10 +13,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError
 
+from pinworks_common.jsonlimits import (
+    MAX_SUBMISSION_BYTES,
+    SUBMISSION_LIMITS,
+    JsonLimitError,
+    loads_limited,
+    storable_text,
+    top_level_strings,
+)
 from pinworks_common.subjects import OutcomeStatus
 
 TICKET_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
-MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_PAYLOAD_BYTES = MAX_SUBMISSION_BYTES
 MAX_BODY_CHARS = 20_000
 
 
@@ -198,10 +205,10 @@ class SubmissionError(ValueError):
     """A submission that cannot be accepted; `reasons` say exactly why."""
 
     def __init__(self, reasons: list[str], ticket_id: str | None, business_unit: str | None):
-        super().__init__("; ".join(reasons))
-        self.reasons = reasons
+        self.reasons = [storable_text(reason) for reason in reasons]
+        super().__init__("; ".join(self.reasons))
         self.ticket_id = ticket_id
-        self.business_unit = business_unit
+        self.business_unit = None if business_unit is None else storable_text(business_unit)
 
 
 def _readable_id(value: Any) -> str | None:
@@ -218,40 +225,30 @@ def _describe(error: Any) -> str:
 
 
 def parse_submission(payload: bytes) -> TicketSubmission:
-    """Decode a raw submission, or raise `SubmissionError` naming every problem."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        reasons = [f"payload too large: {len(payload)} bytes, limit {MAX_PAYLOAD_BYTES}"]
-        ticket_id, business_unit = _salvage_ids(payload)
-        raise SubmissionError(reasons, ticket_id, business_unit)
+    """Decode a raw submission under `SUBMISSION_LIMITS`, or raise `SubmissionError` naming
+    every problem (and the ticket id and business unit, where they can still be read)."""
     try:
-        data = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SubmissionError([f"payload is not valid JSON: {exc}"], None, None) from None
+        data = loads_limited(payload, SUBMISSION_LIMITS)
+    except JsonLimitError as exc:
+        ticket_id, business_unit = _salvage_ids(payload)
+        raise SubmissionError([str(exc)], ticket_id, business_unit) from None
     if not isinstance(data, dict):
         kind = type(data).__name__
         raise SubmissionError([f"payload must be a JSON object, got {kind}"], None, None)
-    if b"\\u0000" in payload:
-        ticket_id, business_unit = _salvage_ids(payload)
-        raise SubmissionError(["payload contains a NUL character (\\u0000), which text fields "
-                               "cannot hold"], ticket_id, business_unit)
     try:
         return TicketSubmission.model_validate(data)
     except ValidationError as exc:
         reasons = [_describe(error) for error in exc.errors()]
-        unit = data.get("business_unit")
-        readable_unit = unit if isinstance(unit, str) and 0 < len(unit) <= 64 else None
-        raise SubmissionError(reasons, _readable_id(data.get("ticket_id")), readable_unit) from None
+        raise SubmissionError(
+            reasons, _readable_id(data.get("ticket_id")), _readable_unit(data.get("business_unit"))
+        ) from None
+
+
+def _readable_unit(value: Any) -> str | None:
+    return value if isinstance(value, str) and 0 < len(value) <= 64 else None
 
 
 def _salvage_ids(payload: bytes) -> tuple[str | None, str | None]:
-    """Read ticket_id and business_unit from an oversized payload, if it parses at all."""
-    try:
-        data = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None, None
-    if not isinstance(data, dict):
-        return None, None
-    unit = data.get("business_unit")
-    readable_unit = unit if isinstance(unit, str) and 0 < len(unit) <= 64 else None
-    return _readable_id(data.get("ticket_id")), readable_unit
-
+    """Read ticket_id and business_unit from a payload that does not decode within limits."""
+    found = top_level_strings(payload, frozenset({"ticket_id", "business_unit"}))
+    return _readable_id(found.get("ticket_id")), _readable_unit(found.get("business_unit"))

@@ -3,8 +3,10 @@
 One pull batch is decoded, applied in ONE database transaction, its publications sent with
 stable `Nats-Msg-Id`s, and only then acknowledged. A batch that fails is retried message by
 message so one bad message cannot hold up the others; a message that keeps failing goes to the
-dead-letter subject (recorded in Postgres) after a bounded number of deliveries. Infrastructure
-failures (database or NATS unreachable) never dead-letter: the message is redelivered later.
+dead-letter subject (recorded in Postgres) after failing a bounded number of times on its own
+merits. Infrastructure faults (database or NATS unreachable, starting up, overloaded, a lost
+serialization race; see `faults`) never count: the message is redelivered until they pass.
+Every message is decoded under the limits of `jsonlimits`, here and never by the framework.
 
 A stage whose work is slow (a model behind HTTP) does it in `prepare`, before the transaction
 opens, so no database connection is held, let alone a transaction left open, while it waits.
@@ -13,24 +15,37 @@ opens, so no database connection is held, let alone a transaction left open, whi
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import re
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from nats.aio.msg import Msg
-from nats.errors import Error as NatsError
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 from pydantic import ValidationError
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from pinworks_common.contracts import DeadLetter, EscalationRequest, TicketEnvelope
+from pinworks_common.contracts import (
+    TICKET_ID_PATTERN,
+    DeadLetter,
+    EscalationRequest,
+    TicketEnvelope,
+)
 from pinworks_common.db.tables import dead_letters
+from pinworks_common.faults import infrastructure_fault
+from pinworks_common.jsonlimits import (
+    INTERNAL_LIMITS,
+    JsonLimitError,
+    check_limits,
+    loads_limited,
+    storable_text,
+    top_level_strings,
+)
 from pinworks_common.metrics import StageMetrics, StageObserver, until_commit
 from pinworks_common.subjects import (
     DEAD_LETTER_STREAM,
@@ -46,6 +61,7 @@ log = logging.getLogger("pinworks.stage")
 
 T = TypeVar("T")
 PAYLOAD_EXCERPT_CHARS = 4096
+REMEMBERED_FAILURES = 10_000
 
 
 @dataclass(frozen=True)
@@ -140,22 +156,6 @@ class PreparedStageLogic(Protocol[T]):
 
 
 Publisher = Callable[[Publication], Awaitable[Any]]
-INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
-    sa_exc.TimeoutError,
-    sa_exc.DisconnectionError,
-    ConnectionError,
-    TimeoutError,
-    OSError,
-    NatsError,
-)
-
-
-def is_infrastructure_error(error: BaseException) -> bool:
-    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
-        return True
-    return isinstance(error, INFRASTRUCTURE_ERRORS)
 
 
 class StageRunner(Generic[T]):
@@ -176,6 +176,7 @@ class StageRunner(Generic[T]):
         self.on_dead_letter = on_dead_letter
         self.tracer = trace.get_tracer(f"pinworks.{logic.stage}")
         self.observer: StageObserver = observer or StageMetrics(logic.stage)
+        self._own_failures: OrderedDict[int, int] = OrderedDict()
 
     async def process(self, messages: Sequence[Msg]) -> None:
         started = time.perf_counter()
@@ -242,15 +243,32 @@ class StageRunner(Generic[T]):
 
     async def _fail(self, delivery: Delivery, error: BaseException) -> None:
         reason = f"{type(error).__name__}: {error}"
-        retry = is_infrastructure_error(error) or delivery.num_delivered < self.max_deliveries
-        self.observer.failed(retried=retry)
-        if retry:
-            delay = min(2.0 ** delivery.num_delivered, 30.0)
-            log.warning("%s: seq %d failed (delivery %d), retry in %.0fs: %s", self.logic.stage,
-                        delivery.stream_seq, delivery.num_delivered, delay, reason)
-            await delivery.message.nak(delay=delay)
+        delay = min(2.0 ** min(delivery.num_delivered, 5), 30.0)
+        fault = infrastructure_fault(error)
+        if fault is not None:
+            self.observer.failed(retried=True)
+            log.warning("%s: seq %d waits out an infrastructure fault (%s), retry in %.0fs: %s",
+                        self.logic.stage, delivery.stream_seq, fault, delay, reason)
+            await _nak(delivery, delay)
             return
+        failures = self._count_own_failure(delivery.stream_seq)
+        self.observer.failed(retried=failures < self.max_deliveries)
+        if failures < self.max_deliveries:
+            log.warning("%s: seq %d failed (%d of %d), retry in %.0fs: %s", self.logic.stage,
+                        delivery.stream_seq, failures, self.max_deliveries, delay, reason)
+            await _nak(delivery, delay)
+            return
+        self._own_failures.pop(delivery.stream_seq, None)
         await self._dead_letter(delivery, reason)
+
+    def _count_own_failure(self, stream_seq: int) -> int:
+        """Failures the message caused itself, remembered for the most recent ones (a restart
+        forgets them, which only buys a message more retries)."""
+        failures = self._own_failures.pop(stream_seq, 0) + 1
+        self._own_failures[stream_seq] = failures
+        while len(self._own_failures) > REMEMBERED_FAILURES:
+            self._own_failures.popitem(last=False)
+        return failures
 
     async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
         """Record and publish the dead letter, then ack; if that fails, redeliver later."""
@@ -259,7 +277,7 @@ class StageRunner(Generic[T]):
             subject=delivery.subject,
             stream_sequence=delivery.stream_seq,
             deliveries=delivery.num_delivered,
-            error=reason[:4000],
+            error=storable_text(reason[:4000]),
             ticket_id=_ticket_id_hint(delivery.data),
             payload_excerpt=delivery.excerpt(),
         )
@@ -296,14 +314,24 @@ class StageRunner(Generic[T]):
         except Exception as error:  # noqa: BLE001
             log.error("%s: could not dead-letter seq %d (%r); will retry",
                       self.logic.stage, delivery.stream_seq, error)
-            await delivery.message.nak(delay=5.0)
+            await _nak(delivery, 5.0)
+
+
+async def _nak(delivery: Delivery, delay: float) -> None:
+    """Ask for redelivery; if NATS is gone the ack-wait redelivers it anyway."""
+    try:
+        await delivery.message.nak(delay=delay)
+    except Exception as error:  # noqa: BLE001
+        log.warning("nak of seq %d failed (%r); it comes back after the ack wait",
+                    delivery.stream_seq, error)
 
 
 def _ticket_id_hint(data: bytes) -> str | None:
     try:
-        decoded = json.loads(data)
-    except ValueError:
-        return None
+        decoded = loads_limited(data, INTERNAL_LIMITS)
+    except JsonLimitError:
+        found = top_level_strings(data, frozenset({"ticket_id"})).get("ticket_id")
+        return found if found and re.fullmatch(TICKET_ID_PATTERN, found) else None
     if not isinstance(decoded, dict):
         return None
     for candidate in (decoded, decoded.get("envelope", {}), decoded.get("ticket", {})):
@@ -335,9 +363,13 @@ def escalation_publication(request: EscalationRequest, headers: dict[str, str]) 
 
 
 def decode_model(model: Any, delivery: Delivery) -> Any:
-    """Decode an internal message; one that does not fit its contract can never succeed."""
+    """Decode an internal message under `INTERNAL_LIMITS`; one that does not fit them or its
+    contract can never succeed."""
     try:
+        check_limits(delivery.data, INTERNAL_LIMITS)
         return model.model_validate_json(delivery.data)
+    except JsonLimitError as error:
+        raise PoisonMessage(f"not a valid {model.__name__}: {error}") from None
     except ValidationError as error:
         raise PoisonMessage(f"not a valid {model.__name__}: {error}") from None
 
@@ -347,6 +379,7 @@ def escalate_on_dead_letter(stage: str) -> Callable[[Delivery, str], list[Public
     an accepted ticket always gets an outcome."""
     def escalate(delivery: Delivery, reason: str) -> list[Publication]:
         try:
+            check_limits(delivery.data, INTERNAL_LIMITS)
             envelope = TicketEnvelope.model_validate_json(delivery.data)
         except ValueError:
             return []
