@@ -11,7 +11,7 @@ VENV := .venv
 SERVICES := classifier router specialists verifier escalation
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 
-.PHONY: install run test test-unit test-unit-other-blas test-e2e test-infra test-isolated lint bench asyncapi clean
+.PHONY: install run test test-unit test-unit-other-blas test-e2e test-infra test-isolated lint bench chaos asyncapi clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -40,7 +40,7 @@ test-unit-other-blas: install
 # The console's browser tests drive Debian's chromium (never a Playwright browser download).
 test-e2e: install
 	command -v chromium || (apt-get update && apt-get install -y chromium)
-	$(VENV)/bin/pytest -q -p no:cacheprovider tests/integration tests/e2e
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/integration tests/e2e tests/chaos
 
 # promtool (rules and dashboard checks) from Debian's prometheus package, unpacked into
 # .tools/: nothing is installed system-wide and no Prometheus server is started.
@@ -75,6 +75,10 @@ lint: install
 
 bench: install
 	$(VENV)/bin/pinworks bench --count $${COUNT:-5000}
+
+# The full fault tier and a soak at half of measured capacity; prints its figures.
+chaos: install
+	$(VENV)/bin/pinworks chaos --soak $${CHAOS_SOAK_SECONDS:-1800}
 
 asyncapi: install
 	$(VENV)/bin/pinworks asyncapi --out docs/asyncapi

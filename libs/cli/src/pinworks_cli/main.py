@@ -538,6 +538,22 @@ def bench(
     console.print(format_result(result), highlight=False)
 
 
+@app.command()
+def chaos(
+    short: Annotated[bool, typer.Option(help="The quick version `make test` runs.")] = False,
+    soak: Annotated[float, typer.Option(
+        min=0, help="Seconds of steady load at half of measured capacity afterwards.")] = 0,
+) -> None:
+    """The fault tier on a private platform: kills, NATS restart, Postgres outage, hostile
+    corpus; prints its figures and exits non-zero when a check fails."""
+    from pinworks_cli.chaos import FULL, SHORT, run_chaos
+
+    reports = run_chaos(SHORT if short else FULL, soak_seconds=soak)
+    for chaos_report in reports:
+        console.print(chaos_report.format(), highlight=False)
+    raise typer.Exit(0 if all(chaos_report.passed for chaos_report in reports) else 1)
+
+
 def _mount_classifier() -> None:
     try:
         from pinworks_classifier.cli import classifier_app
