@@ -368,9 +368,7 @@ def decode_model(model: Any, delivery: Delivery) -> Any:
     try:
         check_limits(delivery.data, INTERNAL_LIMITS)
         return model.model_validate_json(delivery.data)
-    except JsonLimitError as error:
-        raise PoisonMessage(f"not a valid {model.__name__}: {error}") from None
-    except ValidationError as error:
+    except (JsonLimitError, ValidationError) as error:
         raise PoisonMessage(f"not a valid {model.__name__}: {error}") from None
 
 
