@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pinworks_common.db.engine import create_engine
+from pinworks_common.jsonlimits import INTERNAL_LIMITS, JsonLimitError, check_limits
 from pinworks_common.service import create_broker, ensure_streams, make_publisher, subscribe_stage
 from pinworks_common.settings import CommonSettings
-from pinworks_common.jsonlimits import INTERNAL_LIMITS, JsonLimitError, check_limits
 from pinworks_common.stage import Delivery, PoisonMessage, Publication, StageRunner, Work
 from pinworks_common.subjects import WORK_STREAM
 
