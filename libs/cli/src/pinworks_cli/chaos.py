@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -391,7 +391,7 @@ async def _verify(platform: Platform, run_id: str, sent: Sent, drain_seconds: fl
         "drain bound (s)": plan.drain_bound,
         "service starts": {name: p.starts for name, p in platform.processes.items()},
     }
-    checks = [
+    checks: list[tuple[Sequence[Any], str]] = [
         (lost, "lost"), (duplicated, "duplicated"), (twice, "charged twice"),
         (cost_mismatch, "outcome cost differs from the ledger"),
         (wrongly_rejected, "accepted tickets rejected"),
@@ -401,7 +401,7 @@ async def _verify(platform: Platform, run_id: str, sent: Sent, drain_seconds: fl
     ]
     for items, what in checks:
         if items:
-            failures.append(f"{len(items)} {what}: {list(items)[:5]}")
+            failures.append(f"{len(items)} {what}: {list(items[:5])}")
     if drain_missing:
         failures.append(f"{len(drain_missing)} without an outcome at the drain bound")
     if drain_seconds > plan.drain_bound:
