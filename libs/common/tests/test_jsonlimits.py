@@ -96,6 +96,14 @@ def test_top_level_ids_are_read_from_payloads_that_cannot_be_decoded() -> None:
     assert top_level_strings(b"\xff[[[", frozenset({"ticket_id"})) == {}
 
 
+def test_an_unclosed_string_of_escaped_quotes_is_scanned_once() -> None:
+    """Each quote inside must not start a fresh scan to the end (quadratic: minutes at 64 KiB)."""
+    payload = b'{"ticket_id": "T-1", "m": ' + b"[" * 20 + b'"' + b'\\"' * 21_000
+    with pytest.raises(JsonLimitError, match="nested 21 levels deep"):
+        loads_limited(payload, SUBMISSION_LIMITS)
+    assert top_level_strings(payload, frozenset({"ticket_id"})) == {"ticket_id": "T-1"}
+
+
 def test_storable_text_escapes_what_postgres_text_refuses() -> None:
     assert storable_text("a\x00b\ud800") == "a\\u0000b\\ud800"
     assert storable_text("plain") == "plain"

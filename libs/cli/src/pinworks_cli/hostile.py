@@ -61,6 +61,9 @@ KINDS: dict[str, Maker] = {
         f'{{"ticket_id": "{t}", "business_unit": "retail", "body": '.encode()
         + _nested(r.randint(150, 990)) + b"}", "reject", True),
     "deep-unreadable": lambda t, r: (_nested(r.randint(1000, 20000)), "reject", False),
+    "unclosed-escaped-quotes": lambda t, r: (
+        f'{{"ticket_id": "{t}", "business_unit": "retail", "body": "x", "m": '.encode()
+        + b"[" * 20 + b'"' + b'\\"' * r.randint(5_000, 21_000), "reject", True),
     "huge-integer": lambda t, r: (
         _splice(t, b'"metadata": {"n": ' + b"9" * r.randint(4301, 6000) + b"}"), "reject", True),
     "long-float": lambda t, r: (

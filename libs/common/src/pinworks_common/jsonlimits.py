@@ -24,7 +24,10 @@ MAX_INTERNAL_DEPTH = 32
 MAX_NUMBER_CHARS = 40
 
 _STRING = r'"(?:[^"\\]++|\\.)*+"'
-_TOKEN = re.compile(_STRING + r"|[\[\]{}:,]", re.DOTALL)
+_STRING_OR_REST = r'"(?:[^"\\]++|\\.?)*+(?:"|\Z)'
+"""A string, or an unterminated one running to the end: every quote opens a match that ends
+the scan of its text, so no text is scanned twice (linear even for `"\\"\\"...` unclosed)."""
+_TOKEN = re.compile(_STRING_OR_REST + r"|[\[\]{}:,]", re.DOTALL)
 _STRING_ONLY = re.compile(_STRING, re.DOTALL)
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
