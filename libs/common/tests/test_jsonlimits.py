@@ -44,6 +44,8 @@ def raw(**fields: object) -> bytes:
         (b"\xff\xfe{}", "not valid UTF-8"),
         (b'{"a": 1', "not valid JSON"),
         (b"", "not valid JSON"),
+        (b'{"a": 1, "a": 2}', 'duplicate key "a"'),
+        (b'{"m": {"k": [], "k": {}}}', 'duplicate key "k"'),
     ],
 )
 def test_hostile_json_fails_with_the_limit_it_broke(payload: bytes, reason: str) -> None:

@@ -64,6 +64,9 @@ KINDS: dict[str, Maker] = {
     "unclosed-escaped-quotes": lambda t, r: (
         f'{{"ticket_id": "{t}", "business_unit": "retail", "body": "x", "m": '.encode()
         + b"[" * 20 + b'"' + b'\\"' * r.randint(5_000, 21_000), "reject", True),
+    "duplicate-keys": lambda t, r: (
+        _splice(t, r.choice([f'"ticket_id": "{t}"', '"body": "other"',
+                             '"metadata": {"a": 1, "a": 2}']).encode()), "reject", True),
     "huge-integer": lambda t, r: (
         _splice(t, b'"metadata": {"n": ' + b"9" * r.randint(4301, 6000) + b"}"), "reject", True),
     "long-float": lambda t, r: (

@@ -2,7 +2,8 @@
 
 Python's `json.loads` fails on its own terms on hostile input (RecursionError past ~1,000
 levels, ValueError past 4,300 integer digits) and accepts what Postgres refuses later (NaN,
-Infinity, 1e400 that becomes inf, NUL characters, lone surrogates). Decoding here checks size,
+Infinity, 1e400 that becomes inf, NUL characters, lone surrogates) or what other parsers read
+differently (a key given twice). Decoding here checks size,
 nesting depth, number length and range, and string content first, so every payload either
 decodes into values that every later hop and Postgres `jsonb` accept, or fails with one
 `JsonLimitError` naming the limit. The check is linear in the payload and never recurses on
@@ -86,7 +87,20 @@ def _number_parsers(limits: JsonLimits) -> dict[str, Any]:
     def parse_constant(literal: str) -> float:
         raise JsonLimitError(f"{literal} is not a JSON number")
 
-    return {"parse_int": parse_int, "parse_float": parse_float, "parse_constant": parse_constant}
+    return {"parse_int": parse_int, "parse_float": parse_float, "parse_constant": parse_constant,
+            "object_pairs_hook": _unique_keys}
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object naming a key twice is ambiguous (parsers differ on which one wins): refused."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise JsonLimitError(f"duplicate key {json.dumps(key)[:100]}")
+            seen.add(key)
+    return value
 
 
 def unstorable_character(value: str) -> str | None:
