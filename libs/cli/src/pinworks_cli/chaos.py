@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import signal
 import tempfile
@@ -499,11 +498,12 @@ async def run_soak(platform: Platform, seconds: float, rate: float) -> ChaosRepo
 
 def run_chaos(plan: ChaosPlan, *, soak_seconds: float = 0, workdir: Path | None = None
               ) -> list[ChaosReport]:
-    """Start a private platform, run the fault tier (and the soak), and stop everything."""
+    """Start a private platform, run the fault tier (and the soak), and stop everything.
+
+    The platform is always its own (embedded servers it can restart), whatever `NATS_URL` and
+    `DATABASE_URL` say: restarting someone else's NATS or Postgres is not a test's business."""
     owned = workdir is None
     base = Path(tempfile.mkdtemp(prefix="pinworks-chaos-")) if workdir is None else workdir
-    for unset in ("LLM_SMALL_BASE_URL", "LLM_FRONTIER_BASE_URL", "NATS_URL", "DATABASE_URL"):
-        os.environ.pop(unset, None)
     platform = Platform(base)
     reports: list[ChaosReport] = []
     keep = True
