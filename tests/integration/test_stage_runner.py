@@ -215,13 +215,15 @@ async def test_metrics_count_what_was_committed_once(engine: AsyncEngine) -> Non
                          FakeMsg(b"poison-retry", seq + 1),
                          FakeMsg(f"{rid}-b".encode(), seq + 2)])
     await stage.process([FakeMsg(f"{rid}-a".encode(), seq, num_delivered=2)])  # type: ignore[list-item]
-    await stage.process([FakeMsg(b"poison-dead", seq + 3, num_delivered=3)])  # type: ignore[list-item]
+    for delivery in (1, 2, 3):  # dead-lettered on its third failure of its own
+        await stage.process([FakeMsg(b"poison-dead", seq + 3,  # type: ignore[list-item]
+                                     num_delivered=delivery)])
     assert count("pinworks_stage_messages_total", **labels, result="handled") == 3
-    assert count("pinworks_stage_messages_total", **labels, result="failed") == 2
-    assert count("pinworks_stage_messages_total", **labels, result="retried") == 1
+    assert count("pinworks_stage_messages_total", **labels, result="failed") == 4
+    assert count("pinworks_stage_messages_total", **labels, result="retried") == 3
     assert count("pinworks_stage_messages_total", **labels, result="dead_lettered") == 1
     assert count("pinworks_stage_seconds_count", **labels) == 3
-    assert count("pinworks_stage_batch_fallbacks_total", **labels) == 2
+    assert count("pinworks_stage_batch_fallbacks_total", **labels) == 4
     # the failed batch rolled back a and b; their lone retries and the redelivery of a
     # inserted two rows in all, so two are counted
     assert count("pinworks_decisions_total", stage="test") - decisions_before == 2
