@@ -511,13 +511,11 @@ def run_chaos(plan: ChaosPlan, *, soak_seconds: float = 0, workdir: Path | None 
         _say(f"starting NATS, Postgres and the services under {base}")
         platform.start()
         reports.append(asyncio.run(run_faults(platform, plan)))
-        _say(reports[-1].format())
         if soak_seconds > 0:
             capacity = asyncio.run(measure_capacity(platform))
             _say(f"measured capacity {capacity:.1f} tickets/s")
             reports.append(asyncio.run(run_soak(platform, soak_seconds, capacity / 2)))
             reports[-1].figures["measured capacity (tickets/s)"] = round(capacity, 1)
-            _say(reports[-1].format())
         keep = not all(report.passed for report in reports)
     finally:
         platform.close()
