@@ -40,9 +40,41 @@ async def _rows(conn: AsyncConnection, table: Table, ticket_id: str, order: str)
     return [_plain(dict(row._mapping)) for row in result]
 
 
+async def _rejected_carrying(conn: AsyncConnection, ticket_id: str) -> list[dict[str, Any]]:
+    """Rejected payloads whose id could not be read (NULL ticket_id) but whose raw text holds
+    this id as a JSON string: what `submit --ticket-id 'bad id'` left behind."""
+    needle = json.dumps(ticket_id)
+    result = await conn.execute(
+        select(rejected_payloads)
+        .where(rejected_payloads.c.ticket_id.is_(None),
+               rejected_payloads.c.raw_payload.contains(needle, autoescape=True))
+        .order_by(rejected_payloads.c.id).limit(20))
+    return [_plain(dict(row._mapping)) for row in result]
+
+
+def _empty_trail(rejected: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"ticket": None, "decisions": [], "costs": [], "total_cost_usd": 0.0, "outcomes": [],
+            "escalation": None, "accountability": [], "rejected_payloads": rejected,
+            "dead_letters": []}
+
+
+async def rejected_trail(conn: AsyncConnection, stream_seq: int) -> dict[str, Any] | None:
+    """The trail of one submission by its stream sequence: its rejection, or its ticket."""
+    row = (await conn.execute(select(rejected_payloads).where(
+        rejected_payloads.c.stream_seq == stream_seq))).first()
+    if row is not None:
+        return _empty_trail([_plain(dict(row._mapping))])
+    ticket = (await conn.execute(select(tickets.c.ticket_id).where(
+        tickets.c.submission_seq == stream_seq))).first()
+    return await ticket_trail(conn, ticket.ticket_id) if ticket else None
+
+
 async def ticket_trail(conn: AsyncConnection, ticket_id: str) -> dict[str, Any] | None:
     ticket = (await conn.execute(select(tickets).where(tickets.c.ticket_id == ticket_id))).first()
     rejected = await _rows(conn, rejected_payloads, ticket_id, "id")
+    if ticket is None and not rejected:
+        carrying = await _rejected_carrying(conn, ticket_id)
+        return _empty_trail(carrying) if carrying else None
     if ticket is None and not rejected:
         return None
     costs = await _rows(conn, cost_ledger, ticket_id, "id")
@@ -87,7 +119,11 @@ def render_trail(trail: dict[str, Any]) -> str:
         lines.append(f"  body: {ticket['body'][:200]!r}")
     for rejected in trail["rejected_payloads"]:
         lines.append(f"Rejected payload (stream seq {rejected['stream_seq']}, "
-                     f"{rejected['payload_bytes']} bytes): {'; '.join(rejected['reasons'])}")
+                     f"{rejected['payload_bytes']} bytes, {rejected['created_at']}): "
+                     f"{'; '.join(rejected['reasons'])}")
+        lines.append(f"  payload: {rejected['raw_payload'][:200]}")
+    if ticket is None:
+        return "\n".join(lines)  # never accepted: no decisions, costs or outcome to show
     lines.append("Decisions:")
     for decision in trail["decisions"]:
         lines.append(f"  {decision['created_at']}  {decision['stage']:<10} "

@@ -3,6 +3,11 @@
 It behaves like a support platform: publishes tickets on ``tickets.submitted`` and listens on
 ``tickets.outcome.>``. At most ``concurrency`` tickets are in flight (published, no outcome yet),
 and the whole run has a deadline, so it always ends by itself.
+
+The bench never touches real work: its tickets are marked synthetic (``metadata.synthetic``) and
+belong to business units of their own (``bench-<run>-retail``, ...), which no agent serves and
+no real budget pays for, and `cleanup_bench` deletes everything the run left in Postgres (queue
+rows, cost ledger, audit, labelled examples) once it is over.
 """
 
 from __future__ import annotations
@@ -13,14 +18,16 @@ import math
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-
-import nats
-from nats.aio.msg import Msg
-from nats.js.api import DeliverPolicy
+from typing import TYPE_CHECKING, Any
 
 from pinworks_common.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, message_id
+
+if TYPE_CHECKING:
+    from nats.aio.msg import Msg
+
+BENCH_UNIT_PREFIX = "bench-"
 
 SAMPLE_TICKETS: tuple[tuple[str, str], ...] = (
     (
@@ -157,8 +164,34 @@ def make_ticket(run_id: str, n: int, business_units: Sequence[str]) -> dict[str,
         "body": body,
         "subject": subject,
         "channel": CHANNELS[n % len(CHANNELS)],
-        "metadata": {"source": "bench", "run_id": run_id, "customer_name": f"Bench Customer {n}"},
+        "metadata": {"source": "bench", "synthetic": True, "run_id": run_id,
+                     "customer_name": f"Bench Customer {n}"},
     }
+
+
+def bench_units(run_id: str, names: Sequence[str]) -> list[str]:
+    """The run's own business units: `bench-<run>-retail`, ... (never a real unit)."""
+    return [f"{BENCH_UNIT_PREFIX}{run_id}-{name}" for name in names]
+
+
+async def cleanup_bench(conn: Any, run_id: str) -> dict[str, int]:
+    """Delete every row the run left in Postgres; returns rows deleted per table."""
+    from sqlalchemy import delete
+
+    from pinworks_common.db import tables
+
+    ticket_prefix = f"bench-{run_id}-%"
+    unit_prefix = f"{BENCH_UNIT_PREFIX}{run_id}-%"
+    deleted = {}
+    for table in (tables.escalations, tables.cost_ledger, tables.labelled_examples,
+                  tables.decisions, tables.outcomes, tables.accountability,
+                  tables.rejected_payloads, tables.dead_letters, tables.tickets):
+        result = await conn.execute(delete(table).where(table.c.ticket_id.like(ticket_prefix)))
+        deleted[table.name] = result.rowcount
+    result = await conn.execute(delete(tables.router_budgets).where(
+        tables.router_budgets.c.business_unit.like(unit_prefix)))
+    deleted[tables.router_budgets.name] = result.rowcount
+    return deleted
 
 
 async def run_bench(
@@ -169,6 +202,7 @@ async def run_bench(
     *,
     time_limit: float = 120.0,
     run_id: str | None = None,
+    on_outcome: Callable[[int], None] | None = None,
 ) -> BenchResult:
     """Publish ``count`` tickets, at most ``concurrency`` in flight, until done or time is up."""
     if count < 1 or concurrency < 1:
@@ -184,7 +218,9 @@ async def run_bench(
     duplicates = 0
     publish_errors = 0
 
-    async def on_outcome(msg: Msg) -> None:
+    progress = on_outcome
+
+    async def on_outcome_msg(msg: Msg) -> None:
         nonlocal duplicates
         arrived = time.perf_counter()
         try:
@@ -199,16 +235,22 @@ async def run_bench(
             return
         done_at[ticket_id] = arrived
         statuses[str(payload.get("status") or msg.subject.rsplit(".", 1)[-1])] += 1
+        if progress is not None:
+            progress(len(done_at))
         if (event := waiters.get(ticket_id)) is not None:
             event.set()
 
-    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=3)
+    from nats.js.api import DeliverPolicy
+
+    from pinworks_cli.infra import connect_nats
+
+    nc = await connect_nats(nats_url)
     timed_out = False
     try:
         js = nc.jetstream()
         # The outcomes stream holds each outcome once (a re-publish after a redelivery is
         # dropped there); a plain core subscription would also see the dropped copy.
-        await js.subscribe(OUTCOME_WILDCARD, stream=OUTCOMES_STREAM, cb=on_outcome,
+        await js.subscribe(OUTCOME_WILDCARD, stream=OUTCOMES_STREAM, cb=on_outcome_msg,
                            ordered_consumer=True, deliver_policy=DeliverPolicy.NEW,
                            pending_msgs_limit=0)
         await nc.flush()

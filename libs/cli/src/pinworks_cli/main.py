@@ -1,39 +1,40 @@
-"""`pinworks`: run the platform, submit and replay tickets, read the audit, work the queue."""
+"""`pinworks`: run the platform, submit and replay tickets, read the audit, work the queue.
+
+Imports stay inside the commands: `pinworks --help` and simple commands start in a fraction of
+a second because nothing heavy (NATS, SQLAlchemy, the classifier) loads until a command uses it.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import csv
-import hashlib
 import json
 import os
 import sys
 import uuid
-from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import nats
 import typer
-from nats.js.api import DeliverPolicy
-from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
 
-from pinworks_common.contracts import Outcome
-from pinworks_common.db.engine import create_engine
-from pinworks_common.subjects import (
-    OUTCOME_WILDCARD,
-    OUTCOMES_STREAM,
-    SUBMITTED,
-    TICKETS_STREAM,
+from pinworks_cli.infra import (
+    Connections,
+    PlatformUnavailable,
+    connections,
+    fail,
+    run_command,
+    with_db,
 )
+from pinworks_cli.terminal import LazyConsole, plain_usage
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from pinworks_common.contracts import Outcome
 
 app = typer.Typer(help="pinworks: a team of AI components answering support tickets.",
-                  no_args_is_help=True)
+                  no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False)
 queue_app = typer.Typer(help="Work the human escalation queue.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 agent_app = typer.Typer(help="Agents of the escalation console.", no_args_is_help=True)
@@ -41,56 +42,51 @@ app.add_typer(queue_app, name="queue")
 app.add_typer(agent_app, name="agent")
 app.add_typer(db_app, name="db")
 
-console = Console()
+console = LazyConsole()
 T = TypeVar("T")
-RUN_ENV_FILE = Path(".run") / "env"
 
 
-def _running_platform() -> dict[str, str]:
-    """The URLs `pinworks run` wrote to .run/env (lines `export NAME='value'`)."""
-    if not RUN_ENV_FILE.exists():
-        return {}
-    found = {}
-    for line in RUN_ENV_FILE.read_text().splitlines():
-        name, _, value = line.removeprefix("export ").partition("=")
-        found[name.strip()] = value.strip().strip("'\"")
-    return found
+def connections_or_fail() -> Connections:
+    """Where the platform is, or the one-line explanation of why there is none."""
+    try:
+        return connections()
+    except PlatformUnavailable as unavailable:
+        fail(str(unavailable))
 
 
 def connection_settings() -> tuple[str, str]:
-    """NATS and Postgres URLs: the environment first, else the platform `pinworks run` started."""
-    running = _running_platform()
-    nats_url = os.environ.get("NATS_URL") or running.get("NATS_URL")
-    database_url = os.environ.get("DATABASE_URL") or running.get("DATABASE_URL")
-    return (nats_url or "nats://127.0.0.1:4222",
-            database_url or "postgresql://postgres@127.0.0.1:5432/postgres")
+    """NATS and Postgres URLs: the environment first, else the nearest `.run/env`."""
+    found = connections()
+    return found.nats_url, found.database_url
 
 
-def _run(coro: Awaitable[T]) -> T:
-    return asyncio.run(coro)  # type: ignore[arg-type]
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return run_command(coro)
 
 
 async def _with_db(action: Callable[[Any], Awaitable[T]], *, write: bool = False) -> T:
-    engine = create_engine(connection_settings()[1], pool_size=1)
-    try:
-        if write:
-            async with engine.begin() as conn:
-                return await action(conn)
-        async with engine.connect() as conn:
-            return await action(conn)
-    finally:
-        await engine.dispose()
+    return await with_db(connection_settings()[1], action, write=write)
 
 
 def submission_msg_id(ticket_id: str, payload: bytes) -> str:
     """Same payload twice is one message; a corrected payload for the same id is not dropped."""
+    import hashlib
+
     return f"{ticket_id}:submitted:{hashlib.sha256(payload).hexdigest()[:16]}"
 
 
 async def _publish_and_collect(
     payloads: list[tuple[str, bytes]], wait_seconds: float, progress: Progress | None = None
 ) -> dict[str, Outcome]:
-    nc = await nats.connect(connection_settings()[0])
+    import asyncio
+
+    from nats.js.api import DeliverPolicy
+
+    from pinworks_cli.infra import connect_nats
+    from pinworks_common.contracts import Outcome
+    from pinworks_common.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, TICKETS_STREAM
+
+    nc = await connect_nats(connection_settings()[0])
     js = nc.jetstream()
     wanted = {ticket_id for ticket_id, _ in payloads}
     outcomes: dict[str, Outcome] = {}
@@ -109,18 +105,20 @@ async def _publish_and_collect(
             if len(outcomes) == len(wanted):
                 done.set()
 
-    subscription = await js.subscribe(OUTCOME_WILDCARD, stream=OUTCOMES_STREAM, cb=on_outcome,
-                                      ordered_consumer=True, deliver_policy=DeliverPolicy.NEW)
     try:
-        for ticket_id, payload in payloads:
-            await js.publish(SUBMITTED, payload, stream=TICKETS_STREAM,
-                             headers={"Nats-Msg-Id": submission_msg_id(ticket_id, payload)})
-        if wait_seconds > 0 and wanted:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), timeout=wait_seconds)
+        subscription = await js.subscribe(OUTCOME_WILDCARD, stream=OUTCOMES_STREAM, cb=on_outcome,
+                                          ordered_consumer=True, deliver_policy=DeliverPolicy.NEW)
+        try:
+            for ticket_id, payload in payloads:
+                await js.publish(SUBMITTED, payload, stream=TICKETS_STREAM,
+                                 headers={"Nats-Msg-Id": submission_msg_id(ticket_id, payload)})
+            if wait_seconds > 0 and wanted:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), timeout=wait_seconds)
+        finally:
+            await subscription.unsubscribe()
     finally:
-        await subscription.unsubscribe()
-        await nc.drain()
+        await nc.close()
     return outcomes
 
 
@@ -128,67 +126,154 @@ def _print_outcome(outcome: Outcome) -> None:
     console.print_json(outcome.model_dump_json())
 
 
+async def _submit_one(ticket_id: str, payload: bytes, wait_seconds: float) -> dict[str, Any]:
+    """Publish one ticket and wait for whichever comes first: its outcome, or its rejection.
+
+    A ticket whose id cannot be read gets no outcome (there is no id to publish it under); the
+    classifier records it in `rejected_payloads` under the stream sequence JetStream gave the
+    publish, so that row is watched too, and its reasons are reported as soon as it is written.
+    """
+    import asyncio
+
+    from nats.js.api import DeliverPolicy
+    from sqlalchemy import select
+
+    from pinworks_cli.infra import connect_nats
+    from pinworks_common.contracts import Outcome
+    from pinworks_common.db.engine import create_engine
+    from pinworks_common.db.tables import rejected_payloads
+    from pinworks_common.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, TICKETS_STREAM
+
+    nats_url, database_url = connection_settings()
+    nc = await connect_nats(nats_url)
+    found: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+    async def on_outcome(msg: Any) -> None:
+        with contextlib.suppress(ValueError):
+            outcome = Outcome.model_validate_json(msg.data)
+            if outcome.ticket_id == ticket_id and not found.done():
+                found.set_result({"outcome": outcome})
+
+    async def watch_rejections(seq: int) -> None:
+        engine = create_engine(database_url, pool_size=1)
+        try:
+            while not found.done():
+                async with engine.connect() as conn:
+                    row = (await conn.execute(select(rejected_payloads).where(
+                        rejected_payloads.c.stream_seq == seq))).first()
+                if row is not None:
+                    if not found.done():
+                        found.set_result({"rejected": dict(row._mapping)})
+                    return
+                await asyncio.sleep(0.2)  # the CLI polls one indexed row; tests wait on events
+        except Exception:  # the database is optional here: the outcome may still arrive
+            return
+        finally:
+            await engine.dispose()
+
+    try:
+        js = nc.jetstream()
+        subscription = await js.subscribe(OUTCOME_WILDCARD, stream=OUTCOMES_STREAM,
+                                          cb=on_outcome, ordered_consumer=True,
+                                          deliver_policy=DeliverPolicy.NEW)
+        watcher = None
+        try:
+            ack = await js.publish(SUBMITTED, payload, stream=TICKETS_STREAM,
+                                   headers={"Nats-Msg-Id": submission_msg_id(ticket_id, payload)})
+            if ack.duplicate:
+                return {"duplicate": ack.seq}
+            if wait_seconds <= 0:
+                return {"submitted": ack.seq}
+            watcher = asyncio.create_task(watch_rejections(ack.seq))
+            try:
+                return {**await asyncio.wait_for(asyncio.shield(found), wait_seconds),
+                        "seq": ack.seq}
+            except TimeoutError:
+                return {"timeout": ack.seq}
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            await subscription.unsubscribe()
+    finally:
+        await nc.close()
+
+
 @app.command()
 def submit(
     body: Annotated[str, typer.Argument(help="The customer's message.")],
-    ticket_id: Annotated[str | None, typer.Option(help="Idempotency key (default: generated).")] = None,
+    ticket_id: Annotated[str | None, typer.Option(
+        help="Idempotency key: letters, digits and . _ : - (default: generated).")] = None,
     business_unit: Annotated[str, typer.Option(help="Who pays for the ticket.")] = "retail",
     subject: Annotated[str | None, typer.Option(help="Subject line.")] = None,
-    channel: Annotated[str | None, typer.Option(help="email, chat, ...")] = None,
-    customer_id: Annotated[str | None, typer.Option()] = None,
-    metadata: Annotated[str | None, typer.Option(help="JSON object.")] = None,
+    channel: Annotated[str | None, typer.Option(help="email, chat, web, ...")] = None,
+    customer_id: Annotated[str | None, typer.Option(help="The customer's id.")] = None,
+    metadata: Annotated[str | None, typer.Option(help="A JSON object, e.g. '{\"tier\": \"gold\"}'.")
+                        ] = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait for the outcome (0: don't).")] = 30,
 ) -> None:
-    """Submit one ticket and print its outcome."""
-    ticket_id = ticket_id or f"cli-{uuid.uuid4().hex[:12]}"
+    """Submit one ticket; print its outcome, or its rejection and reasons as soon as they exist."""
+    ticket_id = ticket_id if ticket_id is not None else f"cli-{uuid.uuid4().hex[:12]}"
     ticket: dict[str, Any] = {"ticket_id": ticket_id, "business_unit": business_unit, "body": body}
     for key, value in (("subject", subject), ("channel", channel), ("customer_id", customer_id)):
         if value is not None:
             ticket[key] = value
     if metadata:
-        ticket["metadata"] = json.loads(metadata)
-    outcomes = _run(_publish_and_collect([(ticket_id, json.dumps(ticket).encode())], wait))
-    if ticket_id in outcomes:
-        _print_outcome(outcomes[ticket_id])
-    elif wait > 0:
-        console.print(f"[yellow]submitted {ticket_id}; no outcome within {wait:.0f}s "
-                      f"(see `pinworks audit {ticket_id}`)[/]")
+        try:
+            ticket["metadata"] = json.loads(metadata)
+        except json.JSONDecodeError as error:
+            raise typer.BadParameter(f"not JSON: {error}", param_hint="--metadata") from None
+    result = _run(_submit_one(ticket_id, json.dumps(ticket).encode(), wait))
+    if "outcome" in result:
+        outcome = result["outcome"]
+        _print_outcome(outcome)
+        if outcome.status.value == "rejected":
+            raise typer.Exit(1)
+    elif "rejected" in result:
+        rejected = result["rejected"]
+        typer.echo(f"rejected (stream seq {rejected['stream_seq']}): "
+                   + "; ".join(rejected["reasons"]))
+        typer.echo(f"recorded in rejected_payloads; see `pinworks audit --seq "
+                   f"{rejected['stream_seq']}`")
+        raise typer.Exit(1)
+    elif "duplicate" in result:
+        typer.echo(f"{ticket_id} was already submitted with this exact payload (stream seq "
+                   f"{result['duplicate']}); nothing new was sent. See `pinworks audit {ticket_id}`")
+    elif "timeout" in result:
+        typer.echo(f"submitted {ticket_id} (stream seq {result['timeout']}); no outcome within "
+                   f"{wait:g}s. Follow it with `pinworks audit {ticket_id}` or "
+                   f"`pinworks audit --seq {result['timeout']}`")
         raise typer.Exit(1)
     else:
-        console.print(f"submitted {ticket_id}")
+        typer.echo(f"submitted {ticket_id} (stream seq {result['submitted']})")
 
 
 def read_replay_file(path: Path) -> list[tuple[str, bytes]]:
-    """Rows of a CSV (`body` required; ticket_id, business_unit, subject, channel, customer_id
-    optional). A missing ticket_id is derived from file and row, so a replay is idempotent."""
-    payloads = []
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None or ("body" not in reader.fieldnames
-                                         and "text" not in reader.fieldnames):
-            raise typer.BadParameter(f"{path}: needs a `body` (or `text`) column")
-        stem = "".join(c if c.isalnum() or c in "._:-" else "-" for c in path.stem)[:80]
-        for number, row in enumerate(reader, start=1):
-            ticket: dict[str, Any] = {
-                "ticket_id": row.get("ticket_id") or f"{stem}-{number}",
-                "business_unit": row.get("business_unit") or "retail",
-                "body": row.get("body") or row.get("text") or "",
-            }
-            for key in ("subject", "channel", "customer_id"):
-                if row.get(key):
-                    ticket[key] = row[key]
-            payloads.append((ticket["ticket_id"], json.dumps(ticket).encode()))
-    return payloads
+    """(ticket id, payload) per CSV row; the columns are described in `pinworks_cli.tickets_csv`."""
+    from pinworks_cli.tickets_csv import read_ticket_rows
+
+    return [(str(t["ticket_id"]), json.dumps(t).encode()) for t in read_ticket_rows(path)]
 
 
-@app.command()
+@app.command(help="Submit many tickets from a CSV and summarise outcomes and cost per business "
+                  "unit, listing the tickets that escalated or were rejected.\n\n"
+                  "The CSV needs a header row. Columns (any case; aliases in brackets): "
+                  "body [text, message, description] required; ticket_id [id, ticket], default "
+                  "FILE-ROW so a rerun is idempotent; business_unit [unit, bu], default retail; "
+                  "subject [title]; channel [source]; customer_id [customer]; metadata (a JSON "
+                  "object). Any other column becomes a metadata key.")
 def replay(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV of tickets.")],
     wait: Annotated[float, typer.Option(help="Seconds to wait for all outcomes.")] = 300,
 ) -> None:
-    """Submit many tickets from a CSV and summarise outcomes and cost per business unit."""
+    from collections import Counter, defaultdict
+
+    from rich.progress import Progress
+    from rich.table import Table
+
     payloads = read_replay_file(file)
-    with Progress(console=console) as progress:
+    with Progress(console=console.get()) as progress:
         outcomes = _run(_publish_and_collect(payloads, wait, progress))
     statuses = Counter(outcome.status.value for outcome in outcomes.values())
     cost: dict[str, Decimal] = defaultdict(Decimal)
@@ -204,23 +289,44 @@ def replay(
         table.add_row(unit, str(count[unit]), f"{cost[unit]:.6f}")
     console.print(table)
     console.print(", ".join(f"{status}: {n}" for status, n in sorted(statuses.items())))
-    missing = len(payloads) - len(outcomes)
+    for status, title in (("escalated", "Escalated to a person"), ("rejected", "Rejected")):
+        listed = [o for o in outcomes.values() if o.status.value == status]
+        if listed:
+            typer.echo(f"{title} ({len(listed)}):")
+            for outcome in sorted(listed, key=lambda o: o.ticket_id):
+                typer.echo(f"  {outcome.ticket_id}  {outcome.business_unit or '?'}  "
+                           + "; ".join(outcome.reasons))
+    missing = [ticket_id for ticket_id, _ in payloads if ticket_id not in outcomes]
     if missing:
-        console.print(f"[yellow]{missing} tickets without an outcome yet[/]")
+        shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+        console.print(f"[yellow]{len(missing)} tickets without an outcome yet: {shown}[/] "
+                      f"(a rejected ticket whose id cannot be read has no outcome: "
+                      f"`pinworks audit ID` finds it)", highlight=False)
         raise typer.Exit(1)
 
 
 @app.command()
 def audit(
-    ticket_id: str,
+    ticket_id: Annotated[str | None, typer.Argument(
+        help="The ticket id (also finds a rejected payload that carried this id).")] = None,
+    seq: Annotated[int | None, typer.Option(
+        "--seq", help="Instead: the stream sequence `submit` printed for a rejected payload.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Print a ticket's whole trail: every decision with inputs, version, reason, cost, time."""
-    from pinworks_cli.audit import render_trail, ticket_trail
+    from pinworks_cli.audit import rejected_trail, render_trail, ticket_trail
 
-    trail = _run(_with_db(lambda conn: ticket_trail(conn, ticket_id)))
+    if (ticket_id is None) == (seq is None):
+        raise typer.BadParameter("give a TICKET_ID or --seq N (one of them)")
+    if seq is not None:
+        trail = _run(_with_db(lambda conn: rejected_trail(conn, seq)))
+    else:
+        assert ticket_id is not None
+        trail = _run(_with_db(lambda conn: ticket_trail(conn, ticket_id)))
     if trail is None:
-        console.print(f"[red]no ticket {ticket_id}[/]", highlight=False)
+        what = f"stream seq {seq}" if seq is not None else f"ticket {ticket_id}"
+        typer.echo(f"no {what} in the audit (nor among rejected payloads)", err=True)
         raise typer.Exit(1)
     if as_json:
         sys.stdout.write(json.dumps(trail, indent=2, default=str) + "\n")
@@ -237,27 +343,56 @@ UnitOption = Annotated[list[str] | None, typer.Option(
     "--business-unit", help="Only these business units (repeatable).")]
 
 
+async def _queue_page(conn: Any, business_units: list[str] | None, limit: int, offset: int
+                      ) -> tuple[list[Any], int]:
+    """One page of the queue, most urgent first, and how many open or claimed tickets there are."""
+    from sqlalchemy import func, select
+
+    from pinworks_common.db.tables import escalations
+    from pinworks_common.queue import CLAIMED, OPEN, list_queue
+
+    items = await list_queue(conn, business_units=business_units, limit=offset + limit)
+    total = select(func.count()).select_from(escalations).where(
+        escalations.c.status.in_([OPEN, CLAIMED]))
+    if business_units:
+        total = total.where(escalations.c.business_unit.in_(business_units))
+    return items[offset:], int((await conn.execute(total)).scalar_one())
+
+
 @queue_app.command("list")
 def queue_list(
     business_unit: UnitOption = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Tickets per page.")] = 50,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many (the next page).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the page as a JSON list.")
+                       ] = False,
 ) -> None:
-    """List open and claimed escalations, most urgent first."""
-    from pinworks_common.queue import list_queue
+    """List open and claimed escalations, most urgent first, a page at a time."""
+    from rich.table import Table
 
-    items = _run(_with_db(lambda conn: list_queue(conn, business_units=_units(business_unit))))
+    items, total = _run(_with_db(
+        lambda conn: _queue_page(conn, _units(business_unit), limit, offset)))
+    shown = f"{offset + 1}-{offset + len(items)}" if items else "none"
+    more = offset + len(items) < total
+    next_page = (f"; next page: pinworks queue list --offset {offset + len(items)}"
+                 + (f" --limit {limit}" if limit != 50 else "")) if more else ""
     if as_json:
         sys.stdout.write(json.dumps([i.as_dict() for i in items], indent=2) + "\n")
+        if more:
+            typer.echo(f"showing {shown} of {total}{next_page}", err=True)
         return
-    table = Table(title=f"{len(items)} escalated tickets")
-    for column in ("ticket", "unit", "status", "priority", "SLA due", "claimed by", "reasons"):
-        table.add_column(column)
+    table = Table(title=f"{total} escalated tickets open or claimed (showing {shown})")
+    for column in ("ticket", "unit", "status", "priority", "SLA due", "claimed by"):
+        table.add_column(column, no_wrap=column != "claimed by")
+    table.add_column("reasons", ratio=1, min_width=20)
     for item in items:
         due = f"{item.sla_due_at:%Y-%m-%d %H:%M}" if item.sla_due_at else "-"
         table.add_row(item.ticket_id, item.business_unit, item.status, str(item.priority),
                       due + (" OVERDUE" if item.overdue() else ""),
-                      item.holder() or "-", "; ".join(item.reasons)[:80])
+                      item.holder() or "-", "; ".join(item.reasons))
     console.print(table)
+    if more or offset:
+        typer.echo(f"showing {shown} of {total}{next_page}")
 
 
 @queue_app.command("claim")
@@ -319,12 +454,79 @@ def queue_resolve(
     _print_outcome(outcome)
 
 
+def render_queued(found: dict[str, Any]) -> str:
+    """A queued ticket as an agent reads it: the customer's message first, then why it is here,
+    what automation made of it, what it cost and who did what."""
+    import textwrap
+
+    envelope = found.get("envelope") or {}
+    ticket = envelope.get("ticket") or {}
+    classification = envelope.get("classification") or {}
+    route = envelope.get("route") or {}
+    draft = envelope.get("draft") or {}
+
+    def wrapped(text: str, indent: str = "  ") -> list[str]:
+        return [textwrap.fill(p, 96, initial_indent=indent, subsequent_indent=indent) or indent
+                for p in str(text).splitlines()] or [indent]
+
+    holder = found.get("claimed_by")
+    lines = [
+        f"Ticket {found['ticket_id']}  ({found['business_unit']}, {found['status']}"
+        + (f" by {holder}" if holder else "") + f", priority {found['priority']}"
+        + (f", tier {found['tier']}" if found.get("tier") else "") + ")",
+        f"SLA due {found.get('sla_due_at') or '-'}" + ("  OVERDUE" if found.get("overdue") else "")
+        + f"   escalated {found.get('created_at')} by {found.get('source_stage')}",
+        "",
+        "Customer" + (f" {ticket['customer_id']}" if ticket.get("customer_id") else "")
+        + (f" via {ticket['channel']}" if ticket.get("channel") else "") + ":",
+    ]
+    if ticket.get("subject"):
+        lines.append(f"  Subject: {ticket['subject']}")
+    lines += wrapped(ticket.get("body", ""))
+    lines += ["", "Why a person:"] + [f"  - {reason}" for reason in found.get("reasons", [])]
+    if classification:
+        alternatives = ", ".join(f"{a['intent']} {a['score']:.0%}"
+                                 for a in classification.get("alternatives", [])[1:4])
+        lines += ["", f"Classifier: {classification.get('intent')} at "
+                      f"{float(classification.get('confidence') or 0):.0%}"
+                      + (" (out of scope)" if classification.get("out_of_scope") else "")
+                      + (f"; next: {alternatives}" if alternatives else "")
+                      + f"  [{classification.get('model_version')}]"]
+    if route:
+        lines.append(f"Route: {route.get('handler')} by rule {route.get('rule')}: "
+                     f"{route.get('reason')}")
+    if draft:
+        lines += ["", f"Draft by {draft.get('handler')} (not sent):"]
+        lines += wrapped(draft.get("answer", ""))
+    for attempt in envelope.get("attempts", []):
+        lines.append(f"Tried {attempt.get('handler')}: {attempt.get('result')}, "
+                     f"{attempt.get('reason')}")
+    lines += ["", f"Cost so far: ${float(found.get('cost_usd') or 0):.6f}"
+              + "".join(f"\n  {c['component']:<14} ${c['amount_usd']:.6f}"
+                        for c in found.get("costs", []))]
+    corrections = found.get("corrections") or []
+    for correction in corrections:
+        lines.append(f"Corrected: {correction}")
+    if found.get("reply"):
+        lines += ["", "Reply sent:"] + wrapped(found["reply"])
+    actions = found.get("actions") or []
+    if actions:
+        lines += ["", "History:"] + [
+            f"  {a['at']}  {a['actor_type']} {a['actor']}: {a['action']}" for a in actions]
+    lines += ["", f"trace {found.get('trace_id') or '-'}; full trail: "
+                  f"pinworks audit {found['ticket_id']}; raw: pinworks queue show "
+                  f"{found['ticket_id']} --json"]
+    return "\n".join(lines)
+
+
 @queue_app.command("show")
 def queue_show(
     ticket_id: str,
     business_unit: UnitOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print everything as JSON.")] = False,
 ) -> None:
-    """Print a queued ticket with its whole context (classification, route, draft, cost...)."""
+    """Show a queued ticket: the customer's message, why it escalated, the classification,
+    route and draft, the cost and who did what."""
     from pinworks_common.queue import get_item, ticket_context
 
     async def load(conn: Any) -> dict[str, Any] | None:
@@ -337,9 +539,13 @@ def queue_show(
 
     found = _run(_with_db(load))
     if found is None:
-        console.print(f"[red]no escalated ticket {ticket_id}[/]", highlight=False)
+        typer.echo(f"no escalated ticket {ticket_id}"
+                   + (f" in {', '.join(business_unit)}" if business_unit else ""), err=True)
         raise typer.Exit(1)
-    sys.stdout.write(json.dumps(found, indent=2, default=str) + "\n")
+    if as_json:
+        sys.stdout.write(json.dumps(found, indent=2, default=str) + "\n")
+    else:
+        sys.stdout.write(render_queued(found) + "\n")
 
 
 @queue_app.command("reassign")
@@ -366,17 +572,45 @@ def queue_reassign(
                   f"{item.lease_expires_at:%H:%M:%S}", highlight=False)
 
 
+def known_intent(name: str) -> str:
+    """``name`` if the classifier knows it; otherwise a clear error with the nearest intents."""
+    from pinworks_common.intents import known_intents, nearest_intents
+
+    intent = name.strip()
+    if intent in known_intents():
+        return intent
+    nearest = nearest_intents(intent)
+    hint = (f"did you mean {' or '.join(nearest)}?" if nearest
+            else "list them with `pinworks queue intents`")
+    raise typer.BadParameter(f"{intent!r} is not an intent the classifier knows; {hint}",
+                             param_hint="--intent")
+
+
+@queue_app.command("intents")
+def queue_intents(
+    match: Annotated[str | None, typer.Argument(help="Only intents containing this text.")] = None,
+) -> None:
+    """List the intents `send-back --intent` accepts (the classifier's labels)."""
+    from pinworks_common.intents import known_intents
+
+    for intent in known_intents():
+        if match is None or match.lower().replace(" ", "_") in intent:
+            typer.echo(intent)
+
+
 @queue_app.command("send-back")
 def queue_send_back(
     ticket_id: str,
     agent: AgentOption,
-    intent: Annotated[str, typer.Option("--intent", help="The intent the ticket really has.")],
+    intent: Annotated[str, typer.Option(
+        "--intent", help="The intent the ticket really has (see `pinworks queue intents`).")],
     business_unit: UnitOption = None,
 ) -> None:
     """Correct the intent of a ticket you hold: kept as a labelled example for retraining the
-    classifier; the ticket returns to the queue."""
+    classifier; the ticket returns to automation."""
     from pinworks_common.queue import QueueError, send_back
 
+    intent = known_intent(intent)
     try:
         result = _run(_with_db(lambda conn: send_back(
             conn, ticket_id, agent, intent, business_units=_units(business_unit)), write=True))
@@ -393,6 +627,8 @@ def queue_examples(
 ) -> None:
     """Export the intents agents corrected as labelled examples (CSV: text, intent, ...) for
     retraining the classifier."""
+    import csv
+
     from sqlalchemy import select
 
     from pinworks_common.db.tables import labelled_examples as table
@@ -455,10 +691,18 @@ def agent_list() -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the Alembic migrations to DATABASE_URL."""
+    from pinworks_cli.infra import describe_failure
     from pinworks_common.db.migrate import upgrade
 
-    upgrade(connection_settings()[1])
-    console.print("database schema is at head")
+    conns = connections_or_fail()
+    try:
+        upgrade(conns.database_url)
+    except Exception as error:  # translated to one line, or re-raised as the bug it is
+        message = describe_failure(error, conns)
+        if message is None:
+            raise
+        fail(message)
+    typer.echo("database schema is at head")
 
 
 @app.command()
@@ -527,15 +771,41 @@ def top(
 
 @app.command()
 def bench(
-    count: Annotated[int, typer.Option(min=1)] = 2000,
+    count: Annotated[int, typer.Option(min=1, help="Tickets to publish.")] = 2000,
     concurrency: Annotated[int, typer.Option(min=1, help="Tickets in flight at most.")] = 1000,
+    time_limit: Annotated[float, typer.Option(min=1, help="Seconds the run may take at most.")
+                          ] = 120,
+    keep: Annotated[bool, typer.Option(
+        "--keep", help="Keep the run's rows in Postgres for inspection (default: deleted).")
+    ] = False,
 ) -> None:
-    """Publish COUNT tickets through the running platform; print throughput and latency."""
-    from pinworks_cli.bench import format_result, run_bench
+    """Publish COUNT synthetic tickets through the running platform; print throughput and latency.
 
-    result = _run(run_bench(connection_settings()[0], count, concurrency,
-                            ["retail", "business", "wealth"]))
+    The tickets are marked synthetic and belong to the run's own business units
+    (bench-RUN-retail, ...): no agent's queue, budget or cost report sees them, and everything
+    they left in Postgres is deleted when the run ends (unless --keep)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pinworks_cli.bench import bench_units, cleanup_bench, format_result, run_bench
+
+    run_id = uuid.uuid4().hex[:8]
+    units = bench_units(run_id, ["retail", "business", "wealth"])
+    nats_url = connections_or_fail().nats_url
+    columns = (TextColumn("bench {task.fields[run]}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("outcomes"), TimeElapsedColumn())
+    with Progress(*columns, console=console.get(), transient=True) as progress:
+        task = progress.add_task("bench", total=count, run=run_id)
+        result = _run(run_bench(nats_url, count, concurrency, units, time_limit=time_limit,
+                                run_id=run_id,
+                                on_outcome=lambda done: progress.update(task, completed=done)))
     console.print(format_result(result), highlight=False)
+    if keep:
+        typer.echo(f"kept: business units {', '.join(units)}; tickets bench-{run_id}-*")
+        return
+    deleted = _run(_with_db(lambda conn: cleanup_bench(conn, run_id), write=True))
+    typer.echo(f"cleaned up run {run_id}: {sum(deleted.values())} rows deleted "
+               f"({deleted.get('escalations', 0)} queue, {deleted.get('cost_ledger', 0)} cost "
+               "ledger); nothing reached an agent or a real cost report")
 
 
 @app.command()
@@ -568,3 +838,4 @@ from pinworks_cli import policy_cli, report  # noqa: E402  (mounted last: the su
 
 app.add_typer(report.report_app, name="report")
 app.add_typer(policy_cli.policy_app, name="policy")
+plain_usage(app)

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
-from rich.table import Table
 
-from pinworks_common.contracts import TicketSubmission
+from pinworks_cli.infra import run_command
+from pinworks_cli.terminal import LazyConsole
+from pinworks_cli.tickets_csv import COLUMNS_HELP, read_ticket_rows
 from pinworks_common.subjects import ROUTER_POLICY_BUCKET, ROUTER_POLICY_KEY, ROUTER_SHADOW_KEY
-from pinworks_router.policy import Policy, PolicyError, load_policy, parse_policy
+
+if TYPE_CHECKING:
+    from pinworks_common.contracts import TicketSubmission
+    from pinworks_router.policy import Policy
 
 policy_app = typer.Typer(help="Routing policy: simulate, apply, show, history, diff.",
                          no_args_is_help=True)
-console = Console()
+console = LazyConsole()
 
-TICKET_COLUMNS = ("ticket_id", "business_unit", "body", "subject", "channel", "customer_id")
 
 
 class Format(StrEnum):
@@ -31,43 +31,28 @@ class Format(StrEnum):
 
 
 def read_tickets_csv(path: Path) -> list[TicketSubmission]:
-    """Tickets from a CSV: `body` (or `text`) required; ticket_id, business_unit, subject, channel,
-    customer_id optional; a `metadata` column holds a JSON object, and any other column becomes a
-    metadata key (e.g. a `tier` column). A bad row is an error naming the row, not a silent skip."""
+    """Tickets from a CSV (columns as in `pinworks_cli.tickets_csv`); a bad row is an error
+    naming the row, not a silent skip."""
+    from pydantic import ValidationError
+
+    from pinworks_common.contracts import TicketSubmission
+
     tickets = []
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None or not {"body", "text"} & set(reader.fieldnames):
-            raise typer.BadParameter(f"{path}: needs a `body` (or `text`) column")
-        for number, row in enumerate(reader, start=2):
-            data: dict[str, Any] = {"ticket_id": row.get("ticket_id") or f"row-{number}",
-                                    "business_unit": row.get("business_unit") or "retail",
-                                    "body": row.get("body") or row.get("text") or ""}
-            for key in ("subject", "channel", "customer_id"):
-                if row.get(key):
-                    data[key] = row[key]
-            metadata: dict[str, Any] = {}
-            if row.get("metadata"):
-                try:
-                    metadata = json.loads(row["metadata"])
-                except json.JSONDecodeError as exc:
-                    raise typer.BadParameter(f"{path} line {number}: metadata is not JSON: {exc}"
-                                             ) from None
-            for key, value in row.items():
-                if key and key not in (*TICKET_COLUMNS, "text", "metadata") and value:
-                    metadata[key] = value
-            data["metadata"] = metadata
-            try:
-                tickets.append(TicketSubmission.model_validate(data))
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                field = ".".join(str(p) for p in first["loc"])
-                raise typer.BadParameter(f"{path} line {number}: {field}: {first['msg']}"
-                                         ) from None
+    for number, data in enumerate(read_ticket_rows(path, default_id="row-{line}"), start=1):
+        data.setdefault("metadata", {})
+        try:
+            tickets.append(TicketSubmission.model_validate(data))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"])
+            raise typer.BadParameter(f"{path} line {number + 1}: {field}: {first['msg']}"
+                                     ) from None
     return tickets
 
 
 def _load(path: Path | None) -> Policy:
+    from pinworks_router.policy import PolicyError, load_policy
+
     try:
         return load_policy(path)
     except PolicyError as exc:
@@ -86,7 +71,7 @@ def validate(file: Annotated[Path, typer.Argument(help="Policy YAML.")]) -> None
 def simulate_command(
     new: Annotated[Path, typer.Argument(help="Candidate policy YAML.")],
     tickets: Annotated[Path, typer.Option("--tickets", exists=True, dir_okay=False,
-                                          help="CSV of tickets (see `read_tickets_csv`).")],
+                                          help=COLUMNS_HELP)],
     current: Annotated[Path | None, typer.Option(
         "--current", help="Policy to compare against; default: the router's shipped policy.")
     ] = None,
@@ -122,12 +107,16 @@ def simulate_command(
     console.print(f"{result.changed} of {result.tickets} decisions change handler ({share:.1%}); "
                   f"{result.rule_changed} change rule", highlight=False)
     if result.transitions:
+        from rich.table import Table
+
         moves = Table(title="Where decisions move")
         for column in ("from", "to", "tickets"):
             moves.add_column(column, justify="right" if column == "tickets" else "left")
         for (before, after), n in sorted(result.transitions.items(), key=lambda kv: -kv[1]):
             moves.add_row(before, after, str(n))
         console.print(moves)
+    from rich.table import Table
+
     costs = Table(title="Projected cost per business unit (USD)")
     for column in ("business unit", "tickets", "current", "new", "all-frontier"):
         costs.add_column(column, justify="left" if column == "business unit" else "right")
@@ -144,6 +133,8 @@ def simulate_command(
 
 
 def _parse(text: str, source: str) -> Policy:
+    from pinworks_router.policy import PolicyError, parse_policy
+
     try:
         return parse_policy(text, source)
     except PolicyError as exc:
@@ -199,11 +190,10 @@ def apply(
     ] = False,
 ) -> None:
     """Validate FILE, record it in the history and roll it out to every router replica."""
-    import asyncio
     import getpass
 
     text = file.read_text(encoding="utf-8")
-    policy, row_id, revision = asyncio.run(
+    policy, row_id, revision = run_command(
         apply_policy(file, text, applied_by or getpass.getuser(), bucket, shadow))
     role = "shadow" if shadow else "live"
     console.print(f"applied {policy.version} ({len(policy.rules)} rules) as {role} policy, "
@@ -213,7 +203,6 @@ def apply(
 @policy_app.command("replicas")
 def replicas(bucket: BucketOption = ROUTER_POLICY_BUCKET) -> None:
     """Which policy version each router replica reported running (live and shadow)."""
-    import asyncio
 
     from pinworks_router.rollout import replica_states
 
@@ -224,7 +213,7 @@ def replicas(bucket: BucketOption = ROUTER_POLICY_BUCKET) -> None:
         finally:
             await nc.close()
 
-    rows = asyncio.run(states())
+    rows = run_command(states())
     if not rows:
         typer.echo(f"no router replica has reported to bucket {bucket}")
         return
@@ -238,7 +227,6 @@ def replicas(bucket: BucketOption = ROUTER_POLICY_BUCKET) -> None:
 @policy_app.command("shadow-clear")
 def shadow_clear(bucket: BucketOption = ROUTER_POLICY_BUCKET) -> None:
     """Stop running a shadow policy (routers drop it at once)."""
-    import asyncio
 
     async def clear() -> None:
         nc, kv = await _kv(bucket)
@@ -247,7 +235,7 @@ def shadow_clear(bucket: BucketOption = ROUTER_POLICY_BUCKET) -> None:
         finally:
             await nc.close()
 
-    asyncio.run(clear())
+    run_command(clear())
     console.print(f"shadow policy cleared in bucket {bucket}", highlight=False)
 
 
@@ -277,14 +265,13 @@ def shadow_report(
     since: Annotated[str, typer.Option(help="ISO date/datetime (UTC).")] = "",
 ) -> None:
     """How often the shadow policy disagreed with the live one, and where it would send tickets."""
-    import asyncio
     from datetime import UTC, datetime, timedelta
 
     from pinworks_cli.main import _with_db
     from pinworks_cli.report import parse_when
 
     start = parse_when(since) if since else datetime.now(UTC) - timedelta(days=7)
-    versions = asyncio.run(_with_db(lambda conn: shadow_summary(conn, start)))
+    versions = run_command(_with_db(lambda conn: shadow_summary(conn, start)))
     if not versions:
         typer.echo(f"no shadow decisions since {start.isoformat()}")
         return
@@ -310,13 +297,12 @@ def show(
 
 def _resolve(ref: str, bucket: str) -> tuple[str, str]:
     """The text and a label of `live`, a file path, or a version from the history."""
-    import asyncio
 
     path = Path(ref)
     if ref != "live" and path.is_file():
         text = path.read_text(encoding="utf-8")
         return text, f"{path} {_parse(text, ref).version}"
-    return asyncio.run(_policy_text(ref, bucket))
+    return run_command(_policy_text(ref, bucket))
 
 
 async def _policy_text(ref: str, bucket: str) -> tuple[str, str]:
@@ -333,7 +319,7 @@ async def _policy_text(ref: str, bucket: str) -> tuple[str, str]:
         if text is None:
             raise typer.BadParameter(f"no live policy in bucket {bucket!r}: routers use their "
                                      "policy file; `pinworks policy apply FILE` sets one")
-        return text, f"live {parse_policy(text).version}"
+        return text, f"live {_parse(text, 'live').version}"
     applied = await _with_db(lambda conn: policy_by_version(conn, ref))
     if applied is None:
         raise typer.BadParameter(f"{ref!r} is neither `live`, a file, nor a version in the history")
@@ -344,12 +330,12 @@ async def _policy_text(ref: str, bucket: str) -> tuple[str, str]:
 @policy_app.command("history")
 def history(limit: Annotated[int, typer.Option(min=1)] = 20) -> None:
     """Applied policies, newest first (tab-separated)."""
-    import asyncio
 
     from pinworks_cli.main import _with_db
+    from pinworks_router.policy import parse_policy
     from pinworks_router.rollout import policy_history
 
-    rows = asyncio.run(_with_db(lambda conn: policy_history(conn, limit)))
+    rows = run_command(_with_db(lambda conn: policy_history(conn, limit)))
     typer.echo("#\tversion\tapplied (UTC)\tby\trules\tsource")
     for row in rows:
         typer.echo(f"{row.id}\t{row.version}\t{row.created_at:%Y-%m-%d %H:%M:%S}\t"

@@ -1,5 +1,10 @@
 """`pinworks report costs`: what the compound system cost, beside sending everything to the frontier.
 
+"Compound" is the system pinworks is: a team of components (classifier, template, small models,
+frontier LLM with retrieval, verifier, people) each ticket passes through; its cost is what
+that team actually charged. An "entry" is one charge in the cost ledger (one component's work
+on one ticket), so a ticket usually has several.
+
 Compound cost is the sum of `cost_ledger.amount_usd` for entries created in [since, until),
 grouped by the entry's business unit (or component, or UTC day): it is the ledger, to the cent.
 The all-frontier baseline is, for every ticket that has a ledger entry in the window, what one
@@ -16,20 +21,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from sqlalchemy import cast, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.types import Date
 
-from pinworks_common.db.tables import cost_ledger, tickets
-from pinworks_router.pricing import FRONTIER, Price, estimated_cost, load_prices, ticket_text
+from pinworks_cli.infra import run_command
+from pinworks_cli.terminal import LazyConsole
+
+if TYPE_CHECKING:
+    from rich.table import Table
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from pinworks_common.pricing import Price
 
 report_app = typer.Typer(help="Reports over the audit and the cost ledger.", no_args_is_help=True)
-console = Console()
+console = LazyConsole()
 CENT = Decimal("0.000001")
 
 
@@ -77,6 +83,12 @@ async def cost_report(
     business_units: list[str] | None = None, prices: dict[str, Price] | None = None,
 ) -> list[CostRow]:
     """One row per group, highest compound cost first, then a `TOTAL` row."""
+    from sqlalchemy import cast, func, select
+    from sqlalchemy.types import Date
+
+    from pinworks_common.db.tables import cost_ledger, tickets
+    from pinworks_router.pricing import FRONTIER, estimated_cost, load_prices, ticket_text
+
     prices = load_prices() if prices is None else prices
     frontier = prices.get(FRONTIER)
     where = [cost_ledger.c.created_at >= since]
@@ -144,8 +156,16 @@ def render(report: list[CostRow], by: str, fmt: Format) -> str:
     raise ValueError("tables are printed, not rendered to text")
 
 
+EXPLANATION = (
+    "compound: what pinworks' team of components actually charged (the cost ledger); "
+    "entries: ledger charges, one per component per ticket; all-frontier baseline: what one "
+    "llm_frontier call per ticket would have cost; saving: baseline minus compound.")
+
+
 def _table(report: list[CostRow], by: str) -> Table:
-    table = Table(title=f"Cost by {by} (USD)")
+    from rich.table import Table
+
+    table = Table(title=f"Cost by {by} (USD)", caption=EXPLANATION)
     for column in (by, "tickets", "entries", "compound", "all-frontier baseline", "saving"):
         table.add_column(column, justify="left" if column == by else "right")
     for row in report:
@@ -168,10 +188,10 @@ def costs(
         "--business-unit", help="Only these business units (repeatable).")] = None,
     fmt: Annotated[Format, typer.Option("--format", help="table, csv or json.")] = Format.table,
 ) -> None:
-    """Compound cost from the ledger beside the all-frontier baseline, per group."""
-    import asyncio
-
+    """What pinworks charged per group ("compound": the sum of its components' charges, one
+    ledger "entry" per component per ticket) beside sending every ticket to the frontier LLM."""
     from pinworks_cli.main import _with_db
+    from pinworks_router.pricing import load_prices
 
     start = parse_when(since) if since else datetime.now(UTC) - timedelta(days=30)
     end = parse_when(until) if until else None
@@ -179,7 +199,7 @@ def costs(
         prices = load_prices()
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    report = asyncio.run(_with_db(lambda conn: cost_report(
+    report = run_command(_with_db(lambda conn: cost_report(
         conn, by=by, since=start, until=end, business_units=business_unit, prices=prices)))
     if fmt is Format.table:
         console.print(_table(report, by.value))

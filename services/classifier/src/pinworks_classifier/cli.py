@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from .model import IntentModel, default_artifact_dir
-from .model.data import default_data_dir, read_labelled_csv
+# The model modules load numpy and the encoder: imported inside the commands, so that mounting
+# this app in the `pinworks` CLI costs nothing until a classifier command runs.
 
 classifier_app = typer.Typer(help="Intent classifier: train and evaluate artifacts.")
 
@@ -56,6 +56,8 @@ def train(
     promote: Annotated[bool, typer.Option(help="Also replace the artifact loaded by default")] = False,
 ) -> None:
     """Cross-validate, calibrate and fit the model; write a new artifact directory."""
+    from .model import default_artifact_dir
+    from .model.data import default_data_dir
     from .model.training import TrainConfig, train_model
 
     data_dir = data_dir or default_data_dir()
@@ -96,6 +98,8 @@ def eval_(
     latency_samples: Annotated[int, typer.Option(min=0, help="Texts timed one by one")] = 1000,
 ) -> None:
     """Accuracy, macro-F1, selective accuracy, OOS recall/false alarms, ECE and latency."""
+    from .model import IntentModel
+    from .model.data import read_labelled_csv
     from .model.evaluation import evaluate, latency_profile, plot_reliability
 
     texts, labels = read_labelled_csv(data)

@@ -1,0 +1,177 @@
+"""Where the CLI finds NATS and Postgres, and what it says when it cannot reach them.
+
+Every command that talks to the platform runs through `run_command`: a connection that fails, a
+database without the schema or a missing platform is one line on stderr saying what is
+unreachable and how to fix it (exit code 2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import typer
+
+T = TypeVar("T")
+RUN_ENV = Path(".run") / "env"
+START_HINT = "start the platform with `make run` in the pinworks checkout, then `source .run/env`"
+
+
+class PlatformUnavailable(Exception):
+    """The platform could not be reached; the message is the whole explanation."""
+
+
+@dataclass(frozen=True)
+class Connections:
+    nats_url: str
+    database_url: str
+    source: str
+
+
+def find_run_env(start: Path | None = None) -> Path | None:
+    """`.run/env` written by `pinworks run`, in this directory or the nearest parent."""
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        candidate = directory / RUN_ENV
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Lines `export NAME='value'` as a dict."""
+    found = {}
+    for line in path.read_text().splitlines():
+        name, sep, value = line.removeprefix("export ").partition("=")
+        if sep:
+            found[name.strip()] = value.strip().strip("'\"")
+    return found
+
+
+def connections() -> Connections:
+    """NATS_URL / DATABASE_URL from the environment, else from the nearest `.run/env`."""
+    nats_url, database_url = os.environ.get("NATS_URL"), os.environ.get("DATABASE_URL")
+    source = "the environment"
+    if not (nats_url and database_url):
+        env_file = find_run_env()
+        if env_file is not None:
+            written = read_env_file(env_file)
+            nats_url = nats_url or written.get("NATS_URL")
+            database_url = database_url or written.get("DATABASE_URL")
+            source = str(env_file)
+    if not nats_url or not database_url:
+        missing = " and ".join(name for name, value in (("NATS_URL", nats_url),
+                                                        ("DATABASE_URL", database_url)) if not value)
+        raise PlatformUnavailable(f"no platform to talk to: {missing} not set and no .run/env "
+                                  f"in {Path.cwd()} or above; {START_HINT}")
+    return Connections(nats_url, database_url, source)
+
+
+def redact(url: str) -> str:
+    """The URL without its password, fit for an error message."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    seen: BaseException | None = error
+    while seen is not None:
+        for candidate in (seen, getattr(seen, "orig", None)):
+            state = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+            if isinstance(state, str):
+                return state
+        seen = seen.__cause__
+    return None
+
+
+def describe_failure(error: BaseException, conns: Connections | None) -> str | None:
+    """One line for an infrastructure failure; None for anything else (a real bug)."""
+    import nats.errors
+    import nats.js.errors
+
+    nats_at = f"NATS at {redact(conns.nats_url)}" if conns else "NATS"
+    postgres_at = f"Postgres at {redact(conns.database_url)}" if conns else "Postgres"
+    where = f" (URLs from {conns.source})" if conns else ""
+    state = _sqlstate(error)
+    if state == "42P01":
+        return (f"{postgres_at} has no pinworks tables{where}: run `pinworks db upgrade`, "
+                f"or point DATABASE_URL at the platform's database ({START_HINT})")
+    if state in ("28P01", "28000"):
+        return f"{postgres_at} refused the login{where}: check the user and password in DATABASE_URL"
+    if state == "3D000":
+        return f"{postgres_at}: the database does not exist{where}; check DATABASE_URL"
+    if isinstance(error, nats.js.errors.NoStreamResponseError | nats.js.errors.NotFoundError):
+        return (f"{nats_at} has no pinworks streams{where}: is the platform running? "
+                f"{START_HINT}")
+    if isinstance(error, nats.errors.NoServersError | nats.errors.ConnectionClosedError
+                  | nats.errors.TimeoutError | nats.errors.NoRespondersError):
+        return f"cannot reach {nats_at}{where}: {START_HINT}, or set NATS_URL"
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(error, OSError | InterfaceError | OperationalError | TimeoutError) or (
+            isinstance(error, DBAPIError) and error.connection_invalidated):
+        return f"cannot reach {postgres_at}{where}: {START_HINT}, or set DATABASE_URL"
+    return None
+
+
+def run_command(coro: Coroutine[Any, Any, T]) -> T:
+    """Run one async command against the platform; infrastructure failures become one line."""
+    try:
+        return asyncio.run(coro)
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except PlatformUnavailable as unavailable:
+        fail(str(unavailable))
+    except Exception as error:  # translated below, or re-raised as the bug it is
+        try:
+            conns: Connections | None = connections()
+        except PlatformUnavailable:
+            conns = None
+        message = describe_failure(error, conns)
+        if message is None:
+            raise
+        fail(message)
+    raise AssertionError("unreachable")
+
+
+def fail(message: str) -> NoReturn:
+    """Print the one-line explanation on stderr and exit with code 2."""
+    sys.stderr.write(f"error: {message}\n")
+    raise typer.Exit(2)
+
+
+async def connect_nats(url: str) -> Any:
+    """A NATS connection that gives up quickly and quietly when the server is not there."""
+    import nats
+
+    async def quiet(error: Exception) -> None:
+        return None
+
+    return await nats.connect(url, connect_timeout=3, max_reconnect_attempts=2,
+                              reconnect_time_wait=0.5, error_cb=quiet)
+
+
+async def with_db(database_url: str, action: Callable[[Any], Awaitable[T]], *,
+                  write: bool = False) -> T:
+    """Run ``action`` on one connection (in a transaction when ``write``)."""
+    from pinworks_common.db.engine import create_engine
+
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        if write:
+            async with engine.begin() as conn:
+                return await action(conn)
+        async with engine.connect() as conn:
+            return await action(conn)
+    finally:
+        await engine.dispose()
