@@ -133,7 +133,11 @@ async def test_cli_parity_show_reassign_and_send_back(
     await client.submit(ticket(ticket_id, OUT_OF_SCOPE, unit))
     await client.outcomes.wait_for([ticket_id])
 
-    shown = cli(platform, "queue", "show", ticket_id, "--business-unit", unit)
+    readable = cli(platform, "queue", "show", ticket_id, "--business-unit", unit)
+    assert readable.returncode == 0, readable.stderr
+    assert OUT_OF_SCOPE in readable.stdout and "Why a person:" in readable.stdout
+    assert "out-of-scope-to-person" in readable.stdout and not readable.stdout.startswith("{")
+    shown = cli(platform, "queue", "show", ticket_id, "--business-unit", unit, "--json")
     assert shown.returncode == 0, shown.stderr
     detail = json.loads(shown.stdout)
     assert detail["envelope"]["route"]["rule"] == "out-of-scope-to-person"
@@ -147,26 +151,29 @@ async def test_cli_parity_show_reassign_and_send_back(
     handed = cli(platform, "queue", "reassign", ticket_id, "--agent", ana, "--to", bo)
     assert handed.returncode == 0, handed.stdout + handed.stderr
     not_yours = cli(platform, "queue", "send-back", ticket_id, "--agent", ana,
-                    "--intent", "travel_advice")
+                    "--intent", "lost_or_stolen_card")
     assert not_yours.returncode == 1 and "must claim" in not_yours.stdout
+    typo = cli(platform, "queue", "send-back", ticket_id, "--agent", bo,
+               "--intent", "lost_or_stolen_crd")
+    assert typo.returncode == 2 and "did you mean lost_or_stolen_card" in typo.stderr
     sent = cli(platform, "queue", "send-back", ticket_id, "--agent", bo,
-               "--intent", "travel_advice")
+               "--intent", "lost_or_stolen_card")
     assert sent.returncode == 0, sent.stdout + sent.stderr
     assert "labelled example agent:1" in " ".join(sent.stdout.split())
     [example] = await client.fetch(
         "SELECT corrected_intent, labelled_by FROM labelled_examples WHERE ticket_id = :t",
         t=ticket_id)
-    assert (example.corrected_intent, example.labelled_by) == ("travel_advice", bo)
+    assert (example.corrected_intent, example.labelled_by) == ("lost_or_stolen_card", bo)
     await client.outcomes.wait_for([ticket_id], count=2)
     listed = json.loads(cli(platform, "queue", "list", "--business-unit", unit, "--json").stdout)
     assert [(i["ticket_id"], i["status"], i["intent"]) for i in listed] == [
-        (ticket_id, "open", "travel_advice")]
+        (ticket_id, "open", "lost_or_stolen_card")]
     exported = cli(platform, "queue", "examples")
     assert exported.returncode == 0, exported.stderr
     rows = list(csv.DictReader(io.StringIO(exported.stdout)))
     mine = [r for r in rows if r["ticket_id"] == ticket_id]
     assert [(r["intent"], r["labelled_by"], r["text"]) for r in mine] == [
-        ("travel_advice", bo, OUT_OF_SCOPE)]
+        ("lost_or_stolen_card", bo, OUT_OF_SCOPE)]
 
 
 async def test_a_ticket_sent_back_with_a_corrected_intent_is_answered_by_automation(

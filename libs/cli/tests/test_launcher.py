@@ -140,6 +140,11 @@ def test_run_platform_supervises_and_stops_cleanly(tmp_path: Path) -> None:
         out.wait_for(r"pinworks is running")
         classifier_pid = int(out.wait_for(r"^\s+classifier\s+(\d+)\s+http://").group(1))
         assert "NATS_URL=" in (workdir / "env").read_text()
+        sourced = subprocess.run(
+            ["bash", "-c", f"source {workdir / 'env'} && command -v pinworks"],
+            env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=False)
+        assert sourced.stdout.strip() == str(Path(sys.executable).parent / "pinworks"), (
+            "`source .run/env` puts the CLI on PATH")
 
         os.kill(classifier_pid, signal.SIGKILL)
         out.wait_for(r"classifier exited unexpectedly \(code -9\)")

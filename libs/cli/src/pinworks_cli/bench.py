@@ -5,9 +5,9 @@ It behaves like a support platform: publishes tickets on ``tickets.submitted`` a
 and the whole run has a deadline, so it always ends by itself.
 
 The bench never touches real work: its tickets are marked synthetic (``metadata.synthetic``) and
-belong to business units of their own (``bench-<run>-retail``, ...), which no agent serves and
-no real budget pays for, and `cleanup_bench` deletes everything the run left in Postgres (queue
-rows, cost ledger, audit, labelled examples) once it is over.
+belong to business units of their own (``bench-<run>-retail``, ...; the ``bench-`` prefix is
+reserved), which no agent serves, no real budget pays for and cost reports leave out; once the
+run is over `cleanup_bench` takes its tickets out of the escalation queue.
 """
 
 from __future__ import annotations
@@ -175,7 +175,10 @@ def bench_units(run_id: str, names: Sequence[str]) -> list[str]:
 
 
 async def cleanup_bench(conn: Any, run_id: str) -> dict[str, int]:
-    """Delete every row the run left in Postgres; returns rows deleted per table."""
+    """Take the run out of real work once it is over: its escalations leave the queue, and any
+    labelled example or budget row it caused is deleted. The audit trail and the cost ledger are
+    append-only and keep their rows; those carry the run's `bench-` business units, which cost
+    reports leave out. Returns rows deleted per table."""
     from sqlalchemy import delete
 
     from pinworks_common.db import tables
@@ -183,15 +186,18 @@ async def cleanup_bench(conn: Any, run_id: str) -> dict[str, int]:
     ticket_prefix = f"bench-{run_id}-%"
     unit_prefix = f"{BENCH_UNIT_PREFIX}{run_id}-%"
     deleted = {}
-    for table in (tables.escalations, tables.cost_ledger, tables.labelled_examples,
-                  tables.decisions, tables.outcomes, tables.accountability,
-                  tables.rejected_payloads, tables.dead_letters, tables.tickets):
+    for table in (tables.escalations, tables.labelled_examples):
         result = await conn.execute(delete(table).where(table.c.ticket_id.like(ticket_prefix)))
         deleted[table.name] = result.rowcount
     result = await conn.execute(delete(tables.router_budgets).where(
         tables.router_budgets.c.business_unit.like(unit_prefix)))
     deleted[tables.router_budgets.name] = result.rowcount
     return deleted
+
+
+def is_bench_unit(business_unit: str) -> bool:
+    """Business units starting with `bench-` are reserved for the bench's synthetic tickets."""
+    return business_unit.startswith(BENCH_UNIT_PREFIX)
 
 
 async def run_bench(

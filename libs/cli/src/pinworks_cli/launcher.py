@@ -46,15 +46,6 @@ EXAMPLE_COMMANDS = (
 )
 
 
-def _cli_path() -> str:
-    """How to call `pinworks` from here: the venv's script, relative when possible."""
-    script = Path(sys.executable).with_name("pinworks")
-    try:
-        return str(script.relative_to(Path.cwd()))
-    except ValueError:
-        return str(script)
-
-
 class _Shutdown(Exception):
     """Raised from the SIGTERM handler so SIGTERM unwinds exactly like Ctrl-C."""
 
@@ -99,8 +90,9 @@ def _service_env(name: str, infra: Infrastructure, escalation_port: int) -> dict
 
 def _write_env_file(workdir: Path, infra: Infrastructure, escalation_port: int,
                     processes: Sequence[ServiceProcess] = ()) -> Path:
-    """Let other terminals ``source .run/env`` to talk to this platform (`pinworks top` reads
-    the services' metrics endpoints from it)."""
+    """Let other terminals ``source .run/env`` to talk to this platform, with ``pinworks`` (the
+    virtualenv's bin directory) on their PATH (`pinworks top` reads the services' metrics
+    endpoints from it)."""
     path = workdir / "env"
     metrics = ",".join(f"{proc.name}={proc.metrics_url}" for proc in processes)
     path.write_text(
@@ -108,6 +100,7 @@ def _write_env_file(workdir: Path, infra: Infrastructure, escalation_port: int,
         f"export DATABASE_URL='{infra.database_url}'\n"
         f"export ESCALATION_URL='http://127.0.0.1:{escalation_port}'\n"
         f"export PINWORKS_METRICS_URLS='{metrics}'\n"
+        f"export PATH='{Path(sys.executable).parent}':\"$PATH\"\n"
     )
     return path
 
@@ -145,7 +138,7 @@ def format_summary(
         "",
         "  In another terminal:",
         f"    source {env_file}",
-        *(f"    {_cli_path()} {command}" for command in EXAMPLE_COMMANDS),
+        *(f"    pinworks {command}" for command in EXAMPLE_COMMANDS),
         "",
         "  Ctrl-C stops everything.",
         "",

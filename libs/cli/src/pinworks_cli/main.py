@@ -60,6 +60,14 @@ def connection_settings() -> tuple[str, str]:
     return found.nats_url, found.database_url
 
 
+def _running_platform() -> dict[str, str]:
+    """What `pinworks run` wrote to the nearest `.run/env` (empty when there is none)."""
+    from pinworks_cli.infra import find_run_env, read_env_file
+
+    env_file = find_run_env()
+    return read_env_file(env_file) if env_file else {}
+
+
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     return run_command(coro)
 
@@ -154,10 +162,12 @@ async def _submit_one(ticket_id: str, payload: bytes, wait_seconds: float) -> di
             if outcome.ticket_id == ticket_id and not found.done():
                 found.set_result({"outcome": outcome})
 
+    stop = asyncio.Event()
+
     async def watch_rejections(seq: int) -> None:
         engine = create_engine(database_url, pool_size=1)
         try:
-            while not found.done():
+            while not stop.is_set():
                 async with engine.connect() as conn:
                     row = (await conn.execute(select(rejected_payloads).where(
                         rejected_payloads.c.stream_seq == seq))).first()
@@ -165,7 +175,9 @@ async def _submit_one(ticket_id: str, payload: bytes, wait_seconds: float) -> di
                     if not found.done():
                         found.set_result({"rejected": dict(row._mapping)})
                     return
-                await asyncio.sleep(0.2)  # the CLI polls one indexed row; tests wait on events
+                # The CLI polls one indexed row, every 0.2 s until told to stop.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.2)
         except Exception:  # the database is optional here: the outcome may still arrive
             return
         finally:
@@ -192,9 +204,8 @@ async def _submit_one(ticket_id: str, payload: bytes, wait_seconds: float) -> di
                 return {"timeout": ack.seq}
         finally:
             if watcher is not None:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+                stop.set()  # not cancelled: a cancelled query would leave its connection open
+                await watcher
             await subscription.unsubscribe()
     finally:
         await nc.close()
@@ -626,15 +637,18 @@ def queue_examples(
     out: Annotated[Path | None, typer.Option(help="CSV file to write; default stdout.")] = None,
 ) -> None:
     """Export the intents agents corrected as labelled examples (CSV: text, intent, ...) for
-    retraining the classifier."""
+    retraining the classifier (never the bench's synthetic tickets)."""
     import csv
 
     from sqlalchemy import select
 
+    from pinworks_cli.bench import BENCH_UNIT_PREFIX
     from pinworks_common.db.tables import labelled_examples as table
 
     async def load(conn: Any) -> list[Any]:
-        return list(await conn.execute(select(table).order_by(table.c.id)))
+        return list(await conn.execute(
+            select(table).where(table.c.business_unit.not_like(f"{BENCH_UNIT_PREFIX}%"))
+            .order_by(table.c.id)))
 
     rows = _run(_with_db(load))
     columns = ["text", "intent", "ticket_id", "business_unit", "labelled_by",
@@ -758,7 +772,7 @@ def top(
         console.print(render(snapshot))
         raise typer.Exit(0 if scrapes else 1)
     taken = time.monotonic()
-    with (Live(render(snapshot), console=console, refresh_per_second=4) as live,
+    with (Live(render(snapshot), console=console.get(), refresh_per_second=4) as live,
           contextlib.suppress(KeyboardInterrupt)):
         while True:
             time.sleep(interval)
@@ -782,8 +796,9 @@ def bench(
     """Publish COUNT synthetic tickets through the running platform; print throughput and latency.
 
     The tickets are marked synthetic and belong to the run's own business units
-    (bench-RUN-retail, ...): no agent's queue, budget or cost report sees them, and everything
-    they left in Postgres is deleted when the run ends (unless --keep)."""
+    (bench-RUN-retail, ...; the bench- prefix is reserved): no agent serves them, no real budget
+    pays for them, cost reports and training examples leave them out, and the run's tickets leave
+    the escalation queue when it ends (unless --keep)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from pinworks_cli.bench import bench_units, cleanup_bench, format_result, run_bench
@@ -803,9 +818,9 @@ def bench(
         typer.echo(f"kept: business units {', '.join(units)}; tickets bench-{run_id}-*")
         return
     deleted = _run(_with_db(lambda conn: cleanup_bench(conn, run_id), write=True))
-    typer.echo(f"cleaned up run {run_id}: {sum(deleted.values())} rows deleted "
-               f"({deleted.get('escalations', 0)} queue, {deleted.get('cost_ledger', 0)} cost "
-               "ledger); nothing reached an agent or a real cost report")
+    typer.echo(f"cleaned up run {run_id}: {deleted.get('escalations', 0)} synthetic "
+               "escalations taken out of the queue; its audit and cost rows stay under the "
+               f"{', '.join(units)} units, which cost reports leave out")
 
 
 @app.command()

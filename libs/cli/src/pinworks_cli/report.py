@@ -81,6 +81,7 @@ def parse_when(value: str) -> datetime:
 async def cost_report(
     conn: AsyncConnection, *, by: GroupBy, since: datetime, until: datetime | None = None,
     business_units: list[str] | None = None, prices: dict[str, Price] | None = None,
+    include_bench: bool = False,
 ) -> list[CostRow]:
     """One row per group, highest compound cost first, then a `TOTAL` row."""
     from sqlalchemy import cast, func, select
@@ -91,7 +92,11 @@ async def cost_report(
 
     prices = load_prices() if prices is None else prices
     frontier = prices.get(FRONTIER)
+    from pinworks_cli.bench import BENCH_UNIT_PREFIX
+
     where = [cost_ledger.c.created_at >= since]
+    if not include_bench:  # the bench's synthetic tickets are not real spend
+        where.append(cost_ledger.c.business_unit.not_like(f"{BENCH_UNIT_PREFIX}%"))
     if until is not None:
         where.append(cost_ledger.c.created_at < until)
     if business_units:
@@ -187,6 +192,9 @@ def costs(
     business_unit: Annotated[list[str] | None, typer.Option(
         "--business-unit", help="Only these business units (repeatable).")] = None,
     fmt: Annotated[Format, typer.Option("--format", help="table, csv or json.")] = Format.table,
+    include_bench: Annotated[bool, typer.Option(
+        "--include-bench", help="Also count the bench's synthetic tickets (bench-* units).")
+    ] = False,
 ) -> None:
     """What pinworks charged per group ("compound": the sum of its components' charges, one
     ledger "entry" per component per ticket) beside sending every ticket to the frontier LLM."""
@@ -200,7 +208,8 @@ def costs(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     report = run_command(_with_db(lambda conn: cost_report(
-        conn, by=by, since=start, until=end, business_units=business_unit, prices=prices)))
+        conn, by=by, since=start, until=end, business_units=business_unit, prices=prices,
+        include_bench=include_bench)))
     if fmt is Format.table:
         console.print(_table(report, by.value))
         console.print(f"since {start.isoformat()}" + (f" until {end.isoformat()}" if end else ""),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -889,8 +890,13 @@ class ServiceProcess:
             self.env["PINWORKS_HEALTH_PORT"] = str(free_port())
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._log_file = self.log_path.open("ab")
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        self._log_file.write(f"\n=== {stamp} starting {self.module} ===\n".encode())
+        from datetime import UTC, datetime
+
+        # A JSON line like the service's own (pinworks_common.logs), so the file stays parseable.
+        started = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds"), "level": "INFO",
+                   "service": self.name, "logger": "pinworks.launcher",
+                   "message": f"starting {self.module}", "start": self.starts + 1}
+        self._log_file.write((json.dumps(started) + "\n").encode())
         self._log_file.flush()
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self._proc = subprocess.Popen(

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinworks_common.db.engine import create_engine
 from pinworks_common.health import HealthServer
+from pinworks_common.logs import configure_logging
 from pinworks_common.metrics import Poller, StageMetrics, business_unit_label, poll_consumer_lag
 from pinworks_common.settings import CommonSettings
 from pinworks_common.stage import Publication, StageRunner
@@ -75,7 +76,9 @@ def _fetch_raises_nats_timeouts() -> None:
 def create_broker(settings: CommonSettings, service: str) -> NatsBroker:
     _fetch_raises_nats_timeouts()
     servers = [url.strip() for url in settings.nats_url.split(",") if url.strip()]
-    return NatsBroker(servers, name=f"pinworks-{service}", max_reconnect_attempts=-1)
+    # Our logger, not FastStream's default one (which writes colour codes even into files).
+    return NatsBroker(servers, name=f"pinworks-{service}", max_reconnect_attempts=-1,
+                      logger=logging.getLogger(f"pinworks.{service}.broker"))
 
 
 async def ensure_streams(broker: NatsBroker) -> None:
@@ -179,10 +182,7 @@ class ServiceRuntime:
 
 
 def build_runtime(name: str, settings: CommonSettings) -> ServiceRuntime:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(name, settings.log_level)
     configure_tracing(name, settings.otlp_endpoint)
     business_unit_label.limit = settings.metrics_max_business_units
     return ServiceRuntime(
@@ -236,6 +236,7 @@ def service_app(
         ),
         after_startup=[start_health],
         on_shutdown=[stop],
+        logger=logging.getLogger(f"pinworks.{runtime.name}.app"),
     )
     app.on_startup(declare_streams)
     setattr(app, "pinworks_payloads", runtime.documented_payloads)  # noqa: B010 - read by asyncapi

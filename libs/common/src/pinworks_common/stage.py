@@ -46,6 +46,7 @@ from pinworks_common.jsonlimits import (
     storable_text,
     top_level_strings,
 )
+from pinworks_common.logs import log_fields
 from pinworks_common.metrics import StageMetrics, StageObserver, until_commit
 from pinworks_common.subjects import (
     DEAD_LETTER_STREAM,
@@ -248,14 +249,16 @@ class StageRunner(Generic[T]):
         if fault is not None:
             self.observer.failed(retried=True)
             log.warning("%s: seq %d waits out an infrastructure fault (%s), retry in %.0fs: %s",
-                        self.logic.stage, delivery.stream_seq, fault, delay, reason)
+                        self.logic.stage, delivery.stream_seq, fault, delay, reason,
+                        extra=_log_fields(delivery))
             await _nak(delivery, delay)
             return
         failures = self._count_own_failure(delivery.stream_seq)
         self.observer.failed(retried=failures < self.max_deliveries)
         if failures < self.max_deliveries:
             log.warning("%s: seq %d failed (%d of %d), retry in %.0fs: %s", self.logic.stage,
-                        delivery.stream_seq, failures, self.max_deliveries, delay, reason)
+                        delivery.stream_seq, failures, self.max_deliveries, delay, reason,
+                        extra=_log_fields(delivery))
             await _nak(delivery, delay)
             return
         self._own_failures.pop(delivery.stream_seq, None)
@@ -282,7 +285,8 @@ class StageRunner(Generic[T]):
             payload_excerpt=delivery.excerpt(),
         )
         log.error("%s: dead-lettering seq %d after %d deliveries: %s", self.logic.stage,
-                  delivery.stream_seq, delivery.num_delivered, reason)
+                  delivery.stream_seq, delivery.num_delivered, reason,
+                  extra=_log_fields(delivery))
         try:
             async with self.engine.begin() as conn:
                 await conn.execute(
@@ -313,7 +317,7 @@ class StageRunner(Generic[T]):
             self.observer.dead_lettered()
         except Exception as error:  # noqa: BLE001
             log.error("%s: could not dead-letter seq %d (%r); will retry",
-                      self.logic.stage, delivery.stream_seq, error)
+                      self.logic.stage, delivery.stream_seq, error, extra=_log_fields(delivery))
             await _nak(delivery, 5.0)
 
 
@@ -324,6 +328,11 @@ async def _nak(delivery: Delivery, delay: float) -> None:
     except Exception as error:  # noqa: BLE001
         log.warning("nak of seq %d failed (%r); it comes back after the ack wait",
                     delivery.stream_seq, error)
+
+
+def _log_fields(delivery: Delivery) -> dict[str, str]:
+    """The ticket and trace a log line about this delivery names (see pinworks_common.logs)."""
+    return log_fields(ticket_id=_ticket_id_hint(delivery.data), headers=delivery.headers)
 
 
 def _ticket_id_hint(data: bytes) -> str | None:
