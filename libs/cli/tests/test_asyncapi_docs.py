@@ -26,3 +26,28 @@ def test_the_public_submission_contract_is_documented(tmp_path: Path) -> None:
     assert all(field.get("description") for field in schema["properties"].values())
     outcome = document["components"]["schemas"]["Outcome"]
     assert "cost_usd" in outcome["required"]
+
+
+def test_every_message_documents_headers_examples_and_each_stage_its_dead_letters(
+    tmp_path: Path,
+) -> None:
+    from pinworks_common import contracts
+
+    for path in write_asyncapi(tmp_path):
+        document = json.loads(path.read_text())
+        headers = document["components"]["schemas"]["PinworksHeaders"]["properties"]
+        assert {"Nats-Msg-Id", "traceparent"} <= set(headers)
+        dead = [c for c in document["channels"].values()
+                if c["address"].startswith("pinworks.deadletter.")]
+        assert dead, f"{path.name} documents no dead-letter channel"
+        for name, message in document["components"]["messages"].items():
+            assert message["headers"] == {"$ref": "#/components/schemas/PinworksHeaders"}
+            [example] = message["examples"]
+            assert set(example["headers"]) == {"Nats-Msg-Id", "traceparent"}
+            model = getattr(contracts, message["payload"]["$ref"].rsplit("/", 1)[-1])
+            model.model_validate(example["payload"])  # the example is a valid message
+    router = json.loads((tmp_path / "router.json").read_text())
+    assert router["channels"]["deadletter-router"]["address"] == "pinworks.deadletter.router"
+    rejected = json.loads((tmp_path / "classifier.json").read_text())["components"]["messages"][
+        "outcome-rejected:Message"]["examples"][0]["payload"]
+    assert rejected["status"] == "rejected" and rejected["reasons"]

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pinworks_common.contracts import DeadLetter
 from pinworks_common.db.engine import create_engine
 from pinworks_common.health import HealthServer
 from pinworks_common.logs import configure_logging
@@ -33,6 +34,7 @@ from pinworks_common.subjects import (
     STREAM_SUBJECTS,
     TICKETS_STREAM,
     WORK_STREAM,
+    dead_letter_subject,
 )
 from pinworks_common.telemetry import configure_tracing
 
@@ -157,6 +159,23 @@ def subscribe_stage(
         title=f"{durable}:{subject}",
         description=description,
     )(handle)
+    _document_dead_letters(broker, runner.logic.stage)
+
+
+def _document_dead_letters(broker: NatsBroker, stage: str) -> None:
+    """The runner publishes dead letters itself (not through FastStream); this publisher only
+    puts the channel in the AsyncAPI document, once per stage."""
+    subject = dead_letter_subject(stage)
+    if any(getattr(getattr(publisher, "subject", None), "broker_address", None) == subject
+           for publisher in broker.publishers):
+        return
+    broker.publisher(
+        subject, title=f"deadletter-{stage}", schema=DeadLetter,
+        description=f"Messages the {stage} stage gave up on after PINWORKS_MAX_DELIVERIES "
+        f"deliveries (default {CommonSettings.model_fields['max_deliveries'].default}), on "
+        f"stream {DEAD_LETTER_STREAM}; each is also a "
+        "row in Postgres `dead_letters`, and a ticket's own is shown by `pinworks audit`.",
+    )
 
 
 @dataclass
