@@ -196,3 +196,22 @@ def test_service_logs_are_json_lines_without_colour(platform: Platform) -> None:
             entry = json.loads(line)
             assert {"ts", "level", "message"} <= set(entry), line
         assert any(json.loads(line).get("service") == name for line in lines)
+
+
+async def test_the_first_agent_from_inside_the_escalation_image(platform: Platform) -> None:
+    """What the chart's NOTES tell an operator to run with `kubectl exec`."""
+    name = f"first-{run_id()}"
+    env = {**platform.env, "PINWORKS_AGENT_PASSWORD": "a long password"}
+    created = await asyncio.to_thread(subprocess.run, [
+        sys.executable, "-m", "pinworks_escalation.agents", "add", name,
+        "--business-unit", "retail"], env=env, capture_output=True, text=True, timeout=60,
+        check=False)
+    assert created.returncode == 0, created.stderr
+    assert f"agent {name} works retail" in created.stdout
+    listed = await acli(platform.env, "agent", "list")
+    assert f"{name}\tretail" in listed.stdout
+    short = await asyncio.to_thread(subprocess.run, [
+        sys.executable, "-m", "pinworks_escalation.agents", "add", name, "--business-unit", "x"],
+        env={**env, "PINWORKS_AGENT_PASSWORD": "short"}, capture_output=True, text=True,
+        timeout=60, check=False)
+    assert short.returncode == 1 and "at least 8" in short.stderr

@@ -44,6 +44,7 @@ GPU_LABEL = "nvidia.com/gpu.present"
 JUSTIFIED_SKIPS = {
     "CKV_K8S_35",  # secrets as env vars via secretKeyRef (12-factor services)
     "CKV_K8S_43",  # image digests are a release-pipeline setting (image.digest)
+    "CKV_K8S_15",  # IfNotPresent: images are pinned by tag or digest
     "CKV_K8S_8",  # liveness probe: only the run-to-completion migration Job
     "CKV_K8S_9",  # readiness probe: only the run-to-completion migration Job
 }
@@ -858,3 +859,21 @@ def test_compose():
         assert svc["read_only"] is True and svc["cap_drop"] == ["ALL"]
     assert services["specialists"]["environment"]["SPECIALISTS_HANDLERS"]
     assert services["escalation"]["environment"]["ESCALATION_HTTP_PORT"] == "8000"
+
+
+def test_notes_show_the_first_agent_command_and_images_pull_if_not_present():
+    with helm.Chart.load(str(CHART_DIR)) as c:
+        out = c.render(load_values("defaults"), name=RELEASE, namespace=NAMESPACE,
+                       is_install=True)
+    [notes] = [text for path, text in out.items() if path.endswith("NOTES.txt")]
+    deployments = {d["metadata"]["name"] for d in kind(docs_of("defaults"), "Deployment")}
+    assert f"{FULLNAME}-escalation" in deployments
+    assert (f"kubectl -n {NAMESPACE} exec -it deploy/{FULLNAME}-escalation -- "
+            "python -m pinworks_escalation.agents add ana --business-unit retail") in notes
+    for scenario in ("defaults", "gpu-mig"):
+        for doc in docs_of(scenario):
+            pod = doc.get("spec", {}).get("template", {}).get("spec", {})
+            for container in pod.get("containers", []) + pod.get("initContainers", []):
+                expected = "Always" if scenario == "gpu-mig" and container["name"] == "vllm" \
+                    else "IfNotPresent"  # gpu-mig.yaml asks for Always on its vLLM image
+                assert container.get("imagePullPolicy") == expected, (scenario, container["name"])
