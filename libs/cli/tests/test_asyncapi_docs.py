@@ -40,7 +40,7 @@ def test_every_message_documents_headers_examples_and_each_stage_its_dead_letter
         dead = [c for c in document["channels"].values()
                 if c["address"].startswith("pinworks.deadletter.")]
         assert dead, f"{path.name} documents no dead-letter channel"
-        for name, message in document["components"]["messages"].items():
+        for message in document["components"]["messages"].values():
             assert message["headers"] == {"$ref": "#/components/schemas/PinworksHeaders"}
             [example] = message["examples"]
             assert set(example["headers"]) == {"Nats-Msg-Id", "traceparent"}
