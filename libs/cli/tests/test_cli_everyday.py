@@ -92,7 +92,7 @@ def test_without_a_platform_the_error_says_how_to_get_one(
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(PlatformUnavailable, match="make run"):
-        connections()
+        _ = connections().database_url
     result = runner.invoke(app, ["queue", "list"])
     assert result.exit_code == 2 and "no platform to talk to" in result.output
     assert "Traceback" not in result.output

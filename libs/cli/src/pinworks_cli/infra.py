@@ -29,9 +29,26 @@ class PlatformUnavailable(Exception):
 
 @dataclass(frozen=True)
 class Connections:
-    nats_url: str
-    database_url: str
+    """Where the platform is; a URL is None when neither the environment nor `.run/env` has it."""
+
+    nats: str | None
+    database: str | None
     source: str
+
+    @property
+    def nats_url(self) -> str:
+        return self._require("NATS_URL", self.nats)
+
+    @property
+    def database_url(self) -> str:
+        return self._require("DATABASE_URL", self.database)
+
+    @staticmethod
+    def _require(name: str, value: str | None) -> str:
+        if not value:
+            raise PlatformUnavailable(f"no platform to talk to: {name} is not set and no "
+                                      f".run/env in {Path.cwd()} or above has it; {START_HINT}")
+        return value
 
 
 def find_run_env(start: Path | None = None) -> Path | None:
@@ -65,11 +82,6 @@ def connections() -> Connections:
             nats_url = nats_url or written.get("NATS_URL")
             database_url = database_url or written.get("DATABASE_URL")
             source = str(env_file)
-    if not nats_url or not database_url:
-        missing = " and ".join(name for name, value in (("NATS_URL", nats_url),
-                                                        ("DATABASE_URL", database_url)) if not value)
-        raise PlatformUnavailable(f"no platform to talk to: {missing} not set and no .run/env "
-                                  f"in {Path.cwd()} or above; {START_HINT}")
     return Connections(nats_url, database_url, source)
 
 
@@ -99,8 +111,9 @@ def describe_failure(error: BaseException, conns: Connections | None) -> str | N
     import nats.errors
     import nats.js.errors
 
-    nats_at = f"NATS at {redact(conns.nats_url)}" if conns else "NATS"
-    postgres_at = f"Postgres at {redact(conns.database_url)}" if conns else "Postgres"
+    nats_at = f"NATS at {redact(conns.nats)}" if conns and conns.nats else "NATS"
+    postgres_at = (f"Postgres at {redact(conns.database)}" if conns and conns.database
+                   else "Postgres")
     where = f" (URLs from {conns.source})" if conns else ""
     state = _sqlstate(error)
     if state == "42P01":
@@ -133,11 +146,7 @@ def run_command(coro: Coroutine[Any, Any, T]) -> T:
     except PlatformUnavailable as unavailable:
         fail(str(unavailable))
     except Exception as error:  # translated below, or re-raised as the bug it is
-        try:
-            conns: Connections | None = connections()
-        except PlatformUnavailable:
-            conns = None
-        message = describe_failure(error, conns)
+        message = describe_failure(error, connections())
         if message is None:
             raise
         fail(message)

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from pinworks_cli.infra import (
-    Connections,
     PlatformUnavailable,
     connections,
     fail,
@@ -46,18 +45,21 @@ console = LazyConsole()
 T = TypeVar("T")
 
 
-def connections_or_fail() -> Connections:
-    """Where the platform is, or the one-line explanation of why there is none."""
+def nats_url() -> str:
+    """NATS_URL: the environment first, else the nearest `.run/env` (else one-line error)."""
+    return connections().nats_url
+
+
+def database_url() -> str:
+    """DATABASE_URL: the environment first, else the nearest `.run/env` (else one-line error)."""
+    return connections().database_url
+
+
+def _url_or_fail(url: Callable[[], str]) -> str:
     try:
-        return connections()
+        return url()
     except PlatformUnavailable as unavailable:
         fail(str(unavailable))
-
-
-def connection_settings() -> tuple[str, str]:
-    """NATS and Postgres URLs: the environment first, else the nearest `.run/env`."""
-    found = connections()
-    return found.nats_url, found.database_url
 
 
 def _running_platform() -> dict[str, str]:
@@ -73,7 +75,7 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 async def _with_db(action: Callable[[Any], Awaitable[T]], *, write: bool = False) -> T:
-    return await with_db(connection_settings()[1], action, write=write)
+    return await with_db(database_url(), action, write=write)
 
 
 def submission_msg_id(ticket_id: str, payload: bytes) -> str:
@@ -94,7 +96,7 @@ async def _publish_and_collect(
     from pinworks_common.contracts import Outcome
     from pinworks_common.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, TICKETS_STREAM
 
-    nc = await connect_nats(connection_settings()[0])
+    nc = await connect_nats(nats_url())
     js = nc.jetstream()
     wanted = {ticket_id for ticket_id, _ in payloads}
     outcomes: dict[str, Outcome] = {}
@@ -152,8 +154,8 @@ async def _submit_one(ticket_id: str, payload: bytes, wait_seconds: float) -> di
     from pinworks_common.db.tables import rejected_payloads
     from pinworks_common.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, TICKETS_STREAM
 
-    nats_url, database_url = connection_settings()
-    nc = await connect_nats(nats_url)
+    nc = await connect_nats(nats_url())
+    db_url = database_url()
     found: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
 
     async def on_outcome(msg: Any) -> None:
@@ -165,7 +167,7 @@ async def _submit_one(ticket_id: str, payload: bytes, wait_seconds: float) -> di
     stop = asyncio.Event()
 
     async def watch_rejections(seq: int) -> None:
-        engine = create_engine(database_url, pool_size=1)
+        engine = create_engine(db_url, pool_size=1)
         try:
             while not stop.is_set():
                 async with engine.connect() as conn:
@@ -708,11 +710,11 @@ def db_upgrade() -> None:
     from pinworks_cli.infra import describe_failure
     from pinworks_common.db.migrate import upgrade
 
-    conns = connections_or_fail()
+    url = _url_or_fail(database_url)
     try:
-        upgrade(conns.database_url)
+        upgrade(url)
     except Exception as error:  # translated to one line, or re-raised as the bug it is
-        message = describe_failure(error, conns)
+        message = describe_failure(error, connections())
         if message is None:
             raise
         fail(message)
@@ -805,12 +807,12 @@ def bench(
 
     run_id = uuid.uuid4().hex[:8]
     units = bench_units(run_id, ["retail", "business", "wealth"])
-    nats_url = connections_or_fail().nats_url
+    nats = _url_or_fail(nats_url)
     columns = (TextColumn("bench {task.fields[run]}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("outcomes"), TimeElapsedColumn())
     with Progress(*columns, console=console.get(), transient=True) as progress:
         task = progress.add_task("bench", total=count, run=run_id)
-        result = _run(run_bench(nats_url, count, concurrency, units, time_limit=time_limit,
+        result = _run(run_bench(nats, count, concurrency, units, time_limit=time_limit,
                                 run_id=run_id,
                                 on_outcome=lambda done: progress.update(task, completed=done)))
     console.print(format_result(result), highlight=False)

@@ -146,12 +146,12 @@ BucketOption = Annotated[str, typer.Option(
 
 
 async def _kv(bucket: str) -> tuple[Any, Any]:
-    import nats
 
-    from pinworks_cli.main import connection_settings
+    from pinworks_cli.infra import connect_nats
+    from pinworks_cli.main import nats_url
     from pinworks_router.rollout import policy_bucket
 
-    nc = await nats.connect(connection_settings()[0])
+    nc = await connect_nats(nats_url())
     return nc, await policy_bucket(nc.jetstream(), bucket)
 
 
