@@ -701,7 +701,7 @@ def agent_list() -> None:
     from pinworks_common.queue import list_agents
 
     for agent in _run(_with_db(list_agents)):
-        console.print(f"{agent.name}\t{', '.join(agent.business_units)}", highlight=False)
+        typer.echo(f"{agent.name}\t{', '.join(agent.business_units)}")
 
 
 @db_app.command("upgrade")
