@@ -48,6 +48,15 @@ def test_every_help_page_is_clean() -> None:
     assert "[TICKET_ID]" in runner.invoke(app, ["audit", "--help"]).output
 
 
+def test_report_costs_explains_its_terms() -> None:
+    from pinworks_cli.report import EXPLANATION
+
+    text = " ".join(runner.invoke(app, ["report", "costs", "--help"]).output.split())
+    assert '"compound": the sum of its components\' charges' in text
+    assert 'one ledger "entry" per component per ticket' in text
+    assert "compound:" in EXPLANATION and "entries:" in EXPLANATION
+
+
 def test_importing_the_cli_loads_nothing_heavy() -> None:
     """What keeps `pinworks --help` fast: no NATS, database, rich console or model at import."""
     heavy = ("nats", "sqlalchemy", "rich.console", "numpy", "pydantic", "pinworks_router.policy",
@@ -125,6 +134,10 @@ def test_infrastructure_failures_are_described_in_one_line() -> None:
     wrapped = RuntimeError("wrapper")
     wrapped.__cause__ = _Sql("42P01")
     assert "pinworks db upgrade" in str(describe_failure(wrapped, conns))
+    import nats.js.errors
+
+    assert "has no pinworks streams" in str(
+        describe_failure(nats.js.errors.NoStreamResponseError(), conns))
     assert describe_failure(ValueError("a bug"), conns) is None, "bugs are not disguised"
 
 

@@ -17,6 +17,11 @@ def test_prices_from_the_environment() -> None:
     assert table == {"llm_frontier": Price(per_call=Decimal("0.5"))}
     with pytest.raises(ValueError, match="SPECIALISTS_PRICES is not a JSON price table"):
         load_prices({"SPECIALISTS_PRICES": "{nope"})
+    with pytest.raises(ValueError) as invalid:
+        load_prices({"SPECIALISTS_PRICES": '{"kb": {"per_call": "lots"}}'})
+    assert str(invalid.value).startswith(
+        "SPECIALISTS_PRICES is not a JSON price table: kb.per_call: ")
+    assert "Value error" not in str(invalid.value) and "validation error" not in str(invalid.value)
 
 
 def test_estimate_is_documented_arithmetic() -> None:

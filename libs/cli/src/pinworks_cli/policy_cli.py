@@ -50,13 +50,18 @@ def read_tickets_csv(path: Path) -> list[TicketSubmission]:
     return tickets
 
 
+def _plain_error(error: Exception) -> str:
+    """The error without pydantic's "Value error, " prefix on each problem."""
+    return str(error).replace("Value error, ", "")
+
+
 def _load(path: Path | None) -> Policy:
     from pinworks_router.policy import PolicyError, load_policy
 
     try:
         return load_policy(path)
     except PolicyError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        raise typer.BadParameter(_plain_error(exc)) from None
 
 
 @policy_app.command("validate")
@@ -138,7 +143,7 @@ def _parse(text: str, source: str) -> Policy:
     try:
         return parse_policy(text, source)
     except PolicyError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        raise typer.BadParameter(_plain_error(exc)) from None
 
 
 BucketOption = Annotated[str, typer.Option(

@@ -42,9 +42,9 @@ def load_prices(environ: Mapping[str, str] | None = None) -> dict[str, Price]:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in error['loc'])}: "
             f"{error['msg'].removeprefix('Value error, ')}" for error in exc.errors())
-        raise ValueError(f"{PRICES_ENV} is not a valid price table: {problems}") from None
+        raise ValueError(f"{PRICES_ENV} is not a JSON price table: {problems}") from None
     except ValueError as exc:
-        raise ValueError(f"{PRICES_ENV} is not JSON: {exc}") from None
+        raise ValueError(f"{PRICES_ENV} is not a JSON price table: {exc}") from None
 
 
 def estimated_tokens(text: str) -> tuple[int, int]:
