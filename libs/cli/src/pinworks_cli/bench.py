@@ -181,17 +181,17 @@ async def cleanup_bench(conn: Any, run_id: str) -> dict[str, int]:
     reports leave out. Returns rows deleted per table."""
     from sqlalchemy import delete
 
-    from pinworks_common.db import tables
+    from pinworks_common.db.tables import escalations, labelled_examples, router_budgets
 
     ticket_prefix = f"bench-{run_id}-%"
     unit_prefix = f"{BENCH_UNIT_PREFIX}{run_id}-%"
     deleted = {}
-    for table in (tables.escalations, tables.labelled_examples):
+    for table in (escalations, labelled_examples):
         result = await conn.execute(delete(table).where(table.c.ticket_id.like(ticket_prefix)))
         deleted[table.name] = result.rowcount
-    result = await conn.execute(delete(tables.router_budgets).where(
-        tables.router_budgets.c.business_unit.like(unit_prefix)))
-    deleted[tables.router_budgets.name] = result.rowcount
+    result = await conn.execute(delete(router_budgets).where(
+        router_budgets.c.business_unit.like(unit_prefix)))
+    deleted[router_budgets.name] = result.rowcount
     return deleted
 
 

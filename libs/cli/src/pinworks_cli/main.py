@@ -586,17 +586,17 @@ def queue_reassign(
 
 
 def known_intent(name: str) -> str:
-    """``name`` if the classifier knows it; otherwise a clear error with the nearest intents."""
-    from pinworks_common.intents import known_intents, nearest_intents
+    """The known intent ``name`` names (case and separators forgiven); otherwise a clear error
+    with the nearest intents."""
+    from pinworks_common.intents import UnknownIntent, validate_intent
 
-    intent = name.strip()
-    if intent in known_intents():
-        return intent
-    nearest = nearest_intents(intent)
-    hint = (f"did you mean {' or '.join(nearest)}?" if nearest
-            else "list them with `pinworks queue intents`")
-    raise typer.BadParameter(f"{intent!r} is not an intent the classifier knows; {hint}",
-                             param_hint="--intent")
+    try:
+        return validate_intent(name)
+    except UnknownIntent as unknown:
+        hint = (f"did you mean {' or '.join(unknown.suggestions)}?" if unknown.suggestions
+                else "list them with `pinworks queue intents`")
+        raise typer.BadParameter(f"{unknown.intent!r} is not an intent the classifier knows; "
+                                 f"{hint}", param_hint="--intent") from None
 
 
 @queue_app.command("intents")
@@ -606,7 +606,7 @@ def queue_intents(
     """List the intents `send-back --intent` accepts (the classifier's labels)."""
     from pinworks_common.intents import known_intents
 
-    for intent in known_intents():
+    for intent in sorted(known_intents()):
         if match is None or match.lower().replace(" ", "_") in intent:
             typer.echo(intent)
 
