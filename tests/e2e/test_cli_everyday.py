@@ -134,7 +134,7 @@ async def test_bench_leaves_no_trace_in_real_work(platform: Platform,
                                   p=f"bench-{run}-%")
     assert queued.n == 0, "the run's escalations left the queue"
     queue = json.loads((await acli(platform.env, "queue", "list", "--json",
-                                   "--limit", "1000")).stdout)
+                                   "--limit", "500")).stdout)
     assert not [item for item in queue if item["ticket_id"].startswith(f"bench-{run}-")]
     report = json.loads((await acli(platform.env, "report", "costs", "--format", "json")).stdout)
     assert not [row for row in report if row["business_unit"].startswith("bench-")]

@@ -359,23 +359,17 @@ UnitOption = Annotated[list[str] | None, typer.Option(
 async def _queue_page(conn: Any, business_units: list[str] | None, limit: int, offset: int
                       ) -> tuple[list[Any], int]:
     """One page of the queue, most urgent first, and how many open or claimed tickets there are."""
-    from sqlalchemy import func, select
+    from pinworks_common.queue import QueueQuery, count_queue, list_queue
 
-    from pinworks_common.db.tables import escalations
-    from pinworks_common.queue import CLAIMED, OPEN, list_queue
-
-    items = await list_queue(conn, business_units=business_units, limit=offset + limit)
-    total = select(func.count()).select_from(escalations).where(
-        escalations.c.status.in_([OPEN, CLAIMED]))
-    if business_units:
-        total = total.where(escalations.c.business_unit.in_(business_units))
-    return items[offset:], int((await conn.execute(total)).scalar_one())
+    query = QueueQuery(limit=limit, offset=offset)
+    return (await list_queue(conn, business_units=business_units, query=query),
+            await count_queue(conn, query, business_units=business_units))
 
 
 @queue_app.command("list")
 def queue_list(
     business_unit: UnitOption = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000, help="Tickets per page.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="Tickets per page.")] = 50,
     offset: Annotated[int, typer.Option(min=0, help="Skip this many (the next page).")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the page as a JSON list.")
                        ] = False,
