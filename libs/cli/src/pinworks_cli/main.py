@@ -529,12 +529,15 @@ def top(
 def bench(
     count: Annotated[int, typer.Option(min=1)] = 2000,
     concurrency: Annotated[int, typer.Option(min=1, help="Tickets in flight at most.")] = 1000,
+    time_limit: Annotated[float, typer.Option(min=1, help="Seconds the run may take.")] = 120.0,
 ) -> None:
-    """Publish COUNT tickets through the running platform; print throughput and latency."""
+    """Publish COUNT tickets through the running platform; print throughput, latency, who
+    answered, and the model hops' latency and tokens per second (from the audit)."""
     from pinworks_cli.bench import format_result, run_bench
 
-    result = _run(run_bench(connection_settings()[0], count, concurrency,
-                            ["retail", "business", "wealth"]))
+    nats_url, database_url = connection_settings()
+    result = _run(run_bench(nats_url, count, concurrency, ["retail", "business", "wealth"],
+                            time_limit=time_limit, database_url=database_url))
     console.print(format_result(result), highlight=False)
 
 
