@@ -369,7 +369,7 @@ class LlmHandler:
                             cost_usd=cost, details=details)
         if completion.finish_reason == "length":
             return Declined(f"the reply was cut off at max_tokens={self.endpoint.max_tokens}",
-                            cost_usd=cost, details=details)
+                            cost_usd=cost, details={**details, "answer": answer[:2000]})
         check = check_citations(answer, [p.passage_id for p in passages])
         if check.invented:
             return Declined(f"the reply cites passages it was not given: {check.invented}",
