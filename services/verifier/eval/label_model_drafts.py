@@ -18,6 +18,7 @@ invented_figures    a number, amount or period the passages do not give: grounde
 wrong_promise       a refund, waiver, compensation or outcome the bank does not promise: policy
 ignored_question    it does not answer what the customer asked (or one of two questions):
                     completeness
+unfinished          it stops mid-sentence (cut off at max_tokens): completeness
 
 The result, `labelled_model_drafts.jsonl.gz`, has the shape `python -m pinworks_verifier.evaluate
 --set` reads (`kind` is the first label).
@@ -46,6 +47,7 @@ CHECK_OF_LABEL = {
     "invented_figures": "groundedness",
     "wrong_promise": "policy",
     "ignored_question": "completeness",
+    "unfinished": "completeness",
 }
 
 
