@@ -36,5 +36,6 @@ def test_the_checks_catch_the_models_bad_drafts(records) -> None:  # type: ignor
     report = evaluate(build_checks(VerifierSettings()), records)
     assert any(r["expected_failures"] for r in records)
     assert report.per_check["groundedness"]["recall"] >= 0.9, report.per_check["groundedness"]
+    assert report.per_check["completeness"]["precision"] >= 0.9, report.per_check["completeness"]
     bad_kinds = {k: m for k, m in report.per_kind.items() if k != "grounded"}
     assert all(m["escalated"] >= 0.9 for m in bad_kinds.values()), bad_kinds
