@@ -10,6 +10,9 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 SERVICES := classifier router specialists verifier escalation
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+# llama-cpp-python (the local model server) has only a source release: the first install compiles
+# it (CPU only, all cores; ~13 min on 2) and uv caches the wheel, so later installs take seconds.
+export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: install run test test-unit test-unit-other-blas test-e2e test-infra test-isolated lint bench chaos asyncapi clean
 
@@ -18,6 +21,8 @@ $(UV):
 	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
 $(VENV)/.installed: $(UV) uv.lock pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
+	@$(UV) pip show --python $(VENV)/bin/python llama-cpp-python >/dev/null 2>&1 || \
+		echo "[make] installing; a first install compiles llama-cpp-python (about 13 min on 2 cores, once)"
 	$(UV) sync --frozen --all-packages --python $(PYTHON)
 	touch $@
 

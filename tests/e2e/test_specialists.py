@@ -171,9 +171,11 @@ async def test_a_cited_llm_answer_resolves_with_tokens_and_cost(
     assert outcome["status"] == "resolved", outcome
 
 
-async def test_a_plausible_ticket_is_routed_to_kb_by_the_default_policy(
+async def test_a_plausible_ticket_goes_to_the_model_tier_then_down_its_chain(
     client: PlatformClient,
 ) -> None:
+    """The default policy sends the plausible band to `llm_small`; here its (scripted) server
+    fails, `llm_frontier` has no endpoint, and the knowledge base or a person takes it."""
     ticket_id = f"{run_id()}-plausible"
     await client.submit(ticket(ticket_id, "the thing I was sent hasn't shown up"))
     [outcome] = (await client.outcomes.wait_for([ticket_id]))[ticket_id]
@@ -182,17 +184,20 @@ async def test_a_plausible_ticket_is_routed_to_kb_by_the_default_policy(
     confidence = outcome["confidence"]
     assert 0.25 <= confidence < 0.55, (
         f"the classifier now reads this vague ticket with confidence {confidence:.2f}, outside the "
-        "kb band of the default policy: pick a text it is unsure of"
+        "plausible band of the default policy: pick a text it is unsure of"
     )
     [classified] = await client.fetch("SELECT version, reason FROM decisions WHERE ticket_id = :t "
                                       "AND stage = 'classifier' AND decision_key = 'classify'",
                                       t=ticket_id)
     assert classified.version.startswith("intent-cascade-")
     assert "re-scored by the sentence-embedding stage" in classified.reason
-    assert route.output["rule"] == "plausible-to-knowledge-base"
-    assert route.output["fallbacks"] == ["human"]
+    assert route.output["rule"] == "plausible-to-model"
+    assert route.output["handler"] == "llm_small"
+    assert route.output["fallbacks"] == ["llm_frontier", "kb", "human"]
     rows = await specialist_rows(client, ticket_id)
-    assert "draft:kb" in rows
+    assert rows["draft:llm_small"].output["next"] == "llm_frontier"
+    assert rows["draft:llm_frontier"].output["kind"] == "unavailable"
+    assert rows["draft:kb"].inputs["after"] == ["llm_small", "llm_frontier"]
     if outcome["status"] == "resolved":
         assert outcome["handler"] == "kb"
         assert rows["draft:kb"].output["draft"]["citations"]

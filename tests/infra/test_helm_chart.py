@@ -431,7 +431,9 @@ def test_defaults_workloads_and_environment():
     assert "CLASSIFIER_ARTIFACT_DIR" not in env_of(pod_spec(deps[f"{FULLNAME}-classifier"])["containers"][0])
     spec = pod_spec(deps[f"{FULLNAME}-specialists-cpu"])
     env = env_of(spec["containers"][0])
-    assert env["SPECIALISTS_HANDLERS"]["value"] == "template,kb,llm_frontier"
+    # No enabled pool lists llm_small (the GPU pool is off): the CPU pool serves it, so the
+    # default policy's llm_small tickets are consumed (and fall back while no endpoint is set).
+    assert env["SPECIALISTS_HANDLERS"]["value"] == "template,kb,llm_frontier,llm_small"
     # unset LLM settings stay unset instead of becoming empty strings
     assert not {"LLM_SMALL_BASE_URL", "LLM_FRONTIER_BASE_URL", "LLM_FRONTIER_MODEL"} & set(env)
     assert env["LLM_FRONTIER_API_KEY"]["valueFrom"]["secretKeyRef"]["optional"] is True

@@ -138,3 +138,31 @@ async def test_run_bench_stops_when_nothing_answers(tmp_path: Path) -> None:
     assert result.timed_out
     assert result.published == 2
     assert "timed out" in format_result(result)
+
+
+def test_model_hops_report_latency_tokens_per_second_and_verified_share() -> None:
+    from pinworks_cli.bench import ModelCall, ModelHops, format_model_hops, summarise_calls
+
+    calls = [
+        ModelCall("llm_small", 2000.0, 500, 100, False, drafted=True, resolved=True),
+        ModelCall("llm_small", 4000.0, 700, 100, False, drafted=True, resolved=False),
+        ModelCall("llm_small", 50.0, 0, 0, False, drafted=False, resolved=False),
+    ]
+    m = summarise_calls(calls)
+    assert m["calls"] == 3 and m["drafted"] == 2 and m["verified"] == 1
+    assert m["tokens_per_s"] == pytest.approx(200 / 6.0), "output tokens over the producing calls' time"
+    assert m["p50_s"] == pytest.approx(2.0)
+    lines = format_model_hops(ModelHops(calls))
+    assert "llm_small   3 calls, latency p50 2000.0 ms" in lines[0]
+    assert "generation 33.3 tokens/s" in lines[0]
+    assert "verified and sent 1/3 (33%)" in lines[1]
+    assert format_model_hops(ModelHops()) == [
+        "  model hops  none (no ticket of this run was tried by a model)"]
+
+
+def test_the_report_gives_each_handlers_share() -> None:
+    result = BenchResult(run_id="h", requested=4, published=4, publish_errors=0,
+                         first_publish=0.0, last_outcome=1.0, latencies=[0.1] * 4,
+                         statuses={"resolved": 3, "escalated": 1},
+                         handlers={"template": 2, "llm_small": 1, "human": 1})
+    assert "answered by template 2 (50%), human 1 (25%), llm_small 1 (25%)" in format_result(result)

@@ -34,6 +34,8 @@ FAKE_MAIN = textwrap.dedent(
     server = ThreadingHTTPServer(("127.0.0.1", int(os.environ["PINWORKS_HEALTH_PORT"])), Handler)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     print("fake", os.environ["NATS_URL"], os.environ["DATABASE_URL"], flush=True)
+    print("llm_small", os.environ.get("LLM_SMALL_BASE_URL"), os.environ.get("LLM_SMALL_MODEL"),
+          flush=True)
     server.serve_forever()
     """
 )
@@ -51,7 +53,8 @@ RUNNER = textwrap.dedent(
 
     from pinworks_cli.launcher import run_platform
 
-    raise SystemExit(run_platform(("classifier", "escalation"), Path(sys.argv[1])))
+    raise SystemExit(run_platform(tuple(sys.argv[2:]) or ("classifier", "escalation"),
+                                  Path(sys.argv[1])))
     """
 )
 
@@ -96,9 +99,11 @@ def _pid_alive(pid: int) -> bool:
         return False
 
 
-def _start_runner(tmp_path: Path, workdir: Path, escalation_port: int) -> subprocess.Popen[str]:
+def _start_runner(tmp_path: Path, workdir: Path, escalation_port: int,
+                  services: tuple[str, ...] = ("classifier", "escalation"),
+                  extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     fakes = tmp_path / "fakes"
-    for name in ("classifier", "escalation"):
+    for name in services:
         package = fakes / f"pinworks_{name}"
         package.mkdir(parents=True, exist_ok=True)
         (package / "__init__.py").write_text("")
@@ -110,8 +115,10 @@ def _start_runner(tmp_path: Path, workdir: Path, escalation_port: int) -> subpro
         [str(fakes), *filter(None, [os.environ.get("PYTHONPATH")]), *sys.path[1:]]
     )
     env["ESCALATION_HTTP_PORT"] = str(escalation_port)
+    env.pop("LLM_SMALL_BASE_URL", None)
+    env.update(extra_env or {})
     return subprocess.Popen(
-        [sys.executable, str(runner), str(workdir)],
+        [sys.executable, str(runner), str(workdir), *services],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -196,3 +203,57 @@ def test_run_platform_rejects_unknown_services(services: tuple[str, ...], tmp_pa
     from pinworks_cli.launcher import run_platform
 
     assert run_platform(services, tmp_path) == 2
+
+
+def test_run_platform_starts_and_supervises_the_local_model(tmp_path: Path) -> None:
+    """The real model server (llama-cpp-python over the bundled SmolLM2) beside a stand-in
+    specialists service: its URL reaches the specialists, the banner and `.run/env`, it answers
+    a chat completion with real usage, and a crash of it is restarted."""
+    import httpx
+
+    workdir = tmp_path / "run"
+    proc = _start_runner(tmp_path, workdir, free_port(), ("specialists",),
+                         {"PINWORKS_MODEL_PORT": str(free_port())})
+    try:
+        out = _Lines(proc.stdout)
+        out.wait_for(r"started model \(pid \d+\)")
+        out.wait_for(r"model is ready", timeout=120)
+        url = out.wait_for(r"^\s+model\s+(http://127\.0\.0\.1:\d+/v1)\s+\(smollm2").group(1)
+        model_pid = int(out.wait_for(r"^\s+model\s+(\d+)\s+http://").group(1))
+        env_file = (workdir / "env").read_text()
+        assert f"export PINWORKS_MODEL_URL='{url}'" in env_file
+        log = (workdir / "logs" / "specialists.log").read_text()
+        assert f"llm_small {url} smollm2-135m-instruct-q4_1" in log
+
+        reply = httpx.post(f"{url}/chat/completions", timeout=60, json={
+            "model": "smollm2-135m-instruct-q4_1", "max_tokens": 8, "temperature": 0,
+            "messages": [{"role": "user", "content": "Say hello."}]}).json()
+        assert reply["model"] == "smollm2-135m-instruct-q4_1"
+        assert reply["usage"]["prompt_tokens"] > 0 and 0 < reply["usage"]["completion_tokens"] <= 8
+
+        os.kill(model_pid, signal.SIGKILL)
+        out.wait_for(r"model exited unexpectedly \(code -9\)")
+        out.wait_for(r"restarted model \(pid (\d+)\)")
+        out.wait_for(r"model is ready again", timeout=120)
+        proc.send_signal(signal.SIGTERM)
+        out.wait_for(r"stopped NATS and Postgres")
+        assert proc.wait(30) == 0
+    finally:
+        _end(proc)
+    assert not _pid_alive(model_pid)
+
+
+def test_llm_small_base_url_set_means_no_local_model(tmp_path: Path) -> None:
+    workdir = tmp_path / "run"
+    proc = _start_runner(tmp_path, workdir, free_port(), ("specialists",),
+                         {"LLM_SMALL_BASE_URL": "http://127.0.0.1:9/v1", "LLM_SMALL_MODEL": "x"})
+    try:
+        out = _Lines(proc.stdout)
+        out.wait_for(r"llm_small uses http://127\.0\.0\.1:9/v1 \(LLM_SMALL_BASE_URL\); no local model")
+        out.wait_for(r"pinworks is running")
+        assert "PINWORKS_MODEL_URL" not in (workdir / "env").read_text()
+        assert not any(re.match(r"^\s+model\s", line) for line in out.seen)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        _end(proc)

@@ -147,8 +147,29 @@ All workloads as a YAML document {"workloads": [...]} so that every template
 {{- end }}
 {{- $sp := $root.Values.specialists }}
 {{- if $sp.enabled }}
+{{- /* Every handler the routing policy may name needs a consumer: a handler no enabled pool
+       lists is served by the first enabled CPU pool (an LLM handler without an endpoint there
+       declines as unavailable, so its tickets fall back instead of waiting forever). */}}
+{{- $served := list }}
 {{- range $pool := $sp.pools }}
 {{- if (hasKey $pool "enabled" | ternary $pool.enabled true) }}
+{{- $served = concat $served $pool.handlers }}
+{{- end }}
+{{- end }}
+{{- $orphans := list }}
+{{- range $h := list "template" "kb" "llm_small" "llm_frontier" }}
+{{- if not (has $h $served) }}
+{{- $orphans = append $orphans $h }}
+{{- end }}
+{{- end }}
+{{- $adoption := dict "done" false }}
+{{- range $pool := $sp.pools }}
+{{- if (hasKey $pool "enabled" | ternary $pool.enabled true) }}
+{{- $handlers := $pool.handlers }}
+{{- if and $orphans (not $adoption.done) (not ($pool.gpu | default dict).enabled) }}
+{{- $handlers = concat $pool.handlers $orphans }}
+{{- $_ := set $adoption "done" true }}
+{{- end }}
 {{- $v := dict }}
 {{- $_ := set $v "image" ($pool.image | default $sp.image | default dict) }}
 {{- $_ := set $v "replicaCount" (hasKey $pool "replicaCount" | ternary $pool.replicaCount 1) }}
@@ -169,7 +190,7 @@ All workloads as a YAML document {"workloads": [...]} so that every template
 {{- $_ := set $v "tolerations" ($pool.tolerations | default list) }}
 {{- $_ := set $v "affinity" ($pool.affinity | default dict) }}
 {{- $consumers := list }}
-{{- range $h := $pool.handlers }}
+{{- range $h := $handlers }}
 {{- $consumers = append $consumers (dict "stream" $sp.jetstream.stream "consumer" (printf "%s%s" $sp.jetstream.consumerPrefix $h)) }}
 {{- end }}
 {{- $gpu := deepCopy ($pool.gpu | default (dict "enabled" false)) }}
@@ -193,7 +214,7 @@ All workloads as a YAML document {"workloads": [...]} so that every template
 {{- end }}
 {{- end }}
 {{- end }}
-{{- $items = append $items (dict "name" (printf "specialists-%s" $pool.name) "component" "specialists" "service" "specialists" "pool" $pool.name "values" $v "consumers" $consumers "gpu" $gpu "vllm" $vllm "handlers" $pool.handlers) }}
+{{- $items = append $items (dict "name" (printf "specialists-%s" $pool.name) "component" "specialists" "service" "specialists" "pool" $pool.name "values" $v "consumers" $consumers "gpu" $gpu "vllm" $vllm "handlers" $handlers) }}
 {{- end }}
 {{- end }}
 {{- end }}

@@ -4,6 +4,10 @@ It behaves like a support platform: publishes tickets on ``tickets.submitted`` a
 ``tickets.outcome.>``. At most ``concurrency`` tickets are in flight (published, no outcome yet),
 and the whole run has a deadline, so it always ends by itself.
 
+With a database URL it also reads the audit of the run's model hops (every `llm_*` specialist
+decision): their latency, the tokens the server reported and the generation rate, and how many of
+the tickets a model tried it answered with a verified draft.
+
 The bench never touches real work: its tickets are marked synthetic (``metadata.synthetic``) and
 belong to business units of their own (``bench-<run>-retail``, ...; the ``bench-`` prefix is
 reserved), which no agent serves, no real budget pays for and cost reports leave out; once the
@@ -84,6 +88,20 @@ SAMPLE_TICKETS: tuple[tuple[str, str], ...] = (
         "This is the third time I'm writing about the ATM that kept my card. Nobody has "
         "called me back. I want to speak to a manager.",
     ),
+    (
+        "Card and top-up",
+        "How long does a new card take to arrive? And can I top up my account by bank "
+        "transfer while I wait?",
+    ),
+    (
+        "Fees abroad",
+        "Do you charge a fee when I pay by card in another currency? Is there also a fee for "
+        "taking cash out of an ATM abroad?",
+    ),
+    (
+        "Something missing",
+        "the thing I was sent hasn't shown up",
+    ),
 )
 CHANNELS = ("email", "chat", "web")
 
@@ -103,6 +121,10 @@ class BenchResult:
     missing: list[str] = field(default_factory=list)
     duplicates: int = 0
     timed_out: bool = False
+    handlers: dict[str, int] = field(default_factory=dict)
+    """First outcome of each ticket by who answered: a handler, `human` (escalated) or
+    `rejected`."""
+    model: ModelHops | None = None
 
     @property
     def received(self) -> int:
@@ -133,6 +155,89 @@ class BenchResult:
     @property
     def max_latency(self) -> float | None:
         return max(self.latencies) if self.latencies else None
+
+
+@dataclass(frozen=True)
+class ModelCall:
+    """One model hop as the specialist recorded it."""
+
+    handler: str
+    latency_ms: float
+    input_tokens: int
+    output_tokens: int
+    tokens_estimated: bool
+    drafted: bool
+    resolved: bool
+
+
+@dataclass
+class ModelHops:
+    """The model hops of a run, from the audit."""
+
+    calls: list[ModelCall] = field(default_factory=list)
+
+    def of(self, handler: str) -> list[ModelCall]:
+        return [c for c in self.calls if c.handler == handler]
+
+    @property
+    def handlers(self) -> list[str]:
+        return sorted({c.handler for c in self.calls})
+
+
+def summarise_calls(calls: Sequence[ModelCall]) -> dict[str, float | int | None]:
+    """Latency percentiles, generation rate (output tokens per second of the call, over calls
+    that produced tokens) and the drafted / verified shares of one handler's calls."""
+    latencies = [c.latency_ms / 1000 for c in calls]
+    producing = [c for c in calls if c.output_tokens and c.latency_ms > 0]
+    total_out = sum(c.output_tokens for c in producing)
+    total_seconds = sum(c.latency_ms for c in producing) / 1000
+    return {
+        "calls": len(calls),
+        "p50_s": percentile(latencies, 50),
+        "p95_s": percentile(latencies, 95),
+        "tokens_per_s": total_out / total_seconds if total_seconds else None,
+        "mean_input_tokens": (sum(c.input_tokens for c in calls) / len(calls)) if calls else None,
+        "mean_output_tokens": (sum(c.output_tokens for c in calls) / len(calls)) if calls else None,
+        "estimated": sum(c.tokens_estimated for c in calls),
+        "drafted": sum(c.drafted for c in calls),
+        "verified": sum(c.resolved for c in calls),
+    }
+
+
+MODEL_HOPS_SQL = """
+SELECT d.ticket_id, d.component, d.latency_ms, d.output,
+       EXISTS (SELECT 1 FROM outcomes o WHERE o.ticket_id = d.ticket_id AND o.status = 'resolved'
+               AND o.payload->>'handler' = substr(d.component, 12)) AS resolved
+FROM decisions d
+WHERE d.stage = 'specialist' AND d.component LIKE 'specialist:llm%' AND d.ticket_id LIKE :prefix
+"""
+
+
+async def read_model_hops(database_url: str, run_prefix: str) -> ModelHops:
+    """Every model hop of the run's tickets (ids starting with ``run_prefix``)."""
+    from sqlalchemy import text
+
+    from pinworks_common.db.engine import create_engine
+
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text(MODEL_HOPS_SQL), {"prefix": f"{run_prefix}%"})).all()
+    finally:
+        await engine.dispose()
+    hops = ModelHops()
+    for row in rows:
+        usage = (row.output or {}).get("usage") or {}
+        hops.calls.append(ModelCall(
+            handler=row.component.removeprefix("specialist:"),
+            latency_ms=float(row.latency_ms or 0.0),
+            input_tokens=int(usage.get("input_tokens") or 0),
+            output_tokens=int(usage.get("output_tokens") or 0),
+            tokens_estimated=bool(usage.get("tokens_estimated")),
+            drafted="draft" in (row.output or {}),
+            resolved=bool(row.resolved),
+        ))
+    return hops
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -208,6 +313,7 @@ async def run_bench(
     *,
     time_limit: float = 120.0,
     run_id: str | None = None,
+    database_url: str | None = None,
     on_outcome: Callable[[int], None] | None = None,
 ) -> BenchResult:
     """Publish ``count`` tickets, at most ``concurrency`` in flight, until done or time is up."""
@@ -221,6 +327,7 @@ async def run_bench(
     done_at: dict[str, float] = {}
     waiters: dict[str, asyncio.Event] = {}
     statuses: Counter[str] = Counter()
+    handlers: Counter[str] = Counter()
     duplicates = 0
     publish_errors = 0
 
@@ -240,7 +347,10 @@ async def run_bench(
             duplicates += 1
             return
         done_at[ticket_id] = arrived
-        statuses[str(payload.get("status") or msg.subject.rsplit(".", 1)[-1])] += 1
+        status = str(payload.get("status") or msg.subject.rsplit(".", 1)[-1])
+        statuses[status] += 1
+        handlers[str(payload.get("handler") or "?") if status == "resolved"
+                 else "human" if status == "escalated" else status] += 1
         if progress is not None:
             progress(len(done_at))
         if (event := waiters.get(ticket_id)) is not None:
@@ -300,6 +410,7 @@ async def run_bench(
 
     published = sorted(sent_at, key=sent_at.__getitem__)
     received = [tid for tid in published if tid in done_at]
+    model = await read_model_hops(database_url, prefix) if database_url else None
     return BenchResult(
         run_id=run_id,
         requested=count,
@@ -312,11 +423,34 @@ async def run_bench(
         missing=[t for t in published if t not in done_at],
         duplicates=duplicates,
         timed_out=timed_out,
+        handlers=dict(handlers),
+        model=model,
     )
 
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:.1f} ms"
+
+
+def format_model_hops(hops: ModelHops) -> list[str]:
+    if not hops.calls:
+        return ["  model hops  none (no ticket of this run was tried by a model)"]
+    lines = []
+    for handler in hops.handlers:
+        m = summarise_calls(hops.of(handler))
+        rate = "-" if m["tokens_per_s"] is None else f"{m['tokens_per_s']:.1f} tokens/s"
+        mean_in = m["mean_input_tokens"] or 0
+        mean_out = m["mean_output_tokens"] or 0
+        p50 = m["p50_s"]
+        p95 = m["p95_s"]
+        lines.append(
+            f"  {handler:<11} {m['calls']} calls, latency p50 {_ms(p50)}, p95 {_ms(p95)}; "
+            f"{mean_in:.0f} in / {mean_out:.0f} out tokens per call, generation {rate}"
+            + (f" ({m['estimated']} estimated)" if m["estimated"] else ""))
+        calls = int(m["calls"] or 0)
+        lines.append(f"  {'':<11} drafted {m['drafted']}/{calls}, verified and sent "
+                     f"{m['verified']}/{calls} ({(m['verified'] or 0) / calls:.0%})")
+    return lines
 
 
 def format_result(result: BenchResult) -> str:
@@ -332,6 +466,13 @@ def format_result(result: BenchResult) -> str:
         f"max {_ms(result.max_latency)}",
         f"  outcomes    {statuses}",
     ]
+    if result.handlers:
+        total = sum(result.handlers.values())
+        shares = ", ".join(f"{name} {n} ({n / total:.0%})" for name, n in
+                           sorted(result.handlers.items(), key=lambda kv: (-kv[1], kv[0])))
+        lines.append(f"  answered by {shares}")
+    if result.model is not None:
+        lines += format_model_hops(result.model)
     if result.duplicates:
         lines.append(
             f"  later       {result.duplicates} further outcome(s) for answered tickets"

@@ -3,7 +3,9 @@
 NATS and Postgres come from the environment or the embedded servers (never Docker, so
 ``make run`` behaves the same everywhere); their data lives under ``workdir`` and survives
 restarts. Each service is its own process, supervised: a crash is reported and the service is
-restarted with backoff, a bounded number of times.
+restarted with backoff, a bounded number of times. So is the local model server the specialists
+use as `llm_small` (see `localmodel.py`), unless ``LLM_SMALL_BASE_URL`` names another endpoint or
+``PINWORKS_LOCAL_MODEL=0``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from pinworks_cli.localmodel import (
+    MODEL_SERVER_MODULE,
+    LocalModelConfig,
+    LocalModelServer,
+    LocalModelUnavailable,
+)
 from pinworks_common.devinfra import (
     Infrastructure,
     ServiceProcess,
@@ -77,7 +85,8 @@ def _escalation_port() -> int:
     return free_port()
 
 
-def _service_env(name: str, infra: Infrastructure, escalation_port: int) -> dict[str, str]:
+def _service_env(name: str, infra: Infrastructure, escalation_port: int,
+                 model: LocalModelServer | None = None) -> dict[str, str]:
     env = {
         "NATS_URL": infra.nats_url,
         "DATABASE_URL": infra.database_url,
@@ -85,23 +94,49 @@ def _service_env(name: str, infra: Infrastructure, escalation_port: int) -> dict
     }
     if name == "escalation":
         env["ESCALATION_HTTP_PORT"] = str(escalation_port)
+    if name == "specialists" and model is not None:
+        env.update(model.specialist_env())
     return env
 
 
+def _local_model(log_dir: Path, environ: dict[str, str] | None = None) -> LocalModelServer | None:
+    """The model server to start, or None: disabled, another `llm_small` endpoint configured,
+    or not installed (then `llm_small` declines as unavailable and its tickets fall back)."""
+    environ = dict(os.environ) if environ is None else environ
+    config = LocalModelConfig.from_env(environ)
+    if not config.enabled:
+        _say("local model disabled (PINWORKS_LOCAL_MODEL=0): llm_small tickets fall back")
+        return None
+    if environ.get("LLM_SMALL_BASE_URL"):
+        _say(f"llm_small uses {environ['LLM_SMALL_BASE_URL']} (LLM_SMALL_BASE_URL); "
+             "no local model started")
+        return None
+    try:
+        return LocalModelServer(config, log_dir)
+    except LocalModelUnavailable as exc:
+        _say(f"no local model: {exc}; llm_small tickets fall back")
+        return None
+
+
 def _write_env_file(workdir: Path, infra: Infrastructure, escalation_port: int,
-                    processes: Sequence[ServiceProcess] = ()) -> Path:
+                    processes: Sequence[ServiceProcess] = (),
+                    model: LocalModelServer | None = None) -> Path:
     """Let other terminals ``source .run/env`` to talk to this platform, with ``pinworks`` (the
     virtualenv's bin directory) on their PATH (`pinworks top` reads the services' metrics
     endpoints from it)."""
     path = workdir / "env"
     metrics = ",".join(f"{proc.name}={proc.metrics_url}" for proc in processes)
-    path.write_text(
-        f"export NATS_URL='{infra.nats_url}'\n"
-        f"export DATABASE_URL='{infra.database_url}'\n"
-        f"export ESCALATION_URL='http://127.0.0.1:{escalation_port}'\n"
-        f"export PINWORKS_METRICS_URLS='{metrics}'\n"
-        f"export PATH='{Path(sys.executable).parent}':\"$PATH\"\n"
-    )
+    lines = [
+        f"export NATS_URL='{infra.nats_url}'",
+        f"export DATABASE_URL='{infra.database_url}'",
+        f"export ESCALATION_URL='http://127.0.0.1:{escalation_port}'",
+        f"export PINWORKS_METRICS_URLS='{metrics}'",
+        f"export PATH='{Path(sys.executable).parent}':\"$PATH\"",
+    ]
+    if model is not None:
+        lines += [f"export PINWORKS_MODEL_URL='{model.base_url}'",
+                  f"export PINWORKS_MODEL_NAME='{model.model_name}'"]
+    path.write_text("\n".join(lines) + "\n")
     return path
 
 
@@ -110,6 +145,7 @@ def format_summary(
     processes: Sequence[ServiceProcess],
     escalation_port: int | None,
     env_file: Path,
+    model: LocalModelServer | None = None,
 ) -> str:
     """The banner printed once everything is ready: where each thing is, and what to try."""
     lines = [
@@ -127,10 +163,16 @@ def format_summary(
     if escalation_port is not None and any(p.name == "escalation" for p in processes):
         lines.append(f"  escalation console http://127.0.0.1:{escalation_port}/  "
                      f"(API docs /docs; add an agent: pinworks agent add NAME --business-unit X)")
+    if model is not None:
+        lines.append(f"  model       {model.base_url}  ({model.model_name}, the llm_small tier; "
+                     f"{model.config.threads}+{model.config.batch_threads} threads)")
     lines += [
         "",
         f"  {'service':<12} {'pid':>7}  {'metrics (Prometheus)':<38} log",
     ]
+    if model is not None:
+        lines.append(f"  {model.name:<12} {model.pid or '-':>7}  {model.health_url:<38} "
+                     f"{model.log_path}")
     for proc in processes:
         lines.append(f"  {proc.name:<12} {proc.pid or '-':>7}  {proc.metrics_url:<38} {proc.log_path}")
     lines += [
@@ -181,7 +223,8 @@ def _stop_previous_services(pid_file: Path) -> None:
     except (OSError, ValueError):
         return
     for name, pid in previous.items():
-        stop_stale_process(int(pid), f"pinworks_{name}", signal.SIGTERM, timeout=STOP_TIMEOUT)
+        needle = MODEL_SERVER_MODULE if name == "model" else f"pinworks_{name}"
+        stop_stale_process(int(pid), needle, signal.SIGTERM, timeout=STOP_TIMEOUT)
 
 
 def _record_pids(pid_file: Path, processes: Sequence[ServiceProcess]) -> None:
@@ -274,20 +317,23 @@ def run_platform(services: Sequence[str] = ALL_SERVICES, workdir: Path = Path(".
         _say("migrating the database to the latest schema ...")
         upgrade(infra.database_url)
         escalation_port = _escalation_port() if "escalation" in services else None
-        processes = [
-            ServiceProcess(name, _service_env(name, infra, escalation_port or 0), log_dir)
+        model = _local_model(log_dir) if "specialists" in services else None
+        services_processes = [
+            ServiceProcess(name, _service_env(name, infra, escalation_port or 0, model), log_dir)
             for name in services
         ]
+        processes = [*([model] if model is not None else []), *services_processes]
         _start_all(processes, pid_file)
         env_file = _write_env_file(workdir, infra, escalation_port or DEFAULT_ESCALATION_PORT,
-                                   processes)
-        print(format_summary(infra, processes, escalation_port, env_file), flush=True)
+                                   services_processes, model)
+        print(format_summary(infra, services_processes, escalation_port, env_file, model),
+              flush=True)
         entries = [_Supervised(proc) for proc in processes]
         while True:
             if _supervise_once(entries, time.monotonic(), time.monotonic):
                 _record_pids(pid_file, processes)
                 _write_env_file(workdir, infra, escalation_port or DEFAULT_ESCALATION_PORT,
-                                processes)  # a restarted service may have a new port
+                                services_processes, model)  # a restarted service may have a new port
             time.sleep(SUPERVISE_INTERVAL)
     except (KeyboardInterrupt, _Shutdown):
         _ignore_signals_during_shutdown()

@@ -789,7 +789,8 @@ def bench(
         "--keep", help="Keep the run's rows in Postgres for inspection (default: deleted).")
     ] = False,
 ) -> None:
-    """Publish COUNT synthetic tickets through the running platform; print throughput and latency.
+    """Publish COUNT synthetic tickets through the running platform; print throughput, latency,
+    who answered, and the model hops' latency and tokens per second (from the audit).
 
     The tickets are marked synthetic and belong to the run's own business units
     (bench-RUN-retail, ...; the bench- prefix is reserved): no agent serves them, no real budget
@@ -802,12 +803,13 @@ def bench(
     run_id = uuid.uuid4().hex[:8]
     units = bench_units(run_id, ["retail", "business", "wealth"])
     nats = _url_or_fail(nats_url)
+    db = connections().database
     columns = (TextColumn("bench {task.fields[run]}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("outcomes"), TimeElapsedColumn())
     with Progress(*columns, console=console.get(), transient=True) as progress:
         task = progress.add_task("bench", total=count, run=run_id)
         result = _run(run_bench(nats, count, concurrency, units, time_limit=time_limit,
-                                run_id=run_id,
+                                run_id=run_id, database_url=db,
                                 on_outcome=lambda done: progress.update(task, completed=done)))
     console.print(format_result(result), highlight=False)
     if keep:

@@ -900,7 +900,7 @@ class ServiceProcess:
         self._log_file.flush()
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", self.module],
+            self.command(),
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
@@ -909,6 +909,10 @@ class ServiceProcess:
         )
         self.starts += 1
         return self
+
+    def command(self) -> list[str]:
+        """The argv to start; a subclass may run another Python module with arguments."""
+        return [sys.executable, "-m", self.module]
 
     def check_ready(self) -> bool:
         """One non-blocking-ish probe of ``/readyz`` (for supervisors polling many services)."""

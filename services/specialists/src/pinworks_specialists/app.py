@@ -89,9 +89,11 @@ def create_app(settings: SpecialistSettings | None = None) -> FastStream:
     runtime = build_runtime("specialists", settings)
     publish = make_publisher(runtime.broker)
     for handler in handlers:
+        endpoint = getattr(handler, "endpoint", None)
+        limit = endpoint.concurrency if endpoint is not None else settings.concurrency
         stage = SpecialistStage(
             handler, settings.prices.get(handler.name, Price()),
-            concurrency=settings.concurrency,
+            concurrency=min(settings.concurrency, limit),
             timeout_seconds=settings.handler_timeout_seconds,
             heartbeat_seconds=max(0.5, settings.ack_wait_seconds / 3),
         )

@@ -32,14 +32,16 @@ class LlmEndpoint:
     passages: int
     breaker_failures: int = 5
     breaker_cooldown_seconds: float = 30.0
+    concurrency: int = 16
 
 
 class SpecialistSettings(CommonSettings):
     handlers: str = Field(
-        default="template,kb",
+        default="template,kb,llm_small,llm_frontier",
         validation_alias="SPECIALISTS_HANDLERS",
         description="Comma-separated handlers this deployment serves: template, kb, llm_small, "
-        "llm_frontier. Every handler the routing policy names must be served by some deployment.",
+        "llm_frontier. Every handler the routing policy names must be served by some deployment; "
+        "an LLM handler without an endpoint declines as unavailable, so its tickets fall back.",
     )
     concurrency: int = Field(
         default=16, ge=1, le=512,
@@ -74,6 +76,10 @@ class SpecialistSettings(CommonSettings):
     llm_small_timeout_seconds: float = Field(
         default=20.0, gt=0, validation_alias="LLM_SMALL_TIMEOUT_SECONDS",
         description="Timeout of one request to the small model.")
+    llm_small_concurrency: int = Field(
+        default=16, ge=1, le=512, validation_alias="LLM_SMALL_CONCURRENCY",
+        description="Requests in flight to the small model at most (a one-slot local server "
+        "wants 1-2: requests queued behind it would spend their timeout waiting).")
     llm_frontier_base_url: str | None = Field(
         default=None, validation_alias="LLM_FRONTIER_BASE_URL",
         description="OpenAI-compatible base URL of the frontier model (…/v1); unset: unavailable.",
@@ -86,6 +92,9 @@ class SpecialistSettings(CommonSettings):
     llm_frontier_timeout_seconds: float = Field(
         default=30.0, gt=0, validation_alias="LLM_FRONTIER_TIMEOUT_SECONDS",
         description="Timeout of one request to the frontier model.")
+    llm_frontier_concurrency: int = Field(
+        default=16, ge=1, le=512, validation_alias="LLM_FRONTIER_CONCURRENCY",
+        description="Requests in flight to the frontier model at most.")
     llm_max_retries: int = Field(
         default=3, ge=0, le=10, validation_alias="LLM_MAX_RETRIES",
         description="Retries after a 429, a 5xx, a timeout or a connection error.")
@@ -133,6 +142,7 @@ class SpecialistSettings(CommonSettings):
             passages=self.llm_passages,
             breaker_failures=self.llm_breaker_failures,
             breaker_cooldown_seconds=self.llm_breaker_cooldown_seconds,
+            concurrency=getattr(self, f"llm_{short}_concurrency"),
         )
     prices: dict[str, Price] = Field(
         default_factory=default_prices,
