@@ -435,7 +435,8 @@ def test_defaults_workloads_and_environment():
     # default policy's llm_small tickets are consumed (and fall back while no endpoint is set).
     assert env["SPECIALISTS_HANDLERS"]["value"] == "template,kb,llm_frontier,llm_small"
     # unset LLM settings stay unset instead of becoming empty strings
-    assert not {"LLM_SMALL_BASE_URL", "LLM_FRONTIER_BASE_URL", "LLM_FRONTIER_MODEL"} & set(env)
+    assert not {"LLM_SMALL_BASE_URL", "LLM_FRONTIER_BASE_URL", "LLM_FRONTIER_MODEL",
+                "LLM_FRONTIER_REASONING_EFFORT", "LLM_FRONTIER_MAX_REASONING_TOKENS"} & set(env)
     assert env["LLM_FRONTIER_API_KEY"]["valueFrom"]["secretKeyRef"]["optional"] is True
     esc = pod_spec(deps[f"{FULLNAME}-escalation"])["containers"][0]
     assert env_of(esc)["ESCALATION_HTTP_PORT"]["value"] == "8000"
@@ -781,6 +782,16 @@ def test_checkov_flags_the_insecure_canary(checkov_report):
     expected = {"CKV_K8S_20", "CKV_K8S_22", "CKV_K8S_23", "CKV_K8S_28", "CKV_K8S_30", "CKV_K8S_37"}
     assert expected <= failed, sorted(failed)
 
+
+
+def test_the_frontier_reasoning_quota_reaches_the_specialists():
+    values = {**load_values("defaults"), "specialists": {"llm": {"frontier": {
+        "baseUrl": "https://api.example.test/v1", "model": "reasoner",
+        "reasoningEffort": "low", "maxReasoningTokens": 2048}}}}
+    deps = {d["metadata"]["name"]: d for d in kind(docs_of(render_values(values)), "Deployment")}
+    env = env_of(pod_spec(deps[f"{FULLNAME}-specialists-cpu"])["containers"][0])
+    assert env["LLM_FRONTIER_REASONING_EFFORT"]["value"] == "low"
+    assert env["LLM_FRONTIER_MAX_REASONING_TOKENS"]["value"] == "2048"
 
 # ------------------------------------------------------------------ images & compose
 # (No Docker engine runs in CI; these read the files the way docker would.)

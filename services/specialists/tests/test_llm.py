@@ -118,6 +118,7 @@ def test_a_cited_answer_becomes_a_draft_with_tokens_and_cost(server: ChatServer,
     assert request.headers["Authorization"] == "Bearer sk-test"
     assert request.json is not None
     assert request.json["model"] == "small-test" and request.json["max_tokens"] == 256
+    assert "max_completion_tokens" not in request.json and "reasoning_effort" not in request.json
     assert request.json["messages"][0] == {"role": "system", "content": SYSTEM_PROMPT}
     given = given_passages(request.json)
     assert len(given) == 4
@@ -132,6 +133,54 @@ def test_a_cited_answer_becomes_a_draft_with_tokens_and_cost(server: ChatServer,
     assert f"[{given[0]}]" in result.details["answer_with_citations"]
     assert "[" not in result.answer and "next." in result.answer
     assert hand_off(envelope(), result)[:2] == (DRAFTED, "T-llm-1:drafted")
+
+
+def thinking_reply(request: dict[str, Any]) -> dict[str, Any]:
+    """A reasoning model's reply: 340 output tokens, 300 of them spent thinking."""
+    body = citing_first_passage(request)
+    body["usage"] = {"prompt_tokens": 120, "completion_tokens": 340, "total_tokens": 460,
+                     "completion_tokens_details": {"reasoning_tokens": 300}}
+    return body
+
+
+def test_a_reasoning_quota_bounds_the_call_and_the_thinking_is_recorded(
+        server: ChatServer, kb: KnowledgeBase) -> None:
+    server.when("arrived", Reply(body=thinking_reply))
+    handler = handler_for(server, kb, reasoning_effort="low", max_reasoning_tokens=1024)
+    result = run(handler, envelope())
+    assert isinstance(result, Draft), result
+    [request] = server.requests
+    assert request.json is not None
+    assert request.json["max_completion_tokens"] == 256 + 1024
+    assert request.json["reasoning_effort"] == "low"
+    assert "max_tokens" not in request.json, "reasoning models refuse max_tokens"
+    assert result.details["reasoning_tokens"] == 300
+    assert result.details["output_tokens"] == 340, "thinking is billed as output"
+    assert result.cost_usd == Decimal("0.001") + Decimal("0.002") * 120 / 1000 + \
+        Decimal("0.01") * 340 / 1000
+
+
+def test_a_reply_cut_off_by_the_reasoning_quota_says_so(server: ChatServer,
+                                                       kb: KnowledgeBase) -> None:
+    server.when("arrived", Reply(body=completion("Still thinking about", finish_reason="length")))
+    result = run(handler_for(server, kb, max_reasoning_tokens=64), envelope())
+    assert isinstance(result, Declined)
+    assert "max_completion_tokens=320 (answer 256 + reasoning quota 64)" in result.reason
+
+
+def test_the_frontier_reasoning_quota_comes_from_the_environment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_FRONTIER_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("LLM_FRONTIER_MODEL", "frontier-test")
+    monkeypatch.setenv("LLM_FRONTIER_REASONING_EFFORT", "medium")
+    monkeypatch.setenv("LLM_FRONTIER_MAX_REASONING_TOKENS", "2048")
+    settings = SpecialistSettings()
+    frontier, small = settings.llm_endpoint("llm_frontier"), settings.llm_endpoint("llm_small")
+    assert (frontier.reasoning_effort, frontier.max_reasoning_tokens) == ("medium", 2048)
+    assert (small.reasoning_effort, small.max_reasoning_tokens) == (None, None)
+    monkeypatch.setenv("LLM_FRONTIER_REASONING_EFFORT", "lots")
+    with pytest.raises(ValueError, match="reasoning_effort|LLM_FRONTIER_REASONING_EFFORT"):
+        SpecialistSettings()
 
 
 def test_missing_usage_is_estimated_and_said_so(server: ChatServer, kb: KnowledgeBase) -> None:

@@ -165,6 +165,8 @@ class Completion:
     output_tokens: int
     tokens_estimated: bool
     model: str | None
+    reasoning_tokens: int | None = None
+    """Of the output tokens, those a reasoning model spent thinking (its usage says so)."""
 
 
 class MalformedReply(ValueError):
@@ -197,7 +199,29 @@ def parse_completion(body: bytes, prompt_chars: int) -> Completion:
         output_tokens, estimated = estimate_tokens(content), True
     model = data.get("model")
     return Completion(content, finish if isinstance(finish, str) else None, input_tokens,
-                      output_tokens, estimated, model if isinstance(model, str) else None)
+                      output_tokens, estimated, model if isinstance(model, str) else None,
+                      reasoning_tokens_of(usage))
+
+
+def reasoning_tokens_of(usage: Any) -> int | None:
+    details = usage.get("completion_tokens_details") if isinstance(usage, dict) else None
+    tokens = details.get("reasoning_tokens") if isinstance(details, dict) else None
+    return tokens if isinstance(tokens, int) else None
+
+
+def request_payload(endpoint: LlmEndpoint, messages: list[dict[str, str]]) -> dict[str, Any]:
+    """The chat-completions request. With a reasoning quota the token bound is
+    `max_completion_tokens` (the answer's tokens plus the quota), which reasoning models take
+    instead of `max_tokens` and which counts the tokens they spend thinking."""
+    payload: dict[str, Any] = {"model": endpoint.model, "messages": messages,
+                               "temperature": endpoint.temperature}
+    if endpoint.max_reasoning_tokens is None:
+        payload["max_tokens"] = endpoint.max_tokens
+    else:
+        payload["max_completion_tokens"] = endpoint.max_tokens + endpoint.max_reasoning_tokens
+    if endpoint.reasoning_effort is not None:
+        payload["reasoning_effort"] = endpoint.reasoning_effort
+    return payload
 
 
 # --------------------------------------------------------------------------- the client
@@ -227,8 +251,7 @@ class ChatClient:
         endpoint = self.endpoint
         assert endpoint.base_url
         url = endpoint.base_url.rstrip("/") + "/chat/completions"
-        payload = {"model": endpoint.model, "messages": messages,
-                   "max_tokens": endpoint.max_tokens, "temperature": endpoint.temperature}
+        payload = request_payload(endpoint, messages)
         headers = {"Content-Type": "application/json"}
         if endpoint.api_key:
             headers["Authorization"] = f"Bearer {endpoint.api_key}"
@@ -317,6 +340,13 @@ class LlmHandler:
     def unavailable_reason(self) -> str:
         return f"no endpoint configured ({self.endpoint.env_prefix}_BASE_URL is unset)"
 
+    def _token_bound(self) -> str:
+        endpoint = self.endpoint
+        if endpoint.max_reasoning_tokens is None:
+            return f"max_tokens={endpoint.max_tokens}"
+        return (f"max_completion_tokens={endpoint.max_tokens + endpoint.max_reasoning_tokens} "
+                f"(answer {endpoint.max_tokens} + reasoning quota {endpoint.max_reasoning_tokens})")
+
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
             self._http = httpx.AsyncClient(
@@ -360,6 +390,8 @@ class LlmHandler:
             "output_tokens": completion.output_tokens,
             "tokens_estimated": completion.tokens_estimated,
         }
+        if completion.reasoning_tokens is not None:
+            details["reasoning_tokens"] = completion.reasoning_tokens
         if completion.tokens_estimated:
             details["tokens_note"] = (f"the reply had no usage; tokens estimated at "
                                       f"{CHARS_PER_TOKEN} characters per token")
@@ -368,7 +400,7 @@ class LlmHandler:
             return Declined("the model found no answer in the retrieved passages",
                             cost_usd=cost, details=details)
         if completion.finish_reason == "length":
-            return Declined(f"the reply was cut off at max_tokens={self.endpoint.max_tokens}",
+            return Declined(f"the reply was cut off at {self._token_bound()}",
                             cost_usd=cost, details={**details, "answer": answer[:2000]})
         check = check_citations(answer, [p.passage_id for p in passages])
         if check.invented:

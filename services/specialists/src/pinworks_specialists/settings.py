@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import Field, SecretStr
 
@@ -11,6 +12,8 @@ from pinworks_common.settings import CommonSettings
 
 LLM_INSTANCES = ("llm_small", "llm_frontier")
 """The configured LLM handler instances; each reads `LLM_<NAME>_*` (e.g. `LLM_SMALL_BASE_URL`)."""
+ReasoningEffort = Literal["minimal", "low", "medium", "high"]
+"""How long a reasoning model may think before it answers (OpenAI's `reasoning_effort`)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,8 @@ class LlmEndpoint:
     breaker_failures: int = 5
     breaker_cooldown_seconds: float = 30.0
     concurrency: int = 16
+    reasoning_effort: ReasoningEffort | None = None
+    max_reasoning_tokens: int | None = None
 
 
 class SpecialistSettings(CommonSettings):
@@ -80,6 +85,15 @@ class SpecialistSettings(CommonSettings):
         default=16, ge=1, le=512, validation_alias="LLM_SMALL_CONCURRENCY",
         description="Requests in flight to the small model at most (a one-slot local server "
         "wants 1-2: requests queued behind it would spend their timeout waiting).")
+    llm_small_reasoning_effort: ReasoningEffort | None = Field(
+        default=None, validation_alias="LLM_SMALL_REASONING_EFFORT",
+        description="reasoning_effort sent to a reasoning model on the small endpoint "
+        "(minimal, low, medium, high); unset: not sent.")
+    llm_small_max_reasoning_tokens: int | None = Field(
+        default=None, ge=0, validation_alias="LLM_SMALL_MAX_REASONING_TOKENS",
+        description="Reasoning quota per call on the small endpoint: the request asks for "
+        "max_completion_tokens = LLM_MAX_TOKENS + this, and the tokens the model spent thinking "
+        "are recorded; unset: max_tokens as for any chat model.")
     llm_frontier_base_url: str | None = Field(
         default=None, validation_alias="LLM_FRONTIER_BASE_URL",
         description="OpenAI-compatible base URL of the frontier model (…/v1); unset: unavailable.",
@@ -95,6 +109,15 @@ class SpecialistSettings(CommonSettings):
     llm_frontier_concurrency: int = Field(
         default=16, ge=1, le=512, validation_alias="LLM_FRONTIER_CONCURRENCY",
         description="Requests in flight to the frontier model at most.")
+    llm_frontier_reasoning_effort: ReasoningEffort | None = Field(
+        default=None, validation_alias="LLM_FRONTIER_REASONING_EFFORT",
+        description="reasoning_effort sent to a reasoning model on the frontier endpoint "
+        "(minimal, low, medium, high); unset: not sent.")
+    llm_frontier_max_reasoning_tokens: int | None = Field(
+        default=None, ge=0, validation_alias="LLM_FRONTIER_MAX_REASONING_TOKENS",
+        description="Reasoning quota per call on the frontier endpoint: the request asks for "
+        "max_completion_tokens = LLM_MAX_TOKENS + this, and the tokens the model spent thinking "
+        "are recorded; unset: max_tokens as for any chat model.")
     llm_max_retries: int = Field(
         default=3, ge=0, le=10, validation_alias="LLM_MAX_RETRIES",
         description="Retries after a 429, a 5xx, a timeout or a connection error.")
@@ -143,6 +166,8 @@ class SpecialistSettings(CommonSettings):
             breaker_failures=self.llm_breaker_failures,
             breaker_cooldown_seconds=self.llm_breaker_cooldown_seconds,
             concurrency=getattr(self, f"llm_{short}_concurrency"),
+            reasoning_effort=getattr(self, f"llm_{short}_reasoning_effort"),
+            max_reasoning_tokens=getattr(self, f"llm_{short}_max_reasoning_tokens"),
         )
     prices: dict[str, Price] = Field(
         default_factory=default_prices,
