@@ -11,27 +11,13 @@ from pinworks_common.settings import CommonSettings
 
 
 class ClassifierSettings(CommonSettings):
-    artifact_dir: Path | None = Field(
-        default=None,
-        validation_alias="CLASSIFIER_ARTIFACT_DIR",
-        description="Model artifact directory; unset uses the model shipped in the package.",
-    )
-    encoder_threads: int = Field(
-        default=1,
-        ge=1,
-        validation_alias="CLASSIFIER_ENCODER_THREADS",
-        description="Cores the sentence encoder of the cascade's second stage may use per replica.",
-    )
+    artifact_dir: Path | None = Field(None, validation_alias="CLASSIFIER_ARTIFACT_DIR")
+    """Model artifact directory; unset uses the model shipped in the package."""
+    encoder_threads: int = Field(1, ge=1, validation_alias="CLASSIFIER_ENCODER_THREADS")
+    """Cores the sentence encoder of the cascade's second stage may use per replica."""
     negative_sentiment_threshold: float = Field(
-        default=-0.8,
-        ge=-1,
-        le=1,
-        validation_alias="CLASSIFIER_NEGATIVE_SENTIMENT",
-        description="VADER compound score at or below which the customer-state reading records "
-        "very negative sentiment (puts the ticket ahead in the human queue; rules can use it).",
-    )
-    cost_per_ticket_usd: Decimal = Field(
-        default=Decimal("0.00002"),
-        validation_alias="CLASSIFIER_COST_USD",
-        description="Cost charged to the business unit for classifying one ticket.",
-    )
+        -0.8, ge=-1, le=1, validation_alias="CLASSIFIER_NEGATIVE_SENTIMENT")
+    """VADER compound score at or below which the customer-state reading records very negative
+    sentiment (puts the ticket ahead in the human queue; rules can use it)."""
+    cost_per_ticket_usd: Decimal = Field(Decimal("0.00002"), validation_alias="CLASSIFIER_COST_USD")
+    """Cost charged to the business unit for classifying one ticket."""

@@ -12,31 +12,16 @@ from pinworks_router.pricing import Price, default_prices
 
 
 class RouterSettings(CommonSettings):
-    policy_file: Path | None = Field(
-        default=None,
-        validation_alias="ROUTER_POLICY_FILE",
-        description="YAML routing policy; unset uses the default policy shipped with the router.",
-    )
-    shadow_policy_file: Path | None = Field(
-        default=None,
-        validation_alias="ROUTER_SHADOW_POLICY_FILE",
-        description="Candidate policy run beside the live one: its decisions and disagreements "
-        "are recorded (stage `router-shadow`), never acted on. The KV key `shadow` overrides it.",
-    )
-    policy_bucket: str = Field(
-        default=ROUTER_POLICY_BUCKET,
-        validation_alias="ROUTER_POLICY_BUCKET",
-        description="NATS KV bucket of the live policy (`pinworks policy apply`); its value, once "
-        "set, replaces the file policy and every later value is swapped in without a restart.",
-    )
-    policy_watch: bool = Field(
-        default=True,
-        validation_alias="ROUTER_POLICY_WATCH",
-        description="Follow the live policy in the KV bucket; false routes by the file only.",
-    )
-    prices: dict[str, Price] = Field(
-        default_factory=default_prices,
-        validation_alias="SPECIALISTS_PRICES",
-        description="The specialists' JSON price table (per handler: per_call, per_1k_input_tokens, "
-        "per_1k_output_tokens); dollar budgets charge each ticket its estimated handler cost.",
-    )
+    policy_file: Path | None = Field(None, validation_alias="ROUTER_POLICY_FILE")
+    """YAML routing policy; unset uses the default policy shipped with the router."""
+    shadow_policy_file: Path | None = Field(None, validation_alias="ROUTER_SHADOW_POLICY_FILE")
+    """Candidate policy run beside the live one: its decisions and disagreements are recorded
+    (stage `router-shadow`), never acted on. The KV key `shadow` overrides it."""
+    policy_bucket: str = Field(ROUTER_POLICY_BUCKET, validation_alias="ROUTER_POLICY_BUCKET")
+    """NATS KV bucket of the live policy (`pinworks policy apply`); its value, once set, replaces
+    the file policy and every later value is swapped in without a restart."""
+    policy_watch: bool = Field(True, validation_alias="ROUTER_POLICY_WATCH")
+    """Follow the live policy in the KV bucket; false routes by the file only."""
+    prices: dict[str, Price] = Field(default_factory=default_prices, validation_alias="SPECIALISTS_PRICES")
+    """The specialists' JSON price table (per handler: per_call, per_1k_input_tokens,
+    per_1k_output_tokens); dollar budgets charge each ticket its estimated handler cost."""

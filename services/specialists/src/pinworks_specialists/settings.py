@@ -41,108 +41,79 @@ class LlmEndpoint:
 
 
 class SpecialistSettings(CommonSettings):
-    handlers: str = Field(
-        default="template,kb,llm_small,llm_frontier",
-        validation_alias="SPECIALISTS_HANDLERS",
-        description="Comma-separated handlers this deployment serves: template, kb, llm_small, "
-        "llm_frontier. Every handler the routing policy names must be served by some deployment; "
-        "an LLM handler without an endpoint declines as unavailable, so its tickets fall back.",
-    )
-    concurrency: int = Field(
-        default=16, ge=1, le=512,
-        validation_alias="SPECIALISTS_CONCURRENCY",
-        description="Handler calls of one batch run concurrently, at most this many at once.",
-    )
+    handlers: str = Field("template,kb,llm_small,llm_frontier", validation_alias="SPECIALISTS_HANDLERS")
+    """Comma-separated handlers this deployment serves: template, kb, llm_small, llm_frontier.
+    Every handler the routing policy names must be served by some deployment; an LLM handler
+    without an endpoint declines as unavailable, so its tickets fall back."""
+    concurrency: int = Field(16, ge=1, le=512, validation_alias="SPECIALISTS_CONCURRENCY")
+    """Handler calls of one batch run concurrently, at most this many at once."""
     handler_timeout_seconds: float = Field(
-        default=120.0, gt=0,
-        validation_alias="SPECIALISTS_HANDLER_TIMEOUT_SECONDS",
-        description="Hard limit on one handler call; past it the ticket falls back.",
-    )
-    kb_min_coverage: float = Field(
-        default=0.35, ge=0, le=1,
-        validation_alias="KB_MIN_COVERAGE",
-        description="Share of the ticket's term weight (IDF) the best article must contain for "
-        "the kb handler to answer; calibrated on tests/data/kb_calibration.yaml.",
-    )
-    kb_min_score: float = Field(
-        default=6.0, ge=0,
-        validation_alias="KB_MIN_SCORE",
-        description="Lowest BM25 score of the best passage for the kb handler to answer.",
-    )
-    llm_small_base_url: str | None = Field(
-        default=None, validation_alias="LLM_SMALL_BASE_URL",
-        description="OpenAI-compatible base URL of the small model, e.g. http://127.0.0.1:8000/v1; "
-        "unset: llm_small reports itself unavailable and tickets fall back.",
-    )
-    llm_small_model: str = Field(default="", validation_alias="LLM_SMALL_MODEL",
-                                 description="Model name sent to the small endpoint.")
-    llm_small_api_key: SecretStr | None = Field(default=None, validation_alias="LLM_SMALL_API_KEY",
-                                                description="Bearer token for the small endpoint.")
-    llm_small_timeout_seconds: float = Field(
-        default=20.0, gt=0, validation_alias="LLM_SMALL_TIMEOUT_SECONDS",
-        description="Timeout of one request to the small model.")
-    llm_small_concurrency: int = Field(
-        default=16, ge=1, le=512, validation_alias="LLM_SMALL_CONCURRENCY",
-        description="Requests in flight to the small model at most (a one-slot local server "
-        "wants 1-2: requests queued behind it would spend their timeout waiting).")
-    llm_small_reasoning_effort: ReasoningEffort | None = Field(
-        default=None, validation_alias="LLM_SMALL_REASONING_EFFORT",
-        description="reasoning_effort sent to a reasoning model on the small endpoint "
-        "(minimal, low, medium, high); unset: not sent.")
-    llm_small_max_reasoning_tokens: int | None = Field(
-        default=None, ge=0, validation_alias="LLM_SMALL_MAX_REASONING_TOKENS",
-        description="Reasoning quota per call on the small endpoint: the request asks for "
-        "max_completion_tokens = LLM_MAX_TOKENS + this, and the tokens the model spent thinking "
-        "are recorded; unset: max_tokens as for any chat model.")
-    llm_frontier_base_url: str | None = Field(
-        default=None, validation_alias="LLM_FRONTIER_BASE_URL",
-        description="OpenAI-compatible base URL of the frontier model (…/v1); unset: unavailable.",
-    )
-    llm_frontier_model: str = Field(default="", validation_alias="LLM_FRONTIER_MODEL",
-                                    description="Model name sent to the frontier endpoint.")
-    llm_frontier_api_key: SecretStr | None = Field(
-        default=None, validation_alias="LLM_FRONTIER_API_KEY",
-        description="Bearer token for the frontier endpoint.")
-    llm_frontier_timeout_seconds: float = Field(
-        default=30.0, gt=0, validation_alias="LLM_FRONTIER_TIMEOUT_SECONDS",
-        description="Timeout of one request to the frontier model.")
-    llm_frontier_concurrency: int = Field(
-        default=16, ge=1, le=512, validation_alias="LLM_FRONTIER_CONCURRENCY",
-        description="Requests in flight to the frontier model at most.")
-    llm_frontier_reasoning_effort: ReasoningEffort | None = Field(
-        default=None, validation_alias="LLM_FRONTIER_REASONING_EFFORT",
-        description="reasoning_effort sent to a reasoning model on the frontier endpoint "
-        "(minimal, low, medium, high); unset: not sent.")
-    llm_frontier_max_reasoning_tokens: int | None = Field(
-        default=None, ge=0, validation_alias="LLM_FRONTIER_MAX_REASONING_TOKENS",
-        description="Reasoning quota per call on the frontier endpoint: the request asks for "
-        "max_completion_tokens = LLM_MAX_TOKENS + this, and the tokens the model spent thinking "
-        "are recorded; unset: max_tokens as for any chat model.")
-    llm_max_retries: int = Field(
-        default=3, ge=0, le=10, validation_alias="LLM_MAX_RETRIES",
-        description="Retries after a 429, a 5xx, a timeout or a connection error.")
-    llm_backoff_base_seconds: float = Field(
-        default=0.5, ge=0, validation_alias="LLM_BACKOFF_BASE_SECONDS",
-        description="First retry delay; doubles each retry (with jitter), Retry-After wins.")
-    llm_backoff_max_seconds: float = Field(
-        default=8.0, ge=0, validation_alias="LLM_BACKOFF_MAX_SECONDS",
-        description="Longest computed backoff between retries.")
-    llm_deadline_seconds: float = Field(
-        default=60.0, gt=0, validation_alias="LLM_DEADLINE_SECONDS",
-        description="Total time one ticket may spend on one LLM handler, retries included.")
-    llm_max_tokens: int = Field(default=512, ge=16, validation_alias="LLM_MAX_TOKENS",
-                                description="max_tokens of each completion.")
-    llm_temperature: float = Field(default=0.2, ge=0, le=2, validation_alias="LLM_TEMPERATURE",
-                                   description="Sampling temperature.")
-    llm_passages: int = Field(default=5, ge=1, le=20, validation_alias="LLM_PASSAGES",
-                              description="Retrieved help-centre passages given to the model.")
+        120.0, gt=0, validation_alias="SPECIALISTS_HANDLER_TIMEOUT_SECONDS")
+    """Hard limit on one handler call; past it the ticket falls back."""
+    kb_min_coverage: float = Field(0.35, ge=0, le=1)
+    """Share of the ticket's term weight (IDF) the best article must contain for the kb handler to
+    answer; calibrated on tests/data/kb_calibration.yaml."""
+    kb_min_score: float = Field(6.0, ge=0)
+    """Lowest BM25 score of the best passage for the kb handler to answer."""
+    prices: dict[str, Price] = Field(default_factory=default_prices, validation_alias="SPECIALISTS_PRICES")
+    """JSON price table per handler: per_call, per_1k_input_tokens, per_1k_output_tokens."""
 
-    llm_breaker_failures: int = Field(
-        default=5, ge=1, validation_alias="LLM_BREAKER_FAILURES",
-        description="Consecutive failed tickets (errors, timeouts) that open an endpoint's circuit.")
-    llm_breaker_cooldown_seconds: float = Field(
-        default=30.0, gt=0, validation_alias="LLM_BREAKER_COOLDOWN_SECONDS",
-        description="How long an open circuit skips the endpoint before one probe call.")
+    llm_small_base_url: str | None = None
+    """OpenAI-compatible base URL of the small model, e.g. http://127.0.0.1:8000/v1; unset:
+    llm_small reports itself unavailable and tickets fall back."""
+    llm_small_model: str = ""
+    """Model name sent to the small endpoint."""
+    llm_small_api_key: SecretStr | None = None
+    """Bearer token for the small endpoint."""
+    llm_small_timeout_seconds: float = Field(20.0, gt=0)
+    """Timeout of one request to the small model."""
+    llm_small_concurrency: int = Field(16, ge=1, le=512)
+    """Requests in flight to the small model at most (a one-slot local server wants 1-2: requests
+    queued behind it would spend their timeout waiting)."""
+    llm_small_reasoning_effort: ReasoningEffort | None = None
+    """reasoning_effort sent to a reasoning model on the small endpoint (minimal, low, medium,
+    high); unset: not sent."""
+    llm_small_max_reasoning_tokens: int | None = Field(None, ge=0)
+    """Reasoning quota per call on the small endpoint: the request asks for max_completion_tokens
+    = LLM_MAX_TOKENS + this, and the tokens the model spent thinking are recorded; unset:
+    max_tokens as for any chat model."""
+
+    llm_frontier_base_url: str | None = None
+    """OpenAI-compatible base URL of the frontier model (…/v1); unset: unavailable."""
+    llm_frontier_model: str = ""
+    """Model name sent to the frontier endpoint."""
+    llm_frontier_api_key: SecretStr | None = None
+    """Bearer token for the frontier endpoint."""
+    llm_frontier_timeout_seconds: float = Field(30.0, gt=0)
+    """Timeout of one request to the frontier model."""
+    llm_frontier_concurrency: int = Field(16, ge=1, le=512)
+    """Requests in flight to the frontier model at most."""
+    llm_frontier_reasoning_effort: ReasoningEffort | None = None
+    """reasoning_effort sent to a reasoning model on the frontier endpoint (minimal, low, medium,
+    high); unset: not sent."""
+    llm_frontier_max_reasoning_tokens: int | None = Field(None, ge=0)
+    """Reasoning quota per call on the frontier endpoint: the request asks for
+    max_completion_tokens = LLM_MAX_TOKENS + this, and the tokens the model spent thinking are
+    recorded; unset: max_tokens as for any chat model."""
+
+    llm_max_retries: int = Field(3, ge=0, le=10)
+    """Retries after a 429, a 5xx, a timeout or a connection error."""
+    llm_backoff_base_seconds: float = Field(0.5, ge=0)
+    """First retry delay; doubles each retry (with jitter), Retry-After wins."""
+    llm_backoff_max_seconds: float = Field(8.0, ge=0)
+    """Longest computed backoff between retries."""
+    llm_deadline_seconds: float = Field(60.0, gt=0)
+    """Total time one ticket may spend on one LLM handler, retries included."""
+    llm_max_tokens: int = Field(512, ge=16)
+    """max_tokens of each completion."""
+    llm_temperature: float = Field(0.2, ge=0, le=2)
+    """Sampling temperature."""
+    llm_passages: int = Field(5, ge=1, le=20)
+    """Retrieved help-centre passages given to the model."""
+    llm_breaker_failures: int = Field(5, ge=1)
+    """Consecutive failed tickets (errors, timeouts) that open an endpoint's circuit."""
+    llm_breaker_cooldown_seconds: float = Field(30.0, gt=0)
+    """How long an open circuit skips the endpoint before one probe call."""
 
     def llm_endpoint(self, name: str) -> LlmEndpoint:
         """The endpoint settings of LLM instance `name` (llm_small or llm_frontier)."""
@@ -169,11 +140,6 @@ class SpecialistSettings(CommonSettings):
             reasoning_effort=getattr(self, f"llm_{short}_reasoning_effort"),
             max_reasoning_tokens=getattr(self, f"llm_{short}_max_reasoning_tokens"),
         )
-    prices: dict[str, Price] = Field(
-        default_factory=default_prices,
-        validation_alias="SPECIALISTS_PRICES",
-        description="JSON price table per handler: per_call, per_1k_input_tokens, per_1k_output_tokens.",
-    )
 
     def handler_names(self) -> list[str]:
         return [name.strip() for name in self.handlers.split(",") if name.strip()]

@@ -11,56 +11,28 @@ from pinworks_common.settings import CommonSettings
 
 class VerifierSettings(CommonSettings):
     negative_sentiment_threshold: float = Field(
-        default=-0.8,
-        ge=-1,
-        le=1,
-        validation_alias="VERIFIER_NEGATIVE_SENTIMENT",
-        description="VADER compound score at or below which a ticket goes to a person (on the "
-        "labelled set mild frustration reaches -0.77, abusive messages are at most -0.85).",
-    )
-    model_dir: Path | None = Field(
-        default=None,
-        validation_alias="VERIFIER_MODEL_DIR",
-        description="Directory with ticket_intent.{json,npz} and answer_intent.{json,npz}; "
-        "unset means the scorers shipped in the package.",
-    )
-    ticket_margin: float | None = Field(
-        default=None,
-        le=0,
-        validation_alias="VERIFIER_TICKET_MARGIN",
-        description="Completeness: the ticket's log-likelihood for the classified intent may "
-        "trail the best intent's by at most this much; unset means the artifact's calibrated "
-        "value (about 3% of right-intent tickets below it).",
-    )
-    answer_margin: float | None = Field(
-        default=None,
-        le=0,
-        validation_alias="VERIFIER_ANSWER_MARGIN",
-        description="Completeness: the same for the draft read as an answer; unset means the "
-        "artifact's calibrated value.",
-    )
-    grounded_handlers: list[str] = Field(
-        default=["kb", "llm"],
-        validation_alias="VERIFIER_GROUNDED_HANDLERS",
-        description="Handlers (and their `<name>_*` variants) whose every sentence must be "
-        "supported by cited passages (JSON list).",
-    )
-    min_support: float = Field(
-        default=0.6,
-        gt=0,
-        le=1,
-        validation_alias="VERIFIER_MIN_SUPPORT",
-        description="Groundedness: share of a sentence's content words one cited passage must hold.",
-    )
-    pii_allowed: list[str] = Field(
-        default=["+44 20 7946 0321"],
-        validation_alias="VERIFIER_PII_ALLOWED",
-        description="The bank's own published contact details a draft may contain (JSON list).",
-    )
+        -0.8, ge=-1, le=1, validation_alias="VERIFIER_NEGATIVE_SENTIMENT")
+    """VADER compound score at or below which a ticket goes to a person (on the labelled set mild
+    frustration reaches -0.77, abusive messages are at most -0.85)."""
+    model_dir: Path | None = Field(None, validation_alias="VERIFIER_MODEL_DIR")
+    """Directory with ticket_intent.{json,npz} and answer_intent.{json,npz}; unset means the
+    scorers shipped in the package."""
+    ticket_margin: float | None = Field(None, le=0, validation_alias="VERIFIER_TICKET_MARGIN")
+    """Completeness: the ticket's log-likelihood for the classified intent may trail the best
+    intent's by at most this much; unset means the artifact's calibrated value (about 3% of
+    right-intent tickets below it)."""
+    answer_margin: float | None = Field(None, le=0, validation_alias="VERIFIER_ANSWER_MARGIN")
+    """Completeness: the same for the draft read as an answer; unset means the artifact's
+    calibrated value."""
+    grounded_handlers: list[str] = Field(["kb", "llm"], validation_alias="VERIFIER_GROUNDED_HANDLERS")
+    """Handlers (and their `<name>_*` variants) whose every sentence must be supported by cited
+    passages (JSON list)."""
+    min_support: float = Field(0.6, gt=0, le=1, validation_alias="VERIFIER_MIN_SUPPORT")
+    """Groundedness: share of a sentence's content words one cited passage must hold."""
+    pii_allowed: list[str] = Field(["+44 20 7946 0321"], validation_alias="VERIFIER_PII_ALLOWED")
+    """The bank's own published contact details a draft may contain (JSON list)."""
     policy_entitlements: dict[str, list[str]] = Field(
-        default_factory=dict,
-        validation_alias="VERIFIER_POLICY_ENTITLEMENTS",
-        description="Promise kinds each handler may make, e.g. {\"human_macro\": [\"fee_waiver\"]} "
-        "(JSON); kinds: guaranteed_refund, fee_waiver, compensation, guaranteed_outcome. A draft "
-        "may also declare its own in details.entitlements.",
-    )
+        default_factory=dict, validation_alias="VERIFIER_POLICY_ENTITLEMENTS")
+    """Promise kinds each handler may make, e.g. {"human_macro": ["fee_waiver"]} (JSON); kinds:
+    guaranteed_refund, fee_waiver, compensation, guaranteed_outcome. A draft may also declare its
+    own in details.entitlements."""
