@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from pinworks_common.db.engine import create_engine
 from pinworks_common.devinfra import free_port
-from pinworks_common.queue import save_agent
+from pinworks_escalation.queue import save_agent
 
 from .conftest import ROOT, Platform, PlatformClient, run_id, ticket
 

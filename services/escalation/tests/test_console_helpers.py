@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from pinworks_common.contracts import utcnow
-from pinworks_common.queue import priority_for, sla_for, tier_of
 from pinworks_escalation.console import _safe_next, _when
+from pinworks_escalation.queue import priority_for, sla_for, tier_of
 
 
 def test_sign_in_only_returns_to_paths_on_this_site() -> None:

@@ -27,7 +27,7 @@ def _password() -> str:
 
 async def _save(database_url: str, name: str, units: list[str], password_hash: str) -> str:
     from pinworks_common.db.engine import create_engine
-    from pinworks_common.queue import save_agent
+    from pinworks_escalation.queue import save_agent
 
     engine = create_engine(database_url, pool_size=1)
     try:
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(password) < MIN_PASSWORD:
         print(f"error: a password needs at least {MIN_PASSWORD} characters", file=sys.stderr)
         return 1
-    from pinworks_common.queue import QueueError
+    from pinworks_escalation.queue import QueueError
     from pinworks_escalation.settings import EscalationSettings
 
     try:

@@ -29,7 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from pinworks_common.contracts import utcnow
 from pinworks_common.intents import UnknownIntent, intent_label, known_intents, validate_intent
 from pinworks_common.metrics import until_commit
-from pinworks_common.queue import (
+from pinworks_escalation.assist import compare, suggestions_for
+from pinworks_escalation.auth import Sessions, verify_password
+from pinworks_escalation.queue import (
     SORTS,
     STATUS_FILTERS,
     Agent,
@@ -51,8 +53,6 @@ from pinworks_common.queue import (
     send_back,
     ticket_context,
 )
-from pinworks_escalation.assist import compare, suggestions_for
-from pinworks_escalation.auth import Sessions, verify_password
 from pinworks_escalation.schemas import (
     AssistUsefulness,
     Correction,

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinworks_common.db.tables import escalations
 from pinworks_common.metrics import business_unit_label
-from pinworks_common.queue import CLAIMED, OPEN
+from pinworks_escalation.queue import CLAIMED, OPEN
 
 QUEUE_DEPTH = Gauge(
     "pinworks_escalation_queue_depth", "Escalated tickets waiting for or held by a person.",

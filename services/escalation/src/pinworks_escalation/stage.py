@@ -20,7 +20,6 @@ from pinworks_common.db.records import (
     record_outcomes,
 )
 from pinworks_common.db.tables import escalations
-from pinworks_common.queue import OPEN, assess_priority, sla_for, tier_of
 from pinworks_common.stage import Delivery, Publication, Work, decode_model, envelope_publication
 from pinworks_common.subjects import (
     ASSIST_REQUESTED,
@@ -29,6 +28,7 @@ from pinworks_common.subjects import (
     Stage,
     attempt_key,
 )
+from pinworks_escalation.queue import OPEN, assess_priority, sla_for, tier_of
 
 AUTOMATION = "automation"
 VERSION = "escalation-3"

@@ -1,4 +1,4 @@
-from pinworks_common.queue import priority_for
+from pinworks_escalation.queue import priority_for
 
 
 def test_people_at_risk_come_before_routine_uncertainty() -> None:
