@@ -5,20 +5,20 @@ from __future__ import annotations
 from datetime import timedelta
 
 from pinworks_common.contracts import utcnow
-from pinworks_escalation.console import _safe_next, _when
+from pinworks_escalation.console.formatting import safe_next, when
 from pinworks_escalation.queue import priority_for, sla_for, tier_of
 
 
 def test_sign_in_only_returns_to_paths_on_this_site() -> None:
-    assert _safe_next("/tickets/T-1") == "/tickets/T-1"
+    assert safe_next("/tickets/T-1") == "/tickets/T-1"
     for hostile in ("https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:x"):
-        assert _safe_next(hostile) == "/"
+        assert safe_next(hostile) == "/"
 
 
 def test_times_read_relative_to_now() -> None:
-    assert "(in 1h" in _when(utcnow() + timedelta(hours=1, minutes=1))
-    assert "ago)" in _when(utcnow() - timedelta(minutes=5))
-    assert _when(None) == "-"
+    assert "(in 1h" in when(utcnow() + timedelta(hours=1, minutes=1))
+    assert "ago)" in when(utcnow() - timedelta(minutes=5))
+    assert when(None) == "-"
 
 
 def test_urgent_and_premium_tickets_are_due_sooner() -> None:

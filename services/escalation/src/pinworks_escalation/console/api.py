@@ -1,0 +1,139 @@
+"""The console's JSON API under `/api`: an agent sees and acts only on tickets of their
+business units; another unit's ticket answers 404, like one that does not exist."""
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import Response
+
+from pinworks_common.intents import intent_label, known_intents
+from pinworks_escalation.console.deps import COOKIE, ApiAgent, ConsoleDep, set_session
+from pinworks_escalation.queue import QueueError, QueueQuery, assist_usefulness
+from pinworks_escalation.schemas import (
+    AssistUsefulness,
+    Correction,
+    Me,
+    QueueEntry,
+    Reassignment,
+    Reply,
+    ResolvedOutcome,
+    SentBack,
+    SignIn,
+    TicketDetail,
+)
+
+router = APIRouter()
+
+
+@router.post("/api/session", response_model=Me, tags=["session"])
+async def api_sign_in(body: SignIn, response: Response, console: ConsoleDep) -> Me:
+    """Sign in; the response sets the session cookie."""
+    agent = await console.check_password(body.name, body.password)
+    if agent is None:
+        raise HTTPException(401, "unknown agent or wrong password")
+    set_session(console, response, agent)
+    return Me(agent=agent.name, business_units=list(agent.business_units))
+
+
+@router.delete("/api/session", status_code=204, tags=["session"])
+async def api_sign_out() -> Response:
+    response = Response(status_code=204)
+    response.delete_cookie(COOKIE)
+    return response
+
+
+@router.get("/api/me", response_model=Me, tags=["session"])
+async def api_me(agent: ApiAgent) -> Me:
+    return Me(agent=agent.name, business_units=list(agent.business_units))
+
+
+@router.get("/api/queue", response_model=list[QueueEntry], tags=["queue"])
+async def api_queue(
+    agent: ApiAgent, response: Response, console: ConsoleDep, include_resolved: bool = False,
+    q: str | None = None, status: str | None = None, intent: str | None = None,
+    business_unit: str | None = None, min_priority: int | None = None,
+    sort: str = "priority", limit: int = 100, offset: int = 0,
+) -> list[dict[str, Any]]:
+    """One page of the agent's business units' tickets, most urgent first unless `sort`
+    says otherwise (priority, sla, newest, oldest). `q` searches ticket id, subject, body
+    and customer id; `status` is active (open and claimed, the default), open, claimed,
+    resolved, returned or all. `X-Total-Count` says how many match across all pages."""
+    try:
+        query = QueueQuery(
+            search=q, status=status or ("all" if include_resolved else "active"),
+            intent=intent, business_unit=business_unit, min_priority=min_priority,
+            sort=sort, limit=limit, offset=offset)
+    except QueueError as error:
+        raise HTTPException(422, str(error)) from None
+    items, total = await console.queue_page_of(agent, query)
+    response.headers["X-Total-Count"] = str(total)
+    return [item.as_dict() for item in items]
+
+
+@router.get("/api/intents", response_model=list[dict[str, str]], tags=["queue"])
+async def api_intents(_: ApiAgent) -> list[dict[str, str]]:
+    """The intents the classifier knows, with the names agents read."""
+    return [{"intent": i, "label": intent_label(i)} for i in known_intents()]
+
+
+@router.get("/api/reports/assist", response_model=list[AssistUsefulness], tags=["queue"])
+async def api_assist_report(agent: ApiAgent, console: ConsoleDep) -> list[dict[str, Any]]:
+    """How useful the suggested replies are, per intent, in the agent's business units."""
+    async with console.reading() as conn:
+        return await assist_usefulness(conn, agent.business_units)
+
+
+@router.get("/api/tickets/{ticket_id}", response_model=TicketDetail, tags=["tickets"])
+async def api_ticket(ticket_id: str, agent: ApiAgent, console: ConsoleDep) -> dict[str, Any]:
+    """The ticket with its whole context."""
+    return await console.detail(agent, ticket_id)
+
+
+@router.post("/api/claim-next", response_model=QueueEntry, tags=["tickets"],
+             responses={404: {"description": "nothing to claim"}})
+async def api_claim_next(agent: ApiAgent, console: ConsoleDep) -> dict[str, Any]:
+    """Claim the most urgent claimable ticket of the agent's business units."""
+    item = await console.claim_next(agent)
+    if item is None:
+        raise HTTPException(404, "nothing to claim")
+    return item.as_dict()
+
+
+@router.post("/api/tickets/{ticket_id}/claim", response_model=QueueEntry, tags=["tickets"],
+             responses={409: {"description": "claimed by someone else, or resolved"}})
+async def api_claim(ticket_id: str, agent: ApiAgent, console: ConsoleDep) -> dict[str, Any]:
+    return (await console.claim_one(agent, ticket_id)).as_dict()
+
+
+@router.post("/api/tickets/{ticket_id}/release", status_code=204, tags=["tickets"])
+async def api_release(ticket_id: str, agent: ApiAgent, console: ConsoleDep) -> Response:
+    await console.release(agent, ticket_id)
+    return Response(status_code=204)
+
+
+@router.post("/api/tickets/{ticket_id}/resolve", response_model=ResolvedOutcome,
+             tags=["tickets"])
+async def api_resolve(
+    ticket_id: str, body: Reply, agent: ApiAgent, console: ConsoleDep
+) -> dict[str, Any]:
+    """Resolve with a reply: the `resolved` outcome (resolved_by = the agent) is published.
+    How the reply differs from the suggestion it started from is recorded."""
+    outcome = await console.resolve(agent, ticket_id, body)
+    return {"outcome": outcome.model_dump(mode="json")}
+
+
+@router.post("/api/tickets/{ticket_id}/reassign", response_model=QueueEntry, tags=["tickets"])
+async def api_reassign(
+    ticket_id: str, body: Reassignment, agent: ApiAgent, console: ConsoleDep
+) -> dict[str, Any]:
+    """Hand the ticket to a colleague of the same business unit (they hold it with a lease)."""
+    return (await console.reassign(agent, ticket_id, body)).as_dict()
+
+
+@router.post("/api/tickets/{ticket_id}/send-back", response_model=SentBack, tags=["tickets"])
+async def api_send_back(
+    ticket_id: str, body: Correction, agent: ApiAgent, console: ConsoleDep
+) -> dict[str, Any]:
+    """Correct the intent: recorded as a labelled example; the ticket returns to the queue.
+    Only an intent the classifier knows is accepted (422 names the nearest ones)."""
+    return await console.send_back(agent, ticket_id, body)

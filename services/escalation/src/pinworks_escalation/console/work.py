@@ -1,0 +1,173 @@
+"""What the console's JSON API and its pages share: reading the queue within an agent's
+business units, and the agents' actions, each in its own transaction."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import anyio
+from fastapi import HTTPException
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from starlette.requests import Request
+
+from pinworks_common.contracts import Outcome
+from pinworks_common.intents import UnknownIntent, validate_intent
+from pinworks_common.metrics import until_commit
+from pinworks_escalation.assist import compare, suggestions_for
+from pinworks_escalation.auth import Sessions, verify_password
+from pinworks_escalation.queue import (
+    Agent,
+    NotQueued,
+    QueueError,
+    QueueItem,
+    QueueQuery,
+    claim,
+    count_queue,
+    customer_history,
+    get_agent,
+    get_item,
+    list_queue,
+    reassign,
+    release,
+    resolve,
+    send_back,
+    ticket_context,
+)
+from pinworks_escalation.schemas import Correction, Reassignment, Reply
+from pinworks_escalation.settings import EscalationSettings
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Console:
+    """The console's database, settings, sessions and page templates, one per application."""
+
+    engine: AsyncEngine
+    settings: EscalationSettings
+    sessions: Sessions
+    templates: Jinja2Templates
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(minutes=self.settings.lease_minutes)
+
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield conn
+
+    def page(self, request: Request, template: str, status_code: int = 200,
+             **values: Any) -> HTMLResponse:
+        return self.templates.TemplateResponse(request, template, values, status_code=status_code)
+
+    async def agent_named(self, name: str | None) -> Agent | None:
+        if not name:
+            return None
+        async with self.reading() as conn:
+            return await get_agent(conn, name)
+
+    async def check_password(self, name: str, password: str) -> Agent | None:
+        """The agent, if the password is theirs (an unknown name takes as long to refuse)."""
+        agent = await self.agent_named(name)
+        ok = await anyio.to_thread.run_sync(
+            verify_password, agent.password_hash if agent else None, password)
+        return agent if ok and agent is not None else None
+
+    async def act(self, action: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run one agent action in its own transaction; queue refusals become HTTP errors."""
+        try:
+            with until_commit():  # an agent's resolution counts its cost and outcome once
+                async with self.engine.begin() as conn:
+                    return await action(conn)
+        except NotQueued as error:
+            raise HTTPException(404, str(error)) from None
+        except QueueError as error:
+            raise HTTPException(409, str(error)) from None
+
+    async def scoped_item(self, agent: Agent, ticket_id: str) -> QueueItem:
+        """The ticket if it is in one of the agent's business units, else 404."""
+        async with self.reading() as conn:
+            item = await get_item(conn, ticket_id, business_units=agent.business_units)
+        if item is None:
+            raise HTTPException(404, f"no escalated ticket {ticket_id}")
+        return item
+
+    async def detail(self, agent: Agent, ticket_id: str) -> dict[str, Any]:
+        """The ticket with its whole context, suggested replies and the customer's history."""
+        item = await self.scoped_item(agent, ticket_id)
+        envelope = item.context.get("envelope", {})
+        customer_id = (envelope.get("ticket") or {}).get("customer_id")
+        async with self.reading() as conn:
+            context = await ticket_context(conn, ticket_id)
+            earlier = await customer_history(
+                conn, customer_id, exclude=ticket_id,
+                business_units=agent.business_units) if customer_id else []
+        return {
+            **item.as_dict(),
+            "envelope": envelope,
+            "corrections": item.context.get("corrections", []),
+            "reply": item.reply,
+            **context,
+            "customer_state": item.context.get("customer_state"),
+            "suggestions": [s.as_dict() for s in suggestions_for(envelope, context["decisions"])],
+            "earlier_tickets": earlier,
+        }
+
+    async def queue_page_of(self, agent: Agent, query: QueueQuery) -> tuple[list[QueueItem], int]:
+        """One page of the agent's queue and how many tickets match across all pages."""
+        async with self.reading() as conn:
+            items = await list_queue(conn, business_units=agent.business_units, query=query)
+            total = await count_queue(conn, query, business_units=agent.business_units)
+        return items, total
+
+    async def claim_next(self, agent: Agent) -> QueueItem | None:
+        return await self.act(lambda conn: claim(
+            conn, agent.name, business_units=agent.business_units, lease=self.lease))
+
+    async def claim_one(self, agent: Agent, ticket_id: str) -> QueueItem:
+        """Claim the ticket; 409 says who holds it, or who resolved it."""
+        item = await self.scoped_item(agent, ticket_id)
+        claimed = await self.act(lambda conn: claim(
+            conn, agent.name, ticket_id=ticket_id, business_units=agent.business_units,
+            lease=self.lease))
+        if claimed is None:
+            if item.status == "resolved":
+                raise HTTPException(409, f"{ticket_id} was already resolved by {item.resolved_by}")
+            raise HTTPException(409, f"{ticket_id} is claimed by {item.claimed_by}")
+        return claimed
+
+    async def release(self, agent: Agent, ticket_id: str) -> None:
+        await self.act(lambda conn: release(conn, ticket_id, agent.name,
+                                            business_units=agent.business_units))
+
+    async def resolve(self, agent: Agent, ticket_id: str, body: Reply) -> Outcome:
+        """Resolve with the reply, recording how it differs from the suggestion it started from."""
+        data = await self.detail(agent, ticket_id)
+        offered = suggestions_for(data["envelope"], data["decisions"])
+        assist = compare(body.reply, offered, body.suggestion) if offered else None
+        return await self.act(lambda conn: resolve(
+            conn, ticket_id, agent.name, body.reply, agent_cost=self.settings.agent_cost_usd,
+            business_units=agent.business_units, assist=assist))
+
+    async def reassign(self, agent: Agent, ticket_id: str, body: Reassignment) -> QueueItem:
+        return await self.act(lambda conn: reassign(
+            conn, ticket_id, agent.name, body.agent, business_units=agent.business_units,
+            lease=self.lease))
+
+    async def send_back(self, agent: Agent, ticket_id: str, body: Correction) -> dict[str, Any]:
+        """Correct the intent and send the ticket back: 404 outside the agent's units, then
+        422 for an intent the classifier does not know (naming the nearest ones)."""
+        await self.scoped_item(agent, ticket_id)
+        try:
+            intent = validate_intent(body.intent)
+        except UnknownIntent as error:
+            raise HTTPException(422, str(error)) from None
+        return await self.act(lambda conn: send_back(conn, ticket_id, agent.name, intent,
+                                                     business_units=agent.business_units))

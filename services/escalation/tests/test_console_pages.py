@@ -1,0 +1,48 @@
+"""The console pages' plain parts: the queue page's query string, where a form redirects,
+and which decision a ticket page shows."""
+
+from __future__ import annotations
+
+from fastapi import HTTPException
+
+from pinworks_escalation.console.forms import after_action
+from pinworks_escalation.console.pages import PAGE_SIZE, latest_decision, page_count, page_query
+
+
+def test_the_queue_page_reads_its_filters_and_page() -> None:
+    wanted = page_query({"q": " card ", "status": "open", "unit": "retail", "sort": "sla",
+                         "page": "3"})
+    assert wanted.problem is None and wanted.page_number == 3
+    assert (wanted.query.search, wanted.query.status, wanted.query.business_unit) == (
+        "card", "open", "retail")
+    assert (wanted.query.sort, wanted.query.limit, wanted.query.offset) == (
+        "sla", PAGE_SIZE, 2 * PAGE_SIZE)
+    assert wanted.kept() == {"q": "card", "status": "open", "unit": "retail", "sort": "sla"}
+    assert wanted.page_link()(4) == "/?q=card&status=open&unit=retail&sort=sla&page=4"
+
+
+def test_a_filter_that_makes_no_sense_falls_back_with_a_message() -> None:
+    wanted = page_query({"sort": "random", "page": "-2"})
+    assert wanted.problem is not None and "unknown sort" in wanted.problem
+    assert (wanted.query.sort, wanted.query.offset, wanted.page_number) == ("priority", 0, 1)
+    assert page_query({"page": "x"}).page_number == 1
+    assert page_query({}).query.status == "active"
+
+
+def test_an_empty_queue_still_has_one_page() -> None:
+    assert [page_count(n) for n in (0, 1, PAGE_SIZE, PAGE_SIZE + 1)] == [1, 1, 1, 2]
+
+
+def test_a_form_returns_to_the_ticket_or_to_the_queue_when_it_is_gone() -> None:
+    assert after_action("T 1", None, "Done.") == "/tickets/T%201?notice=Done."
+    assert after_action("T-1", HTTPException(409, "held by bo"), "Done.") == (
+        "/tickets/T-1?error=held%20by%20bo")
+    assert after_action("T-1", HTTPException(404, "no escalated ticket T-1"), "Done.") == (
+        "/?error=no%20escalated%20ticket%20T-1")
+
+
+def test_a_ticket_page_shows_each_stages_latest_decision() -> None:
+    decisions = [{"stage": "router", "n": 1}, {"stage": "verifier", "n": 2},
+                 {"stage": "router", "n": 3}]
+    assert latest_decision(decisions, "router") == {"stage": "router", "n": 3}
+    assert latest_decision(decisions, "classifier") is None
