@@ -10,9 +10,7 @@ import getpass
 import os
 import sys
 
-from pinworks_escalation.auth import hash_password
-
-MIN_PASSWORD = 8
+from pinworks_escalation.auth import MIN_PASSWORD_CHARS, hash_password
 
 
 def _password() -> str:
@@ -48,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="A business unit whose tickets this agent works (repeatable).")
     args = parser.parse_args(argv)
     password = _password()
-    if len(password) < MIN_PASSWORD:
-        print(f"error: a password needs at least {MIN_PASSWORD} characters", file=sys.stderr)
+    if len(password) < MIN_PASSWORD_CHARS:
+        print(f"error: a password needs at least {MIN_PASSWORD_CHARS} characters", file=sys.stderr)
         return 1
     from pinworks_escalation.queue import QueueError
     from pinworks_escalation.settings import EscalationSettings
