@@ -18,7 +18,7 @@ from pinworks_cli.main import app
 from pinworks_cli.report import GroupBy, cost_report
 from pinworks_common.db.engine import create_engine
 from pinworks_common.db.tables import cost_ledger, tickets
-from pinworks_router.pricing import default_prices, estimated_cost
+from pinworks_common.pricing import default_prices, estimated_cost
 
 pytestmark = pytest.mark.integration
 

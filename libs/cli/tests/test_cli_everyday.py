@@ -12,7 +12,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from pinworks_cli.infra import (
+from pinworks_cli.main import app
+from pinworks_common.commands.platform import (
     Connections,
     PlatformUnavailable,
     connections,
@@ -20,8 +21,7 @@ from pinworks_cli.infra import (
     find_run_env,
     redact,
 )
-from pinworks_cli.main import app, render_queued
-from pinworks_cli.tickets_csv import read_ticket_rows
+from pinworks_common.commands.tickets_csv import read_ticket_rows
 
 runner = CliRunner()
 
@@ -66,20 +66,6 @@ def test_importing_the_cli_loads_nothing_heavy() -> None:
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True).stdout.strip()
     assert loaded == "[]"
-
-
-def test_send_back_refuses_an_unknown_intent_and_suggests_the_nearest() -> None:
-    result = runner.invoke(app, ["queue", "send-back", "T-1", "--agent", "ana",
-                                 "--intent", "cardd_arival"])
-    assert result.exit_code == 2
-    assert "'cardd_arival' is not an intent the classifier knows; did you mean card_arrival?" \
-        in " ".join(result.output.split())
-    nothing_close = runner.invoke(app, ["queue", "send-back", "T-1", "--agent", "ana",
-                                        "--intent", "qqqqqq"])
-    assert "pinworks queue intents" in nothing_close.output
-    listed = runner.invoke(app, ["queue", "intents", "card"]).output.split()
-    assert "card_arrival" in listed and all("card" in i for i in listed)
-    assert len(runner.invoke(app, ["queue", "intents"]).output.split()) == 77
 
 
 def test_ticket_csv_reads_the_usual_column_names(tmp_path: Path) -> None:
@@ -139,28 +125,3 @@ def test_infrastructure_failures_are_described_in_one_line() -> None:
     assert "has no pinworks streams" in str(
         describe_failure(nats.js.errors.NoStreamResponseError(), conns))
     assert describe_failure(ValueError("a bug"), conns) is None, "bugs are not disguised"
-
-
-def test_a_queued_ticket_reads_like_a_ticket() -> None:
-    text = render_queued({
-        "ticket_id": "T-1", "business_unit": "retail", "status": "claimed", "priority": 2,
-        "tier": "gold", "claimed_by": "ana", "sla_due_at": "2026-12-02T10:00:00+00:00",
-        "overdue": True, "created_at": "2026-12-02T09:00:00+00:00", "source_stage": "router",
-        "reasons": ["the ticket is not something a bank's support desk handles"],
-        "envelope": {"ticket": {"body": "Where is my card?", "subject": "Card", "channel": "email"},
-                     "classification": {"intent": "card_arrival", "confidence": 0.4,
-                                        "out_of_scope": False, "model_version": "m1",
-                                        "alternatives": [{"intent": "card_arrival", "score": 0.4},
-                                                         {"intent": "lost_or_stolen_card",
-                                                          "score": 0.3}]},
-                     "route": {"handler": "human", "rule": "unsure-to-person", "reason": "unsure"}},
-        "costs": [{"component": "classifier", "amount_usd": 0.0001}], "cost_usd": 0.0001,
-        "actions": [{"at": "2026-12-02T09:05:00+00:00", "actor_type": "agent", "actor": "ana",
-                     "action": "claim"}],
-        "trace_id": "abc",
-    })
-    assert text.startswith("Ticket T-1  (retail, claimed by ana, priority 2, tier gold)")
-    assert "OVERDUE" in text and "  Where is my card?" in text and "Subject: Card" in text
-    assert "Classifier: card_arrival at 40%; next: lost_or_stolen_card 30%" in text
-    assert "Route: human by rule unsure-to-person: unsure" in text
-    assert "agent ana: claim" in text and "pinworks audit T-1" in text

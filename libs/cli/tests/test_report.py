@@ -11,7 +11,8 @@ from decimal import Decimal
 import pytest
 import typer
 
-from pinworks_cli.report import CostRow, Format, parse_when, render
+from pinworks_cli.report import CostRow, Format, render
+from pinworks_common.commands.options import parse_when
 
 ROWS = [CostRow("wealth", 2, 4, Decimal("0.012000"), Decimal("0.030000")),
         CostRow("TOTAL", 2, 4, Decimal("0.012000"), Decimal("0.030000"))]

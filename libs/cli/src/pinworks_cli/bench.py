@@ -27,11 +27,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pinworks_common.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, message_id
+from pinworks_common.synthetic import BENCH_UNIT_PREFIX
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
-
-BENCH_UNIT_PREFIX = "bench-"
 
 SAMPLE_TICKETS: tuple[tuple[str, str], ...] = (
     (
@@ -300,11 +299,6 @@ async def cleanup_bench(conn: Any, run_id: str) -> dict[str, int]:
     return deleted
 
 
-def is_bench_unit(business_unit: str) -> bool:
-    """Business units starting with `bench-` are reserved for the bench's synthetic tickets."""
-    return business_unit.startswith(BENCH_UNIT_PREFIX)
-
-
 async def run_bench(
     nats_url: str,
     count: int,
@@ -358,7 +352,7 @@ async def run_bench(
 
     from nats.js.api import DeliverPolicy
 
-    from pinworks_cli.infra import connect_nats
+    from pinworks_common.commands.platform import connect_nats
 
     nc = await connect_nats(nats_url)
     timed_out = False

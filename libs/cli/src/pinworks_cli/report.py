@@ -8,7 +8,7 @@ on one ticket), so a ticket usually has several.
 Compound cost is the sum of `cost_ledger.amount_usd` for entries created in [since, until),
 grouped by the entry's business unit (or component, or UTC day): it is the ledger, to the cent.
 The all-frontier baseline is, for every ticket that has a ledger entry in the window, what one
-`llm_frontier` call would have cost on that ticket's text (see `pinworks_router.pricing` for the
+`llm_frontier` call would have cost on that ticket's text (see `pinworks_common.pricing` for the
 token estimate; prices from `SPECIALISTS_PRICES` or the documented default table).
 """
 
@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pinworks_cli.infra import run_command
-from pinworks_cli.terminal import LazyConsole
+from pinworks_common.commands.options import parse_when
+from pinworks_common.commands.platform import run_command, with_platform_db
+from pinworks_common.commands.terminal import LazyConsole
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -69,15 +70,6 @@ class CostRow:
         }
 
 
-def parse_when(value: str) -> datetime:
-    """An ISO date (midnight UTC) or datetime (UTC when no zone is given)."""
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not an ISO date (2026-11-01) or datetime") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 async def cost_report(
     conn: AsyncConnection, *, by: GroupBy, since: datetime, until: datetime | None = None,
     business_units: list[str] | None = None, prices: dict[str, Price] | None = None,
@@ -87,13 +79,11 @@ async def cost_report(
     from sqlalchemy import cast, func, select
     from sqlalchemy.types import Date
 
-    from pinworks_common.db.tables import cost_ledger, tickets
-    from pinworks_router.pricing import FRONTIER, estimated_cost, load_prices, ticket_text
+    from pinworks_common.db.tables import cost_ledger
+    from pinworks_common.pricing import FRONTIER, load_prices
+    from pinworks_common.synthetic import BENCH_UNIT_PREFIX
 
     prices = load_prices() if prices is None else prices
-    frontier = prices.get(FRONTIER)
-    from pinworks_cli.bench import BENCH_UNIT_PREFIX
-
     where = [cost_ledger.c.created_at >= since]
     if not include_bench:  # the bench's synthetic tickets are not real spend
         where.append(cost_ledger.c.business_unit.not_like(f"{BENCH_UNIT_PREFIX}%"))
@@ -112,17 +102,8 @@ async def cost_report(
                func.sum(cost_ledger.c.amount_usd).label("usd"))
         .where(*where).group_by(key, cost_ledger.c.ticket_id)
     )).all()
-    ticket_ids = sorted({row.ticket_id for row in rows})
-    texts: dict[str, str] = {}
-    for start in range(0, len(ticket_ids), 5000):
-        chunk = ticket_ids[start:start + 5000]
-        for t in (await conn.execute(
-            select(tickets.c.ticket_id, tickets.c.subject, tickets.c.body)
-            .where(tickets.c.ticket_id.in_(chunk))
-        )).all():
-            texts[t.ticket_id] = ticket_text(t.subject, t.body)
-    baseline_of = {tid: estimated_cost(frontier, text).quantize(CENT)
-                   for tid, text in texts.items()}
+    baseline_of = await _frontier_baselines(conn, {row.ticket_id for row in rows},
+                                            prices.get(FRONTIER))
 
     tickets_of: dict[str, set[str]] = {}
     entries_of: dict[str, int] = {}
@@ -146,6 +127,26 @@ async def cost_report(
     report.append(CostRow("TOTAL", len(everyone), sum(r.entries for r in report),
                           sum((r.compound_usd for r in report), Decimal(0)), baseline(everyone)))
     return report
+
+
+async def _frontier_baselines(conn: AsyncConnection, ticket_ids: set[str],
+                              frontier: Price | None) -> dict[str, Decimal]:
+    """What one frontier call would have cost on each ticket's text, to the cent."""
+    from sqlalchemy import select
+
+    from pinworks_common.db.tables import tickets
+    from pinworks_common.pricing import estimated_cost, priced_text
+
+    ordered = sorted(ticket_ids)
+    texts: dict[str, str] = {}
+    for start in range(0, len(ordered), 5000):
+        chunk = ordered[start:start + 5000]
+        for t in (await conn.execute(
+            select(tickets.c.ticket_id, tickets.c.subject, tickets.c.body)
+            .where(tickets.c.ticket_id.in_(chunk))
+        )).all():
+            texts[t.ticket_id] = priced_text(t.subject, t.body)
+    return {tid: estimated_cost(frontier, text).quantize(CENT) for tid, text in texts.items()}
 
 
 def render(report: list[CostRow], by: str, fmt: Format) -> str:
@@ -198,8 +199,7 @@ def costs(
 ) -> None:
     """What pinworks charged per group ("compound": the sum of its components' charges, one
     ledger "entry" per component per ticket) beside sending every ticket to the frontier LLM."""
-    from pinworks_cli.main import _with_db
-    from pinworks_router.pricing import load_prices
+    from pinworks_common.pricing import load_prices
 
     start = parse_when(since) if since else datetime.now(UTC) - timedelta(days=30)
     end = parse_when(until) if until else None
@@ -207,7 +207,7 @@ def costs(
         prices = load_prices()
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    report = run_command(_with_db(lambda conn: cost_report(
+    report = run_command(with_platform_db(lambda conn: cost_report(
         conn, by=by, since=start, until=end, business_units=business_unit, prices=prices,
         include_bench=include_bench)))
     if fmt is Format.table:

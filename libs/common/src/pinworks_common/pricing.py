@@ -1,11 +1,32 @@
-"""The handler price table, defined once: the specialists charge by it, the router's
-simulation and cost report estimate with it. `SPECIALISTS_PRICES` (JSON) overrides it."""
+"""Handler prices and the cost estimates made without calling a handler, defined once.
+
+The specialists charge by the price table; the router's budgets and policy simulation and the
+CLI's cost report baseline estimate with it. `SPECIALISTS_PRICES` (JSON, per handler: per_call,
+per_1k_input_tokens, per_1k_output_tokens) overrides the default table.
+
+Estimating what a ticket would cost at a handler, without calling it:
+  input tokens  = ceil(len(priced_text(subject, body)) / 4) + PROMPT_OVERHEAD_TOKENS
+  output tokens = ANSWER_TOKENS
+  cost          = per_call + per_1k_input * input/1000 + per_1k_output * output/1000
+Four characters per token is the specialists' own estimate when a server reports no usage;
+the overhead covers the system prompt and retrieved passages, the answer size a typical reply.
+`human` costs nothing in the ledger (agents are not metered per ticket).
+"""
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Mapping
 from decimal import Decimal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+CHARS_PER_TOKEN = 4
+PROMPT_OVERHEAD_TOKENS = 400
+ANSWER_TOKENS = 200
+FRONTIER = "llm_frontier"
+PRICES_ENV = "SPECIALISTS_PRICES"
 
 
 class Price(BaseModel):
@@ -24,3 +45,40 @@ def default_prices() -> dict[str, Price]:
         "llm_frontier": Price(per_call=Decimal("0.001"), per_1k_input_tokens=Decimal("0.0025"),
                               per_1k_output_tokens=Decimal("0.01")),
     }
+
+
+def load_prices(environ: Mapping[str, str] | None = None) -> dict[str, Price]:
+    """`SPECIALISTS_PRICES` from the environment when set, else the defaults."""
+    raw = (os.environ if environ is None else environ).get(PRICES_ENV)
+    if not raw:
+        return default_prices()
+    try:
+        return TypeAdapter(dict[str, Price]).validate_python(json.loads(raw))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: "
+            f"{error['msg'].removeprefix('Value error, ')}" for error in exc.errors())
+        raise ValueError(f"{PRICES_ENV} is not a JSON price table: {problems}") from None
+    except ValueError as exc:
+        raise ValueError(f"{PRICES_ENV} is not a JSON price table: {exc}") from None
+
+
+def priced_text(subject: str | None, body: str) -> str:
+    """The text an estimate counts tokens of: the subject line, a newline, then the body.
+
+    Not the classifier's model input (which joins them with ". " and drops a repeated subject):
+    an estimate counts every character a handler would be sent."""
+    return f"{subject}\n{body}" if subject else body
+
+
+def estimated_tokens(text: str) -> tuple[int, int]:
+    """(input, output) tokens a model handler would spend on a ticket with this text."""
+    return -(-len(text) // CHARS_PER_TOKEN) + PROMPT_OVERHEAD_TOKENS, ANSWER_TOKENS
+
+
+def estimated_cost(price: Price | None, text: str) -> Decimal:
+    if price is None:
+        return Decimal(0)
+    tokens_in, tokens_out = estimated_tokens(text)
+    return (price.per_call + price.per_1k_input_tokens * tokens_in / 1000
+            + price.per_1k_output_tokens * tokens_out / 1000)

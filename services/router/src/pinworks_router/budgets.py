@@ -25,8 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pinworks_common.contracts import RouteDecision, TicketSubmission
 from pinworks_common.db.tables import router_budgets
+from pinworks_common.pricing import Price, estimated_cost, priced_text
 from pinworks_router.policy import Budget, Policy
-from pinworks_router.pricing import Price, estimated_cost, ticket_text
 
 HUMAN = "human"
 CALLS, USD = "calls_per_day", "usd_per_month"
@@ -109,7 +109,7 @@ async def allot(
     allotments = []
     for ticket, decision in items:
         chain = _chain(decision)
-        text = ticket_text(ticket.subject, ticket.body)
+        text = priced_text(ticket.subject, ticket.body)
         exhausted: list[dict[str, object]] = []
         for position, handler in enumerate(chain):
             budget = policy.budgets_for(ticket.business_unit, handler)

@@ -162,7 +162,7 @@ class Budget(BaseModel):
     calls_per_day: int | None = Field(default=None, ge=0, description="Routed tickets per UTC day.")
     usd_per_month: Decimal | None = Field(
         default=None, ge=0, max_digits=14, decimal_places=6,
-        description="Estimated handler dollars per UTC calendar month (pinworks_router.pricing).")
+        description="Estimated handler dollars per UTC calendar month (pinworks_common.pricing).")
 
     @field_validator("handler")
     @classmethod

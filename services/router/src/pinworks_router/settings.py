@@ -6,9 +6,9 @@ from pathlib import Path
 
 from pydantic import Field
 
+from pinworks_common.pricing import Price, default_prices
 from pinworks_common.settings import CommonSettings
 from pinworks_common.subjects import ROUTER_POLICY_BUCKET
-from pinworks_router.pricing import Price, default_prices
 
 
 class RouterSettings(CommonSettings):

@@ -2,7 +2,7 @@
 
 For every ticket both policies decide; a decision *changes* when the first-choice handler
 differs. Projected cost per business unit is the estimated cost of each policy's first-choice
-handler (`pinworks_router.pricing`; `human` is not metered, fallbacks are not simulated), beside
+handler (`pinworks_common.pricing`; `human` is not metered, fallbacks are not simulated), beside
 the baseline of sending every ticket to `llm_frontier`. The classifier's own cost is the same
 under every policy and is left out.
 """
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from pinworks_common.contracts import Classification, TicketSubmission
+from pinworks_common.pricing import FRONTIER, Price, estimated_cost, priced_text
 from pinworks_router.domain import route
 from pinworks_router.policy import Policy
-from pinworks_router.pricing import FRONTIER, Price, estimated_cost, ticket_text
 
 SCENARIOS = ("current", "new", "all_frontier")
 
@@ -80,7 +80,7 @@ def simulate(
     for ticket, cls in zip(tickets, classifications, strict=True):
         before = route(current, ticket, cls).decision
         after = route(new, ticket, cls).decision
-        text = ticket_text(ticket.subject, ticket.body)
+        text = priced_text(ticket.subject, ticket.body)
         unit = result.costs.setdefault(ticket.business_unit, UnitCost())
         unit.tickets += 1
         unit.current += estimated_cost(prices.get(before.handler), text)

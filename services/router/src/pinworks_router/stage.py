@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from pinworks_common.contracts import EscalationRequest, RouteDecision, TicketEnvelope
 from pinworks_common.customer_state import recorded_states, state_reasons
 from pinworks_common.db.records import record_accountability, record_decisions, stored_outputs
+from pinworks_common.pricing import Price, default_prices
 from pinworks_common.stage import (
     Delivery,
     Publication,
@@ -25,7 +26,6 @@ from pinworks_router.budgets import allot
 from pinworks_router.domain import route
 from pinworks_router.metrics import observe_decisions
 from pinworks_router.policy import Policy
-from pinworks_router.pricing import Price, default_prices
 from pinworks_router.rollout import PolicyHolder, ShadowHolder
 
 HUMAN = "human"

@@ -1,4 +1,4 @@
-"""Where the CLI finds NATS and Postgres, and what it says when it cannot reach them.
+"""Where a command finds NATS and Postgres, and what it says when it cannot reach them.
 
 Every command that talks to the platform runs through `run_command`: a connection that fails, a
 database without the schema or a missing platform is one line on stderr saying what is
@@ -184,3 +184,19 @@ async def with_db(database_url: str, action: Callable[[Any], Awaitable[T]], *,
             return await action(conn)
     finally:
         await engine.dispose()
+
+
+def nats_url() -> str:
+    """NATS_URL: the environment first, else the nearest `.run/env` (else PlatformUnavailable)."""
+    return connections().nats_url
+
+
+def database_url() -> str:
+    """DATABASE_URL: the environment first, else the nearest `.run/env` (else
+    PlatformUnavailable)."""
+    return connections().database_url
+
+
+async def with_platform_db(action: Callable[[Any], Awaitable[T]], *, write: bool = False) -> T:
+    """``action`` on one connection to the platform's database (see `with_db`)."""
+    return await with_db(database_url(), action, write=write)

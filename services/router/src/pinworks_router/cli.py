@@ -1,4 +1,8 @@
-"""`pinworks policy …`: simulate a routing policy offline; apply, show, list and diff rollouts."""
+"""`pinworks policy …`: simulate a routing policy offline; apply, show, list and diff rollouts.
+
+The `pinworks` CLI mounts `policy_app` through the entry point `pinworks.cli` / `policy`. The
+policy modules and NATS load inside the commands, so mounting costs nothing until one runs.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +14,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pinworks_cli.infra import run_command
-from pinworks_cli.terminal import LazyConsole
-from pinworks_cli.tickets_csv import COLUMNS_HELP, read_ticket_rows
+from pinworks_common.commands.platform import run_command, with_platform_db
+from pinworks_common.commands.terminal import LazyConsole
+from pinworks_common.commands.tickets_csv import COLUMNS_HELP, read_ticket_rows
 from pinworks_common.subjects import ROUTER_POLICY_BUCKET, ROUTER_POLICY_KEY, ROUTER_SHADOW_KEY
 
 if TYPE_CHECKING:
-    from pinworks_common.contracts import TicketSubmission
+    from pinworks_common.contracts import Classification, TicketSubmission
     from pinworks_router.policy import Policy
+    from pinworks_router.simulate import Simulation
 
 policy_app = typer.Typer(help="Routing policy: simulate, apply, show, history, diff.",
                          no_args_is_help=True)
 console = LazyConsole()
-
 
 
 class Format(StrEnum):
@@ -31,7 +35,7 @@ class Format(StrEnum):
 
 
 def read_tickets_csv(path: Path) -> list[TicketSubmission]:
-    """Tickets from a CSV (columns as in `pinworks_cli.tickets_csv`); a bad row is an error
+    """Tickets from a CSV (columns as in `pinworks_common.commands.tickets_csv`); a bad row is an error
     naming the row, not a silent skip."""
     from pydantic import ValidationError
 
@@ -87,10 +91,8 @@ def simulate_command(
     """Classify the tickets and route them with both policies, offline: what changes, what it costs.
 
     Costs are estimates of each policy's first-choice handler (fallbacks not simulated), prices
-    from SPECIALISTS_PRICES or the default table (pinworks_router.pricing)."""
-    from pinworks_classifier.domain import ticket_text, to_classification
-    from pinworks_classifier.model import IntentModel
-    from pinworks_router.pricing import load_prices
+    from SPECIALISTS_PRICES or the default table (pinworks_common.pricing)."""
+    from pinworks_common.pricing import load_prices
     from pinworks_router.simulate import simulate
 
     new_policy, current_policy = _load(new), _load(current)
@@ -99,29 +101,42 @@ def simulate_command(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     submissions = read_tickets_csv(tickets)
-    model = IntentModel.load(artifact_dir)
-    predictions = model.predict([ticket_text(t) for t in submissions])
-    classifications = [to_classification(p, model.version) for p in predictions]
+    classifications, classifier_version = _classify(submissions, artifact_dir)
     result = simulate(current_policy, new_policy, submissions, classifications, prices)
     if fmt is Format.json:
-        typer.echo(json.dumps({**result.as_dict(), "classifier_version": model.version}, indent=2))
+        typer.echo(json.dumps({**result.as_dict(), "classifier_version": classifier_version},
+                              indent=2))
         return
+    _print_simulation(result, classifier_version)
+
+
+def _classify(submissions: list[TicketSubmission], artifact_dir: Path | None
+              ) -> tuple[list[Classification], str]:
+    """The installed classifier's verdict on each ticket (found by entry point, not imported)."""
+    from pinworks_common.commands.plugins import NotInstalled, offline_classifier
+
+    try:
+        classify = offline_classifier()
+    except NotInstalled as missing:
+        raise typer.BadParameter(str(missing)) from None
+    return classify(submissions, artifact_dir)
+
+
+def _print_simulation(result: Simulation, classifier_version: str) -> None:
+    from rich.table import Table
+
     console.print(f"current {result.current_version} → new {result.new_version} "
-                  f"(classifier {model.version})", highlight=False)
+                  f"(classifier {classifier_version})", highlight=False)
     share = result.changed / result.tickets if result.tickets else 0.0
     console.print(f"{result.changed} of {result.tickets} decisions change handler ({share:.1%}); "
                   f"{result.rule_changed} change rule", highlight=False)
     if result.transitions:
-        from rich.table import Table
-
         moves = Table(title="Where decisions move")
         for column in ("from", "to", "tickets"):
             moves.add_column(column, justify="right" if column == "tickets" else "left")
         for (before, after), n in sorted(result.transitions.items(), key=lambda kv: -kv[1]):
             moves.add_row(before, after, str(n))
         console.print(moves)
-    from rich.table import Table
-
     costs = Table(title="Projected cost per business unit (USD)")
     for column in ("business unit", "tickets", "current", "new", "all-frontier"):
         costs.add_column(column, justify="left" if column == "business unit" else "right")
@@ -151,9 +166,7 @@ BucketOption = Annotated[str, typer.Option(
 
 
 async def _kv(bucket: str) -> tuple[Any, Any]:
-
-    from pinworks_cli.infra import connect_nats
-    from pinworks_cli.main import nats_url
+    from pinworks_common.commands.platform import connect_nats, nats_url
     from pinworks_router.rollout import policy_bucket
 
     nc = await connect_nats(nats_url())
@@ -167,7 +180,6 @@ async def apply_policy(path: Path, text: str, applied_by: str, bucket: str,
     is recorded with source `shadow:FILE` and published under the shadow key."""
     import dataclasses
 
-    from pinworks_cli.main import _with_db
     from pinworks_router.rollout import publish_policy, record_policy
 
     policy = _parse(text, str(path))
@@ -179,7 +191,7 @@ async def apply_policy(path: Path, text: str, applied_by: str, bucket: str,
         async def store(conn: Any) -> tuple[int, int]:
             row_id = await record_policy(conn, policy, text, applied_by)
             return row_id, await publish_policy(kv, policy, text, key)
-        row_id, revision = await _with_db(store, write=True)
+        row_id, revision = await with_platform_db(store, write=True)
     finally:
         await nc.close()
     return policy, row_id, revision
@@ -208,7 +220,6 @@ def apply(
 @policy_app.command("replicas")
 def replicas(bucket: BucketOption = ROUTER_POLICY_BUCKET) -> None:
     """Which policy version each router replica reported running (live and shadow)."""
-
     from pinworks_router.rollout import replica_states
 
     async def states() -> list[dict[str, Any]]:
@@ -272,11 +283,10 @@ def shadow_report(
     """How often the shadow policy disagreed with the live one, and where it would send tickets."""
     from datetime import UTC, datetime, timedelta
 
-    from pinworks_cli.main import _with_db
-    from pinworks_cli.report import parse_when
+    from pinworks_common.commands.options import parse_when
 
     start = parse_when(since) if since else datetime.now(UTC) - timedelta(days=7)
-    versions = run_command(_with_db(lambda conn: shadow_summary(conn, start)))
+    versions = run_command(with_platform_db(lambda conn: shadow_summary(conn, start)))
     if not versions:
         typer.echo(f"no shadow decisions since {start.isoformat()}")
         return
@@ -302,7 +312,6 @@ def show(
 
 def _resolve(ref: str, bucket: str) -> tuple[str, str]:
     """The text and a label of `live`, a file path, or a version from the history."""
-
     path = Path(ref)
     if ref != "live" and path.is_file():
         text = path.read_text(encoding="utf-8")
@@ -312,7 +321,6 @@ def _resolve(ref: str, bucket: str) -> tuple[str, str]:
 
 async def _policy_text(ref: str, bucket: str) -> tuple[str, str]:
     """`live` or a version from the history."""
-    from pinworks_cli.main import _with_db
     from pinworks_router.rollout import live_policy_text, policy_by_version
 
     if ref == "live":
@@ -325,7 +333,7 @@ async def _policy_text(ref: str, bucket: str) -> tuple[str, str]:
             raise typer.BadParameter(f"no live policy in bucket {bucket!r}: routers use their "
                                      "policy file; `pinworks policy apply FILE` sets one")
         return text, f"live {_parse(text, 'live').version}"
-    applied = await _with_db(lambda conn: policy_by_version(conn, ref))
+    applied = await with_platform_db(lambda conn: policy_by_version(conn, ref))
     if applied is None:
         raise typer.BadParameter(f"{ref!r} is neither `live`, a file, nor a version in the history")
     return applied.content, (f"{applied.version} applied {applied.created_at:%Y-%m-%d %H:%M:%S} "
@@ -335,12 +343,10 @@ async def _policy_text(ref: str, bucket: str) -> tuple[str, str]:
 @policy_app.command("history")
 def history(limit: Annotated[int, typer.Option(min=1)] = 20) -> None:
     """Applied policies, newest first (tab-separated)."""
-
-    from pinworks_cli.main import _with_db
     from pinworks_router.policy import parse_policy
     from pinworks_router.rollout import policy_history
 
-    rows = run_command(_with_db(lambda conn: policy_history(conn, limit)))
+    rows = run_command(with_platform_db(lambda conn: policy_history(conn, limit)))
     typer.echo("#\tversion\tapplied (UTC)\tby\trules\tsource")
     for row in rows:
         typer.echo(f"{row.id}\t{row.version}\t{row.created_at:%Y-%m-%d %H:%M:%S}\t"

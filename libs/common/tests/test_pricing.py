@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from pinworks_router.pricing import (
+from pinworks_common.pricing import (
     Price,
     default_prices,
     estimated_cost,

@@ -1,0 +1,45 @@
+"""What one package offers another through entry points, so that neither imports the other.
+
+- `pinworks.cli`: a service's command group, mounted by the `pinworks` CLI. Name = the group
+  (`classifier`, `policy`, `queue`, `agent`, ...), value = `module:typer_app`.
+- `pinworks.offline_classifier`: `module:function` classifying a batch of tickets offline
+  (`(tickets, artifact_dir) -> (classifications, model version)`), used by
+  `pinworks policy simulate`.
+A package that is not installed offers nothing: its commands are simply absent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pinworks_common.contracts import Classification, TicketSubmission
+
+COMMAND_GROUPS = "pinworks.cli"
+OFFLINE_CLASSIFIER = "pinworks.offline_classifier"
+
+OfflineClassifier = Callable[[Sequence["TicketSubmission"], Path | None],
+                             tuple[list["Classification"], str]]
+
+
+class NotInstalled(LookupError):
+    """No installed package offers what was asked for; the message says which to install."""
+
+
+def command_groups() -> list[tuple[str, Any]]:
+    """(name, typer app) of every installed command group, sorted by name."""
+    found = sorted(entry_points(group=COMMAND_GROUPS), key=lambda entry: entry.name)
+    return [(entry.name, entry.load()) for entry in found]
+
+
+def offline_classifier() -> OfflineClassifier:
+    """The installed offline classifier (there is one: the classifier service's)."""
+    found = sorted(entry_points(group=OFFLINE_CLASSIFIER), key=lambda entry: entry.name)
+    if not found:
+        raise NotInstalled("no classifier is installed (entry point group "
+                           f"{OFFLINE_CLASSIFIER}): install pinworks-classifier")
+    classify: OfflineClassifier = found[0].load()
+    return classify
