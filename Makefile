@@ -15,7 +15,7 @@ export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 # wheel, so later installs take seconds.
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: install run test test-unit test-unit-other-blas test-e2e test-infra test-isolated lint bench chaos asyncapi clean
+.PHONY: install run test test-unit test-unit-other-blas test-e2e test-infra test-isolated lint check-imports bench chaos asyncapi clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -35,13 +35,13 @@ run: install
 test: install lint test-unit test-unit-other-blas test-isolated test-infra test-e2e
 
 test-unit: install
-	$(VENV)/bin/pytest -q -p no:cacheprovider libs services
+	$(VENV)/bin/pytest -q -p no:cacheprovider libs services tools
 
 # The unit tier again on other float32 kernels than the processor's own: a test that holds only
 # on one processor's BLAS fails here, not on a user's machine (tools/other_blas_core.py).
 test-unit-other-blas: install
 	core=$$($(VENV)/bin/python tools/other_blas_core.py) && echo "== unit tier with OPENBLAS_CORETYPE=$$core" && \
-		OPENBLAS_CORETYPE=$$core $(VENV)/bin/pytest -q -p no:cacheprovider libs services
+		OPENBLAS_CORETYPE=$$core $(VENV)/bin/pytest -q -p no:cacheprovider libs services tools
 
 # The console's browser tests drive Debian's chromium (never a Playwright browser download).
 test-e2e: install
@@ -75,9 +75,14 @@ test-isolated: $(UV)
 		$$env_dir/bin/python -c "import pinworks_$$service.app" || exit 1; \
 	done
 
-lint: install
+lint: install check-imports
 	$(VENV)/bin/ruff check libs services tests tools
-	$(VENV)/bin/mypy libs/common/src libs/cli/src services/*/src
+	$(VENV)/bin/mypy libs/common/src libs/cli/src services/*/src tools/import_graph.py
+
+# The import graph of libs/* and services/* is the layered DAG contracts <- runtime <- services
+# <- cli: no library imports a service, no service another, no cycle (tools/import_graph.py).
+check-imports: install
+	$(VENV)/bin/python tools/import_graph.py
 
 bench: install
 	$(VENV)/bin/pinworks bench --count $${COUNT:-5000}
