@@ -9,12 +9,11 @@ from pathlib import Path
 import nats
 import pytest
 
-from pinworks_cli.bench import (
+from pinworks_cli.bench import make_ticket, run_bench
+from pinworks_cli.bench_figures import (
     BenchResult,
     format_result,
-    make_ticket,
     percentile,
-    run_bench,
     throughput,
 )
 from pinworks_common.devinfra import EmbeddedNats
@@ -141,7 +140,7 @@ async def test_run_bench_stops_when_nothing_answers(tmp_path: Path) -> None:
 
 
 def test_model_hops_report_latency_tokens_per_second_and_verified_share() -> None:
-    from pinworks_cli.bench import ModelCall, ModelHops, format_model_hops, summarise_calls
+    from pinworks_cli.bench_figures import ModelCall, ModelHops, format_model_hops, summarise_calls
 
     calls = [
         ModelCall("llm_small", 2000.0, 500, 100, False, drafted=True, resolved=True),

@@ -31,3 +31,11 @@ def test_estimate_is_documented_arithmetic() -> None:
     assert estimated_cost(price, "x" * 400) == Decimal("0.001") + Decimal("0.0025") * Decimal(
         "0.5") + Decimal("0.002")
     assert estimated_cost(None, "anything") == 0
+
+
+def test_priced_text_counts_subject_and_body_as_sent() -> None:
+    """Not the classifier's model input: the subject is kept even when the body repeats it."""
+    from pinworks_common.pricing import priced_text
+
+    assert priced_text("Card", "Card lost") == "Card\nCard lost"
+    assert priced_text(None, "hi") == priced_text("", "hi") == "hi"

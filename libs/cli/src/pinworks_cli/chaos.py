@@ -9,35 +9,27 @@ ticket charged twice, exactly one outcome per accepted ticket, every hostile pay
 time bound. ``--soak`` then measures capacity and runs steady load at half of it, reporting each
 service's memory growth.
 """
-
 from __future__ import annotations
 
 import asyncio
 import json
 import shutil
-import signal
 import tempfile
-import threading
 import time
 import uuid
-from collections import Counter, defaultdict
-from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nats
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from sqlalchemy import text
 
 from pinworks_cli.bench import make_ticket
-from pinworks_cli.hostile import HostilePayload, corpus
-from pinworks_cli.launcher import ALL_SERVICES, _supervise_once, _Supervised
+from pinworks_cli.chaos_checks import ChaosReport, Sent, connect, verify, wait_drained
+from pinworks_cli.chaos_platform import Platform
+from pinworks_cli.hostile import corpus
 from pinworks_common.db.engine import create_engine
-from pinworks_common.devinfra import EmbeddedNats, EmbeddedPostgres, ServiceProcess, free_port
-from pinworks_common.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, TICKETS_STREAM
+from pinworks_common.subjects import SUBMITTED, TICKETS_STREAM
 
 UNITS = ("retail", "business", "wealth")
 
@@ -71,124 +63,8 @@ SHORT = ChaosPlan(
 )
 
 
-@dataclass
-class Sent:
-    """What the load generator got acknowledged by JetStream."""
-
-    normal: dict[str, int] = field(default_factory=dict)
-    hostile: list[tuple[HostilePayload, int]] = field(default_factory=list)
-    resubmitted: int = 0
-    publish_retries: int = 0
-    last_ack: float = 0.0
-
-
-@dataclass
-class ChaosReport:
-    figures: dict[str, Any]
-    failures: list[str]
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures
-
-    def format(self) -> str:
-        lines = ["pinworks chaos"]
-        lines += [f"  {key:<34} {value}" for key, value in self.figures.items()]
-        lines.append("  result: " + ("PASS" if self.passed else "FAIL"))
-        lines += [f"    - {failure}" for failure in self.failures]
-        return "\n".join(lines)
-
-
 def _say(message: str) -> None:
     print(f"[chaos {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-class Platform:
-    """Embedded NATS and Postgres that can be restarted, and the supervised services."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.nats = EmbeddedNats(workdir / "nats")
-        self.postgres = EmbeddedPostgres(workdir / "postgres")
-        self.processes: dict[str, ServiceProcess] = {}
-        self._supervising = threading.Event()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        from pinworks_common.db.migrate import upgrade
-
-        self.nats.start()
-        self.postgres.start()
-        upgrade(self.postgres.url)
-        env = {
-            "NATS_URL": self.nats.url,
-            "DATABASE_URL": self.postgres.url,
-            "ESCALATION_HTTP_PORT": str(free_port()),
-            "PINWORKS_ACK_WAIT_SECONDS": "10",
-            "PINWORKS_LOG_LEVEL": "INFO",
-        }
-        for name in ALL_SERVICES:
-            self.processes[name] = ServiceProcess(
-                name, {**env, "PINWORKS_HEALTH_PORT": str(free_port())}, self.workdir / "logs")
-        for process in self.processes.values():
-            process.start()
-        for process in self.processes.values():
-            process.wait_ready(120)
-        self._supervising.set()
-        self._thread = threading.Thread(target=self._supervise, daemon=True)
-        self._thread.start()
-
-    def _supervise(self) -> None:
-        entries = [_Supervised(process) for process in self.processes.values()]
-        while self._supervising.is_set():
-            with self._lock:
-                _supervise_once(entries, time.monotonic(), time.monotonic)
-            time.sleep(0.5)
-
-    def kill(self, name: str) -> None:
-        with self._lock:
-            self.processes[name].kill(signal.SIGKILL)
-
-    def restart_nats(self) -> None:
-        self.nats.stop()
-        self.nats.start()
-
-    def stop_postgres(self) -> None:
-        self.postgres.stop()
-
-    def start_postgres(self) -> None:
-        self.postgres.start(timeout=120)
-
-    def rss_mb(self) -> dict[str, float]:
-        sizes = {}
-        for name, process in self.processes.items():
-            try:
-                status = Path(f"/proc/{process.pid}/status").read_text()
-            except (OSError, TypeError):
-                continue
-            for line in status.splitlines():
-                if line.startswith("VmRSS:"):
-                    sizes[name] = int(line.split()[1]) / 1024
-        return sizes
-
-    def close(self) -> None:
-        self._supervising.clear()
-        if self._thread is not None:
-            self._thread.join(5)
-        for process in self.processes.values():
-            process.stop()
-        self.postgres.stop()
-        self.nats.stop()
-
-
-async def _ignore(error: Exception) -> None:
-    """The NATS restart is ours: the client's reconnect errors are expected."""
-
-
-async def _connect(url: str) -> nats.NATS:
-    return await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                              connect_timeout=5, error_cb=_ignore)
 
 
 async def _publish(js: JetStreamContext, payload: bytes, msg_id: str, sent: Sent) -> int:
@@ -217,7 +93,7 @@ async def _paced(count: int, duration: float,
 
 
 async def _send_load(url: str, run_id: str, plan: ChaosPlan, sent: Sent) -> None:
-    nc = await _connect(url)
+    nc = await connect(url)
     js = nc.jetstream()
     hostile = list(corpus(run_id, plan.hostile))
 
@@ -267,150 +143,6 @@ async def _inject_faults(platform: Platform, plan: ChaosPlan, log: list[str]) ->
         _say(note)
 
 
-async def _owed_without_outcome(engine: Any, ids: list[str]) -> list[str]:
-    async with engine.connect() as conn:
-        rows = await conn.execute(text(
-            "SELECT DISTINCT ticket_id FROM outcomes WHERE ticket_id = ANY(:ids)"), {"ids": ids})
-        done = set(rows.scalars())
-    return [ticket_id for ticket_id in ids if ticket_id not in done]
-
-
-async def _wait_drained(engine: Any, ids: list[str], limit: float) -> tuple[float, list[str]]:
-    """Seconds until every id has an outcome in Postgres (or the ids still missing at `limit`)."""
-    started = time.monotonic()
-    missing = ids
-    while time.monotonic() - started < limit:
-        try:
-            missing = await _owed_without_outcome(engine, missing)
-        except Exception:  # noqa: BLE001 - the database may still be coming back
-            await asyncio.sleep(1)
-            continue
-        if not missing:
-            break
-        await asyncio.sleep(1)
-    return time.monotonic() - started, missing
-
-
-async def _stream_outcomes(url: str, prefixes: tuple[str, ...]) -> dict[str, list[dict[str, Any]]]:
-    """Every outcome the outcomes stream holds for this run's tickets."""
-    nc = await _connect(url)
-    by_ticket: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    try:
-        js = nc.jetstream()
-        total = (await js.stream_info(OUTCOMES_STREAM)).state.messages
-        subscription = await js.pull_subscribe(
-            OUTCOME_WILDCARD, stream=OUTCOMES_STREAM,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE))
-        read = 0
-        while read < total:
-            try:
-                messages = await subscription.fetch(1000, timeout=5)
-            except nats.errors.TimeoutError:
-                break
-            for message in messages:
-                read += 1
-                outcome = json.loads(message.data)
-                if str(outcome.get("ticket_id", "")).startswith(prefixes):
-                    by_ticket[outcome["ticket_id"]].append(outcome)
-    finally:
-        await nc.close()
-    return by_ticket
-
-
-async def _verify(platform: Platform, run_id: str, sent: Sent, drain_seconds: float,
-                  drain_missing: list[str], plan: ChaosPlan) -> ChaosReport:
-    engine = create_engine(platform.postgres.url, pool_size=2)
-    failures: list[str] = []
-    try:
-        prefixes = (f"bench-{run_id}-", f"hostile-{run_id}-")
-        streamed = await _stream_outcomes(platform.nats.url, prefixes)
-        async with engine.connect() as conn:
-            stored_rows = (await conn.execute(text(
-                "SELECT ticket_id, status, payload FROM outcomes "
-                "WHERE ticket_id LIKE :a OR ticket_id LIKE :b"),
-                {"a": f"bench-{run_id}-%", "b": f"hostile-{run_id}-%"})).all()
-            charges = (await conn.execute(text(
-                "SELECT ticket_id, entry_key, count(*) AS n, sum(amount_usd) AS total "
-                "FROM cost_ledger WHERE ticket_id LIKE :a OR ticket_id LIKE :b "
-                "GROUP BY ticket_id, entry_key"),
-                {"a": f"bench-{run_id}-%", "b": f"hostile-{run_id}-%"})).all()
-            rejected_seqs = set((await conn.execute(text(
-                "SELECT stream_seq FROM rejected_payloads WHERE stream_seq = ANY(:seqs) "
-                "AND jsonb_array_length(reasons) > 0"),
-                {"seqs": [seq for _, seq in sent.hostile]})).scalars())
-            dead = (await conn.execute(text(
-                "SELECT stage, error FROM dead_letters WHERE ticket_id LIKE :a OR "
-                "ticket_id LIKE :b"), {"a": f"bench-{run_id}-%", "b": f"hostile-{run_id}-%"})).all()
-    finally:
-        await engine.dispose()
-
-    stored: dict[str, list[Any]] = defaultdict(list)
-    for row in stored_rows:
-        stored[row.ticket_id].append(row)
-    accepted = list(sent.normal) + [e.ticket_id for e, _ in sent.hostile
-                                    if e.expect == "accept" and e.ticket_id]
-    owed_rejections = [e for e, _ in sent.hostile if e.expect == "reject" and e.ticket_id]
-    owed = accepted + [e.ticket_id for e in owed_rejections if e.ticket_id]
-
-    lost = [t for t in owed if not streamed.get(t) or not stored.get(t)]
-    duplicated = [t for t in owed if len(streamed.get(t, [])) > 1 or len(stored.get(t, [])) > 1]
-    twice = [row for row in charges if row.n > 1]
-    ledger: defaultdict[str, Decimal] = defaultdict(Decimal)
-    for row in charges:
-        ledger[row.ticket_id] += Decimal(str(row.total))
-    cost_mismatch = [
-        t for t in accepted if stored.get(t)
-        and abs(Decimal(str(stored[t][0].payload["cost_usd"])) - ledger[t]) > Decimal("0.000001")
-    ]
-    wrongly_rejected = [t for t in accepted if any(r.status == "rejected" for r in stored.get(t, []))]
-    not_rejected = [
-        e for e in owed_rejections if e.ticket_id and (not stored.get(e.ticket_id) or any(
-            r.status != "rejected" or not r.payload.get("reasons") for r in stored[e.ticket_id]))
-    ]
-    no_row = [e.kind for e, seq in sent.hostile if e.expect == "reject" and seq not in rejected_seqs]
-
-    statuses = Counter(rows[0].status for t, rows in stored.items() if rows)
-    figures: dict[str, Any] = {
-        "normal tickets accepted by JetStream": len(sent.normal),
-        "client resubmissions (new msg id)": sent.resubmitted,
-        "hostile payloads sent": len(sent.hostile),
-        "  of which odd but valid (accept)": sum(e.expect == "accept" for e, _ in sent.hostile),
-        "  of which readable id (rejected)": len(owed_rejections),
-        "publish retries during faults": sent.publish_retries,
-        "outcomes by status": dict(sorted(statuses.items())),
-        "lost (no outcome)": len(lost),
-        "duplicated outcomes": len(duplicated),
-        "double charges": len(twice),
-        "outcome cost != ledger": len(cost_mismatch),
-        "accepted but rejected": len(wrongly_rejected),
-        "readable malformed id not rejected": len(not_rejected),
-        "hostile without rejected_payloads row": len(no_row),
-        "dead letters": len(dead),
-        "drain after last publish (s)": round(drain_seconds, 1),
-        "drain bound (s)": plan.drain_bound,
-        "service starts": {name: p.starts for name, p in platform.processes.items()},
-    }
-    checks: list[tuple[Sequence[Any], str]] = [
-        (lost, "lost"), (duplicated, "duplicated"), (twice, "charged twice"),
-        (cost_mismatch, "outcome cost differs from the ledger"),
-        (wrongly_rejected, "accepted tickets rejected"),
-        ([e.kind for e in not_rejected], "readable malformed ids without a rejected outcome"),
-        (no_row, "hostile payloads without a rejected_payloads row"),
-        ([f"{row.stage}: {row.error[:120]}" for row in dead], "dead letters"),
-    ]
-    for items, what in checks:
-        if items:
-            failures.append(f"{len(items)} {what}: {list(items[:5])}")
-    if drain_missing:
-        failures.append(f"{len(drain_missing)} without an outcome at the drain bound")
-    if drain_seconds > plan.drain_bound:
-        failures.append(f"drain took {drain_seconds:.0f}s > {plan.drain_bound:.0f}s")
-    unrestarted = [name for name in plan.kill_at if platform.processes[name].starts < 2]
-    if unrestarted:
-        failures.append(f"not restarted by the supervisor: {unrestarted}")
-    return ChaosReport(figures, failures)
-
-
 async def run_faults(platform: Platform, plan: ChaosPlan) -> ChaosReport:
     run_id = uuid.uuid4().hex[:8]
     sent = Sent()
@@ -423,11 +155,12 @@ async def run_faults(platform: Platform, plan: ChaosPlan) -> ChaosReport:
     owed = list(sent.normal) + [e.ticket_id for e, _ in sent.hostile if e.ticket_id]
     engine = create_engine(platform.postgres.url, pool_size=2)
     try:
-        _, missing = await _wait_drained(engine, owed, plan.drain_bound + 120)
+        _, missing = await wait_drained(engine, owed, plan.drain_bound + 120)
         drain_seconds = time.monotonic() - sent.last_ack
     finally:
         await engine.dispose()
-    report = await _verify(platform, run_id, sent, drain_seconds, missing, plan)
+    report = await verify(platform, run_id, sent, drain_seconds, missing, plan.drain_bound,
+                          plan.kill_at)
     report.figures["faults"] = fault_log
     return report
 
@@ -436,7 +169,7 @@ async def measure_capacity(platform: Platform, count: int = 1500) -> float:
     """Tickets/s the platform sustains: a burst of `count`, first publish to last outcome."""
     run_id = uuid.uuid4().hex[:8]
     sent = Sent()
-    nc = await _connect(platform.nats.url)
+    nc = await connect(platform.nats.url)
     js = nc.jetstream()
     started = time.monotonic()
     try:
@@ -453,7 +186,7 @@ async def measure_capacity(platform: Platform, count: int = 1500) -> float:
         await nc.close()
     engine = create_engine(platform.postgres.url, pool_size=2)
     try:
-        await _wait_drained(engine, list(sent.normal), 600)
+        await wait_drained(engine, list(sent.normal), 600)
     finally:
         await engine.dispose()
     return count / (time.monotonic() - started)
@@ -478,11 +211,12 @@ async def run_soak(platform: Platform, seconds: float, rate: float) -> ChaosRepo
     await asyncio.gather(_send_load(platform.nats.url, run_id, plan, sent), sample())
     engine = create_engine(platform.postgres.url, pool_size=2)
     try:
-        _, missing = await _wait_drained(engine, list(sent.normal), 300)
+        _, missing = await wait_drained(engine, list(sent.normal), 300)
         drain_seconds = time.monotonic() - sent.last_ack
     finally:
         await engine.dispose()
-    report = await _verify(platform, run_id, sent, drain_seconds, missing, plan)
+    report = await verify(platform, run_id, sent, drain_seconds, missing, plan.drain_bound,
+                          plan.kill_at)
     warm = next((rss for t, rss in samples if t >= min(120.0, seconds / 4)), samples[0][1])
     final = samples[-1][1]
     hours = max((samples[-1][0] - min(120.0, seconds / 4)) / 3600, 1e-9)

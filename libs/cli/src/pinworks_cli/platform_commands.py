@@ -140,7 +140,8 @@ def bench(
     the escalation queue when it ends (unless --keep)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from pinworks_cli.bench import bench_units, cleanup_bench, format_result, run_bench
+    from pinworks_cli.bench import bench_units, cleanup_bench, run_bench
+    from pinworks_cli.bench_figures import format_result
 
     run_id = uuid.uuid4().hex[:8]
     units = bench_units(run_id, ["retail", "business", "wealth"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import urllib.request
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -148,9 +148,13 @@ CIRCUIT = {0: "closed", 1: "half-open", 2: "open"}
 
 def render(snapshot: Snapshot) -> Group:
     """Every figure the services export, as a few tables."""
-    now = snapshot.now
-    parts: list[Table] = []
+    tables = [table(snapshot) for table in TABLES]
+    return Group(*(table for table in tables if table is not None))
 
+
+def _stages_table(snapshot: Snapshot) -> Table:
+    """Per consumer: messages handled, failed, retried, dead-lettered; latency; lag."""
+    now = snapshot.now
     stages = _table("stages", ["consumer", "handled", "rate", "p99", "failed", "retried",
                                "dead-lettered", "lag", "unacked"])
     results = series(now, "pinworks_stage_messages_total", "consumer", "result")
@@ -167,8 +171,12 @@ def render(snapshot: Snapshot) -> Group:
                        _n(results.get((consumer, "retried"), 0)),
                        _n(results.get((consumer, "dead_lettered"), 0)),
                        _n(lag.get(consumer, 0)), _n(unacked.get(consumer, 0)))
-    parts.append(stages)
+    return stages
 
+
+def _outcomes_table(snapshot: Snapshot) -> Table:
+    """Outcomes by status, with end-to-end latency."""
+    now = snapshot.now
     outcomes = _table("outcomes", ["status", "count", "rate", "end-to-end p50", "p99"])
     counts = series(now, "pinworks_outcomes_total", "status")
     outcome_rates = snapshot.rate("pinworks_outcomes_total", "status")
@@ -177,8 +185,12 @@ def render(snapshot: Snapshot) -> Group:
     for (status,), count in sorted(counts.items()):
         outcomes.add_row(status, _n(count), _per_s(outcome_rates.get((status,))),
                          _ms(p50s.get(status)), _ms(p99s.get(status)))
-    parts.append(outcomes)
+    return outcomes
 
+
+def _classifier_table(snapshot: Snapshot) -> Table:
+    """Per business unit: tickets classified, out of scope, mean confidence."""
+    now = snapshot.now
     classifier = _table("classifier by unit", ["unit", "classified", "out of scope",
                                                "mean confidence"])
     classified = series(now, "pinworks_classifier_classified_total", "business_unit",
@@ -190,22 +202,34 @@ def render(snapshot: Snapshot) -> Group:
         mean = confidence_sum.get((unit,), 0) / all_count if all_count else 0
         classifier.add_row(unit, _n(all_count), f"{oos / all_count:.1%}" if all_count else "-",
                            f"{mean:.3f}")
-    parts.append(classifier)
+    return classifier
 
+
+def _drift_table(snapshot: Snapshot) -> Table:
+    """Drift of the classifier's inputs and outputs against its training data."""
+    now = snapshot.now
     drift = _table("drift vs training (24 h)", ["distribution", "PSI", "samples"])
     psi = series(now, "pinworks_classifier_drift_psi", "distribution")
     samples = series(now, "pinworks_classifier_drift_samples", "distribution")
     for (distribution,), value in sorted(psi.items()):
         flag = " major shift" if value > 0.25 else " shift" if value > 0.1 else ""
         drift.add_row(distribution, f"{value:.3f}{flag}", _n(samples.get((distribution,), 0)))
-    parts.append(drift)
+    return drift
 
+
+def _routing_table(snapshot: Snapshot) -> Table:
+    """Routing decisions per rule and handler, most used first."""
+    now = snapshot.now
     routing = _table("routing", ["rule", "handler", "decisions"])
     for (rule, handler), value in sorted(series(now, "pinworks_routing_decisions_total", "rule",
                                                 "handler").items(), key=lambda kv: -kv[1]):
         routing.add_row(rule, handler, _n(value))
-    parts.append(routing)
+    return routing
 
+
+def _verifier_table(snapshot: Snapshot) -> Table:
+    """The verifier's failed checks and the specialists' intent disagreement rate."""
+    now = snapshot.now
     verifier = _table("verifier", ["check", "failures"])
     for (check,), value in sorted(series(now, "pinworks_verifier_check_failures_total",
                                          "check").items()):
@@ -214,8 +238,12 @@ def render(snapshot: Snapshot) -> Group:
     disagreements = sum(series(now, "pinworks_specialist_disagreements_total").values())
     if readings:
         verifier.add_row("disagreement rate", f"{disagreements / readings:.1%}")
-    parts.append(verifier)
+    return verifier
 
+
+def _models_table(snapshot: Snapshot) -> Table:
+    """Model endpoints: calls, errors, latency, tokens and circuit state."""
+    now = snapshot.now
     models = _table("model endpoints", ["endpoint", "calls", "errors", "p99", "tokens in",
                                         "tokens out", "circuit"])
     calls = series(now, "pinworks_model_calls_total", "endpoint", "result")
@@ -231,8 +259,12 @@ def render(snapshot: Snapshot) -> Group:
                        _n(tokens.get((endpoint, "input"), 0)),
                        _n(tokens.get((endpoint, "output"), 0)),
                        CIRCUIT.get(int(state), "?") if state is not None else "-")
-    parts.append(models)
+    return models
 
+
+def _money_table(snapshot: Snapshot) -> Table:
+    """Cost per unit and component, and each budget against its limit."""
+    now = snapshot.now
     money = _table("cost and budgets", ["unit", "component", "cost USD", "budget", "used",
                                         "limit"])
     for (unit, component), value in sorted(series(now, "pinworks_cost_usd_total",
@@ -244,8 +276,12 @@ def render(snapshot: Snapshot) -> Group:
         spent = used.get((unit, handler, kind), 0)
         share = f" ({spent / limit:.0%})" if limit else ""
         money.add_row(unit, handler, "", kind, f"{_n(spent)}{share}", _n(limit))
-    parts.append(money)
+    return money
 
+
+def _queue_table(snapshot: Snapshot) -> Table:
+    """The escalation queue per business unit: depth, oldest ticket, SLA breaches."""
+    now = snapshot.now
     queue = _table("escalation queue", ["unit", "open", "claimed", "oldest", "past SLA"])
     depth = series(now, "pinworks_escalation_queue_depth", "business_unit", "status")
     oldest = series(now, "pinworks_escalation_oldest_ticket_age_seconds", "business_unit")
@@ -254,11 +290,20 @@ def render(snapshot: Snapshot) -> Group:
         age = oldest.get((unit,), 0)
         queue.add_row(unit, _n(depth.get((unit, "open"), 0)), _n(depth.get((unit, "claimed"), 0)),
                       f"{age / 60:.1f} min", _n(breached.get((unit,), 0)))
-    parts.append(queue)
+    return queue
 
-    if snapshot.errors:
-        down = _table("not answering", ["service", "error"])
-        for name, error in sorted(snapshot.errors.items()):
-            down.add_row(name, error)
-        parts.append(down)
-    return Group(*parts)
+
+def _errors_table(snapshot: Snapshot) -> Table | None:
+    """The services whose /metrics did not answer."""
+    if not snapshot.errors:
+        return None
+    down = _table("not answering", ["service", "error"])
+    for name, error in sorted(snapshot.errors.items()):
+        down.add_row(name, error)
+    return down
+
+
+TABLES: tuple[Callable[[Snapshot], Table | None], ...] = (
+    _stages_table, _outcomes_table, _classifier_table, _drift_table, _routing_table,
+    _verifier_table, _models_table, _money_table, _queue_table, _errors_table,
+)

@@ -1,0 +1,228 @@
+"""What a `pinworks bench` run measured, and the report it prints.
+
+The statistics are derived from the raw timings, so they are tested without NATS; the model
+hops come from the audit (every `llm_*` specialist decision of the run's tickets): their
+latency, the tokens the server reported, the generation rate, and how many of the tickets a
+model tried it answered with a verified draft.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass
+class BenchResult:
+    """What a run measured; the statistics are derived, so they can be tested without NATS."""
+
+    run_id: str
+    requested: int
+    published: int
+    publish_errors: int
+    first_publish: float | None
+    last_outcome: float | None
+    latencies: list[float] = field(default_factory=list)
+    statuses: dict[str, int] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    duplicates: int = 0
+    timed_out: bool = False
+    handlers: dict[str, int] = field(default_factory=dict)
+    """First outcome of each ticket by who answered: a handler, `human` (escalated) or
+    `rejected`."""
+    model: ModelHops | None = None
+
+    @property
+    def received(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def duration(self) -> float:
+        if self.first_publish is None or self.last_outcome is None:
+            return 0.0
+        return max(0.0, self.last_outcome - self.first_publish)
+
+    @property
+    def throughput(self) -> float:
+        return throughput(self.received, self.first_publish, self.last_outcome)
+
+    @property
+    def p50(self) -> float | None:
+        return percentile(self.latencies, 50)
+
+    @property
+    def p95(self) -> float | None:
+        return percentile(self.latencies, 95)
+
+    @property
+    def p99(self) -> float | None:
+        return percentile(self.latencies, 99)
+
+    @property
+    def max_latency(self) -> float | None:
+        return max(self.latencies) if self.latencies else None
+
+
+@dataclass(frozen=True)
+class ModelCall:
+    """One model hop as the specialist recorded it."""
+
+    handler: str
+    latency_ms: float
+    input_tokens: int
+    output_tokens: int
+    tokens_estimated: bool
+    drafted: bool
+    resolved: bool
+
+
+@dataclass
+class ModelHops:
+    """The model hops of a run, from the audit."""
+
+    calls: list[ModelCall] = field(default_factory=list)
+
+    def of(self, handler: str) -> list[ModelCall]:
+        return [c for c in self.calls if c.handler == handler]
+
+    @property
+    def handlers(self) -> list[str]:
+        return sorted({c.handler for c in self.calls})
+
+
+def summarise_calls(calls: Sequence[ModelCall]) -> dict[str, float | int | None]:
+    """Latency percentiles, generation rate (output tokens per second of the call, over calls
+    that produced tokens) and the drafted / verified shares of one handler's calls."""
+    latencies = [c.latency_ms / 1000 for c in calls]
+    producing = [c for c in calls if c.output_tokens and c.latency_ms > 0]
+    total_out = sum(c.output_tokens for c in producing)
+    total_seconds = sum(c.latency_ms for c in producing) / 1000
+    return {
+        "calls": len(calls),
+        "p50_s": percentile(latencies, 50),
+        "p95_s": percentile(latencies, 95),
+        "tokens_per_s": total_out / total_seconds if total_seconds else None,
+        "mean_input_tokens": (sum(c.input_tokens for c in calls) / len(calls)) if calls else None,
+        "mean_output_tokens": (sum(c.output_tokens for c in calls) / len(calls)) if calls else None,
+        "estimated": sum(c.tokens_estimated for c in calls),
+        "drafted": sum(c.drafted for c in calls),
+        "verified": sum(c.resolved for c in calls),
+    }
+
+
+MODEL_HOPS_SQL = """
+SELECT d.ticket_id, d.component, d.latency_ms, d.output,
+       EXISTS (SELECT 1 FROM outcomes o WHERE o.ticket_id = d.ticket_id AND o.status = 'resolved'
+               AND o.payload->>'handler' = substr(d.component, 12)) AS resolved
+FROM decisions d
+WHERE d.stage = 'specialist' AND d.component LIKE 'specialist:llm%' AND d.ticket_id LIKE :prefix
+"""
+
+
+async def read_model_hops(database_url: str, run_prefix: str) -> ModelHops:
+    """Every model hop of the run's tickets (ids starting with ``run_prefix``)."""
+    from sqlalchemy import text
+
+    from pinworks_common.db.engine import create_engine
+
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text(MODEL_HOPS_SQL), {"prefix": f"{run_prefix}%"})).all()
+    finally:
+        await engine.dispose()
+    hops = ModelHops()
+    for row in rows:
+        usage = (row.output or {}).get("usage") or {}
+        hops.calls.append(ModelCall(
+            handler=row.component.removeprefix("specialist:"),
+            latency_ms=float(row.latency_ms or 0.0),
+            input_tokens=int(usage.get("input_tokens") or 0),
+            output_tokens=int(usage.get("output_tokens") or 0),
+            tokens_estimated=bool(usage.get("tokens_estimated")),
+            drafted="draft" in (row.output or {}),
+            resolved=bool(row.resolved),
+        ))
+    return hops
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear-interpolated percentile (numpy's default method); None for no values."""
+    if not values:
+        return None
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile must be within [0, 100], got {q}")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def throughput(completed: int, first_publish: float | None, last_outcome: float | None) -> float:
+    """Tickets per second from the first publish to the last outcome (0 when undefined)."""
+    if not completed or first_publish is None or last_outcome is None:
+        return 0.0
+    elapsed = last_outcome - first_publish
+    return completed / elapsed if elapsed > 0 else 0.0
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1000:.1f} ms"
+
+
+def format_model_hops(hops: ModelHops) -> list[str]:
+    if not hops.calls:
+        return ["  model hops  none (no ticket of this run was tried by a model)"]
+    lines = []
+    for handler in hops.handlers:
+        m = summarise_calls(hops.of(handler))
+        rate = "-" if m["tokens_per_s"] is None else f"{m['tokens_per_s']:.1f} tokens/s"
+        mean_in = m["mean_input_tokens"] or 0
+        mean_out = m["mean_output_tokens"] or 0
+        p50 = m["p50_s"]
+        p95 = m["p95_s"]
+        lines.append(
+            f"  {handler:<11} {m['calls']} calls, latency p50 {_ms(p50)}, p95 {_ms(p95)}; "
+            f"{mean_in:.0f} in / {mean_out:.0f} out tokens per call, generation {rate}"
+            + (f" ({m['estimated']} estimated)" if m["estimated"] else ""))
+        calls = int(m["calls"] or 0)
+        lines.append(f"  {'':<11} drafted {m['drafted']}/{calls}, verified and sent "
+                     f"{m['verified']}/{calls} ({(m['verified'] or 0) / calls:.0%})")
+    return lines
+
+
+def format_result(result: BenchResult) -> str:
+    """A short human-readable report of a run."""
+    statuses = ", ".join(f"{k}={v}" for k, v in sorted(result.statuses.items())) or "none"
+    lines = [
+        f"bench run {result.run_id}",
+        f"  tickets     requested {result.requested}, published {result.published}, "
+        f"outcomes {result.received}, publish errors {result.publish_errors}",
+        f"  throughput  {result.throughput:.2f} tickets/s over {result.duration:.2f}s "
+        "(first publish to last outcome)",
+        f"  latency     p50 {_ms(result.p50)}, p95 {_ms(result.p95)}, p99 {_ms(result.p99)}, "
+        f"max {_ms(result.max_latency)}",
+        f"  outcomes    {statuses}",
+    ]
+    if result.handlers:
+        total = sum(result.handlers.values())
+        shares = ", ".join(f"{name} {n} ({n / total:.0%})" for name, n in
+                           sorted(result.handlers.items(), key=lambda kv: (-kv[1], kv[0])))
+        lines.append(f"  answered by {shares}")
+    if result.model is not None:
+        lines += format_model_hops(result.model)
+    if result.duplicates:
+        lines.append(
+            f"  later       {result.duplicates} further outcome(s) for answered tickets"
+            " (e.g. escalated, then resolved by an agent)"
+        )
+    unsent = result.requested - result.published - result.publish_errors
+    if result.missing or unsent > 0:
+        shown = ", ".join(result.missing[:5]) + (" ..." if len(result.missing) > 5 else "")
+        lines.append(f"  missing     {len(result.missing)} without an outcome {shown}".rstrip())
+        if unsent > 0:
+            lines.append(f"  not sent    {unsent} (deadline reached first)")
+    if result.timed_out:
+        lines.append("  timed out   the run hit its deadline before every outcome arrived")
+    return "\n".join(lines)

@@ -1,0 +1,91 @@
+"""The private platform `pinworks chaos` breaks on purpose: embedded NATS and Postgres that can
+be stopped and restarted, and the five services under the supervisor of `pinworks run`."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+
+from pinworks_cli.launcher import ALL_SERVICES, _supervise_once, _Supervised
+from pinworks_common.devinfra import EmbeddedNats, EmbeddedPostgres, ServiceProcess, free_port
+
+
+class Platform:
+    """Embedded NATS and Postgres that can be restarted, and the supervised services."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.nats = EmbeddedNats(workdir / "nats")
+        self.postgres = EmbeddedPostgres(workdir / "postgres")
+        self.processes: dict[str, ServiceProcess] = {}
+        self._supervising = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        from pinworks_common.db.migrate import upgrade
+
+        self.nats.start()
+        self.postgres.start()
+        upgrade(self.postgres.url)
+        env = {
+            "NATS_URL": self.nats.url,
+            "DATABASE_URL": self.postgres.url,
+            "ESCALATION_HTTP_PORT": str(free_port()),
+            "PINWORKS_ACK_WAIT_SECONDS": "10",
+            "PINWORKS_LOG_LEVEL": "INFO",
+        }
+        for name in ALL_SERVICES:
+            self.processes[name] = ServiceProcess(
+                name, {**env, "PINWORKS_HEALTH_PORT": str(free_port())}, self.workdir / "logs")
+        for process in self.processes.values():
+            process.start()
+        for process in self.processes.values():
+            process.wait_ready(120)
+        self._supervising.set()
+        self._thread = threading.Thread(target=self._supervise, daemon=True)
+        self._thread.start()
+
+    def _supervise(self) -> None:
+        entries = [_Supervised(process) for process in self.processes.values()]
+        while self._supervising.is_set():
+            with self._lock:
+                _supervise_once(entries, time.monotonic(), time.monotonic)
+            time.sleep(0.5)
+
+    def kill(self, name: str) -> None:
+        with self._lock:
+            self.processes[name].kill(signal.SIGKILL)
+
+    def restart_nats(self) -> None:
+        self.nats.stop()
+        self.nats.start()
+
+    def stop_postgres(self) -> None:
+        self.postgres.stop()
+
+    def start_postgres(self) -> None:
+        self.postgres.start(timeout=120)
+
+    def rss_mb(self) -> dict[str, float]:
+        sizes = {}
+        for name, process in self.processes.items():
+            try:
+                status = Path(f"/proc/{process.pid}/status").read_text()
+            except (OSError, TypeError):
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmRSS:"):
+                    sizes[name] = int(line.split()[1]) / 1024
+        return sizes
+
+    def close(self) -> None:
+        self._supervising.clear()
+        if self._thread is not None:
+            self._thread.join(5)
+        for process in self.processes.values():
+            process.stop()
+        self.postgres.stop()
+        self.nats.stop()
