@@ -61,11 +61,12 @@ def test_a_healthy_tree_passes(healthy: Path) -> None:
 
 
 def test_a_lazy_import_cycle_is_found_with_its_path(healthy: Path) -> None:
-    (healthy / "libs/common/src/pinworks_common/settings.py").write_text(
-        "def load():\n    from pinworks_common.runtime import X\n")
-    (healthy / "libs/common/src/pinworks_common/runtime.py").write_text(
-        "from pinworks_contracts.messages import X\nfrom pinworks_common import settings\n")
-    result = run(healthy)
+    result = run(plant(healthy, {
+        "libs/common/src/pinworks_common/settings.py":
+            "def load():\n    from pinworks_common.runtime import X\n",
+        "libs/common/src/pinworks_common/runtime.py":
+            "from pinworks_contracts.messages import X\nfrom pinworks_common import settings\n",
+    }))
     assert result.returncode == 1
     assert ("import cycle: pinworks_common.runtime -> pinworks_common.settings -> "
             "pinworks_common.runtime") in result.stdout
@@ -80,29 +81,25 @@ def test_a_cycle_across_packages_is_found(healthy: Path) -> None:
     assert "pinworks_contracts.messages (contracts) imports pinworks_common.runtime" in result.stdout
 
 
-def test_a_library_importing_a_service_is_refused(healthy: Path) -> None:
-    (healthy / "libs/common/src/pinworks_common/late.py").write_text(
-        "def cost():\n    from pinworks_router.stage import runtime\n")
+@pytest.mark.parametrize(("planted", "reported"), [
+    ({"libs/common/src/pinworks_common/late.py":
+      "def cost():\n    from pinworks_router.stage import runtime\n"},
+     "late.py:2: pinworks_common.late (runtime) imports pinworks_router.stage (service)"),
+    ({"libs/cli/src/pinworks_cli/report.py":
+      "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pinworks_router import domain\n"},
+     "pinworks_cli.report (cli) type-only imports pinworks_router.domain (service)"),
+    ({"services/verifier/src/pinworks_verifier/app.py":
+      "from pinworks_router.domain import pinworks_contracts\n"},
+     "pinworks_verifier.app (service) imports pinworks_router.domain (service)"),
+], ids=["lib-imports-service-lazily", "cli-imports-service-for-types", "service-imports-service"])
+def test_a_forbidden_import_is_reported_where_it_is(
+    healthy: Path, planted: dict[str, str], reported: str,
+) -> None:
+    for name, source in planted.items():
+        (healthy / name).write_text(source)
     result = run(healthy)
     assert result.returncode == 1
-    assert ("late.py:2: pinworks_common.late (runtime) imports pinworks_router.stage (service)"
-            in result.stdout)
-
-
-def test_the_cli_may_not_import_a_service_even_for_types(healthy: Path) -> None:
-    (healthy / "libs/cli/src/pinworks_cli/report.py").write_text(
-        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pinworks_router import domain\n")
-    result = run(healthy)
-    assert result.returncode == 1
-    assert "pinworks_cli.report (cli) type-only imports pinworks_router.domain" in result.stdout
-
-
-def test_services_never_import_each_other(healthy: Path) -> None:
-    (healthy / "services/verifier/src/pinworks_verifier/app.py").write_text(
-        "from pinworks_router.domain import pinworks_contracts\n")
-    result = run(healthy)
-    assert result.returncode == 1
-    assert "pinworks_verifier.app (service) imports pinworks_router.domain (service)" in result.stdout
+    assert reported in result.stdout
 
 
 def test_devtools_are_for_the_cli_only_and_new_libraries_need_a_layer(healthy: Path) -> None:

@@ -88,7 +88,7 @@ def test_without_a_platform_the_error_says_how_to_get_one(
     monkeypatch.chdir(tmp_path)
     with pytest.raises(PlatformUnavailable, match="make run"):
         _ = connections().database_url
-    result = runner.invoke(app, ["queue", "list"])
+    result = runner.invoke(app, ["audit", "T-1"])
     assert result.exit_code == 2 and "no platform to talk to" in result.output
     assert "Traceback" not in result.output
     (tmp_path / ".run").mkdir()
