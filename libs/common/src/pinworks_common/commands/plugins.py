@@ -2,6 +2,8 @@
 
 - `pinworks.cli`: a service's command group, mounted by the `pinworks` CLI. Name = the group
   (`classifier`, `policy`, `queue`, `agent`, ...), value = `module:typer_app`.
+- `pinworks.asyncapi`: a service's `create_app` (name = the service), whose FastStream app
+  `pinworks asyncapi` documents without connecting.
 - `pinworks.offline_classifier`: `module:function` classifying a batch of tickets offline
   (`(tickets, artifact_dir) -> (classifications, model version)`), used by
   `pinworks policy simulate`.
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     from pinworks_common.contracts import Classification, TicketSubmission
 
 COMMAND_GROUPS = "pinworks.cli"
+ASYNCAPI_APPS = "pinworks.asyncapi"
 OFFLINE_CLASSIFIER = "pinworks.offline_classifier"
 
 OfflineClassifier = Callable[[Sequence["TicketSubmission"], Path | None],
@@ -33,6 +36,11 @@ def command_groups() -> list[tuple[str, Any]]:
     """(name, typer app) of every installed command group, sorted by name."""
     found = sorted(entry_points(group=COMMAND_GROUPS), key=lambda entry: entry.name)
     return [(entry.name, entry.load()) for entry in found]
+
+
+def app_factories() -> dict[str, Callable[[], Any]]:
+    """Service name -> its `create_app`, for every installed service."""
+    return {entry.name: entry.load() for entry in entry_points(group=ASYNCAPI_APPS)}
 
 
 def offline_classifier() -> OfflineClassifier:
