@@ -20,7 +20,8 @@ Which imports count (parsed with `ast`, nothing is imported or executed):
   `a.b.c` when it exists, else to `a.b`. Cycles are searched across all first-party packages
   together, so a cycle through two packages is found too.
 
-Prints every violation and one concrete path per cycle; exits 1 when there is any.
+An import of a first-party module that does not exist is reported too. Prints every violation
+and one concrete path per cycle (per strongly connected component); exits 1 when there is any.
 """
 
 from __future__ import annotations
@@ -51,13 +52,17 @@ ALLOWED = {
 
 @dataclass(frozen=True)
 class Import:
-    """One imported first-party module, where it is imported, and whether only for typing."""
+    """One imported first-party module, where it is imported, and whether only for typing.
+
+    `name` is the module the statement asks for; when no first-party module has that name (a
+    module moved or deleted), `target` is the package that would have held it."""
 
     importer: str
     target: str
     path: Path
     line: int
     type_only: bool
+    name: str
 
 
 def find_packages(root: Path) -> dict[str, Path]:
@@ -138,7 +143,7 @@ def imports_of(module: str, path: Path, modules: dict[str, Path]) -> Iterator[Im
         for name in dict.fromkeys(names):
             target = _deepest(name, modules)
             if target is not None and target != module:
-                yield Import(module, target, path, node.lineno, type_only)
+                yield Import(module, target, path, node.lineno, type_only, name)
 
 
 def layer_violations(found: list[Import], packages: dict[str, Path]) -> list[str]:
@@ -161,6 +166,13 @@ def layer_violations(found: list[Import], packages: dict[str, Path]) -> list[str
                             f"{edge.target} ({target_layer}); {source_layer} may import only "
                             f"{', '.join(sorted(ALLOWED[source_layer]))}")
     return problems
+
+
+def missing_modules(found: list[Import], modules: dict[str, Path]) -> list[str]:
+    """Imports of a first-party module that does not exist (mypy, with ignore_missing_imports,
+    does not say so; a lazy one fails only when its function runs)."""
+    return [f"{edge.path}:{edge.line}: {edge.importer} imports {edge.name}, which is not a module "
+            f"of {edge.name.split('.')[0]}" for edge in found if edge.name not in modules]
 
 
 def cycles(found: list[Import]) -> list[list[str]]:
@@ -229,7 +241,7 @@ def check(root: Path) -> list[str]:
     packages = find_packages(root)
     modules = module_names(packages)
     found = [edge for module, path in modules.items() for edge in imports_of(module, path, modules)]
-    problems = layer_violations(found, packages)
+    problems = layer_violations(found, packages) + missing_modules(found, modules)
     problems += [f"import cycle: {' -> '.join(cycle)}" for cycle in cycles(found)]
     return problems
 

@@ -91,7 +91,11 @@ def test_a_cycle_across_packages_is_found(healthy: Path) -> None:
     ({"services/verifier/src/pinworks_verifier/app.py":
       "from pinworks_router.domain import pinworks_contracts\n"},
      "pinworks_verifier.app (service) imports pinworks_router.domain (service)"),
-], ids=["lib-imports-service-lazily", "cli-imports-service-for-types", "service-imports-service"])
+    ({"libs/cli/src/pinworks_cli/bench.py": "def run():\n    from pinworks_cli.infra import go\n"},
+     "bench.py:2: pinworks_cli.bench imports pinworks_cli.infra, which is not a module of "
+     "pinworks_cli"),
+], ids=["lib-imports-service-lazily", "cli-imports-service-for-types", "service-imports-service",
+        "module-that-moved-away"])
 def test_a_forbidden_import_is_reported_where_it_is(
     healthy: Path, planted: dict[str, str], reported: str,
 ) -> None:
