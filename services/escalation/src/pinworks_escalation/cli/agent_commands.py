@@ -29,7 +29,7 @@ def agent_add(
     """Create a console agent (or replace an agent's password and business units)."""
     from argon2 import PasswordHasher
 
-    from pinworks_common.queue import QueueError, save_agent
+    from pinworks_escalation.queue import QueueError, save_agent
 
     if len(password) < 8:
         console.print("[red]a password needs at least 8 characters[/]")
@@ -48,7 +48,7 @@ def agent_add(
 @agent_app.command("list")
 def agent_list() -> None:
     """List console agents and their business units."""
-    from pinworks_common.queue import list_agents
+    from pinworks_escalation.queue import list_agents
 
     for agent in run_command(with_platform_db(list_agents)):
         typer.echo(f"{agent.name}\t{', '.join(agent.business_units)}")

@@ -36,7 +36,7 @@ UnitOption = Annotated[list[str] | None, typer.Option(
 async def _queue_page(conn: Any, business_units: list[str] | None, limit: int, offset: int
                       ) -> tuple[list[Any], int]:
     """One page of the queue, most urgent first, and how many open or claimed tickets there are."""
-    from pinworks_common.queue import QueueQuery, count_queue, list_queue
+    from pinworks_escalation.queue import QueueQuery, count_queue, list_queue
 
     query = QueueQuery(limit=limit, offset=offset)
     return (await list_queue(conn, business_units=business_units, query=query),
@@ -89,7 +89,7 @@ def queue_claim(
     """Claim a ticket with a lease; nobody else can take it until you release it or it expires."""
     from datetime import timedelta
 
-    from pinworks_common.queue import claim
+    from pinworks_escalation.queue import claim
 
     item = run_command(with_platform_db(lambda conn: claim(
         conn, agent, ticket_id=ticket_id, business_units=_units(business_unit),
@@ -108,7 +108,7 @@ def queue_claim(
 @queue_app.command("release")
 def queue_release(ticket_id: str, agent: AgentOption) -> None:
     """Give a claimed ticket back to the queue."""
-    from pinworks_common.queue import QueueError, release
+    from pinworks_escalation.queue import QueueError, release
 
     try:
         run_command(with_platform_db(lambda conn: release(conn, ticket_id, agent), write=True))
@@ -125,7 +125,7 @@ def queue_resolve(
     reply: Annotated[str, typer.Option(help="The answer sent to the customer.")],
 ) -> None:
     """Resolve a claimed ticket; publishes the human `resolved` outcome."""
-    from pinworks_common.queue import QueueError, resolve
+    from pinworks_escalation.queue import QueueError, resolve
 
     agent_cost = Decimal(os.environ.get("PINWORKS_AGENT_COST_USD", "1.50"))
     try:
@@ -224,7 +224,7 @@ def queue_show(
 ) -> None:
     """Show a queued ticket: the customer's message, why it escalated, the classification,
     route and draft, the cost and who did what."""
-    from pinworks_common.queue import get_item, ticket_context
+    from pinworks_escalation.queue import get_item, ticket_context
 
     async def load(conn: Any) -> dict[str, Any] | None:
         item = await get_item(conn, ticket_id, business_units=_units(business_unit))
@@ -256,7 +256,7 @@ def queue_reassign(
     """Hand a ticket to a colleague who serves its business unit."""
     from datetime import timedelta
 
-    from pinworks_common.queue import QueueError, reassign
+    from pinworks_escalation.queue import QueueError, reassign
 
     try:
         item = run_command(with_platform_db(lambda conn: reassign(
@@ -305,7 +305,7 @@ def queue_send_back(
 ) -> None:
     """Correct the intent of a ticket you hold: kept as a labelled example for retraining the
     classifier; the ticket returns to automation."""
-    from pinworks_common.queue import QueueError, send_back
+    from pinworks_escalation.queue import QueueError, send_back
 
     intent = known_intent(intent)
     try:
