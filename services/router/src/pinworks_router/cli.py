@@ -370,3 +370,22 @@ def diff(
         return
     typer.echo("".join(lines), nl=False)
     raise typer.Exit(1)
+
+
+@policy_app.command("calibrate")
+def calibrate_command(
+    out: Annotated[Path, typer.Option("--out", dir_okay=False, help="Where to write the policy.")],
+    policy: Annotated[Path | None, typer.Argument(
+        help="Policy to calibrate; default: the router's shipped policy.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(
+        help="Folder holding calibration/predictions.csv; default: the classifier's data.")] = None,
+    max_wrong_rate: Annotated[float | None, typer.Option(
+        help="Overrides the policy's error_budget.max_wrong_rate.")] = None,
+    confidence: Annotated[float | None, typer.Option(
+        help="Overrides the policy's error_budget.confidence.")] = None,
+    fmt: Annotated[Format, typer.Option("--format")] = Format.table,
+) -> None:
+    """Derive the confidence thresholds that honour the policy's error budget and write them."""
+    from pinworks_router.calibration.cli import run_calibrate
+
+    run_calibrate(out, policy, data_dir, max_wrong_rate, confidence, fmt.value)

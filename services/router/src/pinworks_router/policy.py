@@ -178,6 +178,43 @@ class Budget(BaseModel):
         return self
 
 
+class WrongRateLimit(BaseModel):
+    """A business unit's or intent group's own budget; it may only tighten the policy's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_wrong_rate: float = Field(gt=0, lt=1, description="Wrong share of automatic answers.")
+    confidence: float | None = Field(
+        default=None, gt=0, lt=1, description="Confidence of the bound; default: the policy's.")
+
+
+class ErrorBudget(BaseModel):
+    """The most automatic answers may be wrong, certified at a confidence level.
+
+    `pinworks policy calibrate` derives the confidence thresholds that honour it from a
+    calibration set (pinworks_router.calibration); routing itself never reads it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_wrong_rate: float = Field(gt=0, lt=1, description="Wrong share of automatic answers.")
+    confidence: float = Field(default=0.95, gt=0, lt=1, description="Confidence of the bound.")
+    business_units: dict[str, WrongRateLimit] = Field(default_factory=dict)
+    intent_groups: dict[str, WrongRateLimit] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _only_tighter(self) -> ErrorBudget:
+        for kind, limits in (("business unit", self.business_units),
+                             ("intent group", self.intent_groups)):
+            for name, limit in limits.items():
+                if limit.max_wrong_rate > self.max_wrong_rate:
+                    raise ValueError(f"{kind} {name!r}: max_wrong_rate {limit.max_wrong_rate} is "
+                                     f"looser than the policy's {self.max_wrong_rate}")
+                if limit.confidence is not None and limit.confidence < self.confidence:
+                    raise ValueError(f"{kind} {name!r}: confidence {limit.confidence} is below "
+                                     f"the policy's {self.confidence}")
+        return self
+
+
 @dataclass(frozen=True)
 class Policy:
     rules: tuple[Rule, ...]
@@ -185,6 +222,7 @@ class Policy:
     version: str
     source: str
     budgets: tuple[Budget, ...] = ()
+    error_budget: ErrorBudget | None = None
 
     def budgets_for(self, business_unit: str, handler: str) -> Budget | None:
         fallback = None
@@ -240,7 +278,7 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
         raise PolicyError(f"{source}: not valid YAML: {exc}") from None
     if root is None or not isinstance(data, dict):
         raise PolicyError(f"{source}: a policy is a mapping with a `rules:` list")
-    unknown = set(data) - {"rules", "intent_groups", "description", "budgets"}
+    unknown = set(data) - {"rules", "intent_groups", "description", "budgets", "error_budget"}
     if unknown:
         raise PolicyError(f"{source} line {_line_of(_child(root, sorted(unknown)[0]))}: "
                           f"unknown top-level key(s) {sorted(unknown)}")
@@ -277,9 +315,29 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
         names.add(rule.name)
         rules.append(rule)
     budgets = _budgets(root, data.get("budgets"), source)
+    error_budget = _error_budget(root, data.get("error_budget"), groups, source)
     version = "policy-" + hashlib.sha256(text.encode()).hexdigest()[:12]
     return Policy(rules=tuple(rules), intent_groups=groups, version=version, source=source,
-                  budgets=budgets)
+                  budgets=budgets, error_budget=error_budget)
+
+
+def _error_budget(root: yaml.Node, raw: Any, groups: dict[str, frozenset[str]],
+                  source: str) -> ErrorBudget | None:
+    if raw is None:
+        return None
+    node = _child(root, "error_budget")
+    try:
+        budget = ErrorBudget.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "error_budget"
+        raise PolicyError(f"{source} line {_line_of(_locate(node, tuple(first['loc'])))}: "
+                          f"error_budget: {field}: {first['msg']}") from None
+    for group in budget.intent_groups:
+        if group not in groups:
+            raise PolicyError(f"{source} line {_line_of(node)}: error_budget: unknown intent "
+                              f"group {group!r}")
+    return budget
 
 
 def _budgets(root: yaml.Node, raw: Any, source: str) -> tuple[Budget, ...]:

@@ -1,0 +1,25 @@
+"""The command line's side of `pinworks policy calibrate`: run, print, exit 1 on refusal."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from pinworks_router.calibration.command import CalibrationRefused, calibrate
+from pinworks_router.calibration.report import as_dict, render
+from pinworks_router.policy import PolicyError
+
+
+def run_calibrate(out: Path, policy: Path | None, data_dir: Path | None,
+                  max_wrong_rate: float | None, confidence: float | None, fmt: str) -> None:
+    """Calibrate and print the report (`table` or `json`); a refusal or a bad policy exits 1."""
+    try:
+        result = calibrate(out, policy, data_dir, max_wrong_rate, confidence)
+    except (CalibrationRefused, PolicyError, FileNotFoundError, ValueError) as exc:
+        print(f"calibration refused: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    if fmt == "json":
+        print(json.dumps(as_dict(result), indent=2))
+        return
+    print("\n".join(render(result)))

@@ -1,0 +1,63 @@
+"""Cost per ticket with people in it: handler estimates plus an agent's cost per human ticket.
+
+`PINWORKS_AGENT_COST_USD` (default 1.50) is the one setting: the escalation service charges it
+to the business unit when an agent resolves a ticket, and the same figure prices every ticket
+an operating point sends to a person. Handler costs are the router's offline estimates of the
+first-choice handler (`pinworks_router.pricing`; fallbacks and verifier escalations are not
+simulated). Baselines: every ticket to `llm_frontier`, and every ticket to a person.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from pinworks_common.pricing import Price
+from pinworks_router.pricing import FRONTIER, estimated_cost, ticket_text
+
+AGENT_COST_ENV = "PINWORKS_AGENT_COST_USD"
+DEFAULT_AGENT_COST = Decimal("1.50")
+
+
+def agent_cost_usd(environ: Mapping[str, str] | None = None) -> Decimal:
+    """What one human-handled ticket costs (`PINWORKS_AGENT_COST_USD`, as escalation charges)."""
+    raw = (os.environ if environ is None else environ).get(AGENT_COST_ENV)
+    if not raw:
+        return DEFAULT_AGENT_COST
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ValueError(f"{AGENT_COST_ENV} is not a number: {raw!r}") from None
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"{AGENT_COST_ENV} must be a non-negative amount, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Baselines:
+    all_frontier: Decimal
+    all_human: Decimal
+
+
+def handler_cost(prices: Mapping[str, Price], handler: str, subject: str | None, body: str) -> Decimal:
+    """Estimated cost of a model or template handler for one ticket (0 for `human`)."""
+    return estimated_cost(prices.get(handler), ticket_text(subject, body))
+
+
+def baselines(prices: Mapping[str, Price], texts: Sequence[tuple[str | None, str]],
+              agent_cost: Decimal) -> Baselines:
+    """Per-ticket cost of sending every ticket to the frontier model, or to a person."""
+    if not texts:
+        return Baselines(Decimal(0), agent_cost)
+    frontier = sum((handler_cost(prices, FRONTIER, s, b) for s, b in texts), Decimal(0))
+    return Baselines(frontier / len(texts), agent_cost)
+
+
+def cost_per_ticket(automatic_cost: Decimal, automatic: int, tickets: int,
+                    agent_cost: Decimal) -> Decimal:
+    """Handler estimates of the automatic answers plus an agent for every other ticket."""
+    if tickets == 0:
+        return Decimal(0)
+    return (automatic_cost + (tickets - automatic) * agent_cost) / tickets

@@ -1,0 +1,91 @@
+"""What `pinworks policy calibrate` prints: the curve, each cell's operating point and bound,
+the written policy's figures and the cost per ticket beside the all-frontier and all-human
+baselines (plain text or JSON)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pinworks_router.calibration.cells import CellCertificate
+from pinworks_router.calibration.command import CalibrationResult
+from pinworks_router.calibration.curve import Figures
+from pinworks_router.calibration.ltt import upper_bound
+
+
+def _point(cert: CellCertificate) -> dict[str, Any]:
+    chosen = cert.certification.chosen
+    out: dict[str, Any] = {
+        "cell": cert.cell.name, "intents": len(cert.cell.intents),
+        "max_wrong_rate": cert.cell.max_rate, "confidence": cert.cell.confidence,
+        "level": round(cert.delta, 6), "threshold": cert.threshold, "certified": chosen is not None,
+    }
+    if chosen is not None:
+        out.update(automatic=chosen.answered, wrong=chosen.wrong,
+                   wrong_rate=round(chosen.wrong_rate, 6), p_value=chosen.p_value,
+                   upper_bound=round(upper_bound(chosen.wrong, chosen.answered, cert.delta), 6))
+    return out
+
+
+def as_dict(result: CalibrationResult) -> dict[str, Any]:
+    return {
+        "base_policy": result.base.version, "written_policy": result.written.version,
+        "written_to": result.written.source, "calibration_sha256": result.calibration_sha256,
+        "error_budget": result.budget.model_dump(exclude_none=True),
+        "operating_points": [_point(c) for c in result.certificates],
+        "business_units": {u: [_point(c) for c in certs]
+                           for u, certs in result.unit_certificates.items()},
+        "curve": [{"threshold": p.threshold, **p.figures.as_dict(),
+                   "upper_bound": round(p.upper_bound, 6)} for p in result.curve],
+        "measured": result.measured.as_dict(),
+        "measured_by_source": {s: f.as_dict() for s, f in result.by_source.items()},
+        "agent_cost_usd": str(result.agent_cost),
+        "baselines": {"all_frontier_usd": str(round(result.baselines.all_frontier, 6)),
+                      "all_human_usd": str(result.baselines.all_human)},
+    }
+
+
+def _row(label: str, f: Figures, bound: str = "") -> str:
+    return (f"{label:>16} {f.automatic:>9} {f.wrong:>6} {f.wrong_rate:>7.2%} {bound:>7} "
+            f"{f.coverage:>9.1%} {f.out_of_scope_rate:>8.1%} {f.cost_per_ticket:>9.4f}")
+
+
+HEADER = (f"{'threshold':>16} {'automatic':>9} {'wrong':>6} {'wrong%':>7} {'bound':>7} "
+          f"{'in-scope':>9} {'oos-auto':>8} {'USD/tkt':>9}")
+
+
+def render(result: CalibrationResult) -> list[str]:
+    budget = result.budget
+    lines = [
+        f"calibrated {result.base.version} -> {result.written.version} "
+        f"(written to {result.written.source})",
+        f"budget: at most {budget.max_wrong_rate:.2%} of automatic answers wrong, at "
+        f"{budget.confidence:.0%} confidence; calibration set sha256 "
+        f"{result.calibration_sha256[:12]} ({result.measured.tickets} tickets: "
+        f"{result.measured.in_scope} in scope, {result.measured.out_of_scope} out of scope)",
+        "",
+        "risk-coverage curve (one threshold for every intent, on top of the policy's own rules;",
+        f"bound: one-sided {budget.confidence:.0%} Clopper-Pearson, pointwise; in-scope: share "
+        "answered automatically; oos-auto: share of out-of-scope answered automatically;",
+        f"USD/tkt: handler estimates + {result.agent_cost} per ticket a person handles)",
+        HEADER,
+    ]
+    lines += [_row(f"{p.threshold:g}", p.figures, f"{p.upper_bound:.2%}") for p in result.curve]
+    lines += ["", "operating points (fixed-sequence Learn-then-Test, strict to loose, per cell):"]
+    for scope, certs in [("policy", result.certificates), *result.unit_certificates.items()]:
+        for point in map(_point, certs):
+            head = (f"  {scope}/{point['cell']} ({point['intents']} intents, "
+                    f"level {point['level']:.4g}): ")
+            if not point["certified"]:
+                lines.append(head + "no threshold certified; every ticket to a person")
+                continue
+            lines.append(head + f"confidence > {point['threshold']} answered automatically: "
+                         f"{point['automatic']} automatic, {point['wrong']} wrong "
+                         f"({point['wrong_rate']:.2%}), upper bound {point['upper_bound']:.2%} "
+                         f"<= {point['max_wrong_rate']:.2%}")
+    lines += ["", "the written policy on the calibration set (routed again, rule by rule):", HEADER,
+              _row("all", result.measured)]
+    lines += [_row(source[:16], f) for source, f in result.by_source.items()]
+    lines += ["", f"cost per ticket including people: {result.measured.cost_per_ticket:.4f} USD; "
+              f"all-frontier {result.baselines.all_frontier:.4f} USD (no people); all-human "
+              f"{result.baselines.all_human:.4f} USD"]
+    return lines
