@@ -90,6 +90,16 @@ def _sources(routed: list[Routed], agent_cost: Decimal) -> dict[str, Figures]:
     return out
 
 
+def _check_written(certs: list[CellCertificate], before: list[Routed], after: list[Routed]) -> None:
+    """The written policy answers automatically exactly the tickets the certificates cover."""
+    threshold = {intent: c.threshold for c in certs for intent in c.cell.intents}
+    for old, new in zip(before, after, strict=True):
+        expected = old.automatic and old.confidence > threshold.get(old.intent, 1.0)
+        if new.automatic != expected:
+            raise RuntimeError(f"the written policy routes {old.item.ticket.ticket_id} to "
+                                 f"{new.handler}, not as certified")
+
+
 def calibrate(
     out: Path, policy_path: Path | None = None, data_dir: Path | None = None,
     max_wrong_rate: float | None = None, confidence: float | None = None,
@@ -129,6 +139,7 @@ def calibrate(
     text = calibrated_policy_text(base_text, budget, gate_rules(certs, units), provenance)
     written = parse_policy(text, str(out))
     measured_routes = route_all(written, items, prices)
+    _check_written(certs, routed, measured_routes)
     out.write_text(text, encoding="utf-8")
     return CalibrationResult(
         base=base, written=written, text=text, budget=budget, certificates=certs,
