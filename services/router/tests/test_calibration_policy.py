@@ -147,3 +147,18 @@ def test_calibrate_needs_a_budget(data_dir: Path, tmp_path: Path) -> None:
     result = calibrate(tmp_path / "out.yaml", base, data_dir, max_wrong_rate=0.02, environ={})
     assert result.written.error_budget is not None
     assert result.written.error_budget.max_wrong_rate == 0.02
+
+
+def test_an_intent_group_with_its_own_budget_is_certified_apart(data_dir: Path,
+                                                                tmp_path: Path) -> None:
+    base = tmp_path / "base.yaml"
+    base.write_text(BASE.replace(
+        "error_budget: {max_wrong_rate: 0.01, confidence: 0.95}",
+        "error_budget: {max_wrong_rate: 0.01, intent_groups: {cards: {max_wrong_rate: 0.005}}}"))
+    result = calibrate(tmp_path / "out.yaml", base, data_dir, environ={})
+    cells = {c.cell.name: c.cell for c in result.certificates}
+    assert cells["group:cards"].intents == {"card_arrival"}
+    assert cells["group:cards"].max_rate == 0.005
+    assert "card_arrival" not in cells["pooled"].intents
+    gate = next(r for r in result.written.rules if r.name == "error-budget-group-cards")
+    assert gate.when.intents == ["card_arrival"] and gate.handler == "human"
