@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from pinworks_router.calibration.command import CalibrationRefused, calibrate
-from pinworks_router.calibration.report import as_dict, render
+from pinworks_router.calibration.economics import agent_cost_usd
+from pinworks_router.calibration.report import as_dict, curve_dict, curve_lines, render
 from pinworks_router.policy import PolicyError
 
 
@@ -16,7 +17,15 @@ def run_calibrate(out: Path, policy: Path | None, data_dir: Path | None,
     """Calibrate and print the report (`table` or `json`); a refusal or a bad policy exits 1."""
     try:
         result = calibrate(out, policy, data_dir, max_wrong_rate, confidence)
-    except (CalibrationRefused, PolicyError, FileNotFoundError, ValueError) as exc:
+    except CalibrationRefused as refused:
+        if fmt == "json":
+            print(json.dumps({"refused": str(refused), "curve": [curve_dict(p) for p in refused.curve]},
+                             indent=2))
+        else:
+            print("\n".join(curve_lines(refused.curve, agent_cost_usd(), confidence or 0.95)))
+        print(f"calibration refused: {refused}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except (PolicyError, FileNotFoundError, ValueError) as exc:
         print(f"calibration refused: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     if fmt == "json":

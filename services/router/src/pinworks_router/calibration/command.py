@@ -42,7 +42,12 @@ from pinworks_router.pricing import load_prices
 
 
 class CalibrationRefused(ValueError):
-    """No threshold of any cell is certified: nothing would be answered automatically."""
+    """No threshold of any cell is certified: nothing would be answered automatically. Carries
+    the risk-coverage curve, so the operator sees what budget the data could support."""
+
+    def __init__(self, message: str, curve: list[CurvePoint]) -> None:
+        super().__init__(message)
+        self.curve = curve
 
 
 @dataclass
@@ -125,13 +130,14 @@ def calibrate(
     for unit, limit in budget.business_units.items():
         unit_cells = tightened(cells, limit.max_wrong_rate, limit.confidence or budget.confidence)
         units[unit] = certify_cells(unit_cells, route_all(base, _as_unit(items, unit), prices), method)
+    points = curve(routed, 1 - budget.confidence, agent_cost)
     if all(c.certification.chosen is None for c in certs):
         first = [next((p for p in c.certification.points if p.tested), None) for c in certs]
         seen = "; ".join(f"{c.cell.name}: {p.wrong} wrong of {p.answered} above {p.threshold}"
                          for c, p in zip(certs, first, strict=True) if p is not None)
         seen = f" (first threshold tested: {seen})" if seen else " (too few automatic answers)"
         raise CalibrationRefused(f"no confidence threshold is certified at {budget.max_wrong_rate:.2%} "
-                                 f"wrong at {budget.confidence:.0%} confidence{seen}")
+                                 f"wrong at {budget.confidence:.0%} confidence{seen}", points)
     sha = predictions_sha256(data_dir)
     provenance = (f"`pinworks policy calibrate` from {base.version} on the calibration set "
                   f"predictions.csv sha256 {sha[:12]} ({len(items)} tickets, {method.value} "
@@ -143,7 +149,7 @@ def calibrate(
     out.write_text(text, encoding="utf-8")
     return CalibrationResult(
         base=base, written=written, text=text, budget=budget, certificates=certs,
-        unit_certificates=units, curve=curve(routed, 1 - budget.confidence, agent_cost),
+        unit_certificates=units, curve=points,
         measured=figures(measured_routes, (r.automatic for r in measured_routes), agent_cost),
         baselines=baselines(prices, [(i.ticket.subject, i.ticket.body) for i in items], agent_cost),
         agent_cost=agent_cost, calibration_sha256=sha, by_source=_sources(measured_routes, agent_cost))

@@ -4,11 +4,12 @@ baselines (plain text or JSON)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from pinworks_router.calibration.cells import CellCertificate
 from pinworks_router.calibration.command import CalibrationResult
-from pinworks_router.calibration.curve import Figures
+from pinworks_router.calibration.curve import CurvePoint, Figures
 from pinworks_router.calibration.ltt import upper_bound
 
 
@@ -26,6 +27,11 @@ def _point(cert: CellCertificate) -> dict[str, Any]:
     return out
 
 
+def curve_dict(point: CurvePoint) -> dict[str, Any]:
+    return {"threshold": point.threshold, **point.figures.as_dict(),
+            "upper_bound": round(point.upper_bound, 6)}
+
+
 def as_dict(result: CalibrationResult) -> dict[str, Any]:
     return {
         "base_policy": result.base.version, "written_policy": result.written.version,
@@ -34,8 +40,7 @@ def as_dict(result: CalibrationResult) -> dict[str, Any]:
         "operating_points": [_point(c) for c in result.certificates],
         "business_units": {u: [_point(c) for c in certs]
                            for u, certs in result.unit_certificates.items()},
-        "curve": [{"threshold": p.threshold, **p.figures.as_dict(),
-                   "upper_bound": round(p.upper_bound, 6)} for p in result.curve],
+        "curve": [curve_dict(p) for p in result.curve],
         "measured": result.measured.as_dict(),
         "measured_by_source": {s: f.as_dict() for s, f in result.by_source.items()},
         "agent_cost_usd": str(result.agent_cost),
@@ -53,6 +58,17 @@ HEADER = (f"{'threshold':>16} {'automatic':>9} {'wrong':>6} {'wrong%':>7} {'boun
           f"{'in-scope':>9} {'oos-auto':>8} {'USD/tkt':>9}")
 
 
+def curve_lines(points: list[CurvePoint], agent_cost: Decimal, confidence: float) -> list[str]:
+    lines = [
+        "risk-coverage curve (one threshold for every intent, on top of the policy's own rules;",
+        f"bound: one-sided {confidence:.0%} Clopper-Pearson, pointwise; in-scope: share "
+        "answered automatically; oos-auto: share of out-of-scope answered automatically;",
+        f"USD/tkt: handler estimates + {agent_cost} per ticket a person handles)",
+        HEADER,
+    ]
+    return lines + [_row(f"{p.threshold:g}", p.figures, f"{p.upper_bound:.2%}") for p in points]
+
+
 def render(result: CalibrationResult) -> list[str]:
     budget = result.budget
     lines = [
@@ -63,13 +79,8 @@ def render(result: CalibrationResult) -> list[str]:
         f"{result.calibration_sha256[:12]} ({result.measured.tickets} tickets: "
         f"{result.measured.in_scope} in scope, {result.measured.out_of_scope} out of scope)",
         "",
-        "risk-coverage curve (one threshold for every intent, on top of the policy's own rules;",
-        f"bound: one-sided {budget.confidence:.0%} Clopper-Pearson, pointwise; in-scope: share "
-        "answered automatically; oos-auto: share of out-of-scope answered automatically;",
-        f"USD/tkt: handler estimates + {result.agent_cost} per ticket a person handles)",
-        HEADER,
+        *curve_lines(result.curve, result.agent_cost, budget.confidence),
     ]
-    lines += [_row(f"{p.threshold:g}", p.figures, f"{p.upper_bound:.2%}") for p in result.curve]
     lines += ["", "operating points (fixed-sequence Learn-then-Test, strict to loose, per cell):"]
     for scope, certs in [("policy", result.certificates), *result.unit_certificates.items()]:
         for point in map(_point, certs):
