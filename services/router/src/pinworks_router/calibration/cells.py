@@ -25,7 +25,13 @@ from decimal import Decimal
 from pinworks_common.pricing import Price
 from pinworks_router.calibration.dataset import CalibrationTicket
 from pinworks_router.calibration.economics import handler_cost
-from pinworks_router.calibration.ltt import START_FACTOR, Certification, PValue, certify, min_answers
+from pinworks_router.calibration.ltt import (
+    START_FACTOR,
+    Certification,
+    PValue,
+    certify,
+    min_answers,
+)
 from pinworks_router.domain import route
 from pinworks_router.policy import ErrorBudget, Policy
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+from pinworks_common.pricing import load_prices
 from pinworks_router.calibration.cells import (
     CellCertificate,
     Routed,
@@ -38,7 +39,6 @@ from pinworks_router.calibration.economics import Baselines, agent_cost_usd, bas
 from pinworks_router.calibration.ltt import PValue
 from pinworks_router.calibration.writer import calibrated_policy_text, gate_rules
 from pinworks_router.policy import DEFAULT_POLICY, ErrorBudget, Policy, PolicyError, parse_policy
-from pinworks_router.pricing import load_prices
 
 
 class CalibrationRefused(ValueError):

@@ -3,7 +3,7 @@
 `PINWORKS_AGENT_COST_USD` (default 1.50) is the one setting: the escalation service charges it
 to the business unit when an agent resolves a ticket, and the same figure prices every ticket
 an operating point sends to a person. Handler costs are the router's offline estimates of the
-first-choice handler (`pinworks_router.pricing`; fallbacks and verifier escalations are not
+first-choice handler (`pinworks_common.pricing`; fallbacks and verifier escalations are not
 simulated). Baselines: every ticket to `llm_frontier`, and every ticket to a person.
 """
 
@@ -14,8 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from pinworks_common.pricing import Price
-from pinworks_router.pricing import FRONTIER, estimated_cost, ticket_text
+from pinworks_common.pricing import FRONTIER, Price, estimated_cost, priced_text
 
 AGENT_COST_ENV = "PINWORKS_AGENT_COST_USD"
 DEFAULT_AGENT_COST = Decimal("1.50")
@@ -43,7 +42,7 @@ class Baselines:
 
 def handler_cost(prices: Mapping[str, Price], handler: str, subject: str | None, body: str) -> Decimal:
     """Estimated cost of a model or template handler for one ticket (0 for `human`)."""
-    return estimated_cost(prices.get(handler), ticket_text(subject, body))
+    return estimated_cost(prices.get(handler), priced_text(subject, body))
 
 
 def baselines(prices: Mapping[str, Price], texts: Sequence[tuple[str | None, str]],
