@@ -107,15 +107,7 @@ def pooled(bert: Any, enc: Any) -> Any:
     return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=-1)
 
 
-def main() -> None:
-    from pinworks_classifier.model.data import OOS_LABEL, data_sha256, load_intents, load_training_data
-    from pinworks_classifier.model.training import (
-        CLASSIFIER_FILE,
-        FINETUNED_FORMAT,
-        fold_assignment,
-        fold_assignment_sha256,
-    )
-
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -135,7 +127,50 @@ def main() -> None:
     parser.add_argument(
         "--export-only", action="store_true", help="re-export the runs' saved torch weights, no training"
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def run_rows(
+    run: str, folds: np.ndarray, y_idx: np.ndarray, oos: int, args: argparse.Namespace
+) -> np.ndarray:
+    """The rows one run fine-tunes on: every in-scope row outside its held-out fold and a sample
+    of the CLINC150 negatives outside it."""
+    held_out = folds == int(run) if run != "final" else np.zeros(len(folds), bool)
+    negatives = np.flatnonzero(y_idx == oos)
+    rng = np.random.default_rng(args.seed)
+    pool_negatives = negatives[~held_out[negatives]]
+    sample = rng.choice(pool_negatives, min(args.negatives, len(pool_negatives)), replace=False)
+    return np.concatenate([np.flatnonzero(~held_out & (y_idx != oos)), sample])
+
+
+def train_run(run: str, target: Path, texts: list[str], y_idx: np.ndarray, rows: np.ndarray,
+              labels: list[str], args: argparse.Namespace) -> Any:
+    """Fine-tune one run and save its torch weights and its classification layer; or, with
+    --export-only, read the weights saved before."""
+    from pinworks_classifier_training.finetuned import CLASSIFIER_FILE
+
+    if args.export_only:
+        from transformers import AutoModel
+
+        return AutoModel.from_pretrained(target / "torch")
+    print(f"run {run}: {len(rows)} rows", flush=True)
+    bert, head = finetune(texts, y_idx, rows, len(labels), args, lambda m: print(m, flush=True))
+    bert.save_pretrained(target / "torch")  # kept beside the export, to re-export without training
+    np.savez(  # the classification layer, in label order, with the softmax scale folded in
+        target / CLASSIFIER_FILE,
+        weight=(head.weight.detach().numpy().T * args.scale).astype(np.float32),
+        bias=(head.bias.detach().numpy() * args.scale).astype(np.float32),
+        labels=np.asarray(labels),
+    )
+    return bert
+
+
+def main() -> None:
+    from pinworks_classifier.model.data import OOS_LABEL, data_sha256, load_intents, load_training_data
+    from pinworks_classifier_training.finetuned import FINETUNED_FORMAT
+    from pinworks_classifier_training.folds import fold_assignment, fold_assignment_sha256
+
+    args = arguments()
 
     import torch
 
@@ -144,7 +179,6 @@ def main() -> None:
     labels = [*load_intents(args.data), OOS_LABEL]
     y_idx = np.asarray([labels.index(v) for v in train.labels])
     folds = fold_assignment(list(train.labels), args.folds, args.seed)
-    negatives = np.flatnonzero(y_idx == labels.index(OOS_LABEL))
     runs: list[str] = [*(str(k) for k in range(args.folds)), "final"]
     wanted = [r for r in (args.only.split(",") if args.only else runs) if r]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -162,29 +196,10 @@ def main() -> None:
     if manifest_path.is_file():
         manifest["runs"] = json.loads(manifest_path.read_text())["runs"]
     for run in wanted:
-        held_out = folds == int(run) if run != "final" else np.zeros(len(folds), bool)
-        rng = np.random.default_rng(args.seed)
-        pool_negatives = negatives[~held_out[negatives]]
-        sample = rng.choice(pool_negatives, min(args.negatives, len(pool_negatives)), replace=False)
-        rows = np.concatenate([np.flatnonzero(~held_out & (y_idx != labels.index(OOS_LABEL))), sample])
+        rows = run_rows(run, folds, y_idx, labels.index(OOS_LABEL), args)
         target = args.out / (f"fold-{run}" if run != "final" else "final")
         started = time.perf_counter()
-        if args.export_only:
-            from transformers import AutoModel
-
-            bert = AutoModel.from_pretrained(target / "torch")
-        else:
-            print(f"run {run}: {len(rows)} rows", flush=True)
-            bert, head = finetune(
-                list(train.texts), y_idx, rows, len(labels), args, lambda m: print(m, flush=True)
-            )
-            bert.save_pretrained(target / "torch")  # kept beside the export, to re-export without training
-            np.savez(  # the classification layer, in label order, with the softmax scale folded in
-                target / CLASSIFIER_FILE,
-                weight=(head.weight.detach().numpy().T * args.scale).astype(np.float32),
-                bias=(head.bias.detach().numpy() * args.scale).astype(np.float32),
-                labels=np.asarray(labels),
-            )
+        bert = train_run(run, target, list(train.texts), y_idx, rows, labels, args)
         export_int8(bert, target, per_channel=args.per_channel, keep_fp32=True)
         manifest["runs"][run] = {"rows": int(len(rows)), "seconds": round(time.perf_counter() - started, 1)}
         manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")

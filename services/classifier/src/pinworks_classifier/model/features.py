@@ -185,12 +185,6 @@ class SparseRows:
         out[nonempty] = np.add.reduceat(contrib, self.indptr[:-1][nonempty], axis=0)
         return out
 
-    def to_scipy(self):  # noqa: ANN201 - scipy is a training-only dependency
-        """As a scipy.sparse.csr_matrix (training only)."""
-        from scipy.sparse import csr_matrix
-
-        return csr_matrix((self.values, self.indices, self.indptr), shape=(self.n_rows, self.n_cols))
-
 
 def _vocab_idf(df: Counter[str], min_df: int, n_docs: int) -> tuple[dict[str, int], np.ndarray]:
     terms = sorted(t for t, c in df.items() if c >= min_df)

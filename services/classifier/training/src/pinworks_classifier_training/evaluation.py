@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from .core import IntentModel
-from .data import OOS_LABEL
+from pinworks_classifier.model import IntentModel
+from pinworks_classifier.model.data import OOS_LABEL
+
 from .metrics import classification_report
 
 

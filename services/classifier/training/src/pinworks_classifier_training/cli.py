@@ -1,4 +1,8 @@
-"""`pinworks classifier train|eval`: retrain the intent model and evaluate an artifact."""
+"""`pinworks classifier train|eval`: retrain the intent model and evaluate an artifact.
+
+Mounted as the `classifier` group of the `pinworks` CLI through the entry point this package
+declares (`pinworks.cli`); the service package itself has no commands, so an image with only
+inference installed offers none."""
 
 from __future__ import annotations
 
@@ -9,56 +13,69 @@ from typing import Annotated, Any
 
 import typer
 
-# The model modules load numpy and the encoder: imported inside the commands, so that mounting
-# this app in the `pinworks` CLI costs nothing until a classifier command runs.
+# The model and training modules load numpy, scikit-learn and the encoder: imported inside the
+# commands, so that mounting this app in the `pinworks` CLI costs nothing until one runs.
 
 classifier_app = typer.Typer(help="Intent classifier: train and evaluate artifacts.")
 
 
+DataDirOption = Annotated[
+    Path | None, typer.Option(help="Folder with banking77/ and clinc150/ (default: shipped)")
+]
+OutOption = Annotated[
+    Path | None, typer.Option(help="Artifact directory to write (default: artifacts/<version>)")
+]
+FoldsOption = Annotated[int, typer.Option(min=2, help="Cross-validation folds")]
+CascadeOption = Annotated[
+    bool, typer.Option(help="Add the sentence-embedding stage (--no-cascade: TF-IDF linear only)")
+]
+EscalateShareOption = Annotated[
+    float,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="Share of in-scope tickets, least confident first, sent to the second stage",
+    ),
+]
+NeighboursOption = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="Nearest training examples voting in the second stage and informing its "
+        "confidence (0: none)",
+    ),
+]
+HeadWeightOption = Annotated[
+    float, typer.Option(min=0.0, max=1.0, help="Share of the blend given to the embedding stage")
+]
+FinetunedOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Fine-tuned encoders from tools/finetune_encoder.py: each CV fold uses its own, "
+        "the artifact bundles the final one (default: the shipped pretrained encoder)"
+    ),
+]
+PromoteOption = Annotated[bool, typer.Option(help="Also replace the artifact loaded by default")]
+
+
 @classifier_app.command()
 def train(
-    data_dir: Annotated[
-        Path | None, typer.Option(help="Folder with banking77/ and clinc150/ (default: shipped)")
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Artifact directory to write (default: artifacts/<version>)")
-    ] = None,
-    folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds")] = 5,
-    cascade: Annotated[
-        bool, typer.Option(help="Add the sentence-embedding stage (--no-cascade: TF-IDF linear only)")
-    ] = True,
-    escalate_share: Annotated[
-        float,
-        typer.Option(
-            min=0.0,
-            max=1.0,
-            help="Share of in-scope tickets, least confident first, sent to the second stage",
-        ),
-    ] = 0.45,
-    neighbours: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            help="Nearest training examples voting in the second stage and informing its "
-            "confidence (0: none)",
-        ),
-    ] = 10,
-    head_weight: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Share of the blend given to the embedding stage")
-    ] = 0.5,
-    finetuned: Annotated[
-        Path | None,
-        typer.Option(
-            help="Fine-tuned encoders from tools/finetune_encoder.py: each CV fold uses its own, "
-            "the artifact bundles the final one (default: the shipped pretrained encoder)"
-        ),
-    ] = None,
-    promote: Annotated[bool, typer.Option(help="Also replace the artifact loaded by default")] = False,
+    data_dir: DataDirOption = None,
+    out: OutOption = None,
+    folds: FoldsOption = 5,
+    cascade: CascadeOption = True,
+    escalate_share: EscalateShareOption = 0.45,
+    neighbours: NeighboursOption = 10,
+    head_weight: HeadWeightOption = 0.5,
+    finetuned: FinetunedOption = None,
+    promote: PromoteOption = False,
 ) -> None:
     """Cross-validate, calibrate and fit the model; write a new artifact directory."""
-    from .model import default_artifact_dir
-    from .model.data import default_data_dir
-    from .model.training import TrainConfig, train_model
+    from pinworks_classifier.model import default_artifact_dir
+    from pinworks_classifier.model.data import default_data_dir
+
+    from .config import TrainConfig
+    from .pipeline import train_model
 
     data_dir = data_dir or default_data_dir()
     if not (data_dir / "banking77" / "train.csv").exists():
@@ -72,20 +89,28 @@ def train(
         manifest = train_model(data_dir, staging, config, log=typer.echo, finetuned_dir=finetuned)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--finetuned") from exc
-    target = staging
-    if out is None:
-        target = staging.parent / manifest["version"]
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+    target = staging if out is not None else _named_by_version(staging, manifest["version"])
     typer.echo(_summary(manifest["metrics"]))
     typer.echo(f"artifact {manifest['version']} written to {target}")
     if promote:
-        current = default_artifact_dir()
-        if current.exists():
-            shutil.rmtree(current)
-        shutil.copytree(target, current)
-        typer.echo(f"promoted to {current}")
+        _promote(target, default_artifact_dir())
+
+
+def _named_by_version(staging: Path, version: str) -> Path:
+    """Move the staged artifact to a directory named after its version, beside it."""
+    target = staging.parent / version
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+    return target
+
+
+def _promote(target: Path, current: Path) -> None:
+    """Make `target` the artifact the service loads by default."""
+    if current.exists():
+        shutil.rmtree(current)
+    shutil.copytree(target, current)
+    typer.echo(f"promoted to {current}")
 
 
 @classifier_app.command("eval")
@@ -98,9 +123,10 @@ def eval_(
     latency_samples: Annotated[int, typer.Option(min=0, help="Texts timed one by one")] = 1000,
 ) -> None:
     """Accuracy, macro-F1, selective accuracy, OOS recall/false alarms, ECE and latency."""
-    from .model import IntentModel
-    from .model.data import read_labelled_csv
-    from .model.evaluation import evaluate, latency_profile, plot_reliability
+    from pinworks_classifier.model import IntentModel
+    from pinworks_classifier.model.data import read_labelled_csv
+
+    from .evaluation import evaluate, latency_profile, plot_reliability
 
     texts, labels = read_labelled_csv(data)
     if not texts:

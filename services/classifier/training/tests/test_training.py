@@ -14,19 +14,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from pinworks_classifier.cli import classifier_app
 from pinworks_classifier.model import IntentModel
 from pinworks_classifier.model.data import data_sha256, load_training_data
 from pinworks_classifier.model.encoder import SentenceEncoder, encoder_sha256, shipped_encoder_dir
-from pinworks_classifier.model.training import (
-    CLASSIFIER_FILE,
-    FINETUNED_ENCODER,
-    FINETUNED_FORMAT,
-    TrainConfig,
-    fold_assignment,
-    fold_assignment_sha256,
-    train_model,
-)
+from pinworks_classifier_training.cli import classifier_app
+from pinworks_classifier_training.config import TrainConfig
+from pinworks_classifier_training.finetuned import CLASSIFIER_FILE, FINETUNED_ENCODER, FINETUNED_FORMAT
+from pinworks_classifier_training.folds import fold_assignment, fold_assignment_sha256
+from pinworks_classifier_training.pipeline import train_model
 
 TEMPLATES = {
     "card_arrival": ["{p} card has not arrived {t}", "still waiting for {p} new card {t}"],
