@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pinworks_classifier.model import IntentModel, IntentScore, Prediction, default_artifact_dir
+from pinworks_classifier.model import CandidateIntent, IntentModel, Prediction, default_artifact_dir
 from pinworks_classifier.model.encoder import encoder_sha256
 
 KNOWN = {
@@ -74,12 +74,12 @@ def test_prediction_shape_and_ranges(model: IntentModel) -> None:
         assert p.intent in model.intents
         assert 0.0 <= p.confidence <= 1.0
         assert len(p.alternatives) == 3
-        assert all(isinstance(a, IntentScore) for a in p.alternatives)
+        assert all(isinstance(a, CandidateIntent) for a in p.alternatives)
         scores = [a.score for a in p.alternatives]
         assert scores == sorted(scores, reverse=True)
         assert all(0.0 <= s <= 1.0 for s in scores)
         assert sum(scores) <= 1.0 + 1e-6
-        assert p.alternatives[0] == IntentScore(p.intent, p.confidence)
+        assert p.alternatives[0] == CandidateIntent(p.intent, p.confidence)
         assert len({a.intent for a in p.alternatives}) == 3
 
 

@@ -30,7 +30,7 @@ from common import (  # noqa: E402
     template_entries,
 )
 
-from pinworks_verifier.intent_model import IntentModel  # noqa: E402
+from pinworks_verifier.intent_scorer import NaiveBayesIntentScorer  # noqa: E402
 
 TICKET_FALSE_ALARM = 0.03
 ANSWER_FALSE_ALARM = 0.01
@@ -47,7 +47,7 @@ def main() -> None:
     labels = sorted({intent for _, intent, _ in rows})
     train = [(text, intent) for text, intent, split in rows if split == "train"]
     calibration = [(text, intent) for text, intent, split in rows if split == "calibration"]
-    ticket_model = IntentModel.train(train, labels, alpha=TICKET_ALPHA)
+    ticket_model = NaiveBayesIntentScorer.train(train, labels, alpha=TICKET_ALPHA)
     margins = np.array([ticket_model.score(text).margin(intent) for text, intent in calibration])
     ticket_threshold = float(np.quantile(margins, TICKET_FALSE_ALARM))
     top1 = float((margins == 0).mean())
@@ -71,7 +71,7 @@ def main() -> None:
         for intent in article["intents"]:
             answers.append((" ".join(article["paragraphs"]), intent))
             answers.extend((paragraph, intent) for paragraph in article["paragraphs"])
-    answer_model = IntentModel.train(answers, labels, min_df=1, chars=False)
+    answer_model = NaiveBayesIntentScorer.train(answers, labels, min_df=1, chars=False)
     # held-in calibration: the margin of the right intent for every whole answer text
     whole = [(t, i) for t, i in answers if "\n\n" in t or len(t) > 400]
     answer_margins = np.array([answer_model.score(t).margin(i) for t, i in whole])

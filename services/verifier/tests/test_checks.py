@@ -19,7 +19,7 @@ from pinworks_verifier.checks import (
     failing_reasons,
     verify,
 )
-from pinworks_verifier.intent_model import IntentModel
+from pinworks_verifier.intent_scorer import NaiveBayesIntentScorer
 
 GOOD_ANSWER = (
     "Hi Sam, new cards usually arrive within 5 working days. You can track your card in the "
@@ -95,7 +95,8 @@ def test_mild_frustration_is_not_escalated() -> None:
 
 @pytest.fixture(scope="module")
 def relevance() -> CompletenessCheck:
-    return CompletenessCheck(IntentModel.load("ticket_intent"), IntentModel.load("answer_intent"))
+    return CompletenessCheck(NaiveBayesIntentScorer.load("ticket_intent"),
+                             NaiveBayesIntentScorer.load("answer_intent"))
 
 
 CARD_ARRIVAL_DRAFT = (
@@ -162,10 +163,10 @@ def test_an_intent_model_trains_saves_and_loads(tmp_path: Path) -> None:
     examples = [("where is my new card", "card_arrival"), ("my card has not come yet", "card_arrival"),
                 ("what exchange rate do you use", "exchange_rate"),
                 ("the exchange rate for euros", "exchange_rate")]
-    model = IntentModel.train(examples, ["card_arrival", "exchange_rate"], min_df=1,
+    model = NaiveBayesIntentScorer.train(examples, ["card_arrival", "exchange_rate"], min_df=1,
                               meta={"calibration": {"margin_threshold": -1.0}})
     model.save(tmp_path, "tiny")
-    loaded = IntentModel.load("tiny", tmp_path)
+    loaded = NaiveBayesIntentScorer.load("tiny", tmp_path)
     assert loaded.version.startswith("tiny-")
     for text in ("has my card come", "which exchange rate"):
         assert loaded.score(text).best(1) == model.score(text).best(1)

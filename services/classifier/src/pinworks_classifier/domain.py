@@ -53,7 +53,7 @@ class IntentPrediction(Protocol):
     def cost_ms(self) -> float: ...
 
 
-def ticket_text(ticket: TicketSubmission) -> str:
+def text_to_classify(ticket: TicketSubmission) -> str:
     """The text the model reads: subject and body, as a customer would read them."""
     if ticket.subject and ticket.subject.strip() and ticket.subject.strip() not in ticket.body:
         return f"{ticket.subject.strip()}. {ticket.body}"

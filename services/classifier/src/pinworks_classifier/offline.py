@@ -17,9 +17,9 @@ def classify_tickets(tickets: Sequence[TicketSubmission], artifact_dir: Path | N
                      ) -> tuple[list[Classification], str]:
     """Each ticket's classification by the artifact in ``artifact_dir`` (default: the shipped
     model), and that model's version."""
-    from pinworks_classifier.domain import ticket_text, to_classification
+    from pinworks_classifier.domain import text_to_classify, to_classification
     from pinworks_classifier.model import IntentModel
 
     model = IntentModel.load(artifact_dir)
-    predictions = model.predict([ticket_text(t) for t in tickets])
+    predictions = model.predict([text_to_classify(t) for t in tickets])
     return [to_classification(p, model.version) for p in predictions], model.version

@@ -18,7 +18,7 @@ from pinworks_classifier.domain import (
     Rejected,
     classification_reason,
     first_occurrences,
-    ticket_text,
+    text_to_classify,
     to_classification,
 )
 from pinworks_classifier.metrics import observe_classifications, observe_rejections
@@ -101,7 +101,7 @@ class ClassifierStage:
         if not work:
             return []
         submissions = [item.value.ticket for item in work]  # type: ignore[union-attr]
-        predictions = self.model.predict([ticket_text(ticket) for ticket in submissions])
+        predictions = self.model.predict([text_to_classify(ticket) for ticket in submissions])
         firsts = first_occurrences([ticket.ticket_id for ticket in submissions])
         now = utcnow()
         rows = []
@@ -144,7 +144,7 @@ class ClassifierStage:
                 "decision_key": "classify",
                 "component": "classifier",
                 "version": classification.model_version,
-                "inputs": {"text": ticket_text(ticket)[:2000], "stream_seq": seq},
+                "inputs": {"text": text_to_classify(ticket)[:2000], "stream_seq": seq},
                 "output": classification.model_dump(mode="json"),
                 "reason": classification_reason(
                     classification, second_stage=prediction.second_stage

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from pinworks_common.contracts import TicketEnvelope
 from pinworks_common.customer_state import NEGATIVE_THRESHOLD, CustomerStateReader, state_reasons
-from pinworks_verifier.intent_model import IntentModel
+from pinworks_verifier.intent_scorer import NaiveBayesIntentScorer
 from pinworks_verifier.result import Check, CheckResult
 from pinworks_verifier.text import body_paragraphs, main_text
 
@@ -25,7 +25,7 @@ class CompletenessCheck:
     """The draft exists, is finished, and talks about what the customer asked.
 
     "What the customer asked" is judged by two small naive-Bayes scorers trained from the
-    project's data (`intent_model.py`): the ticket must read as the classified intent (its
+    project's data (`intent_scorer.py`): the ticket must read as the classified intent (its
     log-likelihood within `ticket_margin` of the best intent's) and the draft must read as an
     answer to it (within `answer_margin`). Without scorers only the text checks run.
     """
@@ -33,8 +33,8 @@ class CompletenessCheck:
     name = "completeness"
     version = "completeness-2"
 
-    def __init__(self, ticket_model: IntentModel | None = None,
-                 answer_model: IntentModel | None = None,
+    def __init__(self, ticket_model: NaiveBayesIntentScorer | None = None,
+                 answer_model: NaiveBayesIntentScorer | None = None,
                  ticket_margin: float | None = None, answer_margin: float | None = None) -> None:
         self.ticket_model = ticket_model
         self.answer_model = answer_model
@@ -92,7 +92,7 @@ class CompletenessCheck:
         return CheckResult(self.name, self.version, not reasons, tuple(reasons), details)
 
 
-def _calibrated(model: IntentModel | None) -> float | None:
+def _calibrated(model: NaiveBayesIntentScorer | None) -> float | None:
     if model is None:
         return None
     calibration = model.meta.get("calibration", {})

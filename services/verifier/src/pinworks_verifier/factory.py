@@ -8,7 +8,7 @@ from pinworks_verifier.checks import (
     DisagreementCheck,
 )
 from pinworks_verifier.grounding import GroundednessCheck
-from pinworks_verifier.intent_model import IntentModel
+from pinworks_verifier.intent_scorer import NaiveBayesIntentScorer
 from pinworks_verifier.pii import PiiCheck
 from pinworks_verifier.policy import PolicyCheck
 from pinworks_verifier.result import Check
@@ -18,8 +18,8 @@ from pinworks_verifier.settings import VerifierSettings
 def build_checks(settings: VerifierSettings) -> list[Check]:
     return [
         CompletenessCheck(
-            IntentModel.load("ticket_intent", settings.model_dir),
-            IntentModel.load("answer_intent", settings.model_dir),
+            NaiveBayesIntentScorer.load("ticket_intent", settings.model_dir),
+            NaiveBayesIntentScorer.load("answer_intent", settings.model_dir),
             settings.ticket_margin, settings.answer_margin,
         ),
         GroundednessCheck(frozenset(settings.grounded_handlers), settings.min_support),

@@ -29,7 +29,7 @@ HEAD_LOGP_FLOOR = float(np.log(1e-9))
 
 
 @dataclass(frozen=True)
-class IntentScore:
+class CandidateIntent:
     """One candidate intent with its calibrated probability."""
 
     intent: str
@@ -42,7 +42,7 @@ class Prediction:
 
     intent: str
     confidence: float
-    alternatives: tuple[IntentScore, ...]
+    alternatives: tuple[CandidateIntent, ...]
     out_of_scope: bool
     second_stage: bool = False  # re-scored by the sentence-embedding stage of the cascade
     cost_ms: float = 0.0  # compute spent on this text: its share of the batch, per stage it took
@@ -347,7 +347,7 @@ class IntentModel:
         cost_ms = batch.cost_ms()
         out = []
         for i in range(len(texts)):
-            alts = tuple(IntentScore(self.intents[j], float(probs[i, j])) for j in top[i])
+            alts = tuple(CandidateIntent(self.intents[j], float(probs[i, j])) for j in top[i])
             out.append(
                 Prediction(
                     intent=alts[0].intent,

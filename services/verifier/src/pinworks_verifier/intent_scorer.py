@@ -52,7 +52,7 @@ def features(text: str, chars: bool = True) -> Counter[str]:
 
 
 @dataclass(frozen=True)
-class IntentScores:
+class IntentLikelihoods:
     """Log-likelihood of each intent for one text, shifted so the best intent scores 0."""
 
     labels: Sequence[str]
@@ -68,7 +68,7 @@ class IntentScores:
         return [(self.labels[i], round(float(self.scores[i]), 3)) for i in order]
 
 
-class IntentModel:
+class NaiveBayesIntentScorer:
     """Multinomial naive Bayes over L2-normalised log-tf-idf features."""
 
     def __init__(self, labels: Sequence[str], vocab: Sequence[str], idf: np.ndarray,
@@ -94,17 +94,17 @@ class IntentModel:
         vals = (1 + np.log(counts)) * self.idf[ids]
         return ids, vals / float(np.linalg.norm(vals))
 
-    def score(self, text: str) -> IntentScores:
+    def score(self, text: str) -> IntentLikelihoods:
         ids, vals = self.vectorize(text)
         scores = vals @ self.log_prob_t[ids] + self.log_prior
-        return IntentScores(self.labels, scores - scores.max())
+        return IntentLikelihoods(self.labels, scores - scores.max())
 
     # ------------------------------------------------------------------ training and storage
 
     @classmethod
     def train(cls, examples: Iterable[tuple[str, str]], labels: Sequence[str], *,
               alpha: float = 0.3, min_df: int = 2, chars: bool = True,
-              meta: dict[str, Any] | None = None) -> IntentModel:
+              meta: dict[str, Any] | None = None) -> NaiveBayesIntentScorer:
         """Fit on ``(text, intent)`` pairs. Uniform prior: tickets arrive in any mix."""
         docs = [(features(text, chars), intent) for text, intent in examples]
         df: Counter[str] = Counter()
@@ -147,7 +147,7 @@ class IntentModel:
                             mass=arrays["mass"], idf=arrays["idf"])
 
     @classmethod
-    def load(cls, name: str, directory: Path | None = None) -> IntentModel:
+    def load(cls, name: str, directory: Path | None = None) -> NaiveBayesIntentScorer:
         """Load ``<name>.json`` + ``<name>.npz``; ``None`` means the artifacts in this package."""
         if directory is None:
             folder = resources.files("pinworks_verifier").joinpath("artifacts")
