@@ -82,14 +82,34 @@ async def allot(
     prices: dict[str, Price], now: datetime,
 ) -> list[Allotment]:
     """Apply the policy's budgets to the batch's decisions, in order; charge what is taken."""
+    wanted = _wanted_limits(policy, items, now)
+    if not wanted:
+        return [Allotment(decision) for _, decision in items]
+    counters = await _locked_counters(conn, wanted)
+    allotments = []
+    for ticket, decision in items:
+        allotment = _allot_one(ticket, decision, policy, prices, counters, now)
+        if allotment is not None:
+            allotments.append(allotment)
+    await _charge(conn, counters)
+    return allotments
+
+
+def _wanted_limits(
+    policy: Policy, items: Sequence[tuple[TicketSubmission, RouteDecision]], now: datetime
+) -> dict[Key, Decimal]:
+    """The limit of every budget counter the batch's chains may draw on."""
     wanted: dict[Key, Decimal] = {}
     for ticket, decision in items:
         for handler in _chain(decision):
             budget = policy.budgets_for(ticket.business_unit, handler)
             for kind, limit in _limits(budget) if budget else []:
                 wanted[(ticket.business_unit, handler, kind, period_start(kind, now))] = limit
-    if not wanted:
-        return [Allotment(decision) for _, decision in items]
+    return wanted
+
+
+async def _locked_counters(conn: AsyncConnection, wanted: dict[Key, Decimal]) -> dict[Key, Counter]:
+    """Upsert the counters with the policy's limits; the rows stay locked until the commit."""
     keys = sorted(wanted)
     rows = (await conn.execute(
         insert(router_budgets)
@@ -103,54 +123,66 @@ async def allot(
                    router_budgets.c.kind, router_budgets.c.period_start,
                    router_budgets.c.limit_amount, router_budgets.c.used)
     )).all()
-    counters = {(r.business_unit, r.handler, r.kind, r.period_start):
-                Counter(Decimal(r.limit_amount), Decimal(r.used)) for r in rows}
+    return {(r.business_unit, r.handler, r.kind, r.period_start):
+            Counter(Decimal(r.limit_amount), Decimal(r.used)) for r in rows}
 
-    allotments = []
-    for ticket, decision in items:
-        chain = _chain(decision)
-        text = priced_text(ticket.subject, ticket.body)
-        exhausted: list[dict[str, object]] = []
-        for position, handler in enumerate(chain):
-            budget = policy.budgets_for(ticket.business_unit, handler)
-            needs = {
-                (ticket.business_unit, handler, kind, period_start(kind, now)):
-                    Decimal(1) if kind == CALLS else estimated_cost(prices.get(handler), text)
-                for kind, _ in (_limits(budget) if budget else [])
-            }
-            short = [(key, amount) for key, amount in needs.items()
-                     if counters[key].remaining < amount]
-            if short and handler != HUMAN:
-                for key, amount in short:
-                    counter = counters[key]
-                    exhausted.append({
-                        "handler": handler, "business_unit": key[0], "budget": key[2],
-                        "period": key[3].isoformat(), "limit": _shown(key[2], counter.limit),
-                        "used": _shown(key[2], counter.used + counter.delta),
-                        "needed": _shown(key[2], amount)})
-                continue
-            state: list[dict[str, object]] = []
-            for key, amount in needs.items():
-                counter = counters[key]
-                if not short:
-                    counter.delta += amount
-                state.append({"handler": handler, "business_unit": key[0], "budget": key[2],
-                              "period": key[3].isoformat(),
-                              "limit": _shown(key[2], counter.limit),
-                              "used": _shown(key[2], counter.used + counter.delta)})
-            if position == 0:
-                allotments.append(Allotment(decision, state, exhausted))
-                break
-            passed = "; ".join(f"{e['handler']} {e['budget']} exhausted "
-                               f"({e['used']}/{e['limit']})" for e in exhausted)
-            rerouted = decision.model_copy(update={
-                "handler": handler,
-                "fallbacks": chain[position + 1:] if handler != HUMAN else [],
-                "reason": f"{decision.reason}; budget: {passed}; took fallback {handler}",
-            })
-            allotments.append(Allotment(rerouted, state, exhausted))
-            break
 
+def _allot_one(
+    ticket: TicketSubmission, decision: RouteDecision, policy: Policy, prices: dict[str, Price],
+    counters: dict[Key, Counter], now: datetime,
+) -> Allotment | None:
+    """The first handler of the ticket's chain whose budgets have room (a person always has);
+    its costs are added to the counters' deltas."""
+    chain = _chain(decision)
+    text = priced_text(ticket.subject, ticket.body)
+    exhausted: list[dict[str, object]] = []
+    for position, handler in enumerate(chain):
+        budget = policy.budgets_for(ticket.business_unit, handler)
+        needs = {
+            (ticket.business_unit, handler, kind, period_start(kind, now)):
+                Decimal(1) if kind == CALLS else estimated_cost(prices.get(handler), text)
+            for kind, _ in (_limits(budget) if budget else [])
+        }
+        short = [(key, amount) for key, amount in needs.items() if counters[key].remaining < amount]
+        if short and handler != HUMAN:
+            exhausted.extend(_exhausted(handler, key, counters[key], amount) for key, amount in short)
+            continue
+        state = _taken(handler, needs, counters, charge=not short)
+        if position == 0:
+            return Allotment(decision, state, exhausted)
+        passed = "; ".join(f"{e['handler']} {e['budget']} exhausted "
+                           f"({e['used']}/{e['limit']})" for e in exhausted)
+        rerouted = decision.model_copy(update={
+            "handler": handler,
+            "fallbacks": chain[position + 1:] if handler != HUMAN else [],
+            "reason": f"{decision.reason}; budget: {passed}; took fallback {handler}",
+        })
+        return Allotment(rerouted, state, exhausted)
+    return None
+
+
+def _exhausted(handler: str, key: Key, counter: Counter, amount: Decimal) -> dict[str, object]:
+    return {"handler": handler, "business_unit": key[0], "budget": key[2],
+            "period": key[3].isoformat(), "limit": _shown(key[2], counter.limit),
+            "used": _shown(key[2], counter.used + counter.delta), "needed": _shown(key[2], amount)}
+
+
+def _taken(
+    handler: str, needs: dict[Key, Decimal], counters: dict[Key, Counter], charge: bool
+) -> list[dict[str, object]]:
+    """The budgets' state once `handler` takes the ticket (charged unless `charge` is false)."""
+    state: list[dict[str, object]] = []
+    for key, amount in needs.items():
+        counter = counters[key]
+        if charge:
+            counter.delta += amount
+        state.append({"handler": handler, "business_unit": key[0], "budget": key[2],
+                      "period": key[3].isoformat(), "limit": _shown(key[2], counter.limit),
+                      "used": _shown(key[2], counter.used + counter.delta)})
+    return state
+
+
+async def _charge(conn: AsyncConnection, counters: dict[Key, Counter]) -> None:
     charged = [(key, c.delta) for key, c in sorted(counters.items()) if c.delta]
     if charged:
         result = await conn.execute(CHARGE, {
@@ -159,7 +191,6 @@ async def allot(
             "deltas": [d for _, d in charged]})
         if len(result.all()) != len(charged):
             raise RuntimeError("budget counters moved under a held lock; refusing the batch")
-    return allotments
 
 
 CHARGE = text("""
