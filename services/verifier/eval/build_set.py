@@ -32,6 +32,7 @@ import random
 import re
 import sys
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from common import (  # noqa: E402
 )
 
 from pinworks_specialists.templating import TemplateBook, TemplateContext  # noqa: E402
+from pinworks_verifier.pii import luhn_valid  # noqa: E402
 
 PER_INTENT = 6
 SEED = 20261123
@@ -105,13 +107,7 @@ def luhn_complete(prefix: str, rng: random.Random) -> str:
     body = prefix + "".join(str(rng.randrange(10)) for _ in range(15 - len(prefix)))
     for check in range(10):
         digits = body + str(check)
-        total = 0
-        for i, char in enumerate(reversed(digits)):
-            d = int(char)
-            if i % 2 == 1:
-                d = d * 2 - 9 if d > 4 else d * 2
-            total += d
-        if total % 10 == 0:
+        if luhn_valid(digits):
             return digits
     raise AssertionError
 
@@ -174,6 +170,19 @@ def paraphrase(sentence: str) -> str:
                  ("can't", "cannot"), ("don't", "do not"), ("It's", "It is"), ("it's", "it is")):
         out = out.replace(a, b)
     return out
+
+
+@dataclass
+class Case:
+    """One test-split ticket and what every kind of record built from it shares."""
+
+    intent: str
+    body: str
+    k: int  # its position among its intent's tickets: picks the variant of each kind
+    name: str
+    meta: dict[str, Any]
+    intents: list[str]
+    kb: dict[str, Any] | None = None  # its good kb draft, when its intent has an article
 
 
 class Builder:
@@ -261,95 +270,101 @@ class Builder:
             near = confusable(intent, intents, self.article_intents)
             for k, body in enumerate(texts[:PER_INTENT]):
                 name = rng.choice(NAMES)
-                meta = {"customer_name": name}
-                # good drafts
-                self.add("good_template", [], self.envelope(
-                    "", body, intent, self.template_draft(intent, body, meta), meta), intent)
-                kb = self.kb_draft(intent, body, name)
-                if kb:
-                    self.add("good_kb", [], self.envelope("", body, intent, kb, meta), intent)
-                # wrong intent: the classifier's mistake, the template follows it
-                other = rng.choice([i for i in intents if i != intent])
-                self.add("wrong_random", ["completeness"], self.envelope(
-                    "", body, other, self.template_draft(other, body, meta), meta), intent)
-                if near:
-                    neighbour = rng.choice(near)
-                    self.add("wrong_confusable", ["completeness"], self.envelope(
-                        "", body, neighbour, self.template_draft(neighbour, body, meta), meta),
-                        intent)
-                # wrong intent: the specialist answered another intent
-                foreign = [i for i in intents if i != intent and i in self.by_intent
-                           and intent not in self.article_intents[i]]
-                off = rng.choice(foreign)
-                honest = k % 2 == 0
-                kb_off = self.kb_draft(off, body, name, None if honest else intent)
-                assert kb_off is not None
-                if honest:
-                    self.add("wrong_specialist_honest", ["completeness", "disagreement"],
-                             self.envelope("", body, intent, kb_off, meta), intent)
-                else:
-                    self.add("wrong_specialist_claiming", ["completeness"],
-                             self.envelope("", body, intent, kb_off, meta), intent)
-                if kb and k % 3 == 0:
-                    other_reading = rng.choice([i for i in intents if i != intent])
-                    kb2 = dict(kb, details=dict(kb["details"], specialist_intent=other_reading))
-                    self.add("disagreement_only", ["disagreement"],
-                             self.envelope("", body, intent, kb2, meta), intent)
-                # PII
-                kind = ["card", "iban", "account", "email", "phone"][k % 5]
-                base = kb if (kb and k % 2) else self.template_draft(intent, body, meta)
-                value, sentence = pii_item(rng, kind)
-                ungrounded = ["groundedness"] if base["handler"] == "kb" else []
-                self.add("pii", ["pii", *ungrounded], self.envelope(
-                    "", body, intent, dict(base, answer=self.inject(base["answer"], sentence)),
-                    meta), intent)
-                echo_body = f"{body} My {kind} is {value}."
-                self.add("pii_echo", ungrounded, self.envelope(
-                    "", echo_body, intent,
-                    dict(base, answer=self.inject(base["answer"], sentence)), meta), intent)
-                if kind in ("card", "iban"):
-                    _, lookalike = pii_item(rng, kind, valid=False)
-                    self.add("pii_lookalike", ungrounded, self.envelope(
-                        "", body, intent,
-                        dict(base, answer=self.inject(base["answer"], lookalike)), meta), intent)
-                # groundedness
-                if kb:
-                    foreign_article = rng.choice([a for a in self.articles
-                                                  if intent not in a["intents"]])
-                    claim = rng.choice(sentence_split(strip_heading(
-                        rng.choice(foreign_article["paragraphs"]))))
-                    if k % 3 == 2:
-                        claim = rng.choice(FABRICATED)
-                    self.add("ungrounded", ["groundedness"], self.envelope(
-                        "", body, intent, dict(kb, answer=self.inject(kb["answer"], claim)), meta),
-                        intent)
-                    changed = self.change_numbers(kb["answer"])
-                    if changed:
-                        self.add("ungrounded_number", ["groundedness"], self.envelope(
-                            "", body, intent, dict(kb, answer=changed), meta), intent)
-                # customer state
-                label, pool = [("state_angry", ANGRY), ("state_legal", LEGAL),
-                               ("state_fraud", FRAUD), ("state_vulnerable", VULNERABLE)][k % 4]
-                hard = f"{body} {rng.choice(pool)}"
-                self.add(label, ["customer_state"], self.envelope(
-                    "", hard, intent, self.template_draft(intent, hard, meta), meta), intent)
-                mild = f"{body} {rng.choice(CALM)}"
-                self.add("calm", [], self.envelope(
-                    "", mild, intent, self.template_draft(intent, mild, meta), meta), intent)
-                # policy
-                promise_kind, promise = PROMISES[k % len(PROMISES)]
-                base = kb if (kb and k % 2) else self.template_draft(intent, body, meta)
-                promised = dict(base, answer=self.inject(base["answer"], promise))
-                if base["handler"] == "kb":
-                    promised["citations"] = base["citations"]
-                expected = ["policy"] + (["groundedness"] if base["handler"] == "kb" else [])
-                self.add("policy", expected, self.envelope("", body, intent, promised, meta),
-                         intent)
-                if k % 2 == 0:
-                    entitled = dict(promised, details=dict(promised["details"],
-                                                           entitlements=[promise_kind]))
-                    self.add("policy_entitled", expected[1:], self.envelope(
-                        "", body, intent, entitled, meta), intent)
+                case = Case(intent, body, k, name, {"customer_name": name}, intents)
+                self.good(case)
+                self.wrong_intent(case, near)
+                self.pii(case)
+                self.ungrounded(case)
+                self.customer_state(case)
+                self.policy(case)
+
+    def record(self, case: Case, kind: str, expected: list[str], draft: dict[str, Any],
+               classified: str | None = None, body: str | None = None) -> None:
+        """One record of `case`'s ticket (or `body`), classified as its intent (or `classified`)."""
+        self.add(kind, expected, self.envelope("", case.body if body is None else body,
+                                               classified or case.intent, draft, case.meta), case.intent)
+
+    def good(self, case: Case) -> None:
+        self.record(case, "good_template", [], self.template_draft(case.intent, case.body, case.meta))
+        case.kb = self.kb_draft(case.intent, case.body, case.name)
+        if case.kb:
+            self.record(case, "good_kb", [], case.kb)
+
+    def wrong_intent(self, case: Case, near: list[str]) -> None:
+        rng, intent, intents, kb = self.rng, case.intent, case.intents, case.kb
+        # the classifier's mistake, the template follows it
+        other = rng.choice([i for i in intents if i != intent])
+        self.record(case, "wrong_random", ["completeness"],
+                    self.template_draft(other, case.body, case.meta), classified=other)
+        if near:
+            neighbour = rng.choice(near)
+            self.record(case, "wrong_confusable", ["completeness"],
+                        self.template_draft(neighbour, case.body, case.meta), classified=neighbour)
+        # the specialist answered another intent
+        foreign = [i for i in intents if i != intent and i in self.by_intent
+                   and intent not in self.article_intents[i]]
+        off = rng.choice(foreign)
+        honest = case.k % 2 == 0
+        kb_off = self.kb_draft(off, case.body, case.name, None if honest else intent)
+        assert kb_off is not None
+        if honest:
+            self.record(case, "wrong_specialist_honest", ["completeness", "disagreement"], kb_off)
+        else:
+            self.record(case, "wrong_specialist_claiming", ["completeness"], kb_off)
+        if kb and case.k % 3 == 0:
+            other_reading = rng.choice([i for i in intents if i != intent])
+            kb2 = dict(kb, details=dict(kb["details"], specialist_intent=other_reading))
+            self.record(case, "disagreement_only", ["disagreement"], kb2)
+
+    def pii(self, case: Case) -> None:
+        k, kb = case.k, case.kb
+        kind = ["card", "iban", "account", "email", "phone"][k % 5]
+        base = kb if (kb and k % 2) else self.template_draft(case.intent, case.body, case.meta)
+        value, sentence = pii_item(self.rng, kind)
+        ungrounded = ["groundedness"] if base["handler"] == "kb" else []
+        self.record(case, "pii", ["pii", *ungrounded],
+                    dict(base, answer=self.inject(base["answer"], sentence)))
+        self.record(case, "pii_echo", ungrounded, dict(base, answer=self.inject(base["answer"], sentence)),
+                    body=f"{case.body} My {kind} is {value}.")
+        if kind in ("card", "iban"):
+            _, lookalike = pii_item(self.rng, kind, valid=False)
+            self.record(case, "pii_lookalike", ungrounded,
+                        dict(base, answer=self.inject(base["answer"], lookalike)))
+
+    def ungrounded(self, case: Case) -> None:
+        rng, kb = self.rng, case.kb
+        if not kb:
+            return
+        foreign_article = rng.choice([a for a in self.articles if case.intent not in a["intents"]])
+        claim = rng.choice(sentence_split(strip_heading(rng.choice(foreign_article["paragraphs"]))))
+        if case.k % 3 == 2:
+            claim = rng.choice(FABRICATED)
+        self.record(case, "ungrounded", ["groundedness"], dict(kb, answer=self.inject(kb["answer"], claim)))
+        changed = self.change_numbers(kb["answer"])
+        if changed:
+            self.record(case, "ungrounded_number", ["groundedness"], dict(kb, answer=changed))
+
+    def customer_state(self, case: Case) -> None:
+        label, pool = [("state_angry", ANGRY), ("state_legal", LEGAL),
+                       ("state_fraud", FRAUD), ("state_vulnerable", VULNERABLE)][case.k % 4]
+        hard = f"{case.body} {self.rng.choice(pool)}"
+        self.record(case, label, ["customer_state"], self.template_draft(case.intent, hard, case.meta),
+                    body=hard)
+        mild = f"{case.body} {self.rng.choice(CALM)}"
+        self.record(case, "calm", [], self.template_draft(case.intent, mild, case.meta), body=mild)
+
+    def policy(self, case: Case) -> None:
+        k, kb = case.k, case.kb
+        promise_kind, promise = PROMISES[k % len(PROMISES)]
+        base = kb if (kb and k % 2) else self.template_draft(case.intent, case.body, case.meta)
+        promised = dict(base, answer=self.inject(base["answer"], promise))
+        if base["handler"] == "kb":
+            promised["citations"] = base["citations"]
+        expected = ["policy"] + (["groundedness"] if base["handler"] == "kb" else [])
+        self.record(case, "policy", expected, promised)
+        if k % 2 == 0:
+            entitled = dict(promised, details=dict(promised["details"], entitlements=[promise_kind]))
+            self.record(case, "policy_entitled", expected[1:], entitled)
 
     def change_numbers(self, answer: str) -> str | None:
         matches = list(re.finditer(r"\d+(?:\.\d+)?", answer))

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from pinworks_specialists.kb.index import parse_article
 
 ROOT = Path(__file__).resolve().parents[3]
 BANKING77 = ROOT / "services/classifier/data/banking77/train.csv"
@@ -61,26 +62,12 @@ def bare_template(entry: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
-_FRONT = re.compile(r"\A---\s*\n(?P<meta>.*?)\n---\s*\n(?P<body>.*)\Z", re.DOTALL)
-
-
 def articles() -> list[dict[str, Any]]:
-    """Every help-centre article: id, title, intents and paragraphs (headings folded in)."""
+    """Every help-centre article: id, title, intents and paragraphs (headings folded in), as
+    the specialists' knowledge base parses them."""
     result = []
     for path in sorted(ARTICLES.glob("*.md")):
-        match = _FRONT.match(path.read_text(encoding="utf-8"))
-        assert match, path
-        meta = yaml.safe_load(match.group("meta"))
-        paragraphs, heading = [], ""
-        for block in re.split(r"\n\s*\n", match.group("body").strip()):
-            text = " ".join(block.split())
-            if not text:
-                continue
-            if text.startswith("#"):
-                heading = text.lstrip("#").strip()
-                continue
-            paragraphs.append(f"{heading}: {text}" if heading else text)
-            heading = ""
-        result.append({"id": meta["id"], "title": meta["title"], "intents": meta["intents"],
-                       "paragraphs": paragraphs})
+        article = parse_article(path.name, path.read_text(encoding="utf-8"))
+        result.append({"id": article.article_id, "title": article.title, "intents": list(article.intents),
+                       "paragraphs": list(article.paragraphs)})
     return result
