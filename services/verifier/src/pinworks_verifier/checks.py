@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from pinworks_common.contracts import TicketEnvelope
 from pinworks_common.customer_state import NEGATIVE_THRESHOLD, CustomerStateReader, state_reasons
-from pinworks_verifier.intent_scorer import NaiveBayesIntentScorer
+from pinworks_verifier.intent_scorer import IntentLikelihoods, NaiveBayesIntentScorer
 from pinworks_verifier.result import Check, CheckResult
 from pinworks_verifier.text import body_paragraphs, main_text
 
@@ -70,26 +70,33 @@ class CompletenessCheck:
             )
         if self.ticket_model is not None and self.ticket_margin is not None:
             ticket = envelope.ticket
-            scores = self.ticket_model.score(" ".join(filter(None, [ticket.subject, ticket.body])))
-            margin = scores.margin(intent)
-            details["ticket_margin"] = round(margin, 3)
-            details["ticket_reads_as"] = scores.best(3)
+            text = " ".join(filter(None, [ticket.subject, ticket.body]))
+            margin, scores = _reading(self.ticket_model, text, intent, "ticket", details)
             if margin < self.ticket_margin:
                 reasons.append(
                     f"completeness: the ticket does not read as {intent} (margin {margin:.2f} < "
                     f"{self.ticket_margin:.2f}); it reads as "
                     f"{', '.join(label for label, _ in scores.best(3))}")
         if self.answer_model is not None and self.answer_margin is not None:
-            scores = self.answer_model.score("\n\n".join(body_paragraphs(answer)))
-            margin = scores.margin(intent)
-            details["answer_margin"] = round(margin, 3)
-            details["answer_reads_as"] = scores.best(3)
+            text = "\n\n".join(body_paragraphs(answer))
+            margin, scores = _reading(self.answer_model, text, intent, "answer", details)
             if margin < self.answer_margin:
                 reasons.append(
                     f"completeness: the draft does not answer {intent} (margin {margin:.2f} < "
                     f"{self.answer_margin:.2f}); it reads as an answer about "
                     f"{', '.join(label for label, _ in scores.best(2))}")
         return CheckResult(self.name, self.version, not reasons, tuple(reasons), details)
+
+
+def _reading(model: NaiveBayesIntentScorer, text: str, intent: str, name: str,
+             details: dict[str, object]) -> tuple[float, IntentLikelihoods]:
+    """How far `text` is from reading as `intent` (0: its best reading), recorded in `details`
+    under `<name>_margin` with its three best readings."""
+    scores = model.score(text)
+    margin = scores.margin(intent)
+    details[f"{name}_margin"] = round(margin, 3)
+    details[f"{name}_reads_as"] = scores.best(3)
+    return margin, scores
 
 
 def _calibrated(model: NaiveBayesIntentScorer | None) -> float | None:
