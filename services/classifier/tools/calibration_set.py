@@ -3,7 +3,7 @@ classifier that made them never trained on.
 
 Two parts (the public test splits are never read; they are not even in `data/`):
 
-- BANKING77 train, out of fold. The CV folds of `training.fold_assignment` (5 folds, seed 0,
+- BANKING77 train, out of fold. The CV folds of `fold_assignment` (5 folds, seed 0,
   over BANKING77 train + the CLINC150 negatives, as training uses them); for each fold a whole
   artifact is trained by `train_model` on the other folds' rows and the held-out fold's
   BANKING77 rows go through `IntentModel.predict`, the platform's inference path. The shipped
@@ -35,7 +35,9 @@ from typing import Any
 
 from pinworks_classifier.model import IntentModel, default_artifact_dir
 from pinworks_classifier.model.data import CLINC_BANKING_INTENTS, load_training_data, read_labelled_csv
-from pinworks_classifier.model.training import TrainConfig, fold_assignment, train_model
+from pinworks_classifier_training.config import TrainConfig
+from pinworks_classifier_training.folds import fold_assignment
+from pinworks_classifier_training.pipeline import train_model
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 OUT = DATA / "calibration" / "predictions.csv"
