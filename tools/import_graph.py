@@ -34,17 +34,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CONTRACTS, RUNTIME, SERVICE, CLI, DEVTOOLS = "contracts", "runtime", "service", "cli", "devtools"
+SERVICE_TOOLING = "service tooling"
 LIBRARY_LAYERS = {
     "pinworks_contracts": CONTRACTS,
     "pinworks_common": RUNTIME,
     "pinworks_devtools": DEVTOOLS,
     "pinworks_cli": CLI,
 }
-"""The layer of each package under libs/; every package under services/ is a service."""
+"""The layer of each package under libs/; every `services/<name>/src` package is a service, and
+every `services/<name>/<part>/src` package is that service's own tooling (e.g. the classifier's
+training), which may import its service but is never imported by it."""
 ALLOWED = {
     CONTRACTS: {CONTRACTS},
     RUNTIME: {CONTRACTS, RUNTIME},
     SERVICE: {CONTRACTS, RUNTIME},  # and itself: a service may import its own modules
+    SERVICE_TOOLING: {CONTRACTS, RUNTIME},  # and the service it belongs to
     DEVTOOLS: {CONTRACTS, RUNTIME, DEVTOOLS},
     CLI: {CONTRACTS, RUNTIME, DEVTOOLS, CLI},
 }
@@ -66,10 +70,12 @@ class Import:
 
 
 def find_packages(root: Path) -> dict[str, Path]:
-    """Top-level package name -> its directory, for every src/<package> under libs/ and services/."""
+    """Top-level package name -> its directory, for every src/<package> under libs/ and services/
+    (a service's tooling one level deeper: services/<name>/<part>/src/<package>)."""
     packages = {}
-    for kind in ("libs", "services"):
-        for init in sorted(root.glob(f"{kind}/*/src/*/__init__.py")):
+    for pattern in ("libs/*/src/*/__init__.py", "services/*/src/*/__init__.py",
+                    "services/*/*/src/*/__init__.py"):
+        for init in sorted(root.glob(pattern)):
             packages[init.parent.name] = init.parent
     return packages
 
@@ -77,7 +83,17 @@ def find_packages(root: Path) -> dict[str, Path]:
 def layer_of(package: str, directory: Path) -> str | None:
     if directory.parents[2].name == "services":
         return SERVICE
+    if directory.parents[3].name == "services":
+        return SERVICE_TOOLING
     return LIBRARY_LAYERS.get(package)
+
+
+def owning_service(directory: Path) -> str | None:
+    """The `services/<name>` a service or service-tooling package belongs to."""
+    for parent in directory.parents:
+        if parent.parent.name == "services":
+            return parent.name
+    return None
 
 
 def module_names(packages: dict[str, Path]) -> dict[str, Path]:
@@ -159,6 +175,9 @@ def layer_violations(found: list[Import], packages: dict[str, Path]) -> list[str
         source_layer = layer_of(source, packages[source])
         target_layer = layer_of(target, packages[target])
         if source_layer is None or target_layer is None:
+            continue
+        if (source_layer, target_layer) == (SERVICE_TOOLING, SERVICE) and owning_service(
+                packages[source]) == owning_service(packages[target]):
             continue
         if target_layer not in ALLOWED[source_layer]:
             kind = "type-only import" if edge.type_only else "import"

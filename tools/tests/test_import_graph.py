@@ -118,3 +118,19 @@ def test_devtools_are_for_the_cli_only_and_new_libraries_need_a_layer(healthy: P
     assert "pinworks_cli.run" not in result.stdout
     assert "pinworks_router.app (service) imports pinworks_devtools.servers (devtools)" in result.stdout
     assert "package pinworks_extras has no layer" in result.stdout
+
+
+def test_a_service_tooling_package_may_import_its_own_service_only(healthy: Path) -> None:
+    plant(healthy, {"services/router/training/src/pinworks_router_training/fit.py":
+                    "from pinworks_router import domain\nfrom pinworks_common import runtime\n"})
+    assert run(healthy).returncode == 0
+    (healthy / "services/router/src/pinworks_router/app.py").write_text(
+        "from pinworks_router_training import fit\n")
+    plant(healthy, {"services/router/training/src/pinworks_router_training/other.py":
+                    "from pinworks_verifier import app\n"})
+    result = run(healthy)
+    assert result.returncode == 1
+    assert ("pinworks_router.app (service) imports pinworks_router_training.fit (service tooling)"
+            in result.stdout)
+    assert ("pinworks_router_training.other (service tooling) imports pinworks_verifier.app (service)"
+            in result.stdout)
