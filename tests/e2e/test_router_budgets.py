@@ -42,7 +42,8 @@ ROUTER = textwrap.dedent('''
     from opentelemetry.trace import INVALID_SPAN
     from pinworks_common.contracts import Classification, TicketEnvelope, TicketSubmission
     from pinworks_common.db.engine import create_engine
-    from pinworks_common.stage import Work
+    from pinworks_common.ledger.postgres import ledger_on
+    from pinworks_common.stage import Work, record_batch
     from pinworks_router.policy import parse_policy
     from pinworks_router.stage import RouterStage
 
@@ -65,7 +66,7 @@ ROUTER = textwrap.dedent('''
         for b in range(batches):
             batch = [work(b * size + j) for j in range(size)]
             async with engine.begin() as conn:
-                for publication in await stage.apply(conn, batch):
+                for publication in await record_batch(stage, ledger_on(conn), batch):
                     handlers[publication.subject] = handlers.get(publication.subject, 0) + 1
         await engine.dispose()
         print(json.dumps(handlers))

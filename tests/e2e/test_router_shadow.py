@@ -17,7 +17,8 @@ from pinworks_cli.main import app
 from pinworks_common.contracts import Classification, IntentScore, TicketEnvelope, TicketSubmission
 from pinworks_common.db.engine import create_engine
 from pinworks_common.db.tables import decisions
-from pinworks_common.stage import Work
+from pinworks_common.ledger.postgres import ledger_on
+from pinworks_common.stage import Work, record_batch
 from pinworks_common.subjects import ESCALATION_REQUESTED, routed_subject
 from pinworks_router.policy import parse_policy
 from pinworks_router.rollout import PolicyWatcher, ShadowHolder, policy_bucket
@@ -73,7 +74,7 @@ async def test_shadow_decisions_are_recorded_and_never_acted_on(
         batch = [work(f"{prefix}-1", tier="vip"), work(f"{prefix}-2", tier="basic"),
                  work(f"{prefix}-3")]
         async with engine.begin() as conn:
-            publications = await stage.apply(conn, batch)
+            publications = await record_batch(stage, ledger_on(conn), batch)
         # the live policy acts: everything to the template handler
         assert [p.subject for p in publications] == [routed_subject("template")] * 3
         async with engine.connect() as conn:
@@ -96,7 +97,7 @@ async def test_shadow_decisions_are_recorded_and_never_acted_on(
         assert cleared.exit_code == 0, cleared.output
         await shadow.wait_for(lambda h: h.policy is None, 10)
         async with engine.begin() as conn:
-            publications = await stage.apply(conn, [work(f"{prefix}-4", tier="vip")])
+            publications = await record_batch(stage, ledger_on(conn), [work(f"{prefix}-4", tier="vip")])
         assert publications[0].subject == routed_subject("template")
         async with engine.connect() as conn:
             later = (await conn.execute(select(decisions.c.ticket_id).where(

@@ -13,11 +13,12 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinworks_common.db.engine import create_engine
-from pinworks_common.db.records import record_decisions
 from pinworks_common.db.tables import dead_letters, decisions
+from pinworks_common.ledger import Decision, Entries, Ledger
+from pinworks_common.ledger.postgres import connection_of
 from pinworks_common.stage import Delivery, Publication, StageRunner, Work
 
 
@@ -53,18 +54,17 @@ class RecordingLogic:
     def decode(self, delivery: Delivery) -> str:
         return delivery.data.decode()
 
-    async def apply(self, conn: AsyncConnection, work: Sequence[Work[str]]) -> list[Publication]:
+    async def apply(self, ledger: Ledger, work: Sequence[Work[str]]) -> Entries:
         for item in work:
             if item.value.startswith("poison"):
                 raise ValueError(f"cannot handle {item.value}")
             if item.value.startswith("outage"):
                 raise sa_exc.OperationalError("SELECT 1", {}, ConnectionRefusedError("down"))
-        await record_decisions(conn, [{
-            "ticket_id": item.value, "stage": self.stage, "decision_key": "k",
-            "component": "test", "version": "1", "inputs": {}, "output": {}, "reason": "ok",
-            "cost_usd": 0, "latency_ms": None, "trace_id": item.trace_id,
-        } for item in work])
-        return [Publication("out", item.value.encode(), f"{item.value}:test", "S") for item in work]
+        return Entries(
+            decisions=[Decision(item.value, self.stage, "k", "test", "1", inputs={}, output={},
+                                reason="ok", trace_id=item.trace_id) for item in work],
+            publications=[Publication("out", item.value.encode(), f"{item.value}:test", "S")
+                          for item in work])
 
 
 @pytest_asyncio.fixture
@@ -153,12 +153,12 @@ class RaisingSqlState(RecordingLogic):
     def __init__(self, sqlstate: str) -> None:
         self.sqlstate = sqlstate
 
-    async def apply(self, conn: AsyncConnection, work: Sequence[Work[str]]) -> list[Publication]:
+    async def apply(self, ledger: Ledger, work: Sequence[Work[str]]) -> Entries:
         if any(item.value.startswith("fault") for item in work):
-            await conn.execute(text(
+            await connection_of(ledger).execute(text(
                 "DO $$ BEGIN RAISE EXCEPTION 'the database system is not yet accepting "
                 f"connections' USING ERRCODE = '{self.sqlstate}'; END $$"))
-        return await super().apply(conn, work)
+        return await super().apply(ledger, work)
 
 
 @pytest.mark.parametrize("sqlstate", ["57P03", "57P01", "53300", "40001", "40P01", "08006"])

@@ -9,13 +9,13 @@ import uuid
 from collections.abc import Sequence
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pinworks_common.db.engine import create_engine
 from pinworks_common.jsonlimits import INTERNAL_LIMITS, JsonLimitError, check_limits
+from pinworks_common.ledger import Entries, Ledger
 from pinworks_common.service import create_broker, ensure_streams, make_publisher, subscribe_stage
 from pinworks_common.settings import CommonSettings
-from pinworks_common.stage import Delivery, PoisonMessage, Publication, StageRunner, Work
+from pinworks_common.stage import Delivery, PoisonMessage, StageRunner, Work
 from pinworks_common.subjects import WORK_STREAM
 
 pytestmark = pytest.mark.integration
@@ -35,11 +35,11 @@ class Recording:
             raise PoisonMessage(str(error)) from None
         return delivery.data
 
-    async def apply(self, conn: AsyncConnection, work: Sequence[Work[bytes]]) -> list[Publication]:
+    async def apply(self, ledger: Ledger, work: Sequence[Work[bytes]]) -> Entries:
         self.applied.extend(item.value for item in work)
         if len(self.applied) >= 2:
             self.done.set()
-        return []
+        return Entries()
 
 
 async def test_a_batch_with_unparseable_json_is_not_jammed(nats_url: str,

@@ -9,15 +9,14 @@ a message; the verifier's customer-state check uses the same reader.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from functools import cache
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from pinworks_common.contracts import CustomerSignal, CustomerState
-from pinworks_common.db.tables import decisions
+from pinworks_common.ledger import keys
+from pinworks_common.ledger.book import Ledger
+from pinworks_common.ledger.records import DecisionRef
 from pinworks_common.subjects import Stage
 
 if TYPE_CHECKING:
@@ -28,7 +27,7 @@ __all__ = [
     "signal_reason", "state_reasons",
 ]
 
-DECISION_KEY = "customer_state"
+DECISION_KEY = keys.CUSTOMER_STATE
 """Decision key of the classifier stage's reading in `decisions`."""
 NEGATIVE_THRESHOLD = -0.8
 """VADER compound score at or below which sentiment counts as very negative."""
@@ -103,15 +102,12 @@ def state_reasons(state: CustomerState | None) -> list[str]:
     return [signal_reason(signal) for signal in state.signals] if state else []
 
 
-async def recorded_states(
-    conn: AsyncConnection, ticket_ids: Iterable[str]
-) -> dict[str, CustomerState]:
+def state_ref(ticket_id: str) -> DecisionRef:
+    """Where the classifier stage recorded a ticket's reading."""
+    return DecisionRef(ticket_id, Stage.CLASSIFIER.value, DECISION_KEY)
+
+
+async def recorded_states(ledger: Ledger, ticket_ids: Iterable[str]) -> dict[str, CustomerState]:
     """The readings the classifier stage recorded, by ticket id (tickets without one are absent)."""
-    ids: Sequence[str] = sorted(set(ticket_ids))
-    if not ids:
-        return {}
-    rows = await conn.execute(
-        select(decisions.c.ticket_id, decisions.c.output).where(
-            decisions.c.stage == Stage.CLASSIFIER.value, decisions.c.decision_key == DECISION_KEY,
-            decisions.c.ticket_id.in_(ids)))
-    return {row.ticket_id: CustomerState.model_validate(row.output) for row in rows}
+    stored = await ledger.decided(state_ref(ticket_id) for ticket_id in set(ticket_ids))
+    return {ref.ticket_id: CustomerState.model_validate(output) for ref, output in stored.items()}

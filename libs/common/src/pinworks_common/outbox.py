@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinworks_common.db.tables import outbox
-from pinworks_common.stage import Publication
+from pinworks_common.ledger import Publication
 
 log = logging.getLogger("pinworks.outbox")
 

@@ -24,10 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pinworks_common.contracts import DeadLetter
 from pinworks_common.db.engine import create_engine
 from pinworks_common.health import HealthServer
+from pinworks_common.ledger import Publication
 from pinworks_common.logs import configure_logging
 from pinworks_common.metrics import Poller, StageMetrics, business_unit_label, poll_consumer_lag
 from pinworks_common.settings import CommonSettings
-from pinworks_common.stage import Publication, StageRunner
+from pinworks_common.stage import StageRunner
 from pinworks_common.subjects import (
     DEAD_LETTER_STREAM,
     OUTCOMES_STREAM,

@@ -8,6 +8,10 @@ merits. Infrastructure faults (database or NATS unreachable, starting up, overlo
 serialization race; see `faults`) never count: the message is redelivered until they pass.
 Every message is decoded under the limits of `jsonlimits`, here and never by the framework.
 
+A stage decides and returns typed records (`ledger.Entries`); the ledger records them once in
+the batch's transaction and builds the publications from what was stored, so a redelivery
+republishes the first result under the same `Nats-Msg-Id` and never double-counts.
+
 A stage whose work is slow (a model behind HTTP) does it in `prepare`, before the transaction
 opens, so no database connection is held, let alone a transaction left open, while it waits.
 """
@@ -20,15 +24,14 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from nats.aio.msg import Msg
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 from pydantic import ValidationError
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinworks_common.contracts import (
     TICKET_ID_PATTERN,
@@ -36,7 +39,6 @@ from pinworks_common.contracts import (
     EscalationRequest,
     TicketEnvelope,
 )
-from pinworks_common.db.tables import dead_letters
 from pinworks_common.faults import infrastructure_fault
 from pinworks_common.jsonlimits import (
     INTERNAL_LIMITS,
@@ -46,16 +48,12 @@ from pinworks_common.jsonlimits import (
     storable_text,
     top_level_strings,
 )
+from pinworks_common.ledger.book import Books, Ledger
+from pinworks_common.ledger.postgres import PostgresBooks
+from pinworks_common.ledger.records import Entries, Publication, Recorded, escalation_publication
 from pinworks_common.logs import log_fields
 from pinworks_common.metrics import StageMetrics, StageObserver, until_commit
-from pinworks_common.subjects import (
-    DEAD_LETTER_STREAM,
-    ESCALATION_REQUESTED,
-    WORK_STREAM,
-    attempt_key,
-    dead_letter_subject,
-    message_id,
-)
+from pinworks_common.subjects import DEAD_LETTER_STREAM, dead_letter_message_id, dead_letter_subject
 from pinworks_common.telemetry import extract_context, inject_headers, trace_id_of
 
 log = logging.getLogger("pinworks.stage")
@@ -96,17 +94,6 @@ class Delivery:
         return text.replace("\x00", "\\x00")
 
 
-@dataclass(frozen=True)
-class Publication:
-    """A message to publish after the transaction commits."""
-
-    subject: str
-    payload: bytes
-    msg_id: str
-    stream: str
-    headers: dict[str, str] = field(default_factory=dict)
-
-
 @dataclass
 class Work(Generic[T]):
     """A decoded message inside its span; `trace_headers` carry the span to the next stage."""
@@ -134,26 +121,32 @@ class StageLogic(Protocol[T]):
     def decode(self, delivery: Delivery) -> T:
         """Turn the raw message into the stage's input; raise PoisonMessage if impossible."""
 
-    async def apply(self, conn: AsyncConnection, work: Sequence[Work[T]]) -> list[Publication]:
-        """Record the batch's effects in `conn`'s transaction; return what to publish."""
+    async def apply(self, ledger: Ledger, work: Sequence[Work[T]]) -> Entries:
+        """Decide the batch (reading what `ledger` stored); return what to record and hand off."""
 
 
-Commit = Callable[[AsyncConnection], Awaitable[list[Publication]]]
+Commit = Callable[[Ledger], Awaitable[Entries]]
 
 
 @runtime_checkable
 class PreparedStageLogic(Protocol[T]):
-    """A stage with slow work: `prepare` does it with no connection held (it may read through
-    short-lived connections of its own) and returns the transaction's body, which records the
-    results and says what to publish."""
+    """A stage with slow work: `prepare` does it with no transaction open (it may read through
+    `books.reading()`) and returns the transaction's body, which returns the records."""
 
     stage: str
 
     def decode(self, delivery: Delivery) -> T:
         """Turn the raw message into the stage's input; raise PoisonMessage if impossible."""
 
-    async def prepare(self, engine: AsyncEngine, work: Sequence[Work[T]]) -> Commit:
+    async def prepare(self, books: Books, work: Sequence[Work[T]]) -> Commit:
         """Do the batch's slow work outside any transaction; return what to run inside one."""
+
+
+async def record_batch(logic: StageLogic[T], ledger: Ledger, work: Sequence[Work[T]]
+                       ) -> list[Publication]:
+    """Apply a stage to a batch and record its entries in `ledger`; return what to publish."""
+    recorded: Recorded = await ledger.record(await logic.apply(ledger, work))
+    return recorded.publications
 
 
 Publisher = Callable[[Publication], Awaitable[Any]]
@@ -163,7 +156,7 @@ class StageRunner(Generic[T]):
     def __init__(
         self,
         logic: StageLogic[T] | PreparedStageLogic[T],
-        engine: AsyncEngine,
+        books: Books | AsyncEngine,
         publish: Publisher,
         *,
         max_deliveries: int,
@@ -171,7 +164,7 @@ class StageRunner(Generic[T]):
         observer: StageObserver | None = None,
     ) -> None:
         self.logic = logic
-        self.engine = engine
+        self.books: Books = PostgresBooks(books) if isinstance(books, AsyncEngine) else books
         self.publish = publish
         self.max_deliveries = max_deliveries
         self.on_dead_letter = on_dead_letter
@@ -224,14 +217,15 @@ class StageRunner(Generic[T]):
     async def _commit_and_publish(self, works: Sequence[Work[T]]) -> None:
         logic = self.logic
         if isinstance(logic, PreparedStageLogic):
-            commit = await logic.prepare(self.engine, works)
+            commit = await logic.prepare(self.books, works)
         else:
-            async def commit(conn: AsyncConnection) -> list[Publication]:
-                return await logic.apply(conn, works)
+            async def commit(ledger: Ledger) -> Entries:
+                return await logic.apply(ledger, works)
         with until_commit():
-            async with self.engine.begin() as conn:
-                publications = await commit(conn)
-        await asyncio.gather(*(self.publish(publication) for publication in publications))
+            async with self.books.transaction() as ledger:
+                recorded = await ledger.record(await commit(ledger))
+        await asyncio.gather(*(self.publish(publication)
+                               for publication in recorded.publications))
 
     async def _process_alone(self, work: Work[T], started: float) -> None:
         try:
@@ -288,25 +282,13 @@ class StageRunner(Generic[T]):
                   delivery.stream_seq, delivery.num_delivered, reason,
                   extra=_log_fields(delivery))
         try:
-            async with self.engine.begin() as conn:
-                await conn.execute(
-                    insert(dead_letters)
-                    .values(
-                        stage=letter.stage,
-                        subject=letter.subject,
-                        stream_seq=letter.stream_sequence,
-                        ticket_id=letter.ticket_id,
-                        deliveries=letter.deliveries,
-                        error=letter.error,
-                        raw_payload=letter.payload_excerpt,
-                    )
-                    .on_conflict_do_nothing(constraint="dead_letters_once")
-                )
+            async with self.books.transaction() as ledger:
+                await ledger.dead_letter(letter)
             publications = [
                 Publication(
                     subject=dead_letter_subject(self.logic.stage),
                     payload=letter.model_dump_json().encode(),
-                    msg_id=f"deadletter:{self.logic.stage}:{delivery.stream_seq}",
+                    msg_id=dead_letter_message_id(self.logic.stage, delivery.stream_seq),
                     stream=DEAD_LETTER_STREAM,
                 )
             ]
@@ -349,26 +331,6 @@ def _ticket_id_hint(data: bytes) -> str | None:
             if isinstance(ticket, dict) and isinstance(ticket.get("ticket_id"), str):
                 return str(ticket["ticket_id"])[:128]
     return None
-
-
-def envelope_publication(
-    payload: bytes, *, subject: str, stream: str, ticket_id: str, step: str,
-    headers: dict[str, str],
-) -> Publication:
-    """A pipeline hand-off, its `Nats-Msg-Id` derived from ticket and step."""
-    return Publication(subject, payload, message_id(ticket_id, step), stream, headers)
-
-
-def escalation_publication(request: EscalationRequest, headers: dict[str, str]) -> Publication:
-    """Hand a ticket to the human queue (one request per ticket, whichever stage asks)."""
-    return envelope_publication(
-        request.model_dump_json().encode(),
-        subject=ESCALATION_REQUESTED,
-        stream=WORK_STREAM,
-        ticket_id=request.envelope.ticket.ticket_id,
-        step=attempt_key("escalate", request.envelope.attempt),
-        headers=headers,
-    )
 
 
 def decode_model(model: Any, delivery: Delivery) -> Any:

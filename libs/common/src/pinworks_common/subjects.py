@@ -71,15 +71,64 @@ def specialist_consumer(handler: str) -> str:
     return f"specialist-{handler}"
 
 
-def message_id(ticket_id: str, stage: str) -> str:
-    """The `Nats-Msg-Id` of a stage's publish: JetStream drops a redelivered message's re-publish."""
-    return f"{ticket_id}:{stage}"
-
-
 def attempt_key(base: str, attempt: int) -> str:
     """A record or message key for one automation attempt: `base` for the first, `base@n` after
     an agent sent the ticket back, so a new attempt is recorded and published afresh."""
     return base if attempt == 0 else f"{base}@{attempt}"
+
+
+# `Nats-Msg-Id` formats, each defined here only. JetStream drops a publish whose id it saw within
+# the duplicate window, so a redelivered message's re-publish never reaches the next stage twice:
+# every id is derived from the ticket and the step (and the automation attempt), never from time.
+
+def message_id(ticket_id: str, step: str) -> str:
+    """The `Nats-Msg-Id` of a stage's publish for one ticket: `<ticket>:<step>`."""
+    return f"{ticket_id}:{step}"
+
+
+def submission_message_id(ticket_id: str) -> str:
+    return message_id(ticket_id, "submitted")
+
+
+def classified_message_id(ticket_id: str) -> str:
+    return message_id(ticket_id, "classified")
+
+
+def agent_return_message_id(ticket_id: str, attempt: int) -> str:
+    """A ticket an agent sent back to automation, re-entering the router as attempt `attempt`."""
+    return message_id(ticket_id, f"classified:agent:{attempt}")
+
+
+def routed_message_id(ticket_id: str, attempt: int) -> str:
+    return message_id(ticket_id, attempt_key("routed", attempt))
+
+
+def hop_message_id(ticket_id: str, handler: str, attempt: int) -> str:
+    """A fallback hop to `handler`: `<ticket>:routed:<handler>` (`@n` for attempt n)."""
+    return message_id(ticket_id, attempt_key(f"routed:{handler}", attempt))
+
+
+def drafted_message_id(ticket_id: str, attempt: int) -> str:
+    return message_id(ticket_id, attempt_key("drafted", attempt))
+
+
+def escalation_message_id(ticket_id: str, attempt: int) -> str:
+    """One escalation request per ticket and attempt, whichever stage asks."""
+    return message_id(ticket_id, attempt_key("escalate", attempt))
+
+
+def assist_message_id(ticket_id: str, attempt: int) -> str:
+    return message_id(ticket_id, attempt_key("assist", attempt))
+
+
+def outcome_message_id(ticket_id: str, outcome_key: str) -> str:
+    """A public outcome, keyed like its `outcomes` row: `<ticket>:outcome:<key>`."""
+    return message_id(ticket_id, f"outcome:{outcome_key}")
+
+
+def dead_letter_message_id(stage: str, stream_seq: int) -> str:
+    """A dead letter names the stage and the stream sequence it gave up on."""
+    return f"deadletter:{stage}:{stream_seq}"
 
 
 ROUTER_POLICY_BUCKET = "router-policy"

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from pinworks_common.contracts import EscalationRequest, TicketEnvelope
-from pinworks_common.db.records import record_decisions
-from pinworks_common.stage import Delivery, Publication, Work, decode_model
-from pinworks_common.subjects import ASSIST_HANDLER, Stage, attempt_key
+from pinworks_common.ledger import Decision, Entries, Ledger, keys
+from pinworks_common.stage import Delivery, Work, decode_model
+from pinworks_common.subjects import ASSIST_HANDLER, Stage
 from pinworks_specialists.kb import KnowledgeBase
 from pinworks_specialists.knowledge import compose_answer, retrieve, ticket_query
 from pinworks_specialists.templating import TemplateBook, TemplateContext
@@ -77,29 +74,22 @@ class AssistStage:
         request: EscalationRequest = decode_model(EscalationRequest, delivery)
         return request
 
-    async def apply(self, conn: AsyncConnection, work: Sequence[Work[EscalationRequest]]
-                    ) -> list[Publication]:
-        rows = []
+    async def apply(self, ledger: Ledger, work: Sequence[Work[EscalationRequest]]) -> Entries:
+        entries = Entries()
         for item in work:
             envelope = item.value.envelope
             started = time.perf_counter()
             output = suggest(self.book, self.kb, envelope)
             found = [f"{len(output['templates'])} template(s)",
                      f"{len(output['passages'])} passage(s)"]
-            rows.append({
-                "ticket_id": envelope.ticket.ticket_id,
-                "stage": self.stage,
-                "decision_key": attempt_key(ASSIST_HANDLER, envelope.attempt),
-                "component": self.component,
-                "version": self.version,
-                "inputs": {"intent": envelope.classification.intent
-                           if envelope.classification else None,
-                           "automation_attempt": envelope.attempt},
-                "output": output,
-                "reason": "suggested reply material for the agent: " + ", ".join(found),
-                "cost_usd": Decimal(0),
-                "latency_ms": (time.perf_counter() - started) * 1000,
-                "trace_id": item.trace_id,
-            })
-        await record_decisions(conn, rows)
-        return []
+            entries.decisions.append(Decision(
+                envelope.ticket.ticket_id, self.stage, keys.assist(envelope.attempt),
+                self.component, self.version,
+                inputs={"intent": envelope.classification.intent
+                        if envelope.classification else None,
+                        "automation_attempt": envelope.attempt},
+                output=output,
+                reason="suggested reply material for the agent: " + ", ".join(found),
+                latency_ms=(time.perf_counter() - started) * 1000, trace_id=item.trace_id,
+            ))
+        return entries

@@ -16,8 +16,14 @@ from pinworks_common.contracts import (
     RouteDecision,
     TicketEnvelope,
 )
-from pinworks_common.stage import Publication, envelope_publication, escalation_publication
-from pinworks_common.subjects import DRAFTED, WORK_STREAM, Stage, attempt_key, routed_subject
+from pinworks_common.ledger import Publication, escalation_publication, handoff_publication
+from pinworks_common.subjects import (
+    DRAFTED,
+    Stage,
+    drafted_message_id,
+    hop_message_id,
+    routed_subject,
+)
 from pinworks_specialists.handlers import Declined
 
 HUMAN = "human"
@@ -42,12 +48,6 @@ def next_handler(route: RouteDecision | None, current: str,
         if candidate not in tried:
             return candidate
     return HUMAN
-
-
-def hop_step(handler: str, attempt: int = 0) -> str:
-    """The `Nats-Msg-Id` step of a fallback hop: `<ticket>:routed:<handler>` (`@n` after an
-    agent sent the ticket back to automation)."""
-    return attempt_key(f"routed:{handler}", attempt)
 
 
 def settle(envelope: TicketEnvelope, handler: str, version: str,
@@ -77,18 +77,14 @@ def publication_for(envelope: TicketEnvelope, output: dict[str, Any],
         return escalation_publication(request, headers)
     if "draft" in output:
         drafted = envelope.model_copy(update={"draft": Draft.model_validate(output["draft"])})
-        return envelope_publication(drafted.model_dump_json().encode(), subject=DRAFTED,
-                                    stream=WORK_STREAM, ticket_id=ticket_id,
-                                    step=attempt_key("drafted", envelope.attempt),
-                                    headers=headers)
+        return handoff_publication(drafted, subject=DRAFTED, headers=headers,
+                                   msg_id=drafted_message_id(ticket_id, envelope.attempt))
     hop = HandlerAttempt.model_validate(output["hop"])
     passed_on = envelope.model_copy(update={"attempts": [*envelope.attempts, hop]})
     target = output["next"]
     if target != HUMAN:
-        return envelope_publication(passed_on.model_dump_json().encode(),
-                                    subject=routed_subject(target), stream=WORK_STREAM,
-                                    ticket_id=ticket_id, step=hop_step(target, envelope.attempt),
-                                    headers=headers)
+        return handoff_publication(passed_on, subject=routed_subject(target), headers=headers,
+                                   msg_id=hop_message_id(ticket_id, target, envelope.attempt))
     reasons = [f"{a.handler} {a.result}: {a.reason}" for a in current_hops(passed_on)]
     reasons.append("no automated handler left in the route's fallback chain; a person must answer")
     request = EscalationRequest(envelope=passed_on, source_stage=Stage.SPECIALIST.value,

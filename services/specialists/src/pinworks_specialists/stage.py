@@ -16,19 +16,25 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
 from pinworks_common.contracts import Draft, TicketEnvelope
-from pinworks_common.db.records import (
-    record_accountability,
-    record_costs,
-    record_decisions,
-    stored_outputs,
+from pinworks_common.ledger import (
+    AccountabilityEntry,
+    Books,
+    CostEntry,
+    Decision,
+    DecisionRef,
+    Entries,
+    HandOff,
+    Ledger,
+    Publication,
+    Recorded,
+    keys,
 )
-from pinworks_common.stage import Commit, Delivery, Publication, Work, decode_model
-from pinworks_common.subjects import Stage, attempt_key
+from pinworks_common.stage import Commit, Delivery, Work, decode_model
+from pinworks_common.subjects import Stage
 from pinworks_specialists.fallback import current_hops, publication_for, settle
 from pinworks_specialists.handlers import Declined, Handler
 from pinworks_specialists.metrics import observe_calls, observe_recorded
@@ -57,7 +63,6 @@ class SpecialistStage:
                  timeout_seconds: float = 120.0, heartbeat_seconds: float = 10.0) -> None:
         self.handler = handler
         self.price = price or Price()
-        self.decision_key = f"draft:{handler.name}"  # `@n` appended for automation attempt n
         self.component = f"specialist:{handler.name}"
         self.concurrency = concurrency
         self.timeout_seconds = timeout_seconds
@@ -94,119 +99,73 @@ class SpecialistStage:
                 with contextlib.suppress(Exception):
                     await item.delivery.message.in_progress()
 
-    async def prepare(self, engine: AsyncEngine, work: Sequence[Work[TicketEnvelope]]) -> Commit:
-        """Call the handler for every ticket not yet decided, with no connection held while the
-        calls run; the returned body records the results in the runner's transaction."""
-        async with engine.connect() as conn:
-            decided = await self._stored(conn, work)
-        todo: list[Work[TicketEnvelope]] = []
-        seen = set(decided)  # each ticket once: already decided, or a second copy in this batch
-        for item in work:
-            if _identity(item) not in seen:
-                seen.add(_identity(item))
-                todo.append(item)
+    def ref(self, envelope: TicketEnvelope) -> DecisionRef:
+        """The handler's decision for the ticket's current automation attempt."""
+        return DecisionRef(envelope.ticket.ticket_id, self.stage,
+                           keys.draft(self.handler.name, envelope.attempt))
+
+    async def prepare(self, books: Books, work: Sequence[Work[TicketEnvelope]]) -> Commit:
+        """Call the handler for every ticket not yet decided, with no transaction open while
+        the calls run; the returned body hands the results to the runner's transaction."""
+        async with books.reading() as ledger:
+            todo = await ledger.undecided(work, lambda item: self.ref(item.value))
         results = await self._run_all(todo) if todo else []
         observe_calls(self.handler.name, [result for result, _ in results])
 
-        async def commit(conn: AsyncConnection) -> list[Publication]:
-            return await self._record(conn, work, todo, results)
+        async def commit(ledger: Ledger) -> Entries:
+            entries = Entries(observers=[self._observe])
+            for item, (result, latency_ms) in zip(todo, results, strict=True):
+                entries.extend(self._records(item, result, latency_ms))
+            entries.handoffs = [HandOff(self.ref(item.value), partial(self._hand_off, item))
+                                for item in work]
+            return entries
 
         return commit
 
-    async def _record(
-        self,
-        conn: AsyncConnection,
-        work: Sequence[Work[TicketEnvelope]],
-        todo: Sequence[Work[TicketEnvelope]],
-        results: Sequence[tuple[Draft | Declined, float]],
-    ) -> list[Publication]:
-        """Decisions, costs and accountability of the handled tickets (a ticket another
-        delivery recorded meanwhile keeps its first record), then the stored decision of every
-        ticket in the batch is what gets published."""
-        decisions: list[dict[str, Any]] = []
-        costs: list[dict[str, Any]] = []
-        accountability: list[dict[str, Any]] = []
-        for item, (result, latency_ms) in zip(todo, results, strict=True):
-            envelope = item.value
-            ticket = envelope.ticket
-            output = settle(envelope, self.handler.name, self.handler.version, result)
-            cost = result.cost_usd
-            details = result.details
-            usage = {
-                "input_tokens": int(details.get("input_tokens", 0) or 0),
-                "output_tokens": int(details.get("output_tokens", 0) or 0),
-                "tokens_estimated": bool(details.get("tokens_estimated", False)),
-            }
-            key = attempt_key(self.decision_key, envelope.attempt)
-            earlier = current_hops(envelope)
-            hop = len(earlier)
-            if isinstance(result, Draft):
-                reason, action = "drafted an answer", "draft"
-            else:
-                reason = f"{result.kind}: {result.reason}; next: {output['next']}"
-                action = f"{result.kind}, pass to {output['next']}"
-            decisions.append({
-                "ticket_id": ticket.ticket_id,
-                "stage": self.stage,
-                "decision_key": key,
-                "component": self.component,
-                "version": self.handler.version,
-                "inputs": {
-                    "intent": envelope.classification.intent if envelope.classification else None,
-                    "route_rule": envelope.route.rule if envelope.route else None,
-                    "hop": hop,
-                    "after": [a.handler for a in earlier],
-                    "automation_attempt": envelope.attempt,
-                    "price": self.price.model_dump(mode="json"),
-                },
-                "output": {**output, "usage": usage},
-                "reason": reason,
-                "cost_usd": cost,
-                "latency_ms": latency_ms,
-                "trace_id": item.trace_id,
-            })
-            if cost:
-                costs.append({
-                    "ticket_id": ticket.ticket_id,
-                    "business_unit": ticket.business_unit,
-                    "component": self.component,
-                    "entry_key": key,
-                    "amount_usd": cost,
-                })
-            accountability.append({
-                "ticket_id": ticket.ticket_id,
-                "event_key": attempt_key(self.component, envelope.attempt),
-                "actor_type": "component",
-                "actor": self.component,
-                "action": action,
-                "version": self.handler.version,
-                "details": {**usage, "cost_usd": str(cost), "hop": hop},
-            })
-        observe_recorded(self.handler.name, await record_decisions(conn, decisions))
-        await record_costs(conn, costs)
-        await record_accountability(conn, accountability)
-        stored = await self._stored(conn, work)
-        return [
-            publication_for(item.value, stored[_identity(item)], item.trace_headers,
-                            self.handler.name)
-            for item in work
-        ]
+    def _records(self, item: Work[TicketEnvelope], result: Draft | Declined,
+                 latency_ms: float) -> Entries:
+        """Decision, cost and accountability of one call (a ticket another delivery recorded
+        meanwhile keeps its first record: the ledger hands it on from that one)."""
+        envelope, ticket = item.value, item.value.ticket
+        output = settle(envelope, self.handler.name, self.handler.version, result)
+        cost, details = result.cost_usd, result.details
+        usage = {
+            "input_tokens": int(details.get("input_tokens", 0) or 0),
+            "output_tokens": int(details.get("output_tokens", 0) or 0),
+            "tokens_estimated": bool(details.get("tokens_estimated", False)),
+        }
+        key = self.ref(envelope).key
+        earlier = current_hops(envelope)
+        hop = len(earlier)
+        if isinstance(result, Draft):
+            reason, action = "drafted an answer", "draft"
+        else:
+            reason = f"{result.kind}: {result.reason}; next: {output['next']}"
+            action = f"{result.kind}, pass to {output['next']}"
+        decision = Decision(
+            ticket.ticket_id, self.stage, key, self.component, self.handler.version,
+            inputs={
+                "intent": envelope.classification.intent if envelope.classification else None,
+                "route_rule": envelope.route.rule if envelope.route else None,
+                "hop": hop,
+                "after": [a.handler for a in earlier],
+                "automation_attempt": envelope.attempt,
+                "price": self.price.model_dump(mode="json"),
+            },
+            output={**output, "usage": usage}, reason=reason, cost_usd=cost,
+            latency_ms=latency_ms, trace_id=item.trace_id,
+        )
+        return Entries(
+            decisions=[decision],
+            costs=[CostEntry(ticket.ticket_id, ticket.business_unit, self.component, key, cost)]
+            if cost else [],
+            accountability=[AccountabilityEntry(
+                ticket.ticket_id, keys.event(self.component, envelope.attempt), self.component,
+                action, self.handler.version, {**usage, "cost_usd": str(cost), "hop": hop})],
+        )
 
-    async def _stored(self, conn: AsyncConnection, work: Sequence[Work[TicketEnvelope]]
-                      ) -> dict[tuple[str, int], dict[str, Any]]:
-        """Stored decisions by (ticket, automation attempt): one query per attempt number in the
-        batch (nearly always one)."""
-        by_attempt: dict[int, dict[str, str]] = {}
-        for item in work:
-            by_attempt.setdefault(item.value.attempt, {})[item.value.ticket.ticket_id] = \
-                attempt_key(self.decision_key, item.value.attempt)
-        found: dict[tuple[str, int], dict[str, Any]] = {}
-        for attempt, keys in by_attempt.items():
-            outputs = await stored_outputs(conn, self.stage, keys, keys)
-            found.update({(ticket_id, attempt): output for ticket_id, output in outputs.items()})
-        return found
+    def _hand_off(self, item: Work[TicketEnvelope], stored: dict[str, Any]) -> Publication:
+        return publication_for(item.value, stored, item.trace_headers, self.handler.name)
 
-
-def _identity(item: Work[TicketEnvelope]) -> tuple[str, int]:
-    return item.value.ticket.ticket_id, item.value.attempt
-
+    def _observe(self, recorded: Recorded) -> None:
+        observe_recorded(self.handler.name, [d.row() for d in recorded.new_decisions])

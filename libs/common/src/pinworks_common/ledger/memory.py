@@ -1,0 +1,214 @@
+"""An in-memory ledger store with the Postgres store's semantics, for component tests: a
+service's stage runs through the real runner and ledger with no database or NATS.
+
+The same test suite runs against both stores (tests/integration/test_ledger.py), so the fake
+cannot drift from what Postgres does: natural keys, JSON columns given back as JSON, money to
+six decimal places, a transaction that rolls back as a whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from types import SimpleNamespace
+from typing import Any
+
+from pydantic import BaseModel
+
+from pinworks_common.db.tables import metadata
+from pinworks_common.ledger.book import TABLE_KEYS, Ledger, as_stored, key_of
+from pinworks_common.ledger.records import DecisionRef, Entries, Output, Publication, Row
+from pinworks_common.stage import Delivery, StageRunner
+
+MONEY_COLUMNS = frozenset({"amount_usd", "cost_usd"})
+MICRO_DOLLAR = Decimal("0.000001")
+
+
+def _stored_row(table: str, row: Row) -> dict[str, Any]:
+    """The row as its table keeps it: every column present (absent ones empty), JSON given back
+    as JSON, money to six decimal places."""
+    stored: dict[str, Any] = dict.fromkeys(metadata.tables[table].columns.keys())
+    for name, value in row.items():
+        if name in MONEY_COLUMNS and value is not None:
+            value = Decimal(value).quantize(MICRO_DOLLAR)
+        elif isinstance(value, dict | list | tuple):
+            value = as_stored(value)
+        stored[name] = value
+    return stored
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.tables: defaultdict[str, dict[tuple[Any, ...], dict[str, Any]]] = defaultdict(dict)
+
+    def rows(self, table: str) -> list[dict[str, Any]]:
+        """The stored rows of `table`, in insertion order."""
+        return list(self.tables[table].values())
+
+    async def insert_once(self, table: str, rows: Sequence[Row]) -> list[Row]:
+        stored, new = self.tables[table], []
+        for row in rows:
+            if key_of(table, row) not in stored:
+                stored[key_of(table, row)] = _stored_row(table, row)
+                new.append(row)
+        return new
+
+    async def first_stored(self, table: str, rows: Sequence[Row]) -> list[Row]:
+        stored = self.tables[table]
+        for row in rows:
+            stored.setdefault(key_of(table, row), _stored_row(table, row))
+        return [dict(stored[key_of(table, row)]) for row in rows]
+
+    async def supersede(self, table: str, rows: Sequence[Row], *, version: str,
+                        keep: Collection[str], merge: Collection[str],
+                        clear: Collection[str]) -> None:
+        stored, fixed = self.tables[table], {*TABLE_KEYS[table], *keep, *merge}
+        for row in rows:
+            current = stored.get(key_of(table, row))
+            if current is None:
+                stored[key_of(table, row)] = _stored_row(table, row)
+            elif current[version] < row[version]:
+                new = _stored_row(table, row)
+                current.update({name: value for name, value in new.items() if name not in fixed})
+                current.update({name: {**current[name], **new[name]} for name in merge})
+                current.update(dict.fromkeys(clear))
+
+    async def existing(self, table: str, column: str, values: Collection[Any]) -> set[Any]:
+        return {row[column] for row in self.tables[table].values() if row[column] in values}
+
+    async def stored_decisions(self, refs: Collection[DecisionRef]) -> dict[DecisionRef, Output]:
+        stored = self.tables["decisions"]
+        return {ref: stored[tuple(ref)]["output"] for ref in refs if tuple(ref) in stored}
+
+    async def stored_outcomes(self, keys: Collection[tuple[str, str]]
+                              ) -> dict[tuple[str, str], Output]:
+        stored = self.tables["outcomes"]
+        return {key: stored[key]["payload"] for key in keys if key in stored}
+
+    async def cost_totals(self, ticket_ids: Collection[str]) -> dict[str, Decimal]:
+        totals: dict[str, Decimal] = {}
+        for row in self.tables["cost_ledger"].values():
+            if row["ticket_id"] in ticket_ids:
+                totals[row["ticket_id"]] = totals.get(row["ticket_id"], Decimal(0)) + \
+                    row["amount_usd"]
+        return totals
+
+    async def received_at(self, ticket_ids: Collection[str]) -> dict[str, datetime]:
+        return {row["ticket_id"]: row["received_at"] for row in self.tables["tickets"].values()
+                if row["ticket_id"] in ticket_ids}
+
+
+class MemoryBooks:
+    """Ledgers over one `MemoryStore`; a transaction that raises leaves the store as it was."""
+
+    def __init__(self, store: MemoryStore | None = None) -> None:
+        self.store = store or MemoryStore()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Ledger]:
+        before = copy.deepcopy(self.store.tables)
+        try:
+            yield Ledger(self.store)
+        except BaseException:
+            self.store.tables = before
+            raise
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[Ledger]:
+        yield Ledger(self.store)
+
+
+@dataclass
+class MemoryMessage:
+    """A JetStream message as nats-py hands it to the runner, recording the runner's answer."""
+
+    data: bytes
+    seq: int
+    num_delivered: int = 1
+    subject: str = "pinworks.test"
+    headers: dict[str, str] = field(default_factory=dict)
+    acked: bool = False
+    naked: float | None = None
+    in_progress_calls: int = 0
+
+    @property
+    def metadata(self) -> Any:
+        return SimpleNamespace(sequence=SimpleNamespace(stream=self.seq),
+                               num_delivered=self.num_delivered)
+
+    def redelivered(self) -> MemoryMessage:
+        """The same message delivered once more (JetStream keeps its stream sequence)."""
+        return MemoryMessage(self.data, self.seq, self.num_delivered + 1, self.subject,
+                             dict(self.headers))
+
+    async def ack(self) -> None:
+        self.acked = True
+
+    async def nak(self, delay: float | None = None) -> None:
+        self.naked = delay or 0.0
+
+    async def in_progress(self) -> None:
+        self.in_progress_calls += 1
+
+
+class Published(list[Publication]):
+    """A publisher that keeps what it was given, in order."""
+
+    async def __call__(self, publication: Publication) -> None:
+        self.append(publication)
+
+    def msg_ids(self) -> list[str]:
+        return [publication.msg_id for publication in self]
+
+
+class StageHarness:
+    """A stage under the real runner and ledger, in memory: deliver messages, then see what was
+    acknowledged, stored and published. Synchronous, so a service's component tests need
+    neither Postgres, NATS nor an async test plugin."""
+
+    def __init__(self, logic: Any, *, max_deliveries: int = 3,
+                 on_dead_letter: Callable[[Delivery, str], Sequence[Publication]] | None = None,
+                 ) -> None:
+        self.books = MemoryBooks()
+        self.published = Published()
+        self.runner: StageRunner[Any] = StageRunner(
+            logic, self.books, self.published, max_deliveries=max_deliveries,
+            on_dead_letter=on_dead_letter)
+        self._last_seq = 0
+
+    def message(self, payload: bytes | BaseModel, subject: str = "pinworks.test"
+                ) -> MemoryMessage:
+        """A new message on the stream (the next stream sequence)."""
+        self._last_seq += 1
+        data = payload if isinstance(payload, bytes) else payload.model_dump_json().encode()
+        return MemoryMessage(data, self._last_seq, subject=subject)
+
+    def deliver(self, *messages: MemoryMessage) -> list[Publication]:
+        """Hand the messages to the runner as one batch; return what it published."""
+        before = len(self.published)
+        asyncio.run(self.runner.process(messages))  # type: ignore[arg-type]
+        return self.published[before:]
+
+    def record(self, entries: Entries) -> None:
+        """Records made before the stage runs (an earlier stage's cost, say)."""
+        async def record() -> None:
+            async with self.books.transaction() as ledger:
+                await ledger.record(entries)
+
+        asyncio.run(record())
+
+    def rows(self, table: str, **where: Any) -> list[dict[str, Any]]:
+        return [row for row in self.books.store.rows(table)
+                if all(row[name] == value for name, value in where.items())]
+
+
+def sent(publications: Sequence[Publication]) -> list[tuple[str, str, bytes]]:
+    """What a downstream consumer would see of each publication: subject, message id and
+    payload (trace headers differ by delivery)."""
+    return [(p.subject, p.msg_id, p.payload) for p in publications]

@@ -1,0 +1,186 @@
+"""The typed records a stage hands the ledger, and the publications built from what was stored.
+
+A stage decides; it never writes rows or picks a `Nats-Msg-Id` itself. It returns `Entries`:
+decisions, cost entries, accountability events, outcomes and hand-offs. The ledger records
+them once (by their natural keys) and builds every publication from the stored record, so a
+redelivery republishes the first result under the same message id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from pydantic import BaseModel
+
+from pinworks_common.contracts import EscalationRequest, Outcome
+from pinworks_common.subjects import (
+    ESCALATION_REQUESTED,
+    OUTCOMES_STREAM,
+    WORK_STREAM,
+    escalation_message_id,
+    outcome_message_id,
+    outcome_subject,
+)
+
+Row = Mapping[str, Any]
+Output = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Publication:
+    """A message to publish after the transaction commits."""
+
+    subject: str
+    payload: bytes
+    msg_id: str
+    stream: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class DecisionRef(NamedTuple):
+    """Names one decision: a stage decides a ticket once per key."""
+
+    ticket_id: str
+    stage: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An audited decision; `output` is what later steps act on, as first stored."""
+
+    ticket_id: str
+    stage: str
+    key: str
+    component: str
+    version: str
+    inputs: dict[str, Any]
+    output: Output
+    reason: str
+    cost_usd: Decimal = Decimal(0)
+    latency_ms: float | None = None
+    trace_id: str | None = None
+
+    @property
+    def ref(self) -> DecisionRef:
+        return DecisionRef(self.ticket_id, self.stage, self.key)
+
+    def row(self) -> dict[str, Any]:
+        return {"ticket_id": self.ticket_id, "stage": self.stage, "decision_key": self.key,
+                "component": self.component, "version": self.version, "inputs": self.inputs,
+                "output": self.output, "reason": self.reason, "cost_usd": self.cost_usd,
+                "latency_ms": self.latency_ms, "trace_id": self.trace_id}
+
+
+@dataclass(frozen=True)
+class CostEntry:
+    """A charge to a ticket; `key` makes it count once however often it is recorded."""
+
+    ticket_id: str
+    business_unit: str
+    component: str
+    key: str
+    amount_usd: Decimal
+
+    def row(self) -> dict[str, Any]:
+        return {"ticket_id": self.ticket_id, "business_unit": self.business_unit,
+                "component": self.component, "entry_key": self.key,
+                "amount_usd": self.amount_usd}
+
+
+@dataclass(frozen=True)
+class AccountabilityEntry:
+    """Who (which component or person) did what to a ticket."""
+
+    ticket_id: str
+    key: str
+    actor: str
+    action: str
+    version: str | None
+    details: dict[str, Any]
+    actor_type: str = "component"
+
+    def row(self) -> dict[str, Any]:
+        return {"ticket_id": self.ticket_id, "event_key": self.key,
+                "actor_type": self.actor_type, "actor": self.actor, "action": self.action,
+                "version": self.version, "details": self.details}
+
+
+@dataclass(frozen=True)
+class OutcomeEntry:
+    """A public outcome, stored once per (ticket, key) and published as stored."""
+
+    key: str
+    outcome: Outcome
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+HandOffBuilder = Callable[[Output], "Publication | OutcomeEntry | None"]
+
+
+@dataclass(frozen=True)
+class HandOff:
+    """What follows a decision, built from the decision's *stored* output (not the one just
+    computed, which a redelivery may have computed differently)."""
+
+    after: DecisionRef
+    build: HandOffBuilder
+
+
+@dataclass
+class Recorded:
+    """What one `Ledger.record` stored for the first time, and what to publish."""
+
+    publications: list[Publication] = field(default_factory=list)
+    new_decisions: list[Decision] = field(default_factory=list)
+    new_costs: list[CostEntry] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+@dataclass
+class Entries:
+    """Everything a stage's batch asks the ledger to record and publish."""
+
+    decisions: list[Decision] = field(default_factory=list)
+    costs: list[CostEntry] = field(default_factory=list)
+    accountability: list[AccountabilityEntry] = field(default_factory=list)
+    outcomes: list[OutcomeEntry] = field(default_factory=list)
+    handoffs: list[HandOff] = field(default_factory=list)
+    publications: list[Publication] = field(default_factory=list)
+    observers: list[Callable[[Recorded], None]] = field(default_factory=list)
+    """Called with what was newly stored (service metrics count each record once)."""
+
+    def extend(self, other: Entries) -> Entries:
+        for name in ("decisions", "costs", "accountability", "outcomes", "handoffs",
+                     "publications", "observers"):
+            getattr(self, name).extend(getattr(other, name))
+        return self
+
+
+def handoff_publication(message: BaseModel, *, subject: str, msg_id: str,
+                        headers: Mapping[str, str], stream: str = WORK_STREAM) -> Publication:
+    """A pipeline hand-off; `msg_id` comes from `subjects` (ticket + step)."""
+    return Publication(subject, message.model_dump_json().encode(), msg_id, stream,
+                       dict(headers))
+
+
+def escalation_publication(request: EscalationRequest, headers: Mapping[str, str]
+                           ) -> Publication:
+    """Hand a ticket to the human queue (one request per ticket and automation attempt,
+    whichever stage asks)."""
+    ticket_id = request.envelope.ticket.ticket_id
+    return handoff_publication(request, subject=ESCALATION_REQUESTED, headers=headers,
+                               msg_id=escalation_message_id(ticket_id, request.envelope.attempt))
+
+
+def outcome_publication(outcome: Outcome, key: str, headers: Mapping[str, str]) -> Publication:
+    return Publication(
+        subject=outcome_subject(outcome.status),
+        payload=outcome.model_dump_json().encode(),
+        msg_id=outcome_message_id(outcome.ticket_id, key),
+        stream=OUTCOMES_STREAM,
+        headers=dict(headers),
+    )

@@ -1,0 +1,85 @@
+"""Component tier of the classifier: its stage under the real runner and ledger, in memory (no
+Postgres, no NATS), fed real submission bytes as JetStream messages."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from types import SimpleNamespace
+
+from pinworks_classifier.stage import ClassifierStage
+from pinworks_common.contracts import Outcome, TicketEnvelope
+from pinworks_common.ledger.memory import StageHarness, sent
+from pinworks_common.subjects import CLASSIFIED, SUBMITTED, outcome_subject
+
+
+class StubModel:
+    version = "stub-1"
+
+    def predict(self, texts: list[str]) -> list[SimpleNamespace]:
+        return [SimpleNamespace(intent="card_arrival", confidence=0.91, out_of_scope=False,
+                                alternatives=[SimpleNamespace(intent="card_arrival", score=0.91)],
+                                second_stage=False, cost_ms=1.5) for _ in texts]
+
+
+def harness() -> StageHarness:
+    return StageHarness(ClassifierStage(StubModel(), Decimal("0.0001")))
+
+
+def submission(ticket_id: str, body: str = "My card has not arrived yet") -> bytes:
+    return json.dumps({"ticket_id": ticket_id, "business_unit": "retail", "body": body}).encode()
+
+
+def test_an_accepted_ticket_is_classified_and_handed_to_the_router() -> None:
+    stage = harness()
+    message = stage.message(submission("T-1"), SUBMITTED)
+    [published] = stage.deliver(message)
+    assert message.acked
+    assert (published.subject, published.msg_id) == (CLASSIFIED, "T-1:classified")
+    envelope = TicketEnvelope.model_validate_json(published.payload)
+    assert envelope.classification is not None
+    assert envelope.classification.intent == "card_arrival"
+    assert envelope.customer_state is not None
+    assert [d["decision_key"] for d in stage.rows("decisions", ticket_id="T-1")] == [
+        "classify", "customer_state"]
+    assert [c["amount_usd"] for c in stage.rows("cost_ledger")] == [Decimal("0.000100")]
+
+
+def test_a_redelivery_republishes_the_stored_result_and_records_nothing_twice() -> None:
+    stage = harness()
+    message = stage.message(submission("T-2"), SUBMITTED)
+    first = stage.deliver(message)
+    rows = {table: len(stage.rows(table)) for table in ("decisions", "cost_ledger", "tickets")}
+    again = message.redelivered()
+    assert sent(stage.deliver(again)) == sent(first), "same stored envelope, same Nats-Msg-Id"
+    assert again.acked
+    assert {table: len(stage.rows(table)) for table in rows} == rows
+
+
+def test_a_second_submission_of_an_id_is_recorded_as_a_duplicate_only() -> None:
+    stage = harness()
+    stage.deliver(stage.message(submission("T-3"), SUBMITTED))
+    second = stage.message(submission("T-3", body="Where is my card?"), SUBMITTED)
+    assert stage.deliver(second) == []
+    assert second.acked
+    assert [d["decision_key"] for d in stage.rows("decisions", ticket_id="T-3")] == [
+        "classify", "customer_state", f"duplicate:{second.seq}"]
+    assert len(stage.rows("cost_ledger")) == 1
+
+
+def test_a_malformed_submission_is_rejected_without_holding_up_its_batch() -> None:
+    stage = harness()
+    bad = stage.message(json.dumps({"ticket_id": "T-bad", "business_unit": "retail"}).encode(),
+                        SUBMITTED)
+    garbage = stage.message(b"\xff not json", SUBMITTED)
+    good = stage.message(submission("T-4"), SUBMITTED)
+    published = stage.deliver(bad, garbage, good)
+    assert bad.acked and garbage.acked and good.acked
+    by_subject = {p.subject: p for p in published}
+    assert by_subject[CLASSIFIED].msg_id == "T-4:classified"
+    rejected = by_subject[outcome_subject("rejected")]
+    assert rejected.msg_id == f"T-bad:outcome:rejected:{bad.seq}"
+    assert Outcome.model_validate_json(rejected.payload).reasons
+    assert len(stage.rows("rejected_payloads")) == 2
+    assert sent(stage.deliver(bad.redelivered())) == sent([rejected])
+    assert len(stage.rows("outcomes")) == 1

@@ -1,0 +1,71 @@
+"""Component tier of the escalation stage: under the real runner and ledger, in memory (no
+Postgres, no NATS), fed real escalation requests as JetStream messages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pinworks_common.contracts import (
+    Classification,
+    EscalationRequest,
+    Outcome,
+    TicketEnvelope,
+    TicketSubmission,
+)
+from pinworks_common.ledger.memory import StageHarness, sent
+from pinworks_common.subjects import ASSIST_REQUESTED, ESCALATION_REQUESTED, outcome_subject
+from pinworks_escalation.stage import EscalationStage
+
+
+def request(ticket_id: str, attempt: int = 0, reason: str = "a check failed"
+            ) -> EscalationRequest:
+    envelope = TicketEnvelope(
+        ticket=TicketSubmission(ticket_id=ticket_id, business_unit="retail",
+                                body="My card has not arrived", metadata={"tier": "vip"}),
+        trace_id="0" * 32, received_at=datetime(2026, 1, 1, tzinfo=UTC), attempt=attempt,
+        classification=Classification(intent="card_arrival", confidence=0.9, alternatives=[],
+                                      out_of_scope=False, model_version="m"))
+    return EscalationRequest(envelope=envelope, source_stage="verifier", reasons=[reason])
+
+
+def test_a_ticket_is_queued_and_announced_as_escalated() -> None:
+    stage = StageHarness(EscalationStage())
+    message = stage.message(request("E-1"), ESCALATION_REQUESTED)
+    published = {p.msg_id: p for p in stage.deliver(message)}
+    assert message.acked
+    outcome = published["E-1:outcome:automation"]
+    assert outcome.subject == outcome_subject("escalated")
+    assert Outcome.model_validate_json(outcome.payload).reasons == ["a check failed"]
+    assert published["E-1:assist"].subject == ASSIST_REQUESTED
+    [queued] = stage.rows("escalations")
+    assert (queued["status"], queued["tier"], queued["attempt"]) == ("open", "vip", 0)
+
+
+def test_a_redelivery_republishes_the_stored_outcome_and_records_nothing_twice() -> None:
+    stage = StageHarness(EscalationStage())
+    message = stage.message(request("E-2"), ESCALATION_REQUESTED)
+    first = stage.deliver(message)
+    again = stage.deliver(message.redelivered())
+    assert sorted(sent(again)) == sorted(sent(first))
+    assert [len(stage.rows(t)) for t in ("escalations", "decisions", "outcomes")] == [1, 1, 1]
+
+
+def test_a_later_attempt_reopens_the_queued_ticket() -> None:
+    stage = StageHarness(EscalationStage())
+    stage.deliver(stage.message(request("E-3"), ESCALATION_REQUESTED))
+    later = stage.deliver(stage.message(request("E-3", 1, "sent back, failed again"),
+                                        ESCALATION_REQUESTED))
+    assert {p.msg_id for p in later} == {"E-3:outcome:automation@1", "E-3:assist@1"}
+    [queued] = stage.rows("escalations")
+    assert (queued["attempt"], queued["reasons"]) == (1, ["sent back, failed again"])
+    assert [d["decision_key"] for d in stage.rows("decisions")] == ["enqueue", "enqueue@1"]
+
+
+def test_a_poison_message_is_dead_lettered_without_holding_up_its_batch() -> None:
+    stage = StageHarness(EscalationStage())
+    poison = stage.message(b'{"envelope": {}}', ESCALATION_REQUESTED)
+    good = stage.message(request("E-4"), ESCALATION_REQUESTED)
+    published = {p.msg_id for p in stage.deliver(poison, good)}
+    assert poison.acked and good.acked
+    assert {f"deadletter:escalation:{poison.seq}", "E-4:outcome:automation"} <= published
+    assert [row["stream_seq"] for row in stage.rows("dead_letters")] == [poison.seq]

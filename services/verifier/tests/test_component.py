@@ -1,0 +1,96 @@
+"""Component tier of the verifier: its stage under the real runner and ledger, in memory (no
+Postgres, no NATS), fed real drafted envelopes as JetStream messages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from pinworks_common.contracts import (
+    Classification,
+    Draft,
+    EscalationRequest,
+    Outcome,
+    TicketEnvelope,
+    TicketSubmission,
+)
+from pinworks_common.ledger import CostEntry, Entries
+from pinworks_common.ledger.memory import StageHarness, sent
+from pinworks_common.stage import escalate_on_dead_letter
+from pinworks_common.subjects import DRAFTED, ESCALATION_REQUESTED, outcome_subject
+from pinworks_verifier.result import CheckResult
+from pinworks_verifier.stage import VerifierStage
+
+
+class PromiseCheck:
+    """Fails a draft that promises; crashes on one that says `crash` (a bug in a check)."""
+
+    name = "promise"
+    version = "promise-test-1"
+
+    def __init__(self) -> None:
+        self.strict = False
+
+    def run(self, envelope: TicketEnvelope) -> CheckResult:
+        assert envelope.draft is not None
+        if "crash" in envelope.draft.answer:
+            raise KeyError("crash")
+        failed = self.strict or "guarantee" in envelope.draft.answer
+        return CheckResult(self.name, self.version, not failed,
+                           ("the draft makes a promise",) if failed else ())
+
+
+def drafted(ticket_id: str, answer: str) -> TicketEnvelope:
+    return TicketEnvelope(
+        ticket=TicketSubmission(ticket_id=ticket_id, business_unit="retail", body="Card?"),
+        trace_id="0" * 32, received_at=datetime(2026, 1, 1, tzinfo=UTC),
+        classification=Classification(intent="card_arrival", confidence=0.9, alternatives=[],
+                                      out_of_scope=False, model_version="m"),
+        draft=Draft(handler="kb", handler_version="1", answer=answer, cost_usd=Decimal("0.02")))
+
+
+def harness(check: PromiseCheck) -> StageHarness:
+    return StageHarness(VerifierStage([check]),
+                        on_dead_letter=escalate_on_dead_letter("verifier"))
+
+
+def test_a_passing_draft_resolves_with_the_ledgers_cost_and_a_failing_one_escalates() -> None:
+    stage = harness(PromiseCheck())
+    stage.record(Entries(costs=[CostEntry("V-1", "retail", "specialist:kb", "draft:kb",
+                                          Decimal("0.02"))]))
+    good = stage.message(drafted("V-1", "It is on its way."), DRAFTED)
+    bad = stage.message(drafted("V-2", "We guarantee it arrives today."), DRAFTED)
+    published = {p.msg_id: p for p in stage.deliver(good, bad)}
+    resolved = published["V-1:outcome:automation"]
+    assert resolved.subject == outcome_subject("resolved")
+    outcome = Outcome.model_validate_json(resolved.payload)
+    assert (outcome.answer, outcome.cost_usd) == ("It is on its way.", Decimal("0.02"))
+    escalation = published["V-2:escalate"]
+    assert escalation.subject == ESCALATION_REQUESTED
+    assert EscalationRequest.model_validate_json(escalation.payload).reasons == [
+        "the draft makes a promise"]
+
+
+def test_a_redelivery_hands_on_the_first_verdict_and_records_nothing_twice() -> None:
+    check = PromiseCheck()
+    stage = harness(check)
+    message = stage.message(drafted("V-3", "It is on its way."), DRAFTED)
+    first = stage.deliver(message)
+    check.strict = True  # a recomputation would now escalate
+    assert sent(stage.deliver(message.redelivered())) == sent(first)
+    assert len(stage.rows("outcomes")) == 1 and len(stage.rows("decisions")) == 1
+
+
+def test_a_draft_that_breaks_a_check_is_dead_lettered_without_stalling_the_others() -> None:
+    stage = harness(PromiseCheck())
+    crash = stage.message(drafted("V-4", "crash"), DRAFTED)
+    good = stage.message(drafted("V-5", "It is on its way."), DRAFTED)
+    assert [p.msg_id for p in stage.deliver(crash, good)] == ["V-5:outcome:automation"]
+    assert good.acked and not crash.acked and crash.naked is not None
+    retry = crash
+    for _ in range(2):
+        retry = retry.redelivered()
+        published = stage.deliver(retry)
+    assert retry.acked
+    assert {p.msg_id for p in published} == {f"deadletter:verifier:{crash.seq}", "V-4:escalate"}
+    assert [row["ticket_id"] for row in stage.rows("dead_letters")] == ["V-4"]

@@ -1,0 +1,239 @@
+"""The ledger's idempotency rule, once, against both stores: Postgres (the services') and the
+in-memory one (the component tests'). Whatever passes for one must pass for the other, so the
+fake keeps Postgres's semantics.
+
+The rule: a record counts once by its natural key; what a redelivery hands on is built from the
+first stored record, under the same message id; a failed transaction leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import select
+
+from pinworks_common.contracts import DeadLetter, Outcome
+from pinworks_common.db.engine import create_engine
+from pinworks_common.db.tables import metadata
+from pinworks_common.ledger import (
+    AccountabilityEntry,
+    Books,
+    CostEntry,
+    Decision,
+    DecisionRef,
+    Entries,
+    HandOff,
+    OutcomeEntry,
+    Publication,
+)
+from pinworks_common.ledger.book import TABLE_KEYS
+from pinworks_common.ledger.memory import MemoryBooks
+from pinworks_common.ledger.postgres import PostgresBooks, connection_of
+from pinworks_common.subjects import OutcomeStatus
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["postgres", "memory"])
+def database(request: pytest.FixtureRequest) -> str | None:
+    """The migrated database for the Postgres store; None for the in-memory one."""
+    return request.getfixturevalue("migrated_database_url") if request.param == "postgres" \
+        else None
+
+
+@pytest_asyncio.fixture
+async def books(database: str | None) -> AsyncIterator[Books]:
+    if database is None:
+        yield MemoryBooks()
+        return
+    engine = create_engine(database, pool_size=2)
+    yield PostgresBooks(engine)
+    await engine.dispose()
+
+
+async def rows(books: Books, table: str, **where: Any) -> list[dict[str, Any]]:
+    """The stored rows of `table` matching `where`, from either store."""
+    if isinstance(books, MemoryBooks):
+        return [row for row in books.store.rows(table)
+                if all(row[name] == value for name, value in where.items())]
+    target = metadata.tables[table]
+    async with books.reading() as ledger:
+        found = await connection_of(ledger).execute(select(target).where(
+            *(target.c[name] == value for name, value in where.items())))
+        return [dict(row._mapping) for row in found]
+
+
+def ticket() -> str:
+    return f"L-{uuid.uuid4().hex[:10]}"
+
+
+def decision(ticket_id: str, output: dict[str, Any], key: str = "route") -> Decision:
+    return Decision(ticket_id, "ledger-test", key, "test", "1", inputs={"n": 1}, output=output,
+                    reason="because", trace_id="t")
+
+
+def hand_on(ref: DecisionRef) -> HandOff:
+    return HandOff(ref, lambda stored: Publication(
+        "next", repr(sorted(stored.items())).encode(), f"{ref.ticket_id}:next", "S"))
+
+
+async def test_a_decision_is_stored_once_and_handed_on_as_first_stored(books: Books) -> None:
+    ticket_id = ticket()
+    first, second = decision(ticket_id, {"handler": "kb"}), decision(ticket_id, {"handler": "x"})
+    async with books.transaction() as ledger:
+        once = await ledger.record(Entries(decisions=[first], handoffs=[hand_on(first.ref)]))
+    async with books.transaction() as ledger:
+        again = await ledger.record(Entries(decisions=[second], handoffs=[hand_on(first.ref)]))
+        assert await ledger.decided([first.ref]) == {first.ref: {"handler": "kb"}}
+    assert [d.ref for d in once.new_decisions] == [first.ref] and again.new_decisions == []
+    assert once.publications == again.publications, "same payload and message id"
+    assert len(await rows(books, "decisions", ticket_id=ticket_id)) == 1
+
+
+async def test_a_batch_with_two_copies_stores_the_first(books: Books) -> None:
+    ticket_id = ticket()
+    first, copy = decision(ticket_id, {"n": 1}), decision(ticket_id, {"n": 2})
+    async with books.transaction() as ledger:
+        recorded = await ledger.record(Entries(decisions=[first, copy],
+                                               handoffs=[hand_on(first.ref)] * 2))
+    assert recorded.new_decisions == [first]
+    assert recorded.publications[0] == recorded.publications[1]
+    assert [row["output"] for row in await rows(books, "decisions", ticket_id=ticket_id)] == [
+        {"n": 1}]
+
+
+async def test_a_cost_counts_once_to_six_decimal_places(books: Books) -> None:
+    ticket_id = ticket()
+    entry = CostEntry(ticket_id, "retail", "specialist:kb", "draft:kb", Decimal("0.0123"))
+    other = CostEntry(ticket_id, "retail", "classifier", "classifier", Decimal("0.0000004"))
+    for _ in range(2):
+        async with books.transaction() as ledger:
+            await ledger.record(Entries(costs=[entry, other]))
+    async with books.reading() as ledger:
+        assert await ledger.costs([ticket_id, ticket()]) == {ticket_id: Decimal("0.012300")}
+
+
+async def test_an_outcome_is_published_as_first_stored(books: Books) -> None:
+    ticket_id = ticket()
+
+    def outcome(reason: str) -> OutcomeEntry:
+        return OutcomeEntry("automation", Outcome(
+            ticket_id=ticket_id, status=OutcomeStatus.ESCALATED, business_unit="retail",
+            reasons=[reason], cost_usd=Decimal("0.5"), resolved_by="automation",
+            trace_id="t", decided_at=datetime(2026, 1, 1, tzinfo=UTC)), {"traceparent": "p"})
+
+    async with books.transaction() as ledger:
+        first = await ledger.record(Entries(outcomes=[outcome("first")]))
+    async with books.transaction() as ledger:
+        again = await ledger.record(Entries(outcomes=[outcome("recomputed")]))
+    assert again.outcomes[0].reasons == ["first"]
+    assert first.publications == again.publications
+    [publication] = again.publications
+    assert publication.msg_id == f"{ticket_id}:outcome:automation"
+    assert publication.subject == "tickets.outcome.escalated"
+    assert publication.headers == {"traceparent": "p"}
+
+
+async def test_accountability_and_dead_letters_are_stored_once(books: Books) -> None:
+    ticket_id, seq = ticket(), int(uuid.uuid4().int % 10**12)
+    event = AccountabilityEntry(ticket_id, "router:route", "router", "route to kb", "1", {})
+    letter = DeadLetter(stage="ledger-test", subject="s", stream_sequence=seq, deliveries=3,
+                        error="boom", ticket_id=ticket_id, payload_excerpt="{}")
+    for _ in range(2):
+        async with books.transaction() as ledger:
+            await ledger.record(Entries(accountability=[event, event]))
+            await ledger.dead_letter(letter)
+    assert len(await rows(books, "accountability", ticket_id=ticket_id)) == 1
+    assert len(await rows(books, "dead_letters", stream_seq=seq)) == 1
+
+
+async def test_a_failed_transaction_stores_nothing(books: Books) -> None:
+    ticket_id = ticket()
+    with pytest.raises(RuntimeError):
+        async with books.transaction() as ledger:
+            await ledger.record(Entries(
+                decisions=[decision(ticket_id, {})],
+                costs=[CostEntry(ticket_id, "retail", "c", "k", Decimal(1))]))
+            raise RuntimeError("the batch failed after recording")
+    assert await rows(books, "decisions", ticket_id=ticket_id) == []
+    async with books.reading() as ledger:
+        assert await ledger.costs([ticket_id]) == {}
+
+
+async def test_undecided_skips_the_stored_and_second_copies(books: Books) -> None:
+    done, todo = ticket(), ticket()
+    async with books.transaction() as ledger:
+        await ledger.record(Entries(decisions=[decision(done, {})]))
+    async with books.reading() as ledger:
+        left = await ledger.undecided([done, todo, todo],
+                                      lambda t: DecisionRef(t, "ledger-test", "route"))
+    assert left == [todo]
+
+
+def ticket_row(ticket_id: str, seq: int) -> dict[str, Any]:
+    return {"ticket_id": ticket_id, "business_unit": "retail", "subject": None, "body": "hi",
+            "customer_id": None, "channel": None, "metadata": {"tier": ("vip",)},
+            "submission_seq": seq, "trace_id": f"trace-{seq}",
+            "received_at": datetime(2026, 1, 1, tzinfo=UTC), "intent": None,
+            "confidence": None, "classification": None}
+
+
+async def test_the_first_stored_row_wins(books: Books) -> None:
+    ticket_id = ticket()
+    async with books.transaction() as ledger:
+        first = await ledger.first_stored("tickets", [ticket_row(ticket_id, 1),
+                                                      ticket_row(ticket_id, 2)])
+    async with books.transaction() as ledger:
+        again = await ledger.first_stored("tickets", [ticket_row(ticket_id, 3)])
+        assert await ledger.existing("tickets", "ticket_id", [ticket_id, ticket()]) == {ticket_id}
+    for stored in (first, again):
+        row = stored[(ticket_id,)]
+        assert (row["submission_seq"], row["trace_id"]) == (1, "trace-1")
+        assert row["metadata"] == {"tier": ["vip"]}, "JSON as the column gives it back"
+
+
+async def test_insert_once_returns_only_the_new_rows(books: Books) -> None:
+    seq = int(uuid.uuid4().int % 10**12)
+    row = {"stream_seq": seq, "subject": "s", "ticket_id": None, "business_unit": None,
+           "reasons": ["bad"], "raw_payload": "{", "payload_bytes": 1}
+    async with books.transaction() as ledger:
+        assert await ledger.insert_once("rejected_payloads", [row, row]) == [row]
+    async with books.transaction() as ledger:
+        assert await ledger.insert_once("rejected_payloads", [row]) == []
+
+
+def queued(ticket_id: str, attempt: int, note: str) -> dict[str, Any]:
+    return {"ticket_id": ticket_id, "business_unit": f"unit-{attempt}", "status": "open",
+            "priority": 10 + attempt, "source_stage": "verifier", "reasons": [note],
+            "context": {f"attempt_{attempt}": note}, "trace_id": f"trace-{attempt}",
+            "tier": None, "sla_due_at": datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=1),
+            "attempt": attempt}
+
+
+async def test_a_later_version_supersedes_keeping_and_merging(books: Books) -> None:
+    ticket_id = ticket()
+    for attempt, note in ((0, "first"), (0, "redelivered"), (1, "sent back"), (0, "late")):
+        async with books.transaction() as ledger:
+            await ledger.supersede("escalations", [queued(ticket_id, attempt, note)],
+                                   version="attempt", keep=("business_unit", "trace_id"),
+                                   merge=("context",), clear=("claimed_by",))
+    [row] = await rows(books, "escalations", ticket_id=ticket_id)
+    assert (row["attempt"], row["reasons"], row["priority"]) == (1, ["sent back"], 11)
+    assert (row["business_unit"], row["trace_id"]) == ("unit-0", "trace-0")
+    assert row["context"] == {"attempt_0": "first", "attempt_1": "sent back"}
+    assert row["claimed_by"] is None
+
+
+def test_every_table_key_is_its_unique_constraint() -> None:
+    for table, key in TABLE_KEYS.items():
+        target = metadata.tables[table]
+        unique = [tuple(c.name for c in constraint.columns) for constraint in target.constraints
+                  if constraint.__class__.__name__ in ("UniqueConstraint", "PrimaryKeyConstraint")]
+        unique += [(c.name,) for c in target.columns if c.unique]
+        assert key in unique, (table, key, unique)
