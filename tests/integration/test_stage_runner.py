@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -18,32 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pinworks_common.db.engine import create_engine
 from pinworks_common.db.tables import dead_letters, decisions
 from pinworks_common.ledger import Decision, Entries, Ledger
+from pinworks_common.ledger.memory import MemoryMessage as FakeMsg
 from pinworks_common.ledger.postgres import connection_of
 from pinworks_common.stage import Delivery, Publication, StageRunner, Work
-
-
-@dataclass
-class FakeMsg:
-    """A JetStream message as nats-py hands it over, recording what the runner does with it."""
-
-    data: bytes
-    seq: int
-    num_delivered: int = 1
-    subject: str = "pinworks.work.test"
-    headers: dict[str, str] = field(default_factory=dict)
-    acked: bool = False
-    naked: float | None = None
-
-    @property
-    def metadata(self) -> Any:
-        return SimpleNamespace(sequence=SimpleNamespace(stream=self.seq),
-                               num_delivered=self.num_delivered)
-
-    async def ack(self) -> None:
-        self.acked = True
-
-    async def nak(self, delay: float | None = None) -> None:
-        self.naked = delay or 0.0
 
 
 class RecordingLogic:

@@ -8,6 +8,7 @@ from functools import partial
 from faststream import FastStream
 
 from pinworks_common.contracts import EscalationRequest, Outcome
+from pinworks_common.ledger import Books
 from pinworks_common.outbox import OutboxRelay
 from pinworks_common.service import build_runtime, make_publisher, service_app, subscribe_stage
 from pinworks_common.stage import StageRunner
@@ -25,12 +26,14 @@ from pinworks_escalation.settings import EscalationSettings
 from pinworks_escalation.stage import EscalationStage
 
 
-def create_app(settings: EscalationSettings | None = None) -> FastStream:
+def create_app(settings: EscalationSettings | None = None, books: Books | None = None) -> FastStream:
+    """The escalation app; `books` replaces the Postgres ledger (the component tests' in-memory
+    one)."""
     settings = settings or EscalationSettings()
     runtime = build_runtime("escalation", settings)
     publish = make_publisher(runtime.broker)
     runner = StageRunner(
-        EscalationStage(), runtime.engine, publish, max_deliveries=settings.max_deliveries
+        EscalationStage(), books or runtime.engine, publish, max_deliveries=settings.max_deliveries
     )
     subscribe_stage(
         runtime.broker, runner,

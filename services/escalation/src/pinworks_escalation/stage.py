@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from pinworks_common.contracts import CustomerState, EscalationRequest, Outcome, utcnow
+from pinworks_common.contracts import CustomerState, EscalationRequest, utcnow
 from pinworks_common.customer_state import CustomerStateReader, recorded_states
 from pinworks_common.ledger import (
     AccountabilityEntry,
@@ -17,6 +17,7 @@ from pinworks_common.ledger import (
     Ledger,
     OutcomeEntry,
     Publication,
+    automation_outcome,
     handoff_publication,
     keys,
 )
@@ -24,7 +25,6 @@ from pinworks_common.stage import Delivery, Work, decode_model
 from pinworks_common.subjects import ASSIST_REQUESTED, OutcomeStatus, Stage, assist_message_id
 from pinworks_escalation.queue import OPEN, assess_priority, sla_for, tier_of
 
-AUTOMATION = "automation"
 VERSION = "escalation-3"
 
 
@@ -115,20 +115,9 @@ def _queue_row(request: EscalationRequest, state: CustomerState, now: datetime
 
 def _outcome(item: Work[EscalationRequest], costs: dict[str, Decimal]) -> OutcomeEntry:
     envelope = item.value.envelope
-    classification = envelope.classification
-    return OutcomeEntry(keys.automation_outcome(envelope.attempt), Outcome(
-        ticket_id=envelope.ticket.ticket_id,
-        status=OutcomeStatus.ESCALATED,
-        business_unit=envelope.ticket.business_unit,
-        intent=classification.intent if classification else None,
-        confidence=classification.confidence if classification else None,
-        handler="human",
-        reasons=item.value.reasons,
-        cost_usd=costs.get(envelope.ticket.ticket_id, Decimal(0)),
-        resolved_by=AUTOMATION,
-        trace_id=envelope.trace_id,
-        decided_at=utcnow(),
-    ), item.trace_headers)
+    return automation_outcome(
+        envelope, OutcomeStatus.ESCALATED, costs.get(envelope.ticket.ticket_id, Decimal(0)),
+        item.trace_headers, handler="human", reasons=item.value.reasons)
 
 
 def assist_publication(item: Work[EscalationRequest]) -> Publication:

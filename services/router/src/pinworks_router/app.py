@@ -7,6 +7,7 @@ from functools import partial
 from faststream import FastStream
 
 from pinworks_common.contracts import EscalationRequest, TicketEnvelope
+from pinworks_common.ledger import Books
 from pinworks_common.service import build_runtime, make_publisher, service_app, subscribe_stage
 from pinworks_common.stage import StageRunner, escalate_on_dead_letter
 from pinworks_common.subjects import (
@@ -31,14 +32,17 @@ from pinworks_router.settings import RouterSettings
 from pinworks_router.stage import RouterStage
 
 
-def create_app(settings: RouterSettings | None = None) -> FastStream:
+def create_app(settings: RouterSettings | None = None, books: Books | None = None) -> FastStream:
+    """The router app; `books` replaces the Postgres ledger (the component tests' in-memory
+    one)."""
     settings = settings or RouterSettings()
     holder = PolicyHolder(load_policy(settings.policy_file))
     shadow = ShadowHolder(load_policy(settings.shadow_policy_file)
                           if settings.shadow_policy_file else None)
     runtime = build_runtime("router", settings)
     runner = StageRunner(
-        RouterStage(holder, settings.prices, shadow), runtime.engine, make_publisher(runtime.broker),
+        RouterStage(holder, settings.prices, shadow), books or runtime.engine,
+        make_publisher(runtime.broker),
         max_deliveries=settings.max_deliveries,
         on_dead_letter=escalate_on_dead_letter(Stage.ROUTER.value),
     )

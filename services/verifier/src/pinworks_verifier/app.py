@@ -5,6 +5,7 @@ from __future__ import annotations
 from faststream import FastStream
 
 from pinworks_common.contracts import EscalationRequest, Outcome, TicketEnvelope
+from pinworks_common.ledger import Books
 from pinworks_common.service import build_runtime, make_publisher, service_app, subscribe_stage
 from pinworks_common.stage import StageRunner, escalate_on_dead_letter
 from pinworks_common.subjects import (
@@ -20,12 +21,14 @@ from pinworks_verifier.settings import VerifierSettings
 from pinworks_verifier.stage import VerifierStage
 
 
-def create_app(settings: VerifierSettings | None = None) -> FastStream:
+def create_app(settings: VerifierSettings | None = None, books: Books | None = None) -> FastStream:
+    """The verifier app; `books` replaces the Postgres ledger (the component tests' in-memory
+    one)."""
     settings = settings or VerifierSettings()
     runtime = build_runtime("verifier", settings)
     stage = VerifierStage(build_checks(settings))
     runner = StageRunner(
-        stage, runtime.engine, make_publisher(runtime.broker),
+        stage, books or runtime.engine, make_publisher(runtime.broker),
         max_deliveries=settings.max_deliveries,
         on_dead_letter=escalate_on_dead_letter(Stage.VERIFIER.value),
     )

@@ -9,7 +9,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from pinworks_common.contracts import EscalationRequest, Outcome, TicketEnvelope, utcnow
+from pinworks_common.contracts import EscalationRequest, TicketEnvelope
 from pinworks_common.ledger import (
     AccountabilityEntry,
     Decision,
@@ -20,6 +20,7 @@ from pinworks_common.ledger import (
     OutcomeEntry,
     Publication,
     Recorded,
+    automation_outcome,
     escalation_publication,
     keys,
 )
@@ -27,8 +28,6 @@ from pinworks_common.stage import Delivery, Work, decode_model
 from pinworks_common.subjects import OutcomeStatus, Stage
 from pinworks_verifier.checks import Check, failing_reasons, verify
 from pinworks_verifier.metrics import observe_verdicts
-
-AUTOMATION = "automation"
 
 
 class VerifierStage:
@@ -95,19 +94,9 @@ def _hand_off(stage: str, item: Work[TicketEnvelope], costs: dict[str, Decimal],
                                     reasons=stored["reasons"])
         return escalation_publication(request, item.trace_headers)
     assert envelope.classification is not None and envelope.draft is not None
-    return OutcomeEntry(keys.automation_outcome(envelope.attempt), Outcome(
-        ticket_id=envelope.ticket.ticket_id,
-        status=OutcomeStatus.RESOLVED,
-        business_unit=envelope.ticket.business_unit,
-        intent=envelope.classification.intent,
-        confidence=envelope.classification.confidence,
-        handler=envelope.draft.handler,
-        answer=envelope.draft.answer,
-        cost_usd=costs.get(envelope.ticket.ticket_id, Decimal(0)),
-        resolved_by=AUTOMATION,
-        trace_id=envelope.trace_id,
-        decided_at=utcnow(),
-    ), item.trace_headers)
+    return automation_outcome(
+        envelope, OutcomeStatus.RESOLVED, costs.get(envelope.ticket.ticket_id, Decimal(0)),
+        item.trace_headers, handler=envelope.draft.handler, answer=envelope.draft.answer)
 
 
 def _observe(recorded: Recorded) -> None:

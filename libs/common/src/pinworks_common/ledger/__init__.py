@@ -17,6 +17,7 @@ from pinworks_common.ledger.records import (
     OutcomeEntry,
     Publication,
     Recorded,
+    automation_outcome,
     escalation_publication,
     handoff_publication,
     outcome_publication,
@@ -24,6 +25,7 @@ from pinworks_common.ledger.records import (
 
 __all__ = [
     "AccountabilityEntry", "Books", "CostEntry", "Decision", "DecisionRef", "Entries", "HandOff",
-    "Ledger", "OutcomeEntry", "Publication", "Recorded", "Store", "escalation_publication",
+    "Ledger", "OutcomeEntry", "Publication", "Recorded", "Store", "automation_outcome",
+    "escalation_publication",
     "handoff_publication", "keys", "outcome_publication",
 ]

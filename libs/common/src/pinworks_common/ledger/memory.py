@@ -19,6 +19,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
+from faststream.nats import NatsBroker
 from pydantic import BaseModel
 
 from pinworks_common.db.tables import metadata
@@ -212,3 +213,52 @@ def sent(publications: Sequence[Publication]) -> list[tuple[str, str, bytes]]:
     """What a downstream consumer would see of each publication: subject, message id and
     payload (trace headers differ by delivery)."""
     return [(p.subject, p.msg_id, p.payload) for p in publications]
+
+
+@dataclass
+class AppRun:
+    """What a service's app did with deliveries under FastStream's TestNatsBroker."""
+
+    published: list[tuple[str, str, bytes]] = field(default_factory=list)
+    """(subject, Nats-Msg-Id, payload) of each publication, in order."""
+    acked: list[str] = field(default_factory=list)
+    """The JetStream reply subjects of the deliveries the stage acknowledged."""
+
+
+def drive_app(broker: NatsBroker, *, subject: str, stream: str, durable: str,
+              deliveries: Sequence[tuple[bytes, int, int]],
+              outputs: Sequence[tuple[str, str]]) -> AppRun:
+    """Deliver (payload, stream sequence, deliveries) on `subject` to the app's subscriber
+    under TestNatsBroker (no NATS), capturing what it publishes on `outputs` (subject, stream).
+
+    The stage runner acks nats-py messages itself and reads their JetStream metadata, so each
+    delivery carries a JetStream reply subject, and its ack is recorded."""
+    from faststream.nats import JStream, NatsMessage, TestNatsBroker
+    from faststream.nats.testing import PatchedMessage
+
+    run = AppRun()
+    prefix = f"$JS.ACK.{stream}.{durable}."
+
+    async def capture(body: Any, msg: NatsMessage) -> None:
+        run.published.append((msg.raw_message.subject, msg.headers["Nats-Msg-Id"], msg.body))
+
+    for output, output_stream in outputs:
+        broker.subscriber(output, stream=JStream(output_stream, declare=False))(capture)
+
+    async def ack(message: PatchedMessage) -> None:
+        if message.reply.startswith(prefix):
+            run.acked.append(message.reply)
+
+    async def deliver() -> None:
+        async with TestNatsBroker(broker) as test_broker:
+            for payload, seq, delivered in deliveries:
+                await test_broker.publish(payload, subject, stream=stream,
+                                          reply_to=f"{prefix}{delivered}.{seq}.{seq}.0.0")
+
+    original = PatchedMessage.ack
+    PatchedMessage.ack = ack  # type: ignore[method-assign,assignment]
+    try:
+        asyncio.run(deliver())
+    finally:
+        PatchedMessage.ack = original  # type: ignore[method-assign]
+    return run

@@ -15,11 +15,14 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
-from pinworks_common.contracts import EscalationRequest, Outcome
+from pinworks_common.contracts import EscalationRequest, Outcome, TicketEnvelope, utcnow
+from pinworks_common.ledger import keys
+from pinworks_common.metrics import AUTOMATION
 from pinworks_common.subjects import (
     ESCALATION_REQUESTED,
     OUTCOMES_STREAM,
     WORK_STREAM,
+    OutcomeStatus,
     escalation_message_id,
     outcome_message_id,
     outcome_subject,
@@ -184,3 +187,22 @@ def outcome_publication(outcome: Outcome, key: str, headers: Mapping[str, str]) 
         stream=OUTCOMES_STREAM,
         headers=dict(headers),
     )
+
+
+def automation_outcome(envelope: TicketEnvelope, status: OutcomeStatus, cost_usd: Decimal,
+                       headers: Mapping[str, str], **fields: Any) -> OutcomeEntry:
+    """The outcome automation reached for the envelope's attempt (resolved or escalated),
+    with the ticket's classification and its cost as the ledger has it."""
+    classification = envelope.classification
+    return OutcomeEntry(keys.automation_outcome(envelope.attempt), Outcome(
+        ticket_id=envelope.ticket.ticket_id,
+        status=status,
+        business_unit=envelope.ticket.business_unit,
+        intent=classification.intent if classification else None,
+        confidence=classification.confidence if classification else None,
+        cost_usd=cost_usd,
+        resolved_by=AUTOMATION,
+        trace_id=envelope.trace_id,
+        decided_at=utcnow(),
+        **fields,
+    ), dict(headers))

@@ -1,0 +1,58 @@
+"""Component tier of the escalation service through its FastStream app: `create_app` wired to
+the in-memory ledger, driven by FastStream's TestNatsBroker (the console is built, not served)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pinworks_common.contracts import EscalationRequest, TicketEnvelope, TicketSubmission
+from pinworks_common.ledger.memory import AppRun, MemoryBooks, drive_app
+from pinworks_common.subjects import (
+    ASSIST_REQUESTED,
+    DEAD_LETTER_STREAM,
+    ESCALATION_REQUESTED,
+    OUTCOMES_STREAM,
+    WORK_STREAM,
+    dead_letter_subject,
+    outcome_subject,
+)
+from pinworks_escalation.app import create_app
+from pinworks_escalation.settings import EscalationSettings
+
+
+def request(ticket_id: str) -> bytes:
+    envelope = TicketEnvelope(
+        ticket=TicketSubmission(ticket_id=ticket_id, business_unit="retail", body="Help"),
+        trace_id="0" * 32, received_at=datetime(2026, 1, 1, tzinfo=UTC))
+    return EscalationRequest(envelope=envelope, source_stage="router",
+                             reasons=["routed to a person"]).model_dump_json().encode()
+
+
+def run(books: MemoryBooks, *deliveries: tuple[bytes, int, int]) -> AppRun:
+    settings = EscalationSettings(NATS_URL="nats://127.0.0.1:1",
+                                  DATABASE_URL="postgresql://test@127.0.0.1:1/none")
+    broker = create_app(settings, books).broker
+    assert broker is not None
+    return drive_app(broker, subject=ESCALATION_REQUESTED, stream=WORK_STREAM,
+                     durable="escalation", deliveries=deliveries,
+                     outputs=[(outcome_subject("escalated"), OUTCOMES_STREAM),
+                              (ASSIST_REQUESTED, WORK_STREAM),
+                              (dead_letter_subject("escalation"), DEAD_LETTER_STREAM)])
+
+
+def test_a_ticket_is_queued_once_and_a_redelivery_repeats_the_stored_outcome() -> None:
+    books = MemoryBooks()
+    run_ = run(books, (request("Q-1"), 1, 1), (request("Q-1"), 1, 2))
+    first, again = run_.published[:2], run_.published[2:]
+    assert sorted(first) == sorted(again)
+    assert {msg_id for _, msg_id, _ in first} == {"Q-1:outcome:automation", "Q-1:assist"}
+    assert len(run_.acked) == 2
+    assert [len(books.store.rows(t)) for t in ("escalations", "outcomes")] == [1, 1]
+
+
+def test_a_poison_message_is_dead_lettered_and_the_next_one_flows() -> None:
+    run_ = run(MemoryBooks(), (b'"not a request"', 4, 1), (request("Q-2"), 5, 1))
+    ids = [msg_id for _, msg_id, _ in run_.published]
+    assert ids[0] == "deadletter:escalation:4"
+    assert set(ids[1:]) == {"Q-2:outcome:automation", "Q-2:assist"}
+    assert len(run_.acked) == 2
