@@ -9,6 +9,7 @@ from pinworks_classifier.settings import ClassifierSettings
 from pinworks_classifier.stage import ClassifierStage
 from pinworks_common.contracts import Outcome, TicketEnvelope, TicketSubmission
 from pinworks_common.customer_state import CustomerStateReader
+from pinworks_common.ledger import Books
 from pinworks_common.service import (
     build_runtime,
     make_publisher,
@@ -26,7 +27,9 @@ from pinworks_common.subjects import (
 )
 
 
-def create_app(settings: ClassifierSettings | None = None) -> FastStream:
+def create_app(settings: ClassifierSettings | None = None, books: Books | None = None) -> FastStream:
+    """The classifier app; `books` replaces the Postgres ledger (the component tests' in-memory
+    one)."""
     from pinworks_classifier.model import IntentModel
 
     settings = settings or ClassifierSettings()
@@ -36,7 +39,7 @@ def create_app(settings: ClassifierSettings | None = None) -> FastStream:
     stage = ClassifierStage(model, settings.cost_per_ticket_usd,
                             CustomerStateReader(settings.negative_sentiment_threshold))
     runner = StageRunner(
-        stage, runtime.engine, make_publisher(runtime.broker),
+        stage, books or runtime.engine, make_publisher(runtime.broker),
         max_deliveries=settings.max_deliveries,
     )
     subscribe_stage(

@@ -7,6 +7,7 @@ import logging
 from faststream import FastStream
 
 from pinworks_common.contracts import EscalationRequest, TicketEnvelope
+from pinworks_common.ledger import Books
 from pinworks_common.service import (
     ServiceRuntime,
     build_runtime,
@@ -63,13 +64,14 @@ def build_handlers(settings: SpecialistSettings) -> list[Handler]:
     return handlers
 
 
-def subscribe_assist(runtime: ServiceRuntime, settings: SpecialistSettings) -> None:
+def subscribe_assist(runtime: ServiceRuntime, settings: SpecialistSettings,
+                     books: Books | None = None) -> None:
     """The agent-assist consumer: suggested-reply material for every escalated ticket."""
     from pinworks_specialists.assist import AssistStage
     from pinworks_specialists.kb import KnowledgeBase
 
     stage = AssistStage(TemplateBook.load(), KnowledgeBase.load())
-    runner = StageRunner(stage, runtime.engine, make_publisher(runtime.broker),
+    runner = StageRunner(stage, books or runtime.engine, make_publisher(runtime.broker),
                          max_deliveries=settings.max_deliveries)
     durable = specialist_consumer(ASSIST_HANDLER)
     subscribe_stage(
@@ -80,7 +82,9 @@ def subscribe_assist(runtime: ServiceRuntime, settings: SpecialistSettings) -> N
     runtime.documented_payloads[f"{durable}:{ASSIST_REQUESTED}"] = EscalationRequest
 
 
-def create_app(settings: SpecialistSettings | None = None) -> FastStream:
+def create_app(settings: SpecialistSettings | None = None, books: Books | None = None) -> FastStream:
+    """The specialists app; `books` replaces the Postgres ledger (the component tests' in-memory
+    one)."""
     from pinworks_specialists.stage import SpecialistStage
 
     settings = settings or SpecialistSettings()
@@ -98,7 +102,7 @@ def create_app(settings: SpecialistSettings | None = None) -> FastStream:
             heartbeat_seconds=max(0.5, settings.ack_wait_seconds / 3),
         )
         runner = StageRunner(
-            stage, runtime.engine, publish,
+            stage, books or runtime.engine, publish,
             max_deliveries=settings.max_deliveries,
             on_dead_letter=escalate_on_dead_letter(Stage.SPECIALIST.value),
         )
@@ -110,7 +114,7 @@ def create_app(settings: SpecialistSettings | None = None) -> FastStream:
             description=f"Tickets routed to the {handler.name} handler.",
         )
         runtime.documented_payloads[f"{durable}:{subject}"] = TicketEnvelope
-    subscribe_assist(runtime, settings)
+    subscribe_assist(runtime, settings, books)
     runtime.broker.publisher(
         DRAFTED, title="drafted", schema=TicketEnvelope,
         description="A draft answer, for the verifier.",

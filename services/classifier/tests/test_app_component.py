@@ -1,0 +1,55 @@
+"""Component tier of the classifier through its FastStream app: `create_app` (with the shipped
+model) wired to the in-memory ledger, driven by FastStream's TestNatsBroker."""
+
+from __future__ import annotations
+
+import json
+
+from pinworks_classifier.app import create_app
+from pinworks_classifier.settings import ClassifierSettings
+from pinworks_common.contracts import TicketEnvelope
+from pinworks_common.ledger.memory import AppRun, MemoryBooks, drive_app
+from pinworks_common.subjects import (
+    CLASSIFIED,
+    OUTCOMES_STREAM,
+    SUBMITTED,
+    TICKETS_STREAM,
+    WORK_STREAM,
+    outcome_subject,
+)
+
+
+def submission(ticket_id: str, **fields: str) -> bytes:
+    return json.dumps({"ticket_id": ticket_id, "business_unit": "retail",
+                       "body": "My new card has still not arrived, when will it come?",
+                       **fields}).encode()
+
+
+def run(books: MemoryBooks, *deliveries: tuple[bytes, int, int]) -> AppRun:
+    settings = ClassifierSettings(NATS_URL="nats://127.0.0.1:1",
+                                  DATABASE_URL="postgresql://test@127.0.0.1:1/none")
+    broker = create_app(settings, books).broker
+    assert broker is not None
+    return drive_app(broker, subject=SUBMITTED, stream=TICKETS_STREAM, durable="classifier",
+                     deliveries=deliveries,
+                     outputs=[(CLASSIFIED, WORK_STREAM),
+                              (outcome_subject("rejected"), OUTCOMES_STREAM)])
+
+
+def test_a_ticket_is_classified_once_and_a_redelivery_republishes_it() -> None:
+    books = MemoryBooks()
+    run_ = run(books, (submission("C-1"), 1, 1), (submission("C-1"), 1, 2))
+    assert [(s, m) for s, m, _ in run_.published] == [(CLASSIFIED, "C-1:classified")] * 2
+    assert run_.published[0][2] == run_.published[1][2]
+    envelope = TicketEnvelope.model_validate_json(run_.published[0][2])
+    assert envelope.classification is not None and envelope.classification.intent
+    assert len(run_.acked) == 2
+    assert len(books.store.rows("cost_ledger")) == 1
+
+
+def test_a_malformed_submission_is_rejected_and_the_next_one_flows() -> None:
+    run_ = run(MemoryBooks(), (json.dumps({"ticket_id": "C-2"}).encode(), 2, 1),
+               (submission("C-3"), 3, 1))
+    assert [(s, m) for s, m, _ in run_.published] == [
+        (outcome_subject("rejected"), "C-2:outcome:rejected:2"), (CLASSIFIED, "C-3:classified")]
+    assert len(run_.acked) == 2

@@ -1,0 +1,64 @@
+"""Component tier of the specialists through their FastStream app: `create_app` with the
+template handler wired to the in-memory ledger, driven by FastStream's TestNatsBroker."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pinworks_common.contracts import (
+    Classification,
+    RouteDecision,
+    TicketEnvelope,
+    TicketSubmission,
+)
+from pinworks_common.ledger.memory import AppRun, MemoryBooks, drive_app
+from pinworks_common.subjects import (
+    DEAD_LETTER_STREAM,
+    DRAFTED,
+    ESCALATION_REQUESTED,
+    WORK_STREAM,
+    dead_letter_subject,
+    routed_subject,
+)
+from pinworks_specialists.app import create_app
+from pinworks_specialists.settings import SpecialistSettings
+
+
+def routed(ticket_id: str) -> bytes:
+    return TicketEnvelope(
+        ticket=TicketSubmission(ticket_id=ticket_id, business_unit="retail",
+                                body="My new card has not arrived yet"),
+        trace_id="0" * 32, received_at=datetime(2026, 1, 1, tzinfo=UTC),
+        classification=Classification(intent="card_arrival", confidence=0.95, alternatives=[],
+                                      out_of_scope=False, model_version="m"),
+        route=RouteDecision(handler="template", fallbacks=["human"], rule="r", reason="r",
+                            policy_version="p"),
+    ).model_dump_json().encode()
+
+
+def run(books: MemoryBooks, *deliveries: tuple[bytes, int, int]) -> AppRun:
+    settings = SpecialistSettings(NATS_URL="nats://127.0.0.1:1", SPECIALISTS_HANDLERS="template",
+                                  DATABASE_URL="postgresql://test@127.0.0.1:1/none")
+    broker = create_app(settings, books).broker
+    assert broker is not None
+    return drive_app(broker, subject=routed_subject("template"), stream=WORK_STREAM,
+                     durable="specialist-template", deliveries=deliveries,
+                     outputs=[(DRAFTED, WORK_STREAM), (ESCALATION_REQUESTED, WORK_STREAM),
+                              (dead_letter_subject("specialist"), DEAD_LETTER_STREAM)])
+
+
+def test_a_ticket_is_drafted_once_and_a_redelivery_republishes_the_stored_draft() -> None:
+    books = MemoryBooks()
+    run_ = run(books, (routed("P-1"), 1, 1), (routed("P-1"), 1, 2))
+    [decision] = books.store.rows("decisions")
+    assert decision["decision_key"] == "draft:template" and "draft" in decision["output"]
+    assert [(s, m) for s, m, _ in run_.published] == [(DRAFTED, "P-1:drafted")] * 2
+    assert run_.published[0][2] == run_.published[1][2]
+    assert len(run_.acked) == 2
+
+
+def test_a_poison_message_is_dead_lettered_and_the_next_one_flows() -> None:
+    run_ = run(MemoryBooks(), (b"\x00\x01", 4, 1), (routed("P-2"), 5, 1))
+    ids = [m for _, m, _ in run_.published]
+    assert ids == ["deadletter:specialist:4", "P-2:drafted"]
+    assert len(run_.acked) == 2
