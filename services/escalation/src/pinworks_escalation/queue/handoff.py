@@ -11,10 +11,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pinworks_common.contracts import Outcome, TicketEnvelope
-from pinworks_common.db.records import outcome_publication
 from pinworks_common.db.tables import outbox
-from pinworks_common.stage import Publication
-from pinworks_common.subjects import CLASSIFIED, WORK_STREAM
+from pinworks_common.ledger import Publication, outcome_publication
+from pinworks_common.subjects import CLASSIFIED, WORK_STREAM, agent_return_message_id
 
 HUMAN_OUTCOME_KEY = "human"
 
@@ -42,7 +41,7 @@ def automation_retry(
     return Publication(
         subject=CLASSIFIED,
         payload=corrected.model_dump_json().encode(),
-        msg_id=f"{ticket_id}:classified:agent:{attempt}",
+        msg_id=agent_return_message_id(ticket_id, attempt),
         stream=WORK_STREAM,
         headers=headers,
     )
