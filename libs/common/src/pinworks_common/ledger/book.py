@@ -15,7 +15,7 @@ in-memory copy with the same semantics (`memory.MemoryStore`) for component test
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from decimal import Decimal
@@ -117,7 +117,7 @@ class Ledger:
             self._absent |= missing - found.keys()
         return {ref: self._decided[ref] for ref in wanted if ref in self._decided}
 
-    async def undecided(self, work: Sequence[R], ref_of: Any) -> list[R]:
+    async def undecided(self, work: Sequence[R], ref_of: Callable[[R], DecisionRef]) -> list[R]:
         """The items whose decision is not recorded yet, each ref once (first copy wins)."""
         refs = [ref_of(item) for item in work]
         done = set(await self.decided(refs))
@@ -189,7 +189,8 @@ class Ledger:
             "raw_payload": letter.payload_excerpt,
         }])
 
-    async def _insert_new(self, table: str, records: Sequence[R], row_of: Any) -> list[R]:
+    async def _insert_new(self, table: str, records: Sequence[R],
+                          row_of: Callable[[R], Row]) -> list[R]:
         """Insert the records (each key once) and return those stored for the first time."""
         by_key: dict[tuple[Any, ...], R] = {}
         for record in records:
