@@ -12,11 +12,12 @@ from pinworks_verifier.intent_scorer import NaiveBayesIntentScorer
 from pinworks_verifier.pii import PiiCheck
 from pinworks_verifier.policy import PolicyCheck
 from pinworks_verifier.result import Check
+from pinworks_verifier.second_opinion import SecondOpinionCheck, SecondOpinionModel
 from pinworks_verifier.settings import VerifierSettings
 
 
 def build_checks(settings: VerifierSettings) -> list[Check]:
-    return [
+    checks: list[Check] = [
         CompletenessCheck(
             NaiveBayesIntentScorer.load("ticket_intent", settings.model_dir),
             NaiveBayesIntentScorer.load("answer_intent", settings.model_dir),
@@ -28,3 +29,7 @@ def build_checks(settings: VerifierSettings) -> list[Check]:
         PolicyCheck(settings.policy_entitlements),
         DisagreementCheck(),
     ]
+    if settings.second_opinion:
+        checks.append(SecondOpinionCheck(SecondOpinionModel.load(settings.model_dir),
+                                         settings.second_opinion_margin))
+    return checks

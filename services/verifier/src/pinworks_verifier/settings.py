@@ -15,8 +15,9 @@ class VerifierSettings(CommonSettings):
     """VADER compound score at or below which a ticket goes to a person (on the labelled set mild
     frustration reaches -0.77, abusive messages are at most -0.85)."""
     model_dir: Path | None = Field(None, validation_alias="VERIFIER_MODEL_DIR")
-    """Directory with ticket_intent.{json,npz} and answer_intent.{json,npz}; unset means the
-    scorers shipped in the package."""
+    """Directory with ticket_intent.{json,npz} and answer_intent.{json,npz} (and
+    second_opinion.{json,npz} when the second opinion is on); unset means the scorers shipped
+    in the package."""
     ticket_margin: float | None = Field(None, le=0, validation_alias="VERIFIER_TICKET_MARGIN")
     """Completeness: the ticket's log-likelihood for the classified intent may trail the best
     intent's by at most this much; unset means the artifact's calibrated value (about 3% of
@@ -24,6 +25,14 @@ class VerifierSettings(CommonSettings):
     answer_margin: float | None = Field(None, le=0, validation_alias="VERIFIER_ANSWER_MARGIN")
     """Completeness: the same for the draft read as an answer; unset means the artifact's
     calibrated value."""
+    second_opinion: bool = Field(False, validation_alias="VERIFIER_SECOND_OPINION")
+    """Run the second-opinion check (a complement naive-Bayes reading of the ticket, independent
+    of the classifier's models). Off by default: on fold 0 it catches a few of the classifier's
+    confident mistakes for about as many right answers escalated (services/verifier/eval/README.md)."""
+    second_opinion_margin: float | None = Field(None, gt=0, validation_alias="VERIFIER_SECOND_OPINION_MARGIN")
+    """Second opinion: the log-likelihood gap by which the reader must prefer another intent to
+    fail the draft; unset means the artifact's (about 1% of the classifier's right automatic
+    answers on fold 0's validation half reach it)."""
     grounded_handlers: list[str] = Field(["kb", "llm"], validation_alias="VERIFIER_GROUNDED_HANDLERS")
     """Handlers (and their `<name>_*` variants) whose every sentence must be supported by cited
     passages (JSON list)."""
