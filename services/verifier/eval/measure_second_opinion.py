@@ -5,7 +5,9 @@
 Rows: the calibration set (services/classifier/data/calibration/predictions.csv). Reported on
 the *measurement* half of CV fold 0 (the half `build_second_opinion.py` did not choose the
 margin on; the reader never trained on fold 0), with the shipped margin. As a cross-check the
-halves are swapped (margin chosen on the measurement half, measured on the validation half).
+halves are swapped (margin chosen on the measurement half, measured on the validation half),
+and the whole fold is reported cross-fitted (each half with the other half's margin). Shares
+come with Wilson 95% intervals.
 Out of scope: CLINC150 val/oos_val tickets the classifier would answer automatically; neither
 the reader nor the margin saw them.
 
@@ -46,14 +48,27 @@ def share(flags: np.ndarray) -> float | None:
     return round(float(flags.mean()), 4) if len(flags) else None
 
 
+def wilson(flags: np.ndarray, z: float = 1.96) -> list[float] | None:
+    """Wilson score 95% interval of a share (Wilson, 1927): these counts are small."""
+    n = len(flags)
+    if not n:
+        return None
+    p = float(flags.mean())
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
+
+
 def confident_figures(rows: Sequence[Prediction], flag: Flags) -> dict[str, object]:
     """At each confidence bar: the share of confident errors caught, of right ones escalated."""
     out: dict[str, object] = {}
     for bar in CONFIDENT:
         wrong = [p for p in rows if not p.out_of_scope and p.confidence >= bar and not p.right]
         right = [p for p in rows if not p.out_of_scope and p.confidence >= bar and p.right]
-        out[f">={bar}"] = {"errors": len(wrong), "caught": share(flag(wrong)),
-                           "right": len(right), "escalated": share(flag(right))}
+        caught, escalated = flag(wrong), flag(right)
+        out[f">={bar}"] = {"errors": len(wrong), "caught": share(caught), "caught_ci": wilson(caught),
+                           "right": len(right), "escalated": share(escalated),
+                           "escalated_ci": wilson(escalated)}
     return out
 
 
@@ -117,6 +132,11 @@ def main() -> None:
     def either(ps: Sequence[Prediction]) -> np.ndarray:
         return second(shipped)(ps) | naive_bayes(ps)
 
+    def cross_fitted(ps: Sequence[Prediction]) -> np.ndarray:
+        """Each half judged with the margin chosen on the other half."""
+        return np.array([second(shipped if p.row in measurement_rows else swapped)([p])[0]
+                         for p in ps], bool)
+
     figures = {
         "margin": shipped, "swapped_margin": swapped,
         "measurement_half": report(measurement, {
@@ -124,6 +144,7 @@ def main() -> None:
             "either": either}, oos),
         "swapped_halves": report(validation, {
             "second_opinion": second(swapped)}, oos),
+        "whole_fold_cross_fitted": report(banking, {"second_opinion": cross_fitted}, oos),
         "ms_per_ticket": _latency(reader, [data.texts[p.row] for p in measurement]),
     }
     print(json.dumps(figures, indent=1) if args.json else _table(figures))
@@ -148,7 +169,7 @@ def _table(figures: dict[str, object]) -> str:
     lines = [f"margin (shipped, chosen on the validation half): {figures['margin']}; "
              f"swapped-halves margin: {figures['swapped_margin']}; "
              f"{figures['ms_per_ticket']} ms per ticket"]
-    for part in ("measurement_half", "swapped_halves"):
+    for part in ("measurement_half", "swapped_halves", "whole_fold_cross_fitted"):
         block = figures[part]
         assert isinstance(block, dict)
         for check, numbers in block.items():
