@@ -3,7 +3,7 @@ measurement half.
 
     .venv/bin/python services/verifier/eval/build_second_opinion.py
 
-- Folds: the classifier's own (`pinworks_classifier.model.training.fold_assignment`: 5
+- Folds: the classifier's own (`pinworks_classifier_training.folds.fold_assignment`: 5
   stratified folds, seed 0, over BANKING77 train + the CLINC150 negatives, as training and
   `services/classifier/tools/calibration_set.py` make them); the script refuses to run unless
   its fold-0 BANKING77 rows are exactly the calibration set's.
@@ -69,7 +69,8 @@ def banking77_folds() -> Banking77:
     """BANKING77 train with the classifier's CV fold of every row, checked against the
     calibration set."""
     from pinworks_classifier.model.data import load_training_data
-    from pinworks_classifier.model.training import TrainConfig, fold_assignment
+    from pinworks_classifier_training.config import TrainConfig
+    from pinworks_classifier_training.folds import fold_assignment
 
     train, _ = load_training_data(DATA)
     config = TrainConfig()
@@ -196,7 +197,7 @@ def main() -> None:
         "task": "ticket -> BANKING77 intent, a second opinion (complement naive Bayes over word "
                 "and order-free word-pair features)",
         "training_data": {"banking77/train.csv": sha(BANKING77), "rows": len(rows),
-                          "folds": "5 stratified, seed 0 (pinworks_classifier fold_assignment)",
+                          "folds": "5 stratified, seed 0 (pinworks_classifier_training fold_assignment)",
                           "fold_assignment_sha256": fold_hash,
                           "fold_excluded": HELD_OUT_FOLD},
         "threshold": {"margin": margin, "false_alarm_target": FALSE_ALARM,

@@ -37,7 +37,7 @@ from build_second_opinion import (  # noqa: E402
     fold_halves,
 )
 
-from pinworks_verifier.intent_model import IntentModel  # noqa: E402
+from pinworks_verifier.intent_scorer import NaiveBayesIntentScorer  # noqa: E402
 from pinworks_verifier.second_opinion import SecondOpinionModel  # noqa: E402
 
 Flags = Callable[[Sequence[Prediction]], np.ndarray]
@@ -114,7 +114,7 @@ def main() -> None:
     oos = [p for p in predictions if p.source != "banking77_train"]
     clinc_texts = _clinc_texts(oos)
     reader = SecondOpinionModel.load()
-    nb = IntentModel.load("ticket_intent")
+    nb = NaiveBayesIntentScorer.load("ticket_intent")
     nb_margin = float(nb.meta["calibration"]["margin_threshold"])
     shipped = reader.margin or 0.0
     swapped, _ = choose_margin(reader, data.texts, measurement)

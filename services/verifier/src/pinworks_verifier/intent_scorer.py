@@ -17,11 +17,13 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from pinworks_verifier.artifact_files import dense_mass, read_artifact
+from pinworks_verifier.tfidf import log_tfidf
 
 FORMAT = "pinworks-verifier-nb/1"
 _WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[£$€]")
@@ -85,14 +87,7 @@ class NaiveBayesIntentScorer:
         self.version = str(meta.get("version", "nb-unversioned"))
 
     def vectorize(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        vocab = self.vocab
-        pairs = [(vocab[f], c) for f, c in features(text, self.chars).items() if f in vocab]
-        if not pairs:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        ids = np.fromiter((i for i, _ in pairs), np.int64, len(pairs))
-        counts = np.fromiter((c for _, c in pairs), np.float32, len(pairs))
-        vals = (1 + np.log(counts)) * self.idf[ids]
-        return ids, vals / float(np.linalg.norm(vals))
+        return log_tfidf(features(text, self.chars), self.vocab, self.idf)
 
     def score(self, text: str) -> IntentLikelihoods:
         ids, vals = self.vectorize(text)
@@ -149,21 +144,9 @@ class NaiveBayesIntentScorer:
     @classmethod
     def load(cls, name: str, directory: Path | None = None) -> NaiveBayesIntentScorer:
         """Load ``<name>.json`` + ``<name>.npz``; ``None`` means the artifacts in this package."""
-        if directory is None:
-            folder = resources.files("pinworks_verifier").joinpath("artifacts")
-            meta_text = folder.joinpath(f"{name}.json").read_text()
-            with folder.joinpath(f"{name}.npz").open("rb") as handle:
-                arrays = dict(np.load(handle))
-        else:
-            meta_text = (Path(directory) / f"{name}.json").read_text()
-            with np.load(Path(directory) / f"{name}.npz") as data:
-                arrays = dict(data)
-        meta = json.loads(meta_text)
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{name}: unknown artifact format {meta.get('format')!r}")
+        meta, arrays = read_artifact(name, directory, FORMAT)
         labels, vocab = meta.pop("labels"), meta.pop("vocab")
-        mass = np.zeros((len(labels), len(vocab)), np.float32)
-        mass[arrays["rows"].astype(np.int64), arrays["cols"]] = arrays["mass"]
+        mass = dense_mass(arrays, len(labels), len(vocab))
         alpha = float(meta["alpha"])
         log_prob = np.log((mass + alpha) / (mass + alpha).sum(axis=1, keepdims=True))
         return cls(labels, vocab, arrays["idf"], log_prob, np.zeros(len(labels)), meta)

@@ -18,19 +18,19 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pinworks_common.contracts import TicketEnvelope
+from pinworks_verifier.artifact_files import dense_mass, read_artifact
 from pinworks_verifier.result import CheckResult
+from pinworks_verifier.tfidf import log_tfidf
 
 FORMAT = "pinworks-verifier-cnb/1"
 ARTIFACT = "second_opinion"
@@ -88,13 +88,7 @@ class SecondOpinionModel:
         self.weights_t = np.ascontiguousarray(weights.T, dtype=np.float32)  # features x labels
 
     def vectorize(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        pairs = [(self.vocab[f], c) for f, c in pair_features(text).items() if f in self.vocab]
-        if not pairs:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        ids = np.fromiter((i for i, _ in pairs), np.int64, len(pairs))
-        counts = np.fromiter((c for _, c in pairs), np.float32, len(pairs))
-        values = (1 + np.log(counts)) * self.idf[ids]
-        return ids, values / float(np.linalg.norm(values))
+        return log_tfidf(pair_features(text), self.vocab, self.idf)
 
     def scores(self, text: str) -> np.ndarray:
         """Joint log-likelihood of every label, shifted so the best scores 0."""
@@ -120,21 +114,9 @@ class SecondOpinionModel:
     @classmethod
     def load(cls, directory: Path | None = None, name: str = ARTIFACT) -> SecondOpinionModel:
         """Load ``<name>.json`` + ``<name>.npz``; ``None`` means the artifact in this package."""
-        if directory is None:
-            folder = resources.files("pinworks_verifier").joinpath("artifacts")
-            meta_text = folder.joinpath(f"{name}.json").read_text()
-            with folder.joinpath(f"{name}.npz").open("rb") as handle:
-                arrays = dict(np.load(handle))
-        else:
-            meta_text = (Path(directory) / f"{name}.json").read_text()
-            with np.load(Path(directory) / f"{name}.npz") as data:
-                arrays = dict(data)
-        meta = json.loads(meta_text)
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{name}: unknown artifact format {meta.get('format')!r}")
+        meta, arrays = read_artifact(name, directory, FORMAT)
         labels, vocab = meta.pop("labels"), meta.pop("vocab")
-        mass = np.zeros((len(labels), len(vocab)), np.float64)
-        mass[arrays["rows"].astype(np.int64), arrays["cols"].astype(np.int64)] = arrays["mass"]
+        mass = dense_mass(arrays, len(labels), len(vocab), np.float64)
         return cls(labels, vocab, arrays["idf"], mass, meta)
 
 
