@@ -28,7 +28,7 @@ class UnknownIntent(ValueError):
 @cache
 def known_intents() -> tuple[str, ...]:
     """Every intent label, in the classifier's order."""
-    text = resources.files("pinworks_common").joinpath("intents.txt").read_text("utf-8")
+    text = resources.files("pinworks_contracts").joinpath("intents.txt").read_text("utf-8")
     return tuple(line.strip() for line in text.splitlines()
                  if line.strip() and not line.startswith("#"))
 
