@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinworks_common.db.engine import create_engine
 from pinworks_common.devinfra import ServiceProcess, free_port
-from pinworks_common.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, TICKETS_STREAM
+from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, TICKETS_STREAM
 from pinworks_specialists.testing import ChatServer
 
 SERVICES = ("classifier", "router", "specialists", "verifier", "escalation")

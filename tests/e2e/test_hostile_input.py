@@ -9,7 +9,7 @@ import json
 import pytest
 
 from pinworks_cli.hostile import KINDS, corpus
-from pinworks_common.subjects import SUBMITTED, TICKETS_STREAM
+from pinworks_contracts.subjects import SUBMITTED, TICKETS_STREAM
 
 from .conftest import PlatformClient, run_id, ticket
 

@@ -16,13 +16,13 @@ from datetime import UTC, datetime
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pinworks_common.contracts import (
+from pinworks_contracts.messages import (
     Classification,
     RouteDecision,
     TicketEnvelope,
     TicketSubmission,
 )
-from pinworks_common.subjects import WORK_STREAM, routed_subject
+from pinworks_contracts.subjects import WORK_STREAM, routed_subject
 from pinworks_specialists.testing import ChatServer, Reply
 
 from .conftest import SERVICES, Platform, PlatformClient, run_id, ticket

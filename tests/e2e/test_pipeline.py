@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from pinworks_common.subjects import DEAD_LETTER_STREAM, OUTCOMES_STREAM, WORK_STREAM
+from pinworks_contracts.subjects import DEAD_LETTER_STREAM, OUTCOMES_STREAM, WORK_STREAM
 
 from .conftest import ROOT, Platform, PlatformClient, run_id, ticket
 
@@ -158,7 +158,7 @@ async def test_malformed_payloads_are_rejected_while_good_tickets_flow(
 
 
 async def test_a_poison_internal_message_is_dead_lettered(client: PlatformClient) -> None:
-    from pinworks_common.subjects import CLASSIFIED
+    from pinworks_contracts.subjects import CLASSIFIED
 
     rid = run_id()
     sub = await client.js.subscribe("pinworks.deadletter.router", stream=DEAD_LETTER_STREAM,

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from pinworks_common.db.engine import create_engine
 from pinworks_common.db.tables import decisions, router_budgets
-from pinworks_common.subjects import ESCALATION_REQUESTED, routed_subject
+from pinworks_contracts.subjects import ESCALATION_REQUESTED, routed_subject
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ ROUTER = textwrap.dedent('''
     import asyncio, json, sys
     from datetime import UTC, datetime
     from opentelemetry.trace import INVALID_SPAN
-    from pinworks_common.contracts import Classification, TicketEnvelope, TicketSubmission
+    from pinworks_contracts.messages import Classification, TicketEnvelope, TicketSubmission
     from pinworks_common.db.engine import create_engine
     from pinworks_common.ledger.postgres import ledger_on
     from pinworks_common.stage import Work, record_batch

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pinworks_cli.main import app
-from pinworks_common.subjects import ROUTER_POLICY_BUCKET
+from pinworks_contracts.subjects import ROUTER_POLICY_BUCKET
 from pinworks_router.policy import DEFAULT_POLICY, parse_policy
 from pinworks_router.rollout import REPLICAS_PREFIX, replica_states
 

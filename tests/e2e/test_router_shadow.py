@@ -14,12 +14,12 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from pinworks_cli.main import app
-from pinworks_common.contracts import Classification, IntentScore, TicketEnvelope, TicketSubmission
 from pinworks_common.db.engine import create_engine
 from pinworks_common.db.tables import decisions
 from pinworks_common.ledger.postgres import ledger_on
 from pinworks_common.stage import Work, record_batch
-from pinworks_common.subjects import ESCALATION_REQUESTED, routed_subject
+from pinworks_contracts.messages import Classification, IntentScore, TicketEnvelope, TicketSubmission
+from pinworks_contracts.subjects import ESCALATION_REQUESTED, routed_subject
 from pinworks_router.policy import parse_policy
 from pinworks_router.rollout import PolicyWatcher, ShadowHolder, policy_bucket
 from pinworks_router.stage import SHADOW_STAGE, RouterStage

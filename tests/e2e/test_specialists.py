@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from pinworks_common.contracts import (
+from pinworks_contracts.messages import (
     Classification,
     RouteDecision,
     TicketEnvelope,
     TicketSubmission,
 )
-from pinworks_common.subjects import WORK_STREAM, routed_subject
+from pinworks_contracts.subjects import WORK_STREAM, routed_subject
 from pinworks_specialists.testing import ChatServer, Reply, completion
 
 from .conftest import PlatformClient, run_id, ticket

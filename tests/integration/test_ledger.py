@@ -18,7 +18,6 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
-from pinworks_common.contracts import DeadLetter, Outcome
 from pinworks_common.db.engine import create_engine
 from pinworks_common.db.tables import metadata
 from pinworks_common.ledger import (
@@ -35,7 +34,8 @@ from pinworks_common.ledger import (
 from pinworks_common.ledger.book import TABLE_KEYS
 from pinworks_common.ledger.memory import MemoryBooks
 from pinworks_common.ledger.postgres import PostgresBooks, connection_of
-from pinworks_common.subjects import OutcomeStatus
+from pinworks_contracts.messages import DeadLetter, Outcome
+from pinworks_contracts.subjects import OutcomeStatus
 
 pytestmark = pytest.mark.integration
 

@@ -14,15 +14,15 @@ import pytest_asyncio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from pinworks_common.contracts import (
+from pinworks_common.db.engine import async_url, create_engine
+from pinworks_common.stage import Publication, StageRunner
+from pinworks_contracts.messages import (
     Classification,
     Draft,
     RouteDecision,
     TicketEnvelope,
     TicketSubmission,
 )
-from pinworks_common.db.engine import async_url, create_engine
-from pinworks_common.stage import Publication, StageRunner
 from pinworks_specialists.handlers import Declined
 from pinworks_specialists.stage import SpecialistStage
 from tests.integration.test_stage_runner import FakeMsg

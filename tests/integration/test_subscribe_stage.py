@@ -11,12 +11,12 @@ from collections.abc import Sequence
 import pytest
 
 from pinworks_common.db.engine import create_engine
-from pinworks_common.jsonlimits import INTERNAL_LIMITS, JsonLimitError, check_limits
 from pinworks_common.ledger import Entries, Ledger
 from pinworks_common.service import create_broker, ensure_streams, make_publisher, subscribe_stage
 from pinworks_common.settings import CommonSettings
 from pinworks_common.stage import Delivery, PoisonMessage, StageRunner, Work
-from pinworks_common.subjects import WORK_STREAM
+from pinworks_contracts.jsonlimits import INTERNAL_LIMITS, JsonLimitError, check_limits
+from pinworks_contracts.subjects import WORK_STREAM
 
 pytestmark = pytest.mark.integration
 

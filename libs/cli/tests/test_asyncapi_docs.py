@@ -31,7 +31,7 @@ def test_the_public_submission_contract_is_documented(tmp_path: Path) -> None:
 def test_every_message_documents_headers_examples_and_each_stage_its_dead_letters(
     tmp_path: Path,
 ) -> None:
-    from pinworks_common import contracts
+    from pinworks_contracts import messages as contracts
 
     for path in write_asyncapi(tmp_path):
         document = json.loads(path.read_text())

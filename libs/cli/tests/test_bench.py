@@ -17,7 +17,7 @@ from pinworks_cli.bench_figures import (
     throughput,
 )
 from pinworks_common.devinfra import EmbeddedNats
-from pinworks_common.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM
+from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM
 
 
 def test_percentile_interpolates_like_numpy() -> None:

@@ -9,13 +9,13 @@ from types import SimpleNamespace
 import pytest
 
 from pinworks_cli.hostile import KINDS, corpus
-from pinworks_common.contracts import (
+from pinworks_common.stage import Delivery, decode_model
+from pinworks_contracts.messages import (
     EscalationRequest,
     SubmissionError,
     TicketEnvelope,
     parse_submission,
 )
-from pinworks_common.stage import Delivery, decode_model
 
 ENTRIES = list(corpus("unit", 4 * len(KINDS)))
 

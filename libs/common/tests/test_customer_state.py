@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pinworks_common.customer_state import CustomerStateReader, state_reasons
-from pinworks_common.intents import (
+from pinworks_contracts.intents import (
     UnknownIntent,
     intent_label,
     known_intents,

@@ -2,15 +2,15 @@ import json
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
-from pinworks_common.contracts import (
+from pinworks_common.stage import Delivery, escalate_on_dead_letter
+from pinworks_contracts.messages import (
     Classification,
     EscalationRequest,
     IntentScore,
     TicketEnvelope,
     TicketSubmission,
 )
-from pinworks_common.stage import Delivery, escalate_on_dead_letter
-from pinworks_common.subjects import ESCALATION_REQUESTED
+from pinworks_contracts.subjects import ESCALATION_REQUESTED
 
 
 def delivery(data: bytes) -> Delivery:

@@ -7,8 +7,7 @@ import json
 
 import pytest
 
-from pinworks_common.contracts import SubmissionError, parse_submission
-from pinworks_common.jsonlimits import (
+from pinworks_contracts.jsonlimits import (
     INTERNAL_LIMITS,
     SUBMISSION_LIMITS,
     JsonLimitError,
@@ -17,6 +16,7 @@ from pinworks_common.jsonlimits import (
     storable_text,
     top_level_strings,
 )
+from pinworks_contracts.messages import SubmissionError, parse_submission
 
 
 def submission(**fields: object) -> dict[str, object]:

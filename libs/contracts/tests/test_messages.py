@@ -2,13 +2,13 @@ import json
 
 import pytest
 
-from pinworks_common.contracts import (
+from pinworks_contracts.messages import (
     MAX_PAYLOAD_BYTES,
     Outcome,
     SubmissionError,
     parse_submission,
 )
-from pinworks_common.subjects import OutcomeStatus, message_id, outcome_subject
+from pinworks_contracts.subjects import OutcomeStatus, message_id, outcome_subject
 
 
 def payload(**fields: object) -> bytes:

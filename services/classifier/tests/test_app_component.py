@@ -7,9 +7,9 @@ import json
 
 from pinworks_classifier.app import create_app
 from pinworks_classifier.settings import ClassifierSettings
-from pinworks_common.contracts import TicketEnvelope
 from pinworks_common.ledger.memory import AppRun, MemoryBooks, drive_app
-from pinworks_common.subjects import (
+from pinworks_contracts.messages import TicketEnvelope
+from pinworks_contracts.subjects import (
     CLASSIFIED,
     OUTCOMES_STREAM,
     SUBMITTED,

@@ -8,9 +8,9 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 from pinworks_classifier.stage import ClassifierStage
-from pinworks_common.contracts import Outcome, TicketEnvelope
 from pinworks_common.ledger.memory import StageHarness, sent
-from pinworks_common.subjects import CLASSIFIED, SUBMITTED, outcome_subject
+from pinworks_contracts.messages import Outcome, TicketEnvelope
+from pinworks_contracts.subjects import CLASSIFIED, SUBMITTED, outcome_subject
 
 
 class StubModel:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pinworks_classifier.domain import classification_reason
-from pinworks_common.contracts import Classification, IntentScore
+from pinworks_contracts.messages import Classification, IntentScore
 
 
 def _classification() -> Classification:

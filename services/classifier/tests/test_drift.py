@@ -10,7 +10,7 @@ from pinworks_classifier.metrics import (
     psi,
     shipped_intent_reference,
 )
-from pinworks_common.contracts import Classification
+from pinworks_contracts.messages import Classification
 
 MANIFEST = Path(__file__).resolve().parents[1] / "src" / "pinworks_classifier" / "artifacts" / \
     "current" / "manifest.json"

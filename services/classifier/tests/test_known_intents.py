@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pinworks_common.intents import known_intents
+from pinworks_contracts.intents import known_intents
 
 MANIFEST = (Path(__file__).resolve().parents[1] / "src" / "pinworks_classifier" / "artifacts"
             / "current" / "manifest.json")

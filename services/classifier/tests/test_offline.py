@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-from pinworks_common.contracts import TicketSubmission
+from pinworks_contracts.messages import TicketSubmission
 
 
 def test_the_entry_point_classifies_a_batch_with_the_shipped_model() -> None:

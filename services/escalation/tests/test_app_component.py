@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pinworks_common.contracts import EscalationRequest, TicketEnvelope, TicketSubmission
 from pinworks_common.ledger.memory import AppRun, MemoryBooks, drive_app
-from pinworks_common.subjects import (
+from pinworks_contracts.messages import EscalationRequest, TicketEnvelope, TicketSubmission
+from pinworks_contracts.subjects import (
     ASSIST_REQUESTED,
     DEAD_LETTER_STREAM,
     ESCALATION_REQUESTED,

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pinworks_common.contracts import (
+from pinworks_common.ledger.memory import StageHarness, sent
+from pinworks_contracts.messages import (
     Classification,
     EscalationRequest,
     Outcome,
     TicketEnvelope,
     TicketSubmission,
 )
-from pinworks_common.ledger.memory import StageHarness, sent
-from pinworks_common.subjects import ASSIST_REQUESTED, ESCALATION_REQUESTED, outcome_subject
+from pinworks_contracts.subjects import ASSIST_REQUESTED, ESCALATION_REQUESTED, outcome_subject
 from pinworks_escalation.stage import EscalationStage
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pinworks_common.contracts import utcnow
+from pinworks_contracts.messages import utcnow
 from pinworks_escalation.console.formatting import safe_next, when
 from pinworks_escalation.queue import priority_for, sla_for, tier_of
 

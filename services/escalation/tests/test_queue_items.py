@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from pinworks_common.contracts import utcnow
 from pinworks_common.customer_state import CustomerStateReader
+from pinworks_contracts.messages import utcnow
 from pinworks_escalation.queue import RESOLVED, QueueError, QueueItem, QueueQuery, assess_priority
 
 READER = CustomerStateReader()

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from pinworks_common.contracts import utcnow
-from pinworks_common.subjects import CLASSIFIED, OUTCOMES_STREAM, WORK_STREAM, OutcomeStatus
+from pinworks_contracts.messages import utcnow
+from pinworks_contracts.subjects import CLASSIFIED, OUTCOMES_STREAM, WORK_STREAM, OutcomeStatus
 from pinworks_escalation.queue import CLAIMED, OPEN, RESOLVED, QueueError
 from pinworks_escalation.queue.actions import check_held, holds, resolved_outcome
 from pinworks_escalation.queue.agent_store import agent_units

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pinworks_common.contracts import (
+from pinworks_common.ledger.memory import AppRun, MemoryBooks, drive_app
+from pinworks_contracts.messages import (
     Classification,
     DeadLetter,
     IntentScore,
     TicketEnvelope,
     TicketSubmission,
 )
-from pinworks_common.ledger.memory import AppRun, MemoryBooks, drive_app
-from pinworks_common.subjects import (
+from pinworks_contracts.subjects import (
     CLASSIFIED,
     DEAD_LETTER_STREAM,
     ESCALATION_REQUESTED,

@@ -13,8 +13,8 @@ import typer
 from typer.testing import CliRunner
 
 from pinworks_common.commands import plugins
-from pinworks_common.contracts import Classification, IntentScore, TicketSubmission
 from pinworks_common.pricing import default_prices, estimated_cost
+from pinworks_contracts.messages import Classification, IntentScore, TicketSubmission
 from pinworks_router.cli import policy_app, read_tickets_csv
 
 CURRENT = "rules:\n  - name: all-template\n    handler: template\n    fallbacks: [human]\n"

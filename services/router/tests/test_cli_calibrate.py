@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pinworks_common.commands import plugins
-from pinworks_common.contracts import Classification, TicketSubmission
+from pinworks_contracts.messages import Classification, TicketSubmission
 from pinworks_router.calibration.synthetic import write_synthetic_set
 from pinworks_router.cli import policy_app as app
 from pinworks_router.policy import DEFAULT_POLICY, load_policy

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pinworks_common.contracts import (
+from pinworks_common.ledger.memory import StageHarness, sent
+from pinworks_common.stage import escalate_on_dead_letter
+from pinworks_contracts.messages import (
     Classification,
     EscalationRequest,
     IntentScore,
     TicketEnvelope,
     TicketSubmission,
 )
-from pinworks_common.ledger.memory import StageHarness, sent
-from pinworks_common.stage import escalate_on_dead_letter
-from pinworks_common.subjects import CLASSIFIED, ESCALATION_REQUESTED, routed_subject
+from pinworks_contracts.subjects import CLASSIFIED, ESCALATION_REQUESTED, routed_subject
 from pinworks_router.policy import load_policy
 from pinworks_router.stage import RouterStage
 

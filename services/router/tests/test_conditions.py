@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pinworks_common.contracts import Classification, IntentScore, TicketSubmission
+from pinworks_contracts.messages import Classification, IntentScore, TicketSubmission
 from pinworks_router.domain import mismatch, route
 from pinworks_router.features import TicketFeatures, sentiment_of, urgency_cues, urgency_level
 from pinworks_router.policy import Conditions, PolicyError, parse_policy
@@ -137,7 +137,7 @@ def test_malformed_conditions_name_the_line(when: str, message: str) -> None:
 
 
 def test_customer_state_acts_on_the_recorded_reading_not_on_the_text() -> None:
-    from pinworks_common.contracts import CustomerSignal, CustomerState
+    from pinworks_contracts.messages import CustomerSignal, CustomerState
     from pinworks_router.policy import load_policy
 
     threat = ticket("This is the third time I am writing. I will go to the ombudsman.")

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from pinworks_common.contracts import Classification, IntentScore, TicketSubmission
+from pinworks_contracts.messages import Classification, IntentScore, TicketSubmission
 from pinworks_router.domain import route
 from pinworks_router.policy import PolicyError, load_policy, parse_policy
 

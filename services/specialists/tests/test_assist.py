@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pinworks_common.contracts import Classification, IntentScore, TicketEnvelope, TicketSubmission
+from pinworks_contracts.messages import Classification, IntentScore, TicketEnvelope, TicketSubmission
 from pinworks_specialists.assist import MAX_TEMPLATES, suggest
 from pinworks_specialists.kb import KnowledgeBase
 from pinworks_specialists.templating import TemplateBook

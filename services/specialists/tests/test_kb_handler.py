@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pinworks_common.contracts import Classification, Draft, TicketEnvelope, TicketSubmission
+from pinworks_contracts.messages import Classification, Draft, TicketEnvelope, TicketSubmission
 from pinworks_specialists.handlers import Declined
 from pinworks_specialists.kb import KnowledgeBase
 from pinworks_specialists.knowledge import KbHandler, retrieve

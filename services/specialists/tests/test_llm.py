@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from pinworks_common.contracts import (
+from pinworks_contracts.messages import (
     Classification,
     Draft,
     EscalationRequest,
@@ -25,7 +25,7 @@ from pinworks_common.contracts import (
     TicketEnvelope,
     TicketSubmission,
 )
-from pinworks_common.subjects import DRAFTED, ESCALATION_REQUESTED, routed_subject
+from pinworks_contracts.subjects import DRAFTED, ESCALATION_REQUESTED, routed_subject
 from pinworks_specialists.fallback import publication_for, settle
 from pinworks_specialists.handlers import Declined
 from pinworks_specialists.kb import KnowledgeBase

@@ -10,7 +10,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from pinworks_common.contracts import (
+from pinworks_contracts.messages import (
     Classification,
     Draft,
     HandlerAttempt,
@@ -18,7 +18,7 @@ from pinworks_common.contracts import (
     TicketEnvelope,
     TicketSubmission,
 )
-from pinworks_common.subjects import DRAFTED, ESCALATION_REQUESTED, routed_subject
+from pinworks_contracts.subjects import DRAFTED, ESCALATION_REQUESTED, routed_subject
 from pinworks_specialists.fallback import HUMAN, next_handler, publication_for, settle
 from pinworks_specialists.handlers import Declined
 from pinworks_specialists.llm import (

@@ -7,7 +7,7 @@ import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from pinworks_common.contracts import (
+from pinworks_contracts.messages import (
     Classification,
     Draft,
     RouteDecision,

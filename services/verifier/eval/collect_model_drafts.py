@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import EVAL_DIR, SECURITY_INTENTS, banking77  # noqa: E402
 
 from pinworks_cli.localmodel import LocalModelConfig, LocalModelServer  # noqa: E402
-from pinworks_common.contracts import (  # noqa: E402
+from pinworks_contracts.messages import (  # noqa: E402
     Classification,
     Draft,
     RouteDecision,

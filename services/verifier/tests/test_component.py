@@ -6,7 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from pinworks_common.contracts import (
+from pinworks_common.ledger import CostEntry, Entries
+from pinworks_common.ledger.memory import StageHarness, sent
+from pinworks_common.stage import escalate_on_dead_letter
+from pinworks_contracts.messages import (
     Classification,
     Draft,
     EscalationRequest,
@@ -14,10 +17,7 @@ from pinworks_common.contracts import (
     TicketEnvelope,
     TicketSubmission,
 )
-from pinworks_common.ledger import CostEntry, Entries
-from pinworks_common.ledger.memory import StageHarness, sent
-from pinworks_common.stage import escalate_on_dead_letter
-from pinworks_common.subjects import DRAFTED, ESCALATION_REQUESTED, outcome_subject
+from pinworks_contracts.subjects import DRAFTED, ESCALATION_REQUESTED, outcome_subject
 from pinworks_verifier.result import CheckResult
 from pinworks_verifier.stage import VerifierStage
 

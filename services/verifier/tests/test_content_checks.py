@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from pinworks_common.contracts import (
+from pinworks_contracts.messages import (
     Classification,
     Draft,
     IntentScore,

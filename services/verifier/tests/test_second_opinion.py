@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pinworks_common.contracts import Classification, IntentScore, TicketEnvelope, TicketSubmission
+from pinworks_contracts.messages import Classification, IntentScore, TicketEnvelope, TicketSubmission
 from pinworks_verifier.factory import build_checks
 from pinworks_verifier.second_opinion import (
     SecondOpinionCheck,

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pinworks_cli.bench_figures import BenchResult, ModelHops, read_model_hops
-from pinworks_common.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, message_id
 from pinworks_common.synthetic import BENCH_UNIT_PREFIX
+from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, message_id
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg

@@ -29,7 +29,7 @@ from pinworks_cli.chaos_checks import ChaosReport, Sent, connect, verify, wait_d
 from pinworks_cli.chaos_platform import Platform
 from pinworks_cli.hostile import corpus
 from pinworks_common.db.engine import create_engine
-from pinworks_common.subjects import SUBMITTED, TICKETS_STREAM
+from pinworks_contracts.subjects import SUBMITTED, TICKETS_STREAM
 
 UNITS = ("retail", "business", "wealth")
 

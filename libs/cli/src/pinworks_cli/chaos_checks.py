@@ -21,7 +21,7 @@ from sqlalchemy import text
 from pinworks_cli.chaos_platform import Platform
 from pinworks_cli.hostile import HostilePayload
 from pinworks_common.db.engine import create_engine
-from pinworks_common.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM
+from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM
 
 
 @dataclass

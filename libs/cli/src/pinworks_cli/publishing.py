@@ -17,7 +17,7 @@ from pinworks_common.commands.platform import connect_nats, database_url, nats_u
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from pinworks_common.contracts import Outcome
+    from pinworks_contracts.messages import Outcome
 
 REJECTION_POLL_SECONDS = 0.2
 
@@ -34,8 +34,8 @@ async def publish_and_collect(
     ``wait_seconds``."""
     from nats.js.api import DeliverPolicy
 
-    from pinworks_common.contracts import Outcome
-    from pinworks_common.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, TICKETS_STREAM
+    from pinworks_contracts.messages import Outcome
+    from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, TICKETS_STREAM
 
     nc = await connect_nats(nats_url())
     js = nc.jetstream()
@@ -82,8 +82,8 @@ async def submit_one(ticket_id: str, payload: bytes, wait_seconds: float) -> dic
     """
     from nats.js.api import DeliverPolicy
 
-    from pinworks_common.contracts import Outcome
-    from pinworks_common.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, TICKETS_STREAM
+    from pinworks_contracts.messages import Outcome
+    from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, TICKETS_STREAM
 
     nc = await connect_nats(nats_url())
     db_url = database_url()

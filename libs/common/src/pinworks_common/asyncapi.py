@@ -46,7 +46,7 @@ WHEN = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 
 def _examples() -> dict[str, dict[str, Any]]:
     """One example payload per contract model (outcomes per status), validated by pydantic."""
-    from pinworks_common import contracts as c
+    from pinworks_contracts import messages as c
 
     ticket = c.TicketSubmission(
         ticket_id="T-1001", business_unit="retail", channel="email", customer_id="C-42",

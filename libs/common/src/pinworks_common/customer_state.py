@@ -13,11 +13,11 @@ from collections.abc import Iterable
 from functools import cache
 from typing import TYPE_CHECKING
 
-from pinworks_common.contracts import CustomerSignal, CustomerState
 from pinworks_common.ledger import keys
 from pinworks_common.ledger.book import Ledger
 from pinworks_common.ledger.records import DecisionRef
-from pinworks_common.subjects import Stage
+from pinworks_contracts.messages import CustomerSignal, CustomerState
+from pinworks_contracts.subjects import Stage
 
 if TYPE_CHECKING:
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer

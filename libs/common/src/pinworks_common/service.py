@@ -21,7 +21,6 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pinworks_common.contracts import DeadLetter
 from pinworks_common.db.engine import create_engine
 from pinworks_common.health import HealthServer
 from pinworks_common.ledger import Publication
@@ -29,7 +28,9 @@ from pinworks_common.logs import configure_logging
 from pinworks_common.metrics import Poller, StageMetrics, business_unit_label, poll_consumer_lag
 from pinworks_common.settings import CommonSettings
 from pinworks_common.stage import StageRunner
-from pinworks_common.subjects import (
+from pinworks_common.telemetry import configure_tracing
+from pinworks_contracts.messages import DeadLetter
+from pinworks_contracts.subjects import (
     DEAD_LETTER_STREAM,
     OUTCOMES_STREAM,
     STREAM_SUBJECTS,
@@ -37,7 +38,6 @@ from pinworks_common.subjects import (
     WORK_STREAM,
     dead_letter_subject,
 )
-from pinworks_common.telemetry import configure_tracing
 
 log = logging.getLogger("pinworks.service")
 

@@ -33,14 +33,14 @@ from opentelemetry.trace import Span, Status, StatusCode
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pinworks_common.contracts import (
-    TICKET_ID_PATTERN,
-    DeadLetter,
-    EscalationRequest,
-    TicketEnvelope,
-)
 from pinworks_common.faults import infrastructure_fault
-from pinworks_common.jsonlimits import (
+from pinworks_common.ledger.book import Books, Ledger
+from pinworks_common.ledger.postgres import PostgresBooks
+from pinworks_common.ledger.records import Entries, Publication, Recorded, escalation_publication
+from pinworks_common.logs import log_fields
+from pinworks_common.metrics import StageMetrics, StageObserver, until_commit
+from pinworks_common.telemetry import extract_context, inject_headers, trace_id_of
+from pinworks_contracts.jsonlimits import (
     INTERNAL_LIMITS,
     JsonLimitError,
     check_limits,
@@ -48,13 +48,13 @@ from pinworks_common.jsonlimits import (
     storable_text,
     top_level_strings,
 )
-from pinworks_common.ledger.book import Books, Ledger
-from pinworks_common.ledger.postgres import PostgresBooks
-from pinworks_common.ledger.records import Entries, Publication, Recorded, escalation_publication
-from pinworks_common.logs import log_fields
-from pinworks_common.metrics import StageMetrics, StageObserver, until_commit
-from pinworks_common.subjects import DEAD_LETTER_STREAM, dead_letter_message_id, dead_letter_subject
-from pinworks_common.telemetry import extract_context, inject_headers, trace_id_of
+from pinworks_contracts.messages import (
+    TICKET_ID_PATTERN,
+    DeadLetter,
+    EscalationRequest,
+    TicketEnvelope,
+)
+from pinworks_contracts.subjects import DEAD_LETTER_STREAM, dead_letter_message_id, dead_letter_subject
 
 log = logging.getLogger("pinworks.stage")
 

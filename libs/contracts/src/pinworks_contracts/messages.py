@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError
 
-from pinworks_common.jsonlimits import (
+from pinworks_contracts.jsonlimits import (
     MAX_SUBMISSION_BYTES,
     SUBMISSION_LIMITS,
     JsonLimitError,
@@ -21,7 +21,7 @@ from pinworks_common.jsonlimits import (
     storable_text,
     top_level_strings,
 )
-from pinworks_common.subjects import OutcomeStatus
+from pinworks_contracts.subjects import OutcomeStatus
 
 TICKET_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 MAX_PAYLOAD_BYTES = MAX_SUBMISSION_BYTES

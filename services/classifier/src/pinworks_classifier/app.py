@@ -7,7 +7,6 @@ from faststream import FastStream
 from pinworks_classifier.metrics import DRIFT, DriftMonitor, shipped_intent_reference
 from pinworks_classifier.settings import ClassifierSettings
 from pinworks_classifier.stage import ClassifierStage
-from pinworks_common.contracts import Outcome, TicketEnvelope, TicketSubmission
 from pinworks_common.customer_state import CustomerStateReader
 from pinworks_common.ledger import Books
 from pinworks_common.service import (
@@ -17,7 +16,8 @@ from pinworks_common.service import (
     subscribe_stage,
 )
 from pinworks_common.stage import StageRunner
-from pinworks_common.subjects import (
+from pinworks_contracts.messages import Outcome, TicketEnvelope, TicketSubmission
+from pinworks_contracts.subjects import (
     CLASSIFIED,
     SUBMITTED,
     TICKETS_STREAM,

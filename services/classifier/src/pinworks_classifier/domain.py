@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from pinworks_common.contracts import (
+from pinworks_contracts.messages import (
     Classification,
     IntentScore,
     SubmissionError,

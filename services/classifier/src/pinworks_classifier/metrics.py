@@ -24,8 +24,8 @@ from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from pinworks_common.contracts import Classification
 from pinworks_common.metrics import after_commit, business_unit_label
+from pinworks_contracts.messages import Classification
 
 log = logging.getLogger("pinworks.classifier.metrics")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from pinworks_common.contracts import Classification, TicketSubmission
+from pinworks_contracts.messages import Classification, TicketSubmission
 
 
 def classify_tickets(tickets: Sequence[TicketSubmission], artifact_dir: Path | None = None

@@ -19,15 +19,6 @@ from pinworks_classifier.domain import (
     to_classification,
 )
 from pinworks_classifier.metrics import observe_classifications, observe_rejections
-from pinworks_common.contracts import (
-    Classification,
-    Outcome,
-    SubmissionError,
-    TicketEnvelope,
-    TicketSubmission,
-    parse_submission,
-    utcnow,
-)
 from pinworks_common.customer_state import CustomerStateReader, state_reasons
 from pinworks_common.ledger import (
     AccountabilityEntry,
@@ -41,7 +32,16 @@ from pinworks_common.ledger import (
     keys,
 )
 from pinworks_common.stage import Delivery, Work
-from pinworks_common.subjects import CLASSIFIED, OutcomeStatus, Stage, classified_message_id
+from pinworks_contracts.messages import (
+    Classification,
+    Outcome,
+    SubmissionError,
+    TicketEnvelope,
+    TicketSubmission,
+    parse_submission,
+    utcnow,
+)
+from pinworks_contracts.subjects import CLASSIFIED, OutcomeStatus, Stage, classified_message_id
 
 COMPONENT = "classifier"
 

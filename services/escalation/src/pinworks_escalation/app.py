@@ -7,12 +7,12 @@ from functools import partial
 
 from faststream import FastStream
 
-from pinworks_common.contracts import EscalationRequest, Outcome
 from pinworks_common.ledger import Books
 from pinworks_common.outbox import OutboxRelay
 from pinworks_common.service import build_runtime, make_publisher, service_app, subscribe_stage
 from pinworks_common.stage import StageRunner
-from pinworks_common.subjects import (
+from pinworks_contracts.messages import EscalationRequest, Outcome
+from pinworks_contracts.subjects import (
     ASSIST_REQUESTED,
     ESCALATION_REQUESTED,
     WORK_STREAM,

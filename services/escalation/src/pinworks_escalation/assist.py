@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pinworks_common.intents import intent_label
-from pinworks_common.subjects import ASSIST_HANDLER, Stage
+from pinworks_contracts.intents import intent_label
+from pinworks_contracts.subjects import ASSIST_HANDLER, Stage
 
 ASSIST_COMPONENT = f"specialist:{ASSIST_HANDLER}"
 MODEL_PREFIX = "specialist:llm"

@@ -8,7 +8,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from pinworks_common.contracts import CustomerState, EscalationRequest, utcnow
 from pinworks_common.customer_state import CustomerStateReader, recorded_states
 from pinworks_common.ledger import (
     AccountabilityEntry,
@@ -22,7 +21,8 @@ from pinworks_common.ledger import (
     keys,
 )
 from pinworks_common.stage import Delivery, Work, decode_model
-from pinworks_common.subjects import ASSIST_REQUESTED, OutcomeStatus, Stage, assist_message_id
+from pinworks_contracts.messages import CustomerState, EscalationRequest, utcnow
+from pinworks_contracts.subjects import ASSIST_REQUESTED, OutcomeStatus, Stage, assist_message_id
 from pinworks_escalation.queue import OPEN, assess_priority, sla_for, tier_of
 
 VERSION = "escalation-3"

@@ -6,11 +6,11 @@ from functools import partial
 
 from faststream import FastStream
 
-from pinworks_common.contracts import EscalationRequest, TicketEnvelope
 from pinworks_common.ledger import Books
 from pinworks_common.service import build_runtime, make_publisher, service_app, subscribe_stage
 from pinworks_common.stage import StageRunner, escalate_on_dead_letter
-from pinworks_common.subjects import (
+from pinworks_contracts.messages import EscalationRequest, TicketEnvelope
+from pinworks_contracts.subjects import (
     CLASSIFIED,
     ESCALATION_REQUESTED,
     ROUTER_POLICY_KEY,

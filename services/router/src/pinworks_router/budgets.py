@@ -23,9 +23,9 @@ from sqlalchemy import func, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pinworks_common.contracts import RouteDecision, TicketSubmission
 from pinworks_common.db.tables import router_budgets
 from pinworks_common.pricing import Price, estimated_cost, priced_text
+from pinworks_contracts.messages import RouteDecision, TicketSubmission
 from pinworks_router.policy import Budget, Policy
 
 HUMAN = "human"

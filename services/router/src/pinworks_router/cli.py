@@ -17,10 +17,10 @@ import typer
 from pinworks_common.commands.platform import run_command, with_platform_db
 from pinworks_common.commands.terminal import LazyConsole
 from pinworks_common.commands.tickets_csv import COLUMNS_HELP, read_ticket_rows
-from pinworks_common.subjects import ROUTER_POLICY_BUCKET, ROUTER_POLICY_KEY, ROUTER_SHADOW_KEY
+from pinworks_contracts.subjects import ROUTER_POLICY_BUCKET, ROUTER_POLICY_KEY, ROUTER_SHADOW_KEY
 
 if TYPE_CHECKING:
-    from pinworks_common.contracts import Classification, TicketSubmission
+    from pinworks_contracts.messages import Classification, TicketSubmission
     from pinworks_router.policy import Policy
     from pinworks_router.simulate import Simulation
 
@@ -39,7 +39,7 @@ def read_tickets_csv(path: Path) -> list[TicketSubmission]:
     naming the row, not a silent skip."""
     from pydantic import ValidationError
 
-    from pinworks_common.contracts import TicketSubmission
+    from pinworks_contracts.messages import TicketSubmission
 
     tickets = []
     for number, data in enumerate(read_ticket_rows(path, default_id="row-{line}"), start=1):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pinworks_common.contracts import (
+from pinworks_contracts.messages import (
     Classification,
     CustomerState,
     RouteDecision,

@@ -13,8 +13,8 @@ from functools import cache, cached_property
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from pinworks_common.contracts import CustomerState, TicketSubmission
 from pinworks_common.customer_state import CustomerStateReader
+from pinworks_contracts.messages import CustomerState, TicketSubmission
 
 URGENCY_LEVELS = ("low", "medium", "high")
 

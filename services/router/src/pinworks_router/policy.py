@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from pinworks_common.contracts import CustomerSignalKind
+from pinworks_contracts.messages import CustomerSignalKind
 
 KNOWN_HANDLERS = frozenset({"template", "kb", "llm_small", "llm_frontier", "human"})
 DEFAULT_POLICY = Path(__file__).with_name("default_policy.yaml")

@@ -29,7 +29,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pinworks_common.db.tables import routing_policies
-from pinworks_common.subjects import ROUTER_POLICY_BUCKET, ROUTER_POLICY_KEY
+from pinworks_contracts.subjects import ROUTER_POLICY_BUCKET, ROUTER_POLICY_KEY
 from pinworks_router.policy import Policy, PolicyError, parse_policy
 
 log = logging.getLogger(__name__)

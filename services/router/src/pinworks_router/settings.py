@@ -8,7 +8,7 @@ from pydantic import Field
 
 from pinworks_common.pricing import Price, default_prices
 from pinworks_common.settings import CommonSettings
-from pinworks_common.subjects import ROUTER_POLICY_BUCKET
+from pinworks_contracts.subjects import ROUTER_POLICY_BUCKET
 
 
 class RouterSettings(CommonSettings):

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from pinworks_common.contracts import Classification, TicketSubmission
 from pinworks_common.pricing import FRONTIER, Price, estimated_cost, priced_text
+from pinworks_contracts.messages import Classification, TicketSubmission
 from pinworks_router.domain import route
 from pinworks_router.policy import Policy
 

@@ -11,12 +11,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import partial
 
-from pinworks_common.contracts import (
-    CustomerState,
-    EscalationRequest,
-    RouteDecision,
-    TicketEnvelope,
-)
 from pinworks_common.customer_state import recorded_states, state_reasons, state_ref
 from pinworks_common.ledger import (
     AccountabilityEntry,
@@ -34,7 +28,13 @@ from pinworks_common.ledger import (
 from pinworks_common.ledger.postgres import connection_of
 from pinworks_common.pricing import Price, default_prices
 from pinworks_common.stage import Delivery, Work, decode_model
-from pinworks_common.subjects import Stage, routed_message_id, routed_subject
+from pinworks_contracts.messages import (
+    CustomerState,
+    EscalationRequest,
+    RouteDecision,
+    TicketEnvelope,
+)
+from pinworks_contracts.subjects import Stage, routed_message_id, routed_subject
 from pinworks_router.budgets import Allotment, allot
 from pinworks_router.domain import Evaluation, route
 from pinworks_router.metrics import observe_decisions

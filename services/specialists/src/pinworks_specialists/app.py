@@ -6,7 +6,6 @@ import logging
 
 from faststream import FastStream
 
-from pinworks_common.contracts import EscalationRequest, TicketEnvelope
 from pinworks_common.ledger import Books
 from pinworks_common.service import (
     ServiceRuntime,
@@ -16,7 +15,8 @@ from pinworks_common.service import (
     subscribe_stage,
 )
 from pinworks_common.stage import StageRunner, escalate_on_dead_letter
-from pinworks_common.subjects import (
+from pinworks_contracts.messages import EscalationRequest, TicketEnvelope
+from pinworks_contracts.subjects import (
     ASSIST_HANDLER,
     ASSIST_REQUESTED,
     DRAFTED,

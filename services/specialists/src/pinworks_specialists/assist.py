@@ -12,10 +12,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from pinworks_common.contracts import EscalationRequest, TicketEnvelope
 from pinworks_common.ledger import Decision, Entries, Ledger, keys
 from pinworks_common.stage import Delivery, Work, decode_model
-from pinworks_common.subjects import ASSIST_HANDLER, Stage
+from pinworks_contracts.messages import EscalationRequest, TicketEnvelope
+from pinworks_contracts.subjects import ASSIST_HANDLER, Stage
 from pinworks_specialists.kb import KnowledgeBase
 from pinworks_specialists.knowledge import compose_answer, retrieve, ticket_query
 from pinworks_specialists.templating import TemplateBook, TemplateContext

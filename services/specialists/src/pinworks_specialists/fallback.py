@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pinworks_common.contracts import (
+from pinworks_common.ledger import Publication, escalation_publication, handoff_publication
+from pinworks_contracts.messages import (
     Draft,
     EscalationRequest,
     HandlerAttempt,
     RouteDecision,
     TicketEnvelope,
 )
-from pinworks_common.ledger import Publication, escalation_publication, handoff_publication
-from pinworks_common.subjects import (
+from pinworks_contracts.subjects import (
     DRAFTED,
     Stage,
     drafted_message_id,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
-from pinworks_common.contracts import Draft, TicketEnvelope
+from pinworks_contracts.messages import Draft, TicketEnvelope
 from pinworks_specialists.settings import Price
 from pinworks_specialists.templating import TemplateBook, TemplateContext
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pinworks_common.contracts import Draft, TicketEnvelope
+from pinworks_contracts.messages import Draft, TicketEnvelope
 from pinworks_specialists.handlers import Declined, cost_of
 from pinworks_specialists.kb import KnowledgeBase, Passage
 from pinworks_specialists.settings import Price

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from pinworks_common.contracts import Draft, TicketEnvelope
 from pinworks_common.ledger import (
     AccountabilityEntry,
     Books,
@@ -34,7 +33,8 @@ from pinworks_common.ledger import (
     keys,
 )
 from pinworks_common.stage import Commit, Delivery, Work, decode_model
-from pinworks_common.subjects import Stage
+from pinworks_contracts.messages import Draft, TicketEnvelope
+from pinworks_contracts.subjects import Stage
 from pinworks_specialists.fallback import current_hops, publication_for, settle
 from pinworks_specialists.handlers import Declined, Handler
 from pinworks_specialists.metrics import observe_calls, observe_recorded

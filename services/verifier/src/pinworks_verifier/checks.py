@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from pinworks_common.contracts import TicketEnvelope
 from pinworks_common.customer_state import NEGATIVE_THRESHOLD, CustomerStateReader, state_reasons
+from pinworks_contracts.messages import TicketEnvelope
 from pinworks_verifier.intent_scorer import IntentLikelihoods, NaiveBayesIntentScorer
 from pinworks_verifier.result import Check, CheckResult
 from pinworks_verifier.text import body_paragraphs, main_text

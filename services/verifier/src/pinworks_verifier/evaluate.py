@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pinworks_common.contracts import TicketEnvelope
+from pinworks_contracts.messages import TicketEnvelope
 from pinworks_verifier.checks import verify
 from pinworks_verifier.factory import build_checks
 from pinworks_verifier.result import Check

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pinworks_common.contracts import TicketEnvelope
+from pinworks_contracts.messages import TicketEnvelope
 from pinworks_verifier.result import CheckResult
 from pinworks_verifier.text import body_paragraphs, content_words, numbers, sentences
 

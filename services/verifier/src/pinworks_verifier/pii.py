@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from pinworks_common.contracts import TicketEnvelope
+from pinworks_contracts.messages import TicketEnvelope
 from pinworks_verifier.result import CheckResult
 
 CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from pinworks_common.contracts import TicketEnvelope
+from pinworks_contracts.messages import TicketEnvelope
 from pinworks_verifier.result import CheckResult
 from pinworks_verifier.text import sentences
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from pinworks_common.contracts import TicketEnvelope
+from pinworks_contracts.messages import TicketEnvelope
 from pinworks_verifier.artifact_files import dense_mass, read_artifact
 from pinworks_verifier.result import CheckResult
 from pinworks_verifier.tfidf import log_tfidf

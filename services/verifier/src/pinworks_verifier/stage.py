@@ -9,7 +9,6 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from pinworks_common.contracts import EscalationRequest, TicketEnvelope
 from pinworks_common.ledger import (
     AccountabilityEntry,
     Decision,
@@ -25,7 +24,8 @@ from pinworks_common.ledger import (
     keys,
 )
 from pinworks_common.stage import Delivery, Work, decode_model
-from pinworks_common.subjects import OutcomeStatus, Stage
+from pinworks_contracts.messages import EscalationRequest, TicketEnvelope
+from pinworks_contracts.subjects import OutcomeStatus, Stage
 from pinworks_verifier.checks import Check, failing_reasons, verify
 from pinworks_verifier.metrics import observe_verdicts
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pinworks_common.contracts import Classification, TicketSubmission
+    from pinworks_contracts.messages import Classification, TicketSubmission
 
 COMMAND_GROUPS = "pinworks.cli"
 ASYNCAPI_APPS = "pinworks.asyncapi"

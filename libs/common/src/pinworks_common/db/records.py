@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pinworks_common.contracts import Outcome
 from pinworks_common.ledger.postgres import ledger_on
 from pinworks_common.ledger.records import AccountabilityEntry, CostEntry, Entries, OutcomeEntry
+from pinworks_contracts.messages import Outcome
 
 Row = Mapping[str, Any]
 

@@ -21,7 +21,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
-from pinworks_common.contracts import DeadLetter, Outcome
 from pinworks_common.ledger.records import (
     DecisionRef,
     Entries,
@@ -33,6 +32,7 @@ from pinworks_common.ledger.records import (
     outcome_publication,
 )
 from pinworks_common.metrics import observe_costs, observe_decisions, observe_outcomes
+from pinworks_contracts.messages import DeadLetter, Outcome
 
 R = TypeVar("R")
 

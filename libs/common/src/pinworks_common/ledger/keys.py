@@ -7,7 +7,7 @@ agent sent the ticket back), so a new attempt is recorded afresh.
 
 from __future__ import annotations
 
-from pinworks_common.subjects import ASSIST_HANDLER, attempt_key
+from pinworks_contracts.subjects import ASSIST_HANDLER, attempt_key
 
 CLASSIFY = "classify"
 """The classifier's decision (and, as `classifier`, its cost entry)."""

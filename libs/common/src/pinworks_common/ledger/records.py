@@ -15,10 +15,10 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
-from pinworks_common.contracts import EscalationRequest, Outcome, TicketEnvelope, utcnow
 from pinworks_common.ledger import keys
 from pinworks_common.metrics import AUTOMATION
-from pinworks_common.subjects import (
+from pinworks_contracts.messages import EscalationRequest, Outcome, TicketEnvelope, utcnow
+from pinworks_contracts.subjects import (
     ESCALATION_REQUESTED,
     OUTCOMES_STREAM,
     WORK_STREAM,

@@ -272,7 +272,7 @@ def queue_reassign(
 def known_intent(name: str) -> str:
     """The known intent ``name`` names (case and separators forgiven); otherwise a clear error
     with the nearest intents."""
-    from pinworks_common.intents import UnknownIntent, validate_intent
+    from pinworks_contracts.intents import UnknownIntent, validate_intent
 
     try:
         return validate_intent(name)
@@ -288,7 +288,7 @@ def queue_intents(
     match: Annotated[str | None, typer.Argument(help="Only intents containing this text.")] = None,
 ) -> None:
     """List the intents `send-back --intent` accepts (the classifier's labels)."""
-    from pinworks_common.intents import known_intents
+    from pinworks_contracts.intents import known_intents
 
     for intent in sorted(known_intents()):
         if match is None or match.lower().replace(" ", "_") in intent:

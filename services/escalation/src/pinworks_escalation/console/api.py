@@ -6,7 +6,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import Response
 
-from pinworks_common.intents import intent_label, known_intents
+from pinworks_contracts.intents import intent_label, known_intents
 from pinworks_escalation.console.deps import COOKIE, ApiAgent, ConsoleDep, set_session
 from pinworks_escalation.queue import QueueError, QueueQuery, assist_usefulness
 from pinworks_escalation.schemas import (

@@ -9,8 +9,8 @@ from typing import Any
 
 from fastapi.templating import Jinja2Templates
 
-from pinworks_common.contracts import utcnow
-from pinworks_common.intents import intent_label
+from pinworks_contracts.intents import intent_label
+from pinworks_contracts.messages import utcnow
 
 TEMPLATES = Path(__file__).parent.parent / "templates"
 

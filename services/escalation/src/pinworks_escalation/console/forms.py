@@ -8,7 +8,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, HTTPException
 from fastapi.responses import RedirectResponse, Response
 
-from pinworks_common.intents import intent_label
+from pinworks_contracts.intents import intent_label
 from pinworks_escalation.console.deps import ConsoleDep, PageAgent
 from pinworks_escalation.schemas import Correction, Reassignment, Reply
 

@@ -9,8 +9,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from pinworks_common.contracts import utcnow
-from pinworks_common.intents import known_intents
+from pinworks_contracts.intents import known_intents
+from pinworks_contracts.messages import utcnow
 from pinworks_escalation.console.deps import COOKIE, ConsoleDep, PageAgent, set_session
 from pinworks_escalation.console.formatting import safe_next
 from pinworks_escalation.queue import (

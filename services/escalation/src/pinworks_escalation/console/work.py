@@ -16,9 +16,9 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 
-from pinworks_common.contracts import Outcome
-from pinworks_common.intents import UnknownIntent, validate_intent
 from pinworks_common.metrics import until_commit
+from pinworks_contracts.intents import UnknownIntent, validate_intent
+from pinworks_contracts.messages import Outcome
 from pinworks_escalation.assist import compare, suggestions_for
 from pinworks_escalation.auth import Sessions, verify_password
 from pinworks_escalation.queue import (

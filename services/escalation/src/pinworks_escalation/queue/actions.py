@@ -17,10 +17,10 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pinworks_common.contracts import Outcome, utcnow
 from pinworks_common.db.records import costs_by_ticket, record_accountability, record_costs, record_outcomes
 from pinworks_common.db.tables import escalations
-from pinworks_common.subjects import OutcomeStatus
+from pinworks_contracts.messages import Outcome, utcnow
+from pinworks_contracts.subjects import OutcomeStatus
 from pinworks_escalation.queue.agent_store import get_agent
 from pinworks_escalation.queue.handoff import HUMAN_OUTCOME_KEY, human_outcome, to_outbox
 from pinworks_escalation.queue.items import (

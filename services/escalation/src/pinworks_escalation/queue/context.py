@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pinworks_common.db.tables import accountability, cost_ledger, decisions, escalations, tickets
 from pinworks_common.db.tables import outcomes as outcome_table
-from pinworks_common.intents import intent_label
+from pinworks_contracts.intents import intent_label
 from pinworks_escalation.queue.items import iso
 
 

@@ -18,8 +18,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pinworks_common.contracts import utcnow
 from pinworks_common.db.tables import escalations, labelled_examples
+from pinworks_contracts.messages import utcnow
 from pinworks_escalation.queue.actions import account, check_held, locked
 from pinworks_escalation.queue.handoff import automation_retry, to_outbox
 from pinworks_escalation.queue.items import RETURNED, QueueError

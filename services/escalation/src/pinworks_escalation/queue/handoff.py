@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pinworks_common.contracts import Outcome, TicketEnvelope
 from pinworks_common.db.tables import outbox
 from pinworks_common.ledger import Publication, outcome_publication
-from pinworks_common.subjects import CLASSIFIED, WORK_STREAM, agent_return_message_id
+from pinworks_contracts.messages import Outcome, TicketEnvelope
+from pinworks_contracts.subjects import CLASSIFIED, WORK_STREAM, agent_return_message_id
 
 HUMAN_OUTCOME_KEY = "human"
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from pinworks_common.contracts import utcnow
-from pinworks_common.intents import intent_label
+from pinworks_contracts.intents import intent_label
+from pinworks_contracts.messages import utcnow
 
 OPEN, CLAIMED, RESOLVED = "open", "claimed", "resolved"
 RETURNED = "returned"

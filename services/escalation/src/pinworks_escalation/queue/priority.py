@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from pinworks_common.contracts import CustomerState
 from pinworks_common.customer_state import signal_reason
+from pinworks_contracts.messages import CustomerState
 
 PREMIUM_TIERS = frozenset({"premium", "vip", "business"})
 URGENT_SIGNALS = ("legal_threat", "fraud", "vulnerability")

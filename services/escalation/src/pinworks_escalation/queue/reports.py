@@ -10,7 +10,7 @@ from sqlalchemy import true as sa_true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pinworks_common.db.tables import accountability, escalations
-from pinworks_common.intents import intent_label
+from pinworks_contracts.intents import intent_label
 
 
 async def assist_usefulness(

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from pinworks_common.contracts import Classification, TicketSubmission
+from pinworks_contracts.messages import Classification, TicketSubmission
 
 OUT_OF_SCOPE = "oos"
 PREDICTIONS = Path("calibration") / "predictions.csv"

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from pinworks_common.contracts import Draft, TicketEnvelope
+from pinworks_contracts.messages import Draft, TicketEnvelope
 from pinworks_specialists.breaker import CircuitBreaker
 from pinworks_specialists.handlers import Declined, cost_of
 from pinworks_specialists.kb import KnowledgeBase, Passage
