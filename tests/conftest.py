@@ -1,6 +1,6 @@
 """Where every test finds NATS and Postgres: the one place, resolved once per session.
 
-Order (see ``pinworks_common.devinfra.resolve_infrastructure``): ``NATS_URL`` / ``DATABASE_URL``
+Order (see ``pinworks_devtools.resolve_infrastructure``): ``NATS_URL`` / ``DATABASE_URL``
 from the environment, else Docker containers when an engine answers (set
 ``PINWORKS_ALLOW_DOCKER=0`` to skip that), else the embedded servers from the ``embedded`` extra.
 Each server starts only when a test asks for it, so a test that needs only NATS never starts
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pinworks_common.devinfra import (
+from pinworks_devtools import (
     Endpoint,
     Infrastructure,
     docker_available,

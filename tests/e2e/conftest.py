@@ -22,9 +22,9 @@ from nats.js.api import DeliverPolicy
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinworks_common.db.engine import create_engine
-from pinworks_common.devinfra import ServiceProcess, free_port
 from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, TICKETS_STREAM
-from pinworks_specialists.testing import ChatServer
+from pinworks_devtools import ServiceProcess, free_port
+from pinworks_devtools.chat_server import ChatServer
 
 SERVICES = ("classifier", "router", "specialists", "verifier", "escalation")
 

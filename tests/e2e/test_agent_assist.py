@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pinworks_common.devinfra import free_port
+from pinworks_devtools import free_port
 
 from .conftest import Platform, PlatformClient, run_id, ticket
 from .test_console import OUT_OF_SCOPE, add_agents, signed_in

@@ -15,7 +15,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import text
 
 from pinworks_common.db.engine import create_engine
-from pinworks_common.devinfra import free_port
+from pinworks_devtools import free_port
 from pinworks_escalation.queue import save_agent
 
 from .conftest import ROOT, Platform, PlatformClient, run_id, ticket

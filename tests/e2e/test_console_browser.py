@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from pinworks_common.devinfra import free_port
+from pinworks_devtools import free_port
 
 from .conftest import Platform, PlatformClient, run_id, ticket
 from .test_console import OUT_OF_SCOPE, PASSWORD, add_agents, console_url

@@ -23,7 +23,7 @@ from pinworks_contracts.messages import (
     TicketSubmission,
 )
 from pinworks_contracts.subjects import WORK_STREAM, routed_subject
-from pinworks_specialists.testing import ChatServer, Reply
+from pinworks_devtools.chat_server import ChatServer, Reply
 
 from .conftest import SERVICES, Platform, PlatformClient, run_id, ticket
 from .test_pipeline import CLEAR

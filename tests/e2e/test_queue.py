@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 
 from pinworks_common.db.engine import create_engine
-from pinworks_common.devinfra import free_port
+from pinworks_devtools import free_port
 from pinworks_escalation.queue import QueueError, claim, resolve, send_back
 
 from .conftest import ROOT, Platform, PlatformClient, run_id, ticket

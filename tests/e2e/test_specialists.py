@@ -20,7 +20,7 @@ from pinworks_contracts.messages import (
     TicketSubmission,
 )
 from pinworks_contracts.subjects import WORK_STREAM, routed_subject
-from pinworks_specialists.testing import ChatServer, Reply, completion
+from pinworks_devtools.chat_server import ChatServer, Reply, completion
 
 from .conftest import PlatformClient, run_id, ticket
 

@@ -16,8 +16,8 @@ from pinworks_cli.bench_figures import (
     percentile,
     throughput,
 )
-from pinworks_common.devinfra import EmbeddedNats
 from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM
+from pinworks_devtools import EmbeddedNats
 
 
 def test_percentile_interpolates_like_numpy() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pinworks_cli.launcher import backoff_delay
-from pinworks_common.devinfra import free_port
+from pinworks_devtools import free_port
 
 FAKE_MAIN = textwrap.dedent(
     """

@@ -13,7 +13,7 @@ import asyncpg
 import nats
 import pytest
 
-from pinworks_common.devinfra import (
+from pinworks_devtools import (
     EmbeddedNats,
     EmbeddedPostgres,
     ServiceProcess,

@@ -26,6 +26,13 @@ from pinworks_contracts.messages import (
     TicketSubmission,
 )
 from pinworks_contracts.subjects import DRAFTED, ESCALATION_REQUESTED, routed_subject
+from pinworks_devtools.chat_server import (
+    ChatServer,
+    Reply,
+    citing_first_passage,
+    completion,
+    given_passages,
+)
 from pinworks_specialists.fallback import publication_for, settle
 from pinworks_specialists.handlers import Declined
 from pinworks_specialists.kb import KnowledgeBase
@@ -39,13 +46,6 @@ from pinworks_specialists.llm import (
 )
 from pinworks_specialists.settings import LlmEndpoint, Price, SpecialistSettings
 from pinworks_specialists.stage import SpecialistStage, call_handler
-from pinworks_specialists.testing import (
-    ChatServer,
-    Reply,
-    citing_first_passage,
-    completion,
-    given_passages,
-)
 
 PRICE = Price(per_call=Decimal("0.001"), per_1k_input_tokens=Decimal("0.002"),
               per_1k_output_tokens=Decimal("0.01"))

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from pinworks_cli.launcher import ALL_SERVICES, _supervise_once, _Supervised
-from pinworks_common.devinfra import EmbeddedNats, EmbeddedPostgres, ServiceProcess, free_port
+from pinworks_devtools import EmbeddedNats, EmbeddedPostgres, ServiceProcess, free_port
 
 
 class Platform:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pinworks_common.asyncapi import asyncapi_document
 from pinworks_common.commands.plugins import app_factories
+from pinworks_devtools.asyncapi import asyncapi_document
 
 SERVICES = ("classifier", "router", "specialists", "verifier", "escalation")
 """Pipeline order, the order the documents are written in."""

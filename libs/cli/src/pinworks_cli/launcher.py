@@ -27,7 +27,7 @@ from pinworks_cli.localmodel import (
     LocalModelServer,
     LocalModelUnavailable,
 )
-from pinworks_common.devinfra import (
+from pinworks_devtools import (
     Infrastructure,
     ServiceProcess,
     free_port,

