@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import sysconfig
 from pathlib import Path
-from typing import IO, Self
+from typing import Self
 
 from pinworks_devtools.processes import (
     LOOPBACK,
@@ -17,7 +16,6 @@ from pinworks_devtools.processes import (
     http_ok,
     stop_stale_process,
     tcp_accepts,
-    terminate,
     wait_until,
 )
 
@@ -49,8 +47,6 @@ class EmbeddedNats(ManagedServer):
         self.monitor_port = monitor_port if monitor_port is not None else free_port()
         self.log_path = self.data_dir / "nats-server.log"
         self.pid_path = self.data_dir / "nats-server.pid"
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log_file: IO[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -84,14 +80,7 @@ class EmbeddedNats(ManagedServer):
             "--pid",
             str(self.pid_path),
         ]
-        self._log_file = self.log_path.open("ab")
-        self._proc = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self._spawn(args)
         health = f"{self.monitor_url}/healthz?js-enabled-only=true"
         try:
             wait_until(
@@ -115,10 +104,5 @@ class EmbeddedNats(ManagedServer):
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM (nats-server shuts down cleanly and flushes JetStream), SIGKILL after timeout."""
-        if self._proc is not None:
-            terminate(self._proc, signal.SIGTERM, timeout)
-            self._proc = None
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
+        self._stop_with(signal.SIGTERM, timeout)
 

@@ -12,7 +12,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import IO, Self
+from typing import Self
 
 from pinworks_devtools.processes import (
     LOOPBACK,
@@ -21,7 +21,6 @@ from pinworks_devtools.processes import (
     process_matches,
     stop_stale_process,
     tcp_accepts,
-    terminate,
     wait_until,
 )
 
@@ -109,8 +108,6 @@ class EmbeddedPostgres(ManagedServer):
         self._cluster = self.pgdata
         self.log_path = self.data_dir / "postgres.log"
         self.database = POSTGRES_DB
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log_file: IO[bytes] | None = None
         self._bin: Path | None = None
         self._run_as: str | None = None
 
@@ -146,16 +143,7 @@ class EmbeddedPostgres(ManagedServer):
             "-c",
             "logging_collector=off",
         ]
-        self._log_file = self.log_path.open("ab")
-        self._proc = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            user=self._run_as,
-            cwd=self.data_dir,
-        )
+        self._spawn(args, user=self._run_as, cwd=self.data_dir)
         try:
             wait_until(
                 self._accepting,
@@ -297,10 +285,5 @@ class EmbeddedPostgres(ManagedServer):
 
         SIGTERM would be the "smart" mode, which waits for every client to leave on its own.
         """
-        if self._proc is not None:
-            terminate(self._proc, signal.SIGINT, timeout)
-            self._proc = None
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
+        self._stop_with(signal.SIGINT, timeout)
 

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import IO, Any, Self
 
 _log = logging.getLogger(__name__)
 
@@ -164,9 +164,33 @@ def stop_stale_process(pid: int, needle: str, sig: int, timeout: float = 15.0) -
 
 
 class ManagedServer:
-    """Process and context-manager plumbing shared by the embedded servers."""
+    """Process and context-manager plumbing shared by the embedded servers: a server starts its
+    process with `_spawn` and stops it with `_stop_with` its own shutdown signal."""
 
-    _proc: subprocess.Popen[bytes] | None
+    log_path: Path
+    _proc: subprocess.Popen[bytes] | None = None
+    _log_file: IO[bytes] | None = None
+
+    def _spawn(self, args: list[str], **popen: Any) -> None:
+        """Start ``args`` in a session of its own, appending its output to ``log_path``."""
+        self._log_file = self.log_path.open("ab")
+        self._proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **popen,
+        )
+
+    def _stop_with(self, sig: int, timeout: float) -> None:
+        """Send ``sig``, SIGKILL after ``timeout``, and close the log."""
+        if self._proc is not None:
+            terminate(self._proc, sig, timeout)
+            self._proc = None
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
 
     @property
     def pid(self) -> int | None:
