@@ -163,12 +163,25 @@ def stop_stale_process(pid: int, needle: str, sig: int, timeout: float = 15.0) -
         time.sleep(_POLL_INTERVAL)
 
 
-class ManagedServer:
+class ProcessHandle:
+    """The child process an object started (none before it starts or after it stops)."""
+
+    _proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def is_running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+
+class ManagedServer(ProcessHandle):
     """Process and context-manager plumbing shared by the embedded servers: a server starts its
     process with `_spawn` and stops it with `_stop_with` its own shutdown signal."""
 
     log_path: Path
-    _proc: subprocess.Popen[bytes] | None = None
     _log_file: IO[bytes] | None = None
 
     def _spawn(self, args: list[str], **popen: Any) -> None:
@@ -191,14 +204,6 @@ class ManagedServer:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
-
-    @property
-    def is_running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
 
     def wait_stopped(self, timeout: float) -> bool:
         """Whether the server process exits within ``timeout`` (e.g. stopped by a successor)."""

@@ -12,10 +12,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Self
 
-from pinworks_devtools.processes import LOOPBACK, free_port, http_ok, port_is_free, terminate, wait_until
+from pinworks_devtools.processes import (
+    LOOPBACK,
+    ProcessHandle,
+    free_port,
+    http_ok,
+    port_is_free,
+    terminate,
+    wait_until,
+)
 
 
-class ServiceProcess:
+class ServiceProcess(ProcessHandle):
     """One pinworks service as a subprocess in its own process group, logging to a file.
 
     Its own group lets us signal the service and anything it spawned, and keeps a terminal's
@@ -38,7 +46,7 @@ class ServiceProcess:
         self.log_dir = Path(log_dir)
         self.log_path = self.log_dir / f"{name}.log"
         self.starts = 0
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc = None
         self._log_file: IO[bytes] | None = None
 
     @property
@@ -56,14 +64,6 @@ class ServiceProcess:
     @property
     def metrics_url(self) -> str:
         return f"http://{LOOPBACK}:{self.health_port}/metrics"
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
-
-    @property
-    def is_running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
 
     @property
     def returncode(self) -> int | None:
