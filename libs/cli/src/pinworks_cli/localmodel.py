@@ -101,25 +101,12 @@ class LocalModelServer(ServiceProcess):
         else:
             port = free_port()
         self.port = port
+        self.model_name = config.model_name
+        self.base_url = f"http://{LOOPBACK}:{port}/v1"
+        """What the specialists' ``LLM_SMALL_BASE_URL`` is set to."""
         super().__init__("model", {"PINWORKS_HEALTH_PORT": str(port)}, log_dir,
                          module=MODEL_SERVER_MODULE)
-
-    @property
-    def model_name(self) -> str:
-        return self.config.model_name
-
-    @property
-    def base_url(self) -> str:
-        """What the specialists' ``LLM_SMALL_BASE_URL`` is set to."""
-        return f"http://{LOOPBACK}:{self.port}/v1"
-
-    @property
-    def health_url(self) -> str:
-        return f"{self.base_url}/models"
-
-    @property
-    def ready_url(self) -> str:
-        return self.health_url
+        self.health_url = self.ready_url = f"{self.base_url}/models"
 
     def command(self) -> list[str]:
         return [

@@ -45,16 +45,10 @@ class EmbeddedNats(ManagedServer):
         self.data_dir = Path(data_dir).resolve()
         self.port = port if port is not None else free_port()
         self.monitor_port = monitor_port if monitor_port is not None else free_port()
+        self.url = f"nats://{LOOPBACK}:{self.port}"
+        self.monitor_url = f"http://{LOOPBACK}:{self.monitor_port}"
         self.log_path = self.data_dir / "nats-server.log"
         self.pid_path = self.data_dir / "nats-server.pid"
-
-    @property
-    def url(self) -> str:
-        return f"nats://{LOOPBACK}:{self.port}"
-
-    @property
-    def monitor_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.monitor_port}"
 
     def start(self, timeout: float = 30.0) -> Self:
         """Start the server and return once JetStream answers on the health endpoint."""

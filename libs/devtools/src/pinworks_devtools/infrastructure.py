@@ -11,8 +11,8 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from pinworks_devtools.embedded_nats import EmbeddedNats
@@ -107,54 +107,57 @@ def _postgres_container() -> Endpoint:
     return Endpoint(url, f"docker ({POSTGRES_IMAGE})", None, container.stop)
 
 
-def resolve_nats(
-    workdir: Path,
-    *,
-    allow_docker: bool,
-    prefer_default_ports: bool = False,
+@dataclass(frozen=True)
+class _Source:
+    """Where one kind of server comes from: a variable, a container, or an embedded server."""
+
+    variable: str
+    kind: str
+    server: str
+    container: Callable[[], Endpoint]
+    embedded: Callable[[Path, bool], Endpoint]
+
+
+def _resolve(
+    source: _Source, workdir: Path, *, allow_docker: bool, prefer_default_ports: bool = False,
     docker_ok: bool | None = None,
 ) -> Endpoint:
-    """``NATS_URL`` if set, else a Docker container if allowed and usable, else embedded."""
-    if url := os.environ.get("NATS_URL"):
-        return Endpoint(url, "environment (NATS_URL)")
+    """The URL in the source's variable if set, else a Docker container if allowed and usable,
+    else the embedded server."""
+    if url := os.environ.get(source.variable):
+        return Endpoint(url, f"environment ({source.variable})")
     if allow_docker and (docker_ok if docker_ok is not None else docker_available()):
         try:
-            return _nats_container()
+            return source.container()
         except Exception as exc:
-            _log.warning("NATS container failed (%s); using the embedded nats-server", exc)
+            _log.warning("%s container failed (%s); using the embedded %s",
+                         source.kind, exc, source.server)
+    return source.embedded(Path(workdir), prefer_default_ports)
+
+
+def _embedded_nats(workdir: Path, prefer_default_ports: bool) -> Endpoint:
     server = EmbeddedNats(
-        Path(workdir) / "nats",
+        workdir / "nats",
         port=preferred_or_free(DEFAULT_NATS_PORT, prefer_default_ports),
         monitor_port=preferred_or_free(DEFAULT_NATS_MONITOR_PORT, prefer_default_ports),
     ).start()
-    return Endpoint(
-        server.url,
-        f"embedded nats-server (data {server.data_dir})",
-        server.monitor_url,
-        server.stop,
-    )
+    return Endpoint(server.url, f"embedded nats-server (data {server.data_dir})",
+                    server.monitor_url, server.stop)
 
 
-def resolve_database(
-    workdir: Path,
-    *,
-    allow_docker: bool,
-    prefer_default_ports: bool = False,
-    docker_ok: bool | None = None,
-) -> Endpoint:
-    """``DATABASE_URL`` if set, else a Docker container if allowed and usable, else embedded."""
-    if url := os.environ.get("DATABASE_URL"):
-        return Endpoint(url, "environment (DATABASE_URL)")
-    if allow_docker and (docker_ok if docker_ok is not None else docker_available()):
-        try:
-            return _postgres_container()
-        except Exception as exc:
-            _log.warning("Postgres container failed (%s); using the embedded postgres", exc)
+def _embedded_postgres(workdir: Path, prefer_default_ports: bool) -> Endpoint:
     server = EmbeddedPostgres(
-        Path(workdir) / "postgres",
-        port=preferred_or_free(DEFAULT_POSTGRES_PORT, prefer_default_ports),
+        workdir / "postgres", port=preferred_or_free(DEFAULT_POSTGRES_PORT, prefer_default_ports),
     ).start()
     return Endpoint(server.url, f"embedded postgres (data {server.pgdata})", None, server.stop)
+
+
+resolve_nats = partial(_resolve, _Source("NATS_URL", "NATS", "nats-server", _nats_container,
+                                         _embedded_nats))
+"""``NATS_URL`` if set, else a Docker container if allowed and usable, else embedded."""
+resolve_database = partial(_resolve, _Source("DATABASE_URL", "Postgres", "postgres",
+                                             _postgres_container, _embedded_postgres))
+"""``DATABASE_URL`` if set, else a Docker container if allowed and usable, else embedded."""
 
 
 @dataclass
@@ -198,12 +201,7 @@ class Infrastructure:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 

@@ -43,27 +43,15 @@ class ServiceProcess(ProcessHandle):
         self.env = dict(env)
         if not self.env.get("PINWORKS_HEALTH_PORT"):
             self.env["PINWORKS_HEALTH_PORT"] = str(free_port())
+        self.health_port = int(self.env["PINWORKS_HEALTH_PORT"])
+        base = f"http://{LOOPBACK}:{self.health_port}"
+        self.health_url, self.ready_url, self.metrics_url = (
+            f"{base}/healthz", f"{base}/readyz", f"{base}/metrics")
         self.log_dir = Path(log_dir)
         self.log_path = self.log_dir / f"{name}.log"
         self.starts = 0
         self._proc = None
         self._log_file: IO[bytes] | None = None
-
-    @property
-    def health_port(self) -> int:
-        return int(self.env["PINWORKS_HEALTH_PORT"])
-
-    @property
-    def health_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.health_port}/healthz"
-
-    @property
-    def ready_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.health_port}/readyz"
-
-    @property
-    def metrics_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.health_port}/metrics"
 
     @property
     def returncode(self) -> int | None:
