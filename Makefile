@@ -77,6 +77,10 @@ test-isolated: $(UV)
 			(cd services/$$service && $$env_dir/bin/python -m pytest -q -p no:cacheprovider -c /dev/null --rootdir . tests) || exit 1; \
 		fi; \
 	done
+	@env_dir=$(abspath .venv-isolated)/classifier-training; echo "== classifier training alone"; \
+		UV_PROJECT_ENVIRONMENT=$$env_dir $(UV) sync --quiet --frozen --no-dev --package pinworks-classifier-training --python $(PYTHON) && \
+		$(UV) pip install --quiet --python $$env_dir/bin/python pytest && \
+		cd services/classifier/training && $$env_dir/bin/python -m pytest -q -p no:cacheprovider -c /dev/null --rootdir . tests
 
 lint: install check-imports
 	$(VENV)/bin/ruff check libs services tests tools
