@@ -40,16 +40,10 @@ console = LazyConsole()
 CENT = Decimal("0.000001")
 
 
-class GroupBy(StrEnum):
-    business_unit = "business_unit"
-    component = "component"
-    day = "day"
-
-
-class Format(StrEnum):
-    table = "table"
-    csv = "csv"
-    json = "json"
+GroupBy = StrEnum("GroupBy", ["business_unit", "component", "day"])
+"""What `--by` groups the cost report by (each value is its member's name)."""
+Format = StrEnum("Format", ["table", "csv", "json"])
+"""What `--format` renders the report as."""
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from pinworks_common.background import BackgroundTask
+
 log = logging.getLogger("pinworks.metrics")
 
 OTHER = "other"
@@ -275,7 +277,7 @@ class Poller:
     def __init__(self, interval_seconds: float) -> None:
         self.interval_seconds = interval_seconds
         self.polls: dict[str, Poll] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._loop_task = BackgroundTask("pinworks-metrics-poller")
 
     def add(self, name: str, poll: Poll) -> None:
         self.polls[name] = poll
@@ -289,15 +291,11 @@ class Poller:
                 log.warning("metrics poll %s failed: %r", name, error)
 
     async def start(self) -> None:
-        if self.polls and self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="pinworks-metrics-poller")
+        if self.polls and not self._loop_task.running:
+            self._loop_task.start(self._loop())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop_task.stop()
 
     async def _loop(self) -> None:
         while True:

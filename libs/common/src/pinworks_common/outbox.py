@@ -7,7 +7,6 @@ A crash between publish and mark re-publishes with the same `Nats-Msg-Id`; JetSt
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pinworks_common.background import BackgroundTask
 from pinworks_common.db.tables import outbox
 from pinworks_common.ledger import Publication
 
@@ -34,7 +34,7 @@ class OutboxRelay:
         self.publish = publish
         self.interval = interval_seconds
         self.batch_size = batch_size
-        self._task: asyncio.Task[None] | None = None
+        self._relay_task = BackgroundTask("outbox-relay")
 
     async def relay_once(self) -> int:
         """Publish one batch of pending rows; return how many were sent."""
@@ -72,10 +72,7 @@ class OutboxRelay:
                 await asyncio.sleep(self.interval)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+        self._relay_task.start(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._relay_task.stop()

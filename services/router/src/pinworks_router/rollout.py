@@ -28,6 +28,7 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from pinworks_common.background import BackgroundTask
 from pinworks_common.db.tables import routing_policies
 from pinworks_contracts.subjects import ROUTER_POLICY_BUCKET, ROUTER_POLICY_KEY
 from pinworks_router.policy import Policy, PolicyError, parse_policy
@@ -206,7 +207,7 @@ class PolicyWatcher:
         `replicas.<replica>` in the bucket after start and after every change."""
         self.kv, self.holder, self.bucket, self.key = kv, holder, bucket, key
         self.replica = replica
-        self._task: asyncio.Task[None] | None = None
+        self._follow_task = BackgroundTask("router-policy-watch")
         self._watcher: Any = None
 
     async def start(self) -> None:
@@ -218,7 +219,7 @@ class PolicyWatcher:
                 break
             self._offer(entry)
         await self._report()
-        self._task = asyncio.create_task(self._follow(), name="router-policy-watch")
+        self._follow_task.start(self._follow())
 
     async def _report(self) -> None:
         if self.replica is None:
@@ -252,7 +253,4 @@ class PolicyWatcher:
         if self._watcher is not None:
             with contextlib.suppress(Exception):
                 await self._watcher.stop()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._follow_task.stop()

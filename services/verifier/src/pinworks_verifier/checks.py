@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from pinworks_common.customer_state import NEGATIVE_THRESHOLD, CustomerStateReader, state_reasons
 from pinworks_contracts.messages import TicketEnvelope
@@ -68,24 +69,44 @@ class CompletenessCheck:
                 f"completeness: the draft mentions none of the terms an answer about "
                 f"{intent} needs ({', '.join(terms)})"
             )
-        if self.ticket_model is not None and self.ticket_margin is not None:
-            ticket = envelope.ticket
-            text = " ".join(filter(None, [ticket.subject, ticket.body]))
-            margin, scores = _reading(self.ticket_model, text, intent, "ticket", details)
-            if margin < self.ticket_margin:
-                reasons.append(
-                    f"completeness: the ticket does not read as {intent} (margin {margin:.2f} < "
-                    f"{self.ticket_margin:.2f}); it reads as "
-                    f"{', '.join(label for label, _ in scores.best(3))}")
-        if self.answer_model is not None and self.answer_margin is not None:
-            text = "\n\n".join(body_paragraphs(answer))
-            margin, scores = _reading(self.answer_model, text, intent, "answer", details)
-            if margin < self.answer_margin:
-                reasons.append(
-                    f"completeness: the draft does not answer {intent} (margin {margin:.2f} < "
-                    f"{self.answer_margin:.2f}); it reads as an answer about "
-                    f"{', '.join(label for label, _ in scores.best(2))}")
+        reasons.extend(self._reading_reasons(envelope, intent, answer, details))
         return CheckResult(self.name, self.version, not reasons, tuple(reasons), details)
+
+    def _reading_reasons(self, envelope: TicketEnvelope, intent: str, answer: str,
+                         details: dict[str, object]) -> list[str]:
+        """The scorers' verdicts: the ticket must read as `intent`, the draft as an answer to it."""
+        ticket = envelope.ticket
+        readings = (
+            _Reading(self.ticket_model, self.ticket_margin, "ticket",
+                     " ".join(filter(None, [ticket.subject, ticket.body])),
+                     f"the ticket does not read as {intent}", "it reads as", shown=3),
+            _Reading(self.answer_model, self.answer_margin, "answer",
+                     "\n\n".join(body_paragraphs(answer)),
+                     f"the draft does not answer {intent}", "it reads as an answer about", shown=2),
+        )
+        reasons = []
+        for reading in readings:
+            if reading.model is None or reading.limit is None:
+                continue
+            margin, scores = _reading(reading.model, reading.text, intent, reading.name, details)
+            if margin < reading.limit:
+                best = ", ".join(label for label, _ in scores.best(reading.shown))
+                reasons.append(f"completeness: {reading.failure} (margin {margin:.2f} < "
+                               f"{reading.limit:.2f}); {reading.reads_as} {best}")
+        return reasons
+
+
+class _Reading(NamedTuple):
+    """One scorer's check: `text` must read as the intent within `limit`; `failure` and
+    `reads_as` word the reason, which names the `shown` best readings."""
+
+    model: NaiveBayesIntentScorer | None
+    limit: float | None
+    name: str
+    text: str
+    failure: str
+    reads_as: str
+    shown: int
 
 
 def _reading(model: NaiveBayesIntentScorer, text: str, intent: str, name: str,

@@ -13,9 +13,6 @@ from .config import TrainConfig
 from .estimators import fit_isotonic
 from .metrics import selective
 
-NO_ISOTONIC = (np.zeros(0, np.float32), np.zeros(0, np.float32))
-"""The isotonic map of a stage calibrated by temperature only."""
-
 
 @dataclass
 class Truth:

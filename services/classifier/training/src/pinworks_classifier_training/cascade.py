@@ -11,6 +11,7 @@ import numpy as np
 
 from pinworks_classifier.model.artifact import ConfidenceModel
 from pinworks_classifier.model.core import (
+    NeighbourVotes,
     blend_scores,
     confidence_features,
     escalation_mask,
@@ -20,21 +21,13 @@ from pinworks_classifier.model.core import (
 )
 from pinworks_classifier.model.data import OOS_LABEL
 
-from .calibration import (
-    NO_ISOTONIC,
-    Calibration,
-    CascadeFit,
-    CascadeScores,
-    Truth,
-    cross_fitted,
-    selective_at_80,
-)
+from .calibration import Calibration, CascadeFit, CascadeScores, Truth, cross_fitted, selective_at_80
 from .config import TrainConfig
 from .estimators import (
-    calibrated,
     fit_confidence,
     fit_isotonic,
     fit_temperature,
+    isotonic_map,
     out_of_fold_confidence,
     pick_oos_threshold,
 )
@@ -105,15 +98,24 @@ def _escalation(
     return Escalation(linear_probs, linear_conf, below, rows)
 
 
+def second_stage_scores(
+    raw: np.ndarray, head_logp: np.ndarray, blend: dict[str, float], votes: NeighbourVotes | None,
+    cfg: TrainConfig,
+) -> np.ndarray:  # fmt: skip
+    """Both stages' scores blended, plus the neighbours' vote when the training kept a memory."""
+    blended = blend_scores(raw, head_logp, blend)
+    if votes is None:
+        return blended
+    return with_votes(blended, votes, cfg.neighbours_weight, cfg.neighbours_floor)
+
+
 def _blended(
     cv: dict[str, Any], cfg: TrainConfig, blend: dict[str, float], on: np.ndarray, y_full: np.ndarray
 ) -> Blended:
     oos_col = cv["labels"].index(OOS_LABEL)
-    blended = blend_scores(cv["oof"], cv["head_oof"], blend)
-    if cv.get("votes_oof") is not None:
-        blended = with_votes(blended, cv["votes_oof"], cfg.neighbours_weight, cfg.neighbours_floor)
+    blended = second_stage_scores(cv["oof"], cv["head_oof"], blend, cv.get("votes_oof"), cfg)
     temperature = fit_temperature(blended[on], y_full[on], oos_col)
-    probs, oos = calibrated(blended, oos_col, temperature, NO_ISOTONIC)
+    probs, oos = split_oos(blended, oos_col, temperature)
     pred = probs.argmax(axis=1)
     return Blended(on, temperature, probs, oos, pred, probs.max(axis=1), pred == y_full)
 
@@ -192,7 +194,7 @@ def fit_cascade(
     blended = _blended(cv, cfg, blend, on if on.any() else is_bank, truth.y_full)
     on = blended.on
     stage_conf, confidence_model = _stage_confidence(cv, blended, escalation, linear.p_oos)
-    iso = fit_isotonic(stage_conf[on], blended.correct[on], n_intents) if cfg.isotonic else NO_ISOTONIC
+    iso = isotonic_map(stage_conf[on], blended.correct[on], n_intents, cfg)
     n_in = int(is_bank.sum())
     threshold = pick_oos_threshold(blended.oos[on], cfg.max_in_scope_false_alarm, population=n_in)
     escalate = escalation.rows

@@ -9,27 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from pinworks_classifier.model.core import (
-    apply_isotonic,
-    blend_scores,
-    escalation_mask,
-    split_oos,
-    with_votes,
-)
+from pinworks_classifier.model.core import apply_isotonic, escalation_mask, split_oos
 from pinworks_classifier.model.data import OOS_LABEL, Dataset
 
-from .calibration import (
-    NO_ISOTONIC,
-    Calibration,
-    CascadeFit,
-    CascadeScores,
-    Truth,
-    cross_fitted,
-    selective_at_80,
-)
-from .cascade import LinearOutOfFold, fit_cascade
+from .calibration import Calibration, CascadeFit, CascadeScores, Truth, cross_fitted, selective_at_80
+from .cascade import LinearOutOfFold, fit_cascade, second_stage_scores
 from .config import TrainConfig
-from .estimators import calibrated, fit_isotonic, fit_temperature, pick_oos_threshold
+from .estimators import fit_temperature, isotonic_map, pick_oos_threshold
 from .metrics import classification_report, oos_metrics, reliability
 
 DEV_GROUPS = ("clinc_val", "clinc_oos_val")
@@ -47,10 +33,10 @@ def _linear_stage(
     is_bank, n_intents = truth.is_bank, oof.shape[1] - 1
     oos_col = n_intents
     temp = fit_temperature(oof[is_bank], truth.in_scope, oos_col)
-    probs_t, p_oos = calibrated(oof, oos_col, temp, NO_ISOTONIC)
+    probs_t, p_oos = split_oos(oof, oos_col, temp)
     pred, conf_t = probs_t.argmax(axis=1), probs_t.max(axis=1)
     correct = pred == truth.y_full
-    iso = fit_isotonic(conf_t[is_bank], correct[is_bank], n_intents) if cfg.isotonic else NO_ISOTONIC
+    iso = isotonic_map(conf_t[is_bank], correct[is_bank], n_intents, cfg)
     threshold = pick_oos_threshold(p_oos[is_bank], cfg.max_in_scope_false_alarm)
     conf_cf = cross_fitted(conf_t[is_bank], correct[is_bank], n_intents, cfg)
     linear = LinearOutOfFold(Calibration(temp, iso, threshold), apply_isotonic(probs_t, *iso), p_oos, conf_cf)
@@ -152,9 +138,7 @@ def _dev_flags(
     if cascade is None:
         return lambda t: p_oos >= (linear.oos_threshold if t is None else t)
     escalate = escalation_mask(ins.max(axis=1), p_oos, cascade.escalate_below, cascade.escalate_oos_at)
-    blended = blend_scores(cv["dev_raw"], cv["head_dev"], cascade.blend)
-    if "votes_dev" in cv:
-        blended = with_votes(blended, cv["votes_dev"], cfg.neighbours_weight, cfg.neighbours_floor)
+    blended = second_stage_scores(cv["dev_raw"], cv["head_dev"], cascade.blend, cv.get("votes_dev"), cfg)
     b_oos = split_oos(blended, oos_col, cascade.calibration.temperature)[1]
     return lambda t: escalate & (b_oos >= (cascade.calibration.oos_threshold if t is None else t))
 

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from pinworks_classifier.model import artifact as _artifact
-from pinworks_classifier.model.core import apply_isotonic, split_oos
 from pinworks_classifier.model.features import FeatureConfig, Featurizer, SparseRows
 
 from .config import TrainConfig
@@ -108,11 +107,15 @@ def fit_isotonic(conf: np.ndarray, correct: np.ndarray, n_classes: int) -> tuple
     return iso.X_thresholds_.astype(np.float32), iso.y_thresholds_.astype(np.float32)
 
 
-def calibrated(
-    raw: np.ndarray, oos_col: int, t: float, iso: tuple[np.ndarray, np.ndarray]
+NO_ISOTONIC = (np.zeros(0, np.float32), np.zeros(0, np.float32))
+"""The isotonic map of a stage calibrated by temperature only."""
+
+
+def isotonic_map(
+    conf: np.ndarray, correct: np.ndarray, n_classes: int, cfg: TrainConfig
 ) -> tuple[np.ndarray, np.ndarray]:
-    ins, p_oos = split_oos(raw, oos_col, t)
-    return apply_isotonic(ins, *iso), p_oos
+    """The stage's isotonic map (`fit_isotonic`), or none when the config turns isotonic off."""
+    return fit_isotonic(conf, correct, n_classes) if cfg.isotonic else NO_ISOTONIC
 
 
 def pick_oos_threshold(

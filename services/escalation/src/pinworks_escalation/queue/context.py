@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, Table, select
 from sqlalchemy import true as sa_true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -20,23 +20,12 @@ from pinworks_escalation.queue.items import iso
 async def ticket_context(conn: AsyncConnection, ticket_id: str) -> dict[str, Any]:
     """Everything decided about a ticket so far, for the agent: each stage's decision with its
     reason and version, the cost lines and total, the outcomes sent, and who did what."""
-    decision_rows = (await conn.execute(
-        select(decisions).where(decisions.c.ticket_id == ticket_id).order_by(decisions.c.id)
-    )).all()
-    cost_rows = (await conn.execute(
-        select(cost_ledger.c.component, cost_ledger.c.entry_key, cost_ledger.c.amount_usd,
-               cost_ledger.c.created_at)
-        .where(cost_ledger.c.ticket_id == ticket_id).order_by(cost_ledger.c.id)
-    )).all()
-    action_rows = (await conn.execute(
-        select(accountability).where(accountability.c.ticket_id == ticket_id)
-        .order_by(accountability.c.id)
-    )).all()
-    outcome_rows = (await conn.execute(
-        select(outcome_table.c.outcome_key, outcome_table.c.status, outcome_table.c.payload,
-               outcome_table.c.created_at)
-        .where(outcome_table.c.ticket_id == ticket_id).order_by(outcome_table.c.id)
-    )).all()
+    decision_rows = await _rows_of_ticket(conn, decisions, ticket_id)
+    cost_rows = await _rows_of_ticket(conn, cost_ledger, ticket_id,
+                                      "component", "entry_key", "amount_usd", "created_at")
+    action_rows = await _rows_of_ticket(conn, accountability, ticket_id)
+    outcome_rows = await _rows_of_ticket(conn, outcome_table, ticket_id,
+                                         "outcome_key", "status", "payload", "created_at")
     return {
         "decisions": [{
             "stage": r.stage, "decision_key": r.decision_key, "component": r.component,
@@ -52,6 +41,15 @@ async def ticket_context(conn: AsyncConnection, ticket_id: str) -> dict[str, Any
         "actions": [{"actor_type": r.actor_type, "actor": r.actor, "action": r.action,
                      "details": r.details, "at": iso(r.created_at)} for r in action_rows],
     }
+
+
+async def _rows_of_ticket(conn: AsyncConnection, table: Table, ticket_id: str,
+                          *columns: str) -> Sequence[Row[Any]]:
+    """The ticket's rows of `table` in the order they were written: the named columns, or all."""
+    query = select(*(table.c[name] for name in columns)) if columns else select(table)
+    return (await conn.execute(
+        query.where(table.c.ticket_id == ticket_id).order_by(table.c.id)
+    )).all()
 
 
 async def customer_history(

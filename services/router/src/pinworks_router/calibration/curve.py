@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from pinworks_router.calibration.cells import Routed
 from pinworks_router.calibration.economics import cost_per_ticket
-from pinworks_router.calibration.ltt import upper_bound
+from pinworks_router.calibration.ltt import share, upper_bound
 
 
 @dataclass(frozen=True)
@@ -27,17 +27,17 @@ class Figures:
     @property
     def wrong_rate(self) -> float:
         """Wrong share of automatic answers."""
-        return self.wrong / self.automatic if self.automatic else 0.0
+        return share(self.wrong, self.automatic)
 
     @property
     def coverage(self) -> float:
         """Share of in-scope tickets answered automatically."""
-        return self.in_scope_automatic / self.in_scope if self.in_scope else 0.0
+        return share(self.in_scope_automatic, self.in_scope)
 
     @property
     def out_of_scope_rate(self) -> float:
         """Share of out-of-scope tickets answered automatically."""
-        return self.out_of_scope_automatic / self.out_of_scope if self.out_of_scope else 0.0
+        return share(self.out_of_scope_automatic, self.out_of_scope)
 
     def as_dict(self) -> dict[str, object]:
         return {

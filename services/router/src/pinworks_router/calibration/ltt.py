@@ -40,6 +40,11 @@ class PValue(StrEnum):
     hoeffding_bentkus = "hoeffding_bentkus"
 
 
+def share(part: int, whole: int) -> float:
+    """`part` as a share of `whole`; 0 when there is nothing to share (no tickets, no answers)."""
+    return part / whole if whole else 0.0
+
+
 def binomial_cdf(k: int, n: int, p: float) -> float:
     """P(Binomial(n, p) ≤ k), summed in log space (n of tens of thousands stays exact enough)."""
     if k < 0:
@@ -112,7 +117,7 @@ class Point:
 
     @property
     def wrong_rate(self) -> float:
-        return self.wrong / self.answered if self.answered else 0.0
+        return share(self.wrong, self.answered)
 
 
 @dataclass(frozen=True)
