@@ -20,17 +20,7 @@ from sqlalchemy import select
 
 from pinworks_common.db.engine import create_engine
 from pinworks_common.db.tables import metadata
-from pinworks_common.ledger import (
-    AccountabilityEntry,
-    Books,
-    CostEntry,
-    Decision,
-    DecisionRef,
-    Entries,
-    HandOff,
-    OutcomeEntry,
-    Publication,
-)
+from pinworks_common.ledger import Books, records
 from pinworks_common.ledger.book import TABLE_KEYS
 from pinworks_common.ledger.memory import MemoryBooks
 from pinworks_common.ledger.postgres import PostgresBooks, connection_of
@@ -73,13 +63,13 @@ def ticket() -> str:
     return f"L-{uuid.uuid4().hex[:10]}"
 
 
-def decision(ticket_id: str, output: dict[str, Any], key: str = "route") -> Decision:
-    return Decision(ticket_id, "ledger-test", key, "test", "1", inputs={"n": 1}, output=output,
+def decision(ticket_id: str, output: dict[str, Any], key: str = "route") -> records.Decision:
+    return records.Decision(ticket_id, "ledger-test", key, "test", "1", inputs={"n": 1}, output=output,
                     reason="because", trace_id="t")
 
 
-def hand_on(ref: DecisionRef) -> HandOff:
-    return HandOff(ref, lambda stored: Publication(
+def hand_on(ref: records.DecisionRef) -> records.HandOff:
+    return records.HandOff(ref, lambda stored: records.Publication(
         "next", repr(sorted(stored.items())).encode(), f"{ref.ticket_id}:next", "S"))
 
 
@@ -87,9 +77,9 @@ async def test_a_decision_is_stored_once_and_handed_on_as_first_stored(books: Bo
     ticket_id = ticket()
     first, second = decision(ticket_id, {"handler": "kb"}), decision(ticket_id, {"handler": "x"})
     async with books.transaction() as ledger:
-        once = await ledger.record(Entries(decisions=[first], handoffs=[hand_on(first.ref)]))
+        once = await ledger.record(records.Entries(decisions=[first], handoffs=[hand_on(first.ref)]))
     async with books.transaction() as ledger:
-        again = await ledger.record(Entries(decisions=[second], handoffs=[hand_on(first.ref)]))
+        again = await ledger.record(records.Entries(decisions=[second], handoffs=[hand_on(first.ref)]))
         assert await ledger.decided([first.ref]) == {first.ref: {"handler": "kb"}}
     assert [d.ref for d in once.new_decisions] == [first.ref] and again.new_decisions == []
     assert once.publications == again.publications, "same payload and message id"
@@ -100,7 +90,7 @@ async def test_a_batch_with_two_copies_stores_the_first(books: Books) -> None:
     ticket_id = ticket()
     first, copy = decision(ticket_id, {"n": 1}), decision(ticket_id, {"n": 2})
     async with books.transaction() as ledger:
-        recorded = await ledger.record(Entries(decisions=[first, copy],
+        recorded = await ledger.record(records.Entries(decisions=[first, copy],
                                                handoffs=[hand_on(first.ref)] * 2))
     assert recorded.new_decisions == [first]
     assert recorded.publications[0] == recorded.publications[1]
@@ -110,11 +100,11 @@ async def test_a_batch_with_two_copies_stores_the_first(books: Books) -> None:
 
 async def test_a_cost_counts_once_to_six_decimal_places(books: Books) -> None:
     ticket_id = ticket()
-    entry = CostEntry(ticket_id, "retail", "specialist:kb", "draft:kb", Decimal("0.0123"))
-    other = CostEntry(ticket_id, "retail", "classifier", "classifier", Decimal("0.0000004"))
+    entry = records.CostEntry(ticket_id, "retail", "specialist:kb", "draft:kb", Decimal("0.0123"))
+    other = records.CostEntry(ticket_id, "retail", "classifier", "classifier", Decimal("0.0000004"))
     for _ in range(2):
         async with books.transaction() as ledger:
-            await ledger.record(Entries(costs=[entry, other]))
+            await ledger.record(records.Entries(costs=[entry, other]))
     async with books.reading() as ledger:
         assert await ledger.costs([ticket_id, ticket()]) == {ticket_id: Decimal("0.012300")}
 
@@ -122,16 +112,16 @@ async def test_a_cost_counts_once_to_six_decimal_places(books: Books) -> None:
 async def test_an_outcome_is_published_as_first_stored(books: Books) -> None:
     ticket_id = ticket()
 
-    def outcome(reason: str) -> OutcomeEntry:
-        return OutcomeEntry("automation", Outcome(
+    def outcome(reason: str) -> records.OutcomeEntry:
+        return records.OutcomeEntry("automation", Outcome(
             ticket_id=ticket_id, status=OutcomeStatus.ESCALATED, business_unit="retail",
             reasons=[reason], cost_usd=Decimal("0.5"), resolved_by="automation",
             trace_id="t", decided_at=datetime(2026, 1, 1, tzinfo=UTC)), {"traceparent": "p"})
 
     async with books.transaction() as ledger:
-        first = await ledger.record(Entries(outcomes=[outcome("first")]))
+        first = await ledger.record(records.Entries(outcomes=[outcome("first")]))
     async with books.transaction() as ledger:
-        again = await ledger.record(Entries(outcomes=[outcome("recomputed")]))
+        again = await ledger.record(records.Entries(outcomes=[outcome("recomputed")]))
     assert again.outcomes[0].reasons == ["first"]
     assert first.publications == again.publications
     [publication] = again.publications
@@ -142,12 +132,12 @@ async def test_an_outcome_is_published_as_first_stored(books: Books) -> None:
 
 async def test_accountability_and_dead_letters_are_stored_once(books: Books) -> None:
     ticket_id, seq = ticket(), int(uuid.uuid4().int % 10**12)
-    event = AccountabilityEntry(ticket_id, "router:route", "router", "route to kb", "1", {})
+    event = records.AccountabilityEntry(ticket_id, "router:route", "router", "route to kb", "1", {})
     letter = DeadLetter(stage="ledger-test", subject="s", stream_sequence=seq, deliveries=3,
                         error="boom", ticket_id=ticket_id, payload_excerpt="{}")
     for _ in range(2):
         async with books.transaction() as ledger:
-            await ledger.record(Entries(accountability=[event, event]))
+            await ledger.record(records.Entries(accountability=[event, event]))
             await ledger.dead_letter(letter)
     assert len(await rows(books, "accountability", ticket_id=ticket_id)) == 1
     assert len(await rows(books, "dead_letters", stream_seq=seq)) == 1
@@ -157,9 +147,9 @@ async def test_a_failed_transaction_stores_nothing(books: Books) -> None:
     ticket_id = ticket()
     with pytest.raises(RuntimeError):
         async with books.transaction() as ledger:
-            await ledger.record(Entries(
+            await ledger.record(records.Entries(
                 decisions=[decision(ticket_id, {})],
-                costs=[CostEntry(ticket_id, "retail", "c", "k", Decimal(1))]))
+                costs=[records.CostEntry(ticket_id, "retail", "c", "k", Decimal(1))]))
             raise RuntimeError("the batch failed after recording")
     assert await rows(books, "decisions", ticket_id=ticket_id) == []
     async with books.reading() as ledger:
@@ -169,10 +159,10 @@ async def test_a_failed_transaction_stores_nothing(books: Books) -> None:
 async def test_undecided_skips_the_stored_and_second_copies(books: Books) -> None:
     done, todo = ticket(), ticket()
     async with books.transaction() as ledger:
-        await ledger.record(Entries(decisions=[decision(done, {})]))
+        await ledger.record(records.Entries(decisions=[decision(done, {})]))
     async with books.reading() as ledger:
         left = await ledger.undecided([done, todo, todo],
-                                      lambda t: DecisionRef(t, "ledger-test", "route"))
+                                      lambda t: records.DecisionRef(t, "ledger-test", "route"))
     assert left == [todo]
 
 

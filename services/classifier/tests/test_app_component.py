@@ -7,7 +7,7 @@ import json
 
 from pinworks_classifier.app import create_app
 from pinworks_classifier.settings import ClassifierSettings
-from pinworks_common.ledger.memory import AppRun, MemoryBooks, drive_app
+from pinworks_common.ledger.memory import AppRun, MemoryBooks, drive_service
 from pinworks_contracts.messages import TicketEnvelope
 from pinworks_contracts.subjects import (
     CLASSIFIED,
@@ -26,14 +26,10 @@ def submission(ticket_id: str, **fields: str) -> bytes:
 
 
 def run(books: MemoryBooks, *deliveries: tuple[bytes, int, int]) -> AppRun:
-    settings = ClassifierSettings(NATS_URL="nats://127.0.0.1:1",
-                                  DATABASE_URL="postgresql://test@127.0.0.1:1/none")
-    broker = create_app(settings, books).broker
-    assert broker is not None
-    return drive_app(broker, subject=SUBMITTED, stream=TICKETS_STREAM, durable="classifier",
-                     deliveries=deliveries,
-                     outputs=[(CLASSIFIED, WORK_STREAM),
-                              (outcome_subject("rejected"), OUTCOMES_STREAM)])
+    return drive_service(create_app, ClassifierSettings, books, subject=SUBMITTED,
+                         stream=TICKETS_STREAM, durable="classifier", deliveries=deliveries,
+                         outputs=[(CLASSIFIED, WORK_STREAM),
+                                  (outcome_subject("rejected"), OUTCOMES_STREAM)])
 
 
 def test_a_ticket_is_classified_once_and_a_redelivery_republishes_it() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pinworks_common.ledger.memory import AppRun, MemoryBooks, drive_app
+from pinworks_common.ledger.memory import AppRun, MemoryBooks, drive_service
 from pinworks_contracts.messages import EscalationRequest, TicketEnvelope, TicketSubmission
 from pinworks_contracts.subjects import (
     ASSIST_REQUESTED,
@@ -29,15 +29,11 @@ def request(ticket_id: str) -> bytes:
 
 
 def run(books: MemoryBooks, *deliveries: tuple[bytes, int, int]) -> AppRun:
-    settings = EscalationSettings(NATS_URL="nats://127.0.0.1:1",
-                                  DATABASE_URL="postgresql://test@127.0.0.1:1/none")
-    broker = create_app(settings, books).broker
-    assert broker is not None
-    return drive_app(broker, subject=ESCALATION_REQUESTED, stream=WORK_STREAM,
-                     durable="escalation", deliveries=deliveries,
-                     outputs=[(outcome_subject("escalated"), OUTCOMES_STREAM),
-                              (ASSIST_REQUESTED, WORK_STREAM),
-                              (dead_letter_subject("escalation"), DEAD_LETTER_STREAM)])
+    return drive_service(create_app, EscalationSettings, books, subject=ESCALATION_REQUESTED,
+                         stream=WORK_STREAM, durable="escalation", deliveries=deliveries,
+                         outputs=[(outcome_subject("escalated"), OUTCOMES_STREAM),
+                                  (ASSIST_REQUESTED, WORK_STREAM),
+                                  (dead_letter_subject("escalation"), DEAD_LETTER_STREAM)])
 
 
 def test_a_ticket_is_queued_once_and_a_redelivery_repeats_the_stored_outcome() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pinworks_common.ledger.memory import AppRun, MemoryBooks, drive_app
+from pinworks_common.ledger.memory import AppRun, MemoryBooks, drive_service
 from pinworks_contracts.messages import (
     Classification,
     DeadLetter,
@@ -37,15 +37,12 @@ def classified(ticket_id: str, intent: str = "card_arrival") -> bytes:
 
 
 def run(books: MemoryBooks, *deliveries: tuple[bytes, int, int]) -> AppRun:
-    settings = RouterSettings(NATS_URL="nats://127.0.0.1:1", ROUTER_POLICY_WATCH=False,
-                              DATABASE_URL="postgresql://test@127.0.0.1:1/none")
-    broker = create_app(settings, books).broker
-    assert broker is not None
-    return drive_app(broker, subject=CLASSIFIED, stream=WORK_STREAM, durable="router",
-                     deliveries=deliveries,
-                     outputs=[(routed_subject("*"), WORK_STREAM),
-                              (ESCALATION_REQUESTED, WORK_STREAM),
-                              (dead_letter_subject("router"), DEAD_LETTER_STREAM)])
+    return drive_service(create_app, RouterSettings, books, ROUTER_POLICY_WATCH=False,
+                         subject=CLASSIFIED, stream=WORK_STREAM, durable="router",
+                         deliveries=deliveries,
+                         outputs=[(routed_subject("*"), WORK_STREAM),
+                                  (ESCALATION_REQUESTED, WORK_STREAM),
+                                  (dead_letter_subject("router"), DEAD_LETTER_STREAM)])
 
 
 def test_a_ticket_flows_to_its_handler_and_a_redelivery_repeats_the_stored_route() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pinworks_common.ledger.memory import AppRun, MemoryBooks, drive_app
+from pinworks_common.ledger.memory import AppRun, MemoryBooks, drive_service
 from pinworks_contracts.messages import (
     Classification,
     RouteDecision,
@@ -37,14 +37,11 @@ def routed(ticket_id: str) -> bytes:
 
 
 def run(books: MemoryBooks, *deliveries: tuple[bytes, int, int]) -> AppRun:
-    settings = SpecialistSettings(NATS_URL="nats://127.0.0.1:1", SPECIALISTS_HANDLERS="template",
-                                  DATABASE_URL="postgresql://test@127.0.0.1:1/none")
-    broker = create_app(settings, books).broker
-    assert broker is not None
-    return drive_app(broker, subject=routed_subject("template"), stream=WORK_STREAM,
-                     durable="specialist-template", deliveries=deliveries,
-                     outputs=[(DRAFTED, WORK_STREAM), (ESCALATION_REQUESTED, WORK_STREAM),
-                              (dead_letter_subject("specialist"), DEAD_LETTER_STREAM)])
+    return drive_service(create_app, SpecialistSettings, books, SPECIALISTS_HANDLERS="template",
+                         subject=routed_subject("template"), stream=WORK_STREAM,
+                         durable="specialist-template", deliveries=deliveries,
+                         outputs=[(DRAFTED, WORK_STREAM), (ESCALATION_REQUESTED, WORK_STREAM),
+                                  (dead_letter_subject("specialist"), DEAD_LETTER_STREAM)])
 
 
 def test_a_ticket_is_drafted_once_and_a_redelivery_republishes_the_stored_draft() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from pinworks_common.ledger.memory import AppRun, MemoryBooks, drive_app
+from pinworks_common.ledger.memory import AppRun, MemoryBooks, drive_service
 from pinworks_contracts.messages import (
     Classification,
     Draft,
@@ -42,15 +42,11 @@ def drafted(ticket_id: str) -> bytes:
 
 
 def run(books: MemoryBooks, *deliveries: tuple[bytes, int, int]) -> AppRun:
-    settings = VerifierSettings(NATS_URL="nats://127.0.0.1:1",
-                                DATABASE_URL="postgresql://test@127.0.0.1:1/none")
-    broker = create_app(settings, books).broker
-    assert broker is not None
-    return drive_app(broker, subject=DRAFTED, stream=WORK_STREAM, durable="verifier",
-                     deliveries=deliveries,
-                     outputs=[(outcome_subject("resolved"), OUTCOMES_STREAM),
-                              (ESCALATION_REQUESTED, WORK_STREAM),
-                              (dead_letter_subject("verifier"), DEAD_LETTER_STREAM)])
+    return drive_service(create_app, VerifierSettings, books, subject=DRAFTED, stream=WORK_STREAM,
+                         durable="verifier", deliveries=deliveries,
+                         outputs=[(outcome_subject("resolved"), OUTCOMES_STREAM),
+                                  (ESCALATION_REQUESTED, WORK_STREAM),
+                                  (dead_letter_subject("verifier"), DEAD_LETTER_STREAM)])
 
 
 def test_a_draft_gets_its_verdict_once_and_a_redelivery_repeats_it() -> None:

@@ -23,11 +23,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinworks_common.db.engine import create_engine
 from pinworks_common.health import HealthServer
-from pinworks_common.ledger import Publication
+from pinworks_common.ledger import Books, Publication
 from pinworks_common.logs import configure_logging
 from pinworks_common.metrics import Poller, StageMetrics, business_unit_label, poll_consumer_lag
 from pinworks_common.settings import CommonSettings
-from pinworks_common.stage import StageRunner
+from pinworks_common.stage import (
+    PreparedStageLogic,
+    StageLogic,
+    StageRunner,
+    escalate_on_dead_letter,
+)
 from pinworks_common.telemetry import configure_tracing
 from pinworks_contracts.messages import DeadLetter
 from pinworks_contracts.subjects import (
@@ -199,6 +204,39 @@ class ServiceRuntime:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
         return True
+
+
+def mount_stage(
+    runtime: ServiceRuntime,
+    logic: StageLogic[Any] | PreparedStageLogic[Any],
+    books: Books | None,
+    *,
+    subject: str,
+    stream: str,
+    description: str,
+    payload: type[BaseModel],
+    durable: str | None = None,
+    escalate_dead_letters: bool = False,
+    export_lag: bool = True,
+) -> StageRunner[Any]:
+    """Run `logic` as the durable consumer `durable` (by default the stage's name) of
+    `subject`: its runner over `books` (the Postgres ledger when None, an in-memory one in
+    component tests), its subscription, and `payload` as the channel's documented message.
+    `escalate_dead_letters` sends a ticket the stage gave up on to a person; `export_lag` puts
+    the consumer's lag among the service's gauges."""
+    durable = durable or logic.stage
+    runner = StageRunner(
+        logic, books or runtime.engine, make_publisher(runtime.broker),
+        max_deliveries=runtime.settings.max_deliveries,
+        on_dead_letter=escalate_on_dead_letter(logic.stage) if escalate_dead_letters else None,
+    )
+    subscribe_stage(
+        runtime.broker, runner, subject=subject, stream=stream, durable=durable,
+        settings=runtime.settings, description=description,
+        runtime=runtime if export_lag else None,
+    )
+    runtime.documented_payloads[f"{durable}:{subject}"] = payload
+    return runner
 
 
 def build_runtime(name: str, settings: CommonSettings) -> ServiceRuntime:

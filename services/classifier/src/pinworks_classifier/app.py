@@ -9,27 +9,19 @@ from pinworks_classifier.settings import ClassifierSettings
 from pinworks_classifier.stage import ClassifierStage
 from pinworks_common.customer_state import CustomerStateReader
 from pinworks_common.ledger import Books
-from pinworks_common.service import (
-    build_runtime,
-    make_publisher,
-    service_app,
-    subscribe_stage,
-)
-from pinworks_common.stage import StageRunner
+from pinworks_common.service import build_runtime, mount_stage, service_app
 from pinworks_contracts.messages import Outcome, TicketEnvelope, TicketSubmission
 from pinworks_contracts.subjects import (
     CLASSIFIED,
     SUBMITTED,
     TICKETS_STREAM,
     OutcomeStatus,
-    Stage,
     outcome_subject,
 )
 
 
 def create_app(settings: ClassifierSettings | None = None, books: Books | None = None) -> FastStream:
-    """The classifier app; `books` replaces the Postgres ledger (the component tests' in-memory
-    one)."""
+    """The classifier app; `books` stands in for its Postgres ledger."""
     from pinworks_classifier.model import IntentModel
 
     settings = settings or ClassifierSettings()
@@ -38,18 +30,13 @@ def create_app(settings: ClassifierSettings | None = None, books: Books | None =
     DRIFT.monitor = DriftMonitor.from_manifest(model.manifest, shipped_intent_reference())
     stage = ClassifierStage(model, settings.cost_per_ticket_usd,
                             CustomerStateReader(settings.negative_sentiment_threshold))
-    runner = StageRunner(
-        stage, books or runtime.engine, make_publisher(runtime.broker),
-        max_deliveries=settings.max_deliveries,
-    )
-    subscribe_stage(
-        runtime.broker, runner,
-        subject=SUBMITTED, stream=TICKETS_STREAM, durable=Stage.CLASSIFIER.value,
-        settings=settings, runtime=runtime,
+    mount_stage(
+        runtime, stage, books,
+        subject=SUBMITTED, stream=TICKETS_STREAM,
+        payload=TicketSubmission,
         description="Support platforms submit tickets here. Malformed payloads become "
         "`rejected` outcomes; accepted tickets are classified and handed to the router.",
     )
-    runtime.documented_payloads[f"{Stage.CLASSIFIER.value}:{SUBMITTED}"] = TicketSubmission
     runtime.broker.publisher(
         CLASSIFIED, title="classified", schema=TicketEnvelope,
         description="Accepted ticket with its classification, for the router.",

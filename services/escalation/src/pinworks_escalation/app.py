@@ -9,15 +9,13 @@ from faststream import FastStream
 
 from pinworks_common.ledger import Books
 from pinworks_common.outbox import OutboxRelay
-from pinworks_common.service import build_runtime, make_publisher, service_app, subscribe_stage
-from pinworks_common.stage import StageRunner
+from pinworks_common.service import build_runtime, make_publisher, mount_stage, service_app
 from pinworks_contracts.messages import EscalationRequest, Outcome
 from pinworks_contracts.subjects import (
     ASSIST_REQUESTED,
     ESCALATION_REQUESTED,
     WORK_STREAM,
     OutcomeStatus,
-    Stage,
     outcome_subject,
 )
 from pinworks_escalation.console import ConsoleServer, create_console
@@ -27,22 +25,14 @@ from pinworks_escalation.stage import EscalationStage
 
 
 def create_app(settings: EscalationSettings | None = None, books: Books | None = None) -> FastStream:
-    """The escalation app; `books` replaces the Postgres ledger (the component tests' in-memory
-    one)."""
+    """The escalation app; `books` stands in for its Postgres ledger."""
     settings = settings or EscalationSettings()
     runtime = build_runtime("escalation", settings)
-    publish = make_publisher(runtime.broker)
-    runner = StageRunner(
-        EscalationStage(), books or runtime.engine, publish, max_deliveries=settings.max_deliveries
-    )
-    subscribe_stage(
-        runtime.broker, runner,
-        subject=ESCALATION_REQUESTED, stream=WORK_STREAM, durable=Stage.ESCALATION.value,
-        settings=settings, runtime=runtime,
+    mount_stage(
+        runtime, EscalationStage(), books,
+        subject=ESCALATION_REQUESTED, stream=WORK_STREAM,
+        payload=EscalationRequest,
         description="Tickets automation should not answer, with every reason.",
-    )
-    runtime.documented_payloads[f"{Stage.ESCALATION.value}:{ESCALATION_REQUESTED}"] = (
-        EscalationRequest
     )
     runtime.broker.publisher(
         ASSIST_REQUESTED, title="assist-requested", schema=EscalationRequest,
@@ -57,7 +47,8 @@ def create_app(settings: EscalationSettings | None = None, books: Books | None =
         outcome_subject(OutcomeStatus.RESOLVED), title="outcome-resolved-by-agent",
         schema=Outcome, description="Public outcome: a person resolved the escalated ticket.",
     )
-    relay = OutboxRelay(runtime.engine, publish, interval_seconds=settings.outbox_interval_seconds)
+    relay = OutboxRelay(runtime.engine, make_publisher(runtime.broker),
+                        interval_seconds=settings.outbox_interval_seconds)
     console = ConsoleServer(
         create_console(runtime.engine, settings), settings.http_host, settings.http_port
     )

@@ -7,8 +7,7 @@ from functools import partial
 from faststream import FastStream
 
 from pinworks_common.ledger import Books
-from pinworks_common.service import build_runtime, make_publisher, service_app, subscribe_stage
-from pinworks_common.stage import StageRunner, escalate_on_dead_letter
+from pinworks_common.service import build_runtime, mount_stage, service_app
 from pinworks_contracts.messages import EscalationRequest, TicketEnvelope
 from pinworks_contracts.subjects import (
     CLASSIFIED,
@@ -16,7 +15,6 @@ from pinworks_contracts.subjects import (
     ROUTER_POLICY_KEY,
     ROUTER_SHADOW_KEY,
     WORK_STREAM,
-    Stage,
     routed_subject,
 )
 from pinworks_router.metrics import poll_budgets
@@ -33,26 +31,18 @@ from pinworks_router.stage import RouterStage
 
 
 def create_app(settings: RouterSettings | None = None, books: Books | None = None) -> FastStream:
-    """The router app; `books` replaces the Postgres ledger (the component tests' in-memory
-    one)."""
+    """The router app; `books` stands in for its Postgres ledger."""
     settings = settings or RouterSettings()
     holder = PolicyHolder(load_policy(settings.policy_file))
     shadow = ShadowHolder(load_policy(settings.shadow_policy_file)
                           if settings.shadow_policy_file else None)
     runtime = build_runtime("router", settings)
-    runner = StageRunner(
-        RouterStage(holder, settings.prices, shadow), books or runtime.engine,
-        make_publisher(runtime.broker),
-        max_deliveries=settings.max_deliveries,
-        on_dead_letter=escalate_on_dead_letter(Stage.ROUTER.value),
-    )
-    subscribe_stage(
-        runtime.broker, runner,
-        subject=CLASSIFIED, stream=WORK_STREAM, durable=Stage.ROUTER.value,
-        settings=settings, runtime=runtime,
+    mount_stage(
+        runtime, RouterStage(holder, settings.prices, shadow), books,
+        subject=CLASSIFIED, stream=WORK_STREAM,
+        payload=TicketEnvelope, escalate_dead_letters=True,
         description="Classified tickets; the policy's first matching rule picks the handler.",
     )
-    runtime.documented_payloads[f"{Stage.ROUTER.value}:{CLASSIFIED}"] = TicketEnvelope
     runtime.broker.publisher(
         routed_subject("{handler}"), title="routed", schema=TicketEnvelope,
         description="Ticket with its route, for the chosen specialist handler.",

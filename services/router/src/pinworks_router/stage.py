@@ -12,19 +12,7 @@ from datetime import UTC, datetime
 from functools import partial
 
 from pinworks_common.customer_state import recorded_states, state_reasons, state_ref
-from pinworks_common.ledger import (
-    AccountabilityEntry,
-    Decision,
-    DecisionRef,
-    Entries,
-    HandOff,
-    Ledger,
-    Publication,
-    Recorded,
-    escalation_publication,
-    handoff_publication,
-    keys,
-)
+from pinworks_common.ledger import Ledger, keys, records
 from pinworks_common.ledger.postgres import connection_of
 from pinworks_common.pricing import Price, default_prices
 from pinworks_common.stage import Delivery, Work, decode_model
@@ -67,10 +55,10 @@ class RouterStage:
             raise ValueError("classified ticket carries no classification")
         return envelope
 
-    def ref(self, envelope: TicketEnvelope) -> DecisionRef:
-        return DecisionRef(envelope.ticket.ticket_id, self.stage, keys.route(envelope.attempt))
+    def ref(self, envelope: TicketEnvelope) -> records.DecisionRef:
+        return records.DecisionRef(envelope.ticket.ticket_id, self.stage, keys.route(envelope.attempt))
 
-    async def apply(self, ledger: Ledger, work: Sequence[Work[TicketEnvelope]]) -> Entries:
+    async def apply(self, ledger: Ledger, work: Sequence[Work[TicketEnvelope]]) -> records.Entries:
         policy = self.holder.policy  # one version for the whole batch, even if a swap lands now
         ids = {item.value.ticket.ticket_id for item in work}
         await ledger.decided([*(self.ref(item.value) for item in work), *map(state_ref, ids)])
@@ -84,7 +72,7 @@ class RouterStage:
         started = time.perf_counter()
         allotments = await self._allot(ledger, policy, fresh, evaluations)
         budget_ms = (time.perf_counter() - started) * 1000 / max(len(fresh), 1)
-        entries = Entries(observers=[self._observe])
+        entries = records.Entries(observers=[self._observe])
         for item, evaluation, allotment, latency_ms in zip(
                 fresh, evaluations, allotments, latencies, strict=True):
             entries.decisions.append(
@@ -93,7 +81,7 @@ class RouterStage:
                                                           allotment))
         entries.decisions += self._shadow_decisions(policy, fresh, allotments, states)
         entries.handoffs = [
-            HandOff(self.ref(item.value),
+            records.HandOff(self.ref(item.value),
                     partial(self._hand_off, item, states.get(item.value.ticket.ticket_id)))
             for item in work
         ]
@@ -117,10 +105,10 @@ class RouterStage:
         return await allot(connection_of(ledger), policy, items, self.prices, datetime.now(UTC))
 
     def _decision(self, policy: Policy, item: Work[TicketEnvelope], evaluation: Evaluation,
-                  allotment: Allotment, latency_ms: float) -> Decision:
+                  allotment: Allotment, latency_ms: float) -> records.Decision:
         envelope, decision = item.value, allotment.decision
         assert envelope.classification is not None
-        return Decision(
+        return records.Decision(
             envelope.ticket.ticket_id, self.stage, keys.route(envelope.attempt), COMPONENT,
             policy.version,
             inputs={
@@ -146,7 +134,7 @@ class RouterStage:
 
     def _shadow_decisions(self, policy: Policy, fresh: Sequence[Work[TicketEnvelope]],
                           allotments: Sequence[Allotment],
-                          states: dict[str, CustomerState]) -> list[Decision]:
+                          states: dict[str, CustomerState]) -> list[records.Decision]:
         """The shadow policy's decision beside each live one: recorded, never acted on."""
         shadow = self.shadow.policy
         if shadow is None:
@@ -157,7 +145,7 @@ class RouterStage:
             evaluation = self._route(shadow, item.value, states)
             live, candidate = allotment.decision, evaluation.decision
             agrees = live.handler == candidate.handler
-            decisions.append(Decision(
+            decisions.append(records.Decision(
                 item.value.ticket.ticket_id, SHADOW_STAGE, keys.route_shadow(item.value.attempt),
                 COMPONENT, shadow.version,
                 inputs={"live_policy": policy.version, "live_handler": live.handler,
@@ -172,31 +160,31 @@ class RouterStage:
         return decisions
 
     def _hand_off(self, item: Work[TicketEnvelope], state: CustomerState | None,
-                  stored: dict[str, object]) -> Publication:
+                  stored: dict[str, object]) -> records.Publication:
         """The stored route: to the chosen specialist handler, or to a person."""
         envelope = item.value
         decision = RouteDecision.model_validate(stored)
         routed = envelope.model_copy(update={"route": decision})
         if decision.handler == HUMAN:
-            return escalation_publication(EscalationRequest(
+            return records.escalation_publication(EscalationRequest(
                 envelope=routed, source_stage=self.stage,
                 reasons=[f"routed to a person by rule {decision.rule}: {decision.reason}",
                          *state_reasons(state)],
             ), item.trace_headers)
-        return handoff_publication(
+        return records.handoff_publication(
             routed, subject=routed_subject(decision.handler), headers=item.trace_headers,
             msg_id=routed_message_id(envelope.ticket.ticket_id, envelope.attempt))
 
-    def _observe(self, recorded: Recorded) -> None:
+    def _observe(self, recorded: records.Recorded) -> None:
         observe_decisions([decision.row() for decision in recorded.new_decisions], self.stage)
 
 
 def _accountability(policy: Policy, envelope: TicketEnvelope, evaluation: Evaluation,
-                    allotment: Allotment) -> AccountabilityEntry:
+                    allotment: Allotment) -> records.AccountabilityEntry:
     decision = allotment.decision
     action = f"route to {decision.handler}"
     if decision.handler != evaluation.decision.handler:
         action += f" (budget exhausted for {evaluation.decision.handler})"
-    return AccountabilityEntry(
+    return records.AccountabilityEntry(
         envelope.ticket.ticket_id, keys.event(COMPONENT, envelope.attempt, "route"), COMPONENT,
         action, policy.version, {"rule": decision.rule})

@@ -7,21 +7,13 @@ import logging
 from faststream import FastStream
 
 from pinworks_common.ledger import Books
-from pinworks_common.service import (
-    ServiceRuntime,
-    build_runtime,
-    make_publisher,
-    service_app,
-    subscribe_stage,
-)
-from pinworks_common.stage import StageRunner, escalate_on_dead_letter
+from pinworks_common.service import ServiceRuntime, build_runtime, mount_stage, service_app
 from pinworks_contracts.messages import EscalationRequest, TicketEnvelope
 from pinworks_contracts.subjects import (
     ASSIST_HANDLER,
     ASSIST_REQUESTED,
     DRAFTED,
     WORK_STREAM,
-    Stage,
     routed_subject,
     specialist_consumer,
 )
@@ -70,28 +62,22 @@ def subscribe_assist(runtime: ServiceRuntime, settings: SpecialistSettings,
     from pinworks_specialists.assist import AssistStage
     from pinworks_specialists.kb import KnowledgeBase
 
-    stage = AssistStage(TemplateBook.load(), KnowledgeBase.load())
-    runner = StageRunner(stage, books or runtime.engine, make_publisher(runtime.broker),
-                         max_deliveries=settings.max_deliveries)
-    durable = specialist_consumer(ASSIST_HANDLER)
-    subscribe_stage(
-        runtime.broker, runner, subject=ASSIST_REQUESTED, stream=WORK_STREAM, durable=durable,
-        settings=settings,
+    mount_stage(
+        runtime, AssistStage(TemplateBook.load(), KnowledgeBase.load()), books,
+        subject=ASSIST_REQUESTED, stream=WORK_STREAM, durable=specialist_consumer(ASSIST_HANDLER),
+        payload=EscalationRequest, export_lag=False,
         description="Escalated tickets: templates and passages for the agent's suggested reply.",
     )
-    runtime.documented_payloads[f"{durable}:{ASSIST_REQUESTED}"] = EscalationRequest
 
 
 def create_app(settings: SpecialistSettings | None = None, books: Books | None = None) -> FastStream:
-    """The specialists app; `books` replaces the Postgres ledger (the component tests' in-memory
-    one)."""
+    """The specialists app; `books` stands in for its Postgres ledger."""
     from pinworks_specialists.stage import SpecialistStage
 
     settings = settings or SpecialistSettings()
     handlers = build_handlers(settings)
     BREAKERS.handlers = list(handlers)
     runtime = build_runtime("specialists", settings)
-    publish = make_publisher(runtime.broker)
     for handler in handlers:
         endpoint = getattr(handler, "endpoint", None)
         limit = endpoint.concurrency if endpoint is not None else settings.concurrency
@@ -101,19 +87,13 @@ def create_app(settings: SpecialistSettings | None = None, books: Books | None =
             timeout_seconds=settings.handler_timeout_seconds,
             heartbeat_seconds=max(0.5, settings.ack_wait_seconds / 3),
         )
-        runner = StageRunner(
-            stage, books or runtime.engine, publish,
-            max_deliveries=settings.max_deliveries,
-            on_dead_letter=escalate_on_dead_letter(Stage.SPECIALIST.value),
-        )
-        subject = routed_subject(handler.name)
-        durable = specialist_consumer(handler.name)
-        subscribe_stage(
-            runtime.broker, runner, subject=subject, stream=WORK_STREAM, durable=durable,
-            settings=settings, runtime=runtime,
+        mount_stage(
+            runtime, stage, books,
+            subject=routed_subject(handler.name), stream=WORK_STREAM,
+            durable=specialist_consumer(handler.name),
+            payload=TicketEnvelope, escalate_dead_letters=True,
             description=f"Tickets routed to the {handler.name} handler.",
         )
-        runtime.documented_payloads[f"{durable}:{subject}"] = TicketEnvelope
     subscribe_assist(runtime, settings, books)
     runtime.broker.publisher(
         DRAFTED, title="drafted", schema=TicketEnvelope,

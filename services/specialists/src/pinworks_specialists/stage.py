@@ -19,19 +19,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from pinworks_common.ledger import (
-    AccountabilityEntry,
-    Books,
-    CostEntry,
-    Decision,
-    DecisionRef,
-    Entries,
-    HandOff,
-    Ledger,
-    Publication,
-    Recorded,
-    keys,
-)
+from pinworks_common.ledger import Books, Ledger, keys, records
 from pinworks_common.stage import Commit, Delivery, Work, decode_model
 from pinworks_contracts.messages import Draft, TicketEnvelope
 from pinworks_contracts.subjects import Stage
@@ -99,9 +87,9 @@ class SpecialistStage:
                 with contextlib.suppress(Exception):
                     await item.delivery.message.in_progress()
 
-    def ref(self, envelope: TicketEnvelope) -> DecisionRef:
+    def ref(self, envelope: TicketEnvelope) -> records.DecisionRef:
         """The handler's decision for the ticket's current automation attempt."""
-        return DecisionRef(envelope.ticket.ticket_id, self.stage,
+        return records.DecisionRef(envelope.ticket.ticket_id, self.stage,
                            keys.draft(self.handler.name, envelope.attempt))
 
     async def prepare(self, books: Books, work: Sequence[Work[TicketEnvelope]]) -> Commit:
@@ -112,18 +100,18 @@ class SpecialistStage:
         results = await self._run_all(todo) if todo else []
         observe_calls(self.handler.name, [result for result, _ in results])
 
-        async def commit(ledger: Ledger) -> Entries:
-            entries = Entries(observers=[self._observe])
+        async def commit(ledger: Ledger) -> records.Entries:
+            entries = records.Entries(observers=[self._observe])
             for item, (result, latency_ms) in zip(todo, results, strict=True):
                 entries.extend(self._records(item, result, latency_ms))
-            entries.handoffs = [HandOff(self.ref(item.value), partial(self._hand_off, item))
+            entries.handoffs = [records.HandOff(self.ref(item.value), partial(self._hand_off, item))
                                 for item in work]
             return entries
 
         return commit
 
     def _records(self, item: Work[TicketEnvelope], result: Draft | Declined,
-                 latency_ms: float) -> Entries:
+                 latency_ms: float) -> records.Entries:
         """Decision, cost and accountability of one call (a ticket another delivery recorded
         meanwhile keeps its first record: the ledger hands it on from that one)."""
         envelope, ticket = item.value, item.value.ticket
@@ -142,7 +130,7 @@ class SpecialistStage:
         else:
             reason = f"{result.kind}: {result.reason}; next: {output['next']}"
             action = f"{result.kind}, pass to {output['next']}"
-        decision = Decision(
+        decision = records.Decision(
             ticket.ticket_id, self.stage, key, self.component, self.handler.version,
             inputs={
                 "intent": envelope.classification.intent if envelope.classification else None,
@@ -155,17 +143,17 @@ class SpecialistStage:
             output={**output, "usage": usage}, reason=reason, cost_usd=cost,
             latency_ms=latency_ms, trace_id=item.trace_id,
         )
-        return Entries(
+        return records.Entries(
             decisions=[decision],
-            costs=[CostEntry(ticket.ticket_id, ticket.business_unit, self.component, key, cost)]
+            costs=[records.CostEntry(ticket.ticket_id, ticket.business_unit, self.component, key, cost)]
             if cost else [],
-            accountability=[AccountabilityEntry(
+            accountability=[records.AccountabilityEntry(
                 ticket.ticket_id, keys.event(self.component, envelope.attempt), self.component,
                 action, self.handler.version, {**usage, "cost_usd": str(cost), "hop": hop})],
         )
 
-    def _hand_off(self, item: Work[TicketEnvelope], stored: dict[str, Any]) -> Publication:
+    def _hand_off(self, item: Work[TicketEnvelope], stored: dict[str, Any]) -> records.Publication:
         return publication_for(item.value, stored, item.trace_headers, self.handler.name)
 
-    def _observe(self, recorded: Recorded) -> None:
+    def _observe(self, recorded: records.Recorded) -> None:
         observe_recorded(self.handler.name, [d.row() for d in recorded.new_decisions])

@@ -9,20 +9,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from pinworks_common.ledger import (
-    AccountabilityEntry,
-    Decision,
-    DecisionRef,
-    Entries,
-    HandOff,
-    Ledger,
-    OutcomeEntry,
-    Publication,
-    Recorded,
-    automation_outcome,
-    escalation_publication,
-    keys,
-)
+from pinworks_common.ledger import Ledger, keys, records
 from pinworks_common.stage import Delivery, Work, decode_model
 from pinworks_contracts.messages import EscalationRequest, TicketEnvelope
 from pinworks_contracts.subjects import OutcomeStatus, Stage
@@ -43,28 +30,28 @@ class VerifierStage:
             raise ValueError("drafted ticket carries no draft or classification")
         return envelope
 
-    def ref(self, envelope: TicketEnvelope) -> DecisionRef:
-        return DecisionRef(envelope.ticket.ticket_id, self.stage, keys.verify(envelope.attempt))
+    def ref(self, envelope: TicketEnvelope) -> records.DecisionRef:
+        return records.DecisionRef(envelope.ticket.ticket_id, self.stage, keys.verify(envelope.attempt))
 
-    async def apply(self, ledger: Ledger, work: Sequence[Work[TicketEnvelope]]) -> Entries:
+    async def apply(self, ledger: Ledger, work: Sequence[Work[TicketEnvelope]]) -> records.Entries:
         """Check every draft; what follows (the outcome or an escalation) is built from the
         stored verdict, so a redelivery hands on the first verdict, not a recomputed one."""
         costs = await ledger.costs(item.value.ticket.ticket_id for item in work)
-        entries = Entries(observers=[_observe])
+        entries = records.Entries(observers=[_observe])
         for item in work:
             entries.extend(self._verdict(item))
-            entries.handoffs.append(HandOff(self.ref(item.value),
+            entries.handoffs.append(records.HandOff(self.ref(item.value),
                                             partial(_hand_off, self.stage, item, costs)))
         return entries
 
-    def _verdict(self, item: Work[TicketEnvelope]) -> Entries:
+    def _verdict(self, item: Work[TicketEnvelope]) -> records.Entries:
         envelope = item.value
         started = time.perf_counter()
         results = verify(self.checks, envelope)
         latency_ms = (time.perf_counter() - started) * 1000
         reasons = failing_reasons(results)
         ticket_id = envelope.ticket.ticket_id
-        decision = Decision(
+        decision = records.Decision(
             ticket_id, self.stage, keys.verify(envelope.attempt), "verifier", self.version,
             inputs={"handler": envelope.draft.handler if envelope.draft else None,
                     "answer_chars": len(envelope.draft.answer) if envelope.draft else 0},
@@ -80,24 +67,24 @@ class VerifierStage:
             reason="every check passed" if not reasons else "; ".join(reasons),
             latency_ms=latency_ms, trace_id=item.trace_id,
         )
-        return Entries(decisions=[decision], accountability=[AccountabilityEntry(
+        return records.Entries(decisions=[decision], accountability=[records.AccountabilityEntry(
             ticket_id, keys.event("verifier", envelope.attempt, "verify"), "verifier",
             "approve" if not reasons else "escalate", self.version, {"reasons": reasons})])
 
 
 def _hand_off(stage: str, item: Work[TicketEnvelope], costs: dict[str, Decimal],
-              stored: dict[str, Any]) -> Publication | OutcomeEntry:
+              stored: dict[str, Any]) -> records.Publication | records.OutcomeEntry:
     """A passed draft becomes the `resolved` outcome; a failed one goes to a person."""
     envelope = item.value
     if not stored["passed"]:
         request = EscalationRequest(envelope=envelope, source_stage=stage,
                                     reasons=stored["reasons"])
-        return escalation_publication(request, item.trace_headers)
+        return records.escalation_publication(request, item.trace_headers)
     assert envelope.classification is not None and envelope.draft is not None
-    return automation_outcome(
+    return records.automation_outcome(
         envelope, OutcomeStatus.RESOLVED, costs.get(envelope.ticket.ticket_id, Decimal(0)),
         item.trace_headers, handler=envelope.draft.handler, answer=envelope.draft.answer)
 
 
-def _observe(recorded: Recorded) -> None:
+def _observe(recorded: records.Recorded) -> None:
     observe_verdicts([decision.row() for decision in recorded.new_decisions])

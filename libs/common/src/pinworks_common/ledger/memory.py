@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
+from faststream import FastStream
 from faststream.nats import NatsBroker
 from pydantic import BaseModel
 
@@ -262,3 +263,23 @@ def drive_app(broker: NatsBroker, *, subject: str, stream: str, durable: str,
     finally:
         PatchedMessage.ack = original  # type: ignore[method-assign]
     return run
+
+
+UNREACHABLE_SERVERS = {"NATS_URL": "nats://127.0.0.1:1",
+                       "DATABASE_URL": "postgresql://test@127.0.0.1:1/none"}
+"""Settings under which nothing connects: the component tests' apps never reach NATS or
+Postgres."""
+
+
+def drive_service(create_app: Callable[[Any, MemoryBooks], FastStream],
+                  settings_type: Callable[..., Any], books: MemoryBooks, *,
+                  subject: str, stream: str, durable: str,
+                  deliveries: Sequence[tuple[bytes, int, int]],
+                  outputs: Sequence[tuple[str, str]],
+                  **settings: Any) -> AppRun:
+    """`drive_app` over the service's own composition root: `create_app` with `books` and
+    `settings_type` built from `settings` (environment names) and unreachable servers."""
+    broker = create_app(settings_type(**UNREACHABLE_SERVERS, **settings), books).broker
+    assert broker is not None
+    return drive_app(cast(NatsBroker, broker), subject=subject, stream=stream, durable=durable,
+                     deliveries=deliveries, outputs=outputs)
