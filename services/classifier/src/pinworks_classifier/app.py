@@ -10,14 +10,8 @@ from pinworks_classifier.stage import ClassifierStage
 from pinworks_common.customer_state import CustomerStateReader
 from pinworks_common.ledger import Books
 from pinworks_common.service import build_runtime, mount_stage, service_app
+from pinworks_contracts import subjects
 from pinworks_contracts.messages import Outcome, TicketEnvelope, TicketSubmission
-from pinworks_contracts.subjects import (
-    CLASSIFIED,
-    SUBMITTED,
-    TICKETS_STREAM,
-    OutcomeStatus,
-    outcome_subject,
-)
 
 
 def create_app(settings: ClassifierSettings | None = None, books: Books | None = None) -> FastStream:
@@ -32,17 +26,17 @@ def create_app(settings: ClassifierSettings | None = None, books: Books | None =
                             CustomerStateReader(settings.negative_sentiment_threshold))
     mount_stage(
         runtime, stage, books,
-        subject=SUBMITTED, stream=TICKETS_STREAM,
+        subject=subjects.SUBMITTED, stream=subjects.TICKETS_STREAM,
         payload=TicketSubmission,
         description="Support platforms submit tickets here. Malformed payloads become "
         "`rejected` outcomes; accepted tickets are classified and handed to the router.",
     )
     runtime.broker.publisher(
-        CLASSIFIED, title="classified", schema=TicketEnvelope,
+        subjects.CLASSIFIED, title="classified", schema=TicketEnvelope,
         description="Accepted ticket with its classification, for the router.",
     )
     runtime.broker.publisher(
-        outcome_subject(OutcomeStatus.REJECTED), title="outcome-rejected", schema=Outcome,
+        subjects.outcome_subject(subjects.OutcomeStatus.REJECTED), title="outcome-rejected", schema=Outcome,
         description="A submission that could not be accepted, with the reasons.",
     )
     return service_app(

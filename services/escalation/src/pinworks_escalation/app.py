@@ -10,14 +10,8 @@ from faststream import FastStream
 from pinworks_common.ledger import Books
 from pinworks_common.outbox import OutboxRelay
 from pinworks_common.service import build_runtime, make_publisher, mount_stage, service_app
+from pinworks_contracts import subjects
 from pinworks_contracts.messages import EscalationRequest, Outcome
-from pinworks_contracts.subjects import (
-    ASSIST_REQUESTED,
-    ESCALATION_REQUESTED,
-    WORK_STREAM,
-    OutcomeStatus,
-    outcome_subject,
-)
 from pinworks_escalation.console import ConsoleServer, create_console
 from pinworks_escalation.metrics import poll_queue
 from pinworks_escalation.settings import EscalationSettings
@@ -30,21 +24,21 @@ def create_app(settings: EscalationSettings | None = None, books: Books | None =
     runtime = build_runtime("escalation", settings)
     mount_stage(
         runtime, EscalationStage(), books,
-        subject=ESCALATION_REQUESTED, stream=WORK_STREAM,
+        subject=subjects.ESCALATION_REQUESTED, stream=subjects.WORK_STREAM,
         payload=EscalationRequest,
         description="Tickets automation should not answer, with every reason.",
     )
     runtime.broker.publisher(
-        ASSIST_REQUESTED, title="assist-requested", schema=EscalationRequest,
+        subjects.ASSIST_REQUESTED, title="assist-requested", schema=EscalationRequest,
         description="Every queued ticket, for the specialists to record suggested-reply "
         "material (templates, help-centre passages) the console offers the agent.",
     )
     runtime.broker.publisher(
-        outcome_subject(OutcomeStatus.ESCALATED), title="outcome-escalated", schema=Outcome,
+        subjects.outcome_subject(subjects.OutcomeStatus.ESCALATED), title="outcome-escalated", schema=Outcome,
         description="Public outcome: the ticket waits for a person.",
     )
     runtime.broker.publisher(
-        outcome_subject(OutcomeStatus.RESOLVED), title="outcome-resolved-by-agent",
+        subjects.outcome_subject(subjects.OutcomeStatus.RESOLVED), title="outcome-resolved-by-agent",
         schema=Outcome, description="Public outcome: a person resolved the escalated ticket.",
     )
     relay = OutboxRelay(runtime.engine, make_publisher(runtime.broker),

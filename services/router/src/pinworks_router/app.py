@@ -8,15 +8,8 @@ from faststream import FastStream
 
 from pinworks_common.ledger import Books
 from pinworks_common.service import build_runtime, mount_stage, service_app
+from pinworks_contracts import subjects
 from pinworks_contracts.messages import EscalationRequest, TicketEnvelope
-from pinworks_contracts.subjects import (
-    CLASSIFIED,
-    ESCALATION_REQUESTED,
-    ROUTER_POLICY_KEY,
-    ROUTER_SHADOW_KEY,
-    WORK_STREAM,
-    routed_subject,
-)
 from pinworks_router.metrics import poll_budgets
 from pinworks_router.policy import load_policy
 from pinworks_router.rollout import (
@@ -39,16 +32,16 @@ def create_app(settings: RouterSettings | None = None, books: Books | None = Non
     runtime = build_runtime("router", settings)
     mount_stage(
         runtime, RouterStage(holder, settings.prices, shadow), books,
-        subject=CLASSIFIED, stream=WORK_STREAM,
+        subject=subjects.CLASSIFIED, stream=subjects.WORK_STREAM,
         payload=TicketEnvelope, escalate_dead_letters=True,
         description="Classified tickets; the policy's first matching rule picks the handler.",
     )
     runtime.broker.publisher(
-        routed_subject("{handler}"), title="routed", schema=TicketEnvelope,
+        subjects.routed_subject("{handler}"), title="routed", schema=TicketEnvelope,
         description="Ticket with its route, for the chosen specialist handler.",
     )
     runtime.broker.publisher(
-        ESCALATION_REQUESTED, title="escalate", schema=EscalationRequest,
+        subjects.ESCALATION_REQUESTED, title="escalate", schema=EscalationRequest,
         description="Ticket the policy sends to a person.",
     )
     runtime.poller.add("budgets", partial(poll_budgets, runtime.engine))
@@ -64,8 +57,8 @@ def create_app(settings: RouterSettings | None = None, books: Books | None = Non
                                      settings.policy_bucket)
             replica = replica_name()
             for watcher in (
-                PolicyWatcher(kv, holder, settings.policy_bucket, ROUTER_POLICY_KEY, replica),
-                PolicyWatcher(kv, shadow, settings.policy_bucket, ROUTER_SHADOW_KEY, replica),
+                PolicyWatcher(kv, holder, settings.policy_bucket, subjects.ROUTER_POLICY_KEY, replica),
+                PolicyWatcher(kv, shadow, settings.policy_bucket, subjects.ROUTER_SHADOW_KEY, replica),
             ):
                 await watcher.start()
                 watchers.append(watcher)

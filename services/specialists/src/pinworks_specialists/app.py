@@ -8,15 +8,8 @@ from faststream import FastStream
 
 from pinworks_common.ledger import Books
 from pinworks_common.service import ServiceRuntime, build_runtime, mount_stage, service_app
+from pinworks_contracts import subjects
 from pinworks_contracts.messages import EscalationRequest, TicketEnvelope
-from pinworks_contracts.subjects import (
-    ASSIST_HANDLER,
-    ASSIST_REQUESTED,
-    DRAFTED,
-    WORK_STREAM,
-    routed_subject,
-    specialist_consumer,
-)
 from pinworks_specialists.handlers import Handler, TemplateHandler
 from pinworks_specialists.metrics import BREAKERS
 from pinworks_specialists.settings import LLM_INSTANCES, Price, SpecialistSettings
@@ -64,7 +57,8 @@ def subscribe_assist(runtime: ServiceRuntime, settings: SpecialistSettings,
 
     mount_stage(
         runtime, AssistStage(TemplateBook.load(), KnowledgeBase.load()), books,
-        subject=ASSIST_REQUESTED, stream=WORK_STREAM, durable=specialist_consumer(ASSIST_HANDLER),
+        subject=subjects.ASSIST_REQUESTED, stream=subjects.WORK_STREAM,
+        durable=subjects.specialist_consumer(subjects.ASSIST_HANDLER),
         payload=EscalationRequest, export_lag=False,
         description="Escalated tickets: templates and passages for the agent's suggested reply.",
     )
@@ -89,14 +83,14 @@ def create_app(settings: SpecialistSettings | None = None, books: Books | None =
         )
         mount_stage(
             runtime, stage, books,
-            subject=routed_subject(handler.name), stream=WORK_STREAM,
-            durable=specialist_consumer(handler.name),
+            subject=subjects.routed_subject(handler.name), stream=subjects.WORK_STREAM,
+            durable=subjects.specialist_consumer(handler.name),
             payload=TicketEnvelope, escalate_dead_letters=True,
             description=f"Tickets routed to the {handler.name} handler.",
         )
     subscribe_assist(runtime, settings, books)
     runtime.broker.publisher(
-        DRAFTED, title="drafted", schema=TicketEnvelope,
+        subjects.DRAFTED, title="drafted", schema=TicketEnvelope,
         description="A draft answer, for the verifier.",
     )
     names = ", ".join(f"{h.name} {h.version}" for h in handlers)

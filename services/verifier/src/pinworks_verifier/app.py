@@ -6,14 +6,8 @@ from faststream import FastStream
 
 from pinworks_common.ledger import Books
 from pinworks_common.service import build_runtime, mount_stage, service_app
+from pinworks_contracts import subjects
 from pinworks_contracts.messages import EscalationRequest, Outcome, TicketEnvelope
-from pinworks_contracts.subjects import (
-    DRAFTED,
-    ESCALATION_REQUESTED,
-    WORK_STREAM,
-    OutcomeStatus,
-    outcome_subject,
-)
 from pinworks_verifier.factory import build_checks
 from pinworks_verifier.settings import VerifierSettings
 from pinworks_verifier.stage import VerifierStage
@@ -26,16 +20,16 @@ def create_app(settings: VerifierSettings | None = None, books: Books | None = N
     stage = VerifierStage(build_checks(settings))
     mount_stage(
         runtime, stage, books,
-        subject=DRAFTED, stream=WORK_STREAM,
+        subject=subjects.DRAFTED, stream=subjects.WORK_STREAM,
         payload=TicketEnvelope, escalate_dead_letters=True,
         description="Draft answers; each is checked before it can reach a customer.",
     )
     runtime.broker.publisher(
-        outcome_subject(OutcomeStatus.RESOLVED), title="outcome-resolved", schema=Outcome,
+        subjects.outcome_subject(subjects.OutcomeStatus.RESOLVED), title="outcome-resolved", schema=Outcome,
         description="Public outcome: the verified answer for the customer.",
     )
     runtime.broker.publisher(
-        ESCALATION_REQUESTED, title="escalate", schema=EscalationRequest,
+        subjects.ESCALATION_REQUESTED, title="escalate", schema=EscalationRequest,
         description="A draft that failed a check, with every failing reason.",
     )
     return service_app(runtime, description=f"Verifies drafts ({stage.version}).")
