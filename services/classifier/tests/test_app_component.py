@@ -8,15 +8,8 @@ import json
 from pinworks_classifier.app import create_app
 from pinworks_classifier.settings import ClassifierSettings
 from pinworks_common.ledger.memory import AppRun, MemoryBooks, drive_service
+from pinworks_contracts import subjects
 from pinworks_contracts.messages import TicketEnvelope
-from pinworks_contracts.subjects import (
-    CLASSIFIED,
-    OUTCOMES_STREAM,
-    SUBMITTED,
-    TICKETS_STREAM,
-    WORK_STREAM,
-    outcome_subject,
-)
 
 
 def submission(ticket_id: str, **fields: str) -> bytes:
@@ -26,16 +19,16 @@ def submission(ticket_id: str, **fields: str) -> bytes:
 
 
 def run(books: MemoryBooks, *deliveries: tuple[bytes, int, int]) -> AppRun:
-    return drive_service(create_app, ClassifierSettings, books, subject=SUBMITTED,
-                         stream=TICKETS_STREAM, durable="classifier", deliveries=deliveries,
-                         outputs=[(CLASSIFIED, WORK_STREAM),
-                                  (outcome_subject("rejected"), OUTCOMES_STREAM)])
+    return drive_service(create_app, ClassifierSettings, books, subject=subjects.SUBMITTED,
+                         stream=subjects.TICKETS_STREAM, durable="classifier", deliveries=deliveries,
+                         outputs=[(subjects.CLASSIFIED, subjects.WORK_STREAM),
+                                  (subjects.outcome_subject("rejected"), subjects.OUTCOMES_STREAM)])
 
 
 def test_a_ticket_is_classified_once_and_a_redelivery_republishes_it() -> None:
     books = MemoryBooks()
     run_ = run(books, (submission("C-1"), 1, 1), (submission("C-1"), 1, 2))
-    assert [(s, m) for s, m, _ in run_.published] == [(CLASSIFIED, "C-1:classified")] * 2
+    assert [(s, m) for s, m, _ in run_.published] == [(subjects.CLASSIFIED, "C-1:classified")] * 2
     assert run_.published[0][2] == run_.published[1][2]
     envelope = TicketEnvelope.model_validate_json(run_.published[0][2])
     assert envelope.classification is not None and envelope.classification.intent
@@ -47,5 +40,6 @@ def test_a_malformed_submission_is_rejected_and_the_next_one_flows() -> None:
     run_ = run(MemoryBooks(), (json.dumps({"ticket_id": "C-2"}).encode(), 2, 1),
                (submission("C-3"), 3, 1))
     assert [(s, m) for s, m, _ in run_.published] == [
-        (outcome_subject("rejected"), "C-2:outcome:rejected:2"), (CLASSIFIED, "C-3:classified")]
+        (subjects.outcome_subject("rejected"), "C-2:outcome:rejected:2"),
+        (subjects.CLASSIFIED, "C-3:classified")]
     assert len(run_.acked) == 2

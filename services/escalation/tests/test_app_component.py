@@ -6,16 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from pinworks_common.ledger.memory import AppRun, MemoryBooks, drive_service
+from pinworks_contracts import subjects
 from pinworks_contracts.messages import EscalationRequest, TicketEnvelope, TicketSubmission
-from pinworks_contracts.subjects import (
-    ASSIST_REQUESTED,
-    DEAD_LETTER_STREAM,
-    ESCALATION_REQUESTED,
-    OUTCOMES_STREAM,
-    WORK_STREAM,
-    dead_letter_subject,
-    outcome_subject,
-)
 from pinworks_escalation.app import create_app
 from pinworks_escalation.settings import EscalationSettings
 
@@ -29,11 +21,11 @@ def request(ticket_id: str) -> bytes:
 
 
 def run(books: MemoryBooks, *deliveries: tuple[bytes, int, int]) -> AppRun:
-    return drive_service(create_app, EscalationSettings, books, subject=ESCALATION_REQUESTED,
-                         stream=WORK_STREAM, durable="escalation", deliveries=deliveries,
-                         outputs=[(outcome_subject("escalated"), OUTCOMES_STREAM),
-                                  (ASSIST_REQUESTED, WORK_STREAM),
-                                  (dead_letter_subject("escalation"), DEAD_LETTER_STREAM)])
+    return drive_service(create_app, EscalationSettings, books, subject=subjects.ESCALATION_REQUESTED,
+                         stream=subjects.WORK_STREAM, durable="escalation", deliveries=deliveries,
+                         outputs=[(subjects.outcome_subject("escalated"), subjects.OUTCOMES_STREAM),
+                                  (subjects.ASSIST_REQUESTED, subjects.WORK_STREAM),
+                                  (subjects.dead_letter_subject("escalation"), subjects.DEAD_LETTER_STREAM)])
 
 
 def test_a_ticket_is_queued_once_and_a_redelivery_repeats_the_stored_outcome() -> None:

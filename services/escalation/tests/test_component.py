@@ -6,26 +6,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from pinworks_common.ledger.memory import StageHarness, sent
-from pinworks_contracts.messages import (
-    Classification,
-    EscalationRequest,
-    Outcome,
-    TicketEnvelope,
-    TicketSubmission,
-)
+from pinworks_contracts import messages
 from pinworks_contracts.subjects import ASSIST_REQUESTED, ESCALATION_REQUESTED, outcome_subject
 from pinworks_escalation.stage import EscalationStage
 
 
 def request(ticket_id: str, attempt: int = 0, reason: str = "a check failed"
-            ) -> EscalationRequest:
-    envelope = TicketEnvelope(
-        ticket=TicketSubmission(ticket_id=ticket_id, business_unit="retail",
+            ) -> messages.EscalationRequest:
+    envelope = messages.TicketEnvelope(
+        ticket=messages.TicketSubmission(ticket_id=ticket_id, business_unit="retail",
                                 body="My card has not arrived", metadata={"tier": "vip"}),
         trace_id="0" * 32, received_at=datetime(2026, 1, 1, tzinfo=UTC), attempt=attempt,
-        classification=Classification(intent="card_arrival", confidence=0.9, alternatives=[],
+        classification=messages.Classification(intent="card_arrival", confidence=0.9, alternatives=[],
                                       out_of_scope=False, model_version="m"))
-    return EscalationRequest(envelope=envelope, source_stage="verifier", reasons=[reason])
+    return messages.EscalationRequest(envelope=envelope, source_stage="verifier", reasons=[reason])
 
 
 def test_a_ticket_is_queued_and_announced_as_escalated() -> None:
@@ -35,7 +29,7 @@ def test_a_ticket_is_queued_and_announced_as_escalated() -> None:
     assert message.acked
     outcome = published["E-1:outcome:automation"]
     assert outcome.subject == outcome_subject("escalated")
-    assert Outcome.model_validate_json(outcome.payload).reasons == ["a check failed"]
+    assert messages.Outcome.model_validate_json(outcome.payload).reasons == ["a check failed"]
     assert published["E-1:assist"].subject == ASSIST_REQUESTED
     [queued] = stage.rows("escalations")
     assert (queued["status"], queued["tier"], queued["attempt"]) == ("open", "vip", 0)

@@ -6,50 +6,36 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from pinworks_common.ledger.memory import AppRun, MemoryBooks, drive_service
-from pinworks_contracts.messages import (
-    Classification,
-    DeadLetter,
-    IntentScore,
-    TicketEnvelope,
-    TicketSubmission,
-)
-from pinworks_contracts.subjects import (
-    CLASSIFIED,
-    DEAD_LETTER_STREAM,
-    ESCALATION_REQUESTED,
-    WORK_STREAM,
-    dead_letter_subject,
-    routed_subject,
-)
+from pinworks_contracts import messages, subjects
 from pinworks_router.app import create_app
 from pinworks_router.settings import RouterSettings
 
 
 def classified(ticket_id: str, intent: str = "card_arrival") -> bytes:
-    return TicketEnvelope(
-        ticket=TicketSubmission(ticket_id=ticket_id, business_unit="retail",
+    return messages.TicketEnvelope(
+        ticket=messages.TicketSubmission(ticket_id=ticket_id, business_unit="retail",
                                 body="My card has not arrived yet"),
         trace_id="0" * 32, received_at=datetime(2026, 1, 1, tzinfo=UTC),
-        classification=Classification(intent=intent, confidence=0.95, out_of_scope=False,
+        classification=messages.Classification(intent=intent, confidence=0.95, out_of_scope=False,
                                       model_version="m",
-                                      alternatives=[IntentScore(intent=intent, score=0.95)]),
+                                      alternatives=[messages.IntentScore(intent=intent, score=0.95)]),
     ).model_dump_json().encode()
 
 
 def run(books: MemoryBooks, *deliveries: tuple[bytes, int, int]) -> AppRun:
     return drive_service(create_app, RouterSettings, books, ROUTER_POLICY_WATCH=False,
-                         subject=CLASSIFIED, stream=WORK_STREAM, durable="router",
+                         subject=subjects.CLASSIFIED, stream=subjects.WORK_STREAM, durable="router",
                          deliveries=deliveries,
-                         outputs=[(routed_subject("*"), WORK_STREAM),
-                                  (ESCALATION_REQUESTED, WORK_STREAM),
-                                  (dead_letter_subject("router"), DEAD_LETTER_STREAM)])
+                         outputs=[(subjects.routed_subject("*"), subjects.WORK_STREAM),
+                                  (subjects.ESCALATION_REQUESTED, subjects.WORK_STREAM),
+                                  (subjects.dead_letter_subject("router"), subjects.DEAD_LETTER_STREAM)])
 
 
 def test_a_ticket_flows_to_its_handler_and_a_redelivery_repeats_the_stored_route() -> None:
     books = MemoryBooks()
     run_ = run(books, (classified("A-1"), 1, 1), (classified("A-1"), 1, 2))
     assert [(subject, msg_id) for subject, msg_id, _ in run_.published] == [
-        (routed_subject("template"), "A-1:routed")] * 2
+        (subjects.routed_subject("template"), "A-1:routed")] * 2
     assert run_.published[0][2] == run_.published[1][2], "the stored route, under the same id"
     assert len(run_.acked) == 2
     assert [row["decision_key"] for row in books.store.rows("decisions")] == ["route"]
@@ -57,14 +43,14 @@ def test_a_ticket_flows_to_its_handler_and_a_redelivery_repeats_the_stored_route
 
 def test_a_security_ticket_goes_to_a_person() -> None:
     run_ = run(MemoryBooks(), (classified("A-2", "compromised_card"), 3, 1))
-    assert [(s, m) for s, m, _ in run_.published] == [(ESCALATION_REQUESTED, "A-2:escalate")]
+    assert [(s, m) for s, m, _ in run_.published] == [(subjects.ESCALATION_REQUESTED, "A-2:escalate")]
 
 
 def test_a_poison_message_is_dead_lettered_and_the_next_one_flows() -> None:
     books = MemoryBooks()
     run_ = run(books, (b"[" * 1000 + b"]" * 1000, 5, 1), (classified("A-3"), 6, 1))
     assert [msg_id for _, msg_id, _ in run_.published] == ["deadletter:router:5", "A-3:routed"]
-    letter = DeadLetter.model_validate_json(run_.published[0][2])
+    letter = messages.DeadLetter.model_validate_json(run_.published[0][2])
     assert (letter.stage, letter.stream_sequence) == ("router", 5)
     assert len(run_.acked) == 2
     assert [row["stream_seq"] for row in books.store.rows("dead_letters")] == [5]

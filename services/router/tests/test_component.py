@@ -7,13 +7,7 @@ from datetime import UTC, datetime
 
 from pinworks_common.ledger.memory import StageHarness, sent
 from pinworks_common.stage import escalate_on_dead_letter
-from pinworks_contracts.messages import (
-    Classification,
-    EscalationRequest,
-    IntentScore,
-    TicketEnvelope,
-    TicketSubmission,
-)
+from pinworks_contracts import messages
 from pinworks_contracts.subjects import CLASSIFIED, ESCALATION_REQUESTED, routed_subject
 from pinworks_router.policy import load_policy
 from pinworks_router.stage import RouterStage
@@ -24,14 +18,14 @@ def harness() -> StageHarness:
                         on_dead_letter=escalate_on_dead_letter("router"))
 
 
-def classified(ticket_id: str, intent: str = "card_arrival", attempt: int = 0) -> TicketEnvelope:
-    return TicketEnvelope(
-        ticket=TicketSubmission(ticket_id=ticket_id, business_unit="retail",
+def classified(ticket_id: str, intent: str = "card_arrival", attempt: int = 0) -> messages.TicketEnvelope:
+    return messages.TicketEnvelope(
+        ticket=messages.TicketSubmission(ticket_id=ticket_id, business_unit="retail",
                                 body="My card has not arrived yet"),
         trace_id="0" * 32, received_at=datetime(2026, 1, 1, tzinfo=UTC), attempt=attempt,
-        classification=Classification(intent=intent, confidence=0.95, out_of_scope=False,
+        classification=messages.Classification(intent=intent, confidence=0.95, out_of_scope=False,
                                       model_version="m",
-                                      alternatives=[IntentScore(intent=intent, score=0.95)]))
+                                      alternatives=[messages.IntentScore(intent=intent, score=0.95)]))
 
 
 def test_a_confident_ticket_goes_to_its_handler_and_a_security_one_to_a_person() -> None:
@@ -40,12 +34,12 @@ def test_a_confident_ticket_goes_to_its_handler_and_a_security_one_to_a_person()
     fraud = stage.message(classified("R-2", "compromised_card"), CLASSIFIED)
     published = {p.msg_id: p for p in stage.deliver(card, fraud)}
     assert card.acked and fraud.acked
-    routed = TicketEnvelope.model_validate_json(published["R-1:routed"].payload)
+    routed = messages.TicketEnvelope.model_validate_json(published["R-1:routed"].payload)
     assert routed.route is not None and routed.route.handler == "template"
     assert published["R-1:routed"].subject == routed_subject("template")
     escalated = published["R-2:escalate"]
     assert escalated.subject == ESCALATION_REQUESTED
-    assert "security" in EscalationRequest.model_validate_json(escalated.payload).reasons[0]
+    assert "security" in messages.EscalationRequest.model_validate_json(escalated.payload).reasons[0]
     assert {(d["ticket_id"], d["decision_key"]) for d in stage.rows("decisions")} == {
         ("R-1", "route"), ("R-2", "route")}
 

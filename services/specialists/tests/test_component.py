@@ -8,14 +8,7 @@ from decimal import Decimal
 
 from pinworks_common.ledger.memory import StageHarness, sent
 from pinworks_common.stage import escalate_on_dead_letter
-from pinworks_contracts.messages import (
-    Classification,
-    Draft,
-    EscalationRequest,
-    RouteDecision,
-    TicketEnvelope,
-    TicketSubmission,
-)
+from pinworks_contracts import messages
 from pinworks_contracts.subjects import DRAFTED, ESCALATION_REQUESTED, routed_subject
 from pinworks_specialists.handlers import Declined
 from pinworks_specialists.stage import SpecialistStage
@@ -30,11 +23,11 @@ class PricedHandler:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    async def handle(self, envelope: TicketEnvelope) -> Draft | Declined:
+    async def handle(self, envelope: messages.TicketEnvelope) -> messages.Draft | Declined:
         self.calls.append(envelope.ticket.ticket_id)
         if "decline" in envelope.ticket.body:
             return Declined("no passage covers it", cost_usd=Decimal("0.01"))
-        return Draft(handler=self.name, handler_version=self.version, answer="It is on its way.",
+        return messages.Draft(handler=self.name, handler_version=self.version, answer="It is on its way.",
                      cost_usd=Decimal("0.02"))
 
     async def close(self) -> None:
@@ -46,13 +39,13 @@ def harness(handler: PricedHandler) -> StageHarness:
                         on_dead_letter=escalate_on_dead_letter("specialist"))
 
 
-def routed(ticket_id: str, body: str = "Where is my card?") -> TicketEnvelope:
-    return TicketEnvelope(
-        ticket=TicketSubmission(ticket_id=ticket_id, business_unit="retail", body=body),
+def routed(ticket_id: str, body: str = "Where is my card?") -> messages.TicketEnvelope:
+    return messages.TicketEnvelope(
+        ticket=messages.TicketSubmission(ticket_id=ticket_id, business_unit="retail", body=body),
         trace_id="0" * 32, received_at=datetime(2026, 1, 1, tzinfo=UTC),
-        classification=Classification(intent="card_arrival", confidence=0.9, alternatives=[],
+        classification=messages.Classification(intent="card_arrival", confidence=0.9, alternatives=[],
                                       out_of_scope=False, model_version="m"),
-        route=RouteDecision(handler="kb", fallbacks=["llm_small", "human"], rule="r",
+        route=messages.RouteDecision(handler="kb", fallbacks=["llm_small", "human"], rule="r",
                             reason="r", policy_version="p"))
 
 
@@ -64,11 +57,11 @@ def test_a_draft_goes_to_the_verifier_and_a_decline_down_the_chain() -> None:
     published = {p.msg_id: p for p in stage.deliver(drafted, declined)}
     assert drafted.acked and declined.acked
     assert published["S-1:drafted"].subject == DRAFTED
-    draft = TicketEnvelope.model_validate_json(published["S-1:drafted"].payload).draft
+    draft = messages.TicketEnvelope.model_validate_json(published["S-1:drafted"].payload).draft
     assert draft is not None and draft.answer == "It is on its way."
     hop = published["S-2:routed:llm_small"]
     assert hop.subject == routed_subject("llm_small")
-    assert [a.handler for a in TicketEnvelope.model_validate_json(hop.payload).attempts] == ["kb"]
+    assert [a.handler for a in messages.TicketEnvelope.model_validate_json(hop.payload).attempts] == ["kb"]
     assert {c["ticket_id"]: c["amount_usd"] for c in stage.rows("cost_ledger")} == {
         "S-1": Decimal("0.020000"), "S-2": Decimal("0.010000")}
 
@@ -96,5 +89,5 @@ def test_a_poison_message_is_dead_lettered_without_holding_up_its_batch() -> Non
     assert "S-5:drafted" in published and f"deadletter:specialist:{unrouted.seq}" in published
     escalation = published["S-4:escalate"]
     assert escalation.subject == ESCALATION_REQUESTED
-    assert EscalationRequest.model_validate_json(escalation.payload).source_stage == "specialist"
+    assert messages.EscalationRequest.model_validate_json(escalation.payload).source_stage == "specialist"
     assert handler.calls == ["S-5"]

@@ -7,54 +7,40 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from pinworks_common.ledger.memory import AppRun, MemoryBooks, drive_service
-from pinworks_contracts.messages import (
-    Classification,
-    Draft,
-    IntentScore,
-    TicketEnvelope,
-    TicketSubmission,
-)
-from pinworks_contracts.subjects import (
-    DEAD_LETTER_STREAM,
-    DRAFTED,
-    ESCALATION_REQUESTED,
-    OUTCOMES_STREAM,
-    WORK_STREAM,
-    dead_letter_subject,
-    outcome_subject,
-)
+from pinworks_contracts import messages, subjects
 from pinworks_verifier.app import create_app
 from pinworks_verifier.settings import VerifierSettings
 
 
 def drafted(ticket_id: str) -> bytes:
-    return TicketEnvelope(
-        ticket=TicketSubmission(ticket_id=ticket_id, business_unit="retail",
+    return messages.TicketEnvelope(
+        ticket=messages.TicketSubmission(ticket_id=ticket_id, business_unit="retail",
                                 body="My new card has not arrived yet, when will it come?"),
         trace_id="0" * 32, received_at=datetime(2026, 1, 1, tzinfo=UTC),
-        classification=Classification(
+        classification=messages.Classification(
             intent="card_arrival", confidence=0.95, out_of_scope=False, model_version="m",
-            alternatives=[IntentScore(intent="card_arrival", score=0.95)]),
-        draft=Draft(handler="template", handler_version="1", cost_usd=Decimal(0),
+            alternatives=[messages.IntentScore(intent="card_arrival", score=0.95)]),
+        draft=messages.Draft(handler="template", handler_version="1", cost_usd=Decimal(0),
                     answer="Hello, your new card usually arrives within 5 working days of "
                     "ordering. If it has not arrived after 7 working days, let us know."),
     ).model_dump_json().encode()
 
 
 def run(books: MemoryBooks, *deliveries: tuple[bytes, int, int]) -> AppRun:
-    return drive_service(create_app, VerifierSettings, books, subject=DRAFTED, stream=WORK_STREAM,
+    return drive_service(create_app, VerifierSettings, books,
+                         subject=subjects.DRAFTED, stream=subjects.WORK_STREAM,
                          durable="verifier", deliveries=deliveries,
-                         outputs=[(outcome_subject("resolved"), OUTCOMES_STREAM),
-                                  (ESCALATION_REQUESTED, WORK_STREAM),
-                                  (dead_letter_subject("verifier"), DEAD_LETTER_STREAM)])
+                         outputs=[(subjects.outcome_subject("resolved"), subjects.OUTCOMES_STREAM),
+                                  (subjects.ESCALATION_REQUESTED, subjects.WORK_STREAM),
+                                  (subjects.dead_letter_subject("verifier"), subjects.DEAD_LETTER_STREAM)])
 
 
 def test_a_draft_gets_its_verdict_once_and_a_redelivery_repeats_it() -> None:
     books = MemoryBooks()
     run_ = run(books, (drafted("W-1"), 1, 1), (drafted("W-1"), 1, 2))
     [verdict] = [row["output"] for row in books.store.rows("decisions")]
-    expected = (outcome_subject("resolved"), "W-1:outcome:automation") if verdict["passed"] \
-        else (ESCALATION_REQUESTED, "W-1:escalate")
+    expected = (subjects.outcome_subject("resolved"), "W-1:outcome:automation") if verdict["passed"] \
+        else (subjects.ESCALATION_REQUESTED, "W-1:escalate")
     assert [(subject, msg_id) for subject, msg_id, _ in run_.published] == [expected] * 2
     assert run_.published[0][2] == run_.published[1][2]
     assert len(run_.acked) == 2
@@ -62,7 +48,7 @@ def test_a_draft_gets_its_verdict_once_and_a_redelivery_repeats_it() -> None:
 
 
 def test_a_poison_message_is_dead_lettered_and_escalated_and_the_next_one_flows() -> None:
-    envelope = TicketEnvelope.model_validate_json(drafted("W-2"))
+    envelope = messages.TicketEnvelope.model_validate_json(drafted("W-2"))
     no_draft = envelope.model_copy(update={"draft": None}).model_dump_json().encode()
     run_ = run(MemoryBooks(), (no_draft, 7, 1), (drafted("W-3"), 8, 1))
     ids = [msg_id for _, msg_id, _ in run_.published]

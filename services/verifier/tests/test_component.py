@@ -9,14 +9,7 @@ from decimal import Decimal
 from pinworks_common.ledger import CostEntry, Entries
 from pinworks_common.ledger.memory import StageHarness, sent
 from pinworks_common.stage import escalate_on_dead_letter
-from pinworks_contracts.messages import (
-    Classification,
-    Draft,
-    EscalationRequest,
-    Outcome,
-    TicketEnvelope,
-    TicketSubmission,
-)
+from pinworks_contracts import messages
 from pinworks_contracts.subjects import DRAFTED, ESCALATION_REQUESTED, outcome_subject
 from pinworks_verifier.result import CheckResult
 from pinworks_verifier.stage import VerifierStage
@@ -31,7 +24,7 @@ class PromiseCheck:
     def __init__(self) -> None:
         self.strict = False
 
-    def run(self, envelope: TicketEnvelope) -> CheckResult:
+    def run(self, envelope: messages.TicketEnvelope) -> CheckResult:
         assert envelope.draft is not None
         if "crash" in envelope.draft.answer:
             raise KeyError("crash")
@@ -40,13 +33,13 @@ class PromiseCheck:
                            ("the draft makes a promise",) if failed else ())
 
 
-def drafted(ticket_id: str, answer: str) -> TicketEnvelope:
-    return TicketEnvelope(
-        ticket=TicketSubmission(ticket_id=ticket_id, business_unit="retail", body="Card?"),
+def drafted(ticket_id: str, answer: str) -> messages.TicketEnvelope:
+    return messages.TicketEnvelope(
+        ticket=messages.TicketSubmission(ticket_id=ticket_id, business_unit="retail", body="Card?"),
         trace_id="0" * 32, received_at=datetime(2026, 1, 1, tzinfo=UTC),
-        classification=Classification(intent="card_arrival", confidence=0.9, alternatives=[],
+        classification=messages.Classification(intent="card_arrival", confidence=0.9, alternatives=[],
                                       out_of_scope=False, model_version="m"),
-        draft=Draft(handler="kb", handler_version="1", answer=answer, cost_usd=Decimal("0.02")))
+        draft=messages.Draft(handler="kb", handler_version="1", answer=answer, cost_usd=Decimal("0.02")))
 
 
 def harness(check: PromiseCheck) -> StageHarness:
@@ -63,11 +56,11 @@ def test_a_passing_draft_resolves_with_the_ledgers_cost_and_a_failing_one_escala
     published = {p.msg_id: p for p in stage.deliver(good, bad)}
     resolved = published["V-1:outcome:automation"]
     assert resolved.subject == outcome_subject("resolved")
-    outcome = Outcome.model_validate_json(resolved.payload)
+    outcome = messages.Outcome.model_validate_json(resolved.payload)
     assert (outcome.answer, outcome.cost_usd) == ("It is on its way.", Decimal("0.02"))
     escalation = published["V-2:escalate"]
     assert escalation.subject == ESCALATION_REQUESTED
-    assert EscalationRequest.model_validate_json(escalation.payload).reasons == [
+    assert messages.EscalationRequest.model_validate_json(escalation.payload).reasons == [
         "the draft makes a promise"]
 
 
