@@ -24,8 +24,7 @@ def run(books: MemoryBooks, *deliveries: tuple[bytes, int, int]) -> AppRun:
     return drive_service(create_app, EscalationSettings, books, subject=subjects.ESCALATION_REQUESTED,
                          stream=subjects.WORK_STREAM, durable="escalation", deliveries=deliveries,
                          outputs=[(subjects.outcome_subject("escalated"), subjects.OUTCOMES_STREAM),
-                                  (subjects.ASSIST_REQUESTED, subjects.WORK_STREAM),
-                                  (subjects.dead_letter_subject("escalation"), subjects.DEAD_LETTER_STREAM)])
+                                  (subjects.ASSIST_REQUESTED, subjects.WORK_STREAM)])
 
 
 def test_a_ticket_is_queued_once_and_a_redelivery_repeats_the_stored_outcome() -> None:

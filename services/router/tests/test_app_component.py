@@ -27,8 +27,7 @@ def run(books: MemoryBooks, *deliveries: tuple[bytes, int, int]) -> AppRun:
                          subject=subjects.CLASSIFIED, stream=subjects.WORK_STREAM, durable="router",
                          deliveries=deliveries,
                          outputs=[(subjects.routed_subject("*"), subjects.WORK_STREAM),
-                                  (subjects.ESCALATION_REQUESTED, subjects.WORK_STREAM),
-                                  (subjects.dead_letter_subject("router"), subjects.DEAD_LETTER_STREAM)])
+                                  (subjects.ESCALATION_REQUESTED, subjects.WORK_STREAM)])
 
 
 def test_a_ticket_flows_to_its_handler_and_a_redelivery_repeats_the_stored_route() -> None:

@@ -28,9 +28,7 @@ def run(books: MemoryBooks, *deliveries: tuple[bytes, int, int]) -> AppRun:
                          subject=subjects.routed_subject("template"), stream=subjects.WORK_STREAM,
                          durable="specialist-template", deliveries=deliveries,
                          outputs=[(subjects.DRAFTED, subjects.WORK_STREAM),
-                                  (subjects.ESCALATION_REQUESTED, subjects.WORK_STREAM),
-                                  (subjects.dead_letter_subject("specialist"),
-                                   subjects.DEAD_LETTER_STREAM)])
+                                  (subjects.ESCALATION_REQUESTED, subjects.WORK_STREAM)])
 
 
 def test_a_ticket_is_drafted_once_and_a_redelivery_republishes_the_stored_draft() -> None:

@@ -31,8 +31,7 @@ def run(books: MemoryBooks, *deliveries: tuple[bytes, int, int]) -> AppRun:
                          subject=subjects.DRAFTED, stream=subjects.WORK_STREAM,
                          durable="verifier", deliveries=deliveries,
                          outputs=[(subjects.outcome_subject("resolved"), subjects.OUTCOMES_STREAM),
-                                  (subjects.ESCALATION_REQUESTED, subjects.WORK_STREAM),
-                                  (subjects.dead_letter_subject("verifier"), subjects.DEAD_LETTER_STREAM)])
+                                  (subjects.ESCALATION_REQUESTED, subjects.WORK_STREAM)])
 
 
 def test_a_draft_gets_its_verdict_once_and_a_redelivery_repeats_it() -> None:

@@ -27,6 +27,7 @@ from pinworks_common.db.tables import metadata
 from pinworks_common.ledger.book import TABLE_KEYS, Ledger, as_stored, key_of
 from pinworks_common.ledger.records import DecisionRef, Entries, Output, Publication, Row
 from pinworks_common.stage import Delivery, StageRunner
+from pinworks_contracts.subjects import DEAD_LETTER_STREAM, dead_letter_subject
 
 MONEY_COLUMNS = frozenset({"amount_usd", "cost_usd"})
 MICRO_DOLLAR = Decimal("0.000001")
@@ -278,8 +279,10 @@ def drive_service(create_app: Callable[[Any, MemoryBooks], FastStream],
                   outputs: Sequence[tuple[str, str]],
                   **settings: Any) -> AppRun:
     """`drive_app` over the service's own composition root: `create_app` with `books` and
-    `settings_type` built from `settings` (environment names) and unreachable servers."""
+    `settings_type` built from `settings` (environment names) and unreachable servers. Dead
+    letters are always among the outputs."""
     broker = create_app(settings_type(**UNREACHABLE_SERVERS, **settings), books).broker
     assert broker is not None
     return drive_app(cast(NatsBroker, broker), subject=subject, stream=stream, durable=durable,
-                     deliveries=deliveries, outputs=outputs)
+                     deliveries=deliveries,
+                     outputs=[*outputs, (dead_letter_subject("*"), DEAD_LETTER_STREAM)])
