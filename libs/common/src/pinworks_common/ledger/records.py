@@ -9,7 +9,7 @@ redelivery republishes the first result under the same message id.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -51,6 +51,12 @@ class DecisionRef(NamedTuple):
     key: str
 
 
+def _row(record: Any, **columns: str) -> dict[str, Any]:
+    """A record's table row: one column per field, named as the field unless `columns` renames
+    it (every record's `key` is stored under its table's own key column)."""
+    return {columns.get(item.name, item.name): getattr(record, item.name) for item in fields(record)}
+
+
 @dataclass(frozen=True)
 class Decision:
     """An audited decision; `output` is what later steps act on, as first stored."""
@@ -72,10 +78,7 @@ class Decision:
         return DecisionRef(self.ticket_id, self.stage, self.key)
 
     def row(self) -> dict[str, Any]:
-        return {"ticket_id": self.ticket_id, "stage": self.stage, "decision_key": self.key,
-                "component": self.component, "version": self.version, "inputs": self.inputs,
-                "output": self.output, "reason": self.reason, "cost_usd": self.cost_usd,
-                "latency_ms": self.latency_ms, "trace_id": self.trace_id}
+        return _row(self, key="decision_key")
 
 
 @dataclass(frozen=True)
@@ -89,9 +92,7 @@ class CostEntry:
     amount_usd: Decimal
 
     def row(self) -> dict[str, Any]:
-        return {"ticket_id": self.ticket_id, "business_unit": self.business_unit,
-                "component": self.component, "entry_key": self.key,
-                "amount_usd": self.amount_usd}
+        return _row(self, key="entry_key")
 
 
 @dataclass(frozen=True)
@@ -107,9 +108,7 @@ class AccountabilityEntry:
     actor_type: str = "component"
 
     def row(self) -> dict[str, Any]:
-        return {"ticket_id": self.ticket_id, "event_key": self.key,
-                "actor_type": self.actor_type, "actor": self.actor, "action": self.action,
-                "version": self.version, "details": self.details}
+        return _row(self, key="event_key")
 
 
 @dataclass(frozen=True)
