@@ -126,6 +126,22 @@ def _start_runner(tmp_path: Path, workdir: Path, escalation_port: int,
     )
 
 
+def _kill_and_await_restart(out: _Lines, name: str, pid: int, ready_within: float = 60.0) -> int:
+    """SIGKILL a supervised process and wait until the launcher has restarted it; its new pid."""
+    os.kill(pid, signal.SIGKILL)
+    out.wait_for(rf"{name} exited unexpectedly \(code -9\)")
+    new_pid = int(out.wait_for(rf"restarted {name} \(pid (\d+)\)").group(1))
+    out.wait_for(rf"{name} is ready again", timeout=ready_within)
+    return new_pid
+
+
+def _stop(proc: subprocess.Popen[str], out: _Lines) -> None:
+    """SIGTERM the launcher; it stops the services, then NATS and Postgres, and exits 0."""
+    proc.send_signal(signal.SIGTERM)
+    out.wait_for(r"stopped NATS and Postgres")
+    assert proc.wait(30) == 0
+
+
 def _end(proc: subprocess.Popen[str]) -> None:
     """After a failed assertion: let the launcher clean up if it can, kill it if it cannot."""
     if proc.poll() is None:
@@ -153,15 +169,9 @@ def test_run_platform_supervises_and_stops_cleanly(tmp_path: Path) -> None:
         assert sourced.stdout.strip() == str(Path(sys.executable).parent / "pinworks"), (
             "`source .run/env` puts the CLI on PATH")
 
-        os.kill(classifier_pid, signal.SIGKILL)
-        out.wait_for(r"classifier exited unexpectedly \(code -9\)")
-        new_pid = int(out.wait_for(r"restarted classifier \(pid (\d+)\)").group(1))
-        out.wait_for(r"classifier is ready again")
+        new_pid = _kill_and_await_restart(out, "classifier", classifier_pid)
         assert new_pid != classifier_pid
-
-        proc.send_signal(signal.SIGTERM)
-        out.wait_for(r"stopped NATS and Postgres")
-        assert proc.wait(30) == 0
+        _stop(proc, out)
     finally:
         _end(proc)
     assert not _pid_alive(new_pid)
@@ -231,13 +241,8 @@ def test_run_platform_starts_and_supervises_the_local_model(tmp_path: Path) -> N
         assert reply["model"] == "smollm2-135m-instruct-q4_1"
         assert reply["usage"]["prompt_tokens"] > 0 and 0 < reply["usage"]["completion_tokens"] <= 8
 
-        os.kill(model_pid, signal.SIGKILL)
-        out.wait_for(r"model exited unexpectedly \(code -9\)")
-        out.wait_for(r"restarted model \(pid (\d+)\)")
-        out.wait_for(r"model is ready again", timeout=120)
-        proc.send_signal(signal.SIGTERM)
-        out.wait_for(r"stopped NATS and Postgres")
-        assert proc.wait(30) == 0
+        _kill_and_await_restart(out, "model", model_pid, ready_within=120)
+        _stop(proc, out)
     finally:
         _end(proc)
     assert not _pid_alive(model_pid)
