@@ -555,12 +555,19 @@ def test_cpu_workloads_never_on_gpu_nodes(scenario):
 # ------------------------------------------------------------------ autoscaling
 
 
-def test_keda_scaled_objects():
-    docs = docs_of("keda")
+def autoscaled(scenario: str, scaler: str, other: str) -> tuple[dict, dict]:
+    """The scenario's Deployments and its `scaler` objects by name: one per Deployment, and no
+    `other` kind of autoscaler beside them."""
+    docs = docs_of(scenario)
     deployments = {d["metadata"]["name"]: d for d in kind(docs, "Deployment")}
-    scaled = {s["metadata"]["name"]: s for s in kind(docs, "ScaledObject")}
-    assert set(scaled) == set(deployments)
-    assert not kind(docs, "HorizontalPodAutoscaler")
+    scalers = {s["metadata"]["name"]: s for s in kind(docs, scaler)}
+    assert set(scalers) == set(deployments)
+    assert not kind(docs, other)
+    return deployments, scalers
+
+
+def test_keda_scaled_objects():
+    deployments, scaled = autoscaled("keda", "ScaledObject", "HorizontalPodAutoscaler")
     expected = {
         "classifier": [("PINWORKS_TICKETS", "classifier")],
         "router": [("PINWORKS_WORK", "router")],
@@ -595,11 +602,7 @@ def test_keda_scaled_objects():
 
 
 def test_hpa():
-    docs = docs_of("hpa")
-    deployments = {d["metadata"]["name"]: d for d in kind(docs, "Deployment")}
-    hpas = {h["metadata"]["name"]: h for h in kind(docs, "HorizontalPodAutoscaler")}
-    assert set(hpas) == set(deployments)
-    assert not kind(docs, "ScaledObject")
+    deployments, hpas = autoscaled("hpa", "HorizontalPodAutoscaler", "ScaledObject")
     for name, h in hpas.items():
         assert "replicas" not in deployments[name]["spec"]
         assert 1 <= h["spec"]["minReplicas"] <= h["spec"]["maxReplicas"]
