@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,8 +166,33 @@ def run_id() -> str:
     return uuid.uuid4().hex[:8]
 
 
+def fresh_unit(label: str = "unit") -> tuple[str, str]:
+    """A run id and a business unit of the test's own (`label-RID`): nothing else touches it."""
+    rid = run_id()
+    return rid, f"{label}-{rid}"
+
+
 def ticket(ticket_id: str, body: str, unit: str = "retail", **extra: Any) -> dict[str, Any]:
     return {"ticket_id": ticket_id, "business_unit": unit, "body": body, **extra}
 
 
 ROOT = Path(__file__).resolve().parents[2]
+
+OUT_OF_SCOPE = "Can you recommend a good hotel in Lisbon for next weekend?"
+"""A ticket no automation handles: the router sends it to a person (the escalation queue)."""
+
+
+def cli(env: Mapping[str, str], *args: str, cwd: Path = ROOT, timeout: float = 120
+        ) -> subprocess.CompletedProcess[str]:
+    """`pinworks ARGS` as a person runs it, in a subprocess with `env` (usually platform.env)."""
+    return subprocess.run([sys.executable, "-m", "pinworks_cli", *args], env=dict(env),
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False)
+
+
+async def escalate(client: PlatformClient, ticket_ids: list[str], unit: str,
+                   body: str = OUT_OF_SCOPE, **extra: Any) -> dict[str, list[dict[str, Any]]]:
+    """Submit one ticket a id in `unit` (out of scope by default: each goes to a person) and
+    return their first outcomes once all have arrived."""
+    for ticket_id in ticket_ids:
+        await client.submit(ticket(ticket_id, body, unit, **extra))
+    return await client.outcomes.wait_for(ticket_ids)

@@ -6,20 +6,15 @@ pages (REST API; the browser tests are in test_console_browser.py)."""
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
 import httpx
 import pytest
 
-from pinworks_devtools import free_port
-
-from .conftest import Platform, PlatformClient, run_id, ticket
-from .test_console import OUT_OF_SCOPE, add_agents, signed_in
+from .conftest import OUT_OF_SCOPE, Platform, PlatformClient, ticket
+from .test_console import signed_in, unit_with_agent
 
 pytestmark = pytest.mark.e2e
-
-os.environ.setdefault("ESCALATION_HTTP_PORT", str(free_port()))
 
 FRAUD = ("There are three payments on my card I didn't authorise. Someone else used my card, "
          "this is fraud.")
@@ -58,9 +53,7 @@ async def submit_the_four(client: PlatformClient, rid: str, unit: str) -> dict[s
 async def test_threats_and_fraud_come_first_with_the_reason_and_suggestions_are_recorded(
     client: PlatformClient, platform: Platform,
 ) -> None:
-    rid = run_id()
-    unit, agent = f"assist-{rid}", f"eve-{rid}"
-    await add_agents(platform, {agent: unit})
+    rid, unit, agent = await unit_with_agent(platform, "assist")
     ids = await submit_the_four(client, rid, unit)
 
     readings = await client.fetch(
@@ -127,9 +120,7 @@ async def test_threats_and_fraud_come_first_with_the_reason_and_suggestions_are_
 async def test_queue_search_filters_sorting_and_pages(
     client: PlatformClient, platform: Platform,
 ) -> None:
-    rid = run_id()
-    unit, agent = f"pages-{rid}", f"fay-{rid}"
-    await add_agents(platform, {agent: unit})
+    rid, unit, agent = await unit_with_agent(platform, "pages")
     ids = [f"{rid}-q{n:02d}" for n in range(7)]
     for n, ticket_id in enumerate(ids):
         body = OUT_OF_SCOPE if n != 3 else "Which museum in Porto would you recommend?"

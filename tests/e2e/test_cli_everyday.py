@@ -14,18 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, Platform, PlatformClient, run_id, ticket
+from .conftest import (
+    OUT_OF_SCOPE,
+    ROOT,
+    Platform,
+    PlatformClient,
+    cli,
+    escalate,
+    fresh_unit,
+    run_id,
+)
 
 pytestmark = pytest.mark.e2e
-
-OUT_OF_SCOPE = "Can you recommend a good hotel in Lisbon for next weekend?"
-
-
-def cli(env: dict[str, str], *args: str, cwd: Path = ROOT, timeout: float = 120
-        ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pinworks_cli", *args], env=env,
-                          capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False)
-
 
 async def acli(env: dict[str, str], *args: str, cwd: Path = ROOT
                ) -> subprocess.CompletedProcess[str]:
@@ -92,12 +92,9 @@ async def test_replay_reads_the_usual_column_names_and_lists_escalations(
 async def test_queue_list_pages_and_says_what_it_left_out(
     client: PlatformClient, platform: Platform,
 ) -> None:
-    rid = run_id()
-    unit = f"paged-{rid}"
+    rid, unit = fresh_unit("paged")
     ids = [f"{rid}-q{n}" for n in range(5)]
-    for ticket_id in ids:
-        await client.submit(ticket(ticket_id, OUT_OF_SCOPE, unit))
-    await client.outcomes.wait_for(ids)
+    await escalate(client, ids, unit)
     env = {**platform.env, "COLUMNS": "100"}
     first = await acli(env, "queue", "list", "--business-unit", unit, "--limit", "2")
     assert first.returncode == 0, first.stdout + first.stderr

@@ -4,9 +4,6 @@ business-unit scoping, claim / reassign / send back / resolve, concurrency and l
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from typing import Any
 
 import httpx
@@ -15,28 +12,26 @@ from argon2 import PasswordHasher
 from sqlalchemy import text
 
 from pinworks_common.db.engine import create_engine
-from pinworks_devtools import free_port
 from pinworks_escalation.queue import save_agent
 
-from .conftest import ROOT, Platform, PlatformClient, run_id, ticket
+from .conftest import (
+    OUT_OF_SCOPE,
+    Platform,
+    PlatformClient,
+    cli,
+    escalate,
+    fresh_unit,
+    run_id,
+    ticket,
+)
 
 pytestmark = pytest.mark.e2e
 
-# The platform fixture passes the environment to the services: give the console a free port
-# (the default 8000 may be taken on a shared machine). Move to tests/e2e/conftest.py.
-os.environ.setdefault("ESCALATION_HTTP_PORT", str(free_port()))
-
-OUT_OF_SCOPE = "Can you recommend a good hotel in Lisbon for next weekend?"
 PASSWORD = "correct horse battery"
 
 
 def console_url(platform: Platform) -> str:
     return f"http://127.0.0.1:{platform.env['ESCALATION_HTTP_PORT']}"
-
-
-def cli(platform: Platform, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pinworks_cli", *args], env=platform.env,
-                          capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
 
 
 async def add_agents(platform: Platform, agents: dict[str, str]) -> None:
@@ -49,6 +44,14 @@ async def add_agents(platform: Platform, agents: dict[str, str]) -> None:
                 await save_agent(conn, name, password_hash, [unit])
     finally:
         await engine.dispose()
+
+
+async def unit_with_agent(platform: Platform, label: str) -> tuple[str, str, str]:
+    """A fresh run id, a business unit of the run's own (`label-RID`) and one agent serving it."""
+    rid, unit = fresh_unit(label)
+    agent = f"agent-{unit}"
+    await add_agents(platform, {agent: unit})
+    return rid, unit, agent
 
 
 async def signed_in(platform: Platform, name: str) -> httpx.AsyncClient:
@@ -65,7 +68,7 @@ async def test_agents_see_and_act_only_on_their_business_units(
     retail, business = f"retail-{rid}", f"business-{rid}"
     ana, bo, cy = f"ana-{rid}", f"bo-{rid}", f"cy-{rid}"
     for name, unit in ((ana, retail), (bo, retail), (cy, business)):
-        added = cli(platform, "agent", "add", name, "--business-unit", unit,
+        added = cli(platform.env, "agent", "add", name, "--business-unit", unit,
                     "--password", PASSWORD)
         assert added.returncode == 0, added.stderr + added.stdout
     mine, theirs = f"{rid}-retail", f"{rid}-business"
@@ -182,14 +185,11 @@ async def test_agents_see_and_act_only_on_their_business_units(
 async def test_concurrent_api_claims_never_share_and_expired_leases_return(
     client: PlatformClient, platform: Platform,
 ) -> None:
-    rid = run_id()
-    unit = f"unit-{rid}"
+    rid, unit = fresh_unit()
     names = [f"agent{n}-{rid}" for n in range(6)]
     await add_agents(platform, dict.fromkeys(names, unit))
     ids = [f"{rid}-c{n}" for n in range(10)]
-    for ticket_id in ids:
-        await client.submit(ticket(ticket_id, OUT_OF_SCOPE, unit))
-    await client.outcomes.wait_for(ids)
+    await escalate(client, ids, unit)
     sessions = [await signed_in(platform, name) for name in names]
 
     async def claim_until_empty(session: httpx.AsyncClient) -> list[str]:

@@ -6,59 +6,41 @@ import asyncio
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 from datetime import timedelta
 
 import pytest
 
 from pinworks_common.db.engine import create_engine
-from pinworks_devtools import free_port
 from pinworks_escalation.queue import QueueError, claim, resolve, send_back
 
-from .conftest import ROOT, Platform, PlatformClient, run_id, ticket
+from .conftest import OUT_OF_SCOPE, Platform, PlatformClient, cli, escalate, fresh_unit, ticket
 
 pytestmark = pytest.mark.e2e
-
-# The escalation service now serves the console on ESCALATION_HTTP_PORT (default 8000, maybe
-# taken on a shared machine); the platform fixture passes this environment to the services.
-os.environ.setdefault("ESCALATION_HTTP_PORT", str(free_port()))
-
-OUT_OF_SCOPE = "Can you recommend a good hotel in Lisbon for next weekend?"
-
-
-def cli(platform: Platform, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pinworks_cli", *args], env=platform.env,
-                          capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
-
 
 async def test_an_agent_claims_and_resolves_an_escalated_ticket(
     client: PlatformClient, platform: Platform,
 ) -> None:
-    rid = run_id()
-    unit = f"unit-{rid}"
+    rid, unit = fresh_unit()
     ticket_id = f"{rid}-human"
-    await client.submit(ticket(ticket_id, OUT_OF_SCOPE, unit))
-    [escalated] = (await client.outcomes.wait_for([ticket_id]))[ticket_id]
+    [escalated] = (await escalate(client, [ticket_id], unit))[ticket_id]
     assert escalated["status"] == "escalated"
 
-    listed = cli(platform, "queue", "list", "--business-unit", unit, "--json")
+    listed = cli(platform.env, "queue", "list", "--business-unit", unit, "--json")
     assert listed.returncode == 0, listed.stderr
     assert [item["ticket_id"] for item in json.loads(listed.stdout)] == [ticket_id]
 
-    refused = cli(platform, "queue", "resolve", ticket_id, "--agent", "ana", "--reply", "Hi")
+    refused = cli(platform.env, "queue", "resolve", ticket_id, "--agent", "ana", "--reply", "Hi")
     assert refused.returncode == 1
     assert "must claim" in refused.stdout
 
-    claimed = cli(platform, "queue", "claim", "--agent", "ana", "--business-unit", unit)
+    claimed = cli(platform.env, "queue", "claim", "--agent", "ana", "--business-unit", unit)
     assert claimed.returncode == 0, claimed.stderr + claimed.stdout
     assert f"claimed {ticket_id}" in claimed.stdout
-    taken = cli(platform, "queue", "claim", ticket_id, "--agent", "bo")
+    taken = cli(platform.env, "queue", "claim", ticket_id, "--agent", "bo")
     assert taken.returncode == 1, "a claimed ticket is not handed to a second agent"
 
     reply = "We only handle banking questions, but here is how to reach our travel partner."
-    resolved = cli(platform, "queue", "resolve", ticket_id, "--agent", "ana", "--reply", reply)
+    resolved = cli(platform.env, "queue", "resolve", ticket_id, "--agent", "ana", "--reply", reply)
     assert resolved.returncode == 0, resolved.stderr + resolved.stdout
     outcomes = (await client.outcomes.wait_for([ticket_id], count=2))[ticket_id]
     human = outcomes[1]
@@ -76,12 +58,9 @@ async def test_an_agent_claims_and_resolves_an_escalated_ticket(
 async def test_concurrent_agents_never_share_a_ticket_and_leases_expire(
     client: PlatformClient, platform: Platform,
 ) -> None:
-    rid = run_id()
-    unit = f"unit-{rid}"
+    rid, unit = fresh_unit()
     ids = [f"{rid}-q{n}" for n in range(8)]
-    for ticket_id in ids:
-        await client.submit(ticket(ticket_id, OUT_OF_SCOPE, unit))
-    await client.outcomes.wait_for(ids)
+    await escalate(client, ids, unit)
 
     engine = create_engine(platform.database_url, pool_size=10)
 
@@ -120,43 +99,41 @@ async def test_concurrent_agents_never_share_a_ticket_and_leases_expire(
 async def test_cli_parity_show_reassign_and_send_back(
     client: PlatformClient, platform: Platform,
 ) -> None:
-    rid = run_id()
-    unit = f"unit-{rid}"
+    rid, unit = fresh_unit()
     ticket_id = f"{rid}-cli"
     ana, bo = f"ana-{rid}", f"bo-{rid}"
     for name in (ana, bo):
-        added = cli(platform, "agent", "add", name, "--business-unit", unit,
+        added = cli(platform.env, "agent", "add", name, "--business-unit", unit,
                     "--password", "a long password")
         assert added.returncode == 0, added.stderr + added.stdout
-    short = cli(platform, "agent", "add", f"cy-{rid}", "--business-unit", unit, "--password", "x")
+    short = cli(platform.env, "agent", "add", f"cy-{rid}", "--business-unit", unit, "--password", "x")
     assert short.returncode == 1 and "at least 8" in short.stdout
-    await client.submit(ticket(ticket_id, OUT_OF_SCOPE, unit))
-    await client.outcomes.wait_for([ticket_id])
+    await escalate(client, [ticket_id], unit)
 
-    readable = cli(platform, "queue", "show", ticket_id, "--business-unit", unit)
+    readable = cli(platform.env, "queue", "show", ticket_id, "--business-unit", unit)
     assert readable.returncode == 0, readable.stderr
     assert OUT_OF_SCOPE in readable.stdout and "Why a person:" in readable.stdout
     assert "out-of-scope-to-person" in readable.stdout and not readable.stdout.startswith("{")
-    shown = cli(platform, "queue", "show", ticket_id, "--business-unit", unit, "--json")
+    shown = cli(platform.env, "queue", "show", ticket_id, "--business-unit", unit, "--json")
     assert shown.returncode == 0, shown.stderr
     detail = json.loads(shown.stdout)
     assert detail["envelope"]["route"]["rule"] == "out-of-scope-to-person"
     assert detail["sla_due_at"] and detail["trace_id"]
-    hidden = cli(platform, "queue", "show", ticket_id, "--business-unit", "elsewhere")
+    hidden = cli(platform.env, "queue", "show", ticket_id, "--business-unit", "elsewhere")
     assert hidden.returncode == 1
 
-    assert cli(platform, "queue", "claim", ticket_id, "--agent", ana).returncode == 0
-    nobody = cli(platform, "queue", "reassign", ticket_id, "--agent", ana, "--to", "nobody")
+    assert cli(platform.env, "queue", "claim", ticket_id, "--agent", ana).returncode == 0
+    nobody = cli(platform.env, "queue", "reassign", ticket_id, "--agent", ana, "--to", "nobody")
     assert nobody.returncode == 1 and "no agent nobody" in nobody.stdout
-    handed = cli(platform, "queue", "reassign", ticket_id, "--agent", ana, "--to", bo)
+    handed = cli(platform.env, "queue", "reassign", ticket_id, "--agent", ana, "--to", bo)
     assert handed.returncode == 0, handed.stdout + handed.stderr
-    not_yours = cli(platform, "queue", "send-back", ticket_id, "--agent", ana,
+    not_yours = cli(platform.env, "queue", "send-back", ticket_id, "--agent", ana,
                     "--intent", "lost_or_stolen_card")
     assert not_yours.returncode == 1 and "must claim" in not_yours.stdout
-    typo = cli(platform, "queue", "send-back", ticket_id, "--agent", bo,
+    typo = cli(platform.env, "queue", "send-back", ticket_id, "--agent", bo,
                "--intent", "lost_or_stolen_crd")
     assert typo.returncode == 2 and "did you mean lost_or_stolen_card" in typo.stderr
-    sent = cli(platform, "queue", "send-back", ticket_id, "--agent", bo,
+    sent = cli(platform.env, "queue", "send-back", ticket_id, "--agent", bo,
                "--intent", "lost_or_stolen_card")
     assert sent.returncode == 0, sent.stdout + sent.stderr
     assert "labelled example agent:1" in " ".join(sent.stdout.split())
@@ -165,10 +142,10 @@ async def test_cli_parity_show_reassign_and_send_back(
         t=ticket_id)
     assert (example.corrected_intent, example.labelled_by) == ("lost_or_stolen_card", bo)
     await client.outcomes.wait_for([ticket_id], count=2)
-    listed = json.loads(cli(platform, "queue", "list", "--business-unit", unit, "--json").stdout)
+    listed = json.loads(cli(platform.env, "queue", "list", "--business-unit", unit, "--json").stdout)
     assert [(i["ticket_id"], i["status"], i["intent"]) for i in listed] == [
         (ticket_id, "open", "lost_or_stolen_card")]
-    exported = cli(platform, "queue", "examples")
+    exported = cli(platform.env, "queue", "examples")
     assert exported.returncode == 0, exported.stderr
     rows = list(csv.DictReader(io.StringIO(exported.stdout)))
     mine = [r for r in rows if r["ticket_id"] == ticket_id]
@@ -179,8 +156,7 @@ async def test_cli_parity_show_reassign_and_send_back(
 async def test_a_ticket_sent_back_with_a_corrected_intent_is_answered_by_automation(
     client: PlatformClient, platform: Platform,
 ) -> None:
-    rid = run_id()
-    unit = f"unit-{rid}"
+    rid, unit = fresh_unit()
     ticket_id = f"{rid}-sendback"
     body = "Hi, it's about the thing I ordered from you a while ago, it's still not here."
     await client.submit(ticket(ticket_id, body, unit, metadata={"customer_name": "Robin"}))
