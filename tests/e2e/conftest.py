@@ -21,12 +21,14 @@ import pytest_asyncio
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
+from nats.js.kv import KeyValue
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinworks_common.db.engine import create_engine
 from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, TICKETS_STREAM
 from pinworks_devtools import ServiceProcess, free_port
 from pinworks_devtools.chat_server import ChatServer
+from pinworks_router.rollout import policy_bucket
 
 SERVICES = ("classifier", "router", "specialists", "verifier", "escalation")
 
@@ -160,6 +162,21 @@ async def client(platform: Platform) -> AsyncIterator[PlatformClient]:
         await subscription.unsubscribe()
         await nc.drain()
         await engine.dispose()
+
+
+@pytest_asyncio.fixture
+async def live_policy_bucket(nats_url: str, migrated_database_url: str,
+                             monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[KeyValue, str]]:
+    """A router policy KV bucket of the test's own, and its name; the in-process CLI
+    (`pinworks policy ...`) talks to the same NATS and Postgres."""
+    monkeypatch.setenv("NATS_URL", nats_url)
+    monkeypatch.setenv("DATABASE_URL", migrated_database_url)
+    bucket = f"router-policy-test-{run_id()}"
+    nc = await nats.connect(nats_url)
+    try:
+        yield await policy_bucket(nc.jetstream(), bucket), bucket
+    finally:
+        await nc.close()
 
 
 def run_id() -> str:

@@ -14,16 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import (
-    OUT_OF_SCOPE,
-    ROOT,
-    Platform,
-    PlatformClient,
-    cli,
-    escalate,
-    fresh_unit,
-    run_id,
-)
+from .conftest import OUT_OF_SCOPE, ROOT, Platform, PlatformClient, cli, escalate, fresh_unit, run_id
 
 pytestmark = pytest.mark.e2e
 

@@ -14,16 +14,7 @@ from sqlalchemy import text
 from pinworks_common.db.engine import create_engine
 from pinworks_escalation.queue import save_agent
 
-from .conftest import (
-    OUT_OF_SCOPE,
-    Platform,
-    PlatformClient,
-    cli,
-    escalate,
-    fresh_unit,
-    run_id,
-    ticket,
-)
+from .conftest import OUT_OF_SCOPE, Platform, PlatformClient, cli, escalate, fresh_unit, run_id, ticket
 
 pytestmark = pytest.mark.e2e
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import urllib.request
-from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
+from pinworks_cli.top import Samples, parse_samples, series
 from pinworks_contracts.messages import (
     Classification,
     RouteDecision,
@@ -31,15 +30,10 @@ from .test_specialists import CANADA, quoting_first_passage
 
 pytestmark = pytest.mark.e2e
 
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
 def scrape(port: int) -> Samples:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         assert response.headers["Content-Type"].startswith("text/plain; version=")
-        text = response.read().decode()
-    return {(sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}
+        return parse_samples(response.read().decode())
 
 
 def scrape_all(platform: Platform) -> dict[str, Samples]:
@@ -54,13 +48,12 @@ def total(scrapes: dict[str, Samples], name: str, **labels: str) -> float:
 
 
 def by_label(scrapes: dict[str, Samples], name: str, *keys: str) -> dict[tuple[str, ...], float]:
-    found: dict[tuple[str, ...], float] = defaultdict(float)
-    for samples in scrapes.values():
-        for (sample, have), value in samples.items():
-            if sample == name:
-                labels = dict(have)
-                found[tuple(labels[key] for key in keys)] += value
-    return dict(found)
+    """`name` summed by the values of `keys` (as `pinworks top` reads it); every sample of it
+    must carry every key."""
+    unlabelled = [dict(have) for samples in scrapes.values() for sample, have in samples
+                  if sample == name and not set(keys) <= dict(have).keys()]
+    assert not unlabelled, f"{name} samples without {keys}: {unlabelled[:3]}"
+    return series(scrapes, name, *keys)
 
 
 def delta(after: dict[tuple[str, ...], float], before: dict[tuple[str, ...], float]

@@ -85,6 +85,14 @@ async def _replica(script: Path, *args: str) -> dict[str, int]:
     return result
 
 
+@pytest.fixture
+def replica_script(tmp_path: Path) -> Path:
+    """The router replica program, written where a subprocess can run it."""
+    script = tmp_path / "router_replica.py"
+    script.write_text(ROUTER)
+    return script
+
+
 async def _rows(url: str, unit: str) -> tuple[list[Any], list[Any]]:
     engine = create_engine(url, pool_size=1)
     async with engine.connect() as conn:
@@ -97,16 +105,14 @@ async def _rows(url: str, unit: str) -> tuple[list[Any], list[Any]]:
 
 
 async def test_two_router_processes_never_exceed_a_budget(
-    migrated_database_url: str, tmp_path: Path
+    migrated_database_url: str, replica_script: Path
 ) -> None:
     unit = f"bud-{uuid.uuid4().hex[:8]}"
-    script = tmp_path / "router_replica.py"
-    script.write_text(ROUTER)
     policy = POLICY.format(calls=23, kb_usd="0.02")  # kb costs 0.002 a ticket: 10 fit
     batches, size = 6, 8  # each replica routes 48 tickets; 96 want the frontier
     first, second = await asyncio.gather(
-        _replica(script, migrated_database_url, unit, f"{unit}-a", str(batches), str(size), policy),
-        _replica(script, migrated_database_url, unit, f"{unit}-b", str(batches), str(size), policy),
+        _replica(replica_script, migrated_database_url, unit, f"{unit}-a", str(batches), str(size), policy),
+        _replica(replica_script, migrated_database_url, unit, f"{unit}-b", str(batches), str(size), policy),
     )
     total = Counter(first) + Counter(second)
     assert sum(total.values()) == 96
@@ -133,15 +139,13 @@ async def test_two_router_processes_never_exceed_a_budget(
 
 
 async def test_a_redelivered_batch_is_not_charged_twice(
-    migrated_database_url: str, tmp_path: Path
+    migrated_database_url: str, replica_script: Path
 ) -> None:
     unit = f"bud-{uuid.uuid4().hex[:8]}"
-    script = tmp_path / "router_replica.py"
-    script.write_text(ROUTER)
     policy = POLICY.format(calls=5, kb_usd="1")
     args = (migrated_database_url, unit, f"{unit}-a", "1", "3", policy)
-    assert await _replica(script, *args) == {routed_subject("llm_frontier"): 3}
+    assert await _replica(replica_script, *args) == {routed_subject("llm_frontier"): 3}
     # the same three tickets again (a redelivery after commit): same decisions, no new charge
-    assert await _replica(script, *args) == {routed_subject("llm_frontier"): 3}
+    assert await _replica(replica_script, *args) == {routed_subject("llm_frontier"): 3}
     budgets, _ = await _rows(migrated_database_url, unit)
     assert {(b.handler, b.kind): b.used for b in budgets}[("llm_frontier", "calls_per_day")] == 3

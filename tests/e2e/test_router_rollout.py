@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from pathlib import Path
 
-import nats
 import pytest
+from nats.js.kv import KeyValue
 from typer.testing import CliRunner
 
 from pinworks_cli.main import app
 from pinworks_router.policy import load_policy, parse_policy
-from pinworks_router.rollout import PolicyHolder, PolicyWatcher, policy_bucket
+from pinworks_router.rollout import PolicyHolder, PolicyWatcher
 from pinworks_router.stage import RouterStage
 
 pytestmark = pytest.mark.integration
@@ -28,18 +27,14 @@ async def cli(*args: str) -> tuple[int, str]:
 
 
 async def test_apply_swaps_every_replica_and_never_to_a_broken_policy(
-    nats_url: str, migrated_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    live_policy_bucket: tuple[KeyValue, str], tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("NATS_URL", nats_url)
-    monkeypatch.setenv("DATABASE_URL", migrated_database_url)
-    bucket = f"router-policy-test-{uuid.uuid4().hex[:8]}"
+    kv, bucket = live_policy_bucket
     files = {name: tmp_path / f"{name}.yaml" for name in ("p1", "p2", "broken")}
     for path, text in zip(files.values(), (P1, P2, BROKEN), strict=True):
         path.write_text(text)
     v1, v2 = parse_policy(P1).version, parse_policy(P2).version
 
-    nc = await nats.connect(nats_url)
-    kv = await policy_bucket(nc.jetstream(), bucket)
     shipped = load_policy()
     replica = PolicyHolder(shipped)
     stage = RouterStage(replica)
@@ -90,4 +85,3 @@ async def test_apply_swaps_every_replica_and_never_to_a_broken_policy(
         assert out.index(v2) < out.index(v1)  # newest first; the broken one was never stored
     finally:
         await watcher.stop()
-        await nc.close()

@@ -7,8 +7,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import nats
 import pytest
+from nats.js.kv import KeyValue
 from opentelemetry.trace import INVALID_SPAN
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -21,7 +21,7 @@ from pinworks_common.stage import Work, record_batch
 from pinworks_contracts.messages import Classification, IntentScore, TicketEnvelope, TicketSubmission
 from pinworks_contracts.subjects import ESCALATION_REQUESTED, routed_subject
 from pinworks_router.policy import parse_policy
-from pinworks_router.rollout import PolicyWatcher, ShadowHolder, policy_bucket
+from pinworks_router.rollout import PolicyWatcher, ShadowHolder
 from pinworks_router.stage import SHADOW_STAGE, RouterStage
 
 pytestmark = pytest.mark.integration
@@ -49,15 +49,11 @@ def work(ticket_id: str, **metadata: str) -> Work[TicketEnvelope]:
 
 
 async def test_shadow_decisions_are_recorded_and_never_acted_on(
-    nats_url: str, migrated_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    live_policy_bucket: tuple[KeyValue, str], migrated_database_url: str, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("NATS_URL", nats_url)
-    monkeypatch.setenv("DATABASE_URL", migrated_database_url)
-    bucket = f"router-policy-test-{uuid.uuid4().hex[:8]}"
+    kv, bucket = live_policy_bucket
     candidate_file = tmp_path / "candidate.yaml"
     candidate_file.write_text(CANDIDATE)
-    nc = await nats.connect(nats_url)
-    kv = await policy_bucket(nc.jetstream(), bucket)
     shadow = ShadowHolder()
     stage = RouterStage(parse_policy(LIVE), shadow=shadow)
     watcher = PolicyWatcher(kv, shadow, bucket, "shadow")
@@ -108,4 +104,3 @@ async def test_shadow_decisions_are_recorded_and_never_acted_on(
     finally:
         await watcher.stop()
         await engine.dispose()
-        await nc.close()

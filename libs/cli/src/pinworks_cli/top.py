@@ -19,11 +19,15 @@ Labels = frozenset[tuple[str, str]]
 Samples = dict[tuple[str, Labels], float]
 
 
-def scrape(url: str, timeout: float = 2.0) -> Samples:
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - our own URL
-        text = response.read().decode()
+def parse_samples(text: str) -> Samples:
+    """Every sample of a Prometheus text exposition, by name and label set."""
     return {(sample.name, frozenset(sample.labels.items())): sample.value
             for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def scrape(url: str, timeout: float = 2.0) -> Samples:
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - our own URL
+        return parse_samples(response.read().decode())
 
 
 def scrape_all(urls: Mapping[str, str]) -> tuple[dict[str, Samples], dict[str, str]]:
