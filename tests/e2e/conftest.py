@@ -208,7 +208,7 @@ def cli(env: Mapping[str, str], *args: str, cwd: Path = ROOT, timeout: float = 1
 
 async def escalate(client: PlatformClient, ticket_ids: list[str], unit: str,
                    body: str = OUT_OF_SCOPE, **extra: Any) -> dict[str, list[dict[str, Any]]]:
-    """Submit one ticket a id in `unit` (out of scope by default: each goes to a person) and
+    """Submit one ticket per id in `unit` (out of scope by default: each goes to a person) and
     return their first outcomes once all have arrived."""
     for ticket_id in ticket_ids:
         await client.submit(ticket(ticket_id, body, unit, **extra))
