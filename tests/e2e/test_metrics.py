@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import urllib.request
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
@@ -89,140 +90,170 @@ async def route_to_llm(client: PlatformClient, ticket_id: str, unit: str) -> Non
                             stream=WORK_STREAM, headers={"Nats-Msg-Id": f"{ticket_id}:routed"})
 
 
-async def test_every_service_exports_metrics_that_agree_with_the_audit(
-    platform: Platform, client: PlatformClient, fake_llm: ChatServer,
-) -> None:
-    rid = run_id()
-    unit = f"metrics-{rid}"
-    # a quiet platform first, so the run's changes are the run's
+@dataclass
+class MetricsRun:
+    """One run's tickets and what the metrics and the audit said before it began."""
+
+    client: PlatformClient
+    fake_llm: ChatServer
+    unit: str
+    tickets: dict[str, str]
+    llm_ok: str
+    llm_down: str
+    before: dict[str, Samples]
+    before_decision: int
+    before_outcome: int
+
+    def delta(self, after: dict[str, Samples], name: str, *keys: str
+              ) -> dict[tuple[str, ...], float]:
+        return delta(by_label(after, name, *keys), by_label(self.before, name, *keys))
+
+
+async def _stages_agree(run: MetricsRun, after: dict[str, Samples]) -> None:
+    """Stage runner: each message handled once, per consumer; decisions per stage."""
+    handled = run.delta(after, "pinworks_stage_messages_total", "consumer", "result")
+    assert handled.get(("classifier", "handled")) == len(run.tickets) + 1, handled
+    assert handled.get(("specialist-llm_small", "handled")) == 2, handled
+    assert not {key for key in handled if key[1] == "dead_lettered"}, handled
+    rows = await run.client.fetch(
+        "SELECT stage, count(*) AS n FROM decisions WHERE id > :i GROUP BY stage",
+        i=run.before_decision)
+    assert run.delta(after, "pinworks_decisions_total", "stage") == {
+        (row.stage,): row.n for row in rows}
+
+
+async def _costs_agree(run: MetricsRun, after: dict[str, Samples]) -> None:
+    """Cost per unit and component: the ledger."""
+    ledger = await run.client.fetch(
+        "SELECT component, sum(amount_usd) AS usd FROM cost_ledger WHERE business_unit = :u "
+        "GROUP BY component", u=run.unit)
+    costs = by_label(after, "pinworks_cost_usd_total", "business_unit", "component")
+    mine = {component: value for (u, component), value in costs.items() if u == run.unit}
+    assert mine.keys() == {row.component for row in ledger}
+    for row in ledger:
+        assert mine[row.component] == pytest.approx(float(row.usd), abs=1e-9)
+
+
+async def _outcomes_agree(run: MetricsRun, after: dict[str, Samples]) -> None:
+    """Outcomes per status, and end-to-end latency for every accepted ticket's outcome."""
+    stored = await run.client.fetch(
+        "SELECT o.status, count(*) AS n, count(t.ticket_id) AS accepted FROM outcomes o "
+        "LEFT JOIN tickets t ON t.ticket_id = o.ticket_id WHERE o.id > :i "
+        "GROUP BY o.status", i=run.before_outcome)
+    outcomes = {status: value for (status, u), value in
+                by_label(after, "pinworks_outcomes_total", "status", "business_unit").items()
+                if u == run.unit}
+    mine_stored = await run.client.fetch(
+        "SELECT status, count(*) AS n FROM outcomes WHERE payload->>'business_unit' = :u "
+        "GROUP BY status", u=run.unit)
+    assert outcomes == {row.status: row.n for row in mine_stored}
+    assert run.delta(after, "pinworks_end_to_end_seconds_count", "status") == {
+        (row.status,): row.accepted for row in stored if row.accepted}
+
+
+async def _classifier_agrees(run: MetricsRun, after: dict[str, Samples]) -> None:
+    """Confidence and out-of-scope per unit, as recorded on the tickets."""
+    [row] = await run.client.fetch(
+        "SELECT count(*) AS n, sum(confidence) AS conf, "
+        "count(*) FILTER (WHERE (classification->>'out_of_scope')::boolean) AS oos "
+        "FROM tickets WHERE business_unit = :u", u=run.unit)
+    assert total(after, "pinworks_classifier_confidence_count", business_unit=run.unit) == row.n
+    assert total(after, "pinworks_classifier_confidence_sum", business_unit=run.unit) == \
+        pytest.approx(row.conf, abs=1e-4)
+    assert total(after, "pinworks_classifier_classified_total", business_unit=run.unit,
+                 out_of_scope="true") == row.oos >= 1
+
+
+async def _router_and_verifier_agree(run: MetricsRun, after: dict[str, Samples]) -> None:
+    """Router decisions per rule and handler; verifier failures per check."""
+    routed = await run.client.fetch(
+        "SELECT output->>'rule' AS rule, output->>'handler' AS handler, count(*) AS n "
+        "FROM decisions WHERE id > :i AND stage = 'router' GROUP BY 1, 2", i=run.before_decision)
+    assert run.delta(after, "pinworks_routing_decisions_total", "rule", "handler") == {
+        (r.rule, r.handler): r.n for r in routed}
+    failed = await run.client.fetch(
+        "SELECT c->>'check' AS check, count(*) AS n FROM decisions, "
+        "jsonb_array_elements(output->'checks') c WHERE id > :i AND stage = 'verifier' "
+        "AND NOT (c->>'passed')::boolean GROUP BY 1", i=run.before_decision)
+    assert run.delta(after, "pinworks_verifier_check_failures_total", "check") == {
+        (r.check,): r.n for r in failed}
+
+
+async def _model_endpoint_agrees(run: MetricsRun, after: dict[str, Samples]) -> None:
+    """Tokens as billed in the audit, calls as the server saw them."""
+    usage = await run.client.fetch(
+        "SELECT sum((output->'usage'->>'input_tokens')::int) AS input, "
+        "sum((output->'usage'->>'output_tokens')::int) AS output FROM decisions "
+        "WHERE id > :i AND component = 'specialist:llm_small'", i=run.before_decision)
+    assert run.delta(after, "pinworks_model_tokens_total", "endpoint", "direction") == {
+        ("llm_small", "input"): usage[0].input, ("llm_small", "output"): usage[0].output}
+    calls = run.delta(after, "pinworks_model_calls_total", "endpoint", "result")
+    server_calls = len(run.fake_llm.requests_containing(run.llm_ok)) + \
+        len(run.fake_llm.requests_containing(run.llm_down))
+    assert sum(calls.values()) == server_calls
+    assert calls[("llm_small", "ok")] == 1 and calls[("llm_small", "http_error")] >= 1
+
+
+async def _queue_and_gauges_agree(run: MetricsRun, after: dict[str, Samples]) -> None:
+    """What waits for a person, per unit; the gauges every deployment alerts on are there."""
+    waiting = await run.client.fetch(
+        "SELECT count(*) AS n FROM escalations WHERE business_unit = :u "
+        "AND status IN ('open', 'claimed')", u=run.unit)
+    assert total(after, "pinworks_escalation_queue_depth", business_unit=run.unit) == \
+        waiting[0].n >= 2
+    assert total(after, "pinworks_escalation_oldest_ticket_age_seconds",
+                 business_unit=run.unit) > 0
+    exported = {key for samples in after.values() for key in samples}
+    for consumer in ("classifier", "router", "verifier", "escalation", "specialist-llm_small"):
+        stream = "PINWORKS_TICKETS" if consumer == "classifier" else "PINWORKS_WORK"
+        assert ("pinworks_consumer_pending_messages",
+                frozenset({("stream", stream), ("consumer", consumer)})) in exported, consumer
+    assert total(after, "pinworks_classifier_drift_samples", distribution="intent") >= 1
+    assert ("pinworks_model_circuit_state", frozenset({("endpoint", "llm_small")})) in \
+        after["specialists"]
+
+
+AGREEMENTS = (_stages_agree, _costs_agree, _outcomes_agree, _classifier_agrees,
+              _router_and_verifier_agree, _model_endpoint_agrees, _queue_and_gauges_agree)
+
+
+async def _submit_the_run(platform: Platform, client: PlatformClient, fake_llm: ChatServer,
+                          rid: str) -> MetricsRun:
+    """On a quiet platform (so the run's changes are the run's): clear tickets, an angry one, an
+    out-of-scope one, a rejected one and two routed to the model (one answered, one failing)."""
     await eventually(lambda: _no_backlog(platform), within=60)
     before = scrape_all(platform)
     [before_id] = await client.fetch("SELECT coalesce(max(id), 0) AS id FROM decisions")
     [before_outcome] = await client.fetch("SELECT coalesce(max(id), 0) AS id FROM outcomes")
-
-    tickets = {f"{rid}-{intent}": body for intent, body in CLEAR.items()}
-    tickets[f"{rid}-angry"] = ("My card has not arrived after two weeks. If it is not here by "
-                               "Friday I will contact my lawyer.")
-    tickets[f"{rid}-oos"] = "What is a good recipe for a vegetarian lasagne with spinach?"
-    for ticket_id, body in tickets.items():
-        await client.submit(ticket(ticket_id, body, unit))
+    run = MetricsRun(client, fake_llm, f"metrics-{rid}",
+                     {f"{rid}-{intent}": body for intent, body in CLEAR.items()},
+                     f"{rid}-llmok", f"{rid}-llm500", before, before_id.id, before_outcome.id)
+    run.tickets[f"{rid}-angry"] = ("My card has not arrived after two weeks. If it is not here "
+                                   "by Friday I will contact my lawyer.")
+    run.tickets[f"{rid}-oos"] = "What is a good recipe for a vegetarian lasagne with spinach?"
+    for ticket_id, body in run.tickets.items():
+        await client.submit(ticket(ticket_id, body, run.unit))
     rejected = f"{rid}-rejected"
-    await client.submit({"ticket_id": rejected, "business_unit": unit, "body": ""})
-    llm_ok, llm_down = f"{rid}-llmok", f"{rid}-llm500"
-    fake_llm.when(llm_ok, Reply(body=quoting_first_passage))
-    fake_llm.when(llm_down, Reply(500, {"error": {"message": "overloaded"}}))
-    await route_to_llm(client, llm_ok, unit)
-    await route_to_llm(client, llm_down, unit)
-    everything = [*tickets, rejected, llm_ok, llm_down]
-    seen = await client.outcomes.wait_for(everything)
+    await client.submit({"ticket_id": rejected, "business_unit": run.unit, "body": ""})
+    fake_llm.when(run.llm_ok, Reply(body=quoting_first_passage))
+    fake_llm.when(run.llm_down, Reply(500, {"error": {"message": "overloaded"}}))
+    await route_to_llm(client, run.llm_ok, run.unit)
+    await route_to_llm(client, run.llm_down, run.unit)
+    seen = await client.outcomes.wait_for([*run.tickets, rejected, run.llm_ok, run.llm_down])
     assert seen[rejected][0]["status"] == "rejected"
+    return run
+
+
+async def test_every_service_exports_metrics_that_agree_with_the_audit(
+    platform: Platform, client: PlatformClient, fake_llm: ChatServer,
+) -> None:
+    rid = run_id()
+    run = await _submit_the_run(platform, client, fake_llm, rid)
 
     async def agrees() -> None:
         after = scrape_all(platform)
-        # stage runner: each message handled once, per consumer
-        handled = delta(by_label(after, "pinworks_stage_messages_total", "consumer", "result"),
-                        by_label(before, "pinworks_stage_messages_total", "consumer", "result"))
-        assert handled.get(("classifier", "handled")) == len(tickets) + 1, handled
-        assert handled.get(("specialist-llm_small", "handled")) == 2, handled
-        assert not {key for key in handled if key[1] == "dead_lettered"}, handled
-
-        rows = await client.fetch(
-            "SELECT stage, count(*) AS n FROM decisions WHERE id > :i GROUP BY stage",
-            i=before_id.id)
-        decisions = delta(by_label(after, "pinworks_decisions_total", "stage"),
-                          by_label(before, "pinworks_decisions_total", "stage"))
-        assert decisions == {(row.stage,): row.n for row in rows}
-
-        # cost per unit and component: the ledger
-        ledger = await client.fetch(
-            "SELECT component, sum(amount_usd) AS usd FROM cost_ledger WHERE business_unit = :u "
-            "GROUP BY component", u=unit)
-        costs = by_label(after, "pinworks_cost_usd_total", "business_unit", "component")
-        mine = {component: value for (u, component), value in costs.items() if u == unit}
-        assert mine.keys() == {row.component for row in ledger}
-        for row in ledger:
-            assert mine[row.component] == pytest.approx(float(row.usd), abs=1e-9)
-
-        # outcomes per status, and end-to-end latency for every accepted ticket's outcome
-        stored = await client.fetch(
-            "SELECT o.status, count(*) AS n, count(t.ticket_id) AS accepted FROM outcomes o "
-            "LEFT JOIN tickets t ON t.ticket_id = o.ticket_id WHERE o.id > :i "
-            "GROUP BY o.status", i=before_outcome.id)
-        outcomes = {status: value for (status, u), value in
-                    by_label(after, "pinworks_outcomes_total", "status", "business_unit").items()
-                    if u == unit}
-        mine_stored = await client.fetch(
-            "SELECT status, count(*) AS n FROM outcomes WHERE payload->>'business_unit' = :u "
-            "GROUP BY status", u=unit)
-        assert outcomes == {row.status: row.n for row in mine_stored}
-        latency = delta(by_label(after, "pinworks_end_to_end_seconds_count", "status"),
-                        by_label(before, "pinworks_end_to_end_seconds_count", "status"))
-        assert latency == {(row.status,): row.accepted for row in stored if row.accepted}
-
-        # classifier: confidence and out-of-scope per unit, as recorded on the tickets
-        classified = await client.fetch(
-            "SELECT count(*) AS n, sum(confidence) AS conf, "
-            "count(*) FILTER (WHERE (classification->>'out_of_scope')::boolean) AS oos "
-            "FROM tickets WHERE business_unit = :u", u=unit)
-        [row] = classified
-        assert total(after, "pinworks_classifier_confidence_count", business_unit=unit) == row.n
-        assert total(after, "pinworks_classifier_confidence_sum", business_unit=unit) == \
-            pytest.approx(row.conf, abs=1e-4)
-        assert total(after, "pinworks_classifier_classified_total", business_unit=unit,
-                     out_of_scope="true") == row.oos >= 1
-
-        # router: decisions per rule and handler
-        routed = await client.fetch(
-            "SELECT output->>'rule' AS rule, output->>'handler' AS handler, count(*) AS n "
-            "FROM decisions WHERE id > :i AND stage = 'router' GROUP BY 1, 2", i=before_id.id)
-        assert delta(by_label(after, "pinworks_routing_decisions_total", "rule", "handler"),
-                     by_label(before, "pinworks_routing_decisions_total", "rule", "handler")) \
-            == {(r.rule, r.handler): r.n for r in routed}
-
-        # verifier: failures per check
-        failed = await client.fetch(
-            "SELECT c->>'check' AS check, count(*) AS n FROM decisions, "
-            "jsonb_array_elements(output->'checks') c WHERE id > :i AND stage = 'verifier' "
-            "AND NOT (c->>'passed')::boolean GROUP BY 1", i=before_id.id)
-        assert delta(by_label(after, "pinworks_verifier_check_failures_total", "check"),
-                     by_label(before, "pinworks_verifier_check_failures_total", "check")) \
-            == {(r.check,): r.n for r in failed}
-
-        # model endpoint: tokens as billed in the audit, calls as the server saw them
-        usage = await client.fetch(
-            "SELECT sum((output->'usage'->>'input_tokens')::int) AS input, "
-            "sum((output->'usage'->>'output_tokens')::int) AS output FROM decisions "
-            "WHERE id > :i AND component = 'specialist:llm_small'", i=before_id.id)
-        tokens = delta(by_label(after, "pinworks_model_tokens_total", "endpoint", "direction"),
-                       by_label(before, "pinworks_model_tokens_total", "endpoint", "direction"))
-        assert tokens == {("llm_small", "input"): usage[0].input,
-                          ("llm_small", "output"): usage[0].output}
-        calls = delta(by_label(after, "pinworks_model_calls_total", "endpoint", "result"),
-                      by_label(before, "pinworks_model_calls_total", "endpoint", "result"))
-        server_calls = len(fake_llm.requests_containing(llm_ok)) + \
-            len(fake_llm.requests_containing(llm_down))
-        assert sum(calls.values()) == server_calls
-        assert calls[("llm_small", "ok")] == 1 and calls[("llm_small", "http_error")] >= 1
-
-        # escalation queue: what waits for a person, per unit
-        waiting = await client.fetch(
-            "SELECT count(*) AS n FROM escalations WHERE business_unit = :u "
-            "AND status IN ('open', 'claimed')", u=unit)
-        assert total(after, "pinworks_escalation_queue_depth", business_unit=unit) == \
-            waiting[0].n >= 2
-        assert total(after, "pinworks_escalation_oldest_ticket_age_seconds",
-                     business_unit=unit) > 0
-
-        # gauges every deployment alerts on are there
-        for consumer in ("classifier", "router", "verifier", "escalation",
-                         "specialist-llm_small"):
-            assert ("pinworks_consumer_pending_messages",
-                    frozenset({("stream", "PINWORKS_TICKETS" if consumer == "classifier"
-                                else "PINWORKS_WORK"), ("consumer", consumer)})) in \
-                {key for samples in after.values() for key in samples}, consumer
-        assert total(after, "pinworks_classifier_drift_samples", distribution="intent") >= 1
-        assert ("pinworks_model_circuit_state", frozenset({("endpoint", "llm_small")})) in \
-            after["specialists"]
+        for agreement in AGREEMENTS:
+            await agreement(run, after)
 
     await eventually(agrees)
     for samples in scrape_all(platform).values():
