@@ -4,6 +4,7 @@ business-unit scoping, claim / reassign / send back / resolve, concurrency and l
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -52,28 +53,43 @@ async def signed_in(platform: Platform, name: str) -> httpx.AsyncClient:
     return session
 
 
-async def test_agents_see_and_act_only_on_their_business_units(
-    client: PlatformClient, platform: Platform,
-) -> None:
+@dataclass
+class Scene:
+    """Two units' tickets and three agents: ana and bo serve retail, cy serves business."""
+
+    client: PlatformClient
+    platform: Platform
+    retail: str
+    mine: str
+    theirs: str
+    ana: str
+    bo: str
+    cy: str
+
+
+async def _set_the_scene(client: PlatformClient, platform: Platform) -> tuple[Scene, dict]:
     rid = run_id()
     retail, business = f"retail-{rid}", f"business-{rid}"
-    ana, bo, cy = f"ana-{rid}", f"bo-{rid}", f"cy-{rid}"
-    for name, unit in ((ana, retail), (bo, retail), (cy, business)):
+    scene = Scene(client, platform, retail, f"{rid}-retail", f"{rid}-business",
+                  f"ana-{rid}", f"bo-{rid}", f"cy-{rid}")
+    for name, unit in ((scene.ana, retail), (scene.bo, retail), (scene.cy, business)):
         added = cli(platform.env, "agent", "add", name, "--business-unit", unit,
                     "--password", PASSWORD)
         assert added.returncode == 0, added.stderr + added.stdout
-    mine, theirs = f"{rid}-retail", f"{rid}-business"
-    await client.submit(ticket(mine, OUT_OF_SCOPE, retail, subject="Hotel tips",
+    await client.submit(ticket(scene.mine, OUT_OF_SCOPE, retail, subject="Hotel tips",
                                metadata={"tier": "premium", "first_name": "Alex"}))
-    await client.submit(ticket(theirs, OUT_OF_SCOPE, business))
-    escalated = await client.outcomes.wait_for([mine, theirs])
-    assert escalated[mine][0]["status"] == "escalated"
-
-    stored = await client.fetch("SELECT password_hash FROM agents WHERE name = :n", n=ana)
+    await client.submit(ticket(scene.theirs, OUT_OF_SCOPE, business))
+    escalated = await client.outcomes.wait_for([scene.mine, scene.theirs])
+    assert escalated[scene.mine][0]["status"] == "escalated"
+    stored = await client.fetch("SELECT password_hash FROM agents WHERE name = :n", n=scene.ana)
     assert stored[0].password_hash.startswith("$argon2id$"), "passwords are stored hashed"
     assert PASSWORD not in stored[0].password_hash
+    return scene, escalated
 
-    async with httpx.AsyncClient(base_url=console_url(platform), timeout=30) as anonymous:
+
+async def _strangers_are_turned_away(scene: Scene) -> None:
+    ana, mine = scene.ana, scene.mine
+    async with httpx.AsyncClient(base_url=console_url(scene.platform), timeout=30) as anonymous:
         assert (await anonymous.get("/api/queue")).status_code == 401
         wrong = await anonymous.post("/api/session", json={"name": ana, "password": "nope-nope"})
         assert wrong.status_code == 401
@@ -83,91 +99,122 @@ async def test_agents_see_and_act_only_on_their_business_units(
         assert {"/api/queue", "/api/tickets/{ticket_id}/resolve",
                 "/api/tickets/{ticket_id}/send-back"} <= set(spec["paths"])
 
-    a, b, c = [await signed_in(platform, name) for name in (ana, bo, cy)]
+
+async def _another_unit_sees_nothing(scene: Scene, a: httpx.AsyncClient,
+                                     c: httpx.AsyncClient) -> None:
+    """Another unit's ticket is invisible: every API action and the page answer 404."""
+    mine, cy = scene.mine, scene.cy
+    assert (await a.get("/api/me")).json() == {"agent": scene.ana, "business_units": [scene.retail]}
+    assert [i["ticket_id"] for i in (await a.get("/api/queue")).json()] == [mine]
+    assert [i["ticket_id"] for i in (await c.get("/api/queue")).json()] == [scene.theirs]
+    assert (await c.get(f"/api/tickets/{mine}")).status_code == 404
+    for action, body in (("claim", None), ("release", None), ("resolve", {"reply": "x"}),
+                         ("reassign", {"agent": cy}), ("send-back", {"intent": "travel"})):
+        response = await c.post(f"/api/tickets/{mine}/{action}", json=body)
+        assert response.status_code == 404, (action, response.text)
+    assert (await c.get(f"/tickets/{mine}")).status_code == 404
+    assert mine not in (await c.get("/fragments/queue")).text
+    assert mine in (await a.get("/fragments/queue")).text
+    assert (await c.post(f"/tickets/{mine}/claim")).status_code == 303
+    untouched = (await a.get(f"/api/tickets/{mine}")).json()
+    assert untouched["status"] == "open" and untouched["claimed_by"] is None
+
+
+async def _the_whole_context(scene: Scene, a: httpx.AsyncClient, escalated: dict) -> dict:
+    """Ticket, classification with alternatives, route, cost, trace; on the page too."""
+    mine = scene.mine
+    detail: dict = (await a.get(f"/api/tickets/{mine}")).json()
+    assert detail["envelope"]["ticket"]["body"] == OUT_OF_SCOPE
+    assert len(detail["envelope"]["classification"]["alternatives"]) >= 2
+    assert detail["envelope"]["route"]["rule"] == "out-of-scope-to-person"
+    assert {d["stage"] for d in detail["decisions"]} >= {"classifier", "router", "escalation"}
+    assert detail["cost_usd"] == pytest.approx(escalated[mine][0]["cost_usd"])
+    assert detail["trace_id"] == escalated[mine][0]["trace_id"]
+    assert detail["tier"] == "premium" and detail["sla_due_at"] and not detail["overdue"]
+    html = (await a.get(f"/tickets/{mine}")).text
+    for expected in (OUT_OF_SCOPE, "out-of-scope-to-person", detail["trace_id"], "Claim"):
+        assert expected in html
+    return detail
+
+
+async def _claim_and_hand_over(scene: Scene, a: httpx.AsyncClient, b: httpx.AsyncClient) -> None:
+    mine = scene.mine
+    claimed = await a.post(f"/api/tickets/{mine}/claim")
+    assert claimed.status_code == 200 and claimed.json()["claimed_by"] == scene.ana
+    assert (await b.post(f"/api/tickets/{mine}/claim")).status_code == 409
+    refused = await a.post(f"/api/tickets/{mine}/reassign", json={"agent": scene.cy})
+    assert refused.status_code == 409 and "does not serve" in refused.json()["detail"]
+    handed = await a.post(f"/api/tickets/{mine}/reassign", json={"agent": scene.bo})
+    assert handed.status_code == 200 and handed.json()["claimed_by"] == scene.bo
+    late = await a.post(f"/api/tickets/{mine}/resolve", json={"reply": "Hello"})
+    assert late.status_code == 409 and "must claim" in late.json()["detail"]
+
+
+async def _send_back_with_a_known_intent(scene: Scene, b: httpx.AsyncClient, detail: dict) -> None:
+    client, mine = scene.client, scene.mine
+    unknown = await b.post(f"/api/tickets/{mine}/send-back", json={"intent": "travel_advice"})
+    assert unknown.status_code == 422 and "unknown intent" in unknown.json()["detail"]
+    typo = await b.post(f"/api/tickets/{mine}/send-back", json={"intent": "compromised_crad"})
+    assert typo.status_code == 422 and "did you mean compromised_card" in typo.json()["detail"]
+    assert not await client.fetch(
+        "SELECT 1 FROM labelled_examples WHERE ticket_id = :t", t=mine), (
+        "an intent the classifier does not know never becomes training data")
+    sent = await b.post(f"/api/tickets/{mine}/send-back", json={"intent": "Compromised card"})
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["to_intent"] == "compromised_card"
+    example = await client.fetch(
+        "SELECT text, predicted_intent, corrected_intent, labelled_by, model_version "
+        "FROM labelled_examples WHERE ticket_id = :t", t=mine)
+    assert [(e.corrected_intent, e.labelled_by) for e in example] == [("compromised_card", scene.bo)]
+    assert OUT_OF_SCOPE in example[0].text and example[0].model_version
+    assert example[0].predicted_intent == detail["envelope"]["classification"]["intent"]
+    second = (await client.outcomes.wait_for([mine], count=2))[mine][1]
+    assert (second["status"], second["intent"]) == ("escalated", "compromised_card"), (
+        "automation re-ran on the corrected intent, a security intent, and escalated again")
+    requeued = (await b.get(f"/api/tickets/{mine}")).json()
+    assert requeued["status"] == "open" and requeued["intent"] == "compromised_card"
+
+
+async def _resolve_over_basic_auth(scene: Scene, b: httpx.AsyncClient) -> None:
+    """HTTP Basic works as well as the cookie; a resolved ticket stays resolved."""
+    mine, bo = scene.mine, scene.bo
+    async with httpx.AsyncClient(base_url=console_url(scene.platform), timeout=30,
+                                 auth=(bo, PASSWORD)) as basic:
+        assert (await basic.post(f"/api/tickets/{mine}/claim")).status_code == 200
+        reply = "We only handle banking questions; our travel partner can help with hotels."
+        done = await basic.post(f"/api/tickets/{mine}/resolve", json={"reply": reply})
+        assert done.status_code == 200, done.text
+    human = (await scene.client.outcomes.wait_for([mine], count=3))[mine][2]
+    assert (human["status"], human["resolved_by"], human["answer"]) == ("resolved", bo, reply)
+    again = await b.post(f"/api/tickets/{mine}/resolve", json={"reply": reply})
+    assert again.status_code == 409 and "already resolved" in again.json()["detail"]
+
+
+async def _every_action_is_accounted_for(scene: Scene) -> None:
+    ana, bo = scene.ana, scene.bo
+    actions = await scene.client.fetch(
+        "SELECT actor, action FROM accountability WHERE ticket_id = :t "
+        "AND actor_type = 'person' ORDER BY id", t=scene.mine)
+    assert [(r.actor, r.action) for r in actions] == [
+        (ana, "claim"), (ana, "reassign"), (bo, "send_back"), (bo, "claim"), (bo, "resolve")]
+    assert not await scene.client.fetch(
+        "SELECT 1 FROM accountability WHERE ticket_id = :t AND actor_type = 'person'",
+        t=scene.theirs), "the refused cross-unit attempts changed nothing"
+
+
+async def test_agents_see_and_act_only_on_their_business_units(
+    client: PlatformClient, platform: Platform,
+) -> None:
+    scene, escalated = await _set_the_scene(client, platform)
+    await _strangers_are_turned_away(scene)
+    a, b, c = [await signed_in(platform, name) for name in (scene.ana, scene.bo, scene.cy)]
     try:
-        assert (await a.get("/api/me")).json() == {"agent": ana, "business_units": [retail]}
-        assert [i["ticket_id"] for i in (await a.get("/api/queue")).json()] == [mine]
-        assert [i["ticket_id"] for i in (await c.get("/api/queue")).json()] == [theirs]
-
-        # Another unit's ticket is invisible: every API action and the page answer 404.
-        assert (await c.get(f"/api/tickets/{mine}")).status_code == 404
-        for action, body in (("claim", None), ("release", None), ("resolve", {"reply": "x"}),
-                             ("reassign", {"agent": cy}), ("send-back", {"intent": "travel"})):
-            response = await c.post(f"/api/tickets/{mine}/{action}", json=body)
-            assert response.status_code == 404, (action, response.text)
-        assert (await c.get(f"/tickets/{mine}")).status_code == 404
-        assert mine not in (await c.get("/fragments/queue")).text
-        assert mine in (await a.get("/fragments/queue")).text
-        assert (await c.post(f"/tickets/{mine}/claim")).status_code == 303
-        untouched = (await a.get(f"/api/tickets/{mine}")).json()
-        assert untouched["status"] == "open" and untouched["claimed_by"] is None
-
-        # The whole context: ticket, classification with alternatives, route, cost, trace.
-        detail = (await a.get(f"/api/tickets/{mine}")).json()
-        assert detail["envelope"]["ticket"]["body"] == OUT_OF_SCOPE
-        assert len(detail["envelope"]["classification"]["alternatives"]) >= 2
-        assert detail["envelope"]["route"]["rule"] == "out-of-scope-to-person"
-        assert {d["stage"] for d in detail["decisions"]} >= {"classifier", "router", "escalation"}
-        assert detail["cost_usd"] == pytest.approx(escalated[mine][0]["cost_usd"])
-        assert detail["trace_id"] == escalated[mine][0]["trace_id"]
-        assert detail["tier"] == "premium" and detail["sla_due_at"] and not detail["overdue"]
-        html = (await a.get(f"/tickets/{mine}")).text
-        for expected in (OUT_OF_SCOPE, "out-of-scope-to-person", detail["trace_id"], "Claim"):
-            assert expected in html
-
-        claimed = await a.post(f"/api/tickets/{mine}/claim")
-        assert claimed.status_code == 200 and claimed.json()["claimed_by"] == ana
-        assert (await b.post(f"/api/tickets/{mine}/claim")).status_code == 409
-
-        refused = await a.post(f"/api/tickets/{mine}/reassign", json={"agent": cy})
-        assert refused.status_code == 409 and "does not serve" in refused.json()["detail"]
-        handed = await a.post(f"/api/tickets/{mine}/reassign", json={"agent": bo})
-        assert handed.status_code == 200 and handed.json()["claimed_by"] == bo
-        late = await a.post(f"/api/tickets/{mine}/resolve", json={"reply": "Hello"})
-        assert late.status_code == 409 and "must claim" in late.json()["detail"]
-
-        unknown = await b.post(f"/api/tickets/{mine}/send-back", json={"intent": "travel_advice"})
-        assert unknown.status_code == 422 and "unknown intent" in unknown.json()["detail"]
-        typo = await b.post(f"/api/tickets/{mine}/send-back", json={"intent": "compromised_crad"})
-        assert typo.status_code == 422 and "did you mean compromised_card" in typo.json()["detail"]
-        assert not await client.fetch(
-            "SELECT 1 FROM labelled_examples WHERE ticket_id = :t", t=mine), (
-            "an intent the classifier does not know never becomes training data")
-        sent = await b.post(f"/api/tickets/{mine}/send-back", json={"intent": "Compromised card"})
-        assert sent.status_code == 200, sent.text
-        assert sent.json()["to_intent"] == "compromised_card"
-        example = await client.fetch(
-            "SELECT text, predicted_intent, corrected_intent, labelled_by, model_version "
-            "FROM labelled_examples WHERE ticket_id = :t", t=mine)
-        assert [(e.corrected_intent, e.labelled_by) for e in example] == [("compromised_card", bo)]
-        assert OUT_OF_SCOPE in example[0].text and example[0].model_version
-        assert example[0].predicted_intent == detail["envelope"]["classification"]["intent"]
-        second = (await client.outcomes.wait_for([mine], count=2))[mine][1]
-        assert (second["status"], second["intent"]) == ("escalated", "compromised_card"), (
-            "automation re-ran on the corrected intent, a security intent, and escalated again")
-        requeued = (await b.get(f"/api/tickets/{mine}")).json()
-        assert requeued["status"] == "open" and requeued["intent"] == "compromised_card"
-
-        # HTTP Basic works as well as the cookie.
-        async with httpx.AsyncClient(base_url=console_url(platform), timeout=30,
-                                     auth=(bo, PASSWORD)) as basic:
-            assert (await basic.post(f"/api/tickets/{mine}/claim")).status_code == 200
-            reply = "We only handle banking questions; our travel partner can help with hotels."
-            done = await basic.post(f"/api/tickets/{mine}/resolve", json={"reply": reply})
-            assert done.status_code == 200, done.text
-        human = (await client.outcomes.wait_for([mine], count=3))[mine][2]
-        assert (human["status"], human["resolved_by"], human["answer"]) == ("resolved", bo, reply)
-        again = await b.post(f"/api/tickets/{mine}/resolve", json={"reply": reply})
-        assert again.status_code == 409 and "already resolved" in again.json()["detail"]
-
-        actions = await client.fetch(
-            "SELECT actor, action FROM accountability WHERE ticket_id = :t "
-            "AND actor_type = 'person' ORDER BY id", t=mine)
-        assert [(r.actor, r.action) for r in actions] == [
-            (ana, "claim"), (ana, "reassign"), (bo, "send_back"), (bo, "claim"), (bo, "resolve")]
-        assert not await client.fetch(
-            "SELECT 1 FROM accountability WHERE ticket_id = :t AND actor_type = 'person'",
-            t=theirs), "the refused cross-unit attempts changed nothing"
+        await _another_unit_sees_nothing(scene, a, c)
+        detail = await _the_whole_context(scene, a, escalated)
+        await _claim_and_hand_over(scene, a, b)
+        await _send_back_with_a_known_intent(scene, b, detail)
+        await _resolve_over_basic_auth(scene, b)
+        await _every_action_is_accounted_for(scene)
     finally:
         for session in (a, b, c):
             await session.aclose()
