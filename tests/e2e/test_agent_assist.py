@@ -50,6 +50,21 @@ async def submit_the_four(client: PlatformClient, rid: str, unit: str) -> dict[s
     return ids
 
 
+async def _threats_and_fraud_come_first(session: httpx.AsyncClient, ids: dict[str, str]) -> None:
+    """The queue's order and each entry's priority, with the reason for it."""
+    queue = (await session.get("/api/queue")).json()
+    order = [entry["ticket_id"] for entry in queue]
+    assert set(order[:2]) == {ids["fraud"], ids["ombudsman"]}, order
+    assert order.index(ids["offtopic"]) == 2 and ids["late"] not in order
+    by_id = {entry["ticket_id"]: entry for entry in queue}
+    ombudsman = by_id[ids["ombudsman"]]
+    assert ombudsman["priority"] == 90 and by_id[ids["offtopic"]]["priority"] == 50
+    assert ombudsman["priority_because"] == ["legal threat ('ombudsman')"]
+    assert ombudsman["sla_status"] == "due"
+    assert by_id[ids["fraud"]]["priority_because"][0].startswith("fraud signal")
+    assert any("customer state: legal threat" in r for r in ombudsman["reasons"])
+
+
 async def test_threats_and_fraud_come_first_with_the_reason_and_suggestions_are_recorded(
     client: PlatformClient, platform: Platform,
 ) -> None:
@@ -65,17 +80,7 @@ async def test_threats_and_fraud_come_first_with_the_reason_and_suggestions_are_
 
     session = await signed_in(platform, agent)
     try:
-        queue = (await session.get("/api/queue")).json()
-        order = [entry["ticket_id"] for entry in queue]
-        assert set(order[:2]) == {ids["fraud"], ids["ombudsman"]}, order
-        assert order.index(ids["offtopic"]) == 2 and ids["late"] not in order
-        by_id = {entry["ticket_id"]: entry for entry in queue}
-        ombudsman = by_id[ids["ombudsman"]]
-        assert ombudsman["priority"] == 90 and by_id[ids["offtopic"]]["priority"] == 50
-        assert ombudsman["priority_because"] == ["legal threat ('ombudsman')"]
-        assert ombudsman["sla_status"] == "due"
-        assert by_id[ids["fraud"]]["priority_because"][0].startswith("fraud signal")
-        assert any("customer state: legal threat" in r for r in ombudsman["reasons"])
+        await _threats_and_fraud_come_first(session, ids)
 
         async def suggested() -> list[dict[str, Any]]:
             detail = (await session.get(f"/api/tickets/{ids['ombudsman']}")).json()

@@ -127,6 +127,21 @@ async def sign_in(page: Any, base: str, agent: str) -> None:
     await page.click("button[type=submit]")
 
 
+async def _urgent_rows_come_first(page: Any, ids: dict[str, str]) -> None:
+    """Fraud and a legal threat lead the queue, each saying why; the rest do not."""
+    from playwright.async_api import expect
+
+    rows = page.locator("#queue-rows tr[data-ticket]")
+    await expect(rows).to_have_count(3)
+    order = [await rows.nth(n).get_attribute("data-ticket") for n in range(3)]
+    assert set(order[:2]) == {ids["fraud"], ids["ombudsman"]} and order[2] == ids["offtopic"]
+    urgent = page.locator(f"tr[data-ticket='{ids['ombudsman']}']")
+    await expect(urgent.locator("[data-role=ahead]")).to_contain_text("legal threat")
+    await expect(urgent.locator("[data-sla=due]")).to_be_visible()
+    await expect(page.locator(f"tr[data-ticket='{ids['offtopic']}'] [data-role=ahead]")
+                 ).to_have_count(0)
+
+
 async def test_urgent_customers_come_first_and_an_agent_inserts_and_edits_a_suggestion(
     client: PlatformClient, platform: Platform, page: Any,
 ) -> None:
@@ -138,15 +153,7 @@ async def test_urgent_customers_come_first_and_an_agent_inserts_and_edits_a_sugg
     ids = await submit_the_four(client, rid, unit)
     base = console_url(platform)
     await sign_in(page, base, agent)
-    rows = page.locator("#queue-rows tr[data-ticket]")
-    await expect(rows).to_have_count(3)
-    order = [await rows.nth(n).get_attribute("data-ticket") for n in range(3)]
-    assert set(order[:2]) == {ids["fraud"], ids["ombudsman"]} and order[2] == ids["offtopic"]
-    urgent = page.locator(f"tr[data-ticket='{ids['ombudsman']}']")
-    await expect(urgent.locator("[data-role=ahead]")).to_contain_text("legal threat")
-    await expect(urgent.locator("[data-sla=due]")).to_be_visible()
-    await expect(page.locator(f"tr[data-ticket='{ids['offtopic']}'] [data-role=ahead]")
-                 ).to_have_count(0)
+    await _urgent_rows_come_first(page, ids)
 
     await page.click(f"a[href='/tickets/{ids['ombudsman']}']")
     await expect(page.locator("#priority-because")).to_contain_text("ombudsman")
@@ -193,19 +200,10 @@ async def test_urgent_customers_come_first_and_an_agent_inserts_and_edits_a_sugg
     await expect(page.locator("#assist-report")).to_contain_text(intent_name)
 
 
-async def test_queue_search_filters_sorting_paging_and_the_intent_picker(
-    client: PlatformClient, platform: Platform, page: Any,
-) -> None:
+async def _pages_and_sorting(page: Any) -> None:
+    """52 tickets: two pages of 50 and 2, and the sort order reverses across them."""
     from playwright.async_api import expect
 
-    rid, unit, agent = await unit_with_agent(platform, "busy")
-    ids = [f"{rid}-b{n:02d}" for n in range(52)]
-    for n, ticket_id in enumerate(ids):
-        body = "Which museum in Porto would you recommend?" if n == 7 else OUT_OF_SCOPE
-        await client.submit(ticket(ticket_id, body, unit, subject=f"Question {n}"))
-    await client.outcomes.wait_for(ids)
-    base = console_url(platform)
-    await sign_in(page, base, agent)
     await expect(page.locator("#queue-count")).to_have_text("Tickets 1–50 of 52")
     await expect(page.locator("#queue-rows tr[data-ticket]")).to_have_count(50)
     await page.click("#page-next")
@@ -213,7 +211,6 @@ async def test_queue_search_filters_sorting_paging_and_the_intent_picker(
     await expect(page.locator("#queue-rows tr[data-ticket]")).to_have_count(2)
     await page.click("#page-prev")
     await expect(page.locator("#queue-count")).to_have_text("Tickets 1–50 of 52")
-
     await page.select_option("#sort", "oldest")
     await page.click("#apply-filters")
     rows = page.locator("#queue-rows tr[data-ticket]")
@@ -227,6 +224,22 @@ async def test_queue_search_filters_sorting_paging_and_the_intent_picker(
     await expect(rows.first).to_have_attribute("data-ticket", newest or "")
     await page.click("#page-next")
     await expect(rows.last).to_have_attribute("data-ticket", oldest or "")
+
+
+async def test_queue_search_filters_sorting_paging_and_the_intent_picker(
+    client: PlatformClient, platform: Platform, page: Any,
+) -> None:
+    from playwright.async_api import expect
+
+    rid, unit, agent = await unit_with_agent(platform, "busy")
+    ids = [f"{rid}-b{n:02d}" for n in range(52)]
+    for n, ticket_id in enumerate(ids):
+        body = "Which museum in Porto would you recommend?" if n == 7 else OUT_OF_SCOPE
+        await client.submit(ticket(ticket_id, body, unit, subject=f"Question {n}"))
+    await client.outcomes.wait_for(ids)
+    base = console_url(platform)
+    await sign_in(page, base, agent)
+    await _pages_and_sorting(page)
 
     await page.fill("#q", "porto")
     await page.click("#apply-filters")
