@@ -204,7 +204,8 @@ async def _queue_and_gauges_agree(run: MetricsRun, after: dict[str, Samples]) ->
     assert total(after, "pinworks_escalation_oldest_ticket_age_seconds",
                  business_unit=run.unit) > 0
     exported = {key for samples in after.values() for key in samples}
-    for consumer in ("classifier", "router", "verifier", "escalation", "specialist-llm_small"):
+    for consumer in ("classifier", "router", "verifier", "escalation", "specialist-llm_small",
+                     "specialist-assist"):
         stream = "PINWORKS_TICKETS" if consumer == "classifier" else "PINWORKS_WORK"
         assert ("pinworks_consumer_pending_messages",
                 frozenset({("stream", stream), ("consumer", consumer)})) in exported, consumer

@@ -217,13 +217,12 @@ def mount_stage(
     payload: type[BaseModel],
     durable: str | None = None,
     escalate_dead_letters: bool = False,
-    export_lag: bool = True,
 ) -> StageRunner[Any]:
     """Run `logic` as the durable consumer `durable` (by default the stage's name) of
     `subject`: its runner over `books` (the Postgres ledger when None, an in-memory one in
     component tests), its subscription, and `payload` as the channel's documented message.
-    `escalate_dead_letters` sends a ticket the stage gave up on to a person; `export_lag` puts
-    the consumer's lag among the service's gauges."""
+    `escalate_dead_letters` sends a ticket the stage gave up on to a person. The consumer's lag
+    is among the service's gauges."""
     durable = durable or logic.stage
     runner = StageRunner(
         logic, books or runtime.engine, make_publisher(runtime.broker),
@@ -233,7 +232,7 @@ def mount_stage(
     subscribe_stage(
         runtime.broker, runner, subject=subject, stream=stream, durable=durable,
         settings=runtime.settings, description=description,
-        runtime=runtime if export_lag else None,
+        runtime=runtime,
     )
     runtime.documented_payloads[f"{durable}:{subject}"] = payload
     return runner

@@ -59,7 +59,7 @@ def subscribe_assist(runtime: ServiceRuntime, settings: SpecialistSettings,
         runtime, AssistStage(TemplateBook.load(), KnowledgeBase.load()), books,
         subject=subjects.ASSIST_REQUESTED, stream=subjects.WORK_STREAM,
         durable=subjects.specialist_consumer(subjects.ASSIST_HANDLER),
-        payload=EscalationRequest, export_lag=False,
+        payload=EscalationRequest,
         description="Escalated tickets: templates and passages for the agent's suggested reply.",
     )
 
