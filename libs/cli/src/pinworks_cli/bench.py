@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from pinworks_cli.bench_figures import BenchResult, ModelHops, read_model_hops
 from pinworks_common.synthetic import BENCH_UNIT_PREFIX
-from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, message_id
+from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, submission_message_id
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
@@ -205,7 +205,7 @@ class _Run:
                 await js.publish(
                     SUBMITTED,
                     json.dumps(ticket).encode(),
-                    headers={"Nats-Msg-Id": message_id(ticket_id, "submitted")},
+                    headers={"Nats-Msg-Id": submission_message_id(ticket_id)},
                     timeout=min(5.0, remaining),
                 )
             except Exception:  # a failed publish is a data point, not a crash
