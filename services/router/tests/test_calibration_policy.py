@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from pinworks_common.pricing import agent_cost_usd
 from pinworks_router.calibration.cells import min_support
 from pinworks_router.calibration.command import CalibrationRefused, calibrate
 from pinworks_router.calibration.dataset import load_calibration_set
-from pinworks_router.calibration.economics import agent_cost_usd
 from pinworks_router.calibration.report import as_dict, render
 from pinworks_router.calibration.synthetic import write_synthetic_set
 from pinworks_router.domain import route
@@ -70,8 +70,9 @@ def test_the_shipped_policy_has_a_budget_and_routes_as_before() -> None:
 def test_agent_cost_is_the_escalation_services_setting() -> None:
     assert agent_cost_usd({}) == Decimal("1.50")
     assert agent_cost_usd({"PINWORKS_AGENT_COST_USD": "4.25"}) == Decimal("4.25")
-    with pytest.raises(ValueError, match="PINWORKS_AGENT_COST_USD"):
-        agent_cost_usd({"PINWORKS_AGENT_COST_USD": "-1"})
+    for wrong in ("-1", "inf", "NaN", "one fifty"):
+        with pytest.raises(ValueError, match="PINWORKS_AGENT_COST_USD"):
+            agent_cost_usd({"PINWORKS_AGENT_COST_USD": wrong})
 
 
 @pytest.fixture

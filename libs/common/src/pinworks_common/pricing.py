@@ -19,6 +19,7 @@ import json
 import os
 from collections.abc import Mapping
 from decimal import Decimal
+from typing import Annotated
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
@@ -61,6 +62,23 @@ def load_prices(environ: Mapping[str, str] | None = None) -> dict[str, Price]:
         raise ValueError(f"{PRICES_ENV} is not a JSON price table: {problems}") from None
     except ValueError as exc:
         raise ValueError(f"{PRICES_ENV} is not a JSON price table: {exc}") from None
+
+
+AGENT_COST_ENV = "PINWORKS_AGENT_COST_USD"
+DEFAULT_AGENT_COST = Decimal("1.50")
+_AGENT_COST = TypeAdapter(Annotated[Decimal, Field(ge=0, allow_inf_nan=False)])
+
+
+def agent_cost_usd(environ: Mapping[str, str] | None = None) -> Decimal:
+    """What one ticket an agent resolves costs its business unit (`PINWORKS_AGENT_COST_USD`):
+    escalation charges it, and calibration prices every ticket sent to a person with it."""
+    raw = (os.environ if environ is None else environ).get(AGENT_COST_ENV)
+    if not raw:
+        return DEFAULT_AGENT_COST
+    try:
+        return _AGENT_COST.validate_python(raw)
+    except ValidationError:
+        raise ValueError(f"{AGENT_COST_ENV} must be a non-negative amount, got {raw!r}") from None
 
 
 def priced_text(subject: str | None, body: str) -> str:

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from pydantic import Field
 
+from pinworks_common.pricing import AGENT_COST_ENV, DEFAULT_AGENT_COST
 from pinworks_common.settings import CommonSettings
 
 
@@ -25,7 +26,7 @@ class EscalationSettings(CommonSettings):
     """Mark the session cookie Secure (set behind HTTPS)."""
     lease_minutes: int = Field(15, ge=1, le=480, validation_alias="ESCALATION_LEASE_MINUTES")
     """How long a claim holds a ticket before it returns to the queue."""
-    agent_cost_usd: Decimal = Field(Decimal("1.50"), ge=0, validation_alias="PINWORKS_AGENT_COST_USD")
+    agent_cost_usd: Decimal = Field(DEFAULT_AGENT_COST, ge=0, validation_alias=AGENT_COST_ENV)
     """Charged to the ticket's business unit when an agent resolves it."""
     queue_refresh_seconds: float = Field(2.0, gt=0, validation_alias="ESCALATION_QUEUE_REFRESH_SECONDS")
     """How often an open console page refreshes the queue."""

@@ -6,8 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from pinworks_common.pricing import agent_cost_usd
 from pinworks_router.calibration.command import CalibrationRefused, calibrate
-from pinworks_router.calibration.economics import agent_cost_usd
 from pinworks_router.calibration.report import as_dict, curve_dict, curve_lines, render
 from pinworks_router.policy import PolicyError
 

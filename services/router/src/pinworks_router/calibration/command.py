@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from pinworks_common.pricing import load_prices
+from pinworks_common.pricing import agent_cost_usd, load_prices
 from pinworks_router.calibration.cells import (
     CellCertificate,
     Routed,
@@ -35,7 +35,7 @@ from pinworks_router.calibration.dataset import (
     load_calibration_set,
     predictions_sha256,
 )
-from pinworks_router.calibration.economics import Baselines, agent_cost_usd, baselines
+from pinworks_router.calibration.economics import Baselines, baselines
 from pinworks_router.calibration.ltt import PValue
 from pinworks_router.calibration.writer import calibrated_policy_text, gate_rules
 from pinworks_router.policy import DEFAULT_POLICY, ErrorBudget, Policy, PolicyError, parse_policy

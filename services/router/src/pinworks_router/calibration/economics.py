@@ -9,29 +9,11 @@ simulated). Baselines: every ticket to `llm_frontier`, and every ticket to a per
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from pinworks_common.pricing import FRONTIER, Price, estimated_cost, priced_text
-
-AGENT_COST_ENV = "PINWORKS_AGENT_COST_USD"
-DEFAULT_AGENT_COST = Decimal("1.50")
-
-
-def agent_cost_usd(environ: Mapping[str, str] | None = None) -> Decimal:
-    """What one human-handled ticket costs (`PINWORKS_AGENT_COST_USD`, as escalation charges)."""
-    raw = (os.environ if environ is None else environ).get(AGENT_COST_ENV)
-    if not raw:
-        return DEFAULT_AGENT_COST
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise ValueError(f"{AGENT_COST_ENV} is not a number: {raw!r}") from None
-    if not value.is_finite() or value < 0:
-        raise ValueError(f"{AGENT_COST_ENV} must be a non-negative amount, got {raw!r}")
-    return value
 
 
 @dataclass(frozen=True)
