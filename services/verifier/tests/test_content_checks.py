@@ -109,6 +109,36 @@ def test_pii_the_customer_did_not_write_fails(leak: str, kind: str) -> None:
     assert PiiCheck().run(envelope(answer, body=f"Where is my card? My details: {leak}")).passed
 
 
+@pytest.mark.parametrize(("leak", "body"), [
+    # every digit of the leaked number is somewhere in the customer's digits, never as one token
+    ("account number 12345678", "Card ending 1234, order 5678 9012 3456 - where is it?"),
+    ("account number 31926819", "I paid 319 on the 26th and 819 last week."),
+    ("07700 900123", "My old number ended 0770, the new card ref is 0900123."),
+])
+def test_pii_digits_scattered_through_the_ticket_are_not_a_number_the_customer_gave(
+        leak: str, body: str) -> None:
+    answer = KB_ANSWER.replace("Thanks for getting in touch.", f"Your details: {leak}.")
+    result = PiiCheck().run(envelope(answer, body=body))
+    assert not result.passed, "a number made of scattered digits passed"
+
+
+@pytest.mark.parametrize(("leak", "body"), [
+    ("account number 12345678", "Is there a problem with account 12345678?"),
+    ("07700 900123", "Call me back on +44 7700 900123 please."),
+    ("account number 1234567890", "My reference is 1234567890."),
+])
+def test_pii_a_number_the_customer_gave_as_a_whole_token_passes(leak: str, body: str) -> None:
+    answer = KB_ANSWER.replace("Thanks for getting in touch.", f"Your details: {leak}.")
+    assert PiiCheck().run(envelope(answer, body=body)).passed
+
+
+def test_pii_a_number_in_the_cited_passages_passes() -> None:
+    passages = [*PASSAGES, {"passage_id": "contact#1", "text": "Lost cards: call 0800 123 4567."}]
+    answer = KB_ANSWER.replace("Thanks for getting in touch.", "You can call 0800 123 4567.")
+    assert PiiCheck().run(envelope(answer, details={"passages": passages})).passed
+    assert not PiiCheck().run(envelope(answer)).passed
+
+
 def test_lookalikes_and_published_contacts_pass() -> None:
     answer = KB_ANSWER.replace(
         "Thanks for getting in touch.",

@@ -48,6 +48,23 @@ def digits_of(text: str) -> str:
     return re.sub(r"\D", "", text)
 
 
+_NUMBER_TOKEN = re.compile(r"(?<![\w+])\+?\d+(?:[ .-]?\(?\d+\)?)*(?!\w)")
+_DIGIT_RUN = re.compile(r"\d+")
+
+
+def number_tokens(text: str) -> set[str]:
+    """Every number written in ``text`` as a whole token: each run of digits, each group of
+    runs joined by single separators ("07700 900123", "12-34-56"), and the normalised value
+    of every PII item in it. A draft's number is allowed when it equals one of these, never
+    because its digits happen to occur somewhere in the text."""
+    tokens = {value for _, value in find_pii(text)}
+    for match in _NUMBER_TOKEN.finditer(text):
+        digits = digits_of(match.group(0))
+        tokens.update({digits, digits.removeprefix("44").lstrip("0")})
+    tokens.update(_DIGIT_RUN.findall(text))
+    return tokens
+
+
 def find_pii(text: str) -> list[tuple[str, str]]:
     """(kind, normalised value) for every PII item found in ``text``."""
     found: list[tuple[str, str]] = []
@@ -83,10 +100,13 @@ def find_pii(text: str) -> list[tuple[str, str]]:
 
 class PiiCheck:
     """Fails on personal data in the draft that neither the customer wrote nor the bank
-    publishes (`allowed`: e.g. the bank's phone number and support addresses)."""
+    publishes (`allowed`: e.g. the bank's phone number and support addresses).
+
+    A phone or account number is also allowed when it equals, as a whole token, a number in
+    the ticket (subject, body, metadata) or in the passages the draft was written from."""
 
     name = "pii"
-    version = "pii-1"
+    version = "pii-2"
 
     def __init__(self, allowed: Iterable[str] = ("+44 20 7946 0321",)) -> None:
         self.allowed = {value for item in allowed for _, value in find_pii(item)}
@@ -99,13 +119,15 @@ class PiiCheck:
         customer_text = " ".join(filter(None, [ticket.subject, ticket.body]))
         customer_text += " " + " ".join(str(v) for v in ticket.metadata.values())
         written = {value for _, value in find_pii(customer_text)}
-        customer_digits = digits_of(customer_text)
+        context = " ".join(str(p.get("text", "")) for p in draft.details.get("passages", [])
+                           if isinstance(p, dict))
+        given = number_tokens(customer_text) | number_tokens(context)
         reasons: list[str] = []
         kinds: list[str] = []
         for kind, value in find_pii(draft.answer):
             if value in written or value in self.allowed:
                 continue
-            if kind in ("account number", "phone number") and value in customer_digits:
+            if kind in ("account number", "phone number") and value in given:
                 continue
             kinds.append(kind)
             reasons.append(f"pii: the draft contains a {kind} the customer did not write "
