@@ -1,0 +1,47 @@
+"""Personal data: found (`find`), redacted to typed placeholders (`redact`), and reduced to keyed
+hashes (`keyed_hash`) where two records must be matched without keeping the data.
+
+    text, findings = redact("Card 4111 1111 1111 1111, Jane Doe of Leeds")
+    # text == "Card [CARD], [NAME] of [ADDRESS]"
+    summary = [finding_summary(f, key) for f in findings]   # kind + keyed hash, never the text
+
+Text that reaches an LLM endpoint, a log line or an append-only audit column goes through
+`redact` first; the findings hold the original text and are never stored as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from pinworks_common.personal_data.detect import Finding, Kind, find, normalise, redact
+
+__all__ = ["Finding", "Kind", "find", "finding_summary", "keyed_hash", "normalise", "redact",
+           "redact_value"]
+
+
+def keyed_hash(kind: Kind, value: str, key: bytes) -> str:
+    """HMAC-SHA256 of the value's normal form under ``key`` (hex, 32 characters): the same card
+    or e-mail address written two ways gives the same hash, and without the key no one can test a
+    guess against it."""
+    message = f"{kind.value}:{normalise(kind, value)}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
+
+
+def finding_summary(finding: Finding, key: bytes | None) -> dict[str, str]:
+    """What may be stored of a finding: its kind, and its keyed hash when a key is configured."""
+    summary = {"kind": finding.kind.value}
+    if key:
+        summary["hash"] = keyed_hash(finding.kind, finding.text, key)
+    return summary
+
+
+def redact_value(value: object, *, known_names: tuple[str, ...] = ()) -> object:
+    """``value`` with every string in it redacted (dicts and lists walked; keys kept)."""
+    if isinstance(value, str):
+        return redact(value, known_names=known_names)[0]
+    if isinstance(value, dict):
+        return {k: redact_value(v, known_names=known_names) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(v, known_names=known_names) for v in value]
+    return value

@@ -1,0 +1,92 @@
+"""pinworks_common.personal_data: each kind found and redacted, look-alikes left alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from pinworks_common.personal_data import Kind, find, finding_summary, keyed_hash, redact, redact_value
+
+
+def kinds(text: str, **kw: object) -> list[tuple[str, str]]:
+    return [(f.kind.value, f.text) for f in find(text, **kw)]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("card 4111 1111 1111 1111 was declined", [("CARD", "4111 1111 1111 1111")]),
+    ("card 5500-0000-0000-0004", [("CARD", "5500-0000-0000-0004")]),
+    ("amex 378282246310005 ok", [("CARD", "378282246310005")]),
+    ("mistyped 4111 1111 1111 1112", [("CARD", "4111 1111 1111 1112")]),   # grouped as a card
+    ("mistyped GB82 WEST 1234 5698 7654 33", [("IBAN", "GB82 WEST 1234 5698 7654 33")]),  # check digits
+    ("my IBAN is GB82 WEST 1234 5698 7654 32 please", [("IBAN", "GB82 WEST 1234 5698 7654 32")]),
+    ("DE89370400440532013000", [("IBAN", "DE89370400440532013000")]),
+    ("write to jane.doe+bank@example.co.uk today", [("EMAIL", "jane.doe+bank@example.co.uk")]),
+    ("call me on 07700 900123", [("PHONE", "07700 900123")]),
+    ("or +44 20 7946 0321", [("PHONE", "+44 20 7946 0321")]),
+    ("US: (212) 555-0199", [("PHONE", "(212) 555-0199")]),
+    ("sort code 20-00-00, account number 31926819", [("ACCOUNT", "20-00-00"), ("ACCOUNT", "31926819")]),
+    ("acct no. 123456789", [("ACCOUNT", "123456789")]),
+    ("paid into 31926819 yesterday", [("ACCOUNT", "31926819")]),
+])
+def test_numbers_and_addresses_of_each_kind(text: str, expected: list[tuple[str, str]]) -> None:
+    assert kinds(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "ref 4111111111111112 was declined",              # fails Luhn, not grouped as a card
+    "IBAN GB82 WEST 1234 5698",                       # too short for a GB IBAN
+    "I was charged £1,234.56 on 12/11/2026 at 14:05",
+    "my card ending 1234 expires 09/27",
+    "The Chase Bank payment to Amazon failed on Monday",
+    "Will you refund me? May I ask why?",
+    "order 123 of 4 items",
+])
+def test_look_alikes_are_left_alone(text: str) -> None:
+    assert kinds(text) == []
+
+
+def test_names_by_gazetteer_cue_title_signature_and_known_value() -> None:
+    assert kinds("I spoke to Jane Doe yesterday") == [("NAME", "Jane Doe")]
+    assert kinds("my name is Chidi Okonkwo-Eze") == [("NAME", "Chidi Okonkwo-Eze")]
+    assert kinds("Dear Mr. Okafor, hello") == [("NAME", "Mr. Okafor")]
+    assert kinds("my husband Tom paid") == [("NAME", "Tom")]
+    assert kinds("Please help.\nKind regards,\nPriya Raghunathan\n") == [("NAME", "Priya Raghunathan")]
+    assert kinds("Sent by Zanele here", known_names=["Zanele"]) == [("NAME", "Zanele")]
+    assert kinds("my name is sarah and I") == []     # a lower-case word is not read as a name
+
+
+def test_addresses_street_town_postcode_and_cued_town() -> None:
+    assert kinds("I live at 12 Acacia Avenue, Leeds, LS1 4AP now") == [
+        ("ADDRESS", "12 Acacia Avenue, Leeds, LS1 4AP")]
+    assert kinds("Jane Doe of Leeds wrote") == [("NAME", "Jane Doe"), ("ADDRESS", "Leeds")]
+    assert kinds("I moved to Milton Keynes") == [("ADDRESS", "Milton Keynes")]
+    assert kinds("post it to SW1A 1AA") == [("ADDRESS", "SW1A 1AA")]
+    assert kinds("1600 Pennsylvania Avenue, Washington, DC 20500") == [
+        ("ADDRESS", "1600 Pennsylvania Avenue, Washington, DC 20500")]
+
+
+def test_redact_puts_typed_placeholders_and_keeps_the_rest() -> None:
+    text = "Card 4111 1111 1111 1111, Jane Doe of Leeds, jane@example.com"
+    redacted, findings = redact(text)
+    assert redacted == "Card [CARD], [NAME] of [ADDRESS], [EMAIL]"
+    assert [f.kind for f in findings] == [Kind.CARD, Kind.NAME, Kind.ADDRESS, Kind.EMAIL]
+    assert redact("nothing personal here") == ("nothing personal here", [])
+
+
+def test_an_iban_is_not_also_read_as_a_card_or_an_account() -> None:
+    assert [f.kind for f in find("GB29 NWBK 6016 1331 9268 19")] == [Kind.IBAN]
+
+
+def test_keyed_hash_matches_one_value_written_two_ways_and_depends_on_the_key() -> None:
+    a = keyed_hash(Kind.CARD, "4111 1111 1111 1111", b"k1")
+    assert a == keyed_hash(Kind.CARD, "4111-1111-1111-1111", b"k1")
+    assert a != keyed_hash(Kind.CARD, "4111 1111 1111 1111", b"k2")
+    email = keyed_hash(Kind.EMAIL, "jane@example.com", b"k")
+    assert keyed_hash(Kind.EMAIL, "Jane@Example.com", b"k") == email
+    finding = find("jane@example.com")[0]
+    assert finding_summary(finding, None) == {"kind": "EMAIL"}
+    assert finding_summary(finding, b"k") == {"kind": "EMAIL", "hash": email}
+
+
+def test_redact_value_walks_json() -> None:
+    value = {"body": "mail jane@example.com", "n": 3, "list": ["card 4111111111111111"]}
+    assert redact_value(value) == {"body": "mail [EMAIL]", "n": 3, "list": ["card [CARD]"]}
