@@ -50,6 +50,7 @@ async def signed_in(platform: Platform, name: str) -> httpx.AsyncClient:
     session = httpx.AsyncClient(base_url=console_url(platform), timeout=30)
     response = await session.post("/api/session", json={"name": name, "password": PASSWORD})
     assert response.status_code == 200, response.text
+    session.headers["X-CSRF-Token"] = response.json()["csrf_token"]
     return session
 
 
@@ -175,14 +176,22 @@ async def _send_back_with_a_known_intent(scene: Scene, b: httpx.AsyncClient, det
     assert requeued["status"] == "open" and requeued["intent"] == "compromised_card"
 
 
-async def _resolve_over_basic_auth(scene: Scene, b: httpx.AsyncClient) -> None:
-    """HTTP Basic works as well as the cookie; a resolved ticket stays resolved."""
+async def _resolve_with_a_bearer_token(scene: Scene, b: httpx.AsyncClient) -> None:
+    """A bearer token works as well as the cookie (HTTP Basic does not); a resolved ticket
+    stays resolved."""
     mine, bo = scene.mine, scene.bo
     async with httpx.AsyncClient(base_url=console_url(scene.platform), timeout=30,
                                  auth=(bo, PASSWORD)) as basic:
-        assert (await basic.post(f"/api/tickets/{mine}/claim")).status_code == 200
+        refused = await basic.post(f"/api/tickets/{mine}/claim")
+        assert refused.status_code == 401
+        assert "basic" not in refused.headers.get("www-authenticate", "").lower()
+    async with httpx.AsyncClient(base_url=console_url(scene.platform), timeout=30) as script:
+        issued = await script.post("/api/tokens", json={"name": bo, "password": PASSWORD})
+        assert issued.status_code == 200, issued.text
+        script.headers["Authorization"] = f"Bearer {issued.json()['token']}"
+        assert (await script.post(f"/api/tickets/{mine}/claim")).status_code == 200
         reply = "We only handle banking questions; our travel partner can help with hotels."
-        done = await basic.post(f"/api/tickets/{mine}/resolve", json={"reply": reply})
+        done = await script.post(f"/api/tickets/{mine}/resolve", json={"reply": reply})
         assert done.status_code == 200, done.text
     human = (await scene.client.outcomes.wait_for([mine], count=3))[mine][2]
     assert (human["status"], human["resolved_by"], human["answer"]) == ("resolved", bo, reply)
@@ -213,7 +222,7 @@ async def test_agents_see_and_act_only_on_their_business_units(
         detail = await _the_whole_context(scene, a, escalated)
         await _claim_and_hand_over(scene, a, b)
         await _send_back_with_a_known_intent(scene, b, detail)
-        await _resolve_over_basic_auth(scene, b)
+        await _resolve_with_a_bearer_token(scene, b)
         await _every_action_is_accounted_for(scene)
     finally:
         for session in (a, b, c):

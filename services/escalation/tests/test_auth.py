@@ -1,12 +1,14 @@
-"""Passwords and console sessions, without I/O."""
+"""Passwords and the throttle's lockout, without I/O (sessions and the throttle itself are
+tested on Postgres in tests/integration/test_console_signin.py)."""
 
 from __future__ import annotations
 
-import time
+from datetime import timedelta
 
 import pytest
 
-from pinworks_escalation.auth import Sessions, hash_password, verify_password
+from pinworks_escalation.auth import PASSWORD_CHECKS, hash_password, verify_password
+from pinworks_escalation.signin import ThrottlePolicy
 
 
 def test_passwords_are_stored_as_argon2id_hashes_and_verified() -> None:
@@ -23,18 +25,12 @@ def test_short_passwords_are_refused() -> None:
         hash_password("short")
 
 
-def test_a_session_names_its_agent_and_cannot_be_forged() -> None:
-    sessions = Sessions("secret-one", max_age_seconds=3600)
-    token = sessions.issue("ana")
-    assert sessions.agent_of(token) == "ana"
-    assert Sessions("secret-two", 3600).agent_of(token) is None, "another key"
-    assert sessions.agent_of(token[:-2] + ("AA" if token[-2:] != "AA" else "BB")) is None
-    assert sessions.agent_of(None) is None and sessions.agent_of("") is None
+def test_every_verification_is_counted() -> None:
+    before = PASSWORD_CHECKS._value.get()
+    verify_password(None, "whatever it is")
+    assert PASSWORD_CHECKS._value.get() == before + 1
 
 
-def test_a_session_expires(monkeypatch: pytest.MonkeyPatch) -> None:
-    sessions = Sessions("secret", max_age_seconds=60)
-    token = sessions.issue("ana")
-    later = time.time() + 61
-    monkeypatch.setattr(time, "time", lambda: later)
-    assert sessions.agent_of(token) is None
+def test_each_lockout_doubles_up_to_the_cap() -> None:
+    policy = ThrottlePolicy(lockout=timedelta(seconds=30), max_lockout=timedelta(minutes=4))
+    assert [policy.lock_for(n).total_seconds() for n in range(6)] == [30, 60, 120, 240, 240, 240]

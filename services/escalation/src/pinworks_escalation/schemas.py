@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -15,6 +16,17 @@ class SignIn(BaseModel):
 class Me(BaseModel):
     agent: str = Field(description="The signed-in agent.")
     business_units: list[str] = Field(description="Business units whose tickets they work.")
+    csrf_token: str | None = Field(None, description="With the session cookie: send it as "
+                                   "`X-CSRF-Token` on every state-changing call.")
+    expires_at: datetime | None = Field(None, description="When the session ends.")
+
+
+class BearerToken(BaseModel):
+    token: str = Field(description="Send as `Authorization: Bearer TOKEN`; shown only once.")
+    agent: str = Field(description="The signed-in agent.")
+    business_units: list[str] = Field(description="Business units whose tickets they work.")
+    expires_at: datetime = Field(description="When the token stops working; "
+                                 "`DELETE /api/session` ends it sooner.")
 
 
 class QueueEntry(BaseModel):

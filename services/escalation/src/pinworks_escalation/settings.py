@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from pinworks_common.pricing import AGENT_COST_ENV, DEFAULT_AGENT_COST
 from pinworks_common.settings import CommonSettings
+
+if TYPE_CHECKING:
+    from pinworks_escalation.signin import ThrottlePolicy
 
 
 class EscalationSettings(CommonSettings):
@@ -17,16 +22,39 @@ class EscalationSettings(CommonSettings):
     """How often the outbox relay looks for unpublished human outcomes."""
     http_host: str = Field("0.0.0.0", validation_alias="ESCALATION_HTTP_HOST")
     """Interface the agents' console listens on."""
-    session_secret: str | None = Field(None, validation_alias="ESCALATION_SESSION_SECRET")
-    """Key that signs the console's session cookies; set the same value on every replica.
-    Unset: a random key per process (sessions end when it restarts)."""
     session_hours: float = Field(12.0, gt=0, validation_alias="ESCALATION_SESSION_HOURS")
-    """How long a console sign-in lasts."""
-    secure_cookies: bool = Field(False, validation_alias="ESCALATION_SECURE_COOKIES")
-    """Mark the session cookie Secure (set behind HTTPS)."""
+    """How long a console sign-in lasts (sessions live in Postgres: logout, a password change
+    or this expiry ends them)."""
+    cli_token_hours: float = Field(8.0, gt=0, le=24, validation_alias="PINWORKS_AGENT_TOKEN_HOURS")
+    """How long `pinworks agent login` keeps an agent signed in on this terminal."""
+    secure_cookies: bool | None = Field(None, validation_alias="ESCALATION_SECURE_COOKIES")
+    """Mark the session cookie Secure. Unset: Secure unless the console is reached on
+    localhost / 127.0.0.1 / ::1 (the chart sets true)."""
+    signin_account_attempts: int = Field(5, ge=1, validation_alias="ESCALATION_SIGNIN_ACCOUNT_ATTEMPTS")
+    """Sign-in attempts one agent name may take per window before it is locked."""
+    signin_address_attempts: int = Field(20, ge=1, validation_alias="ESCALATION_SIGNIN_ADDRESS_ATTEMPTS")
+    """Sign-in attempts one client address may take per window before it is locked."""
+    signin_window_minutes: float = Field(15.0, gt=0, validation_alias="ESCALATION_SIGNIN_WINDOW_MINUTES")
+    """The window the attempts are counted in."""
+    signin_lockout_seconds: float = Field(60.0, gt=0, validation_alias="ESCALATION_SIGNIN_LOCKOUT_SECONDS")
+    """The first lockout; each further one doubles, up to an hour."""
+    trusted_origins: str = Field("", validation_alias="ESCALATION_TRUSTED_ORIGINS")
+    """Comma-separated origins (scheme://host[:port]) besides the console's own that may post
+    to it, e.g. the public address behind a proxy that rewrites Host."""
+    hsts: bool | None = Field(None, validation_alias="ESCALATION_HSTS")
+    """Send Strict-Transport-Security. Unset: when the request came over HTTPS."""
     lease_minutes: int = Field(15, ge=1, le=480, validation_alias="ESCALATION_LEASE_MINUTES")
     """How long a claim holds a ticket before it returns to the queue."""
     agent_cost_usd: Decimal = Field(DEFAULT_AGENT_COST, ge=0, validation_alias=AGENT_COST_ENV)
     """Charged to the ticket's business unit when an agent resolves it."""
     queue_refresh_seconds: float = Field(2.0, gt=0, validation_alias="ESCALATION_QUEUE_REFRESH_SECONDS")
     """How often an open console page refreshes the queue."""
+
+    def signin_policy(self) -> ThrottlePolicy:
+        from pinworks_escalation.signin import ThrottlePolicy
+
+        return ThrottlePolicy(
+            account_attempts=self.signin_account_attempts,
+            address_attempts=self.signin_address_attempts,
+            window=timedelta(minutes=self.signin_window_minutes),
+            lockout=timedelta(seconds=self.signin_lockout_seconds))

@@ -178,6 +178,34 @@ agents = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_digest", Text, primary_key=True),
+    Column("agent", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("csrf_token", Text, nullable=False),
+    Column("address", Text),
+    _created_at(),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+"""A console or CLI sign-in: the SHA-256 of its token (never the token), whose it is and its
+CSRF token; logout, expiry and a password change end it."""
+
+signin_throttle = Table(
+    "signin_throttle",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("window_started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("lockouts", Integer, nullable=False, server_default="0"),
+    Column("locked_until", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+"""Sign-in attempts per account (`agent:NAME`) and per address (`address:IP`), counted before
+any password is hashed, with the lockout they earned."""
+
 labelled_examples = Table(
     "labelled_examples",
     metadata,

@@ -3,14 +3,23 @@ business units; another unit's ticket answers 404, like one that does not exist.
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
 from pinworks_contracts.intents import intent_label, known_intents
-from pinworks_escalation.console.deps import COOKIE, ApiAgent, ConsoleDep, set_session
-from pinworks_escalation.queue import QueueError, QueueQuery, assist_usefulness
+from pinworks_escalation.console.deps import (
+    ApiAgent,
+    ConsoleDep,
+    clear_session,
+    client_address,
+    credential_of,
+    set_session,
+)
+from pinworks_escalation.console.work import Console
+from pinworks_escalation.queue import Agent, QueueError, QueueQuery, assist_usefulness
 from pinworks_escalation.schemas import (
     AssistUsefulness,
+    BearerToken,
     Correction,
     Me,
     QueueEntry,
@@ -25,24 +34,55 @@ from pinworks_escalation.schemas import (
 router = APIRouter()
 
 
-@router.post("/api/session", response_model=Me, tags=["session"])
-async def api_sign_in(body: SignIn, response: Response, console: ConsoleDep) -> Me:
-    """Sign in; the response sets the session cookie."""
-    agent = await console.check_password(body.name, body.password)
-    if agent is None:
+SIGN_IN_REFUSALS: dict[int | str, dict[str, Any]] = {401: {"description": "unknown agent or wrong password"},
+                    429: {"description": "too many attempts: locked (see Retry-After)"}}
+
+
+async def signed_in_agent(request: Request, console: Console, body: SignIn) -> Agent:
+    """The agent, or 401 / 429: throttled per name and per address before any hashing."""
+    result = await console.sign_in(body.name.strip(), body.password, client_address(request))
+    if result.refused == "locked":
+        raise HTTPException(429, "too many sign-in attempts: try again later",
+                            headers={"Retry-After": str(result.retry_after_seconds)})
+    if result.agent is None:
         raise HTTPException(401, "unknown agent or wrong password")
-    set_session(console, response, agent)
-    return Me(agent=agent.name, business_units=list(agent.business_units))
+    return result.agent
+
+
+@router.post("/api/session", response_model=Me, tags=["session"], responses=SIGN_IN_REFUSALS)
+async def api_sign_in(body: SignIn, request: Request, response: Response,
+                      console: ConsoleDep) -> Me:
+    """Sign in; the response sets the session cookie and gives its CSRF token, which every
+    state-changing call with the cookie sends as `X-CSRF-Token`."""
+    agent = await signed_in_agent(request, console, body)
+    token, session = await console.open_session(agent, "browser", client_address(request))
+    set_session(console, request, response, token)
+    return Me(agent=agent.name, business_units=list(agent.business_units),
+              csrf_token=session.csrf_token, expires_at=session.expires_at)
+
+
+@router.post("/api/tokens", response_model=BearerToken, tags=["session"],
+             responses=SIGN_IN_REFUSALS)
+async def api_token(body: SignIn, request: Request, console: ConsoleDep) -> BearerToken:
+    """Sign in for a script: a bearer token (`Authorization: Bearer TOKEN`), a server-side
+    session like the cookie's that `DELETE /api/session` or a password change ends."""
+    agent = await signed_in_agent(request, console, body)
+    token, session = await console.open_session(agent, "api", client_address(request))
+    return BearerToken(token=token, agent=agent.name, business_units=list(agent.business_units),
+                       expires_at=session.expires_at)
 
 
 @router.delete("/api/session", status_code=204, tags=["session"])
-async def api_sign_out() -> Response:
+async def api_sign_out(request: Request, _: ApiAgent, console: ConsoleDep) -> Response:
+    """End the session of this request (the cookie's or the bearer token's) on the server."""
+    credential = credential_of(request)
+    await console.end_session(credential.token if credential else None)
     response = Response(status_code=204)
-    response.delete_cookie(COOKIE)
+    clear_session(console, request, response)
     return response
 
 
-@router.get("/api/me", response_model=Me, tags=["session"])
+@router.get("/api/me", response_model=Me, response_model_exclude_none=True, tags=["session"])
 async def api_me(agent: ApiAgent) -> Me:
     return Me(agent=agent.name, business_units=list(agent.business_units))
 

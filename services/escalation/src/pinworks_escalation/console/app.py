@@ -2,14 +2,12 @@
 forms, sharing one `Console` (database, settings, sessions, templates)."""
 
 import logging
-import secrets
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pinworks_escalation.auth import Sessions
 from pinworks_escalation.console import api, forms, pages
 from pinworks_escalation.console.deps import Unauthenticated
 from pinworks_escalation.console.formatting import page_templates
@@ -20,18 +18,15 @@ log = logging.getLogger("pinworks.escalation.console")
 
 
 def create_console(engine: AsyncEngine, settings: EscalationSettings) -> FastAPI:
-    secret = settings.session_secret
-    if not secret:
-        log.warning("ESCALATION_SESSION_SECRET is unset: console sessions end on restart")
-        secret = secrets.token_urlsafe(32)
     app = FastAPI(
         title="pinworks escalation console",
         version="0.1.0",
         description="The human queue: agents see only the tickets of their business units. "
-        "Authenticate with the session cookie from `POST /api/session` or with HTTP Basic.",
+        "Authenticate with the session cookie from `POST /api/session` (state-changing calls "
+        "then send its `csrf_token` as `X-CSRF-Token`) or with `Authorization: Bearer` and a "
+        "token from `POST /api/tokens`.",
     )
-    app.state.console = Console(engine, settings, Sessions(secret, settings.session_hours * 3600),
-                                page_templates())
+    app.state.console = Console(engine, settings, page_templates())
     app.add_exception_handler(Unauthenticated, to_login)
     app.include_router(api.router)
     app.include_router(pages.router)

@@ -1,21 +1,23 @@
-"""Who is asking: the signed-in agent of a request, from the session cookie (pages and API) or
-HTTP Basic credentials (API only), and the console the request belongs to."""
+"""Who is asking: the signed-in agent of a request, from the server-side session of the
+cookie (pages and API) or of an `Authorization: Bearer` token (API), and the console the
+request belongs to.
+"""
 
+from dataclasses import dataclass
 from typing import Annotated, cast
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import Response
-from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from pinworks_escalation.console.work import Console
 from pinworks_escalation.queue import Agent
+from pinworks_escalation.signin import Session, session_of
 
 COOKIE = "pinworks_session"
-basic = HTTPBasic(auto_error=False)
 
 
 class Unauthenticated(Exception):
-    """No valid session or credentials."""
+    """No valid session."""
 
 
 def console_of(request: Request) -> Console:
@@ -26,36 +28,74 @@ def console_of(request: Request) -> Console:
 ConsoleDep = Annotated[Console, Depends(console_of)]
 
 
-async def api_agent(
-    request: Request,
-    console: ConsoleDep,
-    credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)],
-) -> Agent:
-    """The agent of the session cookie or of HTTP Basic credentials; 401 otherwise."""
-    agent = await console.agent_named(console.sessions.agent_of(request.cookies.get(COOKIE)))
-    if agent is None and credentials is not None:
-        agent = await console.check_password(credentials.username, credentials.password)
-    if agent is None:
-        raise HTTPException(401, "sign in: POST /api/session or HTTP Basic",
-                            headers={"WWW-Authenticate": 'Basic realm="pinworks"'})
-    return agent
+@dataclass(frozen=True)
+class Credential:
+    token: str
+    by_cookie: bool
+
+
+def credential_of(request: Request) -> Credential | None:
+    """The bearer token if the request has one, else the session cookie."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return Credential(value.strip(), by_cookie=False)
+    cookie = request.cookies.get(COOKIE)
+    return Credential(cookie, by_cookie=True) if cookie else None
+
+
+async def _session(request: Request, console: Console, cookie_only: bool) -> Session | None:
+    credential = credential_of(request)
+    if credential is None or (cookie_only and not credential.by_cookie):
+        return None
+    async with console.reading() as conn:
+        session = await session_of(conn, credential.token)
+    if session is None:
+        return None
+    request.state.session = session
+    return session
+
+
+async def api_agent(request: Request, console: ConsoleDep) -> Agent:
+    """The agent of the bearer token or the session cookie; 401 otherwise."""
+    session = await _session(request, console, cookie_only=False)
+    if session is None:
+        raise HTTPException(401, "sign in: POST /api/session (cookie) or POST /api/tokens "
+                            "(Authorization: Bearer)", headers={"WWW-Authenticate": "Bearer"})
+    return session.agent
 
 
 async def page_agent(request: Request, console: ConsoleDep) -> Agent:
     """The agent of the session cookie; without one, pages send the agent to sign in."""
-    agent = await console.agent_named(console.sessions.agent_of(request.cookies.get(COOKIE)))
-    if agent is None:
+    session = await _session(request, console, cookie_only=True)
+    if session is None:
         raise Unauthenticated()
-    return agent
+    return session.agent
 
 
 ApiAgent = Annotated[Agent, Depends(api_agent)]
 PageAgent = Annotated[Agent, Depends(page_agent)]
 
 
-def set_session(console: Console, response: Response, agent: Agent) -> None:
+def client_address(request: Request) -> str | None:
+    """The peer's address, the throttle's key per address."""
+    return request.client.host if request.client else None
+
+
+def secure_cookie(console: Console, request: Request) -> bool:
+    """Secure unless configured otherwise or reached on a loopback name."""
+    if console.settings.secure_cookies is not None:
+        return console.settings.secure_cookies
+    return (request.url.hostname or "") not in {"localhost", "127.0.0.1", "::1"}
+
+
+def set_session(console: Console, request: Request, response: Response, token: str) -> None:
     """Sign the agent in: the response carries their session cookie."""
     response.set_cookie(
-        COOKIE, console.sessions.issue(agent.name),
-        max_age=int(console.sessions.max_age_seconds),
-        httponly=True, samesite="lax", secure=console.settings.secure_cookies)
+        COOKIE, token, max_age=int(console.settings.session_hours * 3600), path="/",
+        httponly=True, samesite="lax", secure=secure_cookie(console, request))
+
+
+def clear_session(console: Console, request: Request, response: Response) -> None:
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax",
+                           secure=secure_cookie(console, request))

@@ -11,8 +11,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from pinworks_contracts.intents import known_intents
 from pinworks_contracts.messages import utcnow
-from pinworks_escalation.console.deps import COOKIE, ConsoleDep, PageAgent, set_session
+from pinworks_escalation.console.deps import (
+    ConsoleDep,
+    PageAgent,
+    clear_session,
+    client_address,
+    credential_of,
+    set_session,
+)
 from pinworks_escalation.console.formatting import safe_next
+from pinworks_escalation.console.messages import message
 from pinworks_escalation.queue import (
     SORTS,
     STATUS_FILTERS,
@@ -43,19 +51,29 @@ async def login(
     password: Annotated[str, Form()],
     next: Annotated[str, Form()] = "/",
 ) -> Response:
-    agent = await console.check_password(name.strip(), password)
-    if agent is None:
-        return console.page(request, "login.html", status_code=401, next=safe_next(next),
-                            error="Unknown agent or wrong password.", name=name)
+    address = client_address(request)
+    result = await console.sign_in(name.strip(), password, address)
+    if result.agent is None:
+        locked = result.refused == "locked"
+        page = console.page(request, "login.html", status_code=429 if locked else 401,
+                            next=safe_next(next), error=message("locked" if locked else "wrong"),
+                            name=name)
+        if locked:
+            page.headers["Retry-After"] = str(result.retry_after_seconds)
+        return page
+    token, _ = await console.open_session(result.agent, "browser", address)
     response = RedirectResponse(safe_next(next), status_code=303)
-    set_session(console, response, agent)
+    set_session(console, request, response, token)
     return response
 
 
 @router.post("/logout")
-async def logout() -> Response:
+async def logout(request: Request, _: PageAgent, console: ConsoleDep) -> Response:
+    """Sign out: the session ends on the server, not only in this browser."""
+    credential = credential_of(request)
+    await console.end_session(credential.token if credential else None)
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(COOKIE)
+    clear_session(console, request, response)
     return response
 
 

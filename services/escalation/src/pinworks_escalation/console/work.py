@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
-import anyio
 from fastapi import HTTPException
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
@@ -20,7 +19,6 @@ from pinworks_common.metrics import until_commit
 from pinworks_contracts.intents import UnknownIntent, validate_intent
 from pinworks_contracts.messages import Outcome
 from pinworks_escalation.assist import compare, suggestions_for
-from pinworks_escalation.auth import Sessions, verify_password
 from pinworks_escalation.queue import (
     Agent,
     NotQueued,
@@ -30,7 +28,6 @@ from pinworks_escalation.queue import (
     claim,
     count_queue,
     customer_history,
-    get_agent,
     get_item,
     list_queue,
     reassign,
@@ -41,17 +38,17 @@ from pinworks_escalation.queue import (
 )
 from pinworks_escalation.schemas import Correction, Reassignment, Reply
 from pinworks_escalation.settings import EscalationSettings
+from pinworks_escalation.signin import Session, SignInResult, open_session, revoke, sign_in
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Console:
-    """The console's database, settings, sessions and page templates, one per application."""
+    """The console's database, settings and page templates, one per application."""
 
     engine: AsyncEngine
     settings: EscalationSettings
-    sessions: Sessions
     templates: Jinja2Templates
 
     @property
@@ -67,18 +64,19 @@ class Console:
              **values: Any) -> HTMLResponse:
         return self.templates.TemplateResponse(request, template, values, status_code=status_code)
 
-    async def agent_named(self, name: str | None) -> Agent | None:
-        if not name:
-            return None
-        async with self.reading() as conn:
-            return await get_agent(conn, name)
+    async def sign_in(self, name: str, password: str, address: str | None) -> SignInResult:
+        """Throttled per name and per address before any hashing (see `signin`)."""
+        return await sign_in(self.engine, name, password, address, self.settings.signin_policy())
 
-    async def check_password(self, name: str, password: str) -> Agent | None:
-        """The agent, if the password is theirs (an unknown name takes as long to refuse)."""
-        agent = await self.agent_named(name)
-        ok = await anyio.to_thread.run_sync(
-            verify_password, agent.password_hash if agent else None, password)
-        return agent if ok and agent is not None else None
+    async def open_session(self, agent: Agent, kind: str,
+                           address: str | None) -> tuple[str, Session]:
+        hours = self.settings.session_hours
+        async with self.engine.begin() as conn:
+            return await open_session(conn, agent.name, kind, timedelta(hours=hours), address)
+
+    async def end_session(self, token: str | None) -> bool:
+        async with self.engine.begin() as conn:
+            return await revoke(conn, token)
 
     async def act(self, action: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run one agent action in its own transaction; queue refusals become HTTP errors."""

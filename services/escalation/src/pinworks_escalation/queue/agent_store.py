@@ -6,11 +6,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pinworks_common.db.tables import agents
+from pinworks_common.db.tables import agents, console_sessions
 from pinworks_escalation.queue.items import QueueError
 
 AGENT_NAME_PATTERN = r"^[A-Za-z0-9._@-]{1,64}$"
@@ -38,8 +38,15 @@ def agent_units(name: str, business_units: Sequence[str]) -> list[str]:
 async def save_agent(
     conn: AsyncConnection, name: str, password_hash: str, business_units: Sequence[str]
 ) -> Agent:
-    """Create an agent, or replace an existing agent's password and business units."""
+    """Create an agent, or replace an existing agent's password and business units; a new
+    password ends every session the agent has (console and CLI)."""
     units = agent_units(name, business_units)
+    before = (await conn.execute(select(agents.c.password_hash).where(agents.c.name == name)
+                                 .with_for_update())).scalar_one_or_none()
+    if before is not None and before != password_hash:
+        await conn.execute(update(console_sessions).where(
+            console_sessions.c.agent == name, console_sessions.c.revoked_at.is_(None))
+            .values(revoked_at=func.now()))
     await conn.execute(
         insert(agents).values(name=name, password_hash=password_hash, business_units=units)
         .on_conflict_do_update(index_elements=["name"], set_={
