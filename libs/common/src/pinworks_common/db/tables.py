@@ -245,3 +245,55 @@ router_budgets = Table(
     Column("used", Money, nullable=False, server_default="0"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+quality_reviews = Table(
+    "quality_reviews",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("ticket_id", Text, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("business_unit", Text, nullable=False),
+    Column("intent", Text),
+    Column("confidence", Float),
+    Column("handler", Text),
+    Column("answer", Text),
+    Column("source", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("correct_intent", Text),
+    Column("reviewed_by", Text),
+    Column("reviewed_at", DateTime(timezone=True)),
+    _created_at(),
+    UniqueConstraint("ticket_id", "attempt", name="quality_reviews_once"),
+)
+
+quality_scopes = Table(
+    "quality_scopes",
+    metadata,
+    Column("kind", Text, primary_key=True),
+    Column("name", Text, primary_key=True),
+    Column("state", Text, nullable=False),
+    Column("reviewed", Integer, nullable=False),
+    Column("wrong", Integer, nullable=False),
+    Column("rate", Float, nullable=False),
+    Column("lower_bound", Float, nullable=False),
+    Column("upper_bound", Float, nullable=False),
+    Column("max_wrong_rate", Float, nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("reason", Text),
+    Column("since", DateTime(timezone=True)),
+    Column("changed_at", DateTime(timezone=True)),
+    Column("evaluated_at", DateTime(timezone=True), nullable=False),
+)
+
+quality_events = Table(
+    "quality_events",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("kind", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("details", JSONB, nullable=False),
+    _created_at(),
+)

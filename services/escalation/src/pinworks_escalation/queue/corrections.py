@@ -4,7 +4,9 @@ The correction is kept as a labelled example (`labelled_examples`: the customer'
 the classifier said, what the agent says) for retraining the classifier. The ticket, with the
 corrected classification and the next automation attempt number, goes to the router through
 the outbox in the same transaction; every stage keys its records by the attempt, so the new
-attempt yields a new outcome (or escalates again and reopens the queue row).
+attempt yields a new outcome (or escalates again and reopens the queue row). If the ticket had
+an automatic answer with another intent, that answer is recorded as wrong for the live quality
+estimate (`pinworks_common.quality`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pinworks_common.db.tables import escalations, labelled_examples
+from pinworks_common.quality.store import record_correction
 from pinworks_contracts.messages import utcnow
 from pinworks_escalation.queue.actions import account, check_held, locked
 from pinworks_escalation.queue.handoff import automation_retry, to_outbox
@@ -80,6 +83,8 @@ async def send_back(
     await account(conn, ticket_id, agent, "send_back", {
         "from_intent": original.get("intent"), "to_intent": intent,
         "example_key": example_key})
+    # an automatic answer this ticket had with another intent was wrong: the live estimate counts it
+    await record_correction(conn, ticket_id, agent, intent)
     return {"ticket_id": ticket_id, "example_key": example_key,
             "from_intent": original.get("intent"), "to_intent": intent}
 

@@ -34,6 +34,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from pinworks_common.stats import binomial_cdf, clopper_pearson
+
 
 class PValue(StrEnum):
     binomial = "binomial"
@@ -43,25 +45,6 @@ class PValue(StrEnum):
 def share(part: int, whole: int) -> float:
     """`part` as a share of `whole`; 0 when there is nothing to share (no tickets, no answers)."""
     return part / whole if whole else 0.0
-
-
-def binomial_cdf(k: int, n: int, p: float) -> float:
-    """P(Binomial(n, p) ≤ k), summed in log space (n of tens of thousands stays exact enough)."""
-    if k < 0:
-        return 0.0
-    if k >= n or p <= 0.0:
-        return 1.0
-    if p >= 1.0:
-        return 0.0
-    log_p, log_q = math.log(p), math.log1p(-p)
-    log_term = n * log_q  # P(X = 0)
-    top = log_term
-    terms = [log_term]
-    for i in range(1, k + 1):
-        log_term += math.log(n - i + 1) - math.log(i) + log_p - log_q
-        terms.append(log_term)
-        top = max(top, log_term)
-    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
 
 
 def _kl_bernoulli(a: float, b: float) -> float:
@@ -93,16 +76,7 @@ START_FACTOR = 4
 
 def upper_bound(wrong: int, answered: int, delta: float) -> float:
     """Clopper–Pearson one-sided (1 − δ) upper bound on the wrong share (1.0 with no answers)."""
-    if answered == 0 or wrong >= answered:
-        return 1.0
-    low, high = wrong / answered, 1.0
-    for _ in range(60):
-        mid = (low + high) / 2
-        if binomial_cdf(wrong, answered, mid) > delta:
-            low = mid
-        else:
-            high = mid
-    return high
+    return clopper_pearson(wrong, answered, 1 - delta, sides=1).upper
 
 
 @dataclass(frozen=True)
