@@ -1,12 +1,12 @@
 """Quality: reviews of automatic answers, the scopes the live guard judges, and its events.
 
-Revision ID: 0005
+Revision ID: 0006
 """
 
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
