@@ -227,3 +227,66 @@ def test_every_table_key_is_its_unique_constraint() -> None:
                   if constraint.__class__.__name__ in ("UniqueConstraint", "PrimaryKeyConstraint")]
         unique += [(c.name,) for c in target.columns if c.unique]
         assert key in unique, (table, key, unique)
+
+
+CARD = "4111 1111 1111 1111"
+
+
+async def test_personal_data_stays_out_of_the_audit_and_hand_ons_read_the_original(books: Books) -> None:
+    """decisions.inputs / output / reason and accountability.details hold placeholders; the
+    draft that names the customer is kept once in decision_originals, which hand-ons read."""
+    ticket_id = ticket()
+    draft = {"answer": "Hi Jane Doe, your card " + CARD + " is on its way to 12 Acacia Avenue, Leeds."}
+    first = records.Decision(ticket_id, "ledger-test", "draft", "test", "1",
+                             inputs={"text": f"card {CARD}, mail jane@example.com"}, output=draft,
+                             reason="drafted for jane@example.com", trace_id="t")
+    event = records.AccountabilityEntry(ticket_id, "e", "test", "draft", "1", {"to": "jane@example.com"})
+    for _ in range(2):  # a redelivery stores nothing twice
+        async with books.transaction() as ledger:
+            recorded = await ledger.record(records.Entries(
+                decisions=[first], accountability=[event], handoffs=[hand_on(first.ref)]))
+    [stored] = await rows(books, "decisions", ticket_id=ticket_id)
+    assert stored["inputs"] == {"text": "card [CARD], mail [EMAIL]"}
+    assert stored["output"] == {"answer": "Hi [NAME], your card [CARD] is on its way to [ADDRESS]."}
+    assert stored["reason"] == "drafted for [EMAIL]"
+    assert [row["details"] for row in await rows(books, "accountability", ticket_id=ticket_id)] == [
+        {"to": "[EMAIL]"}]
+    assert [row["output"] for row in await rows(books, "decision_originals", ticket_id=ticket_id)] == [draft]
+    assert CARD in recorded.publications[0].payload.decode(), "the hand-on is built from the original"
+    async with books.reading() as ledger:
+        assert await ledger.decided([first.ref]) == {first.ref: draft}
+
+
+async def test_a_decision_without_personal_data_keeps_no_original(books: Books) -> None:
+    ticket_id = ticket()
+    async with books.transaction() as ledger:
+        await ledger.record(records.Entries(decisions=[decision(ticket_id, {"handler": "kb"})]))
+    assert await rows(books, "decision_originals", ticket_id=ticket_id) == []
+
+
+async def test_an_outcome_is_audited_redacted_and_republished_with_its_answer(books: Books) -> None:
+    ticket_id = ticket()
+    entry = records.OutcomeEntry("automation", Outcome(
+        ticket_id=ticket_id, status=OutcomeStatus.RESOLVED, business_unit="retail",
+        answer="Hi Jane Doe, call us back on +44 20 7946 0000.", cost_usd=Decimal("0.5"),
+        resolved_by="automation", trace_id="t", decided_at=datetime(2026, 1, 1, tzinfo=UTC)))
+    async with books.transaction() as ledger:
+        first = await ledger.record(records.Entries(outcomes=[entry]))
+    async with books.transaction() as ledger:
+        again = await ledger.record(records.Entries(outcomes=[entry]))
+    assert first.publications == again.publications
+    assert again.outcomes[0].answer == "Hi Jane Doe, call us back on +44 20 7946 0000."
+    [stored] = await rows(books, "outcomes", ticket_id=ticket_id)
+    assert stored["payload"]["answer"] == "Hi [NAME], call us back on [PHONE]."
+    assert len(await rows(books, "outcome_originals", ticket_id=ticket_id)) == 1
+
+
+async def test_a_dead_letter_keeps_no_personal_data(books: Books) -> None:
+    ticket_id, seq = ticket(), int(uuid.uuid4().int % 10**12)
+    letter = DeadLetter(stage="ledger-test", subject="s", stream_sequence=seq, deliveries=3,
+                        error="boom", ticket_id=ticket_id,
+                        payload_excerpt='{"body": "my card ' + CARD + ' was taken"}')
+    async with books.transaction() as ledger:
+        await ledger.dead_letter(letter)
+    [stored] = await rows(books, "dead_letters", ticket_id=ticket_id)
+    assert stored["raw_payload"] == '{"body": "my card [CARD] was taken"}'

@@ -31,6 +31,7 @@ from pinworks_common.ledger import (
     handoff_publication,
     keys,
 )
+from pinworks_common.ledger.book import AUDITED_TEXT, audit_row
 from pinworks_common.stage import Delivery, Work
 from pinworks_contracts.messages import (
     Classification,
@@ -166,11 +167,11 @@ class ClassifierStage:
             return Entries()
         errors: list[Rejected] = [item.value for item in work]  # type: ignore[misc]
         inserted = await ledger.insert_once("rejected_payloads", [
-            {"stream_seq": item.delivery.stream_seq, "subject": item.delivery.subject,
-             "ticket_id": rejection.error.ticket_id,
-             "business_unit": rejection.error.business_unit,
-             "reasons": rejection.error.reasons, "raw_payload": item.delivery.excerpt(),
-             "payload_bytes": rejection.payload_bytes}
+            audit_row({"stream_seq": item.delivery.stream_seq, "subject": item.delivery.subject,
+                       "ticket_id": rejection.error.ticket_id,
+                       "business_unit": rejection.error.business_unit,
+                       "reasons": rejection.error.reasons, "raw_payload": item.delivery.excerpt(),
+                       "payload_bytes": rejection.payload_bytes}, AUDITED_TEXT["rejected_payloads"])
             for item, rejection in zip(work, errors, strict=True)
         ])
         observe_rejections(len(inserted))

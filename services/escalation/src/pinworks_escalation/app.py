@@ -13,6 +13,7 @@ from pinworks_common.service import build_runtime, make_publisher, mount_stage, 
 from pinworks_contracts import subjects
 from pinworks_contracts.messages import EscalationRequest, Outcome
 from pinworks_escalation.console import ConsoleServer, create_console
+from pinworks_escalation.erasure import RetentionTask
 from pinworks_escalation.metrics import poll_queue
 from pinworks_escalation.settings import EscalationSettings
 from pinworks_escalation.stage import EscalationStage
@@ -46,10 +47,14 @@ def create_app(settings: EscalationSettings | None = None, books: Books | None =
     console = ConsoleServer(
         create_console(runtime.engine, settings), settings.http_host, settings.http_port
     )
+    retention = RetentionTask(
+        runtime.engine, retention_days=settings.retention_days,
+        interval_seconds=settings.retention_interval_seconds,
+        jetstream=lambda: runtime.broker.config.connection_state.stream)
     runtime.poller.add("escalation_queue", partial(poll_queue, runtime.engine))
     return service_app(
         runtime,
         description="The human escalation queue.",
-        on_started=[relay.start, console.start],
-        on_stopping=[console.stop, relay.stop],
+        on_started=[relay.start, console.start, retention.start],
+        on_stopping=[retention.stop, console.stop, relay.stop],
     )

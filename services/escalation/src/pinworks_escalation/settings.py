@@ -49,6 +49,13 @@ class EscalationSettings(CommonSettings):
     """Charged to the ticket's business unit when an agent resolves it."""
     queue_refresh_seconds: float = Field(2.0, gt=0, validation_alias="ESCALATION_QUEUE_REFRESH_SECONDS")
     """How often an open console page refreshes the queue."""
+    retention_days: int = Field(90, ge=1, validation_alias="ESCALATION_RETENTION_DAYS")
+    """Days a ticket's personal data is kept after it was received (a ticket still waiting for
+    an agent keeps it until resolved); then the retention task erases it as `pinworks erase`
+    does."""
+    retention_interval_seconds: float = Field(
+        3600.0, gt=0, validation_alias="ESCALATION_RETENTION_INTERVAL_SECONDS")
+    """How often the retention task looks for tickets past `retention_days`."""
 
     def signin_policy(self) -> ThrottlePolicy:
         from pinworks_escalation.signin import ThrottlePolicy

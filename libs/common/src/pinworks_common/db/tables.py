@@ -44,6 +44,7 @@ tickets = Table(
     Column("intent", Text),
     Column("confidence", Float),
     Column("classification", JSONB),
+    Column("personal_data_erased_at", DateTime(timezone=True)),
 )
 
 decisions = Table(
@@ -78,6 +79,19 @@ cost_ledger = Table(
     UniqueConstraint("ticket_id", "entry_key", name="cost_ledger_once"),
 )
 
+decision_originals = Table(
+    "decision_originals",
+    metadata,
+    Column("ticket_id", Text, primary_key=True),
+    Column("stage", Text, primary_key=True),
+    Column("decision_key", Text, primary_key=True),
+    Column("output", JSONB, nullable=False),
+    _created_at(),
+)
+"""The unredacted output of a decision whose output held personal data (a draft that names the
+customer): what hand-offs and the queue read; erased with the ticket (`decisions` keeps the
+redacted copy for ever)."""
+
 outcomes = Table(
     "outcomes",
     metadata,
@@ -89,6 +103,17 @@ outcomes = Table(
     _created_at(),
     UniqueConstraint("ticket_id", "outcome_key", name="outcomes_once"),
 )
+
+outcome_originals = Table(
+    "outcome_originals",
+    metadata,
+    Column("ticket_id", Text, primary_key=True),
+    Column("outcome_key", Text, primary_key=True),
+    Column("payload", JSONB, nullable=False),
+    _created_at(),
+)
+"""The unredacted payload of an outcome whose answer held personal data: what a redelivery
+republishes; erased with the ticket (`outcomes` keeps the redacted copy)."""
 
 escalations = Table(
     "escalations",

@@ -32,6 +32,7 @@ from pinworks_common.ledger.records import (
     outcome_publication,
 )
 from pinworks_common.metrics import observe_costs, observe_decisions, observe_outcomes
+from pinworks_common.personal_data import redact_value
 from pinworks_contracts.messages import DeadLetter, Outcome
 
 R = TypeVar("R")
@@ -45,6 +46,8 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "rejected_payloads": ("stream_seq",),
     "tickets": ("ticket_id",),
     "escalations": ("ticket_id",),
+    "decision_originals": ("ticket_id", "stage", "decision_key"),
+    "outcome_originals": ("ticket_id", "outcome_key"),
 }
 """The natural key each table is written once by (its unique constraint)."""
 
@@ -156,13 +159,16 @@ class Ledger:
         """Record the entries once and return what to publish, built from the stored records."""
         recorded = Recorded(publications=list(entries.publications))
         recorded.new_decisions = await self._insert_new(
-            "decisions", entries.decisions, lambda d: d.row())
+            "decisions", entries.decisions, lambda d: audit_row(d.row(), AUDITED_TEXT["decisions"]))
+        await self._keep_originals("decision_originals", [
+            (d.row(), "output") for d in recorded.new_decisions])
         for decision in recorded.new_decisions:
             self._decided[decision.ref] = as_stored(decision.output)
         self._absent -= {decision.ref for decision in entries.decisions}  # another delivery's
         recorded.new_costs = await self._insert_new("cost_ledger", entries.costs,
                                                     lambda c: c.row())
-        await self._insert_new("accountability", entries.accountability, lambda a: a.row())
+        await self._insert_new("accountability", entries.accountability,
+                               lambda a: audit_row(a.row(), AUDITED_TEXT["accountability"]))
         outcomes = list(entries.outcomes)
         stored = await self.decided(handoff.after for handoff in entries.handoffs)
         for handoff in entries.handoffs:
@@ -182,12 +188,21 @@ class Ledger:
         return recorded
 
     async def dead_letter(self, letter: DeadLetter) -> None:
-        await self.store.insert_once("dead_letters", [{
+        await self.store.insert_once("dead_letters", [audit_row({
             "stage": letter.stage, "subject": letter.subject,
             "stream_seq": letter.stream_sequence, "ticket_id": letter.ticket_id,
             "deliveries": letter.deliveries, "error": letter.error,
             "raw_payload": letter.payload_excerpt,
-        }])
+        }, AUDITED_TEXT["dead_letters"])])
+
+    async def _keep_originals(self, table: str, rows: Sequence[tuple[Row, str]]) -> None:
+        """For each newly stored audit row whose `column` held personal data, the original value
+        in the erasable `table` (where a hand-off or a customer's reply is built from it)."""
+        key = TABLE_KEYS[table]
+        originals = [{**{name: row[name] for name in key}, column: row[column]}
+                     for row, column in rows if _holds_personal_data(row[column])]
+        if originals:
+            await self.store.insert_once(table, originals)
 
     async def _insert_new(self, table: str, records: Sequence[R],
                           row_of: Callable[[R], Row]) -> list[R]:
@@ -207,12 +222,15 @@ class Ledger:
         candidates: dict[tuple[str, str], Outcome] = {}
         for entry in entries:
             candidates.setdefault((entry.outcome.ticket_id, entry.key), entry.outcome)
+        rows = [{"ticket_id": ticket_id, "outcome_key": key, "status": outcome.status.value,
+                 "payload": outcome.model_dump(mode="json")}
+                for (ticket_id, key), outcome in candidates.items()]
         new = await self.store.insert_once("outcomes", [
-            {"ticket_id": ticket_id, "outcome_key": key, "status": outcome.status.value,
-             "payload": outcome.model_dump(mode="json")}
-            for (ticket_id, key), outcome in candidates.items()
-        ])
-        payloads = {key_of("outcomes", row): row["payload"] for row in new}
+            audit_row(row, AUDITED_TEXT["outcomes"]) for row in rows])
+        inserted = {key_of("outcomes", row) for row in new}
+        fresh = [row for row in rows if key_of("outcomes", row) in inserted]
+        await self._keep_originals("outcome_originals", [(row, "payload") for row in fresh])
+        payloads = {key_of("outcomes", row): row["payload"] for row in fresh}
         await self._observe_outcomes([candidates[key] for key in payloads])
         missing = candidates.keys() - payloads.keys()
         if missing:
@@ -232,6 +250,27 @@ class Ledger:
              if outcome.ticket_id in received else None)
             for outcome in new
         ])
+
+
+AUDITED_TEXT: dict[str, tuple[str, ...]] = {
+    "decisions": ("inputs", "output", "reason"),
+    "accountability": ("details",),
+    "outcomes": ("payload",),
+    "dead_letters": ("error", "raw_payload"),
+    "rejected_payloads": ("reasons", "raw_payload"),
+}
+"""The columns of each append-only or audit table that never hold personal data: what is
+written to them is redacted first (`pinworks_common.personal_data`)."""
+
+
+def _holds_personal_data(value: Any) -> bool:
+    stored = as_stored(value)
+    return bool(redact_value(stored) != stored)
+
+
+def audit_row(row: Row, columns: Collection[str]) -> dict[str, Any]:
+    """The row with personal data in `columns` replaced by typed placeholders."""
+    return {name: redact_value(value) if name in columns else value for name, value in row.items()}
 
 
 def _observe(recorded: Recorded) -> None:

@@ -86,13 +86,14 @@ class MemoryStore:
         return {row[column] for row in self.tables[table].values() if row[column] in values}
 
     async def stored_decisions(self, refs: Collection[DecisionRef]) -> dict[DecisionRef, Output]:
-        stored = self.tables["decisions"]
-        return {ref: stored[tuple(ref)]["output"] for ref in refs if tuple(ref) in stored}
+        stored, originals = self.tables["decisions"], self.tables["decision_originals"]
+        return {ref: (originals.get(tuple(ref)) or stored[tuple(ref)])["output"]
+                for ref in refs if tuple(ref) in stored}
 
     async def stored_outcomes(self, keys: Collection[tuple[str, str]]
                               ) -> dict[tuple[str, str], Output]:
-        stored = self.tables["outcomes"]
-        return {key: stored[key]["payload"] for key in keys if key in stored}
+        stored, originals = self.tables["outcomes"], self.tables["outcome_originals"]
+        return {key: (originals.get(key) or stored[key])["payload"] for key in keys if key in stored}
 
     async def cost_totals(self, ticket_ids: Collection[str]) -> dict[str, Decimal]:
         totals: dict[str, Decimal] = {}

@@ -13,7 +13,15 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from pinworks_common.db.tables import cost_ledger, decisions, metadata, outcomes, tickets
+from pinworks_common.db.tables import (
+    cost_ledger,
+    decision_originals,
+    decisions,
+    metadata,
+    outcome_originals,
+    outcomes,
+    tickets,
+)
 from pinworks_common.ledger.book import TABLE_KEYS, Ledger, key_of
 from pinworks_common.ledger.records import DecisionRef, Output, Row
 
@@ -58,9 +66,13 @@ class PostgresStore:
         return set(found.scalars())
 
     async def stored_decisions(self, refs: Collection[DecisionRef]) -> dict[DecisionRef, Output]:
+        original = decision_originals.c
         result = await self.connection.execute(
             select(decisions.c.ticket_id, decisions.c.stage, decisions.c.decision_key,
-                   decisions.c.output)
+                   func.coalesce(original.output, decisions.c.output).label("output"))
+            .outerjoin(decision_originals, (original.ticket_id == decisions.c.ticket_id)
+                       & (original.stage == decisions.c.stage)
+                       & (original.decision_key == decisions.c.decision_key))
             .where(tuple_(decisions.c.ticket_id, decisions.c.stage, decisions.c.decision_key)
                    .in_(sorted(refs))))
         return {DecisionRef(row.ticket_id, row.stage, row.decision_key): row.output
@@ -68,8 +80,12 @@ class PostgresStore:
 
     async def stored_outcomes(self, keys: Collection[tuple[str, str]]
                               ) -> dict[tuple[str, str], Output]:
+        original = outcome_originals.c
         result = await self.connection.execute(
-            select(outcomes.c.ticket_id, outcomes.c.outcome_key, outcomes.c.payload)
+            select(outcomes.c.ticket_id, outcomes.c.outcome_key,
+                   func.coalesce(original.payload, outcomes.c.payload).label("payload"))
+            .outerjoin(outcome_originals, (original.ticket_id == outcomes.c.ticket_id)
+                       & (original.outcome_key == outcomes.c.outcome_key))
             .where(tuple_(outcomes.c.ticket_id, outcomes.c.outcome_key).in_(sorted(keys))))
         return {(row.ticket_id, row.outcome_key): row.payload for row in result}
 

@@ -13,11 +13,25 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 
 from pinworks_common.personal_data.detect import Finding, Kind, find, normalise, redact
 
-__all__ = ["Finding", "Kind", "find", "finding_summary", "keyed_hash", "normalise", "redact",
-           "redact_value"]
+__all__ = ["NAME_FIELDS", "Finding", "Kind", "find", "finding_summary", "keyed_hash", "known_names",
+           "normalise", "redact", "redact_value"]
+
+NAME_FIELDS = ("customer_name", "first_name", "last_name", "full_name", "name", "surname")
+"""Ticket metadata fields that hold the customer's own name."""
+
+
+def known_names(metadata: Mapping[str, object] | None) -> tuple[str, ...]:
+    """The customer's names as the ticket's metadata gives them (each full name and its parts)."""
+    names: list[str] = []
+    for name in NAME_FIELDS:
+        value = (metadata or {}).get(name)
+        if isinstance(value, str) and value.strip():
+            names += [value.strip(), *(part for part in value.split() if len(part) > 1)]
+    return tuple(dict.fromkeys(names))
 
 
 def keyed_hash(kind: Kind, value: str, key: bytes) -> str:

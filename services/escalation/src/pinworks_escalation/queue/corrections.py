@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pinworks_common.db.tables import escalations, labelled_examples
+from pinworks_common.personal_data import known_names, redact
 from pinworks_common.quality.store import record_correction
 from pinworks_contracts.messages import utcnow
 from pinworks_escalation.queue.actions import account, check_held, locked
@@ -100,6 +101,8 @@ async def _record_example(conn: AsyncConnection, row: Any, agent: str, intent: s
     )).scalar_one()
     example_key = f"agent:{int(count) + 1}"
     text = "\n".join(part for part in (ticket.get("subject"), ticket.get("body")) if part)
+    # a training example keeps what the intent needs, not the customer's personal data
+    text = redact(text, known_names=known_names(ticket.get("metadata")))[0]
     await conn.execute(insert(labelled_examples).values(
         ticket_id=row.ticket_id, example_key=example_key, business_unit=row.business_unit,
         text=text, predicted_intent=original.get("intent"),

@@ -1,0 +1,73 @@
+"""`pinworks erase --ticket ID | --customer ID`: erase a ticket's or a customer's personal data.
+
+The audit stays whole (it never held the data) and records the erasure; see
+`pinworks_escalation.erasure` for what is erased where. The `pinworks` CLI mounts `erase_app`
+through the entry point `pinworks.cli` / `erase`.
+"""
+
+from __future__ import annotations
+
+import getpass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+
+from pinworks_common.commands.platform import connect_nats, nats_url, run_command, with_platform_db
+from pinworks_common.commands.terminal import LazyConsole
+
+erase_app = typer.Typer(help="Erase a ticket's or a customer's personal data.")
+console = LazyConsole()
+
+
+@erase_app.callback(invoke_without_command=True)
+def erase(
+    ticket: Annotated[list[str] | None, typer.Option(
+        "--ticket", help="A ticket id (repeatable).")] = None,
+    customer: Annotated[str | None, typer.Option(
+        "--customer", help="A customer id: every ticket of this customer.")] = None,
+    by: Annotated[str | None, typer.Option(
+        "--by", help="Who asks (recorded in the audit); default: your login name.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Redact the tickets' text, delete the unredacted originals and the stream copy of each
+    submission, and record the erasure in the audit (without the data). Cannot be undone."""
+    from pinworks_escalation.erasure import erase_tickets, tickets_of_customer
+
+    if not ticket and not customer:
+        console.print("[red]name a ticket (--ticket) or a customer (--customer)[/]")
+        raise typer.Exit(2)
+    if not yes:
+        typer.confirm("Erase the personal data of "
+                      + (f"customer {customer}" if customer else ", ".join(ticket or []))
+                      + "? This cannot be undone", abort=True)
+    actor = by or getpass.getuser()
+    scope = f"customer {customer}" if customer else "ticket"
+
+    async def action(conn: Any) -> list[Any]:
+        ids = list(ticket or [])
+        if customer:
+            ids += await tickets_of_customer(conn, customer)
+        return await erase_tickets(conn, list(dict.fromkeys(ids)), actor=actor, actor_type="operator",
+                                   scope=scope, now=datetime.now(UTC))
+
+    erased = run_command(with_platform_db(action, write=True))
+    if not erased:
+        console.print("no such ticket: nothing erased")
+        raise typer.Exit(1)
+    deleted = run_command(_delete_submissions(erased))
+    console.print(f"erased the personal data of {len(erased)} ticket(s): "
+                  + ", ".join(item.ticket_id for item in erased), highlight=False)
+    console.print(f"{deleted} submission(s) deleted from the tickets stream "
+                  f"(the others had aged out)", highlight=False)
+
+
+async def _delete_submissions(erased: list[Any]) -> int:
+    from pinworks_contracts.subjects import TICKETS_STREAM
+    from pinworks_escalation.erasure import delete_submissions
+
+    nc = await connect_nats(nats_url())
+    try:
+        return await delete_submissions(nc.jetstream(), TICKETS_STREAM, erased)
+    finally:
+        await nc.close()
