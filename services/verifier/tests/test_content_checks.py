@@ -126,6 +126,7 @@ def test_pii_digits_scattered_through_the_ticket_are_not_a_number_the_customer_g
     ("account number 12345678", "Is there a problem with account 12345678?"),
     ("07700 900123", "Call me back on +44 7700 900123 please."),
     ("account number 1234567890", "My reference is 1234567890."),
+    ("sort code 20-00-00", "Pay it to 20-00-00 43218765 please."),
 ])
 def test_pii_a_number_the_customer_gave_as_a_whole_token_passes(leak: str, body: str) -> None:
     answer = KB_ANSWER.replace("Thanks for getting in touch.", f"Your details: {leak}.")

@@ -53,15 +53,18 @@ _DIGIT_RUN = re.compile(r"\d+")
 
 
 def number_tokens(text: str) -> set[str]:
-    """Every number written in ``text`` as a whole token: each run of digits, each group of
-    runs joined by single separators ("07700 900123", "12-34-56"), and the normalised value
-    of every PII item in it. A draft's number is allowed when it equals one of these, never
-    because its digits happen to occur somewhere in the text."""
+    """Every number written in ``text`` as a whole token: each run of digits and each
+    contiguous stretch of runs joined by single separators ("07700 900123", "20-00-00" in
+    "20-00-00 43218765"), and the normalised value of every PII item in it. A draft's number
+    is allowed when it equals one of these, never because its digits happen to occur
+    somewhere in the text."""
     tokens = {value for _, value in find_pii(text)}
     for match in _NUMBER_TOKEN.finditer(text):
-        digits = digits_of(match.group(0))
-        tokens.update({digits, digits.removeprefix("44").lstrip("0")})
-    tokens.update(_DIGIT_RUN.findall(text))
+        runs = _DIGIT_RUN.findall(match.group(0))
+        for start in range(len(runs)):
+            for end in range(start + 1, min(len(runs), start + 8) + 1):
+                digits = "".join(runs[start:end])
+                tokens.update({digits, digits.removeprefix("44").lstrip("0")})
     return tokens
 
 

@@ -4,12 +4,13 @@ how its reply's citations are checked and removed for the customer."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pinworks_specialists.kb import Passage
 
-PROMPT_VERSION = "llm-prompt-3"
+PROMPT_VERSION = "llm-prompt-4"
 NO_ANSWER = "NO_ANSWER"
 
 TICKET_OPEN = "<<<TICKET"
@@ -29,15 +30,23 @@ Larkspur Bank Support.
 If the passages do not answer the ticket, reply with exactly {NO_ANSWER} and nothing else."""
 
 _FENCE_MARK = re.compile(r"<{3,}|>{3,}")
+_CHAT_MARK = re.compile(r"<\|[^|<>\n]{0,40}\|>|<\||\|>|\[/?INST\]|<</?SYS>>|</?s>", re.IGNORECASE)
+"""Chat-template control text (ChatML's ``<|im_start|>``, Llama's ``[INST]``, ``<<SYS>>``,
+``</s>``): a server that parses special tokens in message content would read them as a new
+turn, so inside the ticket they are written with their brackets removed."""
 
 CITATION_RE = re.compile(r"\[([^\[\]\n]{1,200})\]")
 PASSAGE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9\-]*#\d+$")
 
 
 def fence_ticket(subject: str | None, body: str) -> str:
-    """The ticket as data between the fence lines; a fence mark inside the customer's text is
-    defused so the ticket cannot close its own fence and speak as the instructions."""
+    """The ticket as data between the fence lines; a fence mark (also in fullwidth or other
+    compatibility forms) or a chat-template control sequence inside the customer's text is
+    defused so the ticket cannot close its own fence or open a turn and speak as the
+    instructions."""
     def defuse(text: str) -> str:
+        text = unicodedata.normalize("NFKC", text)  # fullwidth ＞＞＞ is >>> to a model
+        text = _CHAT_MARK.sub(lambda m: re.sub(r"[<>|\[\]/]", "", m.group(0)), text)
         return _FENCE_MARK.sub(lambda m: m.group(0)[0] * 2, text)
 
     text = f"Subject: {defuse(subject)}\n\n{defuse(body)}" if subject else defuse(body)
