@@ -11,6 +11,7 @@ from pinworks_verifier.grounding import GroundednessCheck
 from pinworks_verifier.intent_scorer import NaiveBayesIntentScorer
 from pinworks_verifier.pii import PiiCheck
 from pinworks_verifier.policy import PolicyCheck
+from pinworks_verifier.promises import PromiseReader
 from pinworks_verifier.result import Check
 from pinworks_verifier.second_opinion import SecondOpinionCheck, SecondOpinionModel
 from pinworks_verifier.settings import VerifierSettings
@@ -26,7 +27,9 @@ def build_checks(settings: VerifierSettings) -> list[Check]:
         GroundednessCheck(frozenset(settings.grounded_handlers), settings.min_support),
         PiiCheck(settings.pii_allowed),
         CustomerStateCheck(settings.negative_sentiment_threshold),
-        PolicyCheck(settings.policy_entitlements),
+        PolicyCheck(settings.policy_entitlements,
+                    PromiseReader.load(settings.model_dir, threshold=settings.promise_threshold)
+                    if settings.promise_reader else None),
         DisagreementCheck(),
     ]
     if settings.second_opinion:

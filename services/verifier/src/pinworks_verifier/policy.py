@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from pinworks_contracts.messages import TicketEnvelope
+from pinworks_verifier.promises import PromiseReader
 from pinworks_verifier.result import CheckResult
 from pinworks_verifier.text import sentences
 
@@ -42,15 +43,25 @@ PROMISES: Mapping[str, Sequence[re.Pattern[str]]] = {
 specific) kind only; a scheme's name (Direct Debit Guarantee) is not
 either."""
 
+_CLAUSE = re.compile(r"\s*[,;:]\s*(?:and|but|so|while)?\s*|\s+(?:and|but|so)\s+")
 _SCHEME_NAMES = re.compile(r"Direct Debit Guarantee", re.IGNORECASE)
 
 
 class PolicyCheck:
+    """A sentence promises when one of the patterns above matches it (not negated) or, for
+    any other wording, when the commitment reader (`promises.py`, by meaning, not by word
+    list) reads it as a promise; either is allowed only when the handler is entitled to
+    that kind."""
+
     name = "policy"
     version = "policy-1"
 
-    def __init__(self, entitlements: Mapping[str, Sequence[str]] | None = None) -> None:
+    def __init__(self, entitlements: Mapping[str, Sequence[str]] | None = None,
+                 reader: PromiseReader | None = None) -> None:
         self.entitlements = {h: frozenset(kinds) for h, kinds in (entitlements or {}).items()}
+        self.reader = reader
+        if reader is not None:
+            self.version = f"policy-2[{reader.version}]"
 
     def run(self, envelope: TicketEnvelope) -> CheckResult:
         draft = envelope.draft
@@ -63,17 +74,33 @@ class PolicyCheck:
         reasons: list[str] = []
         found: list[str] = []
         for sentence in sentences(_SCHEME_NAMES.sub("scheme", draft.answer)):
-            for kind, patterns in PROMISES.items():
-                match = next((m for p in patterns if (m := p.search(sentence))), None)
-                if match is None:
-                    continue
-                if _NEGATION.search(sentence[max(0, match.start() - 40):match.start()]):
-                    continue
-                if kind in entitled:
-                    break  # the most specific promise in the sentence is allowed
-                found.append(kind)
-                reasons.append(f"policy: {kind.replace('_', ' ')} promised without entitlement "
-                               f"({match.group(0)!r} in {sentence.strip()[:160]!r})")
-                break
+            kind, reason = self._promise(sentence)
+            if kind is None or kind in entitled:
+                continue  # no promise, or the most specific promise in it is allowed
+            found.append(kind)
+            reasons.append(reason)
         return CheckResult(self.name, self.version, not reasons, tuple(reasons),
                            {"promises": sorted(set(found)), "entitled": sorted(entitled)})
+
+    def _promise(self, sentence: str) -> tuple[str | None, str]:
+        """The kind of promise the sentence makes (its first pattern kind, else the reader's)
+        and the reason to give, or (None, "")."""
+        for kind, patterns in PROMISES.items():
+            match = next((m for p in patterns if (m := p.search(sentence))), None)
+            if match is None:
+                continue
+            if _NEGATION.search(sentence[max(0, match.start() - 40):match.start()]):
+                continue
+            return kind, (f"policy: {kind.replace('_', ' ')} promised without entitlement "
+                          f"({match.group(0)!r} in {sentence.strip()[:160]!r})")
+        if self.reader is None:
+            return None, ""
+        # each clause on its own too: a promise padded with passage words is still one
+        readings = [r for part in [sentence, *_CLAUSE.split(sentence)]
+                    if len(part.split()) >= 3 and (r := self.reader.promises(part)) is not None]
+        if not readings:
+            return None, ""
+        reading = max(readings, key=lambda r: r.probability)
+        return reading.kind, (f"policy: {reading.kind.replace('_', ' ')} promised without "
+                              f"entitlement (read as a promise, p={reading.probability:.2f}, "
+                              f"in {sentence.strip()[:160]!r})")

@@ -40,6 +40,15 @@ class VerifierSettings(CommonSettings):
     """Groundedness: share of a sentence's content words one cited passage must hold."""
     pii_allowed: list[str] = Field(["+44 20 7946 0321"], validation_alias="VERIFIER_PII_ALLOWED")
     """The bank's own published contact details a draft may contain (JSON list)."""
+    promise_reader: bool = Field(False, validation_alias="VERIFIER_PROMISE_READER")
+    """Policy: also read each sentence and clause with the commitment reader (promises by
+    meaning, not by word list; `eval/build_promise_model.py`). Off by default: on the held-out
+    paraphrases it catches most promises the patterns miss, but it also escalates too many
+    correct drafts (`eval/measure_promises.py`)."""
+    promise_threshold: float | None = Field(None, gt=0, lt=1,
+                                            validation_alias="VERIFIER_PROMISE_THRESHOLD")
+    """Policy: P(promise) at which the reader calls a sentence a promise; unset means the
+    artifact's calibrated value (about 1% of non-promise sentences out of fold)."""
     policy_entitlements: dict[str, list[str]] = Field(
         default_factory=dict, validation_alias="VERIFIER_POLICY_ENTITLEMENTS")
     """Promise kinds each handler may make, e.g. {"human_macro": ["fee_waiver"]} (JSON); kinds:

@@ -1,0 +1,125 @@
+"""Commitments read by meaning: a small multinomial logistic regression over a sentence's words,
+word pairs and character n-grams, trained offline (`eval/build_promise_model.py`) on a labelled
+set of promises and non-promises written for it and on every sentence of the bank's own
+reviewed answers (templates and help-centre articles, labelled as no promise).
+
+No word list decides: "we credit your account" and "free of charge forever" are read as a
+refund and a fee waiver because sentences like them were labelled so, and the reader is measured
+on held-out paraphrases it never saw (`eval/measure_promises.py`). The artifact is a few hundred
+kilobytes of numpy arrays shipped in the package; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pinworks_verifier.artifact_files import read_artifact
+
+FORMAT = "promise-logreg-1"
+NONE = "none"
+ARTIFACT = "promise_reader"
+
+_TOKEN = re.compile(r"£?\d+(?:[.,]\d+)*%?|[a-z]+(?:'[a-z]+)?")
+
+
+def _token(raw: str) -> str:
+    if raw[0] == "£":
+        return "<money>"
+    return "<num>" if raw[0].isdigit() else raw
+
+
+def features(sentence: str) -> Counter[str]:
+    """Words, adjacent word pairs and 3-5 character n-grams of each word (with its edges)."""
+    words = [_token(w) for w in _TOKEN.findall(sentence.lower())]
+    feats: Counter[str] = Counter(f"w:{w}" for w in words)
+    feats.update(f"b:{a} {b}" for a, b in zip(["<s>", *words], [*words, "</s>"], strict=True))
+    for word in words:
+        if word.startswith("<"):
+            continue
+        padded = f"^{word}$"
+        for n in (3, 4, 5):
+            feats.update(f"c:{padded[i:i + n]}" for i in range(len(padded) - n + 1))
+    return feats
+
+
+@dataclass(frozen=True)
+class Reading:
+    kind: str
+    """The most likely promise kind (never `none`)."""
+    probability: float
+    """The model's probability that the sentence makes some promise (1 - P(none))."""
+
+
+class PromiseReader:
+    """Sentence -> the probability it commits the bank to a refund, a fee waiver, compensation
+    or an outcome, and which. `threshold` is the artifact's calibrated one unless given."""
+
+    def __init__(self, labels: Sequence[str], vocab: Sequence[str], weights: np.ndarray,
+                 bias: np.ndarray, meta: dict[str, Any], threshold: float | None = None) -> None:
+        self.labels = list(labels)
+        self.vocab = {feature: i for i, feature in enumerate(vocab)}
+        self.weights = weights.astype(np.float32)  # features x labels
+        self.bias = bias.astype(np.float32)
+        self.meta = meta
+        self.none_index = self.labels.index(NONE)
+        self.threshold = float(threshold if threshold is not None else meta["threshold"])
+        self.version = str(meta.get("version", "promise-unversioned"))
+
+    def vectorize(self, sentence: str) -> tuple[np.ndarray, np.ndarray]:
+        pairs = [(self.vocab[f], c) for f, c in features(sentence).items() if f in self.vocab]
+        if not pairs:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        ids = np.array([i for i, _ in pairs], np.int64)
+        values = 1 + np.log(np.array([c for _, c in pairs], np.float32))
+        return ids, values / float(np.linalg.norm(values))
+
+    def probabilities(self, sentence: str) -> np.ndarray:
+        ids, values = self.vectorize(sentence)
+        logits = values @ self.weights[ids] + self.bias
+        exp = np.exp(logits - logits.max())
+        return np.asarray(exp / exp.sum())
+
+    def read(self, sentence: str) -> Reading:
+        probs = self.probabilities(sentence)
+        promise = 1.0 - float(probs[self.none_index])
+        others = [(float(p), label) for p, label in zip(probs, self.labels, strict=True)
+                  if label != NONE]
+        return Reading(max(others)[1], promise)
+
+    def promises(self, sentence: str) -> Reading | None:
+        """The reading when the sentence is read as a promise at the threshold, else None."""
+        reading = self.read(sentence)
+        return reading if reading.probability >= self.threshold else None
+
+    # ------------------------------------------------------------------ storage
+
+    def save(self, directory: Path, name: str = ARTIFACT) -> None:
+        vocab = sorted(self.vocab, key=self.vocab.__getitem__)
+        body = {**{k: v for k, v in self.meta.items() if k != "version"}, "format": FORMAT,
+                "labels": self.labels, "vocab": vocab, "threshold": self.threshold}
+        payload = json.dumps(body, sort_keys=True).encode()
+        digest = hashlib.sha256(payload)
+        digest.update(self.weights.tobytes())
+        digest.update(self.bias.tobytes())
+        body["version"] = f"{name}-{digest.hexdigest()[:8]}"
+        (directory / f"{name}.json").write_text(json.dumps(body, sort_keys=True) + "\n")
+        np.savez_compressed(directory / f"{name}.npz", weights=self.weights.astype(np.float16),
+                            bias=self.bias)
+
+    @classmethod
+    def load(cls, directory: Path | None = None, name: str = ARTIFACT,
+             threshold: float | None = None) -> PromiseReader:
+        """``None`` means the artifact shipped in this package."""
+        meta, arrays = read_artifact(name, directory, FORMAT)
+        labels, vocab = meta.pop("labels"), meta.pop("vocab")
+        return cls(labels, vocab, arrays["weights"].astype(np.float32), arrays["bias"], meta,
+                   threshold)

@@ -1,0 +1,50 @@
+"""The commitment reader shipped in the package, and the policy check that uses it."""
+
+from __future__ import annotations
+
+import pytest
+
+from pinworks_verifier.policy import PolicyCheck
+from pinworks_verifier.promises import PromiseReader
+
+from .test_content_checks import KB_ANSWER, envelope
+
+READER = PromiseReader.load()
+PADDING = ("and cards sent by standard delivery usually arrive 3-5 working days after dispatch "
+           "in the UK")
+
+
+@pytest.mark.parametrize(("sentence", "kind"), [
+    ("We credit your account with the money you lost", "guaranteed_refund"),
+    ("This is free of charge forever", "fee_waiver"),
+])
+def test_a_promise_outside_the_patterns_padded_with_passage_words_fails(sentence: str,
+                                                                        kind: str) -> None:
+    answer = KB_ANSWER.replace("Thanks for getting in touch.", f"{sentence}, {PADDING}.")
+    assert PolicyCheck().run(envelope(answer)).passed, "the patterns alone let it through"
+    result = PolicyCheck(reader=READER).run(envelope(answer))
+    assert not result.passed
+    assert result.details["promises"] == [kind]
+    assert "read as a promise" in result.reasons[0]
+    entitled = PolicyCheck({"kb": [kind]}, reader=READER).run(envelope(answer))
+    assert entitled.passed, entitled.reasons
+
+
+@pytest.mark.parametrize("sentence", [
+    "We can't promise a refund, but we'll look into it.",
+    "Refunds go back to the card you paid with.",
+    "Unfortunately we cannot waive this fee.",
+])
+def test_non_promises_are_not_read_as_promises(sentence: str) -> None:
+    assert READER.promises(sentence) is None, READER.read(sentence)
+
+
+def test_a_correct_kb_draft_passes_with_the_reader() -> None:
+    result = PolicyCheck(reader=READER).run(envelope())
+    assert result.passed, result.reasons
+    assert result.version == f"policy-2[{READER.version}]"
+
+
+def test_the_artifact_records_its_calibration() -> None:
+    assert 0.5 <= READER.threshold < 1
+    assert READER.meta["calibration"]["oof_false_alarm_bank"] <= 0.02
