@@ -9,6 +9,7 @@ from pinworks_verifier.checks import (
 )
 from pinworks_verifier.grounding import GroundednessCheck
 from pinworks_verifier.intent_scorer import NaiveBayesIntentScorer
+from pinworks_verifier.people import PeopleCheck
 from pinworks_verifier.pii import PiiCheck
 from pinworks_verifier.policy import PolicyCheck
 from pinworks_verifier.promises import PromiseReader
@@ -26,6 +27,7 @@ def build_checks(settings: VerifierSettings) -> list[Check]:
         ),
         GroundednessCheck(frozenset(settings.grounded_handlers), settings.min_support),
         PiiCheck(settings.pii_allowed),
+        PeopleCheck(),
         CustomerStateCheck(settings.negative_sentiment_threshold),
         PolicyCheck(settings.policy_entitlements,
                     PromiseReader.load(settings.model_dir, threshold=settings.promise_threshold)
