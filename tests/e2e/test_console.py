@@ -96,9 +96,9 @@ async def _strangers_are_turned_away(scene: Scene) -> None:
         assert wrong.status_code == 401
         page = await anonymous.get(f"/tickets/{mine}")
         assert page.status_code == 303 and page.headers["location"].startswith("/login")
-        spec = (await anonymous.get("/openapi.json")).json()
-        assert {"/api/queue", "/api/tickets/{ticket_id}/resolve",
-                "/api/tickets/{ticket_id}/send-back"} <= set(spec["paths"])
+        assert (await anonymous.get("/openapi.json")).status_code == 401, "docs need sign-in"
+        docs = await anonymous.get("/docs")
+        assert docs.status_code == 303 and docs.headers["location"].startswith("/login")
 
 
 async def _another_unit_sees_nothing(scene: Scene, a: httpx.AsyncClient,
@@ -106,6 +106,9 @@ async def _another_unit_sees_nothing(scene: Scene, a: httpx.AsyncClient,
     """Another unit's ticket is invisible: every API action and the page answer 404."""
     mine, cy = scene.mine, scene.cy
     assert (await a.get("/api/me")).json() == {"agent": scene.ana, "business_units": [scene.retail]}
+    spec = (await a.get("/openapi.json")).json()
+    assert {"/api/queue", "/api/tickets/{ticket_id}/resolve",
+            "/api/tickets/{ticket_id}/send-back"} <= set(spec["paths"])
     assert [i["ticket_id"] for i in (await a.get("/api/queue")).json()] == [mine]
     assert [i["ticket_id"] for i in (await c.get("/api/queue")).json()] == [scene.theirs]
     assert (await c.get(f"/api/tickets/{mine}")).status_code == 404

@@ -6,7 +6,16 @@ from __future__ import annotations
 from fastapi import HTTPException
 
 from pinworks_escalation.console.forms import after_action
+from pinworks_escalation.console.messages import (
+    ERRORS,
+    LOGIN_ERRORS,
+    NOTICES,
+    QUEUE_NOTICES,
+    error,
+    notice,
+)
 from pinworks_escalation.console.pages import PAGE_SIZE, latest_decision, page_count, page_query
+from pinworks_escalation.console.work import Refusal
 
 
 def test_the_queue_page_reads_its_filters_and_page() -> None:
@@ -34,11 +43,22 @@ def test_an_empty_queue_still_has_one_page() -> None:
 
 
 def test_a_form_returns_to_the_ticket_or_to_the_queue_when_it_is_gone() -> None:
-    assert after_action("T 1", None, "Done.") == "/tickets/T%201?notice=Done."
-    assert after_action("T-1", HTTPException(409, "held by bo"), "Done.") == (
-        "/tickets/T-1?error=held%20by%20bo")
-    assert after_action("T-1", HTTPException(404, "no escalated ticket T-1"), "Done.") == (
-        "/?error=no%20escalated%20ticket%20T-1")
+    assert after_action("T 1", None, "claimed") == "/tickets/T%201?notice=claimed"
+    assert after_action("T-1", Refusal(409, "T-1 is claimed by bo", "held"), "claimed") == (
+        "/tickets/T-1?error=held")
+    assert after_action("T-1", HTTPException(409, "<b>anything</b>"), "claimed") == (
+        "/tickets/T-1?error=refused"), "only codes travel in the link"
+    assert after_action("T-1", Refusal(404, "no escalated ticket T-1", "gone"), "x") == (
+        "/?error=gone")
+
+
+def test_pages_show_only_fixed_messages_filled_from_stored_state() -> None:
+    assert notice("claimed", ticket_id="T-1", lease_minutes=15) == "You hold T-1 for 15 minutes."
+    assert error("held") == "Someone else holds this ticket."
+    assert error("Your account is closed, call +44 000") is None, "unknown text shows nothing"
+    assert notice("claimed", QUEUE_NOTICES) is None, "the queue page has no ticket to name"
+    assert error("locked", LOGIN_ERRORS) is not None and error("held", LOGIN_ERRORS) is None
+    assert all(code.isidentifier() for code in (*NOTICES, *ERRORS))
 
 
 def test_a_ticket_page_shows_each_stages_latest_decision() -> None:

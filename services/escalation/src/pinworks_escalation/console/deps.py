@@ -1,6 +1,11 @@
 """Who is asking: the signed-in agent of a request, from the server-side session of the
 cookie (pages and API) or of an `Authorization: Bearer` token (API), and the console the
 request belongs to.
+
+A state-changing request authenticated by the cookie must also carry the session's CSRF token
+(form field `csrf_token` or header `X-CSRF-Token`): a browser sends the cookie on its own, the
+token only the console's own pages. A bearer token is never sent by a browser on its own, so
+it needs none. The Origin check of every state-changing request is in `security`.
 """
 
 from dataclasses import dataclass
@@ -9,11 +14,15 @@ from typing import Annotated, cast
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import Response
 
+from pinworks_escalation.console.security import same_token
 from pinworks_escalation.console.work import Console
 from pinworks_escalation.queue import Agent
 from pinworks_escalation.signin import Session, session_of
 
 COOKIE = "pinworks_session"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class Unauthenticated(Exception):
@@ -52,6 +61,12 @@ async def _session(request: Request, console: Console, cookie_only: bool) -> Ses
         session = await session_of(conn, credential.token)
     if session is None:
         return None
+    if credential.by_cookie and request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER)
+        if sent is None and "form" in request.headers.get("content-type", ""):
+            sent = str((await request.form()).get(CSRF_FIELD) or "")
+        if not same_token(sent, session.csrf_token):
+            raise HTTPException(403, "missing or wrong CSRF token")
     request.state.session = session
     return session
 

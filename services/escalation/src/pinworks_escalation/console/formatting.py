@@ -13,6 +13,7 @@ from pinworks_contracts.intents import intent_label
 from pinworks_contracts.messages import utcnow
 
 TEMPLATES = Path(__file__).parent.parent / "templates"
+STATIC = Path(__file__).parent.parent / "static"
 
 
 def page_templates() -> Jinja2Templates:

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from pinworks_contracts.intents import known_intents
+from pinworks_contracts.intents import intent_label, known_intents
 from pinworks_contracts.messages import utcnow
 from pinworks_escalation.console.deps import (
     ConsoleDep,
@@ -20,7 +20,13 @@ from pinworks_escalation.console.deps import (
     set_session,
 )
 from pinworks_escalation.console.formatting import safe_next
-from pinworks_escalation.console.messages import message
+from pinworks_escalation.console.messages import (
+    LOGIN_ERRORS,
+    QUEUE_ERRORS,
+    QUEUE_NOTICES,
+    error,
+    notice,
+)
 from pinworks_escalation.queue import (
     SORTS,
     STATUS_FILTERS,
@@ -56,7 +62,8 @@ async def login(
     if result.agent is None:
         locked = result.refused == "locked"
         page = console.page(request, "login.html", status_code=429 if locked else 401,
-                            next=safe_next(next), error=message("locked" if locked else "wrong"),
+                            next=safe_next(next),
+                            error=error("locked" if locked else "wrong", LOGIN_ERRORS),
                             name=name)
         if locked:
             page.headers["Retry-After"] = str(result.retry_after_seconds)
@@ -139,11 +146,16 @@ async def queue_values(request: Request, console: ConsoleDep, agent: Agent) -> d
 
 @router.get("/", response_class=HTMLResponse)
 async def queue_page(request: Request, agent: PageAgent, console: ConsoleDep,
-                     notice: str | None = None, error: str | None = None) -> HTMLResponse:
+                     notice_code: Annotated[str | None, Query(alias="notice")] = None,
+                     error_code: Annotated[str | None, Query(alias="error")] = None
+                     ) -> HTMLResponse:
+    """The queue; `notice` and `error` are codes of fixed messages (`messages`)."""
     values = await queue_values(request, console, agent)
+    problem = "bad_filter" if values.pop("query_error") else None
     return console.page(request, "queue.html",
                         refresh_seconds=console.settings.queue_refresh_seconds,
-                        notice=notice, error=error or values.pop("query_error"), **values)
+                        notice=notice(notice_code, QUEUE_NOTICES),
+                        error=error(error_code or problem, QUEUE_ERRORS), **values)
 
 
 @router.get("/fragments/queue", response_class=HTMLResponse)
@@ -166,7 +178,11 @@ def latest_decision(decisions: list[dict[str, Any]], stage: str) -> dict[str, An
 
 @router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
 async def ticket_page(request: Request, ticket_id: str, agent: PageAgent, console: ConsoleDep,
-                      notice: str | None = None, error: str | None = None) -> Response:
+                      notice_code: Annotated[str | None, Query(alias="notice")] = None,
+                      error_code: Annotated[str | None, Query(alias="error")] = None
+                      ) -> Response:
+    """A ticket with everything about it; `notice` and `error` are codes of fixed messages,
+    their blanks filled from the stored ticket."""
     try:
         data = await console.detail(agent, ticket_id)
     except HTTPException:
@@ -183,4 +199,7 @@ async def ticket_page(request: Request, ticket_id: str, agent: PageAgent, consol
         other_intents=[i for i in known_intents() if i not in likely],
         route_decision=latest_decision(data["decisions"], "router"),
         verifier_decision=latest_decision(data["decisions"], "verifier"),
-        notice=notice, error=error)
+        notice=notice(notice_code, ticket_id=data["ticket_id"],
+                      lease_minutes=console.settings.lease_minutes,
+                      intent=intent_label(data["intent"]) if data.get("intent") else "-"),
+        error=error(error_code))

@@ -43,6 +43,14 @@ from pinworks_escalation.signin import Session, SignInResult, open_session, revo
 T = TypeVar("T")
 
 
+class Refusal(HTTPException):
+    """An agent action refused: the HTTP status and reason (API), and a fixed code (pages)."""
+
+    def __init__(self, status_code: int, detail: str, code: str = "refused") -> None:
+        super().__init__(status_code, detail)
+        self.code = code
+
+
 @dataclass(frozen=True)
 class Console:
     """The console's database, settings and page templates, one per application."""
@@ -62,6 +70,8 @@ class Console:
 
     def page(self, request: Request, template: str, status_code: int = 200,
              **values: Any) -> HTMLResponse:
+        session = getattr(request.state, "session", None)
+        values.setdefault("csrf_token", session.csrf_token if session else None)
         return self.templates.TemplateResponse(request, template, values, status_code=status_code)
 
     async def sign_in(self, name: str, password: str, address: str | None) -> SignInResult:
@@ -85,16 +95,16 @@ class Console:
                 async with self.engine.begin() as conn:
                     return await action(conn)
         except NotQueued as error:
-            raise HTTPException(404, str(error)) from None
+            raise Refusal(404, str(error), error.code) from None
         except QueueError as error:
-            raise HTTPException(409, str(error)) from None
+            raise Refusal(409, str(error), error.code) from None
 
     async def scoped_item(self, agent: Agent, ticket_id: str) -> QueueItem:
         """The ticket if it is in one of the agent's business units, else 404."""
         async with self.reading() as conn:
             item = await get_item(conn, ticket_id, business_units=agent.business_units)
         if item is None:
-            raise HTTPException(404, f"no escalated ticket {ticket_id}")
+            raise Refusal(404, f"no escalated ticket {ticket_id}", "gone")
         return item
 
     async def detail(self, agent: Agent, ticket_id: str) -> dict[str, Any]:
@@ -137,8 +147,9 @@ class Console:
             lease=self.lease))
         if claimed is None:
             if item.status == "resolved":
-                raise HTTPException(409, f"{ticket_id} was already resolved by {item.resolved_by}")
-            raise HTTPException(409, f"{ticket_id} is claimed by {item.claimed_by}")
+                raise Refusal(409, f"{ticket_id} was already resolved by {item.resolved_by}",
+                              "resolved")
+            raise Refusal(409, f"{ticket_id} is claimed by {item.claimed_by}", "held")
         return claimed
 
     async def release(self, agent: Agent, ticket_id: str) -> None:
@@ -166,6 +177,6 @@ class Console:
         try:
             intent = validate_intent(body.intent)
         except UnknownIntent as error:
-            raise HTTPException(422, str(error)) from None
+            raise Refusal(422, str(error), "bad_intent") from None
         return await self.act(lambda conn: send_back(conn, ticket_id, agent.name, intent,
                                                      business_units=agent.business_units))

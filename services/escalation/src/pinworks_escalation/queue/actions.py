@@ -76,7 +76,7 @@ async def release(
         .values(status=OPEN, claimed_by=None, lease_expires_at=None)
     )
     if result.rowcount == 0:
-        raise QueueError(f"{agent} does not hold a claim on {ticket_id}")
+        raise QueueError(f"{agent} does not hold a claim on {ticket_id}", "not_holder")
     await account(conn, ticket_id, agent, "release", {})
 
 
@@ -100,9 +100,9 @@ def holds(row: Any, agent: str | None, now: datetime) -> bool:
 def check_held(row: Any, agent: str, now: datetime, doing: str) -> None:
     """Refuse to act on a resolved ticket, or on one the agent does not hold."""
     if row.status == RESOLVED:
-        raise QueueError(f"{row.ticket_id} was already resolved by {row.resolved_by}")
+        raise QueueError(f"{row.ticket_id} was already resolved by {row.resolved_by}", "resolved")
     if not holds(row, agent, now):
-        raise QueueError(f"{agent} must claim {row.ticket_id} before {doing}")
+        raise QueueError(f"{agent} must claim {row.ticket_id} before {doing}", "not_holder")
 
 
 async def reassign(
@@ -119,17 +119,19 @@ async def reassign(
     now = utcnow()
     row = await locked(conn, ticket_id, business_units)
     if row.status == RESOLVED:
-        raise QueueError(f"{ticket_id} was already resolved by {row.resolved_by}")
+        raise QueueError(f"{ticket_id} was already resolved by {row.resolved_by}", "resolved")
     if row.status == CLAIMED and row.lease_expires_at is not None \
             and row.lease_expires_at >= now and row.claimed_by != agent:
-        raise QueueError(f"{ticket_id} is claimed by {row.claimed_by}; only they can reassign it")
+        raise QueueError(f"{ticket_id} is claimed by {row.claimed_by}; only they can reassign it",
+                         "held")
     target = await get_agent(conn, to_agent)
     if target is None:
-        raise QueueError(f"no agent {to_agent}")
+        raise QueueError(f"no agent {to_agent}", "no_agent")
     if row.business_unit not in target.business_units:
-        raise QueueError(f"{to_agent} does not serve business unit {row.business_unit}")
+        raise QueueError(f"{to_agent} does not serve business unit {row.business_unit}",
+                         "not_in_unit")
     if to_agent == agent and holds(row, agent, now):
-        raise QueueError(f"{ticket_id} is already yours")
+        raise QueueError(f"{ticket_id} is already yours", "already_yours")
     updated = (await conn.execute(
         update(escalations).where(escalations.c.ticket_id == ticket_id)
         .values(status=CLAIMED, claimed_by=to_agent, lease_expires_at=now + lease)
@@ -157,7 +159,7 @@ async def resolve(
     from, how similar the sent text is); it is kept with the `resolve` action for the
     per-intent usefulness report (`assist_usefulness`)."""
     if not reply.strip():
-        raise QueueError("a resolution needs a reply to the customer")
+        raise QueueError("a resolution needs a reply to the customer", "empty_reply")
     now = utcnow()
     row = await locked(conn, ticket_id, business_units)
     check_held(row, agent, now, "resolving it")

@@ -33,7 +33,8 @@ def corrected_intent_name(corrected_intent: str) -> str:
     """The intent as stored: 1-64 lowercase letters, digits or '_', or refused."""
     intent = corrected_intent.strip()
     if not re.fullmatch(r"[a-z0-9_]{1,64}", intent):
-        raise QueueError("the corrected intent must be 1-64 lowercase letters, digits or '_'")
+        raise QueueError("the corrected intent must be 1-64 lowercase letters, digits or '_'",
+                         "bad_intent")
     return intent
 
 
@@ -71,7 +72,8 @@ async def send_back(
     original = envelope.get("classification") or {}
     if original.get("intent") == intent and not original.get("out_of_scope") \
             and float(original.get("confidence") or 0) >= 0.99:
-        raise QueueError(f"{ticket_id} is already classified as {intent} with certainty")
+        raise QueueError(f"{ticket_id} is already classified as {intent} with certainty",
+                         "certain")
     example_key = await _record_example(conn, row, agent, intent)
     context = corrected_context(row.context, agent, intent, example_key, now)
     attempt = int(row.attempt) + 1

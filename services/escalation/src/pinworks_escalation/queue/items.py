@@ -15,12 +15,20 @@ RETURNED = "returned"
 
 
 class QueueError(ValueError):
-    """An action the queue refuses, with the reason for the agent."""
+    """An action the queue refuses, with the reason for the agent and a fixed `code` for it
+    (the console's pages show the message of the code, never the text)."""
+
+    def __init__(self, reason: str, code: str = "refused") -> None:
+        super().__init__(reason)
+        self.code = code
 
 
 class NotQueued(QueueError):
     """No such ticket in the queue, or not in the agent's business units (indistinguishable,
     so that an agent learns nothing about other units' tickets)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, "gone")
 
 
 @dataclass(frozen=True)
