@@ -441,6 +441,7 @@ def test_defaults_workloads_and_environment():
     assert env["LLM_FRONTIER_API_KEY"]["valueFrom"]["secretKeyRef"]["optional"] is True
     esc = pod_spec(deps[f"{FULLNAME}-escalation"])["containers"][0]
     assert env_of(esc)["ESCALATION_HTTP_PORT"]["value"] == "8000"
+    assert env_of(esc)["ESCALATION_SECURE_COOKIES"]["value"] == "true", "Secure cookies in the cluster"
     assert "secretKeyRef" in env_of(esc)["ESCALATION_SESSION_SECRET"]["valueFrom"]
     assert {p["name"]: p["containerPort"] for p in esc["ports"]}["http"] == 8000
     svc = one(docs, "Service", f"{FULLNAME}-escalation")
