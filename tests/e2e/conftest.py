@@ -142,6 +142,21 @@ class PlatformClient:
         async with self.engine.connect() as conn:
             return list((await conn.execute(text(sql), params)).all())
 
+    async def wait_rows(self, sql: str, within: float = 30, **params: Any) -> list[Any]:
+        """The query's rows once it returns any (another service records them a moment after
+        the event the test caused); fails after `within` seconds."""
+        async def poll() -> list[Any]:
+            while True:
+                rows = await self.fetch(sql, **params)
+                if rows:
+                    return rows
+                await asyncio.sleep(0.1)
+
+        try:
+            return await asyncio.wait_for(poll(), within)
+        except TimeoutError:
+            raise AssertionError(f"no rows within {within}s for {sql!r} {params}") from None
+
 
 @pytest_asyncio.fixture
 async def client(platform: Platform) -> AsyncIterator[PlatformClient]:

@@ -188,6 +188,17 @@ async def test_the_first_stored_row_wins(books: Books) -> None:
         assert row["metadata"] == {"tier": ["vip"]}, "JSON as the column gives it back"
 
 
+async def test_stored_rows_are_the_recorded_rows_only(books: Books) -> None:
+    ticket_id = ticket()
+    async with books.transaction() as ledger:
+        await ledger.first_stored("tickets", [ticket_row(ticket_id, 4)])
+    async with books.reading() as ledger:
+        found = await ledger.stored_rows("tickets", "ticket_id", [ticket_id, ticket()])
+        assert await ledger.stored_rows("tickets", "ticket_id", []) == []
+    assert [(row["ticket_id"], row["body"], row["metadata"]) for row in found] == [
+        (ticket_id, "hi", {"tier": ["vip"]})]
+
+
 async def test_insert_once_returns_only_the_new_rows(books: Books) -> None:
     seq = int(uuid.uuid4().int % 10**12)
     row = {"stream_seq": seq, "subject": "s", "ticket_id": None, "business_unit": None,

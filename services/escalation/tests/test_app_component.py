@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pinworks_common.ledger.memory import AppRun, MemoryBooks, drive_service
+from pinworks_common.ledger.memory import AppRun, MemoryBooks, drive_service, record_upstream
 from pinworks_contracts import subjects
 from pinworks_contracts.messages import EscalationRequest, TicketEnvelope, TicketSubmission
 from pinworks_escalation.app import create_app
@@ -21,6 +21,11 @@ def request(ticket_id: str) -> bytes:
 
 
 def run(books: MemoryBooks, *deliveries: tuple[bytes, int, int]) -> AppRun:
+    """Deliver the requests, each with its ticket and the router's hand-off recorded first."""
+    for payload, _, _ in deliveries:
+        if payload.startswith(b"{"):
+            record_upstream(books, EscalationRequest.model_validate_json(payload).envelope,
+                            escalated_by="router")
     return drive_service(create_app, EscalationSettings, books, subject=subjects.ESCALATION_REQUESTED,
                          stream=subjects.WORK_STREAM, durable="escalation", deliveries=deliveries,
                          outputs=[(subjects.outcome_subject("escalated"), subjects.OUTCOMES_STREAM),

@@ -22,9 +22,16 @@ def request(ticket_id: str, attempt: int = 0, reason: str = "a check failed"
     return messages.EscalationRequest(envelope=envelope, source_stage="verifier", reasons=[reason])
 
 
+def recorded(stage: StageHarness, escalation: messages.EscalationRequest
+             ) -> messages.EscalationRequest:
+    """The request, with the ticket and the step handing it to a person recorded upstream."""
+    stage.record_upstream(escalation.envelope, escalated_by=escalation.source_stage)
+    return escalation
+
+
 def test_a_ticket_is_queued_and_announced_as_escalated() -> None:
     stage = StageHarness(EscalationStage())
-    message = stage.message(request("E-1"), ESCALATION_REQUESTED)
+    message = stage.message(recorded(stage, request("E-1")), ESCALATION_REQUESTED)
     published = {p.msg_id: p for p in stage.deliver(message)}
     assert message.acked
     outcome = published["E-1:outcome:automation"]
@@ -37,29 +44,54 @@ def test_a_ticket_is_queued_and_announced_as_escalated() -> None:
 
 def test_a_redelivery_republishes_the_stored_outcome_and_records_nothing_twice() -> None:
     stage = StageHarness(EscalationStage())
-    message = stage.message(request("E-2"), ESCALATION_REQUESTED)
+    message = stage.message(recorded(stage, request("E-2")), ESCALATION_REQUESTED)
     first = stage.deliver(message)
     again = stage.deliver(message.redelivered())
     assert sorted(sent(again)) == sorted(sent(first))
-    assert [len(stage.rows(t)) for t in ("escalations", "decisions", "outcomes")] == [1, 1, 1]
+    assert [len(stage.rows("escalations")), len(stage.rows("decisions", stage="escalation")),
+            len(stage.rows("outcomes"))] == [1, 1, 1]
 
 
 def test_a_later_attempt_reopens_the_queued_ticket() -> None:
     stage = StageHarness(EscalationStage())
-    stage.deliver(stage.message(request("E-3"), ESCALATION_REQUESTED))
-    later = stage.deliver(stage.message(request("E-3", 1, "sent back, failed again"),
-                                        ESCALATION_REQUESTED))
+    stage.deliver(stage.message(recorded(stage, request("E-3")), ESCALATION_REQUESTED))
+    later = stage.deliver(stage.message(
+        recorded(stage, request("E-3", 1, "sent back, failed again")), ESCALATION_REQUESTED))
     assert {p.msg_id for p in later} == {"E-3:outcome:automation@1", "E-3:assist@1"}
     [queued] = stage.rows("escalations")
     assert (queued["attempt"], queued["reasons"]) == (1, ["sent back, failed again"])
-    assert [d["decision_key"] for d in stage.rows("decisions")] == ["enqueue", "enqueue@1"]
+    assert [d["decision_key"] for d in stage.rows("decisions", stage="escalation")] == [
+        "enqueue", "enqueue@1"]
 
 
 def test_a_poison_message_is_dead_lettered_without_holding_up_its_batch() -> None:
     stage = StageHarness(EscalationStage())
     poison = stage.message(b'{"envelope": {}}', ESCALATION_REQUESTED)
-    good = stage.message(request("E-4"), ESCALATION_REQUESTED)
+    good = stage.message(recorded(stage, request("E-4")), ESCALATION_REQUESTED)
     published = {p.msg_id for p in stage.deliver(poison, good)}
     assert poison.acked and good.acked
     assert {f"deadletter:escalation:{poison.seq}", "E-4:outcome:automation"} <= published
     assert [row["stream_seq"] for row in stage.rows("dead_letters")] == [poison.seq]
+
+
+def test_an_escalation_no_stored_step_made_is_refused_and_leaves_the_claimed_row_alone() -> None:
+    stage = StageHarness(EscalationStage())
+    stage.deliver(stage.message(recorded(stage, request("E-5")), ESCALATION_REQUESTED))
+    [row] = stage.rows("escalations")
+    row.update(status="claimed", claimed_by="alice")
+    forged = stage.message(request("E-5", 9, "forged"), ESCALATION_REQUESTED)
+    unstarted = request("E-5", 1, "forged")
+    stage.record_upstream(unstarted.envelope)  # the ticket, but no step of attempt 1 escalated
+    again = stage.message(unstarted, ESCALATION_REQUESTED)
+    stranger = stage.message(request("E-6", 0, "forged"), ESCALATION_REQUESTED)
+    assert stage.deliver(forged, again, stranger) == []
+    assert forged.acked and again.acked and stranger.acked
+    [kept] = stage.rows("escalations")
+    assert (kept["attempt"], kept["status"], kept["claimed_by"], kept["reasons"]) == (
+        0, "claimed", "alice", ["a check failed"])
+    kinds = {(row["ticket_id"], row["event_key"]): row["details"]["kind"]
+             for row in stage.rows("accountability") if row["action"] == "refuse"}
+    assert kinds == {("E-5", f"refused:{forged.seq}"): "unknown_attempt",
+                     ("E-5", f"refused:{again.seq}"): "unrecorded_escalation",
+                     ("E-6", f"refused:{stranger.seq}"): "unknown_ticket"}
+    assert len(stage.rows("outcomes")) == 1

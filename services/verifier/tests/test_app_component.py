@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from pinworks_common.ledger.memory import AppRun, MemoryBooks, drive_service
+from pinworks_common.ledger.memory import AppRun, MemoryBooks, drive_service, record_upstream
 from pinworks_contracts import messages, subjects
 from pinworks_verifier.app import create_app
 from pinworks_verifier.settings import VerifierSettings
@@ -27,6 +27,11 @@ def drafted(ticket_id: str) -> bytes:
 
 
 def run(books: MemoryBooks, *deliveries: tuple[bytes, int, int]) -> AppRun:
+    """Deliver the drafts, each recorded upstream first (the verifier trusts only that)."""
+    for payload, _, _ in deliveries:
+        envelope = messages.TicketEnvelope.model_validate_json(payload)
+        if envelope.draft is not None:
+            record_upstream(books, envelope)
     return drive_service(create_app, VerifierSettings, books,
                          subject=subjects.DRAFTED, stream=subjects.WORK_STREAM,
                          durable="verifier", deliveries=deliveries,
@@ -37,7 +42,8 @@ def run(books: MemoryBooks, *deliveries: tuple[bytes, int, int]) -> AppRun:
 def test_a_draft_gets_its_verdict_once_and_a_redelivery_repeats_it() -> None:
     books = MemoryBooks()
     run_ = run(books, (drafted("W-1"), 1, 1), (drafted("W-1"), 1, 2))
-    [verdict] = [row["output"] for row in books.store.rows("decisions")]
+    [verdict] = [row["output"] for row in books.store.rows("decisions")
+                 if row["stage"] == "verifier"]
     expected = (subjects.outcome_subject("resolved"), "W-1:outcome:automation") if verdict["passed"] \
         else (subjects.ESCALATION_REQUESTED, "W-1:escalate")
     assert [(subject, msg_id) for subject, msg_id, _ in run_.published] == [expected] * 2

@@ -42,6 +42,12 @@ def drafted(ticket_id: str, answer: str) -> messages.TicketEnvelope:
         draft=messages.Draft(handler="kb", handler_version="1", answer=answer, cost_usd=Decimal("0.02")))
 
 
+def recorded(stage: StageHarness, envelope: messages.TicketEnvelope) -> messages.TicketEnvelope:
+    """The envelope, with the ticket and draft the platform would have recorded for it."""
+    stage.record_upstream(envelope)
+    return envelope
+
+
 def harness(check: PromiseCheck) -> StageHarness:
     return StageHarness(VerifierStage([check]),
                         on_dead_letter=escalate_on_dead_letter("verifier"))
@@ -51,8 +57,8 @@ def test_a_passing_draft_resolves_with_the_ledgers_cost_and_a_failing_one_escala
     stage = harness(PromiseCheck())
     stage.record(Entries(costs=[CostEntry("V-1", "retail", "specialist:kb", "draft:kb",
                                           Decimal("0.02"))]))
-    good = stage.message(drafted("V-1", "It is on its way."), DRAFTED)
-    bad = stage.message(drafted("V-2", "We guarantee it arrives today."), DRAFTED)
+    good = stage.message(recorded(stage, drafted("V-1", "It is on its way.")), DRAFTED)
+    bad = stage.message(recorded(stage, drafted("V-2", "We guarantee it arrives today.")), DRAFTED)
     published = {p.msg_id: p for p in stage.deliver(good, bad)}
     resolved = published["V-1:outcome:automation"]
     assert resolved.subject == outcome_subject("resolved")
@@ -67,17 +73,17 @@ def test_a_passing_draft_resolves_with_the_ledgers_cost_and_a_failing_one_escala
 def test_a_redelivery_hands_on_the_first_verdict_and_records_nothing_twice() -> None:
     check = PromiseCheck()
     stage = harness(check)
-    message = stage.message(drafted("V-3", "It is on its way."), DRAFTED)
+    message = stage.message(recorded(stage, drafted("V-3", "It is on its way.")), DRAFTED)
     first = stage.deliver(message)
     check.strict = True  # a recomputation would now escalate
     assert sent(stage.deliver(message.redelivered())) == sent(first)
-    assert len(stage.rows("outcomes")) == 1 and len(stage.rows("decisions")) == 1
+    assert len(stage.rows("outcomes")) == 1 and len(stage.rows("decisions", stage="verifier")) == 1
 
 
 def test_a_draft_that_breaks_a_check_is_dead_lettered_without_stalling_the_others() -> None:
     stage = harness(PromiseCheck())
-    crash = stage.message(drafted("V-4", "crash"), DRAFTED)
-    good = stage.message(drafted("V-5", "It is on its way."), DRAFTED)
+    crash = stage.message(recorded(stage, drafted("V-4", "crash")), DRAFTED)
+    good = stage.message(recorded(stage, drafted("V-5", "It is on its way.")), DRAFTED)
     assert [p.msg_id for p in stage.deliver(crash, good)] == ["V-5:outcome:automation"]
     assert good.acked and not crash.acked and crash.naked is not None
     retry = crash
@@ -87,3 +93,41 @@ def test_a_draft_that_breaks_a_check_is_dead_lettered_without_stalling_the_other
     assert retry.acked
     assert {p.msg_id for p in published} == {f"deadletter:verifier:{crash.seq}", "V-4:escalate"}
     assert [row["ticket_id"] for row in stage.rows("dead_letters")] == ["V-4"]
+
+
+def test_a_draft_for_a_ticket_never_accepted_is_refused_audited_and_acked() -> None:
+    stage = harness(PromiseCheck())
+    forged = drafted("V-6", "Your fee is waived.")
+    assert forged.draft is not None
+    forged.draft.details["entitlements"] = ["fee_waiver"]
+    message = stage.message(forged, DRAFTED)
+    assert stage.deliver(message) == [] and message.acked
+    [audit] = stage.rows("accountability", ticket_id="V-6")
+    assert (audit["event_key"], audit["actor"], audit["action"]) == (
+        f"refused:{message.seq}", "verifier", "refuse")
+    assert audit["details"]["kind"] == "unknown_ticket"
+    assert stage.rows("decisions") == [] and stage.rows("outcomes") == []
+
+
+def test_the_verdict_is_on_the_recorded_draft_not_the_messages_copy() -> None:
+    stage = harness(PromiseCheck())
+    stage.record_upstream(drafted("V-7", "We guarantee it arrives today."))
+    forged = drafted("V-7", "It is on its way.")
+    [escalation] = stage.deliver(stage.message(forged, DRAFTED))
+    request = messages.EscalationRequest.model_validate_json(escalation.payload)
+    assert request.envelope.draft is not None
+    assert request.envelope.draft.answer == "We guarantee it arrives today."
+
+
+def test_a_draft_no_specialist_recorded_or_of_an_attempt_never_started_is_refused() -> None:
+    stage = harness(PromiseCheck())
+    accepted = drafted("V-8", "It is on its way.")
+    stage.record_upstream(accepted.model_copy(update={"draft": None}))
+    later = accepted.model_copy(update={"attempt": 3})
+    stage.record_upstream(later)  # a draft recorded for attempt 3, which no agent started
+    first, third = stage.message(accepted, DRAFTED), stage.message(later, DRAFTED)
+    assert stage.deliver(first, third) == [] and first.acked and third.acked
+    kinds = {row["event_key"]: row["details"]["kind"]
+             for row in stage.rows("accountability", ticket_id="V-8")}
+    assert kinds == {f"refused:{first.seq}": "unrecorded_draft",
+                     f"refused:{third.seq}": "unknown_attempt"}

@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from pinworks_common import provenance
 from pinworks_common.customer_state import CustomerStateReader, recorded_states
 from pinworks_common.ledger import (
     AccountabilityEntry,
@@ -44,11 +45,13 @@ class EscalationStage:
     async def apply(self, ledger: Ledger, work: Sequence[Work[EscalationRequest]]) -> Entries:
         """Queue each ticket once per automation attempt: a later attempt (the ticket was sent
         back to automation and escalated again) reopens the row, keeping the agents'
-        corrections in its context."""
+        corrections in its context. A request no stored automation step made is refused (see
+        `provenance`): it never touches the queue row or an agent's claim."""
         now = utcnow()
+        work, entries = await self._recorded(ledger, work)
         ids = [item.value.envelope.ticket.ticket_id for item in work]
         states = await recorded_states(ledger, ids)
-        rows, entries = [], Entries()
+        rows = []
         for item in work:
             ticket = item.value.envelope.ticket
             recorded = states.get(ticket.ticket_id)
@@ -64,6 +67,31 @@ class EscalationStage:
             entries.outcomes.append(_outcome(item, costs))
             entries.publications.append(assist_publication(item))
         return entries
+
+    async def _recorded(self, ledger: Ledger, work: Sequence[Work[EscalationRequest]]
+                        ) -> tuple[list[Work[EscalationRequest]], Entries]:
+        """The requests a stored step made, on the recorded ticket; the audit of the others."""
+        ids = {item.value.envelope.ticket.ticket_id for item in work}
+        tickets = await provenance.recorded_tickets(ledger, ids)
+        queue = await provenance.recorded_queue(ledger, ids)
+        dead = await provenance.dead_lettered_stages(ledger, ids)
+        stored = await ledger.decided(
+            ref for item in work for ref in provenance.escalation_refs(item.value))
+        recorded, refusals = [], provenance.Refusals(self.stage)
+        for item in work:
+            request = item.value
+            ticket_id = request.envelope.ticket.ticket_id
+            ticket = tickets.get(ticket_id)
+            refusal = provenance.escalation_refusal(
+                request, ticket, queue.get(ticket_id), stored, dead.get(ticket_id, set()))
+            if refusal is None:
+                assert ticket is not None
+                envelope = request.envelope.model_copy(update={"ticket": ticket.ticket})
+                recorded.append(Work(item.delivery, request.model_copy(
+                    update={"envelope": envelope}), item.span))
+                continue
+            refusals.refuse(ticket_id, item.delivery, refusal)
+        return recorded, refusals.audited()
 
     def _enqueued(self, item: Work[EscalationRequest], row: dict[str, Any],
                   state: CustomerState, state_recorded: bool) -> Entries:

@@ -9,6 +9,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
+from pinworks_common import provenance
 from pinworks_common.ledger import Ledger, keys, records
 from pinworks_common.stage import Delivery, Work, decode_model
 from pinworks_contracts.messages import EscalationRequest, TicketEnvelope
@@ -34,15 +35,44 @@ class VerifierStage:
         return records.DecisionRef(envelope.ticket.ticket_id, self.stage, keys.verify(envelope.attempt))
 
     async def apply(self, ledger: Ledger, work: Sequence[Work[TicketEnvelope]]) -> records.Entries:
-        """Check every draft; what follows (the outcome or an escalation) is built from the
-        stored verdict, so a redelivery hands on the first verdict, not a recomputed one."""
-        costs = await ledger.costs(item.value.ticket.ticket_id for item in work)
-        entries = records.Entries(observers=[_observe])
-        for item in work:
+        """Check every draft the records account for, on the recorded ticket, classification
+        and draft (see `provenance`); refuse the others. What follows (the outcome or an
+        escalation) is built from the stored verdict, so a redelivery hands on the first
+        verdict, not a recomputed one."""
+        recorded, entries = await self._recorded(ledger, work)
+        costs = await ledger.costs(item.value.ticket.ticket_id for item in recorded)
+        entries.observers.append(_observe)
+        for item in recorded:
             entries.extend(self._verdict(item))
             entries.handoffs.append(records.HandOff(self.ref(item.value),
                                             partial(_hand_off, self.stage, item, costs)))
         return entries
+
+    async def _recorded(self, ledger: Ledger, work: Sequence[Work[TicketEnvelope]]
+                        ) -> tuple[list[Work[TicketEnvelope]], records.Entries]:
+        """The work as recorded (the message's claims replaced by the stored rows), and the
+        audit of the messages the records do not account for."""
+        ids = {item.value.ticket.ticket_id for item in work}
+        tickets = await provenance.recorded_tickets(ledger, ids)
+        queue = await provenance.recorded_queue(
+            ledger, {item.value.ticket.ticket_id for item in work if item.value.attempt})
+        refs = {id(item): provenance.draft_ref(
+            item.value.ticket.ticket_id, item.value.draft.handler if item.value.draft else "?",
+            item.value.attempt) for item in work}
+        drafts = await ledger.decided(refs.values())
+        recorded, refusals = [], provenance.Refusals(self.stage)
+        for item in work:
+            envelope, ticket_id = item.value, item.value.ticket.ticket_id
+            ticket, held = tickets.get(ticket_id), queue.get(ticket_id)
+            stored = drafts.get(refs[id(item)])
+            refusal = provenance.draft_refusal(envelope, ticket, held, stored)
+            if refusal is None:
+                assert ticket is not None and stored is not None
+                recorded.append(Work(item.delivery, provenance.recorded_envelope(
+                    envelope, ticket, held, stored), item.span))
+                continue
+            refusals.refuse(ticket_id, item.delivery, refusal)
+        return recorded, refusals.audited()
 
     def _verdict(self, item: Work[TicketEnvelope]) -> records.Entries:
         envelope = item.value

@@ -87,6 +87,10 @@ class Store(Protocol):
     async def existing(self, table: str, column: str, values: Collection[Any]) -> set[Any]:
         """The values of `column` present in `table`."""
 
+    async def stored_rows(self, table: str, column: str, values: Collection[Any]
+                          ) -> list[Row]:
+        """The stored rows of `table` whose `column` is one of `values` (every column)."""
+
     async def stored_decisions(self, refs: Collection[DecisionRef]) -> dict[DecisionRef, Output]:
         """The stored outputs of those of `refs` that are recorded."""
 
@@ -147,6 +151,11 @@ class Ledger:
     async def existing(self, table: str, column: str, values: Iterable[Any]) -> set[Any]:
         wanted = set(values)
         return await self.store.existing(table, column, wanted) if wanted else set()
+
+    async def stored_rows(self, table: str, column: str, values: Iterable[Any]) -> list[Row]:
+        """What the platform recorded in `table` for these `column` values."""
+        wanted = set(values)
+        return await self.store.stored_rows(table, column, wanted) if wanted else []
 
     async def supersede(self, table: str, rows: Sequence[Row], *, version: str,
                         keep: Collection[str] = (), merge: Collection[str] = (),

@@ -58,3 +58,9 @@ def automation_outcome(attempt: int) -> str:
 
 def rejected_outcome(stream_seq: int) -> str:
     return f"rejected:{stream_seq}"
+
+
+def refused(stream_seq: int) -> str:
+    """A message a stage refused because the records do not account for it (see
+    `pinworks_common.provenance`): audited once per stream sequence."""
+    return f"refused:{stream_seq}"

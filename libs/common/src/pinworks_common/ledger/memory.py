@@ -24,10 +24,19 @@ from faststream.nats import NatsBroker
 from pydantic import BaseModel
 
 from pinworks_common.db.tables import metadata
+from pinworks_common.ledger import keys
 from pinworks_common.ledger.book import TABLE_KEYS, Ledger, as_stored, key_of
-from pinworks_common.ledger.records import DecisionRef, Entries, Output, Publication, Row
+from pinworks_common.ledger.records import (
+    Decision,
+    DecisionRef,
+    Entries,
+    Output,
+    Publication,
+    Row,
+)
 from pinworks_common.stage import Delivery, StageRunner
-from pinworks_contracts.subjects import DEAD_LETTER_STREAM, dead_letter_subject
+from pinworks_contracts.messages import TicketEnvelope
+from pinworks_contracts.subjects import DEAD_LETTER_STREAM, Stage, dead_letter_subject
 
 MONEY_COLUMNS = frozenset({"amount_usd", "cost_usd"})
 MICRO_DOLLAR = Decimal("0.000001")
@@ -85,6 +94,11 @@ class MemoryStore:
     async def existing(self, table: str, column: str, values: Collection[Any]) -> set[Any]:
         return {row[column] for row in self.tables[table].values() if row[column] in values}
 
+    async def stored_rows(self, table: str, column: str, values: Collection[Any]
+                          ) -> list[Row]:
+        return [copy.deepcopy(row) for row in self.tables[table].values()
+                if row[column] in values]
+
     async def stored_decisions(self, refs: Collection[DecisionRef]) -> dict[DecisionRef, Output]:
         stored, originals = self.tables["decisions"], self.tables["decision_originals"]
         return {ref: (originals.get(tuple(ref)) or stored[tuple(ref)])["output"]
@@ -126,6 +140,52 @@ class MemoryBooks:
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[Ledger]:
         yield Ledger(self.store)
+
+
+def upstream_entries(envelope: TicketEnvelope, *, escalated_by: str | None = None
+                     ) -> tuple[dict[str, Any], Entries]:
+    """What the platform records for an envelope before it reaches a later stage: the accepted
+    ticket's row (with its classification) and, for a drafted envelope, the specialist's draft
+    decision; `escalated_by` (router, verifier or specialist) adds that stage's decision handing
+    the attempt to a person. Component tests record these so a stage trusting only stored state
+    (`pinworks_common.provenance`) finds them."""
+    ticket, attempt = envelope.ticket, envelope.attempt
+    row = {**ticket.model_dump(mode="json"), "submission_seq": 0, "trace_id": envelope.trace_id,
+           "received_at": envelope.received_at,
+           "intent": envelope.classification.intent if envelope.classification else None,
+           "confidence": envelope.classification.confidence if envelope.classification else None,
+           "classification": envelope.classification.model_dump(mode="json")
+           if envelope.classification else None}
+    decisions: list[Decision] = []
+
+    def decided(stage: Stage, key: str, output: dict[str, Any]) -> None:
+        decisions.append(Decision(ticket.ticket_id, stage.value, key, stage.value, "test", {},
+                                  output, "recorded upstream"))
+
+    if envelope.draft is not None:
+        decided(Stage.SPECIALIST, keys.draft(envelope.draft.handler, attempt),
+                {"draft": envelope.draft.model_dump(mode="json")})
+    if escalated_by == Stage.ROUTER.value:
+        decided(Stage.ROUTER, keys.route(attempt), {"handler": "human"})
+    elif escalated_by == Stage.VERIFIER.value:
+        decided(Stage.VERIFIER, keys.verify(attempt), {"passed": False})
+    elif escalated_by == Stage.SPECIALIST.value:
+        handler = envelope.route.handler if envelope.route else "template"
+        decided(Stage.SPECIALIST, keys.draft(handler, attempt), {"declined": "test", "next": "human"})
+    return row, Entries(decisions=decisions)
+
+
+def record_upstream(books: MemoryBooks, envelope: TicketEnvelope, *,
+                    escalated_by: str | None = None) -> None:
+    """Record `upstream_entries` of the envelope in `books`."""
+    row, entries = upstream_entries(envelope, escalated_by=escalated_by)
+
+    async def record() -> None:
+        async with books.transaction() as ledger:
+            await ledger.first_stored("tickets", [row])
+            await ledger.record(entries)
+
+    asyncio.run(record())
 
 
 @dataclass
@@ -206,6 +266,11 @@ class StageHarness:
                 await ledger.record(entries)
 
         asyncio.run(record())
+
+    def record_upstream(self, envelope: TicketEnvelope, *, escalated_by: str | None = None
+                        ) -> None:
+        """What the platform recorded before this stage saw the envelope (`record_upstream`)."""
+        record_upstream(self.books, envelope, escalated_by=escalated_by)
 
     def rows(self, table: str, **where: Any) -> list[dict[str, Any]]:
         return [row for row in self.books.store.rows(table)

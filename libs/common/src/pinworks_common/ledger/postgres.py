@@ -65,6 +65,13 @@ class PostgresStore:
             select(target.c[column]).where(target.c[column].in_(sorted(values))))
         return set(found.scalars())
 
+    async def stored_rows(self, table: str, column: str, values: Collection[Any]
+                          ) -> list[Row]:
+        target = metadata.tables[table]
+        found = await self.connection.execute(
+            select(target).where(target.c[column].in_(sorted(values))))
+        return [dict(row._mapping) for row in found]
+
     async def stored_decisions(self, refs: Collection[DecisionRef]) -> dict[DecisionRef, Output]:
         original = decision_originals.c
         result = await self.connection.execute(
