@@ -22,9 +22,12 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 from nats.js.kv import KeyValue
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinworks_common.db.engine import create_engine
+from pinworks_common.db.tables import tickets
+from pinworks_contracts.messages import TicketEnvelope
 from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, TICKETS_STREAM
 from pinworks_devtools import ServiceProcess, free_port
 from pinworks_devtools.chat_server import ChatServer
@@ -192,6 +195,20 @@ async def live_policy_bucket(nats_url: str, migrated_database_url: str,
         yield await policy_bucket(nc.jetstream(), bucket), bucket
     finally:
         await nc.close()
+
+
+async def record_accepted(client: PlatformClient, envelope: TicketEnvelope) -> None:
+    """The `tickets` row the classifier stage writes for an accepted ticket, for a test that
+    hands a ticket to a later stage directly: stages trust only what the platform recorded."""
+    assert envelope.classification is not None
+    async with client.engine.begin() as conn:
+        await conn.execute(insert(tickets).values(
+            **envelope.ticket.model_dump(mode="json"), submission_seq=0,
+            trace_id=envelope.trace_id, received_at=envelope.received_at,
+            intent=envelope.classification.intent,
+            confidence=envelope.classification.confidence,
+            classification=envelope.classification.model_dump(mode="json"),
+        ).on_conflict_do_nothing(index_elements=["ticket_id"]))
 
 
 def run_id() -> str:

@@ -25,7 +25,7 @@ from pinworks_contracts.messages import (
 from pinworks_contracts.subjects import WORK_STREAM, routed_subject
 from pinworks_devtools.chat_server import ChatServer, Reply
 
-from .conftest import SERVICES, Platform, PlatformClient, run_id, ticket
+from .conftest import SERVICES, Platform, PlatformClient, record_accepted, run_id, ticket
 from .test_pipeline import CLEAR
 from .test_specialists import CANADA, quoting_first_passage
 
@@ -86,6 +86,7 @@ async def route_to_llm(client: PlatformClient, ticket_id: str, unit: str) -> Non
         route=RouteDecision(handler="llm_small", rule="e2e", reason="chosen by the test",
                             policy_version="e2e", fallbacks=["kb", "human"]),
     )
+    await record_accepted(client, envelope)
     await client.js.publish(routed_subject("llm_small"), envelope.model_dump_json().encode(),
                             stream=WORK_STREAM, headers={"Nats-Msg-Id": f"{ticket_id}:routed"})
 

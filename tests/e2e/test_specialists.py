@@ -22,7 +22,7 @@ from pinworks_contracts.messages import (
 from pinworks_contracts.subjects import WORK_STREAM, routed_subject
 from pinworks_devtools.chat_server import ChatServer, Reply, completion
 
-from .conftest import PlatformClient, run_id, ticket
+from .conftest import PlatformClient, record_accepted, run_id, ticket
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +33,9 @@ CANADA = "I live in Canada, can I still open an account with you?"
 async def route_directly(client: PlatformClient, ticket_id: str, body: str, intent: str,
                          handler: str, fallbacks: list[str], copy: str = "") -> None:
     """Publish a ticket as the router would have routed it (as a deployment of one handler
-    receives it), so the test chooses the handler and its fallback chain."""
+    receives it), so the test chooses the handler and its fallback chain. The ticket is
+    recorded as accepted first, as the classifier stage would have: later stages trust only
+    what the platform recorded."""
     envelope = TicketEnvelope(
         ticket=TicketSubmission(ticket_id=ticket_id, business_unit="retail", body=body),
         trace_id="ab" * 16, received_at=datetime.now(UTC),
@@ -42,6 +44,7 @@ async def route_directly(client: PlatformClient, ticket_id: str, body: str, inte
         route=RouteDecision(handler=handler, rule="e2e", reason="chosen by the test",
                             policy_version="e2e", fallbacks=fallbacks),
     )
+    await record_accepted(client, envelope)
     await client.js.publish(routed_subject(handler), envelope.model_dump_json().encode(),
                             stream=WORK_STREAM, headers={"Nats-Msg-Id": f"{ticket_id}:routed{copy}"})
 
