@@ -71,6 +71,11 @@ def platform(nats_url: str, migrated_database_url: str, fake_llm: ChatServer,
         "PINWORKS_METRICS_INTERVAL_SECONDS": "0.5",
         "PINWORKS_METRICS_MAX_BUSINESS_UNITS": "100000",
         "ESCALATION_HTTP_PORT": str(free_port()),
+        # every automatic answer enters the quality review; the guard judges a scope from 5
+        # verdicts (only test_quality marks any, each in a business unit of its own)
+        "ESCALATION_QUALITY_SAMPLE_RATE": "1",
+        "ROUTER_QUALITY_MIN_REVIEWS": "5",
+        "ROUTER_QUALITY_REFRESH_SECONDS": "0.5",
         "SPECIALISTS_HANDLERS": "template,kb,llm_small,llm_frontier",
         "LLM_SMALL_BASE_URL": fake_llm.base_url,
         "LLM_SMALL_MODEL": "scripted-small",

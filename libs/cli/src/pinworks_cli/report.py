@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -212,3 +212,63 @@ def costs(
     typer.echo(render(report, by.value, fmt), nl=False)
 
 
+
+
+async def quality_report(conn: AsyncConnection, events: int = 20
+                         ) -> dict[str, list[dict[str, Any]]]:
+    """Every scope the quality guard judged (its latest estimate and state) and its latest
+    tightenings and loosenings, newest first."""
+    from pinworks_common.quality import store
+
+    return {"scopes": [scope.as_dict() for scope in (await store.scopes(conn)).values()],
+            "events": [event.as_dict() for event in await store.events(conn, events)]}
+
+
+QUALITY_EXPLANATION = (
+    "judged: automatic answers agents marked right or wrong (the random quality sample) or "
+    "corrected, since the scope was last loosened; bound: one-sided Clopper-Pearson upper bound "
+    "at the budget's confidence (Wilson lower bound beside it); a judged scope whose bound "
+    "passes its budget is tightened: its tickets go to people until `pinworks quality loosen`. "
+    "Below: the latest tightenings and loosenings, with why.")
+
+
+def _quality_table(report: dict[str, list[dict[str, Any]]]) -> Table:
+    from rich.table import Table
+
+    table = Table(title="Live wrong-answer estimate of automatic answers",
+                  caption=QUALITY_EXPLANATION)
+    for column in ("scope", "state", "judged", "wrong", "rate", "interval", "budget"):
+        table.add_column(column, justify="right" if column in ("judged", "wrong") else "left",
+                         no_wrap=column in ("scope", "state"))
+    for scope in report["scopes"]:
+        table.add_row(
+            f"{scope['kind']} {scope['name']}", scope["state"].upper()
+            if scope["state"] == "tightened" else scope["state"],
+            str(scope["reviewed"]), str(scope["wrong"]), f"{scope['rate']:.2%}",
+            f"{scope['lower_bound']:.2%} - {scope['upper_bound']:.2%}",
+            f"{scope['max_wrong_rate']:.2%} at {scope['confidence']:.0%}",
+            style="bold red" if scope["state"] == "tightened" else None)
+    return table
+
+
+@report_app.command("quality")
+def quality(
+    fmt: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
+    events: Annotated[int, typer.Option(min=0, max=1000, help="Latest events shown.")] = 20,
+) -> None:
+    """The live wrong-answer rate of automatic answers per business unit and intent group,
+    with its confidence interval, budget and state (tightened scopes go to people)."""
+    report = run_command(with_platform_db(lambda conn: quality_report(conn, events)))
+    if fmt is Format.json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    if fmt is Format.csv:
+        raise typer.BadParameter("the quality report is a table or json")
+    if not report["scopes"]:
+        typer.echo("no scope judged yet: agents have marked no automatic answer "
+                   "(pinworks quality list)")
+    else:
+        console.print(_quality_table(report))
+    for event in report["events"]:
+        typer.echo(f"{event['created_at']}  {event['action']} {event['kind']} {event['name']} "
+                   f"by {event['actor']}: {event['reason']}")

@@ -23,6 +23,9 @@ ASSIST_REQUESTED = "pinworks.work.assist"
 ASSIST_HANDLER = "assist"
 """Names the specialists' assist consumer (`specialist-assist`) and its decision rows."""
 DEAD_LETTER_PREFIX = "pinworks.deadletter"
+QUALITY_SAMPLE = "quality-sample"
+"""Names the escalation service's consumer of `tickets.outcome.resolved` that draws automatic
+answers for the agents' quality review, and its decision rows."""
 
 # JetStream streams.
 TICKETS_STREAM = "PINWORKS_TICKETS"

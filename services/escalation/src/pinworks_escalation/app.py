@@ -15,6 +15,7 @@ from pinworks_contracts.messages import EscalationRequest, Outcome
 from pinworks_escalation.console import ConsoleServer, create_console
 from pinworks_escalation.erasure import RetentionTask
 from pinworks_escalation.metrics import poll_queue
+from pinworks_escalation.quality_sample import QualitySampleStage
 from pinworks_escalation.settings import EscalationSettings
 from pinworks_escalation.stage import EscalationStage
 
@@ -28,6 +29,13 @@ def create_app(settings: EscalationSettings | None = None, books: Books | None =
         subject=subjects.ESCALATION_REQUESTED, stream=subjects.WORK_STREAM,
         payload=EscalationRequest,
         description="Tickets automation should not answer, with every reason.",
+    )
+    mount_stage(
+        runtime, QualitySampleStage(settings.quality_sample_rate), books,
+        subject=subjects.outcome_subject(subjects.OutcomeStatus.RESOLVED),
+        stream=subjects.OUTCOMES_STREAM, payload=Outcome,
+        description="Resolved tickets: a random share of the automatic answers goes to the "
+        "agents' quality review (ESCALATION_QUALITY_SAMPLE_RATE).",
     )
     runtime.broker.publisher(
         subjects.ASSIST_REQUESTED, title="assist-requested", schema=EscalationRequest,

@@ -47,6 +47,10 @@ class EscalationSettings(CommonSettings):
     """How long a claim holds a ticket before it returns to the queue."""
     agent_cost_usd: Decimal = Field(DEFAULT_AGENT_COST, ge=0, validation_alias=AGENT_COST_ENV)
     """Charged to the ticket's business unit when an agent resolves it."""
+    quality_sample_rate: float = Field(0.02, ge=0, le=1,
+                                       validation_alias="ESCALATION_QUALITY_SAMPLE_RATE")
+    """Share of automatic answers drawn at random for the agents' quality review (0: none);
+    their verdicts feed the live wrong-answer estimate the router's quality guard acts on."""
     queue_refresh_seconds: float = Field(2.0, gt=0, validation_alias="ESCALATION_QUEUE_REFRESH_SECONDS")
     """How often an open console page refreshes the queue."""
     retention_days: int = Field(90, ge=1, validation_alias="ESCALATION_RETENTION_DAYS")

@@ -12,6 +12,7 @@ from pinworks_contracts import subjects
 from pinworks_contracts.messages import EscalationRequest, TicketEnvelope
 from pinworks_router.metrics import poll_budgets
 from pinworks_router.policy import load_policy
+from pinworks_router.quality_guard import QualityGuard
 from pinworks_router.rollout import (
     PolicyHolder,
     PolicyWatcher,
@@ -30,8 +31,10 @@ def create_app(settings: RouterSettings | None = None, books: Books | None = Non
     shadow = ShadowHolder(load_policy(settings.shadow_policy_file)
                           if settings.shadow_policy_file else None)
     runtime = build_runtime("router", settings)
+    guard = QualityGuard(runtime.engine if settings.quality_guard and books is None else None,
+                         holder, settings.quality_refresh_seconds, settings.quality_min_reviews)
     mount_stage(
-        runtime, RouterStage(holder, settings.prices, shadow), books,
+        runtime, RouterStage(holder, settings.prices, shadow, guard), books,
         subject=subjects.CLASSIFIED, stream=subjects.WORK_STREAM,
         payload=TicketEnvelope, escalate_dead_letters=True,
         description="Classified tickets; the policy's first matching rule picks the handler.",
@@ -46,8 +49,10 @@ def create_app(settings: RouterSettings | None = None, books: Books | None = Non
     )
     runtime.poller.add("budgets", partial(poll_budgets, runtime.engine))
     app = service_app(
-        runtime, description="Routes each classified ticket by the first matching policy rule."
+        runtime, description="Routes each classified ticket by the first matching policy rule.",
+        on_stopping=[guard.stop],
     )
+    app.on_startup(guard.start)  # before the subscriptions consume: the first batch is guarded
     if settings.policy_watch:
         watchers: list[PolicyWatcher] = []
 

@@ -25,3 +25,10 @@ class RouterSettings(CommonSettings):
     prices: dict[str, Price] = Field(default_factory=default_prices, validation_alias="SPECIALISTS_PRICES")
     """The specialists' JSON price table (per handler: per_call, per_1k_input_tokens,
     per_1k_output_tokens); dollar budgets charge each ticket its estimated handler cost."""
+    quality_refresh_seconds: float = Field(10.0, gt=0,
+                                           validation_alias="ROUTER_QUALITY_REFRESH_SECONDS")
+    """How often the quality guard re-estimates the scopes and reads the tightened ones."""
+    quality_min_reviews: int = Field(30, ge=1, validation_alias="ROUTER_QUALITY_MIN_REVIEWS")
+    """Agents' verdicts a scope needs before the guard judges it against the error budget."""
+    quality_guard: bool = Field(True, validation_alias="ROUTER_QUALITY_GUARD")
+    """Route tightened scopes to people; false turns the live quality guard off."""

@@ -27,6 +27,7 @@ from pinworks_router.budgets import Allotment, allot
 from pinworks_router.domain import Evaluation, route
 from pinworks_router.metrics import observe_decisions
 from pinworks_router.policy import Policy
+from pinworks_router.quality_guard import QualityGuard, guarded
 from pinworks_router.rollout import PolicyHolder, ShadowHolder
 
 HUMAN = "human"
@@ -40,10 +41,12 @@ class RouterStage:
 
     def __init__(self, policy: Policy | PolicyHolder,
                  prices: dict[str, Price] | None = None,
-                 shadow: ShadowHolder | None = None) -> None:
+                 shadow: ShadowHolder | None = None,
+                 guard: QualityGuard | None = None) -> None:
         self.holder = policy if isinstance(policy, PolicyHolder) else PolicyHolder(policy)
         self.prices = default_prices() if prices is None else prices
         self.shadow = shadow or ShadowHolder()
+        self.guard = guard
 
     @property
     def policy(self) -> Policy:
@@ -69,16 +72,19 @@ class RouterStage:
             started = time.perf_counter()
             evaluations.append(self._route(policy, item.value, states))
             latencies.append((time.perf_counter() - started) * 1000)
+        quality = [self._quality(policy, item.value) for item in fresh]
         started = time.perf_counter()
-        allotments = await self._allot(ledger, policy, fresh, evaluations)
+        allotments = await self._allot(ledger, policy, fresh, [
+            guarded(evaluation.decision, reason)
+            for evaluation, reason in zip(evaluations, quality, strict=True)])
         budget_ms = (time.perf_counter() - started) * 1000 / max(len(fresh), 1)
         entries = records.Entries(observers=[self._observe])
-        for item, evaluation, allotment, latency_ms in zip(
-                fresh, evaluations, allotments, latencies, strict=True):
-            entries.decisions.append(
-                self._decision(policy, item, evaluation, allotment, latency_ms + budget_ms))
+        for item, evaluation, allotment, reason, latency_ms in zip(
+                fresh, evaluations, allotments, quality, latencies, strict=True):
+            entries.decisions.append(self._decision(policy, item, evaluation, allotment, reason,
+                                                    latency_ms + budget_ms))
             entries.accountability.append(_accountability(policy, item.value, evaluation,
-                                                          allotment))
+                                                          allotment, reason))
         entries.decisions += self._shadow_decisions(policy, fresh, allotments, states)
         entries.handoffs = [
             records.HandOff(self.ref(item.value),
@@ -94,18 +100,25 @@ class RouterStage:
         return route(policy, envelope.ticket, envelope.classification,
                      states.get(envelope.ticket.ticket_id))
 
+    def _quality(self, policy: Policy, envelope: TicketEnvelope) -> str | None:
+        """Why the quality guard sends this ticket to a person (its scope is tightened)."""
+        if self.guard is None or envelope.classification is None:
+            return None
+        return self.guard.reason(policy, envelope.ticket, envelope.classification)
+
     async def _allot(self, ledger: Ledger, policy: Policy, fresh: Sequence[Work[TicketEnvelope]],
-                     evaluations: Sequence[Evaluation]) -> list[Allotment]:
+                     decisions: Sequence[RouteDecision]) -> list[Allotment]:
         """Budgets take the batch's decisions in order (their counters are Postgres rows); a
         policy without budgets leaves every decision as it is."""
         if not policy.budgets:
-            return [Allotment(evaluation.decision) for evaluation in evaluations]
-        items = [(item.value.ticket, evaluation.decision)
-                 for item, evaluation in zip(fresh, evaluations, strict=True)]
+            return [Allotment(decision) for decision in decisions]
+        items = [(item.value.ticket, decision)
+                 for item, decision in zip(fresh, decisions, strict=True)]
         return await allot(connection_of(ledger), policy, items, self.prices, datetime.now(UTC))
 
     def _decision(self, policy: Policy, item: Work[TicketEnvelope], evaluation: Evaluation,
-                  allotment: Allotment, latency_ms: float) -> records.Decision:
+                  allotment: Allotment, quality: str | None,
+                  latency_ms: float) -> records.Decision:
         envelope, decision = item.value, allotment.decision
         assert envelope.classification is not None
         return records.Decision(
@@ -127,6 +140,7 @@ class RouterStage:
                 "rule_handler": evaluation.decision.handler,
                 "budget": allotment.budget,
                 "budget_exhausted": allotment.exhausted,
+                "quality_guard": quality,
             },
             reason=f"rule {decision.rule}: {decision.reason}",
             latency_ms=latency_ms, trace_id=item.trace_id,
@@ -180,11 +194,16 @@ class RouterStage:
 
 
 def _accountability(policy: Policy, envelope: TicketEnvelope, evaluation: Evaluation,
-                    allotment: Allotment) -> records.AccountabilityEntry:
+                    allotment: Allotment, quality: str | None) -> records.AccountabilityEntry:
     decision = allotment.decision
     action = f"route to {decision.handler}"
-    if decision.handler != evaluation.decision.handler:
+    if quality is not None and evaluation.decision.handler != HUMAN:
+        action += f" (quality guard: its scope is tightened, not {evaluation.decision.handler})"
+    elif decision.handler != evaluation.decision.handler:
         action += f" (budget exhausted for {evaluation.decision.handler})"
+    details: dict[str, object] = {"rule": decision.rule}
+    if quality is not None:
+        details["quality_guard"] = quality
     return records.AccountabilityEntry(
         envelope.ticket.ticket_id, keys.event(COMPONENT, envelope.attempt, "route"), COMPONENT,
-        action, policy.version, {"rule": decision.rule})
+        action, policy.version, details)

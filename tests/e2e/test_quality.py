@@ -1,0 +1,128 @@
+"""The live quality estimate end to end: automatic answers are sampled for review, agents mark
+them wrong, the router's guard tightens the business unit and routes its next ticket to a
+person with the reason audited, `pinworks report quality` says so, and only an operator's
+`pinworks quality loosen` lets automation answer it again."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Platform, PlatformClient, cli, fresh_unit, ticket
+
+pytestmark = pytest.mark.e2e
+
+BODY = "How can I change the PIN on my card?"  # change_pin: a template answers it
+MIN_REVIEWS = 5  # ROUTER_QUALITY_MIN_REVIEWS in the platform fixture
+
+
+async def eventually(read: Callable[[], Awaitable[Any]], within: float = 60) -> Any:
+    """`read()` once it returns something truthy; fail after `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        found = await read()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nothing within {within}s")
+        await asyncio.sleep(0.2)
+
+
+async def answered_automatically(client: PlatformClient, ids: list[str], unit: str) -> None:
+    for ticket_id in ids:
+        await client.submit(ticket(ticket_id, BODY, unit))
+    seen = await client.outcomes.wait_for(ids)
+    for ticket_id in ids:
+        [outcome] = seen[ticket_id]
+        assert (outcome["status"], outcome["resolved_by"]) == ("resolved", "automation"), outcome
+
+
+async def sampled_reviews(platform: Platform, client: PlatformClient, unit: str,
+                          count: int) -> list[dict[str, Any]]:
+    async def read() -> list[dict[str, Any]] | None:
+        listed = cli(platform.env, "quality", "list", "--business-unit", unit, "--json")
+        assert listed.returncode == 0, listed.stderr
+        reviews: list[dict[str, Any]] = json.loads(listed.stdout)
+        return reviews if len(reviews) >= count else None
+
+    reviews: list[dict[str, Any]] = await eventually(read)
+    assert {r["source"] for r in reviews} == {"sample"}
+    assert {r["intent"] for r in reviews} == {"change_pin"}
+    return reviews
+
+
+async def scope_state(client: PlatformClient, unit: str) -> str | None:
+    rows = await client.fetch("SELECT state FROM quality_scopes WHERE kind = 'business_unit' "
+                              "AND name = :unit", unit=unit)
+    return rows[0].state if rows else None
+
+
+async def test_wrong_answers_tighten_the_unit_until_an_operator_loosens_it(
+        platform: Platform, client: PlatformClient) -> None:
+    rid, unit = fresh_unit("quality")
+    first = [f"{rid}-{n}" for n in range(MIN_REVIEWS)]
+    await answered_automatically(client, first, unit)
+    reviews = await sampled_reviews(platform, client, unit, MIN_REVIEWS)
+    # one fewer verdict than the guard needs judges nothing
+    for review in reviews[:-1]:
+        marked = cli(platform.env, "quality", "mark", str(review["id"]), "wrong",
+                     "--agent", "ana", "--intent", "card_arrival")
+        assert marked.returncode == 0, marked.stderr
+    await answered_automatically(client, [f"{rid}-still"], unit)
+    marked = cli(platform.env, "quality", "mark", str(reviews[-1]["id"]), "wrong",
+                 "--agent", "ana", "--intent", "card_arrival")
+    assert marked.returncode == 0, marked.stderr
+
+    async def tightened() -> bool:
+        return await scope_state(client, unit) == "tightened"
+
+    await eventually(tightened)
+    await client.submit(ticket(f"{rid}-after", BODY, unit))
+    [after] = (await client.outcomes.wait_for([f"{rid}-after"]))[f"{rid}-after"]
+    assert after["status"] == "escalated", after
+    assert any("quality guard tightened business_unit " + unit in r for r in after["reasons"])
+    [route] = await client.fetch(
+        "SELECT output, reason FROM decisions WHERE ticket_id = :t AND stage = 'router'",
+        t=f"{rid}-after")
+    assert route.output["handler"] == "human" and route.output["rule_handler"] == "template"
+    assert f"{MIN_REVIEWS} wrong of {MIN_REVIEWS} judged" in route.output["quality_guard"]
+    [account] = await client.fetch(
+        "SELECT action FROM accountability WHERE ticket_id = :t AND actor = 'router'",
+        t=f"{rid}-after")
+    assert "quality guard" in account.action
+
+    report = cli(platform.env, "report", "quality", "--format", "json")
+    assert report.returncode == 0, report.stderr
+    found = json.loads(report.stdout)
+    [scope] = [s for s in found["scopes"] if s["name"] == unit]
+    assert (scope["state"], scope["reviewed"], scope["wrong"]) == ("tightened", 5, 5)
+    assert scope["upper_bound"] > scope["max_wrong_rate"]
+    assert any(e["name"] == unit and e["action"] == "tighten" for e in found["events"])
+    table = cli(platform.env, "report", "quality")
+    assert unit in table.stdout and "TIGHTENED" in table.stdout
+
+    loosened = cli(platform.env, "quality", "loosen", "business_unit", unit, "--by", "ops",
+                   "--reason", "template fixed")
+    assert loosened.returncode == 0, loosened.stderr
+
+    async def loose() -> bool:
+        return await scope_state(client, unit) == "ok"
+
+    await eventually(loose)
+    # the router rereads the tightened scopes every 0.5 s: wait until it answers again
+    async def answers_again() -> bool:
+        probe = f"{rid}-probe-{time.monotonic_ns()}"
+        await client.submit(ticket(probe, BODY, unit))
+        [outcome] = (await client.outcomes.wait_for([probe]))[probe]
+        return outcome["status"] == "resolved"
+
+    await eventually(answers_again)
+    events = await client.fetch(
+        "SELECT action, actor FROM quality_events WHERE name = :unit ORDER BY id", unit=unit)
+    assert [(e.action, e.actor) for e in events] == [("tighten", "quality-guard"),
+                                                     ("loosen", "ops")]
