@@ -5,6 +5,12 @@ from the environment, else Docker containers when an engine answers (set
 ``PINWORKS_ALLOW_DOCKER=0`` to skip that), else the embedded servers from the ``embedded`` extra.
 Each server starts only when a test asks for it, so a test that needs only NATS never starts
 Postgres.
+
+The embedded nats-server requires TLS and an nkey identity per client, like `make run`: the test
+session itself (its clients, the in-process CLI) acts as the operator identity (its NATS_*
+variables are set for the whole session), and each service started by a test gets its own
+identity (`nats_endpoint.client_env(service)`). With ``NATS_URL`` the NATS_* variables of the
+environment apply to everyone.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from pinworks_contracts.identities import OPERATOR
 from pinworks_devtools import (
     Endpoint,
     Infrastructure,
@@ -35,7 +42,10 @@ def _docker_ok() -> bool:
 @pytest.fixture(scope="session")
 def nats_endpoint(tmp_path_factory: pytest.TempPathFactory, _docker_ok: bool) -> Iterator[Endpoint]:
     endpoint = resolve_nats(tmp_path_factory.mktemp("infra"), allow_docker=_docker_ok, docker_ok=_docker_ok)
-    yield endpoint
+    with pytest.MonkeyPatch.context() as session_env:
+        for name, value in endpoint.client_env(OPERATOR).items():
+            session_env.setenv(name, value)
+        yield endpoint
     endpoint.close()
 
 

@@ -27,9 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinworks_common.db.engine import create_engine
 from pinworks_common.db.tables import tickets
+from pinworks_common.nats_client import connect_options
 from pinworks_contracts.messages import TicketEnvelope
 from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, TICKETS_STREAM
-from pinworks_devtools import ServiceProcess, free_port
+from pinworks_devtools import Endpoint, ServiceProcess, free_port
 from pinworks_devtools.chat_server import ChatServer
 from pinworks_router.rollout import policy_bucket
 
@@ -57,8 +58,9 @@ def fake_llm() -> Iterator[ChatServer]:
 
 
 @pytest.fixture(scope="session")
-def platform(nats_url: str, migrated_database_url: str, fake_llm: ChatServer,
+def platform(nats_endpoint: Endpoint, migrated_database_url: str, fake_llm: ChatServer,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    nats_url = nats_endpoint.url
     log_dir = tmp_path_factory.mktemp("service-logs")
     env = {
         **os.environ,
@@ -87,7 +89,8 @@ def platform(nats_url: str, migrated_database_url: str, fake_llm: ChatServer,
     for unset in ("LLM_FRONTIER_BASE_URL", "LLM_FRONTIER_MODEL"):
         env.pop(unset, None)
     env.pop("PINWORKS_HEALTH_PORT", None)
-    processes = {name: ServiceProcess(name, env, log_dir) for name in SERVICES}
+    processes = {name: ServiceProcess(name, {**env, **nats_endpoint.client_env(name)}, log_dir)
+                 for name in SERVICES}
     try:
         for process in processes.values():
             process.start()
@@ -168,7 +171,7 @@ class PlatformClient:
 
 @pytest_asyncio.fixture
 async def client(platform: Platform) -> AsyncIterator[PlatformClient]:
-    nc = await nats.connect(platform.nats_url)
+    nc = await nats.connect(platform.nats_url, **connect_options())
     outcomes = Outcomes()
 
     async def on_outcome(msg: Any) -> None:
@@ -195,7 +198,7 @@ async def live_policy_bucket(nats_url: str, migrated_database_url: str,
     monkeypatch.setenv("NATS_URL", nats_url)
     monkeypatch.setenv("DATABASE_URL", migrated_database_url)
     bucket = f"router-policy-test-{run_id()}"
-    nc = await nats.connect(nats_url)
+    nc = await nats.connect(nats_url, **connect_options())
     try:
         yield await policy_bucket(nc.jetstream(), bucket), bucket
     finally:

@@ -6,6 +6,7 @@ import os
 import queue
 import re
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -162,7 +163,14 @@ def test_run_platform_supervises_and_stops_cleanly(tmp_path: Path) -> None:
         out.wait_for(r"\[test\] upgrade postgresql://")
         out.wait_for(r"pinworks is running")
         classifier_pid = int(out.wait_for(r"^\s+classifier\s+(\d+)\s+http://").group(1))
-        assert "NATS_URL=" in (workdir / "env").read_text()
+        env_text = (workdir / "env").read_text()
+        assert "NATS_URL=" in env_text
+        # the support platform's identity, private; the operator's in a file of its own
+        assert f"NATS_NKEY='{workdir / 'nats' / 'security' / 'support.nk'}'" in env_text
+        assert "NATS_INBOX_PREFIX='_INBOX_support'" in env_text
+        assert "operator.nk" in (workdir / "operator.env").read_text()
+        for private in ("env", "operator.env", "nats/security/support.nk"):
+            assert stat.S_IMODE((workdir / private).stat().st_mode) == 0o600, private
         sourced = subprocess.run(
             ["bash", "-c", f"source {workdir / 'env'} && command -v pinworks"],
             env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=False)

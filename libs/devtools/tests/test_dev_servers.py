@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import sys
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ import asyncpg
 import nats
 import pytest
 
+from pinworks_common.nats_client import connect_options
 from pinworks_devtools import (
     EmbeddedNats,
     EmbeddedPostgres,
@@ -167,7 +169,12 @@ async def test_resolve_infrastructure_embedded_fallback(tmp_path: Path, clean_en
         assert "embedded nats-server" in infra.description
         assert "embedded postgres" in infra.description
         assert infra.nats_monitor_url is not None
-        nc = await nats.connect(infra.nats_url, connect_timeout=5)
+        with pytest.raises(nats.errors.Error, match="(?i)authorization violation"):
+            await nats.connect(infra.nats_url, connect_timeout=5, allow_reconnect=False,
+                               tls=ssl.create_default_context(cafile=infra.nats.client_env(
+                                   "operator")["NATS_TLS_CA"]))
+        nc = await nats.connect(infra.nats_url, connect_timeout=5,
+                                **connect_options(infra.nats.client_env("operator")))
         await nc.close()
         conn = await asyncpg.connect(infra.database_url)
         assert await conn.fetchval("SELECT current_database()") == "pinworks"

@@ -30,6 +30,7 @@ from pinworks_cli.chaos_platform import Platform
 from pinworks_cli.hostile import corpus
 from pinworks_common.db.engine import create_engine
 from pinworks_contracts.subjects import SUBMITTED, TICKETS_STREAM
+from pinworks_devtools import EmbeddedNats
 
 UNITS = ("retail", "business", "wealth")
 
@@ -92,8 +93,8 @@ async def _paced(count: int, duration: float,
     await asyncio.gather(*tasks)
 
 
-async def _send_load(url: str, run_id: str, plan: ChaosPlan, sent: Sent) -> None:
-    nc = await connect(url)
+async def _send_load(server: EmbeddedNats, run_id: str, plan: ChaosPlan, sent: Sent) -> None:
+    nc = await connect(server)
     js = nc.jetstream()
     hostile = list(corpus(run_id, plan.hostile))
 
@@ -149,7 +150,7 @@ async def run_faults(platform: Platform, plan: ChaosPlan) -> ChaosReport:
     fault_log: list[str] = []
     _say(f"run {run_id}: {plan.rate}/s normal for {plan.duration:.0f}s, {plan.hostile} hostile")
     started = time.monotonic()
-    await asyncio.gather(_send_load(platform.nats.url, run_id, plan, sent),
+    await asyncio.gather(_send_load(platform.nats, run_id, plan, sent),
                          _inject_faults(platform, plan, fault_log))
     _say(f"load done in {time.monotonic() - started:.0f}s; waiting for the drain")
     owed = list(sent.normal) + [e.ticket_id for e, _ in sent.hostile if e.ticket_id]
@@ -169,7 +170,7 @@ async def measure_capacity(platform: Platform, count: int = 1500) -> float:
     """Tickets/s the platform sustains: a burst of `count`, first publish to last outcome."""
     run_id = uuid.uuid4().hex[:8]
     sent = Sent()
-    nc = await connect(platform.nats.url)
+    nc = await connect(platform.nats)
     js = nc.jetstream()
     started = time.monotonic()
     try:
@@ -208,7 +209,7 @@ async def run_soak(platform: Platform, seconds: float, rate: float) -> ChaosRepo
         samples.append((time.monotonic() - started, platform.rss_mb()))
 
     _say(f"soak {run_id}: {rate:.1f} tickets/s for {seconds:.0f}s")
-    await asyncio.gather(_send_load(platform.nats.url, run_id, plan, sent), sample())
+    await asyncio.gather(_send_load(platform.nats, run_id, plan, sent), sample())
     engine = create_engine(platform.postgres.url, pool_size=2)
     try:
         _, missing = await wait_drained(engine, list(sent.normal), 300)

@@ -21,7 +21,10 @@ from sqlalchemy import text
 from pinworks_cli.chaos_platform import Platform
 from pinworks_cli.hostile import HostilePayload
 from pinworks_common.db.engine import create_engine
+from pinworks_common.nats_client import connect_options
+from pinworks_contracts.identities import OPERATOR
 from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM
+from pinworks_devtools import EmbeddedNats
 
 
 @dataclass
@@ -56,9 +59,11 @@ async def _ignore(error: Exception) -> None:
     """The NATS restart is ours: the client's reconnect errors are expected."""
 
 
-async def connect(url: str) -> nats.NATS:
-    return await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                              connect_timeout=5, error_cb=_ignore)
+async def connect(server: EmbeddedNats) -> nats.NATS:
+    """The chaos driver's connection to its own platform's NATS, as the operator identity."""
+    return await nats.connect(server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                              connect_timeout=5, error_cb=_ignore,
+                              **connect_options(server.client_env(OPERATOR)))
 
 
 async def _owed_without_outcome(engine: Any, ids: list[str]) -> list[str]:
@@ -85,9 +90,10 @@ async def wait_drained(engine: Any, ids: list[str], limit: float) -> tuple[float
     return time.monotonic() - started, missing
 
 
-async def _stream_outcomes(url: str, prefixes: tuple[str, ...]) -> dict[str, list[dict[str, Any]]]:
+async def _stream_outcomes(server: EmbeddedNats, prefixes: tuple[str, ...]
+                           ) -> dict[str, list[dict[str, Any]]]:
     """Every outcome the outcomes stream holds for this run's tickets."""
-    nc = await connect(url)
+    nc = await connect(server)
     by_ticket: dict[str, list[dict[str, Any]]] = defaultdict(list)
     try:
         js = nc.jetstream()
@@ -125,7 +131,7 @@ class Evidence:
 async def read_evidence(platform: Platform, run_id: str, sent: Sent) -> Evidence:
     run_tickets = {"a": f"bench-{run_id}-%", "b": f"hostile-{run_id}-%"}
     evidence = Evidence(await _stream_outcomes(
-        platform.nats.url, (f"bench-{run_id}-", f"hostile-{run_id}-")))
+        platform.nats, (f"bench-{run_id}-", f"hostile-{run_id}-")))
     engine = create_engine(platform.postgres.url, pool_size=2)
     try:
         async with engine.connect() as conn:

@@ -17,7 +17,7 @@ class Platform:
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.nats = EmbeddedNats(workdir / "nats")
+        self.nats = EmbeddedNats(workdir / "nats", secured=True)
         self.postgres = EmbeddedPostgres(workdir / "postgres")
         self.processes: dict[str, ServiceProcess] = {}
         self._supervising = threading.Event()
@@ -39,7 +39,8 @@ class Platform:
         }
         for name in ALL_SERVICES:
             self.processes[name] = ServiceProcess(
-                name, {**env, "PINWORKS_HEALTH_PORT": str(free_port())}, self.workdir / "logs")
+                name, {**env, "PINWORKS_HEALTH_PORT": str(free_port()), **self.nats.client_env(name)},
+                self.workdir / "logs")
         for process in self.processes.values():
             process.start()
         for process in self.processes.values():

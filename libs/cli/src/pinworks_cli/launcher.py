@@ -27,6 +27,12 @@ from pinworks_cli.localmodel import (
     LocalModelServer,
     LocalModelUnavailable,
 )
+from pinworks_common.nats_client import (
+    NatsClientSettings,
+    connect_options,
+    ensure_platform_consumer,
+)
+from pinworks_contracts.identities import DEFAULT_PLATFORM, OPERATOR
 from pinworks_devtools import (
     Infrastructure,
     ServiceProcess,
@@ -91,6 +97,7 @@ def _service_env(name: str, infra: Infrastructure, escalation_port: int,
         "NATS_URL": infra.nats_url,
         "DATABASE_URL": infra.database_url,
         "PINWORKS_HEALTH_PORT": str(free_port()),
+        **infra.nats.client_env(name),
     }
     if name == "escalation":
         env["ESCALATION_HTTP_PORT"] = str(escalation_port)
@@ -126,8 +133,11 @@ def _write_env_file(workdir: Path, infra: Infrastructure, escalation_port: int,
     endpoints from it)."""
     path = workdir / "env"
     metrics = ",".join(f"{proc.name}={proc.metrics_url}" for proc in processes)
+    identity = [f"export {name}='{value}'"
+                for name, value in infra.nats.client_env(DEFAULT_PLATFORM).items()]
     lines = [
         f"export NATS_URL='{infra.nats_url}'",
+        *identity,
         f"export DATABASE_URL='{infra.database_url}'",
         f"export ESCALATION_URL='http://127.0.0.1:{escalation_port}'",
         f"export PINWORKS_METRICS_URLS='{metrics}'",
@@ -136,8 +146,56 @@ def _write_env_file(workdir: Path, infra: Infrastructure, escalation_port: int,
     if model is not None:
         lines += [f"export PINWORKS_MODEL_URL='{model.base_url}'",
                   f"export PINWORKS_MODEL_NAME='{model.model_name}'"]
-    path.write_text("\n".join(lines) + "\n")
+    _write_private(path, "\n".join(lines) + "\n")
+    if infra.nats.security is not None:
+        operator = [f"export {name}='{value}'"
+                    for name, value in infra.nats.client_env(OPERATOR).items()]
+        _write_private(workdir / "operator.env", "\n".join(operator) + "\n")
     return path
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `path` readable by its owner only: it names identities' seed files."""
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(text)
+
+
+def _nats_identity_notice(infra: Infrastructure) -> None:
+    """Loud when the platform's NATS takes clients without credentials."""
+    if infra.nats.security is not None:
+        _say(f"NATS requires TLS and an nkey identity per client (identities in "
+             f"{infra.nats.security.directory}); `source .run/env` acts as support platform "
+             f"'{DEFAULT_PLATFORM}', `source .run/operator.env` as an operator")
+        return
+    if not NatsClientSettings.from_env(os.environ).authenticated:
+        _say("WARNING " + "!" * 60)
+        _say(f"WARNING: NATS_URL={infra.nats_url} and no NATS_NKEY / NATS_CREDS / NATS_USER: the "
+             "services connect WITHOUT CREDENTIALS. Anyone who reaches that server can forge "
+             "tickets, outcomes and policies. Development only.")
+        _say("WARNING " + "!" * 60)
+
+
+def _prepare_nats(infra: Infrastructure) -> None:
+    """As the operator: the streams, and the support platform's outcome consumer (its identity
+    may read that consumer, not create it)."""
+    if infra.nats.security is None:
+        return
+    import asyncio
+
+    import nats
+
+    from pinworks_common.streams import declare_streams
+
+    async def prepare() -> None:
+        nc = await nats.connect(infra.nats_url, **connect_options(infra.nats.client_env(OPERATOR)))
+        try:
+            await declare_streams(nc.jetstream())
+            await ensure_platform_consumer(nc.jetstream(), DEFAULT_PLATFORM)
+        finally:
+            await nc.close()
+
+    asyncio.run(prepare())
 
 
 def format_summary(
@@ -323,6 +381,8 @@ def run_platform(services: Sequence[str] = ALL_SERVICES, workdir: Path = Path(".
             for name in services
         ]
         processes = [*([model] if model is not None else []), *services_processes]
+        _nats_identity_notice(infra)
+        _prepare_nats(infra)
         _start_all(processes, pid_file)
         env_file = _write_env_file(workdir, infra, escalation_port or DEFAULT_ESCALATION_PORT,
                                    services_processes, model)

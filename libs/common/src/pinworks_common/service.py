@@ -15,8 +15,6 @@ from faststream.message import StreamMessage
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, NatsMessage, PullSub
 from faststream.specification import AsyncAPI
 from nats.aio.msg import Msg
-from nats.js.api import StorageType, StreamConfig
-from nats.js.errors import BadRequestError
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,6 +24,7 @@ from pinworks_common.health import HealthServer
 from pinworks_common.ledger import Books, Publication
 from pinworks_common.logs import configure_logging
 from pinworks_common.metrics import Poller, StageMetrics, business_unit_label, poll_consumer_lag
+from pinworks_common.nats_client import warn_if_anonymous
 from pinworks_common.settings import CommonSettings
 from pinworks_common.stage import (
     PreparedStageLogic,
@@ -33,27 +32,15 @@ from pinworks_common.stage import (
     StageRunner,
     escalate_on_dead_letter,
 )
+from pinworks_common.streams import declare_streams
 from pinworks_common.telemetry import configure_tracing
 from pinworks_contracts.messages import DeadLetter
 from pinworks_contracts.subjects import (
     DEAD_LETTER_STREAM,
-    OUTCOMES_STREAM,
-    STREAM_SUBJECTS,
-    TICKETS_STREAM,
-    WORK_STREAM,
     dead_letter_subject,
 )
 
 log = logging.getLogger("pinworks.service")
-
-DUPLICATE_WINDOW_SECONDS = 30 * 60
-STREAM_MAX_AGE_SECONDS: dict[str, float] = {
-    TICKETS_STREAM: 7 * 24 * 3600,
-    WORK_STREAM: 7 * 24 * 3600,
-    OUTCOMES_STREAM: 30 * 24 * 3600,
-    DEAD_LETTER_STREAM: 30 * 24 * 3600,
-}
-
 
 def _fetch_raises_nats_timeouts() -> None:
     """Workaround: nats-py's pull `fetch` can raise a bare `asyncio.TimeoutError` when its
@@ -84,26 +71,18 @@ def _fetch_raises_nats_timeouts() -> None:
 def create_broker(settings: CommonSettings, service: str) -> NatsBroker:
     _fetch_raises_nats_timeouts()
     servers = [url.strip() for url in settings.nats_url.split(",") if url.strip()]
+    warn_if_anonymous(settings, settings.nats_url, f"pinworks-{service}")
     # Our logger, not FastStream's default one (which writes colour codes even into files).
     return NatsBroker(servers, name=f"pinworks-{service}", max_reconnect_attempts=-1,
-                      logger=logging.getLogger(f"pinworks.{service}.broker"))
+                      logger=logging.getLogger(f"pinworks.{service}.broker"),
+                      **settings.broker_options())
 
 
 async def ensure_streams(broker: NatsBroker) -> None:
     """Declare every stream (file storage, dedup window); safe to call from every replica."""
-    js = broker.config.connection_state.stream
-    for name, subjects in STREAM_SUBJECTS.items():
-        config = StreamConfig(
-            name=name,
-            subjects=subjects,
-            storage=StorageType.FILE,
-            duplicate_window=DUPLICATE_WINDOW_SECONDS,
-            max_age=STREAM_MAX_AGE_SECONDS[name],
-        )
-        try:
-            await js.add_stream(config)
-        except BadRequestError:
-            await js.update_stream(config)
+    await declare_streams(broker.config.connection_state.stream)
+
+
 
 
 def make_publisher(broker: NatsBroker) -> Callable[[Publication], Awaitable[Any]]:
@@ -158,6 +137,9 @@ def subscribe_stage(
             batch_size=settings.batch_size, batch=True, timeout=settings.batch_window_seconds
         ),
         ack_policy=AckPolicy.MANUAL,
+        # FastStream's pull subscriber spells its own `_INBOX.` unless told: the identity's
+        # prefix, the only inbox a secured server lets it read.
+        inbox_prefix=f"{settings.nats_inbox_prefix}.".encode(),
         config=ConsumerConfig(
             ack_wait=settings.ack_wait_seconds,
             max_ack_pending=max(1000, settings.batch_size * 8),

@@ -6,11 +6,14 @@ names another; the docstring under a field is its description."""
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from pinworks_common.nats_client import NatsClientSettings
 
 
-class CommonSettings(BaseSettings):
-    """Connection and runtime settings; each service subclasses this with its own fields."""
+class CommonSettings(NatsClientSettings):
+    """Connection and runtime settings; each service subclasses this with its own fields. NATS
+    credentials and TLS are `NatsClientSettings`' (the nats CLI's variables)."""
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", use_attribute_docstrings=True)
 

@@ -17,6 +17,7 @@ from pinworks_devtools.infrastructure import (
     resolve_infrastructure,
     resolve_nats,
 )
+from pinworks_devtools.nats_security import NatsSecurity
 from pinworks_devtools.processes import LOOPBACK, free_port, port_is_free, stop_stale_process
 from pinworks_devtools.service_process import ServiceProcess
 
@@ -26,6 +27,7 @@ __all__ = [
     "EmbeddedPostgres",
     "Endpoint",
     "Infrastructure",
+    "NatsSecurity",
     "ServiceProcess",
     "docker_available",
     "free_port",

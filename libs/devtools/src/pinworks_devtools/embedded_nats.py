@@ -9,6 +9,7 @@ import sysconfig
 from pathlib import Path
 from typing import Self
 
+from pinworks_devtools.nats_security import NatsSecurity
 from pinworks_devtools.processes import (
     LOOPBACK,
     ManagedServer,
@@ -39,10 +40,17 @@ def nats_server_binary() -> Path:
 
 
 class EmbeddedNats(ManagedServer):
-    """A nats-server with JetStream on disk, bound to loopback, with the monitoring port on."""
+    """A nats-server with JetStream on disk, bound to loopback, with the monitoring port on.
 
-    def __init__(self, data_dir: Path, port: int | None = None, monitor_port: int | None = None) -> None:
+    With `secured` (what `make run`, the test session and `pinworks chaos` use) it requires TLS
+    and an nkey identity per client, generated under ``data_dir/security`` on first start (see
+    `NatsSecurity`); without it, anyone on loopback may do anything (the devtools' own tests)."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, monitor_port: int | None = None,
+                 *, secured: bool = False) -> None:
         self.data_dir = Path(data_dir).resolve()
+        self.secured = secured
+        self.security: NatsSecurity | None = None
         self.port = port if port is not None else free_port()
         self.monitor_port = monitor_port if monitor_port is not None else free_port()
         self.url = f"nats://{LOOPBACK}:{self.port}"
@@ -74,6 +82,9 @@ class EmbeddedNats(ManagedServer):
             "--pid",
             str(self.pid_path),
         ]
+        if self.secured:
+            self.security = NatsSecurity.ensure(self.data_dir / "security")
+            args += ["--config", str(self.security.config_file)]
         self._spawn(args)
         health = f"{self.monitor_url}/healthz?js-enabled-only=true"
         try:
@@ -88,6 +99,10 @@ class EmbeddedNats(ManagedServer):
             self.stop()
             raise
         return self
+
+    def client_env(self, identity: str) -> dict[str, str]:
+        """The NATS_* variables of `identity` (none for an open server)."""
+        return self.security.client_env(identity) if self.security is not None else {}
 
     def _stop_previous_run(self) -> None:
         try:

@@ -17,6 +17,7 @@ from typing import Self
 
 from pinworks_devtools.embedded_nats import EmbeddedNats
 from pinworks_devtools.embedded_postgres import POSTGRES_DB, EmbeddedPostgres
+from pinworks_devtools.nats_security import NatsSecurity
 from pinworks_devtools.processes import http_ok, preferred_or_free, wait_until
 
 _log = logging.getLogger(__name__)
@@ -64,6 +65,13 @@ class Endpoint:
     source: str
     monitor_url: str | None = None
     closer: Callable[[], None] | None = None
+    security: NatsSecurity | None = None
+    """For a NATS we started secured: its identities (None: the server needs no credentials, or
+    they come from the environment's NATS_* variables)."""
+
+    def client_env(self, identity: str) -> dict[str, str]:
+        """The NATS_* variables that make a client `identity` here ({} when `security` is None)."""
+        return self.security.client_env(identity) if self.security is not None else {}
 
     def close(self) -> None:
         closer, self.closer = self.closer, None
@@ -140,9 +148,10 @@ def _embedded_nats(workdir: Path, prefer_default_ports: bool) -> Endpoint:
         workdir / "nats",
         port=preferred_or_free(DEFAULT_NATS_PORT, prefer_default_ports),
         monitor_port=preferred_or_free(DEFAULT_NATS_MONITOR_PORT, prefer_default_ports),
+        secured=True,
     ).start()
-    return Endpoint(server.url, f"embedded nats-server (data {server.data_dir})",
-                    server.monitor_url, server.stop)
+    return Endpoint(server.url, f"embedded nats-server (TLS, nkey identities; data {server.data_dir})",
+                    server.monitor_url, server.stop, server.security)
 
 
 def _embedded_postgres(workdir: Path, prefer_default_ports: bool) -> Endpoint:

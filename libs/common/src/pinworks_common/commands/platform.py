@@ -159,15 +159,29 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def nats_client_environ() -> dict[str, str]:
+    """Where a command's NATS credentials come from: the environment when it sets NATS_URL,
+    else the nearest `.run/env` (the support platform's identity) under the environment's own
+    NATS_* variables."""
+    if os.environ.get("NATS_URL"):
+        return dict(os.environ)
+    env_file = find_run_env()
+    return {**(read_env_file(env_file) if env_file else {}), **os.environ}
+
+
 async def connect_nats(url: str) -> Any:
-    """A NATS connection that gives up quickly and quietly when the server is not there."""
+    """A NATS connection that gives up quickly and quietly when the server is not there, with
+    the credentials of `nats_client_environ`."""
     import nats
+
+    from pinworks_common.nats_client import connect_options
 
     async def quiet(error: Exception) -> None:
         return None
 
     return await nats.connect(url, connect_timeout=3, max_reconnect_attempts=2,
-                              reconnect_time_wait=0.5, error_cb=quiet)
+                              reconnect_time_wait=0.5, error_cb=quiet,
+                              **connect_options(nats_client_environ()))
 
 
 async def with_db(database_url: str, action: Callable[[Any], Awaitable[T]], *,

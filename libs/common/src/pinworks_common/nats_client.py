@@ -1,0 +1,160 @@
+"""How every pinworks NATS client authenticates: services, the CLI and the tests, in one place.
+
+The variables are the nats CLI's: `NATS_CREDS` (a JWT creds file), `NATS_NKEY` (an nkey seed
+file), `NATS_USER` + `NATS_PASSWORD` (development only), `NATS_TLS_CA` (verify the server
+against this CA), `NATS_TLS_CERT` + `NATS_TLS_KEY` (a client certificate), and
+`NATS_INBOX_PREFIX` (the identity's own reply subjects, e.g. `_INBOX_support`: the server lets
+each identity subscribe only on its own). With none of the credentials set the client connects
+anonymously, which a secured server refuses; against an open development server it works, with
+a loud warning (`warn_if_anonymous`).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger("pinworks.nats")
+
+DEFAULT_INBOX_PREFIX = "_INBOX"
+
+
+class NatsClientSettings(BaseSettings):
+    """Credentials and TLS of a NATS client, from the nats CLI's environment variables."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", use_attribute_docstrings=True)
+
+    nats_creds: Path | None = Field(None, validation_alias="NATS_CREDS")
+    """A creds file (user JWT and nkey seed) for decentralised JWT authentication."""
+    nats_nkey: Path | None = Field(None, validation_alias="NATS_NKEY")
+    """A file holding this identity's nkey seed (`SU...`), for nkey authentication."""
+    nats_user: str | None = Field(None, validation_alias="NATS_USER")
+    """User name for password authentication (development servers only)."""
+    nats_password: str | None = Field(None, validation_alias="NATS_PASSWORD")
+    """Password for `NATS_USER`."""
+    nats_tls_ca: Path | None = Field(None, validation_alias="NATS_TLS_CA")
+    """CA certificate (PEM) the server's certificate must chain to; TLS is on when any TLS
+    variable is set."""
+    nats_tls_cert: Path | None = Field(None, validation_alias="NATS_TLS_CERT")
+    """Client certificate (PEM), when the server asks for one."""
+    nats_tls_key: Path | None = Field(None, validation_alias="NATS_TLS_KEY")
+    """Private key (PEM) of `NATS_TLS_CERT`."""
+    nats_inbox_prefix: str = Field(DEFAULT_INBOX_PREFIX, validation_alias="NATS_INBOX_PREFIX")
+    """Prefix of this client's reply subjects; a secured server allows only the identity's own."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> NatsClientSettings:
+        """From `environ` when given (only its NATS_* entries), else from the process
+        environment."""
+        if environ is None:
+            return cls()
+        fields = {info.validation_alias: environ[str(info.validation_alias)]
+                  for info in cls.model_fields.values()
+                  if str(info.validation_alias) in environ}
+        return cls.model_validate(fields)
+
+    @property
+    def authenticated(self) -> bool:
+        return bool(self.nats_creds or self.nats_nkey or self.nats_user)
+
+    @property
+    def method(self) -> str:
+        """How this client authenticates, for logs (never the secret itself)."""
+        if self.nats_creds:
+            return f"creds file {self.nats_creds}"
+        if self.nats_nkey:
+            return f"nkey seed {self.nats_nkey}"
+        if self.nats_user:
+            return f"user {self.nats_user} (password)"
+        return "anonymous"
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """A context that verifies the server (against `NATS_TLS_CA`, else the system CAs), with
+        the client certificate when one is configured; None without any TLS variable."""
+        if not (self.nats_tls_ca or self.nats_tls_cert):
+            return None
+        context = ssl.create_default_context(
+            cafile=str(self.nats_tls_ca) if self.nats_tls_ca else None)
+        if self.nats_tls_cert:
+            context.load_cert_chain(str(self.nats_tls_cert),
+                                    str(self.nats_tls_key) if self.nats_tls_key else None)
+        return context
+
+    def connect_options(self) -> dict[str, Any]:
+        """Keyword arguments for `nats.connect` (and, through `broker_options`, FastStream)."""
+        options: dict[str, Any] = {"inbox_prefix": self.nats_inbox_prefix}
+        if self.nats_creds:
+            options["user_credentials"] = str(self.nats_creds)
+        elif self.nats_nkey:
+            options["nkeys_seed"] = str(self.nats_nkey)
+        elif self.nats_user:
+            options["user"], options["password"] = self.nats_user, self.nats_password or ""
+        if (context := self.ssl_context()) is not None:
+            options["tls"] = context
+        return options
+
+    def broker_options(self) -> dict[str, Any]:
+        """Keyword arguments for FastStream's `NatsBroker` (it takes TLS and passwords as
+        `security=`)."""
+        from faststream.nats.security import (
+            NatsCredentials,
+            NatsNKey,
+            NatsSecurity,
+            NatsUserPassword,
+        )
+
+        context = self.ssl_context()
+        security: NatsSecurity | None
+        if self.nats_creds:
+            security = NatsCredentials.from_file(self.nats_creds, ssl_context=context)
+        elif self.nats_nkey:
+            security = NatsNKey.from_file(self.nats_nkey, ssl_context=context)
+        elif self.nats_user:
+            security = NatsUserPassword(self.nats_user, self.nats_password or "",
+                                        ssl_context=context)
+        else:
+            security = NatsSecurity(ssl_context=context) if context is not None else None
+        options: dict[str, Any] = {"inbox_prefix": self.nats_inbox_prefix}
+        if security is not None:
+            options["security"] = security
+        return options
+
+
+def connect_options(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """`nats.connect` keyword arguments from the NATS_* variables of `environ` (default: the
+    process environment)."""
+    return NatsClientSettings.from_env(environ).connect_options()
+
+
+def warn_if_anonymous(settings: NatsClientSettings, url: str, who: str) -> bool:
+    """Log a loud warning when `who` is about to connect to `url` without credentials; True when
+    it did."""
+    if settings.authenticated or any(urlsplit(u.strip()).username for u in url.split(",")):
+        log.info("%s authenticates to NATS with %s", who, settings.method)
+        return False
+    log.warning(
+        "!!! %s connects to NATS at %s WITHOUT CREDENTIALS: anyone who can reach that server can "
+        "forge tickets, outcomes and policies. Development only; set NATS_NKEY or NATS_CREDS "
+        "(see the README's security model). !!!", who, url)
+    return True
+
+
+async def ensure_platform_consumer(js: Any, platform: str) -> None:
+    """The durable pull consumer through which support platform `platform` reads outcomes (an
+    operator's job: the platform's identity may read and acknowledge it, not create it)."""
+    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+    from pinworks_contracts.identities import platform_consumer
+    from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM
+
+    await js.add_consumer(OUTCOMES_STREAM, ConsumerConfig(
+        durable_name=platform_consumer(platform), filter_subject=OUTCOME_WILDCARD,
+        ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.NEW,
+        description=f"outcomes for support platform {platform}"))

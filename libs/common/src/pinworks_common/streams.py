@@ -1,0 +1,41 @@
+"""The pinworks JetStream streams, declared the same way by every service and by operators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nats.js.api import StorageType, StreamConfig
+from nats.js.errors import BadRequestError
+
+from pinworks_contracts.subjects import (
+    DEAD_LETTER_STREAM,
+    OUTCOMES_STREAM,
+    STREAM_SUBJECTS,
+    TICKETS_STREAM,
+    WORK_STREAM,
+)
+
+DUPLICATE_WINDOW_SECONDS = 30 * 60
+STREAM_MAX_AGE_SECONDS: dict[str, float] = {
+    TICKETS_STREAM: 7 * 24 * 3600,
+    WORK_STREAM: 7 * 24 * 3600,
+    OUTCOMES_STREAM: 30 * 24 * 3600,
+    DEAD_LETTER_STREAM: 30 * 24 * 3600,
+}
+
+
+async def declare_streams(js: Any) -> None:
+    """Declare every stream (file storage, dedup window) on a nats-py JetStream context; safe
+    to call from every replica and from an operator's connection."""
+    for name, subjects in STREAM_SUBJECTS.items():
+        config = StreamConfig(
+            name=name,
+            subjects=subjects,
+            storage=StorageType.FILE,
+            duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            max_age=STREAM_MAX_AGE_SECONDS[name],
+        )
+        try:
+            await js.add_stream(config)
+        except BadRequestError:
+            await js.update_stream(config)

@@ -1,0 +1,236 @@
+"""NATS identities and least privilege against a real nats-server with the generated configuration
+(TLS, one nkey user per identity): who may connect, publish, subscribe and read which consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import stat
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+
+import nats
+import pytest
+import pytest_asyncio
+from nats.aio.client import Client
+from nats.errors import Error as NatsError
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from pinworks_common.nats_client import connect_options, ensure_platform_consumer
+from pinworks_contracts import subjects as S
+from pinworks_contracts.identities import (
+    DEFAULT_PLATFORM,
+    OPERATOR,
+    SERVICES,
+    inbox_prefix,
+    platform_consumer,
+)
+from pinworks_devtools import EmbeddedNats, NatsSecurity
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Server:
+    url: str
+    security: NatsSecurity
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A secured embedded nats-server of this module's own, configured as `make run` and the
+    test session configure theirs (its streams and forged messages touch no other test; the
+    session's own may be a NATS_URL server, whose configuration is not ours to test)."""
+    own = EmbeddedNats(tmp_path_factory.mktemp("secured-nats"), secured=True).start()
+    try:
+        assert own.security is not None
+        yield Server(own.url, own.security)
+    finally:
+        own.stop()
+
+
+@dataclass
+class Errors:
+    """The asynchronous errors the server sent one connection (permission violations)."""
+
+    seen: list[str] = field(default_factory=list)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def add(self, error: Exception) -> None:
+        async with self.changed:
+            self.seen.append(str(error).lower())
+            self.changed.notify_all()
+
+    async def wait_for(self, fragment: str, within: float = 10) -> None:
+        fragment = fragment.lower()
+        async with self.changed:
+            await asyncio.wait_for(
+                self.changed.wait_for(lambda: any(fragment in e for e in self.seen)), within)
+
+
+@dataclass
+class Connected:
+    nc: Client
+    errors: Errors
+
+
+async def connect_as(server: Server, identity: str) -> Connected:
+    errors = Errors()
+    nc = await nats.connect(server.url, error_cb=errors.add, max_reconnect_attempts=0,
+                            connect_timeout=5, **connect_options(server.security.client_env(identity)))
+    return Connected(nc, errors)
+
+
+@pytest_asyncio.fixture
+async def operator(server: Server) -> AsyncIterator[Connected]:
+    """The operator's connection, with the pinworks streams and the platform's consumer declared."""
+    connected = await connect_as(server, OPERATOR)
+    js = connected.nc.jetstream()
+    for stream, subjects in S.STREAM_SUBJECTS.items():
+        await js.add_stream(name=stream, subjects=subjects)
+    await ensure_platform_consumer(js, DEFAULT_PLATFORM)
+    yield connected
+    await connected.nc.close()
+
+
+@pytest_asyncio.fixture
+async def platform(server: Server, operator: Connected) -> AsyncIterator[Connected]:
+    connected = await connect_as(server, DEFAULT_PLATFORM)
+    yield connected
+    await connected.nc.close()
+
+
+async def test_a_client_without_credentials_is_refused(server: Server) -> None:
+    ca_only = {"NATS_TLS_CA": server.security.client_env(OPERATOR)["NATS_TLS_CA"]}
+    with pytest.raises(NatsError, match="(?i)authorization violation"):
+        await nats.connect(server.url, allow_reconnect=False, connect_timeout=5,
+                           **connect_options(ca_only))
+
+
+async def test_a_client_that_does_not_verify_the_server_cannot_talk_plaintext(server: Server
+                                                                             ) -> None:
+    """TLS is required: a client with the right seed but no CA to check the server fails the
+    handshake rather than talking in the clear."""
+    seed_only = {"NATS_NKEY": server.security.client_env(OPERATOR)["NATS_NKEY"]}
+    with pytest.raises((ssl.SSLError, NatsError, OSError)):
+        await nats.connect(server.url, allow_reconnect=False, connect_timeout=5,
+                           **connect_options(seed_only))
+
+
+async def test_a_wrong_seed_is_refused(server: Server, tmp_path: pytest.TempPathFactory) -> None:
+    from pinworks_devtools.nats_security import new_user_seed
+
+    stranger = tmp_path / "stranger.nk"  # type: ignore[operator]
+    stranger.write_bytes(new_user_seed())
+    env = {**server.security.client_env(DEFAULT_PLATFORM), "NATS_NKEY": str(stranger)}
+    with pytest.raises(NatsError, match="(?i)authorization violation"):
+        await nats.connect(server.url, allow_reconnect=False, connect_timeout=5,
+                           **connect_options(env))
+
+
+async def test_a_platform_submits_tickets_and_reads_outcomes_through_its_own_consumer(
+        platform: Connected, operator: Connected) -> None:
+    js = platform.nc.jetstream()
+    ticket_id = f"T-{uuid.uuid4().hex[:8]}"
+    ack = await js.publish(S.SUBMITTED, json.dumps({"ticket_id": ticket_id}).encode(),
+                           stream=S.TICKETS_STREAM, headers={"Nats-Msg-Id": f"{ticket_id}:submitted"})
+    assert ack.stream == S.TICKETS_STREAM
+
+    outcome = json.dumps({"ticket_id": ticket_id, "status": "resolved"}).encode()
+    await operator.nc.jetstream().publish(S.outcome_subject(S.OutcomeStatus.RESOLVED), outcome,
+                                          stream=S.OUTCOMES_STREAM)
+    reader = await js.pull_subscribe_bind(platform_consumer(DEFAULT_PLATFORM), S.OUTCOMES_STREAM,
+                                          inbox_prefix=f"{inbox_prefix(DEFAULT_PLATFORM)}.".encode())
+    seen: list[bytes] = []
+    while outcome not in seen:
+        for msg in await reader.fetch(10, timeout=5):
+            seen.append(msg.data)
+            await msg.ack()
+    assert platform.errors.seen == []
+
+
+@pytest.mark.parametrize("subject", [
+    S.outcome_subject(S.OutcomeStatus.RESOLVED), S.outcome_subject(S.OutcomeStatus.REJECTED), S.CLASSIFIED,
+    S.DRAFTED, S.ESCALATION_REQUESTED, S.dead_letter_subject(S.Stage.VERIFIER),
+    f"$KV.{S.ROUTER_POLICY_BUCKET}.{S.ROUTER_POLICY_KEY}",
+    f"$JS.API.STREAM.PURGE.{S.OUTCOMES_STREAM}", f"$JS.API.STREAM.DELETE.{S.TICKETS_STREAM}",
+    f"$JS.API.CONSUMER.CREATE.{S.OUTCOMES_STREAM}",
+    f"$JS.API.CONSUMER.DURABLE.CREATE.{S.OUTCOMES_STREAM}.mine",
+    f"$JS.API.CONSUMER.INFO.{S.TICKETS_STREAM}.{S.Stage.CLASSIFIER}",
+    f"$JS.API.CONSUMER.MSG.NEXT.{S.WORK_STREAM}.{S.Stage.VERIFIER}",
+    f"$JS.API.CONSUMER.MSG.NEXT.{S.OUTCOMES_STREAM}.{platform_consumer('another')}",
+    f"$JS.ACK.{S.WORK_STREAM}.{S.Stage.VERIFIER}.1.1.1.1.1",
+])
+async def test_a_platform_cannot_publish_outside_its_own_subjects(
+        platform: Connected, operator: Connected, subject: str) -> None:
+    before = {name: (await operator.nc.jetstream().stream_info(name)).state.messages
+              for name in (S.OUTCOMES_STREAM, S.WORK_STREAM)}
+    await platform.nc.publish(subject, b'{"forged": true}', reply=f"{inbox_prefix(DEFAULT_PLATFORM)}.x")
+    await platform.nc.flush()
+    await platform.errors.wait_for(f'permissions violation for publish to "{subject.lower()}"')
+    after = {name: (await operator.nc.jetstream().stream_info(name)).state.messages
+             for name in (S.OUTCOMES_STREAM, S.WORK_STREAM)}
+    assert after == before
+
+
+@pytest.mark.parametrize("subject", [
+    S.OUTCOME_WILDCARD, "pinworks.work.>", S.SUBMITTED, f"$KV.{S.ROUTER_POLICY_BUCKET}.>", ">",
+    f"{inbox_prefix(S.Stage.CLASSIFIER)}.>", f"{inbox_prefix(OPERATOR)}.>", "_INBOX.>",
+])
+async def test_a_platform_cannot_listen_outside_its_own_inbox(
+        platform: Connected, subject: str) -> None:
+    await platform.nc.subscribe(subject)
+    await platform.nc.flush()
+    await platform.errors.wait_for(f'permissions violation for subscription to "{subject.lower()}"')
+
+
+@pytest.mark.parametrize(("identity", "subject"), [
+    (S.Stage.CLASSIFIER, S.outcome_subject(S.OutcomeStatus.RESOLVED)),
+    (S.Stage.CLASSIFIER, f"$KV.{S.ROUTER_POLICY_BUCKET}.{S.ROUTER_POLICY_KEY}"),
+    (S.Stage.ROUTER, f"$KV.{S.ROUTER_POLICY_BUCKET}.{S.ROUTER_POLICY_KEY}"),
+    (S.Stage.ROUTER, S.outcome_subject(S.OutcomeStatus.RESOLVED)),
+    (S.Stage.VERIFIER, S.outcome_subject(S.OutcomeStatus.ESCALATED)),
+    (S.Stage.VERIFIER, S.CLASSIFIED),
+    ("specialists", S.outcome_subject(S.OutcomeStatus.RESOLVED)),
+    (S.Stage.ESCALATION, S.DRAFTED),
+    (S.Stage.ESCALATION, f"$JS.API.CONSUMER.MSG.NEXT.{S.WORK_STREAM}.{S.Stage.VERIFIER}"),
+])
+async def test_a_service_publishes_only_its_own_outputs(
+        server: Server, operator: Connected, identity: str, subject: str) -> None:
+    service = await connect_as(server, identity)
+    try:
+        await service.nc.publish(subject, b"{}")
+        await service.nc.flush()
+        await service.errors.wait_for(f'permissions violation for publish to "{subject.lower()}"')
+    finally:
+        await service.nc.close()
+
+
+async def test_every_service_binds_its_own_consumer_and_no_other(
+        server: Server, operator: Connected) -> None:
+    js = operator.nc.jetstream()
+    await js.add_consumer(S.TICKETS_STREAM, ConsumerConfig(
+        durable_name=S.Stage.CLASSIFIER, filter_subject=S.SUBMITTED, ack_policy=AckPolicy.EXPLICIT))
+    classifier = await connect_as(server, S.Stage.CLASSIFIER)
+    router = await connect_as(server, S.Stage.ROUTER)
+    try:
+        info = await classifier.nc.jetstream().consumer_info(S.TICKETS_STREAM, S.Stage.CLASSIFIER)
+        assert info.name == S.Stage.CLASSIFIER
+        await router.nc.publish(f"$JS.API.CONSUMER.INFO.{S.TICKETS_STREAM}.{S.Stage.CLASSIFIER}", b"",
+                                reply=f"{inbox_prefix(S.Stage.ROUTER)}.x")
+        await router.nc.flush()
+        await router.errors.wait_for("permissions violation for publish")
+    finally:
+        await classifier.nc.close()
+        await router.nc.close()
+
+
+def test_identity_files_are_private(server: Server) -> None:
+    security = server.security
+    assert set(security.identities) >= {*SERVICES, OPERATOR, DEFAULT_PLATFORM}
+    for private in (*(i.seed_file for i in security.identities.values()), security.key_file,
+                    security.config_file):
+        assert stat.S_IMODE(private.stat().st_mode) == 0o600, private
+    assert stat.S_IMODE(security.directory.stat().st_mode) == 0o700
