@@ -51,3 +51,10 @@ def test_an_anonymous_client_is_warned_loudly(caplog: pytest.LogCaptureFixture) 
                                      "nats://h:4222", "z")
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "WITHOUT CREDENTIALS" in warnings[0].getMessage()
+
+
+def test_the_nats_cli_names_of_the_tls_files_are_read_too() -> None:
+    settings = NatsClientSettings.from_env({"NATS_CA": "/ca.pem", "NATS_CERT": "/c.pem",
+                                            "NATS_KEY": "/k.pem"})
+    assert (settings.nats_tls_ca, settings.nats_tls_cert, settings.nats_tls_key) == (
+        Path("/ca.pem"), Path("/c.pem"), Path("/k.pem"))

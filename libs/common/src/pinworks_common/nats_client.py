@@ -2,7 +2,8 @@
 
 The variables are the nats CLI's: `NATS_CREDS` (a JWT creds file), `NATS_NKEY` (an nkey seed
 file), `NATS_USER` + `NATS_PASSWORD` (development only), `NATS_TLS_CA` (verify the server
-against this CA), `NATS_TLS_CERT` + `NATS_TLS_KEY` (a client certificate), and
+against this CA), `NATS_TLS_CERT` + `NATS_TLS_KEY` (a client certificate; the nats CLI's own
+`NATS_CA` / `NATS_CERT` / `NATS_KEY` are read too), and
 `NATS_INBOX_PREFIX` (the identity's own reply subjects, e.g. `_INBOX_support`: the server lets
 each identity subscribe only on its own). With none of the credentials set the client connects
 anonymously, which a secured server refuses; against an open development server it works, with
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger("pinworks.nats")
@@ -39,13 +40,15 @@ class NatsClientSettings(BaseSettings):
     """User name for password authentication (development servers only)."""
     nats_password: str | None = Field(None, validation_alias="NATS_PASSWORD")
     """Password for `NATS_USER`."""
-    nats_tls_ca: Path | None = Field(None, validation_alias="NATS_TLS_CA")
-    """CA certificate (PEM) the server's certificate must chain to; TLS is on when any TLS
-    variable is set."""
-    nats_tls_cert: Path | None = Field(None, validation_alias="NATS_TLS_CERT")
+    nats_tls_ca: Path | None = Field(None, validation_alias=AliasChoices("NATS_TLS_CA", "NATS_CA"))
+    """CA certificate (PEM) the server's certificate must chain to (`NATS_CA` is the nats CLI's
+    own name); TLS is on when any TLS variable is set."""
+    nats_tls_cert: Path | None = Field(None, validation_alias=AliasChoices("NATS_TLS_CERT",
+                                                                            "NATS_CERT"))
     """Client certificate (PEM), when the server asks for one."""
-    nats_tls_key: Path | None = Field(None, validation_alias="NATS_TLS_KEY")
-    """Private key (PEM) of `NATS_TLS_CERT`."""
+    nats_tls_key: Path | None = Field(None, validation_alias=AliasChoices("NATS_TLS_KEY",
+                                                                           "NATS_KEY"))
+    """Private key (PEM) of the client certificate."""
     nats_inbox_prefix: str = Field(DEFAULT_INBOX_PREFIX, validation_alias="NATS_INBOX_PREFIX")
     """Prefix of this client's reply subjects; a secured server allows only the identity's own."""
 
@@ -55,9 +58,12 @@ class NatsClientSettings(BaseSettings):
         environment."""
         if environ is None:
             return cls()
-        fields = {info.validation_alias: environ[str(info.validation_alias)]
-                  for info in cls.model_fields.values()
-                  if str(info.validation_alias) in environ}
+        fields = {}
+        for info in cls.model_fields.values():
+            alias = info.validation_alias
+            for name in alias.choices if isinstance(alias, AliasChoices) else [alias]:
+                if isinstance(name, str) and name in environ:
+                    fields[name] = environ[name]
         return cls.model_validate(fields)
 
     @property

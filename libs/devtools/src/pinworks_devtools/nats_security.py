@@ -151,7 +151,8 @@ class NatsSecurity:
                 f"authorization: {json.dumps({'timeout': 5, 'users': users}, indent=2)}\n")
 
     def client_env(self, identity: str) -> dict[str, str]:
-        """The nats CLI variables that make a client `identity` (seed, CA, inbox prefix)."""
+        """The variables that make a client `identity` (seed, CA, inbox prefix); the CA under
+        pinworks' name and the nats CLI's (`NATS_CA`)."""
         return {"NATS_NKEY": str(self.identities[identity].seed_file),
-                "NATS_TLS_CA": str(self.ca_file),
+                "NATS_TLS_CA": str(self.ca_file), "NATS_CA": str(self.ca_file),
                 "NATS_INBOX_PREFIX": inbox_prefix(identity)}
