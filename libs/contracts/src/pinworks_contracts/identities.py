@@ -19,6 +19,7 @@ from pinworks_contracts.subjects import (
     DRAFTED,
     ESCALATION_REQUESTED,
     OUTCOMES_STREAM,
+    QUALITY_SAMPLE,
     ROUTED_PREFIX,
     ROUTER_POLICY_BUCKET,
     STREAM_SUBJECTS,
@@ -120,7 +121,8 @@ def _services() -> dict[str, tuple[list[str], list[str]]]:
             [*_service_publish(Stage.ESCALATION, outcome_subject(OutcomeStatus.ESCALATED),
                                outcome_subject(OutcomeStatus.RESOLVED), rejected,
                                ASSIST_REQUESTED, CLASSIFIED, dead_letter_subject(Stage.AGENT)),
-             *_pull_consumer(WORK_STREAM, Stage.ESCALATION)], []),
+             *_pull_consumer(WORK_STREAM, Stage.ESCALATION),
+             *_pull_consumer(OUTCOMES_STREAM, QUALITY_SAMPLE)], []),
     }
 
 
