@@ -91,9 +91,13 @@ async def test_the_audit_command_prints_the_whole_trail(
     assert completed.returncode == 0, completed.stderr
     trail = json.loads(completed.stdout)
     assert trail["ticket"]["ticket_id"] == ticket_id
-    assert [(d["stage"], d["decision_key"]) for d in trail["decisions"]] == [
+    steps = [(d["stage"], d["decision_key"]) for d in trail["decisions"]]
+    # The e2e platform samples every automatic answer for quality review (ESCALATION_QUALITY_SAMPLE_RATE
+    # 1): that draw lands after the outcome, so the trail may or may not hold it yet.
+    assert steps[:5] == [
         ("classifier", "classify"), ("classifier", "customer_state"), ("router", "route"),
         ("specialist", "draft:template"), ("verifier", "verify")]
+    assert steps[5:] in ([], [("quality-sample", "sample")])
     router = trail["decisions"][2]
     assert router["output"]["rule"] == "confident-template"
     assert router["version"].startswith("policy-")

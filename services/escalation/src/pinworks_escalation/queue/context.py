@@ -7,11 +7,18 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, Table, select
+from sqlalchemy import Row, Table, func, select
 from sqlalchemy import true as sa_true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pinworks_common.db.tables import accountability, cost_ledger, decisions, escalations, tickets
+from pinworks_common.db.tables import (
+    accountability,
+    cost_ledger,
+    decision_originals,
+    decisions,
+    escalations,
+    tickets,
+)
 from pinworks_common.db.tables import outcomes as outcome_table
 from pinworks_contracts.intents import intent_label
 from pinworks_escalation.queue.items import iso
@@ -20,7 +27,7 @@ from pinworks_escalation.queue.items import iso
 async def ticket_context(conn: AsyncConnection, ticket_id: str) -> dict[str, Any]:
     """Everything decided about a ticket so far, for the agent: each stage's decision with its
     reason and version, the cost lines and total, the outcomes sent, and who did what."""
-    decision_rows = await _rows_of_ticket(conn, decisions, ticket_id)
+    decision_rows = await _decisions_of_ticket(conn, ticket_id)
     cost_rows = await _rows_of_ticket(conn, cost_ledger, ticket_id,
                                       "component", "entry_key", "amount_usd", "created_at")
     action_rows = await _rows_of_ticket(conn, accountability, ticket_id)
@@ -41,6 +48,22 @@ async def ticket_context(conn: AsyncConnection, ticket_id: str) -> dict[str, Any
         "actions": [{"actor_type": r.actor_type, "actor": r.actor, "action": r.action,
                      "details": r.details, "at": iso(r.created_at)} for r in action_rows],
     }
+
+
+async def _decisions_of_ticket(conn: AsyncConnection, ticket_id: str) -> Sequence[Any]:
+    """The ticket's decisions in the order they were written, each output as the stage made it:
+    the audit keeps a redacted copy, the agent (who answers this customer) reads the original
+    while it has not been erased."""
+    original = decision_originals.c
+    output = func.coalesce(original.output, decisions.c.output).label("output")
+    query = (
+        select(*(column for column in decisions.c if column.name != "output"), output)
+        .outerjoin(decision_originals, (original.ticket_id == decisions.c.ticket_id)
+                   & (original.stage == decisions.c.stage)
+                   & (original.decision_key == decisions.c.decision_key))
+        .where(decisions.c.ticket_id == ticket_id).order_by(decisions.c.id)
+    )
+    return (await conn.execute(query)).all()
 
 
 async def _rows_of_ticket(conn: AsyncConnection, table: Table, ticket_id: str,
