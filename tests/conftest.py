@@ -15,8 +15,11 @@ environment apply to everyone.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 
@@ -80,10 +83,50 @@ def database_url(database_endpoint: Endpoint) -> str:
     return database_endpoint.url
 
 
-@pytest.fixture(scope="session")
-def migrated_database_url(database_url: str) -> str:
-    """``database_url`` with the schema at Alembic head, migrated once per session."""
-    from pinworks_common.db.migrate import upgrade
+async def _fresh_database(server_url: str) -> str:
+    """A new database of this session on the server `server_url` names."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
 
-    upgrade(database_url)
-    return database_url
+    url = make_url(server_url)
+    name = f"pinworks_test_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+@dataclass(frozen=True)
+class Database:
+    """The session's database at Alembic head: the superuser's URL (tests' own setup and
+    checks) and each role's (what a service, the console or the CLI connects as)."""
+
+    admin_url: str
+    role_urls: dict[str, str]
+
+    def service_url(self, service: str) -> str:
+        from pinworks_common.db.roles import SERVICE_ROLES
+
+        return self.role_urls[SERVICE_ROLES[service]]
+
+
+@pytest.fixture(scope="session")
+def database(database_endpoint: Endpoint) -> Database:
+    """Migrated once per session, every role with a login. With ``DATABASE_URL`` (someone
+    else's server) the session works in a fresh database of its own there; the roles are the
+    server's, with passwords every session derives alike from the URL."""
+    from pinworks_common.db.migrate import provision
+    from pinworks_common.db.roles import derived_passwords
+
+    url = database_endpoint.url
+    if database_endpoint.source.startswith("environment"):
+        url = asyncio.run(_fresh_database(url))
+    return Database(url, provision(url, derived_passwords(database_endpoint.url)))
+
+
+@pytest.fixture(scope="session")
+def migrated_database_url(database: Database) -> str:
+    """The superuser's URL of the session's migrated database (for a test's own setup)."""
+    return database.admin_url

@@ -29,10 +29,12 @@ from pinworks_common.db.engine import create_engine
 from pinworks_common.db.tables import tickets
 from pinworks_common.nats_client import connect_options
 from pinworks_contracts.messages import TicketEnvelope
+from pinworks_common.db.roles import CONSOLE, OPERATOR
 from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, TICKETS_STREAM
 from pinworks_devtools import Endpoint, ServiceProcess, free_port
 from pinworks_devtools.chat_server import ChatServer
 from pinworks_router.rollout import policy_bucket
+from tests.conftest import Database
 
 SERVICES = ("classifier", "router", "specialists", "verifier", "escalation")
 
@@ -58,14 +60,16 @@ def fake_llm() -> Iterator[ChatServer]:
 
 
 @pytest.fixture(scope="session")
-def platform(nats_endpoint: Endpoint, migrated_database_url: str, fake_llm: ChatServer,
+def platform(nats_endpoint: Endpoint, database: Database, fake_llm: ChatServer,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """Each service connects as its own role and NATS identity; `env` (for the CLI) as the
+    operator, and `database_url` is the superuser's, for the tests' own reads and setup."""
     nats_url = nats_endpoint.url
     log_dir = tmp_path_factory.mktemp("service-logs")
     env = {
         **os.environ,
         "NATS_URL": nats_url,
-        "DATABASE_URL": migrated_database_url,
+        "DATABASE_URL": database.role_urls[OPERATOR],
         "PINWORKS_ACK_WAIT_SECONDS": "4",
         "PINWORKS_BATCH_SIZE": "64",
         "PINWORKS_LOG_LEVEL": "INFO",
@@ -89,7 +93,9 @@ def platform(nats_endpoint: Endpoint, migrated_database_url: str, fake_llm: Chat
     for unset in ("LLM_FRONTIER_BASE_URL", "LLM_FRONTIER_MODEL"):
         env.pop(unset, None)
     env.pop("PINWORKS_HEALTH_PORT", None)
-    processes = {name: ServiceProcess(name, {**env, **nats_endpoint.client_env(name)}, log_dir)
+    env["ESCALATION_CONSOLE_DATABASE_URL"] = database.role_urls[CONSOLE]
+    processes = {name: ServiceProcess(name, {**env, "DATABASE_URL": database.service_url(name),
+                                             **nats_endpoint.client_env(name)}, log_dir)
                  for name in SERVICES}
     try:
         for process in processes.values():
@@ -101,7 +107,7 @@ def platform(nats_endpoint: Endpoint, migrated_database_url: str, fake_llm: Chat
             print(f"--- {process.name} ---\n{process.log_text()[-4000:]}")
             process.stop()
         raise
-    yield Platform(processes, nats_url, migrated_database_url, env)
+    yield Platform(processes, nats_url, database.admin_url, env)
     for process in processes.values():
         process.stop()
 
@@ -191,12 +197,12 @@ async def client(platform: Platform) -> AsyncIterator[PlatformClient]:
 
 
 @pytest_asyncio.fixture
-async def live_policy_bucket(nats_url: str, migrated_database_url: str,
+async def live_policy_bucket(nats_url: str, database: Database,
                              monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[KeyValue, str]]:
     """A router policy KV bucket of the test's own, and its name; the in-process CLI
-    (`pinworks policy ...`) talks to the same NATS and Postgres."""
+    (`pinworks policy ...`) talks to the same NATS and Postgres, as the operator."""
     monkeypatch.setenv("NATS_URL", nats_url)
-    monkeypatch.setenv("DATABASE_URL", migrated_database_url)
+    monkeypatch.setenv("DATABASE_URL", database.role_urls[OPERATOR])
     bucket = f"router-policy-test-{run_id()}"
     nc = await nats.connect(nats_url, **connect_options())
     try:

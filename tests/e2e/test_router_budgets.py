@@ -18,6 +18,7 @@ from sqlalchemy import select
 from pinworks_common.db.engine import create_engine
 from pinworks_common.db.tables import decisions, router_budgets
 from pinworks_contracts.subjects import ESCALATION_REQUESTED, routed_subject
+from tests.conftest import Database
 
 pytestmark = pytest.mark.integration
 
@@ -105,14 +106,15 @@ async def _rows(url: str, unit: str) -> tuple[list[Any], list[Any]]:
 
 
 async def test_two_router_processes_never_exceed_a_budget(
-    migrated_database_url: str, replica_script: Path
+    migrated_database_url: str, database: Database, replica_script: Path
 ) -> None:
     unit = f"bud-{uuid.uuid4().hex[:8]}"
     policy = POLICY.format(calls=23, kb_usd="0.02")  # kb costs 0.002 a ticket: 10 fit
     batches, size = 6, 8  # each replica routes 48 tickets; 96 want the frontier
+    router = database.service_url("router")  # each replica connects as the router's role
     first, second = await asyncio.gather(
-        _replica(replica_script, migrated_database_url, unit, f"{unit}-a", str(batches), str(size), policy),
-        _replica(replica_script, migrated_database_url, unit, f"{unit}-b", str(batches), str(size), policy),
+        _replica(replica_script, router, unit, f"{unit}-a", str(batches), str(size), policy),
+        _replica(replica_script, router, unit, f"{unit}-b", str(batches), str(size), policy),
     )
     total = Counter(first) + Counter(second)
     assert sum(total.values()) == 96
@@ -139,11 +141,11 @@ async def test_two_router_processes_never_exceed_a_budget(
 
 
 async def test_a_redelivered_batch_is_not_charged_twice(
-    migrated_database_url: str, replica_script: Path
+    migrated_database_url: str, database: Database, replica_script: Path
 ) -> None:
     unit = f"bud-{uuid.uuid4().hex[:8]}"
     policy = POLICY.format(calls=5, kb_usd="1")
-    args = (migrated_database_url, unit, f"{unit}-a", "1", "3", policy)
+    args = (database.service_url("router"), unit, f"{unit}-a", "1", "3", policy)
     assert await _replica(replica_script, *args) == {routed_subject("llm_frontier"): 3}
     # the same three tickets again (a redelivery after commit): same decisions, no new charge
     assert await _replica(replica_script, *args) == {routed_subject("llm_frontier"): 3}

@@ -17,8 +17,10 @@ from typer.testing import CliRunner
 from pinworks_cli.main import app
 from pinworks_cli.report import GroupBy, cost_report
 from pinworks_common.db.engine import create_engine
+from pinworks_common.db.roles import REPORTS
 from pinworks_common.db.tables import cost_ledger, tickets
 from pinworks_common.pricing import default_prices, estimated_cost
+from tests.conftest import Database
 
 pytestmark = pytest.mark.integration
 
@@ -77,13 +79,13 @@ def seeded(migrated_database_url: str) -> dict[str, object]:
 
 
 def test_report_reconciles_with_the_ledger_and_prices_the_baseline(
-    migrated_database_url: str, seeded: dict[str, object]
+    migrated_database_url: str, database: Database, seeded: dict[str, object]
 ) -> None:
     units: list[str] = seeded["units"]  # type: ignore[assignment]
     since: datetime = seeded["since"]  # type: ignore[assignment]
 
     async def go() -> list:  # type: ignore[type-arg]
-        engine = create_engine(migrated_database_url, pool_size=1)
+        engine = create_engine(database.role_urls[REPORTS], pool_size=1)
         async with engine.connect() as conn:
             report = await cost_report(conn, by=GroupBy.business_unit, since=since,
                                        business_units=units, prices=default_prices())
@@ -109,9 +111,9 @@ def test_report_reconciles_with_the_ledger_and_prices_the_baseline(
     assert by_group[units[0]].frontier_baseline_usd > Decimal("0.009")
 
 
-def test_cli_formats(migrated_database_url: str, seeded: dict[str, object],
-                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DATABASE_URL", migrated_database_url)
+def test_cli_formats(migrated_database_url: str, database: Database,
+                     seeded: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", database.role_urls[REPORTS])  # reports read, nothing more
     units: list[str] = seeded["units"]  # type: ignore[assignment]
     since = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
     args = ["report", "costs", "--by", "business_unit", "--since", since,

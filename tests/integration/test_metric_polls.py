@@ -4,7 +4,7 @@ queue's depth, oldest age and SLA breaches, against real rows."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -18,22 +18,39 @@ from pinworks_common.db.tables import escalations, router_budgets
 from pinworks_escalation.metrics import poll_queue
 from pinworks_router.budgets import CALLS, USD, period_start
 from pinworks_router.metrics import poll_budgets
+from tests.conftest import Database
 
 pytestmark = pytest.mark.integration
 
 
 @pytest_asyncio.fixture
 async def engine(migrated_database_url: str) -> AsyncIterator[AsyncEngine]:
+    """The superuser's: the tests write the rows the polls read."""
     engine = create_engine(migrated_database_url, pool_size=2)
     yield engine
     await engine.dispose()
+
+
+@pytest_asyncio.fixture
+async def as_service(database: Database) -> AsyncIterator[Callable[[str], AsyncEngine]]:
+    """An engine connecting as the service's own role (the poll runs in that service)."""
+    engines: list[AsyncEngine] = []
+
+    def engine_of(service: str) -> AsyncEngine:
+        engines.append(create_engine(database.service_url(service), pool_size=1))
+        return engines[-1]
+
+    yield engine_of
+    for engine in engines:
+        await engine.dispose()
 
 
 def gauge(name: str, **labels: str) -> float | None:
     return REGISTRY.get_sample_value(name, labels)
 
 
-async def test_budget_gauges_show_this_periods_use(engine: AsyncEngine) -> None:
+async def test_budget_gauges_show_this_periods_use(
+        engine: AsyncEngine, as_service: Callable[[str], AsyncEngine]) -> None:
     unit = f"budget-{uuid.uuid4().hex[:8]}"
     now = datetime.now(UTC)
     async with engine.begin() as conn:
@@ -49,7 +66,7 @@ async def test_budget_gauges_show_this_periods_use(engine: AsyncEngine) -> None:
              "period_start": period_start(CALLS, now - timedelta(days=1)),
              "limit_amount": Decimal("100"), "used": Decimal("99")},
         ])
-    await poll_budgets(engine)
+    await poll_budgets(as_service("router"))
     labels = {"business_unit": unit, "handler": "llm_frontier"}
     assert gauge("pinworks_budget_used", **labels, kind=USD) == 12.5
     assert gauge("pinworks_budget_limit", **labels, kind=USD) == 50
@@ -57,7 +74,9 @@ async def test_budget_gauges_show_this_periods_use(engine: AsyncEngine) -> None:
     assert gauge("pinworks_budget_used", business_unit=unit, handler="kb", kind=CALLS) is None
 
 
-async def test_queue_gauges_follow_the_queue(engine: AsyncEngine) -> None:
+async def test_queue_gauges_follow_the_queue(
+        engine: AsyncEngine, as_service: Callable[[str], AsyncEngine]) -> None:
+    queue = as_service("escalation")
     unit = f"queue-{uuid.uuid4().hex[:8]}"
     now = datetime.now(UTC)
 
@@ -73,7 +92,7 @@ async def test_queue_gauges_follow_the_queue(engine: AsyncEngine) -> None:
             row(3, "claimed", timedelta(minutes=1), timedelta(hours=1)),
             row(4, "resolved", timedelta(days=2), -timedelta(days=1)),  # done: not counted
         ])
-    await poll_queue(engine)
+    await poll_queue(queue)
     assert gauge("pinworks_escalation_queue_depth", business_unit=unit, status="open") == 2
     assert gauge("pinworks_escalation_queue_depth", business_unit=unit, status="claimed") == 1
     assert gauge("pinworks_escalation_sla_breached_tickets", business_unit=unit) == 1
@@ -82,7 +101,7 @@ async def test_queue_gauges_follow_the_queue(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await conn.execute(escalations.update().where(
             escalations.c.business_unit == unit).values(status="resolved"))
-    await poll_queue(engine)
+    await poll_queue(queue)
     assert gauge("pinworks_escalation_queue_depth", business_unit=unit, status="open") == 0
     assert gauge("pinworks_escalation_sla_breached_tickets", business_unit=unit) == 0
     assert gauge("pinworks_escalation_oldest_ticket_age_seconds", business_unit=unit) == 0

@@ -25,6 +25,7 @@ from pinworks_contracts.messages import (
 )
 from pinworks_specialists.handlers import Declined
 from pinworks_specialists.stage import SpecialistStage
+from tests.conftest import Database
 from tests.integration.test_stage_runner import FakeMsg
 
 APPLICATION_NAME = "pinworks-under-test"
@@ -63,15 +64,15 @@ class ObservingHandler:
 
 
 @pytest_asyncio.fixture
-async def engines(migrated_database_url: str) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
-    """The runner's engine, whose sessions carry a name the handler looks for, and a separate
-    one for the handler's own look at pg_stat_activity."""
+async def engines(database: Database) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
+    """The runner's engine (the specialists' role), whose sessions carry a name the handler
+    looks for, and a separate one (the superuser) for the handler's look at pg_stat_activity."""
     engine = create_async_engine(
-        async_url(migrated_database_url),
+        async_url(database.service_url("specialists")),
         pool_size=2,
         connect_args={"server_settings": {"application_name": APPLICATION_NAME}},
     )
-    observer = create_engine(migrated_database_url, pool_size=1)
+    observer = create_engine(database.admin_url, pool_size=1)
     yield engine, observer
     await engine.dispose()
     await observer.dispose()

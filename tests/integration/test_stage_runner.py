@@ -18,6 +18,7 @@ from pinworks_common.ledger import Decision, Entries, Ledger
 from pinworks_common.ledger.memory import MemoryMessage as FakeMsg
 from pinworks_common.ledger.postgres import connection_of
 from pinworks_common.stage import Delivery, Publication, StageRunner, Work
+from tests.conftest import Database
 
 
 class RecordingLogic:
@@ -42,8 +43,9 @@ class RecordingLogic:
 
 
 @pytest_asyncio.fixture
-async def engine(migrated_database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(migrated_database_url, pool_size=2)
+async def engine(database: Database) -> AsyncIterator[AsyncEngine]:
+    """A pipeline service's role: the runner records decisions and dead letters as one."""
+    engine = create_engine(database.service_url("verifier"), pool_size=2)
     yield engine
     await engine.dispose()
 

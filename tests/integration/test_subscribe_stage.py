@@ -17,6 +17,7 @@ from pinworks_common.settings import CommonSettings
 from pinworks_common.stage import Delivery, PoisonMessage, StageRunner, Work
 from pinworks_contracts.jsonlimits import INTERNAL_LIMITS, JsonLimitError, check_limits
 from pinworks_contracts.subjects import WORK_STREAM
+from tests.conftest import Database
 
 pytestmark = pytest.mark.integration
 
@@ -43,13 +44,14 @@ class Recording:
 
 
 async def test_a_batch_with_unparseable_json_is_not_jammed(nats_url: str,
-                                                           migrated_database_url: str) -> None:
+                                                           database: Database) -> None:
     rid = uuid.uuid4().hex[:8]
+    service_url = database.service_url("verifier")
     subject = f"pinworks.work.hostile-{rid}"
-    settings = CommonSettings(NATS_URL=nats_url, DATABASE_URL=migrated_database_url,
+    settings = CommonSettings(NATS_URL=nats_url, DATABASE_URL=service_url,
                               PINWORKS_BATCH_SIZE=16, PINWORKS_ACK_WAIT_SECONDS=30)
     broker = create_broker(settings, "hostile-test")
-    engine = create_engine(migrated_database_url, pool_size=2)
+    engine = create_engine(service_url, pool_size=2)
     logic = Recording()
     publish = make_publisher(broker)
     runner = StageRunner(logic, engine, publish, max_deliveries=3)

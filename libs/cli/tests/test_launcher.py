@@ -46,9 +46,17 @@ RUNNER = textwrap.dedent(
     import sys, types
     from pathlib import Path
 
-    # The real migration is the e2e suite's business; here only the call is checked.
+    # The real migration and roles are the e2e suite's business; here only the call is checked.
     migrate = types.ModuleType("pinworks_common.db.migrate")
     migrate.upgrade = lambda url: print("[test] upgrade", url, flush=True)
+
+    def provision_platform(url, credentials):
+        print("[test] provision", url, credentials, flush=True)
+        names = ("classifier", "router", "specialists", "verifier", "escalation", "console",
+                 "operator", "reports", "migrations")
+        return {name: url.replace("postgres:", f"pinworks_{name}:", 1) for name in names}
+
+    migrate.provision_platform = provision_platform
     sys.modules["pinworks_common.db"] = types.ModuleType("pinworks_common.db")
     sys.modules["pinworks_common.db.migrate"] = migrate
 
@@ -160,7 +168,7 @@ def test_run_platform_supervises_and_stops_cleanly(tmp_path: Path) -> None:
     proc = _start_runner(tmp_path, workdir, escalation_port)
     try:
         out = _Lines(proc.stdout)
-        out.wait_for(r"\[test\] upgrade postgresql://")
+        out.wait_for(r"\[test\] provision postgresql://")
         out.wait_for(r"pinworks is running")
         classifier_pid = int(out.wait_for(r"^\s+classifier\s+(\d+)\s+http://").group(1))
         env_text = (workdir / "env").read_text()
@@ -171,6 +179,7 @@ def test_run_platform_supervises_and_stops_cleanly(tmp_path: Path) -> None:
         assert "operator.nk" in (workdir / "operator.env").read_text()
         for private in ("env", "operator.env", "nats/security/support.nk"):
             assert stat.S_IMODE((workdir / private).stat().st_mode) == 0o600, private
+        assert "DATABASE_URL='postgresql://pinworks_operator:" in env_text, "the CLI's own role"
         sourced = subprocess.run(
             ["bash", "-c", f"source {workdir / 'env'} && command -v pinworks"],
             env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=False)
@@ -187,6 +196,7 @@ def test_run_platform_supervises_and_stops_cleanly(tmp_path: Path) -> None:
     log = (workdir / "logs" / "classifier.log").read_text()
     assert log.count("starting pinworks_classifier") == 2
     assert "fake nats://127.0.0.1:" in log
+    assert " postgresql://pinworks_classifier:" in log, "each service connects as its own role"
 
 
 def test_run_platform_recovers_after_the_launcher_was_killed(tmp_path: Path) -> None:

@@ -25,21 +25,23 @@ class Platform:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        from pinworks_common.db.migrate import upgrade
+        """Each service connects as its own Postgres role, as under `pinworks run`."""
+        from pinworks_common.db.migrate import provision_platform
 
         self.nats.start()
         self.postgres.start()
-        upgrade(self.postgres.url)
+        logins = provision_platform(self.postgres.url, self.workdir / "db-credentials.json")
         env = {
             "NATS_URL": self.nats.url,
-            "DATABASE_URL": self.postgres.url,
+            "ESCALATION_CONSOLE_DATABASE_URL": logins["console"],
             "ESCALATION_HTTP_PORT": str(free_port()),
             "PINWORKS_ACK_WAIT_SECONDS": "10",
             "PINWORKS_LOG_LEVEL": "INFO",
         }
         for name in ALL_SERVICES:
             self.processes[name] = ServiceProcess(
-                name, {**env, "PINWORKS_HEALTH_PORT": str(free_port()), **self.nats.client_env(name)},
+                name, {**env, "DATABASE_URL": logins[name], "PINWORKS_HEALTH_PORT": str(free_port()),
+                       **self.nats.client_env(name)},
                 self.workdir / "logs")
         for process in self.processes.values():
             process.start()

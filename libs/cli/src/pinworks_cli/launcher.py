@@ -92,15 +92,19 @@ def _escalation_port() -> int:
 
 
 def _service_env(name: str, infra: Infrastructure, escalation_port: int,
-                 model: LocalModelServer | None = None) -> dict[str, str]:
+                 model: LocalModelServer | None = None,
+                 logins: dict[str, str] | None = None) -> dict[str, str]:
+    """A service's environment; with `logins` (per-role URLs) it connects as its own role."""
     env = {
         "NATS_URL": infra.nats_url,
-        "DATABASE_URL": infra.database_url,
+        "DATABASE_URL": logins[name] if logins else infra.database_url,
         "PINWORKS_HEALTH_PORT": str(free_port()),
         **infra.nats.client_env(name),
     }
     if name == "escalation":
         env["ESCALATION_HTTP_PORT"] = str(escalation_port)
+        if logins:
+            env["ESCALATION_CONSOLE_DATABASE_URL"] = logins["console"]
     if name == "specialists" and model is not None:
         env.update(model.specialist_env())
     return env
@@ -127,18 +131,21 @@ def _local_model(log_dir: Path, environ: dict[str, str] | None = None) -> LocalM
 
 def _write_env_file(workdir: Path, infra: Infrastructure, escalation_port: int,
                     processes: Sequence[ServiceProcess] = (),
-                    model: LocalModelServer | None = None) -> Path:
+                    model: LocalModelServer | None = None,
+                    logins: dict[str, str] | None = None) -> Path:
     """Let other terminals ``source .run/env`` to talk to this platform, with ``pinworks`` (the
     virtualenv's bin directory) on their PATH (`pinworks top` reads the services' metrics
-    endpoints from it)."""
+    endpoints from it). The CLI connects as the operator's role; the file holds its password,
+    so it is private (mode 0600) like ``db-credentials.json``."""
     path = workdir / "env"
     metrics = ",".join(f"{proc.name}={proc.metrics_url}" for proc in processes)
+    database_url = logins["operator"] if logins else infra.database_url
     identity = [f"export {name}='{value}'"
                 for name, value in infra.nats.client_env(DEFAULT_PLATFORM).items()]
     lines = [
         f"export NATS_URL='{infra.nats_url}'",
         *identity,
-        f"export DATABASE_URL='{infra.database_url}'",
+        f"export DATABASE_URL='{database_url}'",
         f"export ESCALATION_URL='http://127.0.0.1:{escalation_port}'",
         f"export PINWORKS_METRICS_URLS='{metrics}'",
         f"export PATH='{Path(sys.executable).parent}':\"$PATH\"",
@@ -215,7 +222,8 @@ def format_summary(
     if infra.nats_monitor_url:
         lines.append(f"  monitoring  {infra.nats_monitor_url}  (/jsz, /connz, /healthz)")
     lines += [
-        f"  Postgres    {infra.database_url}",
+        f"  Postgres    {_without_password(infra.database_url)}  (one login per service; "
+        "passwords in db-credentials.json beside the env file)",
         f"  sources     {infra.description}",
     ]
     if escalation_port is not None and any(p.name == "escalation" for p in processes):
@@ -244,6 +252,29 @@ def format_summary(
         "",
     ]
     return "\n".join(lines)
+
+
+def _without_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _database_logins(infra: Infrastructure, workdir: Path) -> dict[str, str] | None:
+    """Migrate; on the embedded Postgres also give every role its login (passwords generated
+    once into ``db-credentials.json``, mode 0600) and return each login's URL. A
+    ``DATABASE_URL`` of the operator's own is migrated and shared by every service."""
+    from pinworks_common.db import migrate
+
+    _say("migrating the database to the latest schema ...")
+    if not infra.database.source.startswith("embedded"):
+        migrate.upgrade(infra.database_url)
+        _say("WARNING: every service shares DATABASE_URL's login; give each its own role "
+             "(README, security model) or use the embedded Postgres")
+        return None
+    logins = migrate.provision_platform(infra.database_url, workdir / "db-credentials.json")
+    _say("each service connects as its own Postgres role")
+    return logins
 
 
 def _install_signal_handlers() -> dict[int, Any]:
@@ -370,14 +401,12 @@ def run_platform(services: Sequence[str] = ALL_SERVICES, workdir: Path = Path(".
         _say("starting NATS and Postgres ...")
         infra = resolve_infrastructure(workdir, allow_docker=False, prefer_default_ports=True)
         _say(infra.description)
-        from pinworks_common.db.migrate import upgrade
-
-        _say("migrating the database to the latest schema ...")
-        upgrade(infra.database_url)
+        logins = _database_logins(infra, workdir)
         escalation_port = _escalation_port() if "escalation" in services else None
         model = _local_model(log_dir) if "specialists" in services else None
         services_processes = [
-            ServiceProcess(name, _service_env(name, infra, escalation_port or 0, model), log_dir)
+            ServiceProcess(name, _service_env(name, infra, escalation_port or 0, model, logins),
+                           log_dir)
             for name in services
         ]
         processes = [*([model] if model is not None else []), *services_processes]
@@ -385,7 +414,7 @@ def run_platform(services: Sequence[str] = ALL_SERVICES, workdir: Path = Path(".
         _prepare_nats(infra)
         _start_all(processes, pid_file)
         env_file = _write_env_file(workdir, infra, escalation_port or DEFAULT_ESCALATION_PORT,
-                                   services_processes, model)
+                                   services_processes, model, logins)
         print(format_summary(infra, services_processes, escalation_port, env_file, model),
               flush=True)
         entries = [_Supervised(proc) for proc in processes]
@@ -393,7 +422,7 @@ def run_platform(services: Sequence[str] = ALL_SERVICES, workdir: Path = Path(".
             if _supervise_once(entries, time.monotonic(), time.monotonic):
                 _record_pids(pid_file, processes)
                 _write_env_file(workdir, infra, escalation_port or DEFAULT_ESCALATION_PORT,
-                                services_processes, model)  # a restarted service may have a new port
+                                services_processes, model, logins)  # a restart may change a port
             time.sleep(SUPERVISE_INTERVAL)
     except (KeyboardInterrupt, _Shutdown):
         _ignore_signals_during_shutdown()

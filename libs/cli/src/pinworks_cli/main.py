@@ -31,8 +31,9 @@ def build_app(service_groups: list[tuple[str, Any]]) -> typer.Typer:
     for command in (platform_commands.asyncapi, platform_commands.run, platform_commands.top,
                     platform_commands.bench, platform_commands.chaos):
         app.command()(command)
-    db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+    db_app = typer.Typer(help="Database schema and roles.", no_args_is_help=True)
     db_app.command("upgrade")(platform_commands.db_upgrade)
+    db_app.command("roles")(platform_commands.db_roles)
     own_groups = [("db", db_app), ("report", report.report_app)]
     for name, group in sorted([*own_groups, *service_groups], key=lambda named: named[0]):
         app.add_typer(group, name=name)

@@ -1,5 +1,5 @@
-"""The platform commands: `run` it, `db upgrade` its schema, watch it (`top`), measure it
-(`bench`), break it on purpose (`chaos`), and document it (`asyncapi`).
+"""The platform commands: `run` it, `db upgrade` its schema and `db roles` its grants, watch it
+(`top`), measure it (`bench`), break it on purpose (`chaos`), and document it (`asyncapi`).
 
 Registered on the `pinworks` app by `pinworks_cli.main`; everything heavy loads inside the
 commands.
@@ -45,20 +45,44 @@ def _running_platform() -> dict[str, str]:
     return read_env_file(env_file) if env_file else {}
 
 
-def db_upgrade() -> None:
-    """Apply the Alembic migrations to DATABASE_URL."""
+def _on_database(action: Callable[[str], None]) -> None:
+    """`action(DATABASE_URL)`, a failure to reach or log in translated to one line."""
     from pinworks_common.commands.platform import describe_failure
-    from pinworks_common.db.migrate import upgrade
 
     url = _url_or_fail(database_url)
     try:
-        upgrade(url)
+        action(url)
     except Exception as error:  # translated to one line, or re-raised as the bug it is
         message = describe_failure(error, connections())
         if message is None:
             raise
         fail(message)
+
+
+def db_upgrade() -> None:
+    """Apply the Alembic migrations to DATABASE_URL (then its roles' grants, as `db roles`)."""
+    from pinworks_common.db.migrate import upgrade
+
+    _on_database(upgrade)
     typer.echo("database schema is at head")
+
+
+def db_roles(
+    show: Annotated[bool, typer.Option(
+        "--show", help="Print the roles x tables matrix and exit (no connection).")] = False,
+) -> None:
+    """Make DATABASE_URL's roles and grants match pinworks_common.db.roles: every table owned by
+    pinworks_migrations, each role exactly its privileges (run as that owner or a superuser;
+    `db upgrade` does it too). Logins and passwords are the deployment's (README)."""
+    from pinworks_common.db.roles import matrix_markdown
+
+    if show:
+        typer.echo(matrix_markdown())
+        return
+    from pinworks_common.db.migrate import apply_roles
+
+    _on_database(apply_roles)
+    typer.echo("roles and grants match pinworks_common.db.roles")
 
 
 def asyncapi(

@@ -1,9 +1,12 @@
-"""An embedded PostgreSQL server from the ``pgserver`` package's binaries, on loopback TCP."""
+"""An embedded PostgreSQL server from the ``pgserver`` package's binaries, on loopback TCP,
+with password (SCRAM) authentication: the superuser's password is generated on first start and
+kept in ``data_dir/superuser-password`` (mode 0600)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -26,6 +29,11 @@ from pinworks_devtools.processes import (
 
 POSTGRES_USER = "postgres"
 POSTGRES_DB = "pinworks"
+PASSWORD_HBA = (
+    "# written by pinworks: every connection logs in with a password (SCRAM)\n"
+    "host all all 127.0.0.1/32 scram-sha-256\n"
+    "host all all ::1/128 scram-sha-256\n"
+)
 
 
 def _running_as_root() -> bool:
@@ -110,10 +118,29 @@ class EmbeddedPostgres(ManagedServer):
         self.database = POSTGRES_DB
         self._bin: Path | None = None
         self._run_as: str | None = None
+        self._password: str | None = None
+
+    @property
+    def password(self) -> str:
+        """The superuser's password, generated once and kept beside the cluster."""
+        if self._password is None:
+            path = self.data_dir / "superuser-password"
+            try:
+                self._password = path.read_text().strip() or None
+            except OSError:
+                self._password = None
+            if self._password is None:
+                self._password = secrets.token_urlsafe(24)
+                self.data_dir.mkdir(parents=True, exist_ok=True)
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(descriptor, "w") as handle:
+                    handle.write(self._password)
+        return self._password
 
     @property
     def url(self) -> str:
-        return f"postgresql://{POSTGRES_USER}@{LOOPBACK}:{self.port}/{self.database}"
+        return (f"postgresql://{POSTGRES_USER}:{self.password}@{LOOPBACK}:{self.port}/"
+                f"{self.database}")
 
     def start(self, timeout: float = 60.0) -> Self:
         """Initialise the cluster on first use, start it, and make sure the database exists."""
@@ -152,6 +179,7 @@ class EmbeddedPostgres(ManagedServer):
                 alive=lambda: self.is_running,
                 log=self.log_path,
             )
+            self._require_passwords()
             self._ensure_database()
         except BaseException:
             self.stop()
@@ -249,6 +277,7 @@ class EmbeddedPostgres(ManagedServer):
     def _psql(self, database: str, sql: str) -> str:
         assert self._bin is not None
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env["PGPASSWORD"] = self.password
         result = subprocess.run(
             [
                 str(self._bin / "psql"),
@@ -274,6 +303,17 @@ class EmbeddedPostgres(ManagedServer):
         if result.returncode != 0:
             raise RuntimeError(f"psql failed ({sql!r}): {result.stderr.strip()}")
         return result.stdout.strip()
+
+    def _require_passwords(self) -> None:
+        """Give the superuser its password and make every login need one. initdb's trust (and a
+        cluster an earlier version left trusting) lasts only until this first reload."""
+        hba = self._cluster / "pg_hba.conf"
+        if hba.read_text() == PASSWORD_HBA:
+            return
+        literal = "'" + self.password.replace("'", "''") + "'"
+        self._psql("postgres", f"ALTER ROLE {POSTGRES_USER} PASSWORD {literal}")
+        hba.write_text(PASSWORD_HBA)
+        self._psql("postgres", "SELECT pg_reload_conf()")
 
     def _ensure_database(self) -> None:
         exists = self._psql("postgres", f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'")

@@ -7,6 +7,7 @@ from functools import partial
 
 from faststream import FastStream
 
+from pinworks_common.db.engine import create_engine
 from pinworks_common.ledger import Books
 from pinworks_common.outbox import OutboxRelay
 from pinworks_common.service import build_runtime, make_publisher, mount_stage, service_app
@@ -52,17 +53,24 @@ def create_app(settings: EscalationSettings | None = None, books: Books | None =
     )
     relay = OutboxRelay(runtime.engine, make_publisher(runtime.broker),
                         interval_seconds=settings.outbox_interval_seconds)
+    console_engine = (create_engine(settings.console_database_url, pool_size=3)
+                      if settings.console_database_url else runtime.engine)
     console = ConsoleServer(
-        create_console(runtime.engine, settings), settings.http_host, settings.http_port
+        create_console(console_engine, settings), settings.http_host, settings.http_port
     )
     retention = RetentionTask(
         runtime.engine, retention_days=settings.retention_days,
         interval_seconds=settings.retention_interval_seconds,
         jetstream=lambda: runtime.broker.config.connection_state.stream)
+
+    async def close_console_engine() -> None:
+        if console_engine is not runtime.engine:
+            await console_engine.dispose()
+
     runtime.poller.add("escalation_queue", partial(poll_queue, runtime.engine))
     return service_app(
         runtime,
         description="The human escalation queue.",
         on_started=[relay.start, console.start, retention.start],
-        on_stopping=[retention.stop, console.stop, relay.stop],
+        on_stopping=[retention.stop, console.stop, relay.stop, close_console_engine],
     )

@@ -20,6 +20,10 @@ class EscalationSettings(CommonSettings):
     """Port of the agents' console and REST API."""
     outbox_interval_seconds: float = Field(0.25, gt=0, validation_alias="ESCALATION_OUTBOX_INTERVAL")
     """How often the outbox relay looks for unpublished human outcomes."""
+    console_database_url: str | None = Field(
+        None, validation_alias="ESCALATION_CONSOLE_DATABASE_URL")
+    """Postgres URL the agents' console connects with (the `pinworks_console` role: agents'
+    work on the queue, no outbox relay); unset: the service's own `DATABASE_URL`."""
     http_host: str = Field("0.0.0.0", validation_alias="ESCALATION_HTTP_HOST")
     """Interface the agents' console listens on."""
     session_hours: float = Field(12.0, gt=0, validation_alias="ESCALATION_SESSION_HOURS")
