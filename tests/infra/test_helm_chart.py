@@ -11,6 +11,7 @@ Run:  pytest tests/infra -q
 
 from __future__ import annotations
 
+import base64
 import copy
 import functools
 import json
@@ -38,6 +39,8 @@ FULLNAME = "pw-pinworks"
 SCENARIOS = ["defaults", "gpu-mig", "keda", "hpa", "cloudnativepg", "existing-secret",
              "monitoring"]
 SERVICES = ["classifier", "router", "specialists", "verifier", "escalation"]
+DB_LOGINS = ["migrations", *SERVICES, "console", "operator", "reports"]
+"""The chart's Postgres logins: the roles of pinworks_common/db/roles.py."""
 GPU_LABEL = "nvidia.com/gpu.present"
 
 # Checks skipped through checkov.io/skipN annotations in the chart; each carries its
@@ -412,7 +415,8 @@ def test_defaults_workloads_and_environment():
     assert cm["data"]["PINWORKS_HEALTH_PORT"] == "8080"
     assert "PINWORKS_LOG_LEVEL" in cm["data"]
     secret = one(docs, "Secret", FULLNAME)
-    assert set(secret["data"]) >= {"DATABASE_URL", "ESCALATION_SESSION_SECRET"}
+    assert set(secret["data"]) >= {"ESCALATION_SESSION_SECRET",
+                                   *(f"DATABASE_URL_{login.upper()}" for login in DB_LOGINS)}
     for name, dep in deps.items():
         spec = pod_spec(dep)
         assert spec["serviceAccountName"] == FULLNAME
@@ -423,7 +427,9 @@ def test_defaults_workloads_and_environment():
         assert c["image"] == f"ghcr.io/pinworks/pinworks-{service}:0.1.0"
         assert c["envFrom"] == [{"configMapRef": {"name": f"{FULLNAME}-config"}}]
         env = env_of(c)
-        assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": FULLNAME, "key": "DATABASE_URL"}
+        # each service logs in to Postgres as its own role
+        assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+            "name": FULLNAME, "key": f"DATABASE_URL_{service.upper()}"}
         assert_kept_off_gpu_nodes(spec, name)
     # No policy given: the router keeps the default policy shipped in its image.
     router = pod_spec(deps[f"{FULLNAME}-router"])
@@ -442,6 +448,8 @@ def test_defaults_workloads_and_environment():
     esc = pod_spec(deps[f"{FULLNAME}-escalation"])["containers"][0]
     assert env_of(esc)["ESCALATION_HTTP_PORT"]["value"] == "8000"
     assert env_of(esc)["ESCALATION_SECURE_COOKIES"]["value"] == "true", "Secure cookies in the cluster"
+    assert env_of(esc)["ESCALATION_CONSOLE_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": FULLNAME, "key": "DATABASE_URL_CONSOLE"}
     assert "secretKeyRef" in env_of(esc)["ESCALATION_SESSION_SECRET"]["valueFrom"]
     assert {p["name"]: p["containerPort"] for p in esc["ports"]}["http"] == 8000
     svc = one(docs, "Service", f"{FULLNAME}-escalation")
@@ -655,14 +663,33 @@ def test_cloudnativepg():
     cluster = one(docs, "Cluster", f"{FULLNAME}-pg")
     assert cluster["spec"]["instances"] == 3
     assert cluster["spec"]["storage"] == {"size": "20Gi", "storageClass": "fast-ssd"}
-    assert cluster["spec"]["bootstrap"]["initdb"] == {"database": "pinworks", "owner": "pinworks"}
-    secret = one(docs, "Secret", FULLNAME)
-    assert "DATABASE_URL" not in secret["data"]
-    ref = {"name": f"{FULLNAME}-pg-app", "key": "uri"}
-    for w in kind(docs, "Deployment") + kind(docs, "Job"):
-        c = pod_spec(w)["containers"][0]
-        assert env_of(c)["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == ref, w["metadata"]["name"]
+    # the owner is the migrations role; every other role is a managed role with its own Secret
+    assert cluster["spec"]["bootstrap"]["initdb"] == {"database": "pinworks",
+                                                      "owner": "pinworks_migrations"}
+    managed = {r["name"]: r for r in cluster["spec"]["managed"]["roles"]}
+    assert set(managed) == {f"pinworks_{login}" for login in DB_LOGINS if login != "migrations"}
+    for login in DB_LOGINS[1:]:
+        role = managed[f"pinworks_{login}"]
+        assert role["login"] is True and role["ensure"] == "present"
+        secret = one(docs, "Secret", role["passwordSecret"]["name"])
+        assert secret["type"] == "kubernetes.io/basic-auth"
+        assert secret["metadata"]["labels"]["cnpg.io/reload"] == "true"
+        assert base64.b64decode(secret["data"]["username"]).decode() == f"pinworks_{login}"
+        assert len(base64.b64decode(secret["data"]["password"])) >= 32
+    assert not [k for k in one(docs, "Secret", FULLNAME)["data"] if k.startswith("DATABASE_URL")]
     job = one(docs, "Job", f"{FULLNAME}-migrations")
+    assert env_of(pod_spec(job)["containers"][0])["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": f"{FULLNAME}-pg-app", "key": "uri"}
+    for w in kind(docs, "Deployment"):
+        c = pod_spec(w)["containers"][0]
+        env, login = env_of(c), c["name"]
+        user = env[f"PINWORKS_DB_{login.upper()}_USER"]["valueFrom"]["secretKeyRef"]
+        assert user == {"name": f"{FULLNAME}-db-{login}", "key": "username"}
+        assert env["DATABASE_URL"]["value"] == (
+            f"postgresql://$(PINWORKS_DB_{login.upper()}_USER):$(PINWORKS_DB_{login.upper()}"
+            f"_PASSWORD)@{FULLNAME}-pg-rw.{NAMESPACE}.svc:5432/pinworks")
+        names = list(env)  # Kubernetes expands $(VAR) only of variables defined before it
+        assert names.index(f"PINWORKS_DB_{login.upper()}_PASSWORD") < names.index("DATABASE_URL")
     # the database is created by this release, so the first migration runs after install
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,pre-upgrade"
     ingress = one(docs, "Ingress", f"{FULLNAME}-escalation")
@@ -676,7 +703,6 @@ def test_existing_secret():
     cm = one(docs, "ConfigMap", f"{FULLNAME}-config")
     assert "NATS_URL" not in cm["data"]
     keys = {
-        "DATABASE_URL": "database-url",
         "NATS_URL": "nats-url",
         "ESCALATION_SESSION_SECRET": "session-secret",
         "LLM_SMALL_API_KEY": "llm-small-api-key",
@@ -689,9 +715,13 @@ def test_existing_secret():
                 ref = e.get("valueFrom", {}).get("secretKeyRef")
                 if ref:
                     assert ref["name"] == "pinworks-credentials", (w["metadata"]["name"], name)
-                    assert ref["key"] == keys[name]
+                    login = c["name"] if w["kind"] == "Deployment" else "migrations"
+                    if name == "ESCALATION_CONSOLE_DATABASE_URL":
+                        login = "console"
+                    want = f"db-{login}" if name.endswith("DATABASE_URL") else keys[name]
+                    assert ref["key"] == want, (w["metadata"]["name"], name)
                     seen.add(name)
-    assert seen == set(keys)
+    assert seen == {*keys, "DATABASE_URL", "ESCALATION_CONSOLE_DATABASE_URL"}
     job = one(docs, "Job", f"{FULLNAME}-migrations")
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
 

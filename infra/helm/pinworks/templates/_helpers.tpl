@@ -250,7 +250,7 @@ All workloads as a YAML document {"workloads": [...]} so that every template
 {{/* Fail early when no database is configured. */}}
 {{- define "pinworks.validate" -}}
 {{- if not (or .Values.postgresql.cloudnativepg.enabled .Values.existingSecret .Values.externalDatabase.url) }}
-{{- fail "pinworks: no database configured. Set externalDatabase.url, existingSecret (with a DATABASE_URL key) or postgresql.cloudnativepg.enabled=true." }}
+{{- fail "pinworks: no database configured. Set externalDatabase.url (and roleUrls), existingSecret (with a URL per login, existingSecretKeys.databaseUrls) or postgresql.cloudnativepg.enabled=true." }}
 {{- end }}
 {{- if and (not .Values.nats.enabled) (not .Values.externalNats.url) }}
 {{- fail "pinworks: set externalNats.url or nats.enabled=true." }}
@@ -258,16 +258,57 @@ All workloads as a YAML document {"workloads": [...]} so that every template
 {{- end }}
 
 {{/* DATABASE_URL env entry. */}}
+{{/* The Postgres logins: one per role of pinworks_common/db/roles.py ("migrations" owns the
+     tables and runs the migration Job; "console" is the escalation service's console). */}}
+{{- define "pinworks.databaseLogins" -}}
+{{- toJson (list "migrations" "classifier" "router" "specialists" "verifier" "escalation" "console" "operator" "reports") }}
+{{- end }}
+
+{{/* Key of a login's URL in the credentials Secret: (dict "root" $ "login" "router") */}}
+{{- define "pinworks.databaseUrlKey" -}}
+{{- index .root.Values.existingSecretKeys.databaseUrls .login | default (printf "DATABASE_URL_%s" (upper .login)) }}
+{{- end }}
+
+{{/* CloudNativePG: the basic-auth Secret (username, password) of a managed role. */}}
+{{- define "pinworks.cnpgRoleSecret" -}}
+{{- index (.root.Values.postgresql.cloudnativepg.roleSecrets | default dict) .login | default (printf "%s-db-%s" (include "pinworks.fullname" .root) .login) }}
+{{- end }}
+
+{{/* DATABASE_URL (or .var) of one login: (dict "root" $ "login" "router" ["var" "X"]).
+     CloudNativePG: the migrations role is the database owner (its "<cluster>-app" uri);
+     every other role is a managed role whose URL is composed from its Secret. Otherwise the
+     login's own key in the credentials Secret. */}}
 {{- define "pinworks.databaseUrlEnv" -}}
-- name: DATABASE_URL
+{{- $root := .root }}
+{{- $var := .var | default "DATABASE_URL" }}
+{{- $pg := $root.Values.postgresql.cloudnativepg }}
+{{- if and $pg.enabled (eq .login "migrations") }}
+- name: {{ $var }}
   valueFrom:
     secretKeyRef:
-{{- if .Values.postgresql.cloudnativepg.enabled }}
-      name: {{ include "pinworks.cnpgClusterName" . }}-app
+      name: {{ include "pinworks.cnpgClusterName" $root }}-app
       key: uri
+{{- else if $pg.enabled }}
+{{- $secret := include "pinworks.cnpgRoleSecret" . }}
+{{- $prefix := printf "PINWORKS_DB_%s" (upper .login) }}
+- name: {{ $prefix }}_USER
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: username
+- name: {{ $prefix }}_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: password
+- name: {{ $var }}
+  value: {{ printf "postgresql://$(%s_USER):$(%s_PASSWORD)@%s-rw.%s.svc:5432/%s" $prefix $prefix (include "pinworks.cnpgClusterName" $root) $root.Release.Namespace $pg.database | quote }}
 {{- else }}
-      name: {{ include "pinworks.secretName" . }}
-      key: {{ .Values.existingSecretKeys.databaseUrl }}
+- name: {{ $var }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "pinworks.secretName" $root }}
+      key: {{ include "pinworks.databaseUrlKey" . }}
 {{- end }}
 {{- end }}
 
