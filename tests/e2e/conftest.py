@@ -26,10 +26,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinworks_common.db.engine import create_engine
+from pinworks_common.db.roles import CONSOLE, OPERATOR
 from pinworks_common.db.tables import tickets
 from pinworks_common.nats_client import connect_options
 from pinworks_contracts.messages import TicketEnvelope
-from pinworks_common.db.roles import CONSOLE, OPERATOR
 from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, TICKETS_STREAM
 from pinworks_devtools import Endpoint, ServiceProcess, free_port
 from pinworks_devtools.chat_server import ChatServer

@@ -1,5 +1,7 @@
 """Erasure and retention on real Postgres: a ticket's or customer's personal data leaves every
-table, the append-only audit stays as it was (it never held the data) and records the erasure."""
+table, the append-only audit stays as it was (it never held the data) and records the erasure.
+Erasing runs as the role that does it in production (`pinworks erase`: the operator; retention:
+the escalation service), so a grant it lacks, or one on the audit it would need, fails here."""
 
 from __future__ import annotations
 
@@ -16,12 +18,14 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinworks_common.db.engine import create_engine
+from pinworks_common.db.roles import OPERATOR, SERVICE_ROLES
 from pinworks_common.db.tables import decisions, escalations, labelled_examples, outbox, tickets
 from pinworks_common.ledger import records
 from pinworks_common.ledger.postgres import PostgresBooks
 from pinworks_contracts.messages import Outcome
 from pinworks_contracts.subjects import OutcomeStatus
 from pinworks_escalation.erasure import ERASE_ACTION, RetentionTask, erase_tickets, tickets_of_customer
+from tests.conftest import Database
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +37,22 @@ NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 @pytest_asyncio.fixture
 async def engine(migrated_database_url: str) -> AsyncIterator[AsyncEngine]:
+    """The superuser's: the tests' own seeding and checks."""
     engine = create_engine(migrated_database_url, pool_size=2)
+    yield engine
+    await engine.dispose()
+
+
+@pytest_asyncio.fixture
+async def operator_engine(database: Database) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database.role_urls[OPERATOR], pool_size=1)
+    yield engine
+    await engine.dispose()
+
+
+@pytest_asyncio.fixture
+async def escalation_engine(database: Database) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database.role_urls[SERVICE_ROLES["escalation"]], pool_size=1)
     yield engine
     await engine.dispose()
 
@@ -100,7 +119,7 @@ async def test_the_audit_never_holds_the_personal_data_only_the_erasable_copies_
 
 
 async def test_erasing_a_customer_removes_the_data_everywhere_and_leaves_the_audit(
-        engine: AsyncEngine) -> None:
+        engine: AsyncEngine, operator_engine: AsyncEngine) -> None:
     customer = f"C-{uuid.uuid4().hex[:8]}"
     first, second = await seed(engine, customer=customer), await seed(engine, customer=customer)
     other = await seed(engine, customer=f"C-{uuid.uuid4().hex[:8]}")
@@ -108,7 +127,7 @@ async def test_erasing_a_customer_removes_the_data_everywhere_and_leaves_the_aud
         audit_before = (await conn.execute(select(decisions).where(
             decisions.c.ticket_id.in_([first, second])).order_by(decisions.c.id))).all()
 
-    async with engine.begin() as conn:
+    async with operator_engine.begin() as conn:
         ids = await tickets_of_customer(conn, customer)
         erased = await erase_tickets(conn, ids, actor="dpo", actor_type="operator",
                                      scope=f"customer {customer}", now=NOW)
@@ -136,13 +155,13 @@ async def test_erasing_a_customer_removes_the_data_everywhere_and_leaves_the_aud
 
 
 async def test_retention_erases_old_resolved_tickets_and_keeps_recent_or_waiting_ones(
-        engine: AsyncEngine) -> None:
+        engine: AsyncEngine, escalation_engine: AsyncEngine) -> None:
     customer = f"C-{uuid.uuid4().hex[:8]}"
     old = await seed(engine, customer=customer, received=NOW - timedelta(days=91))
     old_unqueued = await seed(engine, customer=customer, received=NOW - timedelta(days=91), queue_status=None)
     waiting = await seed(engine, customer=customer, received=NOW - timedelta(days=91), queue_status="open")
     recent = await seed(engine, customer=customer, received=NOW - timedelta(days=89))
-    task = RetentionTask(engine, retention_days=90, interval_seconds=3600)
+    task = RetentionTask(escalation_engine, retention_days=90, interval_seconds=3600)
 
     erased = {item.ticket_id for item in await task.run_once(NOW)}
     assert {old, old_unqueued} <= erased and not {waiting, recent} & erased

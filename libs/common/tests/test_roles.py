@@ -26,7 +26,7 @@ def test_every_table_has_its_grants() -> None:
         "every role that reads or writes it, with the least privilege it needs, e.g. "
         f"GRANTS[SERVICE_ROLES['router']][{missing[0]!r}] = APPEND (SELECT, INSERT); add it to "
         "REPORTS' tables if reports may read it, and to APPEND_ONLY if it is audit (then add "
-        "its append-only and no-truncate triggers in your migration, as 0005 does). Then "
+        "its append-only and no-truncate triggers in your migration, as 0008 does). Then "
         "replace the roles x tables table in README.md with `pinworks db roles --show`."
     )
 

@@ -1,17 +1,20 @@
 """Erasing a ticket's or a customer's personal data, and the retention task that does it for
 tickets past `ESCALATION_RETENTION_DAYS`.
 
-The append-only audit (`decisions`, `accountability`, `outcomes`, `cost_ledger`) never held
-personal data (the ledger redacts what it writes), so erasure leaves it as it is and adds one
-`accountability` event per ticket saying that, when and by whom, without the data. What it
-changes is where the raw text was kept for the queue and for hand-ons:
+The append-only audit (`decisions`, `accountability`, `outcomes`, `cost_ledger`,
+`rejected_payloads`, `dead_letters`) never held personal data (the ledger redacts what it
+writes), so erasure leaves it as it is and adds one `accountability` event per ticket saying
+that, when and by whom, without the data. What it changes is where the raw text was kept for
+the queue and for hand-ons:
 
 - `tickets`: subject, body and metadata redacted (names in metadata become `[NAME]`), and
   `personal_data_erased_at` set;
 - `decision_originals`, `outcome_originals`: deleted (the audit keeps their redacted copies);
 - `escalations`: the queued envelope and the agent's reply redacted;
-- `labelled_examples`, `rejected_payloads`, `dead_letters`: text redacted (they are written
-  redacted; rows from before that are redacted here);
+- `labelled_examples`: text redacted (written redacted; rows from before that are redacted here);
+- `rejected_payloads`, `dead_letters`: left as they are: they are audit (append-only; no role
+  may change them), written redacted by the ledger, and migration 0008 redacted the rows from
+  before that;
 - `outbox`: the ticket's published messages deleted;
 - the submission in the `PINWORKS_TICKETS` stream, when it is still there, deleted by sequence.
   Hand-offs in `PINWORKS_WORK` and outcomes in `PINWORKS_OUTCOMES` age out of their streams
@@ -33,13 +36,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from pinworks_common.background import BackgroundTask
 from pinworks_common.db.records import record_accountability
 from pinworks_common.db.tables import (
-    dead_letters,
     decision_originals,
     escalations,
     labelled_examples,
     outbox,
     outcome_originals,
-    rejected_payloads,
     tickets,
 )
 from pinworks_common.personal_data import NAME_FIELDS, known_names, redact, redact_value
@@ -125,8 +126,7 @@ async def _erase_beside(conn: AsyncConnection, ticket_id: str, names: tuple[str,
         await conn.execute(update(escalations).where(escalations.c.ticket_id == ticket_id).values(
             context=redact_value(escalation.context, known_names=names),
             reply=redact(escalation.reply, known_names=names)[0] if escalation.reply else None))
-    for table, column in ((labelled_examples, "text"), (rejected_payloads, "raw_payload"),
-                          (dead_letters, "raw_payload")):
+    for table, column in ((labelled_examples, "text"),):
         found = (await conn.execute(select(table.c.id, table.c[column])
                                     .where(table.c.ticket_id == ticket_id))).all()
         for item_id, text in found:

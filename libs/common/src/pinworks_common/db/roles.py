@@ -49,7 +49,7 @@ APPEND_ONLY: frozenset[str] = frozenset({
     "rejected_payloads", "dead_letters",
 })
 """The audit: rows are only ever added. No role is granted UPDATE, DELETE or TRUNCATE on them,
-and a trigger refuses those statements (migration 0005)."""
+and a trigger refuses those statements (migration 0008)."""
 
 READ = ("SELECT",)
 APPEND = ("SELECT", "INSERT")
@@ -57,10 +57,30 @@ APPEND = ("SELECT", "INSERT")
 _LEDGER: dict[str, tuple[str, ...]] = {
     "decisions": APPEND, "cost_ledger": APPEND, "accountability": APPEND, "outcomes": APPEND,
     "dead_letters": APPEND, "tickets": READ,
+    "decision_originals": APPEND, "outcome_originals": APPEND,
 }
 """What every stage's ledger does: record decisions, costs, actions, outcomes and dead letters
-(inserts return their keys, so SELECT too), read stored decisions, outcomes, cost totals and
-when a ticket was received."""
+(inserts return their keys, so SELECT too) and the unredacted original of an output or outcome
+that held personal data, read stored decisions (with their originals, for hand-offs), outcomes,
+cost totals and when a ticket was received."""
+
+_ERASE: dict[str, tuple[str, ...]] = {
+    # SELECT ... FOR UPDATE, then the redacted text and when
+    "tickets": ("SELECT", "UPDATE(subject, body, metadata, personal_data_erased_at)"),
+    "decision_originals": ("SELECT", "INSERT", "DELETE"),
+    "outcome_originals": ("SELECT", "INSERT", "DELETE"),
+    "escalations": ("SELECT", "UPDATE(context, reply)"),
+    "labelled_examples": ("SELECT", "UPDATE(text)"),
+    # the ticket's published messages
+    "outbox": ("SELECT", "DELETE"),
+}
+"""What erasing a ticket's personal data needs (`pinworks erase` as the operator, the retention
+task as escalation): redact the working copies, delete the originals and published outbox rows.
+Nothing on the audit: it never held the data (`rejected_payloads` and `dead_letters` are written
+redacted, and 0008 redacted the rows from before), and the erasure event is an INSERT."""
+
+_QUALITY_VERDICT = "UPDATE(status, correct_intent, reviewed_by, reviewed_at)"
+"""An agent's verdict on an automatic answer (`mark`; a send-back's `record_correction`)."""
 
 _QUEUE_WORK: dict[str, tuple[str, ...]] = {
     **_LEDGER,
@@ -70,6 +90,8 @@ _QUEUE_WORK: dict[str, tuple[str, ...]] = {
     "labelled_examples": APPEND,
     "agents": READ,
     "rejected_payloads": READ,
+    # a send-back with another intent records that the automatic answer was wrong
+    "quality_reviews": ("SELECT", "INSERT", _QUALITY_VERDICT),
 }
 """Agents' work on the queue (console and CLI): claim, release, resolve, send back, correct an
 intent; each records accountability, costs and outcomes and stages its publication in the
@@ -87,38 +109,64 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
         **_LEDGER,
         "router_budgets": ("SELECT", "INSERT", "UPDATE(limit_amount, used, updated_at)"),
         "routing_policies": READ,
+        # the quality guard: judged reviews in, each scope's estimate and tightenings out
+        "quality_reviews": READ,
+        "quality_scopes": ("SELECT", "INSERT", "UPDATE(reviewed, wrong, rate, lower_bound, "
+                           "upper_bound, max_wrong_rate, confidence, evaluated_at, state, reason, "
+                           "changed_at)"),
+        "quality_events": APPEND,
     },
     SERVICE_ROLES["specialists"]: dict(_LEDGER),
-    SERVICE_ROLES["verifier"]: dict(_LEDGER),
-    SERVICE_ROLES["escalation"]: {
-        # the queue consumer (a later attempt supersedes a queued row) and the outbox relay
-        # (reads pending rows FOR UPDATE, marks them sent); the console has a role of its own
+    SERVICE_ROLES["verifier"]: {
         **_LEDGER,
-        "escalations": ("SELECT", "INSERT", "UPDATE"),
-        "outbox": ("SELECT", "UPDATE(published_at)"),
+        # a draft for a person is checked against the stored hand-off (provenance)
+        "escalations": READ,
     },
-    CONSOLE: dict(_QUEUE_WORK),
+    SERVICE_ROLES["escalation"]: {
+        # the queue consumer (a later attempt supersedes a queued row), the outbox relay (reads
+        # pending rows FOR UPDATE, marks them sent), the quality sample (queues stored automatic
+        # answers for review) and the retention task (erases old tickets, `_ERASE`); the
+        # console has a role of its own
+        **_LEDGER,
+        **_ERASE,
+        "escalations": ("SELECT", "INSERT", "UPDATE"),
+        "outbox": ("SELECT", "UPDATE(published_at)", "DELETE"),
+        "quality_reviews": APPEND,
+    },
+    CONSOLE: {
+        **_QUEUE_WORK,
+        # sign-in: sessions kept as token digests (logout revokes), the shared throttle
+        "console_sessions": ("SELECT", "INSERT", "UPDATE(revoked_at)"),
+        "signin_throttle": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+    },
     OPERATOR: {
         **_QUEUE_WORK,
+        **_ERASE,
         "agents": ("SELECT", "INSERT", "UPDATE"),
+        # a new password (`pinworks agent add`) ends the agent's sessions
+        "console_sessions": ("SELECT", "UPDATE(revoked_at)"),
         "routing_policies": APPEND,
         "router_budgets": ("SELECT", "DELETE"),
-        "outbox": ("SELECT", "INSERT"),
+        "outbox": ("SELECT", "INSERT", "DELETE"),
         # `pinworks bench` takes its run's escalations, labels and budget rows out afterwards
         "escalations": ("SELECT", "UPDATE", "DELETE"),
-        "labelled_examples": ("SELECT", "INSERT", "DELETE"),
+        "labelled_examples": ("SELECT", "INSERT", "UPDATE(text)", "DELETE"),
+        # `pinworks quality list|show|mark|loosen`, `pinworks report quality`
+        "quality_scopes": ("SELECT", "UPDATE(state, since, changed_at, reason, reviewed, wrong, "
+                           "rate, lower_bound, upper_bound)"),
+        "quality_events": APPEND,
     },
     REPORTS: {
         table: READ for table in (
             "tickets", "decisions", "cost_ledger", "outcomes", "escalations", "accountability",
             "rejected_payloads", "dead_letters", "labelled_examples", "routing_policies",
-            "router_budgets",
+            "router_budgets", "quality_reviews", "quality_scopes", "quality_events",
         )
     },
 }
 """role -> table -> privileges. A table a role does not list is closed to it. `UPDATE(a, b)`
-grants UPDATE on those columns only. Reports read everything but `agents` (password hashes) and
-`outbox` (undelivered messages)."""
+grants UPDATE on those columns only. Reports read everything but `agents` (password hashes),
+`outbox` (undelivered messages), the sign-in tables and the unredacted originals."""
 
 _PRIVILEGE = re.compile(r"^(SELECT|INSERT|UPDATE|DELETE)(\(([a-z_]+(, [a-z_]+)*)\))?$")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
