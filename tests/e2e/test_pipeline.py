@@ -75,8 +75,10 @@ async def test_a_mix_of_tickets_gets_one_outcome_each_with_audit_and_cost(
         assert all(row.version and row.reason for row in decisions)
     resolved_stages = await client.fetch(
         "SELECT stage FROM decisions WHERE ticket_id = :t ORDER BY id", t=f"{rid}-card_arrival")
-    assert [row.stage for row in resolved_stages] == [
-        "classifier", "classifier", "router", "specialist", "verifier"]
+    stages = [row.stage for row in resolved_stages]
+    assert stages[:5] == ["classifier", "classifier", "router", "specialist", "verifier"]
+    # the quality-sample draw (rate 1 on the e2e platform) lands after the outcome, or not yet
+    assert stages[5:] in ([], ["quality-sample"])
 
 
 async def test_the_audit_command_prints_the_whole_trail(
