@@ -74,13 +74,13 @@ test-isolated: $(UV)
 		UV_PROJECT_ENVIRONMENT=$$env_dir $(UV) sync --quiet --frozen --package pinworks-$$service --python $(PYTHON) || exit 1; \
 		$(UV) pip install --quiet --python $$env_dir/bin/python pytest || exit 1; \
 		if [ -d services/$$service/tests ]; then \
-			(cd services/$$service && $$env_dir/bin/python -m pytest -q -p no:cacheprovider -c /dev/null --rootdir . tests) || exit 1; \
+			(cd services/$$service && $$env_dir/bin/python -m pytest -q -p no:cacheprovider --import-mode=importlib -c /dev/null --rootdir . tests) || exit 1; \
 		fi; \
 	done
 	@env_dir=$(abspath .venv-isolated)/classifier-training; echo "== classifier training alone"; \
 		UV_PROJECT_ENVIRONMENT=$$env_dir $(UV) sync --quiet --frozen --no-dev --package pinworks-classifier-training --python $(PYTHON) && \
 		$(UV) pip install --quiet --python $$env_dir/bin/python pytest && \
-		cd services/classifier/training && $$env_dir/bin/python -m pytest -q -p no:cacheprovider -c /dev/null --rootdir . tests
+		cd services/classifier/training && $$env_dir/bin/python -m pytest -q -p no:cacheprovider --import-mode=importlib -c /dev/null --rootdir . tests
 
 lint: install check-imports
 	$(VENV)/bin/ruff check libs services tests tools
