@@ -1,4 +1,5 @@
-"""`pinworks report costs` reconciles to the cent with the ledger (real Postgres)."""
+"""`pinworks report costs` reconciles to the cent with the ledger and counts the people in it
+from the audit (real Postgres)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,17 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import func, insert, select
 from typer.testing import CliRunner
 
 from pinworks_cli.main import app
-from pinworks_cli.report import GroupBy, cost_report
+from pinworks_cli.report import CostRow, GroupBy, cost_report
 from pinworks_common.db.engine import create_engine
 from pinworks_common.db.roles import REPORTS
-from pinworks_common.db.tables import cost_ledger, tickets
+from pinworks_common.db.tables import cost_ledger, outcomes, tickets
 from pinworks_common.pricing import default_prices, estimated_cost
 from tests.conftest import Database
 
@@ -143,3 +145,102 @@ def test_cli_formats(migrated_database_url: str, database: Database,
     assert days[-1]["frontier_baseline_usd"] == total["frontier_baseline_usd"]
     bad = runner.invoke(app, ["report", "costs", "--since", "yesterday"])
     assert bad.exit_code != 0 and "not an ISO date" in bad.output
+
+
+def _seed_people(database_url: str, unit: str) -> dict[str, Any]:
+    """Five tickets of `unit`: answered automatically; resolved by a person (charged 1.50);
+    waiting for a person; sent back and then answered automatically; and waiting at `until`
+    but resolved (and charged) after it."""
+    now = datetime.now(UTC)
+    later = now + timedelta(hours=2)
+    names = ("auto", "person", "waiting", "returned", "late")
+    ids = {name: f"ppl-{unit}-{name}" for name in names}
+    texts = {name: f"my card {name} never came " * (n + 1) for n, name in enumerate(names)}
+    ledger = [{"ticket_id": ids[n], "business_unit": unit, "component": "classifier",
+               "entry_key": "classify", "amount_usd": Decimal("0.00002")} for n in names]
+    ledger += [{"ticket_id": ids["auto"], "business_unit": unit, "component": "specialist:template",
+                "entry_key": "draft", "amount_usd": Decimal("0.0005")},
+               {"ticket_id": ids["person"], "business_unit": unit, "component": "agent",
+                "entry_key": "agent", "amount_usd": Decimal("1.50")}]
+    late_charge = {"ticket_id": ids["late"], "business_unit": unit, "component": "agent",
+                   "entry_key": "agent", "amount_usd": Decimal("1.50"), "created_at": later}
+
+    def outcome(name: str, key: str, status: str, by: str, at: datetime) -> dict[str, object]:
+        return {"ticket_id": ids[name], "outcome_key": key, "status": status, "created_at": at,
+                "payload": {"ticket_id": ids[name], "status": status, "resolved_by": by,
+                            "business_unit": unit}}
+
+    outcomes_rows = [
+        outcome("auto", "automation", "resolved", "automation", now),
+        outcome("person", "automation", "escalated", "automation", now),
+        outcome("person", "human", "resolved", "ana", now),
+        outcome("waiting", "automation", "escalated", "automation", now),
+        outcome("returned", "automation", "escalated", "automation", now),
+        outcome("returned", "automation@1", "resolved", "automation", now),
+        outcome("late", "automation", "escalated", "automation", now),
+        outcome("late", "human", "resolved", "bo", later),
+    ]
+
+    async def go() -> None:
+        engine = create_engine(database_url, pool_size=1)
+        async with engine.begin() as conn:
+            await conn.execute(insert(tickets), [
+                {"ticket_id": ids[n], "business_unit": unit, "subject": None, "body": texts[n],
+                 "metadata": {}, "submission_seq": i, "trace_id": "t", "received_at": now}
+                for i, n in enumerate(names)])
+            await conn.execute(insert(cost_ledger), ledger)
+            await conn.execute(insert(cost_ledger), [late_charge])
+            await conn.execute(insert(outcomes), outcomes_rows)
+        await engine.dispose()
+
+    asyncio.run(go())
+    return {"texts": list(texts.values()), "since": now - timedelta(minutes=5),
+            "until": now + timedelta(hours=1)}
+
+
+def test_people_come_from_the_audit_and_the_waiting_are_priced_at_the_agent_cost(
+    migrated_database_url: str, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pinworks_router.calibration.economics import baselines
+
+    unit = f"people-{uuid.uuid4().hex[:8]}"
+    seeded = _seed_people(migrated_database_url, unit)
+    agent_cost = Decimal("2.00")  # not what was charged: the ledger stays the ledger
+
+    async def go() -> list[CostRow]:
+        engine = create_engine(database.role_urls[REPORTS], pool_size=1)
+        async with engine.connect() as conn:
+            report = await cost_report(conn, by=GroupBy.business_unit, since=seeded["since"],
+                                       until=seeded["until"], business_units=[unit],
+                                       prices=default_prices(), agent_cost=agent_cost)
+        await engine.dispose()
+        return report
+
+    row, total = asyncio.run(go())
+    assert (row.group, total.group) == (unit, "TOTAL")
+    compound = Decimal("0.00002") * 5 + Decimal("0.0005") + Decimal("1.50")
+    assert row.compound_usd == compound  # the late resolution's charge is after `until`
+    people = row.people
+    assert people is not None
+    # person, waiting and late (waiting at `until`); auto and returned were automation's
+    assert (people.tickets, people.awaiting) == (3, 2)
+    assert (people.charged_usd, people.awaiting_usd) == (Decimal("1.50"), Decimal("4.00"))
+    data = row.as_dict("business_unit")
+    assert Decimal(data["with_people_usd"]) == compound + 4
+    assert Decimal(data["cost_per_ticket_usd"]) == ((compound + 4) / 5).quantize(Decimal("0.000001"))
+    assert Decimal(data["all_human_per_ticket_usd"]) == agent_cost
+    assert Decimal(data["saving_usd"]) == row.frontier_baseline_usd - compound - 4
+    assert total.as_dict("business_unit") == {**data, "business_unit": "TOTAL"}
+    # `pinworks policy calibrate` prices the same baselines for the same tickets
+    calibrated = baselines(default_prices(), [(None, t) for t in seeded["texts"]], agent_cost)
+    assert abs(Decimal(data["frontier_per_ticket_usd"]) - calibrated.all_frontier) < Decimal("0.000001")
+    assert Decimal(data["all_human_per_ticket_usd"]) == calibrated.all_human
+
+    monkeypatch.setenv("DATABASE_URL", database.role_urls[REPORTS])
+    monkeypatch.setenv("PINWORKS_AGENT_COST_USD", "2.00")
+    table = CliRunner().invoke(app, ["report", "costs", "--business-unit", unit,
+                                     "--until", seeded["until"].isoformat()],
+                               )
+    assert table.exit_code == 0, table.output
+    assert "all-human" in table.output and "3 (2)" in table.output
+    assert "a person costs 2.00 USD per ticket" in " ".join(table.output.split())

@@ -10,7 +10,8 @@ Estimating what a ticket would cost at a handler, without calling it:
   cost          = per_call + per_1k_input * input/1000 + per_1k_output * output/1000
 Four characters per token is the specialists' own estimate when a server reports no usage;
 the overhead covers the system prompt and retrieved passages, the answer size a typical reply.
-`human` costs nothing in the ledger (agents are not metered per ticket).
+`human` costs nothing as a handler: an agent's work is charged once, when the agent resolves the
+ticket (`PINWORKS_AGENT_COST_USD`, ledger component `agent`).
 """
 
 from __future__ import annotations
@@ -65,13 +66,16 @@ def load_prices(environ: Mapping[str, str] | None = None) -> dict[str, Price]:
 
 
 AGENT_COST_ENV = "PINWORKS_AGENT_COST_USD"
+AGENT_COMPONENT = "agent"
+"""The cost ledger's component of an agent's charge (what `report costs` counts as people)."""
 DEFAULT_AGENT_COST = Decimal("1.50")
 _AGENT_COST = TypeAdapter(Annotated[Decimal, Field(ge=0, allow_inf_nan=False)])
 
 
 def agent_cost_usd(environ: Mapping[str, str] | None = None) -> Decimal:
     """What one ticket an agent resolves costs its business unit (`PINWORKS_AGENT_COST_USD`):
-    escalation charges it, and calibration prices every ticket sent to a person with it."""
+    escalation charges it, calibration prices every ticket sent to a person with it, and
+    `report costs` prices the tickets still waiting for one and the all-human baseline."""
     raw = (os.environ if environ is None else environ).get(AGENT_COST_ENV)
     if not raw:
         return DEFAULT_AGENT_COST

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -125,9 +123,13 @@ def queue_resolve(
     reply: Annotated[str, typer.Option(help="The answer sent to the customer.")],
 ) -> None:
     """Resolve a claimed ticket; publishes the human `resolved` outcome."""
+    from pinworks_common.pricing import agent_cost_usd
     from pinworks_escalation.queue import QueueError, resolve
 
-    agent_cost = Decimal(os.environ.get("PINWORKS_AGENT_COST_USD", "1.50"))
+    try:
+        agent_cost = agent_cost_usd()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     try:
         outcome = run_command(with_platform_db(
             lambda conn: resolve(conn, ticket_id, agent, reply, agent_cost=agent_cost),

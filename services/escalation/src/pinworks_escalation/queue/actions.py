@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pinworks_common.db.records import costs_by_ticket, record_accountability, record_costs, record_outcomes
 from pinworks_common.db.tables import escalations
+from pinworks_common.pricing import AGENT_COMPONENT
 from pinworks_contracts.messages import Outcome, utcnow
 from pinworks_contracts.subjects import OutcomeStatus
 from pinworks_escalation.queue.agent_store import get_agent
@@ -172,7 +173,7 @@ async def resolve(
     if agent_cost:
         await record_costs(conn, [{
             "ticket_id": ticket_id, "business_unit": row.business_unit,
-            "component": "agent", "entry_key": "agent", "amount_usd": agent_cost,
+            "component": AGENT_COMPONENT, "entry_key": "agent", "amount_usd": agent_cost,
         }])
     classification = row.context.get("envelope", {}).get("classification") or {}
     cost = (await costs_by_ticket(conn, [ticket_id])).get(ticket_id, Decimal(0))
