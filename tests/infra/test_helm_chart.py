@@ -413,10 +413,12 @@ def test_defaults_workloads_and_environment():
     cm = one(docs, "ConfigMap", f"{FULLNAME}-config")
     assert cm["data"]["NATS_URL"] == "nats://nats:4222"
     assert cm["data"]["PINWORKS_HEALTH_PORT"] == "8080"
+    # the services bind loopback unless told: in a pod the probes come to the pod's address
+    assert cm["data"]["PINWORKS_HEALTH_HOST"] == "0.0.0.0"
     assert "PINWORKS_LOG_LEVEL" in cm["data"]
     secret = one(docs, "Secret", FULLNAME)
-    assert set(secret["data"]) >= {"ESCALATION_SESSION_SECRET",
-                                   *(f"DATABASE_URL_{login.upper()}" for login in DB_LOGINS)}
+    assert set(secret["data"]) == {f"DATABASE_URL_{login.upper()}" for login in DB_LOGINS}
+    assert not any("SESSION_SECRET" in str(d) for d in docs), "sessions are Postgres rows"
     for name, dep in deps.items():
         spec = pod_spec(dep)
         assert spec["serviceAccountName"] == FULLNAME
@@ -450,7 +452,7 @@ def test_defaults_workloads_and_environment():
     assert env_of(esc)["ESCALATION_SECURE_COOKIES"]["value"] == "true", "Secure cookies in the cluster"
     assert env_of(esc)["ESCALATION_CONSOLE_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
         "name": FULLNAME, "key": "DATABASE_URL_CONSOLE"}
-    assert "secretKeyRef" in env_of(esc)["ESCALATION_SESSION_SECRET"]["valueFrom"]
+    assert env_of(esc)["ESCALATION_HTTP_HOST"]["value"] == "0.0.0.0", "the Service reaches the pod"
     assert {p["name"]: p["containerPort"] for p in esc["ports"]}["http"] == 8000
     svc = one(docs, "Service", f"{FULLNAME}-escalation")
     assert svc["spec"]["ports"][0]["targetPort"] == "http"
@@ -704,7 +706,6 @@ def test_existing_secret():
     assert "NATS_URL" not in cm["data"]
     keys = {
         "NATS_URL": "nats-url",
-        "ESCALATION_SESSION_SECRET": "session-secret",
         "LLM_SMALL_API_KEY": "llm-small-api-key",
         "LLM_FRONTIER_API_KEY": "llm-frontier-api-key",
     }

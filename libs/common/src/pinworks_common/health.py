@@ -11,12 +11,13 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from pinworks_common.metrics import exposition
+from pinworks_common.settings import LOCAL_BIND
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
 class HealthServer:
-    def __init__(self, port: int, ready: ReadinessCheck, host: str = "0.0.0.0") -> None:
+    def __init__(self, port: int, ready: ReadinessCheck, host: str = LOCAL_BIND) -> None:
         self._port = port
         self._host = host
         self._ready = ready

@@ -241,7 +241,8 @@ def service_app(
     on_stopping: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> FastStream:
     """A FastStream app that declares streams, serves health and disposes the engine on exit."""
-    health = HealthServer(runtime.settings.health_port, runtime.ready)
+    health = HealthServer(runtime.settings.health_port, runtime.ready,
+                          host=runtime.settings.health_host)
 
     async def declare_streams() -> None:
         await runtime.broker.connect()

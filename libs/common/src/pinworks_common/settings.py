@@ -10,6 +10,10 @@ from pydantic_settings import SettingsConfigDict
 
 from pinworks_common.nats_client import NatsClientSettings
 
+LOCAL_BIND = "127.0.0.1"
+"""Default interface of every listening port: a laptop's `make run` exposes nothing to its
+network; containers and pods opt in to 0.0.0.0 explicitly."""
+
 
 class CommonSettings(NatsClientSettings):
     """Connection and runtime settings; each service subclasses this with its own fields. NATS
@@ -23,6 +27,9 @@ class CommonSettings(NatsClientSettings):
     """Postgres URL (postgresql://user:pass@host:port/db)."""
     health_port: int = Field(8080, validation_alias="PINWORKS_HEALTH_PORT")
     """Port of the /healthz, /readyz and /metrics (Prometheus) endpoints."""
+    health_host: str = Field(LOCAL_BIND, validation_alias="PINWORKS_HEALTH_HOST")
+    """Interface the health endpoints listen on: loopback for local runs (the chart sets
+    0.0.0.0 so the kubelet and Prometheus reach the pod)."""
     metrics_interval_seconds: float = Field(
         15.0, gt=0, validation_alias="PINWORKS_METRICS_INTERVAL_SECONDS")
     """How often the gauges read from NATS or Postgres (consumer lag, queue depth, budgets) are

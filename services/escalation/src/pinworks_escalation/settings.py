@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from pinworks_common.pricing import AGENT_COST_ENV, DEFAULT_AGENT_COST
-from pinworks_common.settings import CommonSettings
+from pinworks_common.settings import LOCAL_BIND, CommonSettings
 
 if TYPE_CHECKING:
     from pinworks_escalation.signin import ThrottlePolicy
@@ -24,8 +24,9 @@ class EscalationSettings(CommonSettings):
         None, validation_alias="ESCALATION_CONSOLE_DATABASE_URL")
     """Postgres URL the agents' console connects with (the `pinworks_console` role: agents'
     work on the queue, no outbox relay); unset: the service's own `DATABASE_URL`."""
-    http_host: str = Field("0.0.0.0", validation_alias="ESCALATION_HTTP_HOST")
-    """Interface the agents' console listens on."""
+    http_host: str = Field(LOCAL_BIND, validation_alias="ESCALATION_HTTP_HOST")
+    """Interface the agents' console listens on: loopback for local runs (the chart and
+    compose set 0.0.0.0 inside the pod or container)."""
     session_hours: float = Field(12.0, gt=0, validation_alias="ESCALATION_SESSION_HOURS")
     """How long a console sign-in lasts (sessions live in Postgres: logout, a password change
     or this expiry ends them)."""
