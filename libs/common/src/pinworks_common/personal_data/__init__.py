@@ -5,8 +5,10 @@ hashes (`keyed_hash`) where two records must be matched without keeping the data
     # text == "Card [CARD], [NAME] of [ADDRESS]"
     summary = [finding_summary(f, key) for f in findings]   # kind + keyed hash, never the text
 
-Text that reaches an LLM endpoint, a log line or an append-only audit column goes through
-`redact` first; the findings hold the original text and are never stored as they are.
+Text sent to a model endpoint gets numbered placeholders instead (`Pseudonyms`: ``[CARD_1]``),
+so the customer's own values can be put back in the reply. Text that reaches a log line or an
+append-only audit column goes through `redact` first; the findings hold the original text and
+are never stored as they are.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import hmac
 from collections.abc import Mapping
 
 from pinworks_common.personal_data.detect import Finding, Kind, find, normalise, redact
+from pinworks_common.personal_data.pseudonyms import PLACEHOLDER_RE, Pseudonyms, Restored
 
-__all__ = ["NAME_FIELDS", "Finding", "Kind", "find", "finding_summary", "keyed_hash", "known_names",
-           "normalise", "redact", "redact_value"]
+__all__ = ["NAME_FIELDS", "PLACEHOLDER_RE", "Finding", "Kind", "Pseudonyms", "Restored", "find",
+           "finding_summary", "keyed_hash", "known_names", "normalise", "redact", "redact_value"]
 
 NAME_FIELDS = ("customer_name", "first_name", "last_name", "full_name", "name", "surname")
 """Ticket metadata fields that hold the customer's own name."""

@@ -1,5 +1,7 @@
 """The `llm` handlers: a chat-completions model answering from retrieved passages, with checked
-citations. Without an endpoint every ticket is declined as ``unavailable``, with no network call."""
+citations. The ticket's personal data is sent as numbered placeholders and only the placeholders
+the reply uses are put back. Without an endpoint every ticket is declined as ``unavailable``,
+with no network call."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from pinworks_common.personal_data import Pseudonyms, known_names
 from pinworks_contracts.messages import Draft, TicketEnvelope
 from pinworks_specialists.breaker import CircuitBreaker
 from pinworks_specialists.handlers import Declined, cost_of
@@ -75,11 +78,13 @@ class LlmHandler:
         if not self.breaker.allow():
             return Declined(f"{self.name}: {self.breaker.describe()}", kind="unavailable",
                             details={"circuit": self.breaker.state})
-        messages = build_messages(ticket.subject, ticket.body, passages)
+        pseudonyms = Pseudonyms(known_names=known_names(ticket.metadata))
+        messages = build_messages(ticket.subject, ticket.body, passages, pseudonyms.apply)
         client = ChatClient(self.endpoint, self._client(), sleep=self._sleep, jitter=self._jitter)
         host = urlsplit(self.endpoint.base_url or "").netloc
         base_details: dict[str, Any] = {"model": self.endpoint.model, "endpoint": host,
-                                        "given_passages": [p.passage_id for p in passages]}
+                                        "given_passages": [p.passage_id for p in passages],
+                                        "placeholders_sent": pseudonyms.counts}
         try:
             completion, attempts = await client.complete(messages)
         except LlmFailure as failure:
@@ -90,11 +95,14 @@ class LlmHandler:
             return Declined(f"{self.name}: {failure.reason}", kind=failure.kind,
                             details={**base_details, "attempts": failure.attempts})
         self.breaker.record_success()
-        return self._judge(envelope, passages, completion, {**base_details, "attempts": attempts})
+        return self._judge(envelope, passages, completion, pseudonyms,
+                           {**base_details, "attempts": attempts})
 
     def _judge(self, envelope: TicketEnvelope, passages: Sequence[Passage], completion: Completion,
-               details: dict[str, Any]) -> Draft | Declined:
-        """The reply as a draft, or declined: no answer, cut off, or citations not as asked."""
+               pseudonyms: Pseudonyms, details: dict[str, Any]) -> Draft | Declined:
+        """The reply as a draft with the customer's own values put back where it uses their
+        placeholders, or declined: no answer, cut off, citations not as asked, or a placeholder
+        that was never issued (the raw reply in details holds placeholders, not data)."""
         cost = cost_of(self.price, completion.input_tokens, completion.output_tokens)
         details = {**details, **_usage(completion)}
         answer = completion.content.strip()
@@ -111,17 +119,22 @@ class LlmHandler:
         if not check.cited:
             return Declined("the reply cites no passage", cost_usd=cost,
                             details={**details, "answer": answer[:2000]})
+        restored = pseudonyms.restore(answer)
+        if restored.unknown:
+            return Declined(f"the reply uses placeholders it was not given: {restored.unknown}",
+                            cost_usd=cost, details={**details, "answer": answer[:2000]})
         by_id = {p.passage_id: p for p in passages}
         return Draft(
             handler=self.name,
             handler_version=self.version,
-            answer=strip_citations(answer),
+            answer=strip_citations(restored.text),
             cost_usd=cost,
             citations=check.cited,
             details={
                 **details,
                 "specialist_intent": self._specialist_intent(envelope, passages, check.cited),
-                "answer_with_citations": answer,
+                "answer_with_citations": restored.text,
+                "placeholders_restored": restored.used,
                 "passages": [{"passage_id": pid, "text": by_id[pid].text} for pid in check.cited],
             },
         )
