@@ -79,3 +79,57 @@ def test_colour_only_on_a_terminal_and_faststream_logs_through_the_same_handler(
     faststream_logger.info("FastStream app started successfully")
     [line] = _lines(plain)
     assert line["logger"] == "faststream" and "\x1b[" not in plain.getvalue()
+
+
+CARD, EMAIL, NAME = "4111 1111 1111 1111", "jane.okafor@example.org", "Jane Okafor"
+
+
+def test_a_line_with_a_card_an_email_and_a_name_comes_out_redacted() -> None:
+    out = io.StringIO()
+    configure_logging("specialists", stream=out)
+    log = logging.getLogger("pinworks.specialists")
+    log.warning("ticket from %s paid with %s", NAME, CARD,
+                extra={**log_fields(ticket_id="T-5"), "contact": EMAIL,
+                       "details": {"payer": f"Mr {NAME}", "cards": [CARD]}})
+    try:
+        raise ValueError(f"cannot parse {EMAIL}")
+    except ValueError:
+        log.exception("failed for %s", NAME)
+    text = out.getvalue()
+    for value in (CARD, EMAIL, NAME, "Okafor"):
+        assert value not in text, (value, text)
+    first, second = _lines(out)
+    assert first["message"] == "ticket from [NAME] paid with [CARD]"
+    assert first["contact"] == "[EMAIL]" and first["ticket_id"] == "T-5"
+    assert first["details"] == str({"payer": "[NAME]", "cards": ["[CARD]"]})
+    assert second["message"] == "failed for [NAME]"
+    assert "ValueError: cannot parse [EMAIL]" in str(second["exception"])
+
+
+def test_terminal_lines_are_redacted_too_and_a_bad_format_does_not_leak_its_args() -> None:
+    terminal = FakeTerminal()
+    configure_logging("escalation", stream=terminal)
+    log = logging.getLogger("pinworks.x")
+    log.info("reply to %s", EMAIL)
+    log.info("two slots %s %s", CARD)  # too few arguments: logging's own error path
+    text = terminal.getvalue()
+    assert "reply to [EMAIL]" in text
+    assert "two slots %s %s (arguments: ('[CARD]',))" in text
+    assert CARD not in text and CARD.replace(" ", "") not in text
+
+
+def test_every_service_runtime_installs_the_redacting_filter() -> None:
+    from pathlib import Path
+
+    from pinworks_common.logs import RedactingFilter
+    from pinworks_common.service import build_runtime
+    from pinworks_common.settings import CommonSettings
+
+    build_runtime("router", CommonSettings())  # connects to nothing until the app starts
+    [handler] = logging.getLogger().handlers
+    assert any(isinstance(f, RedactingFilter) for f in handler.filters)
+    services = Path(__file__).resolve().parents[3] / "services"
+    apps = sorted(services.glob("*/src/pinworks_*/app.py"))
+    assert len(apps) == 5
+    for app in apps:
+        assert "build_runtime(" in app.read_text(), f"{app} must build its runtime (and logging)"

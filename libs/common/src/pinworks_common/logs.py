@@ -1,7 +1,9 @@
 """Service logs: one JSON object per line when the output is a file or a pipe (what log shippers
 read), readable lines with colour only on a terminal. Every line carries the ticket id and
 trace id when the code that logs knows them: passed as ``extra=log_fields(...)``, set for a block
-with `log_context`, or taken from the current OpenTelemetry span.
+with `log_context`, or taken from the current OpenTelemetry span. No line carries personal data:
+`RedactingFilter` replaces it in the message, its arguments, every extra field and the exception
+text with typed placeholders (``[CARD]``) before any formatter sees the record.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TextIO
+
+from pinworks_common.personal_data import redact, redact_value
 
 _ticket_id: ContextVar[str | None] = ContextVar("pinworks_log_ticket_id", default=None)
 _trace_id: ContextVar[str | None] = ContextVar("pinworks_log_trace_id", default=None)
@@ -72,6 +76,43 @@ class ContextFilter(logging.Filter):
         return True
 
 
+_NOT_PERSONAL = frozenset({"service", "trace_id", "span_id", "subject", "queue", "stream"})
+"""Fields set from the platform's own names and ids (NATS subjects, hex trace ids), never from a
+customer's text: left as they are, since reading them costs the most (long hex runs)."""
+
+
+def _redact_text(text: str) -> str:
+    return redact(text)[0]
+
+
+class RedactingFilter(logging.Filter):
+    """Personal data out of every record, whichever logger made it: the message with its
+    arguments merged in, every extra field (strings, and strings inside dicts and lists; other
+    objects as their text) and the exception and stack text. Installed on the handler, so
+    FastStream's and uvicorn's records pass through it too."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # arguments that do not fit the format: both as they are
+            message = f"{record.msg} (arguments: {record.args!r})"
+        record.msg, record.args = _redact_text(message), None
+        for key, value in list(record.__dict__.items()):
+            if key in _STANDARD or key in _NOT_PERSONAL or value is None:
+                continue
+            if isinstance(value, str | dict | list | tuple):
+                record.__dict__[key] = redact_value(value)
+            elif not isinstance(value, int | float | bool):
+                record.__dict__[key] = _redact_text(str(value))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = _redact_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = _redact_text(record.stack_info)
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """`{"ts", "level", "service", "logger", "message", "ticket_id", "trace_id", ...}`."""
 
@@ -91,7 +132,9 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD and key not in entry and key != "service" and value not in (
                     None, ""):
                 entry[key] = value if isinstance(value, int | float | bool) else str(value)
-        if record.exc_info:
+        if record.exc_text:  # set, and redacted, by RedactingFilter
+            entry["exception"] = record.exc_text
+        elif record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
 
@@ -120,12 +163,14 @@ class TerminalFormatter(logging.Formatter):
 
 
 def configure_logging(service: str, level: str = "INFO", stream: TextIO | None = None) -> None:
-    """Route every logger (FastStream's too) through one handler: JSON unless on a terminal."""
+    """Route every logger (FastStream's too) through one handler, JSON unless on a terminal,
+    whose every record is redacted of personal data."""
     stream = stream if stream is not None else sys.stderr
     handler = logging.StreamHandler(stream)
     on_terminal = bool(getattr(stream, "isatty", lambda: False)())
     handler.setFormatter(TerminalFormatter() if on_terminal else JsonFormatter())
     handler.addFilter(ContextFilter(service))
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)

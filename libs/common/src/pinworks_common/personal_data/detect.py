@@ -81,6 +81,7 @@ _SORT_CODE = re.compile(r"\b\d{2}-\d{2}-\d{2}\b|(?<=sort code )\d{6}\b", re.IGNO
 _ACCOUNT_CUED = re.compile(
     r"\b(?:account|acct|a/c)(?:\s+(?:number|no\.?|num|#))?\s*(?:is|:|#)?\s*(\d(?:[ -]?\d){5,11})\b",
     re.IGNORECASE)
+_DIGIT = re.compile(r"\d")
 _BARE_ACCOUNT = re.compile(r"(?<![\d£$€.,:/-])\b\d{8}\b(?![\d%.,/:-]\d)")
 
 
@@ -116,7 +117,23 @@ def _cards(text: str) -> Iterable[tuple[int, int]]:
             yield match.start(), match.end()
 
 
-def _phones(text: str, regions: Iterable[str]) -> Iterable[tuple[int, int]]:
+def _digits_outside(text: str, spans: Iterable[tuple[int, int]]) -> int:
+    covered = sorted(spans)
+    count, pos = 0, 0
+    for start, end in covered:
+        if start > pos:
+            count += len(_DIGIT.findall(text, pos, start))
+        pos = max(pos, end)
+    return count + len(_DIGIT.findall(text, pos))
+
+
+def _phones(text: str, regions: Iterable[str], taken: Iterable[tuple[int, int]] = ()
+            ) -> Iterable[tuple[int, int]]:
+    """Phone numbers; none is looked for when fewer than 8 digits lie outside ``taken`` (the
+    numbers that outrank a phone and so would win any overlap): parsing is the detector's
+    slowest step, and most text, a card number in it or not, has no phone number."""
+    if _digits_outside(text, taken) < 8:
+        return
     for region in regions:
         for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.POSSIBLE):
             digits = re.sub(r"\D", "", match.raw_string)
@@ -134,10 +151,12 @@ def _names(file: str) -> frozenset[str]:
     return frozenset(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
 
+@cache
 def first_names() -> frozenset[str]:
     return _names("first_names.txt") - _names("not_names.txt")
 
 
+@cache
 def surnames() -> frozenset[str]:
     return _names("surnames.txt") - _names("not_names.txt")
 
@@ -269,20 +288,52 @@ _PRIORITY = {Kind.IBAN: 0, Kind.CARD: 1, Kind.EMAIL: 2, Kind.ACCOUNT: 3, Kind.PH
              Kind.ADDRESS: 5, Kind.NAME: 6}
 
 
+_TOKEN = re.compile(r"[A-Z][a-z'’]+")
+_WORD_RE = re.compile(_WORD)
+
+
+@cache
+def _town_starts() -> frozenset[str]:
+    return frozenset(match.group(0) for town in towns() if (match := _TOKEN.match(town)))
+
+
+def _capitalised(text: str) -> set[str]:
+    """Every capitalised word a name or town reading could start with (also each part of a
+    hyphenated one)."""
+    return set(_TOKEN.findall(text)) | set(_WORD_RE.findall(text))
+
+
+def _candidates(text: str, known: tuple[str, ...], regions: Iterable[str]
+                ) -> list[tuple[Kind, int, int]]:
+    """Every reading, each detector skipped where it cannot match (no digit for a number, no
+    ``@`` for an e-mail, no gazetteer word or cue for a name or town): what keeps the common
+    case, a log line with no personal data, cheap."""
+    candidates: list[tuple[Kind, int, int]] = []
+    digits = _DIGIT.search(text) is not None
+    if digits:
+        candidates += [(Kind.IBAN, s, e) for s, e in _ibans(text)]
+        candidates += [(Kind.CARD, s, e) for s, e in _cards(text)]
+    if "@" in text:
+        candidates += [(Kind.EMAIL, m.start(), m.end()) for m in _EMAIL.finditer(text)]
+    if digits:
+        candidates += [(Kind.ACCOUNT, m.start(), m.end()) for m in _SORT_CODE.finditer(text)]
+        candidates += [(Kind.ACCOUNT, m.start(1), m.end(1)) for m in _ACCOUNT_CUED.finditer(text)]
+        candidates += [(Kind.ACCOUNT, m.start(), m.end()) for m in _BARE_ACCOUNT.finditer(text)]
+        candidates += [(Kind.PHONE, s, e) for s, e in _phones(text, regions, [c[1:] for c in candidates])]
+    words = _capitalised(text)
+    if digits or words & _town_starts():
+        candidates += [(Kind.ADDRESS, s, e) for s, e in _address_spans(text)]
+    if (known or words & first_names() or _TITLED.search(text) or _STRONG_CUE.search(text)
+            or ("\n" in text and _SIGNATURE.search(text))):
+        candidates += [(Kind.NAME, s, e) for s, e in _name_spans(text, known)]
+    return candidates
+
+
 def find(text: str, *, known_names: Iterable[str] = (), regions: Iterable[str] = ("GB", "US"),
          ) -> list[Finding]:
     """Every piece of personal data in ``text``, in order, never overlapping: where two readings
     overlap the validated number wins over the pattern, and then the longer span."""
-    candidates: list[tuple[Kind, int, int]] = []
-    candidates += [(Kind.IBAN, s, e) for s, e in _ibans(text)]
-    candidates += [(Kind.CARD, s, e) for s, e in _cards(text)]
-    candidates += [(Kind.EMAIL, m.start(), m.end()) for m in _EMAIL.finditer(text)]
-    candidates += [(Kind.ACCOUNT, m.start(), m.end()) for m in _SORT_CODE.finditer(text)]
-    candidates += [(Kind.ACCOUNT, m.start(1), m.end(1)) for m in _ACCOUNT_CUED.finditer(text)]
-    candidates += [(Kind.PHONE, s, e) for s, e in _phones(text, regions)]
-    candidates += [(Kind.ACCOUNT, m.start(), m.end()) for m in _BARE_ACCOUNT.finditer(text)]
-    candidates += [(Kind.ADDRESS, s, e) for s, e in _address_spans(text)]
-    candidates += [(Kind.NAME, s, e) for s, e in _name_spans(text, known_names)]
+    candidates = _candidates(text, tuple(known_names), regions)
     chosen: list[tuple[Kind, int, int]] = []
     for kind, start, end in sorted(candidates, key=lambda c: (_PRIORITY[c[0]], c[1] - c[2], c[1])):
         if start >= end:
