@@ -29,14 +29,23 @@ from pinworks_common.db.engine import create_engine
 from pinworks_common.db.roles import CONSOLE, OPERATOR
 from pinworks_common.db.tables import tickets
 from pinworks_common.nats_client import connect_options
+from pinworks_contracts.identities import DEFAULT_PLATFORM
 from pinworks_contracts.messages import TicketEnvelope
-from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, TICKETS_STREAM
+from pinworks_contracts.subjects import (
+    OUTCOME_WILDCARD,
+    OUTCOMES_STREAM,
+    TICKETS_STREAM,
+    submission_subject,
+)
 from pinworks_devtools import Endpoint, ServiceProcess, free_port
 from pinworks_devtools.chat_server import ChatServer
 from pinworks_router.rollout import policy_bucket
 from tests.conftest import Database
 
 SERVICES = ("classifier", "router", "specialists", "verifier", "escalation")
+PARTNER = "partner"
+"""A second support platform, bound only to business units starting with `partner-`."""
+PLATFORM_UNITS = {DEFAULT_PLATFORM: ["*"], PARTNER: [f"{PARTNER}-*"]}
 
 
 @dataclass
@@ -80,6 +89,8 @@ def platform(nats_endpoint: Endpoint, database: Database, fake_llm: ChatServer,
         # every automatic answer enters the quality review; the guard judges a scope from 5
         # verdicts (only test_quality marks any, each in a business unit of its own)
         "ESCALATION_QUALITY_SAMPLE_RATE": "1",
+        # `support` (the tests' submissions) may submit for any unit; `partner` only for its own
+        "CLASSIFIER_PLATFORM_UNITS": json.dumps(PLATFORM_UNITS),
         "ROUTER_QUALITY_MIN_REVIEWS": "5",
         "ROUTER_QUALITY_REFRESH_SECONDS": "0.5",
         "SPECIALISTS_HANDLERS": "template,kb,llm_small,llm_frontier",
@@ -148,10 +159,15 @@ class PlatformClient:
     outcomes: Outcomes
     engine: AsyncEngine
 
-    async def submit(self, ticket: dict[str, Any] | bytes, msg_id: str | None = None) -> None:
+    async def submit(self, ticket: dict[str, Any] | bytes, msg_id: str | None = None,
+                     platform: str = DEFAULT_PLATFORM) -> int:
+        """Submit on `platform`'s subject (the tests' operator identity may publish on any);
+        returns the stream sequence."""
         payload = ticket if isinstance(ticket, bytes) else json.dumps(ticket).encode()
         headers = {"Nats-Msg-Id": msg_id or f"test-{uuid.uuid4()}"}
-        await self.js.publish(SUBMITTED, payload, stream=TICKETS_STREAM, headers=headers)
+        ack = await self.js.publish(submission_subject(platform), payload, stream=TICKETS_STREAM,
+                                    headers=headers)
+        return int(ack.seq)
 
     async def fetch(self, sql: str, **params: Any) -> list[Any]:
         from sqlalchemy import text

@@ -9,7 +9,8 @@ import json
 import pytest
 
 from pinworks_cli.hostile import KINDS, corpus
-from pinworks_contracts.subjects import SUBMITTED, TICKETS_STREAM
+from pinworks_contracts.identities import DEFAULT_PLATFORM
+from pinworks_contracts.subjects import TICKETS_STREAM, submission_subject
 
 from .conftest import PlatformClient, run_id, ticket
 
@@ -24,7 +25,8 @@ async def test_every_hostile_kind_is_rejected_with_a_reason_and_neighbours_flow(
     normal_ids = []
     seq_of: dict[int, int] = {}
     for n, entry in enumerate(hostile):
-        ack = await client.js.publish(SUBMITTED, entry.payload, stream=TICKETS_STREAM,
+        ack = await client.js.publish(submission_subject(DEFAULT_PLATFORM), entry.payload,
+                                      stream=TICKETS_STREAM,
                                       headers={"Nats-Msg-Id": f"{rid}-h{n}"})
         seq_of[n] = ack.seq
         if n % 4 == 0:

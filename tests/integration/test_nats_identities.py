@@ -31,6 +31,10 @@ from pinworks_devtools import EmbeddedNats, NatsSecurity
 
 pytestmark = pytest.mark.integration
 
+PARTNER = "partner"
+"""A second support platform of this module's server."""
+SUBMITTED = S.submission_subject(DEFAULT_PLATFORM)
+
 
 @dataclass
 class Server:
@@ -43,7 +47,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A secured embedded nats-server of this module's own, configured as `make run` and the
     test session configure theirs (its streams and forged messages touch no other test; the
     session's own may be a NATS_URL server, whose configuration is not ours to test)."""
-    own = EmbeddedNats(tmp_path_factory.mktemp("secured-nats"), secured=True).start()
+    own = EmbeddedNats(tmp_path_factory.mktemp("secured-nats"), secured=True,
+                       platforms=(DEFAULT_PLATFORM, PARTNER)).start()
     try:
         assert own.security is not None
         yield Server(own.url, own.security)
@@ -134,7 +139,7 @@ async def test_a_platform_submits_tickets_and_reads_outcomes_through_its_own_con
         platform: Connected, operator: Connected) -> None:
     js = platform.nc.jetstream()
     ticket_id = f"T-{uuid.uuid4().hex[:8]}"
-    ack = await js.publish(S.SUBMITTED, json.dumps({"ticket_id": ticket_id}).encode(),
+    ack = await js.publish(SUBMITTED, json.dumps({"ticket_id": ticket_id}).encode(),
                            stream=S.TICKETS_STREAM, headers={"Nats-Msg-Id": f"{ticket_id}:submitted"})
     assert ack.stream == S.TICKETS_STREAM
 
@@ -176,7 +181,36 @@ async def test_a_platform_cannot_publish_outside_its_own_subjects(
 
 
 @pytest.mark.parametrize("subject", [
-    S.OUTCOME_WILDCARD, "pinworks.work.>", S.SUBMITTED, f"$KV.{S.ROUTER_POLICY_BUCKET}.>", ">",
+    S.submission_subject(PARTNER), S.SUBMITTED_PREFIX, f"{SUBMITTED}.more",
+])
+async def test_a_platform_cannot_submit_on_another_platforms_subject(
+        platform: Connected, operator: Connected, subject: str) -> None:
+    """The submission subject names the platform: `support` cannot submit as `partner` (nor on
+    the bare or a deeper subject), so the classifier may trust the platform the subject names."""
+    before = (await operator.nc.jetstream().stream_info(S.TICKETS_STREAM)).state.messages
+    await platform.nc.publish(subject, b'{"ticket_id": "T-forged"}',
+                              reply=f"{inbox_prefix(DEFAULT_PLATFORM)}.x")
+    await platform.nc.flush()
+    await platform.errors.wait_for(f'permissions violation for publish to "{subject.lower()}"')
+    assert (await operator.nc.jetstream().stream_info(S.TICKETS_STREAM)).state.messages == before
+
+
+async def test_each_platform_submits_on_its_own_subject(server: Server, operator: Connected
+                                                        ) -> None:
+    partner = await connect_as(server, PARTNER)
+    try:
+        ack = await partner.nc.jetstream().publish(
+            S.submission_subject(PARTNER), b'{"ticket_id": "P-1"}', stream=S.TICKETS_STREAM)
+        stored = await operator.nc.jetstream().get_msg(S.TICKETS_STREAM, ack.seq)
+        assert stored.subject == S.submission_subject(PARTNER)
+        assert S.submitting_platform(stored.subject) == PARTNER
+        assert partner.errors.seen == []
+    finally:
+        await partner.nc.close()
+
+
+@pytest.mark.parametrize("subject", [
+    S.OUTCOME_WILDCARD, "pinworks.work.>", SUBMITTED, f"$KV.{S.ROUTER_POLICY_BUCKET}.>", ">",
     f"{inbox_prefix(S.Stage.CLASSIFIER)}.>", f"{inbox_prefix(OPERATOR)}.>", "_INBOX.>",
 ])
 async def test_a_platform_cannot_listen_outside_its_own_inbox(
@@ -212,7 +246,7 @@ async def test_every_service_binds_its_own_consumer_and_no_other(
         server: Server, operator: Connected) -> None:
     js = operator.nc.jetstream()
     await js.add_consumer(S.TICKETS_STREAM, ConsumerConfig(
-        durable_name=S.Stage.CLASSIFIER, filter_subject=S.SUBMITTED, ack_policy=AckPolicy.EXPLICIT))
+        durable_name=S.Stage.CLASSIFIER, filter_subject=S.SUBMITTED_WILDCARD, ack_policy=AckPolicy.EXPLICIT))
     classifier = await connect_as(server, S.Stage.CLASSIFIER)
     router = await connect_as(server, S.Stage.ROUTER)
     try:

@@ -16,7 +16,7 @@ from pinworks_cli.bench_figures import (
     percentile,
     throughput,
 )
-from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM
+from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED_WILDCARD
 from pinworks_devtools import EmbeddedNats
 
 
@@ -86,7 +86,7 @@ async def test_run_bench_against_a_fake_pipeline(tmp_path: Path) -> None:
     with EmbeddedNats(tmp_path / "nats") as server:
         nc = await nats.connect(server.url)
         js = nc.jetstream()
-        await js.add_stream(name="TICKETS", subjects=["tickets.submitted"])
+        await js.add_stream(name="TICKETS", subjects=[SUBMITTED_WILDCARD])
         await js.add_stream(name=OUTCOMES_STREAM, subjects=[OUTCOME_WILDCARD])
         seen_ids: list[str] = []
 
@@ -100,7 +100,7 @@ async def test_run_bench_against_a_fake_pipeline(tmp_path: Path) -> None:
             outcome = {"ticket_id": ticket["ticket_id"], "status": status}
             await nc.publish(f"tickets.outcome.{status}", json.dumps(outcome).encode())
 
-        await js.subscribe("tickets.submitted", cb=pipeline, durable="fake", manual_ack=True)
+        await js.subscribe(SUBMITTED_WILDCARD, cb=pipeline, durable="fake", manual_ack=True)
         try:
             result = await run_bench(
                 server.url,
@@ -125,7 +125,7 @@ async def test_run_bench_against_a_fake_pipeline(tmp_path: Path) -> None:
 async def test_run_bench_stops_when_nothing_answers(tmp_path: Path) -> None:
     with EmbeddedNats(tmp_path / "nats") as server:
         nc = await nats.connect(server.url)
-        await nc.jetstream().add_stream(name="TICKETS", subjects=["tickets.submitted"])
+        await nc.jetstream().add_stream(name="TICKETS", subjects=[SUBMITTED_WILDCARD])
         await nc.jetstream().add_stream(name=OUTCOMES_STREAM, subjects=[OUTCOME_WILDCARD])
         await nc.close()
         started = asyncio.get_running_loop().time()

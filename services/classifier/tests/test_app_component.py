@@ -9,6 +9,7 @@ from pinworks_classifier.app import create_app
 from pinworks_classifier.settings import ClassifierSettings
 from pinworks_common.ledger.memory import AppRun, MemoryBooks, drive_service
 from pinworks_contracts import subjects
+from pinworks_contracts.identities import DEFAULT_PLATFORM
 from pinworks_contracts.messages import TicketEnvelope
 
 
@@ -19,7 +20,8 @@ def submission(ticket_id: str, **fields: str) -> bytes:
 
 
 def run(books: MemoryBooks, *deliveries: tuple[bytes, int, int]) -> AppRun:
-    return drive_service(create_app, ClassifierSettings, books, subject=subjects.SUBMITTED,
+    return drive_service(create_app, ClassifierSettings, books,
+                         subject=subjects.submission_subject(DEFAULT_PLATFORM),
                          stream=subjects.TICKETS_STREAM, durable="classifier", deliveries=deliveries,
                          outputs=[(subjects.CLASSIFIED, subjects.WORK_STREAM),
                                   (subjects.outcome_subject("rejected"), subjects.OUTCOMES_STREAM)])

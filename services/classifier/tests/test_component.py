@@ -9,8 +9,9 @@ from types import SimpleNamespace
 
 from pinworks_classifier.stage import ClassifierStage
 from pinworks_common.ledger.memory import StageHarness, sent
+from pinworks_contracts.identities import DEFAULT_PLATFORM
 from pinworks_contracts.messages import Outcome, TicketEnvelope
-from pinworks_contracts.subjects import CLASSIFIED, SUBMITTED, outcome_subject
+from pinworks_contracts.subjects import CLASSIFIED, outcome_subject, submission_subject
 
 
 class StubModel:
@@ -22,12 +23,18 @@ class StubModel:
                                 second_stage=False, cost_ms=1.5) for _ in texts]
 
 
+SUBMITTED = submission_subject(DEFAULT_PLATFORM)
+PARTNER_UNITS = {DEFAULT_PLATFORM: ["*"], "partner": ["partner-*", "shared"]}
+
+
 def harness() -> StageHarness:
-    return StageHarness(ClassifierStage(StubModel(), Decimal("0.0001")))
+    return StageHarness(ClassifierStage(StubModel(), Decimal("0.0001"),
+                                        platform_units=PARTNER_UNITS))
 
 
-def submission(ticket_id: str, body: str = "My card has not arrived yet") -> bytes:
-    return json.dumps({"ticket_id": ticket_id, "business_unit": "retail", "body": body}).encode()
+def submission(ticket_id: str, body: str = "My card has not arrived yet",
+               unit: str = "retail") -> bytes:
+    return json.dumps({"ticket_id": ticket_id, "business_unit": unit, "body": body}).encode()
 
 
 def test_an_accepted_ticket_is_classified_and_handed_to_the_router() -> None:
@@ -83,3 +90,32 @@ def test_a_malformed_submission_is_rejected_without_holding_up_its_batch() -> No
     assert len(stage.rows("rejected_payloads")) == 2
     assert sent(stage.deliver(bad.redelivered())) == sent([rejected])
     assert len(stage.rows("outcomes")) == 1
+
+
+def test_a_platform_submitting_for_a_unit_it_is_not_bound_to_gets_a_rejected_outcome() -> None:
+    stage = harness()
+    partner = submission_subject("partner")
+    foreign = stage.message(submission("P-1", unit="retail"), partner)
+    own = stage.message(submission("P-2", unit="partner-cards"), partner)
+    shared = stage.message(submission("P-3", unit="shared"), partner)
+    published = {p.msg_id: p for p in stage.deliver(foreign, own, shared)}
+    assert foreign.acked and own.acked and shared.acked
+    outcome = Outcome.model_validate_json(
+        published[f"P-1:outcome:rejected:{foreign.seq}"].payload)
+    assert outcome.status == "rejected" and outcome.business_unit == "retail"
+    assert outcome.reasons == [
+        "business_unit: support platform 'partner' may not submit for business unit 'retail'"]
+    assert {"P-2:classified", "P-3:classified"} <= published.keys()
+    for table in ("tickets", "decisions", "cost_ledger", "accountability"):
+        assert stage.rows(table, ticket_id="P-1") == [], table
+    [kept] = stage.rows("rejected_payloads")
+    assert kept["reasons"] == outcome.reasons
+
+
+def test_a_platform_bound_to_no_unit_has_every_submission_rejected() -> None:
+    stage = harness()
+    message = stage.message(submission("U-1"), submission_subject("unknown"))
+    [published] = stage.deliver(message)
+    assert Outcome.model_validate_json(published.payload).reasons == [
+        "business_unit: support platform 'unknown' is bound to no business unit"]
+    assert stage.rows("tickets") == []

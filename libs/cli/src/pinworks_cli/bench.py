@@ -1,6 +1,6 @@
 """``pinworks bench``: end-to-end throughput and latency through the running platform.
 
-It behaves like a support platform: publishes tickets on ``tickets.submitted`` and listens on
+It behaves like a support platform: publishes tickets on its ``tickets.submitted.<platform>`` and listens on
 ``tickets.outcome.>``. At most ``concurrency`` tickets are in flight (published, no outcome yet),
 and the whole run has a deadline, so it always ends by itself.
 
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from pinworks_cli.bench_figures import BenchResult, ModelHops, read_model_hops
 from pinworks_common.synthetic import BENCH_UNIT_PREFIX
-from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, submission_message_id
+from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, submission_message_id
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
@@ -154,6 +154,8 @@ class _Run:
     run_id: str
     business_units: Sequence[str]
     on_outcome: Callable[[int], None] | None
+    subject: str
+    """The submission subject of the platform the bench submits as."""
     deadline: float = 0.0
     sent_at: dict[str, float] = field(default_factory=dict)
     done_at: dict[str, float] = field(default_factory=dict)
@@ -203,7 +205,7 @@ class _Run:
             self.sent_at[ticket_id] = time.perf_counter()
             try:
                 await js.publish(
-                    SUBMITTED,
+                    self.subject,
                     json.dumps(ticket).encode(),
                     headers={"Nats-Msg-Id": submission_message_id(ticket_id)},
                     timeout=min(5.0, remaining),
@@ -248,17 +250,20 @@ async def run_bench(
     run_id: str | None = None,
     database_url: str | None = None,
     on_outcome: Callable[[int], None] | None = None,
+    subject: str | None = None,
 ) -> BenchResult:
-    """Publish ``count`` tickets, at most ``concurrency`` in flight, until done or time is up."""
+    """Publish ``count`` tickets on ``subject`` (the submission subject of the platform the
+    command acts as, when None), at most ``concurrency`` in flight, until done or time is up."""
     if count < 1 or concurrency < 1:
         raise ValueError("count and concurrency must be at least 1")
     if not business_units:
         raise ValueError("at least one business unit is needed")
     from nats.js.api import DeliverPolicy
 
-    from pinworks_common.commands.platform import connect_nats
+    from pinworks_common.commands.platform import connect_nats, submission_subject_of_client
 
-    run = _Run(run_id or uuid.uuid4().hex[:8], business_units, on_outcome)
+    run = _Run(run_id or uuid.uuid4().hex[:8], business_units, on_outcome,
+               subject or submission_subject_of_client())
     nc = await connect_nats(nats_url)
     timed_out = False
     try:

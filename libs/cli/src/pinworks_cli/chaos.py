@@ -29,7 +29,8 @@ from pinworks_cli.chaos_checks import ChaosReport, Sent, connect, verify, wait_d
 from pinworks_cli.chaos_platform import Platform
 from pinworks_cli.hostile import corpus
 from pinworks_common.db.engine import create_engine
-from pinworks_contracts.subjects import SUBMITTED, TICKETS_STREAM
+from pinworks_contracts.identities import DEFAULT_PLATFORM
+from pinworks_contracts.subjects import TICKETS_STREAM, submission_subject
 from pinworks_devtools import EmbeddedNats
 
 UNITS = ("retail", "business", "wealth")
@@ -64,12 +65,16 @@ SHORT = ChaosPlan(
 )
 
 
+SUBMITTED = submission_subject(DEFAULT_PLATFORM)
+
+
 def _say(message: str) -> None:
     print(f"[chaos {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 async def _publish(js: JetStreamContext, payload: bytes, msg_id: str, sent: Sent) -> int:
-    """Publish until JetStream acknowledges (a retry keeps the id, so it is stored once)."""
+    """Publish as the generated support platform until JetStream acknowledges (a retry keeps
+    the id, so it is stored once)."""
     while True:
         try:
             ack = await js.publish(SUBMITTED, payload, stream=TICKETS_STREAM, timeout=3,

@@ -145,6 +145,8 @@ def _write_env_file(workdir: Path, infra: Infrastructure, escalation_port: int,
     lines = [
         f"export NATS_URL='{infra.nats_url}'",
         *identity,
+        # the platform whose submission subject (tickets.submitted.<platform>) the CLI uses
+        f"export PINWORKS_PLATFORM='{DEFAULT_PLATFORM}'",
         f"export DATABASE_URL='{database_url}'",
         f"export ESCALATION_URL='http://127.0.0.1:{escalation_port}'",
         f"export PINWORKS_METRICS_URLS='{metrics}'",

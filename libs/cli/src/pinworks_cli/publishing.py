@@ -12,7 +12,12 @@ import contextlib
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from pinworks_common.commands.platform import connect_nats, database_url, nats_url
+from pinworks_common.commands.platform import (
+    connect_nats,
+    database_url,
+    nats_url,
+    submission_subject_of_client,
+)
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -35,8 +40,9 @@ async def publish_and_collect(
     from nats.js.api import DeliverPolicy
 
     from pinworks_contracts.messages import Outcome
-    from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, TICKETS_STREAM
+    from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, TICKETS_STREAM
 
+    subject = submission_subject_of_client()
     nc = await connect_nats(nats_url())
     js = nc.jetstream()
     wanted = {ticket_id for ticket_id, _ in payloads}
@@ -61,7 +67,7 @@ async def publish_and_collect(
                                           ordered_consumer=True, deliver_policy=DeliverPolicy.NEW)
         try:
             for ticket_id, payload in payloads:
-                await js.publish(SUBMITTED, payload, stream=TICKETS_STREAM,
+                await js.publish(subject, payload, stream=TICKETS_STREAM,
                                  headers={"Nats-Msg-Id": submission_msg_id(ticket_id, payload)})
             if wait_seconds > 0 and wanted:
                 with contextlib.suppress(TimeoutError):
@@ -83,8 +89,9 @@ async def submit_one(ticket_id: str, payload: bytes, wait_seconds: float) -> dic
     from nats.js.api import DeliverPolicy
 
     from pinworks_contracts.messages import Outcome
-    from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED, TICKETS_STREAM
+    from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, TICKETS_STREAM
 
+    subject = submission_subject_of_client()
     nc = await connect_nats(nats_url())
     db_url = database_url()
     found: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -101,7 +108,7 @@ async def submit_one(ticket_id: str, payload: bytes, wait_seconds: float) -> dic
                                           cb=on_outcome, ordered_consumer=True,
                                           deliver_policy=DeliverPolicy.NEW)
         try:
-            ack = await js.publish(SUBMITTED, payload, stream=TICKETS_STREAM,
+            ack = await js.publish(subject, payload, stream=TICKETS_STREAM,
                                    headers={"Nats-Msg-Id": submission_msg_id(ticket_id, payload)})
             if ack.duplicate:
                 return {"duplicate": ack.seq}

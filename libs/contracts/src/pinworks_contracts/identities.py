@@ -23,7 +23,6 @@ from pinworks_contracts.subjects import (
     ROUTED_PREFIX,
     ROUTER_POLICY_BUCKET,
     STREAM_SUBJECTS,
-    SUBMITTED,
     TICKETS_STREAM,
     WORK_STREAM,
     OutcomeStatus,
@@ -31,6 +30,7 @@ from pinworks_contracts.subjects import (
     dead_letter_subject,
     outcome_subject,
     specialist_consumer,
+    submission_subject,
 )
 
 SERVICES: tuple[str, ...] = ("classifier", "router", "specialists", "verifier", "escalation")
@@ -127,10 +127,11 @@ def _services() -> dict[str, tuple[list[str], list[str]]]:
 
 
 def platform_permissions(platform: str) -> Permissions:
-    """A support platform: submit tickets, and read outcomes through its own durable consumer
-    (created by an operator; the platform can neither create nor reconfigure consumers)."""
+    """A support platform: submit tickets on its own submission subject only (which is how the
+    classifier knows who submitted), and read outcomes through its own durable consumer (created
+    by an operator; the platform can neither create nor reconfigure consumers)."""
     return Permissions(
-        publish=(SUBMITTED, f"{JS_API}.INFO",
+        publish=(submission_subject(platform), f"{JS_API}.INFO",
                  *_pull_consumer(OUTCOMES_STREAM, platform_consumer(platform), create=False)),
         subscribe=(f"{inbox_prefix(platform)}.>",))
 

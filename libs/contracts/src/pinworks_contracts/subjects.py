@@ -5,10 +5,16 @@ Services import these names; no service spells a subject as a string literal.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
-# Public contract: support platforms publish here.
-SUBMITTED = "tickets.submitted"
+# Public contract: support platform `<platform>` publishes its tickets on
+# `tickets.submitted.<platform>`, and NATS lets only that platform's identity publish there, so
+# the subject (never the payload) says which platform submitted a ticket.
+SUBMITTED_PREFIX = "tickets.submitted"
+SUBMITTED_WILDCARD = f"{SUBMITTED_PREFIX}.*"
+PLATFORM_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+"""A support platform's name: one subject token (no `.`, `*` or `>`), as its identity is named."""
 # Public contract: one subject per outcome status, `tickets.outcome.<status>`.
 OUTCOME_PREFIX = "tickets.outcome"
 OUTCOME_WILDCARD = f"{OUTCOME_PREFIX}.>"
@@ -34,7 +40,7 @@ OUTCOMES_STREAM = "PINWORKS_OUTCOMES"
 DEAD_LETTER_STREAM = "PINWORKS_DEADLETTER"
 
 STREAM_SUBJECTS: dict[str, list[str]] = {
-    TICKETS_STREAM: [SUBMITTED],
+    TICKETS_STREAM: [SUBMITTED_WILDCARD],
     WORK_STREAM: ["pinworks.work.>"],
     OUTCOMES_STREAM: [OUTCOME_WILDCARD],
     DEAD_LETTER_STREAM: [f"{DEAD_LETTER_PREFIX}.>"],
@@ -56,6 +62,21 @@ class Stage(StrEnum):
     VERIFIER = "verifier"
     ESCALATION = "escalation"
     AGENT = "agent"
+
+
+def submission_subject(platform: str) -> str:
+    """Where support platform `platform` (and only it) publishes its tickets."""
+    if not re.fullmatch(PLATFORM_PATTERN, platform):
+        raise ValueError(f"not a support platform name: {platform!r} (letters, digits, _ and -)")
+    return f"{SUBMITTED_PREFIX}.{platform}"
+
+
+def submitting_platform(subject: str) -> str | None:
+    """The platform a submission subject names, or None for any other subject."""
+    prefix, _, platform = subject.rpartition(".")
+    if prefix != SUBMITTED_PREFIX or not re.fullmatch(PLATFORM_PATTERN, platform):
+        return None
+    return platform
 
 
 def outcome_subject(status: OutcomeStatus | str) -> str:

@@ -6,9 +6,11 @@ import os
 import signal
 import sys
 import sysconfig
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Self
 
+from pinworks_contracts.identities import DEFAULT_PLATFORM
 from pinworks_devtools.nats_security import NatsSecurity
 from pinworks_devtools.processes import (
     LOOPBACK,
@@ -44,12 +46,14 @@ class EmbeddedNats(ManagedServer):
 
     With `secured` (what `make run`, the test session and `pinworks chaos` use) it requires TLS
     and an nkey identity per client, generated under ``data_dir/security`` on first start (see
-    `NatsSecurity`); without it, anyone on loopback may do anything (the devtools' own tests)."""
+    `NatsSecurity`), one for each support platform in `platforms`; without it, anyone on
+    loopback may do anything (the devtools' own tests)."""
 
     def __init__(self, data_dir: Path, port: int | None = None, monitor_port: int | None = None,
-                 *, secured: bool = False) -> None:
+                 *, secured: bool = False, platforms: Sequence[str] = (DEFAULT_PLATFORM,)) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.secured = secured
+        self.platforms = tuple(platforms)
         self.security: NatsSecurity | None = None
         self.port = port if port is not None else free_port()
         self.monitor_port = monitor_port if monitor_port is not None else free_port()
@@ -83,7 +87,7 @@ class EmbeddedNats(ManagedServer):
             str(self.pid_path),
         ]
         if self.secured:
-            self.security = NatsSecurity.ensure(self.data_dir / "security")
+            self.security = NatsSecurity.ensure(self.data_dir / "security", self.platforms)
             args += ["--config", str(self.security.config_file)]
         self._spawn(args)
         health = f"{self.monitor_url}/healthz?js-enabled-only=true"

@@ -23,13 +23,17 @@ def create_app(settings: ClassifierSettings | None = None, books: Books | None =
     model = IntentModel.load(settings.artifact_dir, encoder_threads=settings.encoder_threads)
     DRIFT.monitor = DriftMonitor.from_manifest(model.manifest, shipped_intent_reference())
     stage = ClassifierStage(model, settings.cost_per_ticket_usd,
-                            CustomerStateReader(settings.negative_sentiment_threshold))
+                            CustomerStateReader(settings.negative_sentiment_threshold),
+                            settings.platform_units)
     mount_stage(
         runtime, stage, books,
-        subject=subjects.SUBMITTED, stream=subjects.TICKETS_STREAM,
+        subject=subjects.SUBMITTED_WILDCARD, stream=subjects.TICKETS_STREAM,
         payload=TicketSubmission,
-        description="Support platforms submit tickets here. Malformed payloads become "
-        "`rejected` outcomes; accepted tickets are classified and handed to the router.",
+        description="Support platform `<platform>` submits tickets on "
+        "`tickets.submitted.<platform>` (only its NATS identity may publish there). Malformed "
+        "payloads, and tickets for a business unit the platform is not bound to "
+        "(`CLASSIFIER_PLATFORM_UNITS`), become `rejected` outcomes; accepted tickets are "
+        "classified and handed to the router.",
     )
     runtime.broker.publisher(
         subjects.CLASSIFIED, title="classified", schema=TicketEnvelope,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -17,6 +17,8 @@ from pinworks_contracts.messages import (
 @dataclass(frozen=True)
 class Accepted:
     ticket: TicketSubmission
+    platform: str
+    """The support platform whose submission subject it came on."""
 
 
 @dataclass(frozen=True)
@@ -94,3 +96,27 @@ def classification_reason(classification: Classification, second_stage: bool = F
     if second_stage:
         text += "; re-scored by the sentence-embedding stage"
     return text
+
+
+ALL_UNITS = "*"
+"""In a platform's units: every business unit; `prefix*` is every unit starting with `prefix`."""
+
+
+def _unit_matches(pattern: str, unit: str) -> bool:
+    if pattern.endswith(ALL_UNITS):
+        return unit.startswith(pattern[:-1])
+    return unit == pattern
+
+
+def binding_refusal(platform: str, business_unit: str,
+                    platform_units: Mapping[str, Sequence[str]]) -> str | None:
+    """Why `platform` may not submit for `business_unit` (None: it may). The platform is the
+    one its submission subject names: NATS lets only that platform's identity publish there,
+    while the payload's business unit is whatever the sender wrote."""
+    units = platform_units.get(platform)
+    if not units:
+        return f"business_unit: support platform {platform!r} is bound to no business unit"
+    if not any(_unit_matches(pattern, business_unit) for pattern in units):
+        return (f"business_unit: support platform {platform!r} may not submit for business unit "
+                f"{business_unit!r}")
+    return None

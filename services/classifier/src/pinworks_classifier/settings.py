@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field
 
 from pinworks_common.settings import CommonSettings
+from pinworks_contracts.identities import DEFAULT_PLATFORM
 
 
 class ClassifierSettings(CommonSettings):
@@ -21,3 +22,10 @@ class ClassifierSettings(CommonSettings):
     sentiment (puts the ticket ahead in the human queue; rules can use it)."""
     cost_per_ticket_usd: Decimal = Field(Decimal("0.00002"), validation_alias="CLASSIFIER_COST_USD")
     """Cost charged to the business unit for classifying one ticket."""
+    platform_units: dict[str, list[str]] = Field(
+        default_factory=lambda: {DEFAULT_PLATFORM: ["*"]},
+        validation_alias="CLASSIFIER_PLATFORM_UNITS")
+    """JSON map support platform -> business units it may submit for (`*` every unit, `abc*`
+    every unit starting with `abc`); a submission for another unit, or from a platform not
+    named, is a `rejected` outcome. The default binds the `support` platform that `make run`
+    generates to every unit; name your platforms' units in production."""

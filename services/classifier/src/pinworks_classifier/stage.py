@@ -3,7 +3,7 @@ micro-batch, and hand the ledger the ticket, decision, cost and outcome records 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -13,6 +13,7 @@ from pinworks_classifier.domain import (
     Intake,
     IntentPrediction,
     Rejected,
+    binding_refusal,
     classification_reason,
     first_occurrences,
     text_to_classify,
@@ -33,6 +34,7 @@ from pinworks_common.ledger import (
 )
 from pinworks_common.ledger.book import AUDITED_TEXT, audit_row
 from pinworks_common.stage import Delivery, Work
+from pinworks_contracts.identities import DEFAULT_PLATFORM
 from pinworks_contracts.messages import (
     Classification,
     Outcome,
@@ -42,9 +44,16 @@ from pinworks_contracts.messages import (
     parse_submission,
     utcnow,
 )
-from pinworks_contracts.subjects import CLASSIFIED, OutcomeStatus, Stage, classified_message_id
+from pinworks_contracts.subjects import (
+    CLASSIFIED,
+    OutcomeStatus,
+    Stage,
+    classified_message_id,
+    submitting_platform,
+)
 
 COMPONENT = "classifier"
+NO_PLATFORM = "subject: a submission must come on tickets.submitted.<platform>"
 
 
 class Model(Protocol):
@@ -57,16 +66,29 @@ class ClassifierStage:
     stage = Stage.CLASSIFIER.value
 
     def __init__(self, model: Model, cost_per_ticket: Decimal,
-                 customer_state: CustomerStateReader | None = None) -> None:
+                 customer_state: CustomerStateReader | None = None,
+                 platform_units: Mapping[str, Sequence[str]] | None = None) -> None:
         self.model = model
         self.cost_per_ticket = cost_per_ticket
         self.customer_state = customer_state or CustomerStateReader()
+        self.platform_units = ({DEFAULT_PLATFORM: ["*"]} if platform_units is None
+                               else platform_units)
 
     def decode(self, delivery: Delivery) -> Intake:
+        """A valid submission from a platform bound to its business unit is accepted; anything
+        else is rejected with the reasons."""
         try:
-            return Accepted(parse_submission(delivery.data))
+            ticket = parse_submission(delivery.data)
         except SubmissionError as error:
             return Rejected(error, len(delivery.data))
+        platform = submitting_platform(delivery.subject)
+        refusal = (binding_refusal(platform, ticket.business_unit, self.platform_units)
+                   if platform is not None else NO_PLATFORM)
+        if platform is None or refusal is not None:
+            refused = SubmissionError([refusal or NO_PLATFORM], ticket.ticket_id,
+                                      ticket.business_unit)
+            return Rejected(refused, len(delivery.data))
+        return Accepted(ticket, platform)
 
     async def apply(self, ledger: Ledger, work: Sequence[Work[Intake]]) -> Entries:
         accepted = [item for item in work if isinstance(item.value, Accepted)]

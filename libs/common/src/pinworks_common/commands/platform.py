@@ -169,6 +169,16 @@ def nats_client_environ() -> dict[str, str]:
     return {**(read_env_file(env_file) if env_file else {}), **os.environ}
 
 
+def submission_subject_of_client() -> str:
+    """Where this command submits tickets: the submission subject of the support platform
+    `PINWORKS_PLATFORM` names (`.run/env` sets `support`, the platform `make run` generates),
+    which must be the platform whose NATS identity the command connects as."""
+    from pinworks_contracts.identities import DEFAULT_PLATFORM
+    from pinworks_contracts.subjects import submission_subject
+
+    return submission_subject(nats_client_environ().get("PINWORKS_PLATFORM") or DEFAULT_PLATFORM)
+
+
 async def connect_nats(url: str) -> Any:
     """A NATS connection that gives up quickly and quietly when the server is not there, with
     the credentials of `nats_client_environ`."""
