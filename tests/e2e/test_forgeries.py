@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from pinworks_contracts.subjects import DRAFTED, ESCALATION_REQUESTED, WORK_STREAM
+from pinworks_contracts.subjects import (
+    DRAFTED,
+    ESCALATION_REQUESTED,
+    OUTCOMES_STREAM,
+    WORK_STREAM,
+    OutcomeStatus,
+    outcome_subject,
+)
 from pinworks_escalation.queue import claim
 
 from .conftest import PlatformClient, escalate, fresh_unit
@@ -107,3 +114,26 @@ async def test_a_forged_escalation_keeps_the_queue_row_and_the_agents_claim(
     outcomes = await client.fetch("SELECT outcome_key FROM outcomes WHERE ticket_id = :t",
                                   t=ticket_id)
     assert [row.outcome_key for row in outcomes] == ["automation"]
+
+
+async def test_an_outcome_pre_published_under_the_old_predictable_id_does_not_stop_the_real_one(
+    client: PlatformClient,
+) -> None:
+    """A holder of an identity that may publish outcomes pre-publishes a forged one under the id
+    an outcome used to have (`<ticket>:outcome:automation`): the genuine outcome still arrives,
+    under an id carrying its row's random nonce."""
+    rid, unit = fresh_unit("preempt")
+    ticket_id = f"{rid}-preempted"
+    forged = {"ticket_id": ticket_id, "status": "resolved", "business_unit": unit,
+              "answer": "GBP 5,000 refund approved", "cost_usd": "0", "resolved_by": "automation",
+              "reasons": ["forged"], "decided_at": datetime.now(UTC).isoformat()}
+    ack = await client.js.publish(outcome_subject(OutcomeStatus.RESOLVED),
+                                  json.dumps(forged).encode(), stream=OUTCOMES_STREAM,
+                                  headers={"Nats-Msg-Id": f"{ticket_id}:outcome:automation"})
+    assert not ack.duplicate
+    await escalate(client, [ticket_id], unit)
+    seen = (await client.outcomes.wait_for([ticket_id], count=2))[ticket_id]
+    genuine = [outcome for outcome in seen if outcome["reasons"] != ["forged"]]
+    assert [outcome["status"] for outcome in genuine] == ["escalated"]
+    [stored] = await client.fetch("SELECT payload FROM outcomes WHERE ticket_id = :t", t=ticket_id)
+    assert stored.payload["reasons"] == genuine[0]["reasons"]

@@ -3,6 +3,7 @@ correction an agent sends back, the router hand-off, the human outcome and the a
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 from decimal import Decimal
@@ -11,13 +12,15 @@ from typing import Any
 
 import pytest
 
+from pinworks_common.ledger import Entries, Ledger, OutcomeEntry, Publication
+from pinworks_common.ledger.memory import MemoryStore
 from pinworks_contracts.messages import utcnow
 from pinworks_contracts.subjects import CLASSIFIED, OUTCOMES_STREAM, WORK_STREAM, OutcomeStatus
 from pinworks_escalation.queue import CLAIMED, OPEN, RESOLVED, QueueError
 from pinworks_escalation.queue.actions import check_held, holds, resolved_outcome
 from pinworks_escalation.queue.agent_store import agent_units
 from pinworks_escalation.queue.corrections import corrected_context, corrected_intent_name
-from pinworks_escalation.queue.handoff import automation_retry, human_outcome
+from pinworks_escalation.queue.handoff import HUMAN_OUTCOME_KEY, automation_retry
 from pinworks_escalation.queue.listing import like_pattern
 from pinworks_escalation.queue.reports import usefulness_by_intent
 
@@ -103,15 +106,23 @@ def test_the_router_gets_the_agents_classification_as_the_next_attempt() -> None
     assert trace == ENVELOPE["trace_id"] and len(span) == 16
 
 
-def test_the_human_outcome_is_published_once_per_ticket() -> None:
+def test_the_human_outcome_is_published_once_per_ticket_under_an_unguessable_id() -> None:
     outcome = resolved_outcome(row(), "ana", "It is on its way.", Decimal("1.25"), NOW)
     assert (outcome.status, outcome.handler, outcome.resolved_by) == (
         OutcomeStatus.RESOLVED, "human", "ana")
     assert (outcome.intent, outcome.confidence, outcome.cost_usd) == (
         "card_arrival", 0.4, Decimal("1.25"))
-    publication = human_outcome(outcome)
-    assert publication.msg_id == "T-1:outcome:human" and publication.stream == OUTCOMES_STREAM
-    assert publication.headers == {}
+    ledger = Ledger(MemoryStore())
+
+    def record() -> Publication:
+        entries = Entries(outcomes=[OutcomeEntry(HUMAN_OUTCOME_KEY, outcome)])
+        return asyncio.run(ledger.record(entries)).outcome_publications[0]
+
+    publication, again = record(), record()
+    assert publication == again, "a retry republishes under the stored id"
+    assert publication.msg_id.startswith("T-1:outcome:human:")
+    assert len(publication.msg_id) > len("T-1:outcome:human:") + 20
+    assert publication.stream == OUTCOMES_STREAM and publication.headers == {}
 
 
 def test_the_assist_report_counts_only_replies_with_suggestions_on_offer() -> None:

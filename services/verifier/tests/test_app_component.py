@@ -6,7 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from pinworks_common.ledger.memory import AppRun, MemoryBooks, drive_service, record_upstream
+from pinworks_common.ledger.memory import (
+    AppRun,
+    MemoryBooks,
+    drive_service,
+    record_upstream,
+    without_nonce,
+)
 from pinworks_contracts import messages, subjects
 from pinworks_verifier.app import create_app
 from pinworks_verifier.settings import VerifierSettings
@@ -46,7 +52,8 @@ def test_a_draft_gets_its_verdict_once_and_a_redelivery_repeats_it() -> None:
                  if row["stage"] == "verifier"]
     expected = (subjects.outcome_subject("resolved"), "W-1:outcome:automation") if verdict["passed"] \
         else (subjects.ESCALATION_REQUESTED, "W-1:escalate")
-    assert [(subject, msg_id) for subject, msg_id, _ in run_.published] == [expected] * 2
+    assert [(subject, without_nonce(msg_id)) for subject, msg_id, _ in run_.published] == [expected] * 2
+    assert run_.published[0][1] == run_.published[1][1]
     assert run_.published[0][2] == run_.published[1][2]
     assert len(run_.acked) == 2
     assert len(books.store.rows("outcomes")) == (1 if verdict["passed"] else 0)
@@ -56,7 +63,7 @@ def test_a_poison_message_is_dead_lettered_and_escalated_and_the_next_one_flows(
     envelope = messages.TicketEnvelope.model_validate_json(drafted("W-2"))
     no_draft = envelope.model_copy(update={"draft": None}).model_dump_json().encode()
     run_ = run(MemoryBooks(), (no_draft, 7, 1), (drafted("W-3"), 8, 1))
-    ids = [msg_id for _, msg_id, _ in run_.published]
+    ids = [without_nonce(msg_id) for _, msg_id, _ in run_.published]
     assert ids[:2] == ["deadletter:verifier:7", "W-2:escalate"]
     assert ids[2] in ("W-3:outcome:automation", "W-3:escalate")
     assert len(run_.acked) == 2

@@ -103,7 +103,8 @@ def attempt_key(base: str, attempt: int) -> str:
 
 # `Nats-Msg-Id` formats, each defined here only. JetStream drops a publish whose id it saw within
 # the duplicate window, so a redelivered message's re-publish never reaches the next stage twice:
-# every id is derived from the ticket and the step (and the automation attempt), never from time.
+# every id is derived from the ticket and the step (and the automation attempt), never from time;
+# a public outcome's also carries the random nonce stored with it (`outcome_message_id`).
 
 def message_id(ticket_id: str, step: str) -> str:
     """The `Nats-Msg-Id` of a stage's publish for one ticket: `<ticket>:<step>`."""
@@ -145,9 +146,14 @@ def assist_message_id(ticket_id: str, attempt: int) -> str:
     return message_id(ticket_id, attempt_key("assist", attempt))
 
 
-def outcome_message_id(ticket_id: str, outcome_key: str) -> str:
-    """A public outcome, keyed like its `outcomes` row: `<ticket>:outcome:<key>`."""
-    return message_id(ticket_id, f"outcome:{outcome_key}")
+def outcome_message_id(ticket_id: str, outcome_key: str, nonce: str | None) -> str:
+    """A public outcome: `<ticket>:outcome:<key>:<nonce>`, keyed like its `outcomes` row plus the
+    random nonce stored with that row. Nobody can guess the id to pre-publish under it (which
+    would make JetStream drop the genuine outcome as a duplicate), and a re-publish after a
+    redelivery reads the same nonce back, so it is still dropped. A row stored before outcomes
+    had a nonce keeps its old id, `<ticket>:outcome:<key>`."""
+    base = message_id(ticket_id, f"outcome:{outcome_key}")
+    return base if nonce is None else f"{base}:{nonce}"
 
 
 def dead_letter_message_id(stage: str, stream_seq: int) -> str:

@@ -47,6 +47,7 @@ WHEN = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 def _examples() -> dict[str, dict[str, Any]]:
     """One example payload per contract model (outcomes per status), validated by pydantic."""
     from pinworks_contracts import messages as c
+    from pinworks_contracts.subjects import outcome_message_id
 
     ticket = c.TicketSubmission(
         ticket_id="T-1001", business_unit="retail", channel="email", customer_id="C-42",
@@ -100,7 +101,9 @@ def _examples() -> dict[str, dict[str, Any]]:
                 deliveries=5, error="ValidationError: ticket: Field required",
                 ticket_id=None, payload_excerpt='{"classification": {}}'),
             "msg_id": "deadletter:router:4711"},
-        **{f"Outcome:{status}": {"payload": value, "msg_id": f"{value.ticket_id}:outcome"}
+        **{f"Outcome:{status}": {"payload": value, "msg_id": outcome_message_id(
+            value.ticket_id, "rejected:17" if status == "rejected" else "automation",
+            "q3xBvN0sQeK6mYt2Lw9aHg")}  # the outcome row's random nonce (an example)
            for status, value in outcome.items()},
     }
 

@@ -11,7 +11,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pinworks_common.ledger.postgres import ledger_on
-from pinworks_common.ledger.records import AccountabilityEntry, CostEntry, Entries, OutcomeEntry
+from pinworks_common.ledger.records import (
+    AccountabilityEntry,
+    CostEntry,
+    Entries,
+    OutcomeEntry,
+    Publication,
+)
 from pinworks_contracts.messages import Outcome
 
 Row = Mapping[str, Any]
@@ -41,8 +47,10 @@ async def costs_by_ticket(conn: AsyncConnection, ticket_ids: Iterable[str]) -> d
 
 async def record_outcomes(
     conn: AsyncConnection, candidates: Sequence[tuple[str, Outcome]]
-) -> list[Outcome]:
-    """Store each (outcome_key, outcome) once; return what is stored, so a retry republishes
-    the first decision rather than a recomputed one."""
+) -> list[tuple[Outcome, Publication]]:
+    """Store each (outcome_key, outcome) once; return what is stored and its publication (under
+    the stored message id), so a retry republishes the first decision rather than a recomputed
+    one."""
     entries = Entries(outcomes=[OutcomeEntry(key, outcome) for key, outcome in candidates])
-    return (await ledger_on(conn).record(entries)).outcomes
+    recorded = await ledger_on(conn).record(entries)
+    return list(zip(recorded.outcomes, recorded.outcome_publications, strict=True))

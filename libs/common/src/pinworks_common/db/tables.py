@@ -101,8 +101,11 @@ outcomes = Table(
     Column("status", Text, nullable=False),
     Column("payload", JSONB, nullable=False),
     _created_at(),
+    Column("msg_nonce", Text),
     UniqueConstraint("ticket_id", "outcome_key", name="outcomes_once"),
 )
+"""`msg_nonce`: the random part of the outcome's `Nats-Msg-Id` (`subjects.outcome_message_id`),
+stored with it so every re-publish carries the same id; NULL for outcomes stored before 0009."""
 
 outcome_originals = Table(
     "outcome_originals",

@@ -29,6 +29,8 @@ from pinworks_common.ledger.records import (
     Publication,
     Recorded,
     Row,
+    StoredOutcome,
+    new_outcome_nonce,
     outcome_publication,
 )
 from pinworks_common.metrics import observe_costs, observe_decisions, observe_outcomes
@@ -95,8 +97,9 @@ class Store(Protocol):
         """The stored outputs of those of `refs` that are recorded."""
 
     async def stored_outcomes(self, keys: Collection[tuple[str, str]]
-                              ) -> dict[tuple[str, str], Output]:
-        """Stored outcome payloads by (ticket, outcome key)."""
+                              ) -> dict[tuple[str, str], StoredOutcome]:
+        """Stored outcome payloads (the originals where kept) and message-id nonces by
+        (ticket, outcome key)."""
 
     async def cost_totals(self, ticket_ids: Collection[str]) -> dict[str, Decimal]:
         """Each ticket's recorded cost (tickets without an entry are absent)."""
@@ -186,11 +189,13 @@ class Ledger:
                 outcomes.append(built)
             elif isinstance(built, Publication):
                 recorded.publications.append(built)
-        recorded.outcomes = await self._record_outcomes(outcomes)
-        recorded.publications += [
-            outcome_publication(outcome, entry.key, entry.headers)
-            for entry, outcome in zip(outcomes, recorded.outcomes, strict=True)
+        stored_outcomes = await self._record_outcomes(outcomes)
+        recorded.outcomes = [outcome for outcome, _ in stored_outcomes]
+        recorded.outcome_publications = [
+            outcome_publication(outcome, entry.key, nonce, entry.headers)
+            for entry, (outcome, nonce) in zip(outcomes, stored_outcomes, strict=True)
         ]
+        recorded.publications += recorded.outcome_publications
         _observe(recorded)
         for observer in entries.observers:
             observer(recorded)
@@ -224,28 +229,32 @@ class Ledger:
         new = await self.store.insert_once(table, [row_of(r) for r in by_key.values()])
         return [by_key[key_of(table, row)] for row in new]
 
-    async def _record_outcomes(self, entries: Sequence[OutcomeEntry]) -> list[Outcome]:
-        """Store each (ticket, key) outcome once; return the stored outcome for every entry."""
+    async def _record_outcomes(self, entries: Sequence[OutcomeEntry]
+                               ) -> list[tuple[Outcome, str | None]]:
+        """Store each (ticket, key) outcome once, with a new message-id nonce; return the stored
+        outcome and nonce for every entry."""
         if not entries:
             return []
         candidates: dict[tuple[str, str], Outcome] = {}
         for entry in entries:
             candidates.setdefault((entry.outcome.ticket_id, entry.key), entry.outcome)
-        rows = [{"ticket_id": ticket_id, "outcome_key": key, "status": outcome.status.value,
-                 "payload": outcome.model_dump(mode="json")}
-                for (ticket_id, key), outcome in candidates.items()]
+        rows: list[dict[str, Any]] = [
+            {"ticket_id": ticket_id, "outcome_key": key, "status": outcome.status.value,
+             "payload": outcome.model_dump(mode="json"), "msg_nonce": new_outcome_nonce()}
+            for (ticket_id, key), outcome in candidates.items()]
         new = await self.store.insert_once("outcomes", [
             audit_row(row, AUDITED_TEXT["outcomes"]) for row in rows])
         inserted = {key_of("outcomes", row) for row in new}
         fresh = [row for row in rows if key_of("outcomes", row) in inserted]
         await self._keep_originals("outcome_originals", [(row, "payload") for row in fresh])
-        payloads = {key_of("outcomes", row): row["payload"] for row in fresh}
-        await self._observe_outcomes([candidates[key] for key in payloads])
-        missing = candidates.keys() - payloads.keys()
+        stored = {key_of("outcomes", row): StoredOutcome(row["payload"], row["msg_nonce"])
+                  for row in fresh}
+        await self._observe_outcomes([candidates[key] for key in stored])
+        missing = candidates.keys() - stored.keys()
         if missing:
-            payloads.update(await self.store.stored_outcomes(missing))
-        return [Outcome.model_validate(as_stored(payloads[(e.outcome.ticket_id, e.key)]))
-                for e in entries]
+            stored.update(await self.store.stored_outcomes(missing))
+        found = [stored[(e.outcome.ticket_id, e.key)] for e in entries]
+        return [(Outcome.model_validate(as_stored(row.payload)), row.nonce) for row in found]
 
     async def _observe_outcomes(self, new: Sequence[Outcome]) -> None:
         """Count new outcomes with the time since acceptance (a rejected submission never was

@@ -33,6 +33,7 @@ from pinworks_common.ledger.records import (
     Output,
     Publication,
     Row,
+    StoredOutcome,
 )
 from pinworks_common.stage import Delivery, StageRunner
 from pinworks_contracts.messages import TicketEnvelope
@@ -105,9 +106,11 @@ class MemoryStore:
                 for ref in refs if tuple(ref) in stored}
 
     async def stored_outcomes(self, keys: Collection[tuple[str, str]]
-                              ) -> dict[tuple[str, str], Output]:
+                              ) -> dict[tuple[str, str], StoredOutcome]:
         stored, originals = self.tables["outcomes"], self.tables["outcome_originals"]
-        return {key: (originals.get(key) or stored[key])["payload"] for key in keys if key in stored}
+        return {key: StoredOutcome((originals.get(key) or stored[key])["payload"],
+                                   stored[key]["msg_nonce"])
+                for key in keys if key in stored}
 
     async def cost_totals(self, ticket_ids: Collection[str]) -> dict[str, Decimal]:
         totals: dict[str, Decimal] = {}
@@ -275,6 +278,12 @@ class StageHarness:
     def rows(self, table: str, **where: Any) -> list[dict[str, Any]]:
         return [row for row in self.books.store.rows(table)
                 if all(row[name] == value for name, value in where.items())]
+
+
+def without_nonce(msg_id: str) -> str:
+    """A message id without an outcome's random nonce (`<ticket>:outcome:<key>`), which tests
+    can spell; any other id as it is."""
+    return msg_id.rsplit(":", 1)[0] if ":outcome:" in msg_id else msg_id
 
 
 def sent(publications: Sequence[Publication]) -> list[tuple[str, str, bytes]]:

@@ -23,7 +23,7 @@ from pinworks_common.db.tables import (
     tickets,
 )
 from pinworks_common.ledger.book import TABLE_KEYS, Ledger, key_of
-from pinworks_common.ledger.records import DecisionRef, Output, Row
+from pinworks_common.ledger.records import DecisionRef, Output, Row, StoredOutcome
 
 
 class PostgresStore:
@@ -86,15 +86,16 @@ class PostgresStore:
                 for row in result}
 
     async def stored_outcomes(self, keys: Collection[tuple[str, str]]
-                              ) -> dict[tuple[str, str], Output]:
+                              ) -> dict[tuple[str, str], StoredOutcome]:
         original = outcome_originals.c
         result = await self.connection.execute(
-            select(outcomes.c.ticket_id, outcomes.c.outcome_key,
+            select(outcomes.c.ticket_id, outcomes.c.outcome_key, outcomes.c.msg_nonce,
                    func.coalesce(original.payload, outcomes.c.payload).label("payload"))
             .outerjoin(outcome_originals, (original.ticket_id == outcomes.c.ticket_id)
                        & (original.outcome_key == outcomes.c.outcome_key))
             .where(tuple_(outcomes.c.ticket_id, outcomes.c.outcome_key).in_(sorted(keys))))
-        return {(row.ticket_id, row.outcome_key): row.payload for row in result}
+        return {(row.ticket_id, row.outcome_key): StoredOutcome(row.payload, row.msg_nonce)
+                for row in result}
 
     async def cost_totals(self, ticket_ids: Collection[str]) -> dict[str, Decimal]:
         result = await self.connection.execute(

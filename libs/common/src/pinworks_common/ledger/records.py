@@ -8,6 +8,7 @@ redelivery republishes the first result under the same message id.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
@@ -140,6 +141,8 @@ class Recorded:
     new_decisions: list[Decision] = field(default_factory=list)
     new_costs: list[CostEntry] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
+    outcome_publications: list[Publication] = field(default_factory=list)
+    """The publication of each of `outcomes`, in the same order (also in `publications`)."""
 
 
 @dataclass
@@ -178,11 +181,26 @@ def escalation_publication(request: EscalationRequest, headers: Mapping[str, str
                                msg_id=escalation_message_id(ticket_id, request.envelope.attempt))
 
 
-def outcome_publication(outcome: Outcome, key: str, headers: Mapping[str, str]) -> Publication:
+def new_outcome_nonce() -> str:
+    """The random part of a new outcome's message id: 128 bits, never derived from the ticket."""
+    return secrets.token_urlsafe(16)
+
+
+class StoredOutcome(NamedTuple):
+    """An outcome as its row has it, with the nonce of its message id (None: stored before
+    outcomes had one)."""
+
+    payload: Output
+    nonce: str | None
+
+
+def outcome_publication(outcome: Outcome, key: str, nonce: str | None,
+                        headers: Mapping[str, str]) -> Publication:
+    """The publication of a stored outcome, under the message id its row's nonce makes."""
     return Publication(
         subject=outcome_subject(outcome.status),
         payload=outcome.model_dump_json().encode(),
-        msg_id=outcome_message_id(outcome.ticket_id, key),
+        msg_id=outcome_message_id(outcome.ticket_id, key, nonce),
         stream=OUTCOMES_STREAM,
         headers=dict(headers),
     )

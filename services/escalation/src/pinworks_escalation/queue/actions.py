@@ -23,7 +23,7 @@ from pinworks_common.pricing import AGENT_COMPONENT
 from pinworks_contracts.messages import Outcome, utcnow
 from pinworks_contracts.subjects import OutcomeStatus
 from pinworks_escalation.queue.agent_store import get_agent
-from pinworks_escalation.queue.handoff import HUMAN_OUTCOME_KEY, human_outcome, to_outbox
+from pinworks_escalation.queue.handoff import HUMAN_OUTCOME_KEY, to_outbox
 from pinworks_escalation.queue.items import (
     CLAIMED,
     OPEN,
@@ -178,8 +178,8 @@ async def resolve(
     classification = row.context.get("envelope", {}).get("classification") or {}
     cost = (await costs_by_ticket(conn, [ticket_id])).get(ticket_id, Decimal(0))
     outcome = resolved_outcome(row, agent, reply, cost, now)
-    [stored] = await record_outcomes(conn, [(HUMAN_OUTCOME_KEY, outcome)])
-    await to_outbox(conn, human_outcome(stored))
+    [(stored, publication)] = await record_outcomes(conn, [(HUMAN_OUTCOME_KEY, outcome)])
+    await to_outbox(conn, publication)
     details: dict[str, Any] = {"reply_chars": len(reply), "intent": classification.get("intent")}
     if assist is not None:
         details["assist"] = assist

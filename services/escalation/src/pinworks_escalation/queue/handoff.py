@@ -1,6 +1,7 @@
 """What agents' actions publish, written to the outbox in the action's own transaction (the
 escalation service's relay publishes it): a corrected ticket handed back to the router, and
-the human `resolved` outcome."""
+the human `resolved` outcome (its publication built by the ledger that stores it, under the
+outcome's `HUMAN_OUTCOME_KEY`)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pinworks_common.db.tables import outbox
-from pinworks_common.ledger import Publication, outcome_publication
-from pinworks_contracts.messages import Outcome, TicketEnvelope
+from pinworks_common.ledger import Publication
+from pinworks_contracts.messages import TicketEnvelope
 from pinworks_contracts.subjects import CLASSIFIED, WORK_STREAM, agent_return_message_id
 
 HUMAN_OUTCOME_KEY = "human"
@@ -45,11 +46,6 @@ def automation_retry(
         stream=WORK_STREAM,
         headers=headers,
     )
-
-
-def human_outcome(outcome: Outcome) -> Publication:
-    """The outcome an agent's resolution publishes, keyed once per ticket."""
-    return outcome_publication(outcome, HUMAN_OUTCOME_KEY, {})
 
 
 async def to_outbox(conn: AsyncConnection, publication: Publication) -> None:
