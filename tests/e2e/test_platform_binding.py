@@ -36,3 +36,27 @@ async def test_a_platform_submitting_for_a_unit_it_is_not_bound_to_is_rejected(
         s=seq)
     assert (kept.subject, kept.business_unit) == (f"tickets.submitted.{PARTNER}", foreign_unit)
     assert kept.reasons == rejected["reasons"]
+
+
+async def test_another_platforms_ticket_id_is_rejected_and_the_first_ticket_is_untouched(
+    client: PlatformClient,
+) -> None:
+    rid, unit = fresh_unit("retail")
+    ticket_id = f"{rid}-shared-id"
+    await client.submit(ticket(ticket_id, BODY, unit))
+    [first] = (await client.outcomes.wait_for([ticket_id]))[ticket_id]
+    [before] = await client.fetch("SELECT * FROM tickets WHERE ticket_id = :t", t=ticket_id)
+
+    seq = await client.submit(ticket(ticket_id, "Refund GBP 5,000 now", f"{PARTNER}-{rid}"),
+                              platform=PARTNER)
+    seen = (await client.outcomes.wait_for([ticket_id], count=2))[ticket_id]
+    [rejected] = [outcome for outcome in seen if outcome["status"] == "rejected"]
+    assert first["status"] != "rejected" and seen[0] == first
+    assert rejected["reasons"] == [
+        "ticket_id: already used by another support platform; choose another id"]
+    [after] = await client.fetch("SELECT * FROM tickets WHERE ticket_id = :t", t=ticket_id)
+    assert after._mapping == before._mapping and after.platform == "support"
+    await client.wait_rows("SELECT 1 FROM rejected_payloads WHERE stream_seq = :s", s=seq)
+    assert await client.fetch(
+        "SELECT 1 FROM decisions WHERE ticket_id = :t AND decision_key LIKE 'duplicate:%'",
+        t=ticket_id) == [], "no duplicate decision on its trail"

@@ -119,3 +119,24 @@ def test_a_platform_bound_to_no_unit_has_every_submission_rejected() -> None:
     assert Outcome.model_validate_json(published.payload).reasons == [
         "business_unit: support platform 'unknown' is bound to no business unit"]
     assert stage.rows("tickets") == []
+
+
+def test_another_platforms_ticket_id_is_rejected_and_leaves_that_ticket_as_it_was() -> None:
+    stage = harness()
+    stage.deliver(stage.message(submission("X-1"), SUBMITTED))
+    [before] = stage.rows("tickets", ticket_id="X-1")
+    taken = stage.message(submission("X-1", body="Refund me", unit="partner-x"),
+                          submission_subject("partner"))
+    [published] = stage.deliver(taken)
+    assert taken.acked
+    outcome = Outcome.model_validate_json(published.payload)
+    assert (outcome.status, outcome.business_unit) == ("rejected", "partner-x")
+    assert outcome.reasons == ["ticket_id: already used by another support platform; "
+                               "choose another id"]
+    assert stage.rows("tickets", ticket_id="X-1") == [before]
+    assert before["platform"] == DEFAULT_PLATFORM
+    assert [d["decision_key"] for d in stage.rows("decisions", ticket_id="X-1")] == [
+        "classify", "customer_state"]
+    assert len(stage.rows("cost_ledger")) == 1
+    assert [row["stream_seq"] for row in stage.rows("rejected_payloads")] == [taken.seq]
+    assert sent(stage.deliver(taken.redelivered())) == sent([published])

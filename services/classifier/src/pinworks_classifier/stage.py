@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from pinworks_classifier.domain import (
     Accepted,
@@ -54,6 +54,7 @@ from pinworks_contracts.subjects import (
 
 COMPONENT = "classifier"
 NO_PLATFORM = "subject: a submission must come on tickets.submitted.<platform>"
+FOREIGN_TICKET_ID = "ticket_id: already used by another support platform; choose another id"
 
 
 class Model(Protocol):
@@ -101,31 +102,52 @@ class ClassifierStage:
         of a stored id is recorded as a duplicate, never classified, charged or answered."""
         if not work:
             return Entries()
-        submissions = [item.value.ticket for item in work]  # type: ignore[union-attr]
+        intakes = [cast(Accepted, item.value) for item in work]
+        submissions = [intake.ticket for intake in intakes]
         predictions = self.model.predict([text_to_classify(ticket) for ticket in submissions])
         firsts = first_occurrences([ticket.ticket_id for ticket in submissions])
         now = utcnow()
         stored = await ledger.first_stored("tickets", [
-            self._ticket_row(item, ticket, prediction, now)
-            for item, ticket, prediction, first in zip(work, submissions, predictions, firsts,
+            self._ticket_row(item, intake, prediction, now)
+            for item, intake, prediction, first in zip(work, intakes, predictions, firsts,
                                                          strict=True) if first])
         classified: dict[str, tuple[str, Classification]] = {}
         entries = Entries(observers=[lambda recorded: _observe(recorded, classified)])
-        for item, ticket, prediction in zip(work, submissions, predictions, strict=True):
+        foreign: list[tuple[Work[Intake], TicketSubmission]] = []
+        for item, intake, prediction in zip(work, intakes, predictions, strict=True):
+            ticket = intake.ticket
             row = stored[(ticket.ticket_id,)]
             if row["submission_seq"] != item.delivery.stream_seq:
-                entries.decisions.append(self._duplicate(ticket.ticket_id, item, row))
+                if (row["platform"] or DEFAULT_PLATFORM) != intake.platform:
+                    foreign.append((item, ticket))
+                else:
+                    entries.decisions.append(self._duplicate(ticket.ticket_id, item, row))
                 continue
             classification = Classification.model_validate(row["classification"])
             classified[ticket.ticket_id] = (ticket.business_unit, classification)
             entries.extend(self._classified(item, ticket, prediction, classification, row))
-        return entries
+        return entries.extend(await self._reject_foreign(ledger, foreign))
 
-    def _ticket_row(self, item: Work[Intake], ticket: TicketSubmission,
+    async def _reject_foreign(self, ledger: Ledger,
+                              work: Sequence[tuple[Work[Intake], TicketSubmission]]) -> Entries:
+        """A ticket id another support platform already uses: the submission is rejected (its
+        payload kept, a `rejected` outcome keyed by its stream sequence) and the other
+        platform's ticket is left as it is: no duplicate decision, no charge."""
+        if not work:
+            return Entries()
+        rejections = [(item, SubmissionError([FOREIGN_TICKET_ID], ticket.ticket_id,
+                                             ticket.business_unit)) for item, ticket in work]
+        await ledger.insert_once("rejected_payloads", [
+            _rejected_payload(item, error, len(item.delivery.data)) for item, error in rejections])
+        return Entries(outcomes=[_rejected_outcome(item, error) for item, error in rejections])
+
+    def _ticket_row(self, item: Work[Intake], intake: Accepted,
                     prediction: IntentPrediction, now: datetime) -> dict[str, Any]:
         classification = to_classification(prediction, self.model.version)
+        ticket = intake.ticket
         return {
-            "ticket_id": ticket.ticket_id, "business_unit": ticket.business_unit,
+            "ticket_id": ticket.ticket_id, "platform": intake.platform,
+            "business_unit": ticket.business_unit,
             "subject": ticket.subject, "body": ticket.body, "customer_id": ticket.customer_id,
             "channel": ticket.channel, "metadata": ticket.metadata,
             "submission_seq": item.delivery.stream_seq, "trace_id": item.trace_id,
@@ -189,28 +211,35 @@ class ClassifierStage:
             return Entries()
         errors: list[Rejected] = [item.value for item in work]  # type: ignore[misc]
         inserted = await ledger.insert_once("rejected_payloads", [
-            audit_row({"stream_seq": item.delivery.stream_seq, "subject": item.delivery.subject,
-                       "ticket_id": rejection.error.ticket_id,
-                       "business_unit": rejection.error.business_unit,
-                       "reasons": rejection.error.reasons, "raw_payload": item.delivery.excerpt(),
-                       "payload_bytes": rejection.payload_bytes}, AUDITED_TEXT["rejected_payloads"])
+            _rejected_payload(item, rejection.error, rejection.payload_bytes)
             for item, rejection in zip(work, errors, strict=True)
         ])
         observe_rejections(len(inserted))
         accepted_ids = await ledger.existing(
             "tickets", "ticket_id", (r.error.ticket_id for r in errors if r.error.ticket_id))
-        outcomes = []
-        for item, rejection in zip(work, errors, strict=True):
-            ticket_id = rejection.error.ticket_id
-            if ticket_id is None or ticket_id in accepted_ids:
-                continue
-            outcomes.append(OutcomeEntry(keys.rejected_outcome(item.delivery.stream_seq), Outcome(
-                ticket_id=ticket_id, status=OutcomeStatus.REJECTED,
-                business_unit=rejection.error.business_unit, reasons=rejection.error.reasons,
-                cost_usd=Decimal(0), resolved_by="automation", trace_id=item.trace_id,
-                decided_at=utcnow(),
-            ), item.trace_headers))
-        return Entries(outcomes=outcomes)
+        return Entries(outcomes=[
+            _rejected_outcome(item, rejection.error)
+            for item, rejection in zip(work, errors, strict=True)
+            if rejection.error.ticket_id is not None
+            and rejection.error.ticket_id not in accepted_ids])
+
+
+def _rejected_payload(item: Work[Intake], error: SubmissionError, payload_bytes: int
+                      ) -> dict[str, Any]:
+    return audit_row({"stream_seq": item.delivery.stream_seq, "subject": item.delivery.subject,
+                      "ticket_id": error.ticket_id, "business_unit": error.business_unit,
+                      "reasons": error.reasons, "raw_payload": item.delivery.excerpt(),
+                      "payload_bytes": payload_bytes}, AUDITED_TEXT["rejected_payloads"])
+
+
+def _rejected_outcome(item: Work[Intake], error: SubmissionError) -> OutcomeEntry:
+    """The `rejected` outcome of one submission, keyed by its stream sequence."""
+    assert error.ticket_id is not None
+    return OutcomeEntry(keys.rejected_outcome(item.delivery.stream_seq), Outcome(
+        ticket_id=error.ticket_id, status=OutcomeStatus.REJECTED,
+        business_unit=error.business_unit, reasons=error.reasons, cost_usd=Decimal(0),
+        resolved_by="automation", trace_id=item.trace_id, decided_at=utcnow(),
+    ), item.trace_headers)
 
 
 def _observe(recorded: Recorded, classified: dict[str, tuple[str, Classification]]) -> None:

@@ -45,7 +45,10 @@ tickets = Table(
     Column("confidence", Float),
     Column("classification", JSONB),
     Column("personal_data_erased_at", DateTime(timezone=True)),
+    Column("platform", Text),
 )
+"""`platform`: the support platform whose submission subject the ticket came on (NULL: stored
+before 0010, through the bare `tickets.submitted`, and taken as the `support` platform's)."""
 
 decisions = Table(
     "decisions",
