@@ -1,6 +1,6 @@
 """The agents' console in a real headless Chromium (Debian's `chromium`, driven by Playwright
 with its executable path: no browser download): sign in, watch the queue update, claim,
-reply and resolve, and see the human outcome arrive on `tickets.outcome.resolved`."""
+reply and resolve, and see the human outcome arrive on `tickets.outcome.resolved.<platform>`."""
 
 from __future__ import annotations
 

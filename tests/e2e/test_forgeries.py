@@ -127,7 +127,7 @@ async def test_an_outcome_pre_published_under_the_old_predictable_id_does_not_st
     forged = {"ticket_id": ticket_id, "status": "resolved", "business_unit": unit,
               "answer": "GBP 5,000 refund approved", "cost_usd": "0", "resolved_by": "automation",
               "reasons": ["forged"], "decided_at": datetime.now(UTC).isoformat()}
-    ack = await client.js.publish(outcome_subject(OutcomeStatus.RESOLVED),
+    ack = await client.js.publish(outcome_subject(OutcomeStatus.RESOLVED, "support"),
                                   json.dumps(forged).encode(), stream=OUTCOMES_STREAM,
                                   headers={"Nats-Msg-Id": f"{ticket_id}:outcome:automation"})
     assert not ack.duplicate

@@ -28,6 +28,8 @@ async def test_a_platform_submitting_for_a_unit_it_is_not_bound_to_is_rejected(
     assert rejected["reasons"] == [f"business_unit: support platform '{PARTNER}' may not submit "
                                    f"for business unit '{foreign_unit}'"]
     assert outcomes[own][0]["status"] != "rejected", "its own unit is accepted"
+    assert [o["platform"] for o in (rejected, outcomes[own][0])] == [PARTNER, PARTNER], \
+        "each outcome goes to the submitting platform's tickets.outcome.<status>.partner"
     for table in ("tickets", "decisions", "cost_ledger", "accountability", "escalations"):
         rows = await client.fetch(f"SELECT 1 FROM {table} WHERE ticket_id = :t", t=foreign)
         assert rows == [], f"{table} holds the rejected ticket"
@@ -52,6 +54,8 @@ async def test_another_platforms_ticket_id_is_rejected_and_the_first_ticket_is_u
     seen = (await client.outcomes.wait_for([ticket_id], count=2))[ticket_id]
     [rejected] = [outcome for outcome in seen if outcome["status"] == "rejected"]
     assert first["status"] != "rejected" and seen[0] == first
+    assert (first["platform"], rejected["platform"]) == ("support", PARTNER), \
+        "the rejection goes to the platform that submitted it, not the id's owner"
     assert rejected["reasons"] == [
         "ticket_id: already used by another support platform; choose another id"]
     [after] = await client.fetch("SELECT * FROM tickets WHERE ticket_id = :t", t=ticket_id)

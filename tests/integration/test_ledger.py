@@ -127,7 +127,7 @@ async def test_an_outcome_is_published_as_first_stored(books: Books) -> None:
     [publication] = again.publications
     assert publication.msg_id.startswith(f"{ticket_id}:outcome:automation:")
     assert len(publication.msg_id) > len(f"{ticket_id}:outcome:automation:") + 20, "a nonce"
-    assert publication.subject == "tickets.outcome.escalated"
+    assert publication.subject == "tickets.outcome.escalated.support"
     assert publication.headers == {"traceparent": "p"}
 
 

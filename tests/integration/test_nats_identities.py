@@ -95,7 +95,8 @@ async def operator(server: Server) -> AsyncIterator[Connected]:
     js = connected.nc.jetstream()
     for stream, subjects in S.STREAM_SUBJECTS.items():
         await js.add_stream(name=stream, subjects=subjects)
-    await ensure_platform_consumer(js, DEFAULT_PLATFORM)
+    for name in (DEFAULT_PLATFORM, PARTNER):
+        await ensure_platform_consumer(js, name)
     yield connected
     await connected.nc.close()
 
@@ -143,9 +144,13 @@ async def test_a_platform_submits_tickets_and_reads_outcomes_through_its_own_con
                            stream=S.TICKETS_STREAM, headers={"Nats-Msg-Id": f"{ticket_id}:submitted"})
     assert ack.stream == S.TICKETS_STREAM
 
+    theirs = json.dumps({"ticket_id": ticket_id, "status": "rejected", "platform": PARTNER})
     outcome = json.dumps({"ticket_id": ticket_id, "status": "resolved"}).encode()
-    await operator.nc.jetstream().publish(S.outcome_subject(S.OutcomeStatus.RESOLVED), outcome,
-                                          stream=S.OUTCOMES_STREAM)
+    operator_js = operator.nc.jetstream()
+    await operator_js.publish(S.outcome_subject(S.OutcomeStatus.REJECTED, PARTNER),
+                              theirs.encode(), stream=S.OUTCOMES_STREAM)
+    await operator_js.publish(S.outcome_subject(S.OutcomeStatus.RESOLVED, DEFAULT_PLATFORM),
+                              outcome, stream=S.OUTCOMES_STREAM)
     reader = await js.pull_subscribe_bind(platform_consumer(DEFAULT_PLATFORM), S.OUTCOMES_STREAM,
                                           inbox_prefix=f"{inbox_prefix(DEFAULT_PLATFORM)}.".encode())
     seen: list[bytes] = []
@@ -153,11 +158,13 @@ async def test_a_platform_submits_tickets_and_reads_outcomes_through_its_own_con
         for msg in await reader.fetch(10, timeout=5):
             seen.append(msg.data)
             await msg.ack()
+    assert theirs.encode() not in seen, "another platform's outcome reached this platform"
     assert platform.errors.seen == []
 
 
 @pytest.mark.parametrize("subject", [
-    S.outcome_subject(S.OutcomeStatus.RESOLVED), S.outcome_subject(S.OutcomeStatus.REJECTED), S.CLASSIFIED,
+    S.outcome_subject(S.OutcomeStatus.RESOLVED, DEFAULT_PLATFORM),
+    S.outcome_subject(S.OutcomeStatus.REJECTED, DEFAULT_PLATFORM), S.CLASSIFIED,
     S.DRAFTED, S.ESCALATION_REQUESTED, S.dead_letter_subject(S.Stage.VERIFIER),
     f"$KV.{S.ROUTER_POLICY_BUCKET}.{S.ROUTER_POLICY_KEY}",
     f"$JS.API.STREAM.PURGE.{S.OUTCOMES_STREAM}", f"$JS.API.STREAM.DELETE.{S.TICKETS_STREAM}",
@@ -221,13 +228,13 @@ async def test_a_platform_cannot_listen_outside_its_own_inbox(
 
 
 @pytest.mark.parametrize(("identity", "subject"), [
-    (S.Stage.CLASSIFIER, S.outcome_subject(S.OutcomeStatus.RESOLVED)),
+    (S.Stage.CLASSIFIER, S.outcome_subject(S.OutcomeStatus.RESOLVED, DEFAULT_PLATFORM)),
     (S.Stage.CLASSIFIER, f"$KV.{S.ROUTER_POLICY_BUCKET}.{S.ROUTER_POLICY_KEY}"),
     (S.Stage.ROUTER, f"$KV.{S.ROUTER_POLICY_BUCKET}.{S.ROUTER_POLICY_KEY}"),
-    (S.Stage.ROUTER, S.outcome_subject(S.OutcomeStatus.RESOLVED)),
-    (S.Stage.VERIFIER, S.outcome_subject(S.OutcomeStatus.ESCALATED)),
+    (S.Stage.ROUTER, S.outcome_subject(S.OutcomeStatus.RESOLVED, DEFAULT_PLATFORM)),
+    (S.Stage.VERIFIER, S.outcome_subject(S.OutcomeStatus.ESCALATED, DEFAULT_PLATFORM)),
     (S.Stage.VERIFIER, S.CLASSIFIED),
-    ("specialists", S.outcome_subject(S.OutcomeStatus.RESOLVED)),
+    ("specialists", S.outcome_subject(S.OutcomeStatus.RESOLVED, DEFAULT_PLATFORM)),
     (S.Stage.ESCALATION, S.DRAFTED),
     (S.Stage.ESCALATION, f"$JS.API.CONSUMER.MSG.NEXT.{S.WORK_STREAM}.{S.Stage.VERIFIER}"),
 ])

@@ -54,7 +54,7 @@ async def test_a_preempted_old_style_id_does_not_stop_the_outcome_and_a_redelive
     ticket_id = f"I-{uuid.uuid4().hex[:10]}"
     forged = {"ticket_id": ticket_id, "status": "resolved", "answer": "GBP 5,000 refund approved"}
     _, dropped = await publish(js, Publication(
-        outcome_subject(OutcomeStatus.RESOLVED), json.dumps(forged).encode(),
+        outcome_subject(OutcomeStatus.RESOLVED, "support"), json.dumps(forged).encode(),
         f"{ticket_id}:outcome:automation", OUTCOMES_STREAM))
     assert not dropped, "the forger's message itself is stored (it holds no genuine id)"
 

@@ -73,10 +73,10 @@ def test_outcome_serialises_cost_as_a_json_number() -> None:
 
 
 def test_subjects_and_message_ids_are_derived_from_ticket_and_stage() -> None:
-    assert outcome_subject("rejected") == "tickets.outcome.rejected"
+    assert outcome_subject("rejected", "support") == "tickets.outcome.rejected.support"
     assert message_id("T-1", "classified") == "T-1:classified"
     with pytest.raises(ValueError):
-        outcome_subject("bogus")
+        outcome_subject("bogus", "support")
 
 
 def test_nul_characters_are_refused_before_they_reach_postgres() -> None:

@@ -24,7 +24,7 @@ def run(books: MemoryBooks, *deliveries: tuple[bytes, int, int]) -> AppRun:
                          subject=subjects.submission_subject(DEFAULT_PLATFORM),
                          stream=subjects.TICKETS_STREAM, durable="classifier", deliveries=deliveries,
                          outputs=[(subjects.CLASSIFIED, subjects.WORK_STREAM),
-                                  (subjects.outcome_subject("rejected"), subjects.OUTCOMES_STREAM)])
+                                  (subjects.outcome_status_subjects("rejected"), subjects.OUTCOMES_STREAM)])
 
 
 def test_a_ticket_is_classified_once_and_a_redelivery_republishes_it() -> None:
@@ -42,6 +42,6 @@ def test_a_malformed_submission_is_rejected_and_the_next_one_flows() -> None:
     run_ = run(MemoryBooks(), (json.dumps({"ticket_id": "C-2"}).encode(), 2, 1),
                (submission("C-3"), 3, 1))
     assert [(s, without_nonce(m)) for s, m, _ in run_.published] == [
-        (subjects.outcome_subject("rejected"), "C-2:outcome:rejected:2"),
+        (subjects.outcome_subject("rejected", DEFAULT_PLATFORM), "C-2:outcome:rejected:2"),
         (subjects.CLASSIFIED, "C-3:classified")]
     assert len(run_.acked) == 2

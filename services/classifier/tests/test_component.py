@@ -84,7 +84,7 @@ def test_a_malformed_submission_is_rejected_without_holding_up_its_batch() -> No
     assert bad.acked and garbage.acked and good.acked
     by_subject = {p.subject: p for p in published}
     assert by_subject[CLASSIFIED].msg_id == "T-4:classified"
-    rejected = by_subject[outcome_subject("rejected")]
+    rejected = by_subject[outcome_subject("rejected", DEFAULT_PLATFORM)]
     assert without_nonce(rejected.msg_id) == f"T-bad:outcome:rejected:{bad.seq}"
     assert Outcome.model_validate_json(rejected.payload).reasons
     assert len(stage.rows("rejected_payloads")) == 2

@@ -34,7 +34,7 @@ def run(books: MemoryBooks, *deliveries: tuple[bytes, int, int]) -> AppRun:
                             escalated_by="router")
     return drive_service(create_app, EscalationSettings, books, subject=subjects.ESCALATION_REQUESTED,
                          stream=subjects.WORK_STREAM, durable="escalation", deliveries=deliveries,
-                         outputs=[(subjects.outcome_subject("escalated"), subjects.OUTCOMES_STREAM),
+                         outputs=[(subjects.outcome_status_subjects("escalated"), subjects.OUTCOMES_STREAM),
                                   (subjects.ASSIST_REQUESTED, subjects.WORK_STREAM)])
 
 

@@ -35,7 +35,7 @@ def test_a_ticket_is_queued_and_announced_as_escalated() -> None:
     published = {without_nonce(p.msg_id): p for p in stage.deliver(message)}
     assert message.acked
     outcome = published["E-1:outcome:automation"]
-    assert outcome.subject == outcome_subject("escalated")
+    assert outcome.subject == outcome_subject("escalated", "support")
     assert messages.Outcome.model_validate_json(outcome.payload).reasons == ["a check failed"]
     assert published["E-1:assist"].subject == ASSIST_REQUESTED
     [queued] = stage.rows("escalations")

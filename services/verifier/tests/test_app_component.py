@@ -41,7 +41,7 @@ def run(books: MemoryBooks, *deliveries: tuple[bytes, int, int]) -> AppRun:
     return drive_service(create_app, VerifierSettings, books,
                          subject=subjects.DRAFTED, stream=subjects.WORK_STREAM,
                          durable="verifier", deliveries=deliveries,
-                         outputs=[(subjects.outcome_subject("resolved"), subjects.OUTCOMES_STREAM),
+                         outputs=[(subjects.outcome_status_subjects("resolved"), subjects.OUTCOMES_STREAM),
                                   (subjects.ESCALATION_REQUESTED, subjects.WORK_STREAM)])
 
 
@@ -50,8 +50,8 @@ def test_a_draft_gets_its_verdict_once_and_a_redelivery_repeats_it() -> None:
     run_ = run(books, (drafted("W-1"), 1, 1), (drafted("W-1"), 1, 2))
     [verdict] = [row["output"] for row in books.store.rows("decisions")
                  if row["stage"] == "verifier"]
-    expected = (subjects.outcome_subject("resolved"), "W-1:outcome:automation") if verdict["passed"] \
-        else (subjects.ESCALATION_REQUESTED, "W-1:escalate")
+    resolved = (subjects.outcome_subject("resolved", "support"), "W-1:outcome:automation")
+    expected = resolved if verdict["passed"] else (subjects.ESCALATION_REQUESTED, "W-1:escalate")
     assert [(subject, without_nonce(msg_id)) for subject, msg_id, _ in run_.published] == [expected] * 2
     assert run_.published[0][1] == run_.published[1][1]
     assert run_.published[0][2] == run_.published[1][2]

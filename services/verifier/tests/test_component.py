@@ -61,7 +61,7 @@ def test_a_passing_draft_resolves_with_the_ledgers_cost_and_a_failing_one_escala
     bad = stage.message(recorded(stage, drafted("V-2", "We guarantee it arrives today.")), DRAFTED)
     published = {without_nonce(p.msg_id): p for p in stage.deliver(good, bad)}
     resolved = published["V-1:outcome:automation"]
-    assert resolved.subject == outcome_subject("resolved")
+    assert resolved.subject == outcome_subject("resolved", "support")
     outcome = messages.Outcome.model_validate_json(resolved.payload)
     assert (outcome.answer, outcome.cost_usd) == ("It is on its way.", Decimal("0.02"))
     escalation = published["V-2:escalate"]

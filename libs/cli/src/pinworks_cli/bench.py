@@ -183,7 +183,7 @@ class _Run:
             self.duplicates += 1
             return
         self.done_at[ticket_id] = arrived
-        status = str(payload.get("status") or msg.subject.rsplit(".", 1)[-1])
+        status = str(payload.get("status") or msg.subject.split(".")[2])  # .<status>.<platform>
         self.statuses[status] += 1
         self.handlers[str(payload.get("handler") or "?") if status == "resolved"
                       else "human" if status == "escalated" else status] += 1

@@ -153,14 +153,15 @@ def warn_if_anonymous(settings: NatsClientSettings, url: str, who: str) -> bool:
 
 
 async def ensure_platform_consumer(js: Any, platform: str) -> None:
-    """The durable pull consumer through which support platform `platform` reads outcomes (an
-    operator's job: the platform's identity may read and acknowledge it, not create it)."""
+    """The durable pull consumer through which support platform `platform` reads its own
+    outcomes, `tickets.outcome.*.<platform>` (an operator's job: the platform's identity may read
+    and acknowledge it, not create it; declaring it again moves an older consumer's filter)."""
     from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
     from pinworks_contracts.identities import platform_consumer
-    from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM
+    from pinworks_contracts.subjects import OUTCOMES_STREAM, platform_outcome_subjects
 
     await js.add_consumer(OUTCOMES_STREAM, ConsumerConfig(
-        durable_name=platform_consumer(platform), filter_subject=OUTCOME_WILDCARD,
+        durable_name=platform_consumer(platform), filter_subject=platform_outcome_subjects(platform),
         ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.NEW,
         description=f"outcomes for support platform {platform}"))

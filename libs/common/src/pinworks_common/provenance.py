@@ -35,6 +35,7 @@ from pinworks_common.ledger.records import (
 from pinworks_common.logs import log_fields
 from pinworks_common.metrics import after_commit
 from pinworks_common.stage import Delivery
+from pinworks_contracts.identities import DEFAULT_PLATFORM
 from pinworks_contracts.messages import (
     Classification,
     Draft,
@@ -77,6 +78,8 @@ class TicketRecord:
     ticket: TicketSubmission
     classification: Classification | None
     trace_id: str
+    platform: str = DEFAULT_PLATFORM
+    """The support platform that submitted it (NULL rows from before: `support`)."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,8 @@ def ticket_record(row: Row) -> TicketRecord:
         metadata=dict(row["metadata"] or {}))
     classification = (Classification.model_validate(row["classification"])
                       if row["classification"] else None)
-    return TicketRecord(ticket, classification, str(row["trace_id"]))
+    return TicketRecord(ticket, classification, str(row["trace_id"]),
+                        row.get("platform") or DEFAULT_PLATFORM)
 
 
 async def recorded_tickets(ledger: Ledger, ticket_ids: Iterable[str]) -> dict[str, TicketRecord]:
@@ -170,6 +174,7 @@ def recorded_envelope(envelope: TicketEnvelope, ticket: TicketRecord, queue: Que
     (entitlements and passages included)."""
     return envelope.model_copy(update={
         "ticket": ticket.ticket,
+        "platform": ticket.platform,
         "classification": recorded_classification(envelope.attempt, ticket, queue),
         "draft": Draft.model_validate(stored["draft"]),
     })

@@ -28,7 +28,7 @@ from pinworks_contracts.subjects import (
     OutcomeStatus,
     Stage,
     dead_letter_subject,
-    outcome_subject,
+    outcome_status_subjects,
     specialist_consumer,
     submission_subject,
 )
@@ -98,7 +98,7 @@ def _service_publish(stage: Stage, *subjects: str) -> list[str]:
 
 def _services() -> dict[str, tuple[list[str], list[str]]]:
     """(publish, subscribe) of each service, before its inbox."""
-    rejected = outcome_subject(OutcomeStatus.REJECTED)
+    rejected = outcome_status_subjects(OutcomeStatus.REJECTED)
     specialist_durables = [specialist_consumer(h) for h in (*AUTOMATED_HANDLERS, ASSIST_HANDLER)]
     return {
         "classifier": (
@@ -114,12 +114,12 @@ def _services() -> dict[str, tuple[list[str], list[str]]]:
              *(rule for durable in specialist_durables
                for rule in _pull_consumer(WORK_STREAM, durable))], []),
         "verifier": (
-            [*_service_publish(Stage.VERIFIER, outcome_subject(OutcomeStatus.RESOLVED),
+            [*_service_publish(Stage.VERIFIER, outcome_status_subjects(OutcomeStatus.RESOLVED),
                                ESCALATION_REQUESTED, rejected),
              *_pull_consumer(WORK_STREAM, Stage.VERIFIER)], []),
         "escalation": (
-            [*_service_publish(Stage.ESCALATION, outcome_subject(OutcomeStatus.ESCALATED),
-                               outcome_subject(OutcomeStatus.RESOLVED), rejected,
+            [*_service_publish(Stage.ESCALATION, outcome_status_subjects(OutcomeStatus.ESCALATED),
+                               outcome_status_subjects(OutcomeStatus.RESOLVED), rejected,
                                ASSIST_REQUESTED, CLASSIFIED, dead_letter_subject(Stage.AGENT)),
              *_pull_consumer(WORK_STREAM, Stage.ESCALATION),
              *_pull_consumer(OUTCOMES_STREAM, QUALITY_SAMPLE)], []),

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError
 
+from pinworks_contracts.identities import DEFAULT_PLATFORM
 from pinworks_contracts.jsonlimits import (
     MAX_SUBMISSION_BYTES,
     SUBMISSION_LIMITS,
@@ -37,7 +38,7 @@ def utcnow() -> datetime:
 
 
 class TicketSubmission(BaseModel):
-    """A support ticket as a support platform submits it on `tickets.submitted`."""
+    """A support ticket as a support platform submits it on `tickets.submitted.<platform>`."""
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
 
@@ -141,6 +142,10 @@ class TicketEnvelope(BaseModel):
     """What travels between stages: the ticket and everything decided about it so far."""
 
     ticket: TicketSubmission = Field(description="The accepted submission.")
+    platform: str = Field(
+        default=DEFAULT_PLATFORM,
+        description="The support platform that submitted the ticket (as recorded when it was "
+        "accepted); its outcomes go to that platform alone.")
     trace_id: str = Field(description="OpenTelemetry trace id shared by every stage.")
     received_at: datetime = Field(description="When the classifier accepted the ticket.")
     classification: Classification | None = Field(default=None, description="Classifier output.")
@@ -171,9 +176,13 @@ class EscalationRequest(BaseModel):
 
 
 class Outcome(BaseModel):
-    """The public outcome on `tickets.outcome.<status>`."""
+    """The public outcome on `tickets.outcome.<status>.<platform>`."""
 
     ticket_id: str = Field(description="The submitted ticket id.")
+    platform: str = Field(
+        default=DEFAULT_PLATFORM,
+        description="The support platform whose submission this answers (the last token of the "
+        "outcome's subject).")
     status: OutcomeStatus = Field(description="resolved, escalated or rejected.")
     business_unit: str | None = Field(description="Who pays; null if it could not be read.")
     intent: str | None = Field(default=None, description="Classified intent, if classified.")

@@ -15,7 +15,8 @@ SUBMITTED_PREFIX = "tickets.submitted"
 SUBMITTED_WILDCARD = f"{SUBMITTED_PREFIX}.*"
 PLATFORM_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 """A support platform's name: one subject token (no `.`, `*` or `>`), as its identity is named."""
-# Public contract: one subject per outcome status, `tickets.outcome.<status>`.
+# Public contract: one subject per outcome status and support platform,
+# `tickets.outcome.<status>.<platform>`; a platform's consumer reads only its own.
 OUTCOME_PREFIX = "tickets.outcome"
 OUTCOME_WILDCARD = f"{OUTCOME_PREFIX}.>"
 
@@ -79,8 +80,20 @@ def submitting_platform(subject: str) -> str | None:
     return platform
 
 
-def outcome_subject(status: OutcomeStatus | str) -> str:
-    return f"{OUTCOME_PREFIX}.{OutcomeStatus(status).value}"
+def outcome_subject(status: OutcomeStatus | str, platform: str) -> str:
+    """Where an outcome for support platform `platform`'s ticket is published."""
+    return f"{OUTCOME_PREFIX}.{OutcomeStatus(status).value}.{platform}"
+
+
+def outcome_status_subjects(status: OutcomeStatus | str) -> str:
+    """Every platform's outcomes of one status (what a stage may publish, the quality sample
+    reads)."""
+    return f"{OUTCOME_PREFIX}.{OutcomeStatus(status).value}.*"
+
+
+def platform_outcome_subjects(platform: str) -> str:
+    """Every outcome for support platform `platform` (its consumer's filter)."""
+    return f"{OUTCOME_PREFIX}.*.{platform}"
 
 
 def routed_subject(handler: str) -> str:

@@ -112,8 +112,9 @@ def _example(schema_name: str, address: str, examples: dict[str, dict[str, Any]]
              ) -> dict[str, Any] | None:
     key = schema_name
     if schema_name == "Outcome":
-        status = address.rsplit(".", 1)[-1]
-        key = f"Outcome:{status if f'Outcome:{status}' in examples else 'resolved'}"
+        status = next((part for part in address.split(".") if f"Outcome:{part}" in examples),
+                      "resolved")  # tickets.outcome.<status>.<platform>
+        key = f"Outcome:{status}"
     found = examples.get(key)
     if found is None:
         return None

@@ -40,7 +40,8 @@ def create_app(settings: ClassifierSettings | None = None, books: Books | None =
         description="Accepted ticket with its classification, for the router.",
     )
     runtime.broker.publisher(
-        subjects.outcome_subject(subjects.OutcomeStatus.REJECTED), title="outcome-rejected", schema=Outcome,
+        subjects.outcome_status_subjects(subjects.OutcomeStatus.REJECTED),
+        title="outcome-rejected", schema=Outcome,
         description="A submission that could not be accepted, with the reasons.",
     )
     return service_app(

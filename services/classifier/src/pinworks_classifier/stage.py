@@ -164,9 +164,9 @@ class ClassifierStage:
         seq, trace_id = item.delivery.stream_seq, row["trace_id"]
         state = self.customer_state.read(ticket.subject, ticket.body)
         signals = state_reasons(state)
-        envelope = TicketEnvelope(ticket=ticket, trace_id=trace_id,
-                                  received_at=row["received_at"], classification=classification,
-                                  customer_state=state)
+        envelope = TicketEnvelope(ticket=ticket, platform=row["platform"] or DEFAULT_PLATFORM,
+                                  trace_id=trace_id, received_at=row["received_at"],
+                                  classification=classification, customer_state=state)
         return Entries(
             decisions=[
                 Decision(ticket.ticket_id, self.stage, keys.CLASSIFY, COMPONENT,
@@ -233,10 +233,12 @@ def _rejected_payload(item: Work[Intake], error: SubmissionError, payload_bytes:
 
 
 def _rejected_outcome(item: Work[Intake], error: SubmissionError) -> OutcomeEntry:
-    """The `rejected` outcome of one submission, keyed by its stream sequence."""
+    """The `rejected` outcome of one submission, keyed by its stream sequence, for the platform
+    that submitted it alone."""
     assert error.ticket_id is not None
+    platform = submitting_platform(item.delivery.subject) or DEFAULT_PLATFORM
     return OutcomeEntry(keys.rejected_outcome(item.delivery.stream_seq), Outcome(
-        ticket_id=error.ticket_id, status=OutcomeStatus.REJECTED,
+        ticket_id=error.ticket_id, platform=platform, status=OutcomeStatus.REJECTED,
         business_unit=error.business_unit, reasons=error.reasons, cost_usd=Decimal(0),
         resolved_by="automation", trace_id=item.trace_id, decided_at=utcnow(),
     ), item.trace_headers)

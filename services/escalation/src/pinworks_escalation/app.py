@@ -33,7 +33,7 @@ def create_app(settings: EscalationSettings | None = None, books: Books | None =
     )
     mount_stage(
         runtime, QualitySampleStage(settings.quality_sample_rate), books,
-        subject=subjects.outcome_subject(subjects.OutcomeStatus.RESOLVED),
+        subject=subjects.outcome_status_subjects(subjects.OutcomeStatus.RESOLVED),
         stream=subjects.OUTCOMES_STREAM, payload=Outcome,
         description="Resolved tickets: a random share of the automatic answers goes to the "
         "agents' quality review (ESCALATION_QUALITY_SAMPLE_RATE).",
@@ -44,11 +44,13 @@ def create_app(settings: EscalationSettings | None = None, books: Books | None =
         "material (templates, help-centre passages) the console offers the agent.",
     )
     runtime.broker.publisher(
-        subjects.outcome_subject(subjects.OutcomeStatus.ESCALATED), title="outcome-escalated", schema=Outcome,
+        subjects.outcome_status_subjects(subjects.OutcomeStatus.ESCALATED),
+        title="outcome-escalated", schema=Outcome,
         description="Public outcome: the ticket waits for a person.",
     )
     runtime.broker.publisher(
-        subjects.outcome_subject(subjects.OutcomeStatus.RESOLVED), title="outcome-resolved-by-agent",
+        subjects.outcome_status_subjects(subjects.OutcomeStatus.RESOLVED),
+        title="outcome-resolved-by-agent",
         schema=Outcome, description="Public outcome: a person resolved the escalated ticket.",
     )
     relay = OutboxRelay(runtime.engine, make_publisher(runtime.broker),

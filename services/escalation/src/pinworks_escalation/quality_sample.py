@@ -1,7 +1,7 @@
 """The quality sample: a random share of automatic answers goes to the agents' quality review.
 
-The consumer `quality-sample` reads `tickets.outcome.resolved`. The message only says which
-tickets to look at: each automatic answer is read from its stored outcome (resolved by
+The consumer `quality-sample` reads every platform's `tickets.outcome.resolved.*`. The message
+only says which tickets to look at: each automatic answer is read from its stored outcome (resolved by
 automation, by a handler that is not a person), never from the message. Each answer is drawn
 with probability `ESCALATION_QUALITY_SAMPLE_RATE`, once: the draw is a decision row (stage
 `quality-sample`, key `sample[@attempt]`), so a redelivery neither draws again nor queues twice.

@@ -86,7 +86,8 @@ class EscalationStage:
                 request, ticket, queue.get(ticket_id), stored, dead.get(ticket_id, set()))
             if refusal is None:
                 assert ticket is not None
-                envelope = request.envelope.model_copy(update={"ticket": ticket.ticket})
+                envelope = request.envelope.model_copy(
+                    update={"ticket": ticket.ticket, "platform": ticket.platform})
                 recorded.append(Work(item.delivery, request.model_copy(
                     update={"envelope": envelope}), item.span))
                 continue

@@ -25,7 +25,8 @@ def create_app(settings: VerifierSettings | None = None, books: Books | None = N
         description="Draft answers; each is checked before it can reach a customer.",
     )
     runtime.broker.publisher(
-        subjects.outcome_subject(subjects.OutcomeStatus.RESOLVED), title="outcome-resolved", schema=Outcome,
+        subjects.outcome_status_subjects(subjects.OutcomeStatus.RESOLVED),
+        title="outcome-resolved", schema=Outcome,
         description="Public outcome: the verified answer for the customer.",
     )
     runtime.broker.publisher(

@@ -198,7 +198,7 @@ def outcome_publication(outcome: Outcome, key: str, nonce: str | None,
                         headers: Mapping[str, str]) -> Publication:
     """The publication of a stored outcome, under the message id its row's nonce makes."""
     return Publication(
-        subject=outcome_subject(outcome.status),
+        subject=outcome_subject(outcome.status, outcome.platform),
         payload=outcome.model_dump_json().encode(),
         msg_id=outcome_message_id(outcome.ticket_id, key, nonce),
         stream=OUTCOMES_STREAM,
@@ -213,6 +213,7 @@ def automation_outcome(envelope: TicketEnvelope, status: OutcomeStatus, cost_usd
     classification = envelope.classification
     return OutcomeEntry(keys.automation_outcome(envelope.attempt), Outcome(
         ticket_id=envelope.ticket.ticket_id,
+        platform=envelope.platform,
         status=status,
         business_unit=envelope.ticket.business_unit,
         intent=classification.intent if classification else None,

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from pinworks_common.db.records import costs_by_ticket, record_accountability, record_costs, record_outcomes
 from pinworks_common.db.tables import escalations
 from pinworks_common.pricing import AGENT_COMPONENT
+from pinworks_contracts.identities import DEFAULT_PLATFORM
 from pinworks_contracts.messages import Outcome, utcnow
 from pinworks_contracts.subjects import OutcomeStatus
 from pinworks_escalation.queue.agent_store import get_agent
@@ -189,9 +190,11 @@ async def resolve(
 
 def resolved_outcome(row: Any, agent: str, reply: str, cost: Decimal, now: datetime) -> Outcome:
     """The public outcome of an agent's reply to the queued ticket `row`."""
-    classification = row.context.get("envelope", {}).get("classification") or {}
+    envelope = row.context.get("envelope", {})
+    classification = envelope.get("classification") or {}
     return Outcome(
         ticket_id=row.ticket_id,
+        platform=envelope.get("platform") or DEFAULT_PLATFORM,
         status=OutcomeStatus.RESOLVED,
         business_unit=row.business_unit,
         intent=classification.get("intent"),
