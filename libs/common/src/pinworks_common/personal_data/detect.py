@@ -6,9 +6,12 @@ rules (phonenumbers). E-mail addresses, sort codes and account numbers are regul
 Names are found by a shipped gazetteer of first names (data/first_names.txt, built by
 tools/personal_data/build_gazetteer.py) followed by a capitalised surname, by cues ("my name is",
 "Mr", a greeting, a sign-off, "my husband"), and by the values the caller already knows to be
-names (the ticket's ``customer_name``). Postal addresses are found by UK postcodes, US ZIP codes
-after a state, street lines ("12 Acacia Avenue") and towns of the shipped gazetteer after a cue
-("of Leeds", "I live in Leeds"). Nothing is downloaded, and no model is loaded.
+names (the ticket's ``customer_name``); a name's letters may be any Latin ones ("Juhász").
+Postal addresses are found by UK postcodes, US ZIP codes after a state (each with the house
+number and the words before it on its line, whatever the street type), street lines
+("12 Acacia Avenue") and towns of the shipped gazetteer after a cue ("of Leeds", "I live in
+Leeds"). Nothing is downloaded, and no model is loaded. Precision and recall on a labelled set:
+tools/personal_data/eval/README.md.
 """
 
 from __future__ import annotations
@@ -165,7 +168,16 @@ def towns() -> frozenset[str]:
     return _names("towns.txt")
 
 
-_WORD = r"[A-Z][a-z'’]+(?:-[A-Z][a-z'’]+)?"
+def _latin(test: str) -> str:
+    """The Latin letters beyond ASCII (Latin-1 to Extended-B, Extended Additional) that pass
+    ``test`` ("isupper" or "islower"), for a character class: names are "Juhász", "Pușcașu"."""
+    ranges = (range(0xC0, 0x250), range(0x1E00, 0x1F00))
+    return "".join(chr(c) for r in ranges for c in r if getattr(chr(c), test)())
+
+
+_UPPER = "A-Z" + _latin("isupper")
+_LOWER = "a-z" + _latin("islower")
+_WORD = rf"[{_UPPER}][{_LOWER}'’]+(?:-[{_UPPER}][{_LOWER}'’]+)?"
 _TITLE = r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Sir|Dame|Prof)\.?"
 _TITLED = re.compile(rf"\b{_TITLE}\s+((?:[A-Z]\.?\s+)?{_WORD}(?:\s+{_WORD})?)")
 # strong cues name whoever follows; weak cues only a first name of the gazetteer
@@ -250,6 +262,12 @@ _STREET = re.compile(
 _ADDRESS_TAIL = re.compile(
     rf"(?:,?\s+(?:{_WORD}(?:\s+{_WORD}){{0,2}}|[A-Z]{{1,2}}\d[A-Z\d]?\s?\d[A-Z]{{2}}|[A-Z]{{2}}\s+\d{{5}}"
     rf"(?:-\d{{4}})?))")
+_ADDRESS_HEAD = re.compile(
+    rf"(?:\b(?:Flat|Apartment|Apt\.?|Unit|Suite|Studio)\s+\w+|(?<![\w.,/-])\d{{1,5}}[A-Za-z]?)"
+    rf"(?:,?[ \t]+(?:{_WORD}|\d{{1,5}}[A-Za-z]?)){{1,8}},?[ \t]*$")
+"""A house number (or flat) and the capitalised words and numbers after it up to the end of the
+text it is matched on: the street, locality and town lines before a postcode, whatever their
+street type ("13 Oliver Pines, West Edward, N0F 9QG")."""
 _TOWN_CUE = re.compile(
     rf"(?:\bof|\blive in|\blives in|\bliving in|\blived in|\bmoved to|\bbased in|\bresident of|\bfrom"
     rf"|\baddress is|\bhome in|\bflat in|\bhouse in)\s+({_WORD}(?:[ -]{_WORD}){{0,2}})")
@@ -273,7 +291,9 @@ def _address_spans(text: str) -> Iterable[tuple[int, int]]:
         yield match.start(), _extend_address(text, match.end())
     for pattern in (_POSTCODE, _US_ZIP):
         for match in pattern.finditer(text):
-            yield match.start(), match.end()
+            line_start = text.rfind("\n", 0, match.start()) + 1
+            head = _ADDRESS_HEAD.search(text, max(line_start, match.start() - 160), match.start())
+            yield (head.start() if head else match.start()), match.end()
     for match in _TOWN_CUE.finditer(text):
         words = match.group(1)
         for cut in range(len(words), 0, -1):  # the longest prefix that is a town of the gazetteer
@@ -288,7 +308,7 @@ _PRIORITY = {Kind.IBAN: 0, Kind.CARD: 1, Kind.EMAIL: 2, Kind.ACCOUNT: 3, Kind.PH
              Kind.ADDRESS: 5, Kind.NAME: 6}
 
 
-_TOKEN = re.compile(r"[A-Z][a-z'’]+")
+_TOKEN = re.compile(rf"[{_UPPER}][{_LOWER}'’]+")
 _WORD_RE = re.compile(_WORD)
 
 
