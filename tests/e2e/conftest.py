@@ -39,6 +39,7 @@ from pinworks_contracts.subjects import (
 )
 from pinworks_devtools import Endpoint, ServiceProcess, free_port
 from pinworks_devtools.chat_server import ChatServer
+from pinworks_router.policy_trust import PolicyRecords
 from pinworks_router.rollout import policy_bucket
 from tests.conftest import Database
 
@@ -225,6 +226,16 @@ async def live_policy_bucket(nats_url: str, database: Database,
         yield await policy_bucket(nc.jetstream(), bucket), bucket
     finally:
         await nc.close()
+
+
+@pytest_asyncio.fixture
+async def policy_records(database: Database) -> AsyncIterator[PolicyRecords]:
+    """What a router replica checks KV policies with: Postgres as the router's own role."""
+    engine = create_engine(database.service_url("router"), pool_size=1)
+    try:
+        yield PolicyRecords(engine, f"test-replica-{run_id()}")
+    finally:
+        await engine.dispose()
 
 
 async def record_accepted(client: PlatformClient, envelope: TicketEnvelope) -> None:

@@ -42,18 +42,25 @@ async def _apply_and_wait(client: PlatformClient, path: Path, text: str, replica
     return version
 
 
-async def test_running_router_switches_policy_without_restart(
-    platform: Platform, client: PlatformClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def running_replicas(platform: Platform, client: PlatformClient,
+                           monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """The running router's replicas; the in-process CLI talks to the platform as operator."""
     monkeypatch.setenv("NATS_URL", platform.nats_url)
     monkeypatch.setenv("DATABASE_URL", platform.database_url)
-    run = run_id()
     kv = await client.js.key_value(ROUTER_POLICY_BUCKET)
     router_pid = platform.processes["router"].pid
     replicas = {s["replica"] for s in await replica_states(kv)
                 if s["key"] == "current" and s["replica"].endswith(f"-{router_pid}")}
     # Entries of replicas killed earlier in the session stay in the bucket: wait for the live one.
     assert replicas, "the running router reports its policy version at start"
+    return replicas
+
+
+async def test_running_router_switches_policy_without_restart(
+    platform: Platform, client: PlatformClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = run_id()
+    replicas = await running_replicas(platform, client, monkeypatch)
     shipped = DEFAULT_POLICY.read_text()
     candidate = tmp_path / "candidate.yaml"
     candidate_text = shipped.replace("rules:\n", f"""rules:
@@ -78,3 +85,39 @@ async def test_running_router_switches_policy_without_restart(
             (version, f"e2e-live-{run}", "human")]
     finally:
         await _apply_and_wait(client, restore, shipped, replicas)
+
+
+async def test_running_router_refuses_a_forged_policy_and_routes_by_the_recorded_one(
+    platform: Platform, client: PlatformClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = run_id()
+    replicas = await running_replicas(platform, client, monkeypatch)
+    shipped = DEFAULT_POLICY.read_text()
+    recorded = tmp_path / "default.yaml"
+    recorded.write_text(shipped)
+    version = await _apply_and_wait(client, recorded, shipped, replicas)
+    forged = shipped.replace("rules:\n", f"""rules:
+  - name: forged-{run}
+    when: {{metadata: {{e2e_run: ["{run}"]}}}}
+    handler: human
+    reason: written into the bucket around pinworks policy apply
+""", 1)
+    kv = await client.js.key_value(ROUTER_POLICY_BUCKET)
+    try:
+        revision = await kv.put("current", forged.encode())
+        [refusal] = await client.wait_rows(
+            "SELECT kind, kept_version, replica FROM policy_refusals WHERE bucket = :b "
+            "AND revision = :r", b=ROUTER_POLICY_BUCKET, r=revision)
+        assert (refusal.kind, refusal.kept_version) == ("unrecorded_policy", version)
+        assert refusal.replica in replicas
+        ticket_id = f"forged-policy-{run}"
+        await client.submit(ticket(ticket_id, "My new card has not arrived yet",
+                                   metadata={"e2e_run": run}))
+        await client.outcomes.wait_for([ticket_id])
+        rows = await client.fetch(
+            "SELECT version, output FROM decisions WHERE ticket_id = :t AND stage = 'router'",
+            t=ticket_id)
+        assert [r.version for r in rows] == [version]
+        assert rows[0].output["rule"] != f"forged-{run}"
+    finally:
+        await _apply_and_wait(client, recorded, shipped, replicas)

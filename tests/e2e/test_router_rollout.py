@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from pinworks_cli.main import app
 from pinworks_router.policy import load_policy, parse_policy
+from pinworks_router.policy_trust import PolicyRecords
 from pinworks_router.rollout import PolicyHolder, PolicyWatcher
 from pinworks_router.stage import RouterStage
 
@@ -27,7 +28,7 @@ async def cli(*args: str) -> tuple[int, str]:
 
 
 async def test_apply_swaps_every_replica_and_never_to_a_broken_policy(
-    live_policy_bucket: tuple[KeyValue, str], tmp_path: Path
+    live_policy_bucket: tuple[KeyValue, str], policy_records: PolicyRecords, tmp_path: Path
 ) -> None:
     kv, bucket = live_policy_bucket
     files = {name: tmp_path / f"{name}.yaml" for name in ("p1", "p2", "broken")}
@@ -38,7 +39,7 @@ async def test_apply_swaps_every_replica_and_never_to_a_broken_policy(
     shipped = load_policy()
     replica = PolicyHolder(shipped)
     stage = RouterStage(replica)
-    watcher = PolicyWatcher(kv, replica, bucket)
+    watcher = PolicyWatcher(kv, replica, policy_records, bucket)
     await watcher.start()
     try:
         assert stage.policy.version == shipped.version  # empty bucket: the file policy stays
@@ -67,7 +68,7 @@ async def test_apply_swaps_every_replica_and_never_to_a_broken_policy(
 
         # a replica that starts now gets the live policy before it routes anything
         late = PolicyHolder(shipped)
-        late_watcher = PolicyWatcher(kv, late, bucket)
+        late_watcher = PolicyWatcher(kv, late, policy_records, bucket)
         await late_watcher.start()
         assert late.policy.version == v2
         await late_watcher.stop()

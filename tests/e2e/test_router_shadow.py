@@ -21,6 +21,7 @@ from pinworks_common.stage import Work, record_batch
 from pinworks_contracts.messages import Classification, IntentScore, TicketEnvelope, TicketSubmission
 from pinworks_contracts.subjects import ESCALATION_REQUESTED, routed_subject
 from pinworks_router.policy import parse_policy
+from pinworks_router.policy_trust import PolicyRecords
 from pinworks_router.rollout import PolicyWatcher, ShadowHolder
 from pinworks_router.stage import SHADOW_STAGE, RouterStage
 
@@ -49,14 +50,15 @@ def work(ticket_id: str, **metadata: str) -> Work[TicketEnvelope]:
 
 
 async def test_shadow_decisions_are_recorded_and_never_acted_on(
-    live_policy_bucket: tuple[KeyValue, str], migrated_database_url: str, tmp_path: Path
+    live_policy_bucket: tuple[KeyValue, str], policy_records: PolicyRecords,
+    migrated_database_url: str, tmp_path: Path,
 ) -> None:
     kv, bucket = live_policy_bucket
     candidate_file = tmp_path / "candidate.yaml"
     candidate_file.write_text(CANDIDATE)
     shadow = ShadowHolder()
     stage = RouterStage(parse_policy(LIVE), shadow=shadow)
-    watcher = PolicyWatcher(kv, shadow, bucket, "shadow")
+    watcher = PolicyWatcher(kv, shadow, policy_records, bucket, "shadow")
     await watcher.start()
     engine = create_engine(migrated_database_url, pool_size=1)
     prefix = f"shadow-{uuid.uuid4().hex[:8]}"

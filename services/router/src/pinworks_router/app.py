@@ -12,6 +12,7 @@ from pinworks_contracts import subjects
 from pinworks_contracts.messages import EscalationRequest, TicketEnvelope
 from pinworks_router.metrics import poll_budgets
 from pinworks_router.policy import load_policy
+from pinworks_router.policy_trust import PolicyRecords
 from pinworks_router.quality_guard import QualityGuard
 from pinworks_router.rollout import (
     PolicyHolder,
@@ -61,9 +62,12 @@ def create_app(settings: RouterSettings | None = None, books: Books | None = Non
             kv = await policy_bucket(runtime.broker.config.connection_state.stream,
                                      settings.policy_bucket)
             replica = replica_name()
+            records = PolicyRecords(runtime.engine, replica)  # verified with the router's role
             for watcher in (
-                PolicyWatcher(kv, holder, settings.policy_bucket, subjects.ROUTER_POLICY_KEY, replica),
-                PolicyWatcher(kv, shadow, settings.policy_bucket, subjects.ROUTER_SHADOW_KEY, replica),
+                PolicyWatcher(kv, holder, records, settings.policy_bucket,
+                              subjects.ROUTER_POLICY_KEY, replica),
+                PolicyWatcher(kv, shadow, records, settings.policy_bucket,
+                              subjects.ROUTER_SHADOW_KEY, replica),
             ):
                 await watcher.start()
                 watchers.append(watcher)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pinworks_common.commands.platform import run_command, with_platform_db
+from pinworks_common.commands.platform import fail, run_command, with_platform_db
 from pinworks_common.commands.terminal import LazyConsole
 from pinworks_common.commands.tickets_csv import COLUMNS_HELP, read_ticket_rows
 from pinworks_contracts.subjects import ROUTER_POLICY_BUCKET, ROUTER_POLICY_KEY, ROUTER_SHADOW_KEY
@@ -176,8 +176,9 @@ async def _kv(bucket: str) -> tuple[Any, Any]:
 async def apply_policy(path: Path, text: str, applied_by: str, bucket: str,
                        shadow: bool = False) -> tuple[Policy, int, int]:
     """Validate, append to the Postgres history and publish to the KV bucket, in that order:
-    the history row commits only once the routers' bucket holds the policy. A shadow policy
-    is recorded with source `shadow:FILE` and published under the shadow key."""
+    routers load only a value whose history row is committed (policy_trust), so the row
+    commits first. A shadow policy is recorded with source `shadow:FILE` and published under
+    the shadow key."""
     import dataclasses
 
     from pinworks_router.rollout import publish_policy, record_policy
@@ -188,10 +189,13 @@ async def apply_policy(path: Path, text: str, applied_by: str, bucket: str,
         policy, key = dataclasses.replace(policy, source=f"shadow:{path}"), ROUTER_SHADOW_KEY
     nc, kv = await _kv(bucket)
     try:
-        async def store(conn: Any) -> tuple[int, int]:
-            row_id = await record_policy(conn, policy, text, applied_by)
-            return row_id, await publish_policy(kv, policy, text, key)
-        row_id, revision = await with_platform_db(store, write=True)
+        row_id = await with_platform_db(
+            lambda conn: record_policy(conn, policy, text, applied_by), write=True)
+        try:
+            revision = await publish_policy(kv, policy, text, key)
+        except Exception as exc:  # the row stays (append-only): say so, then fail
+            fail(f"{policy.version} is recorded (history #{row_id}) but could not be put in "
+                 f"bucket {bucket}: {exc}; routers keep their policy: apply it again")
     finally:
         await nc.close()
     return policy, row_id, revision

@@ -269,6 +269,11 @@ def _locate(node: yaml.Node | None, loc: tuple[Any, ...]) -> yaml.Node | None:
     return node
 
 
+def content_version(text: str) -> str:
+    """A policy's version: the hash of its exact text (`routing_policies.version`)."""
+    return "policy-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def parse_policy(text: str, source: str = "<policy>") -> Policy:
     """Validate and build a policy; raise PolicyError naming the offending line."""
     try:
@@ -316,8 +321,8 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
         rules.append(rule)
     budgets = _budgets(root, data.get("budgets"), source)
     error_budget = _error_budget(root, data.get("error_budget"), groups, source)
-    version = "policy-" + hashlib.sha256(text.encode()).hexdigest()[:12]
-    return Policy(rules=tuple(rules), intent_groups=groups, version=version, source=source,
+    return Policy(rules=tuple(rules), intent_groups=groups, version=content_version(text),
+                  source=source,
                   budgets=budgets, error_budget=error_budget)
 
 

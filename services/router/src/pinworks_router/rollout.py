@@ -3,8 +3,9 @@
 `pinworks policy apply` validates a policy, appends it to `routing_policies` and puts its text
 under `ROUTER_POLICY_KEY` in the KV bucket. Every router replica watches that key and swaps its
 `PolicyHolder` in one assignment; the stage reads the holder once per batch, so a batch is routed
-by exactly one version. A value that does not parse is refused and logged: the running policy
-stays.
+by exactly one version. A value that does not parse, or that `routing_policies` does not record
+(written to the bucket around the CLI), is refused, logged and audited: the running policy stays
+(pinworks_router.policy_trust).
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from sqlalchemy import insert, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pinworks_common.background import BackgroundTask
 from pinworks_common.db.tables import routing_policies
 from pinworks_contracts.subjects import ROUTER_POLICY_BUCKET, ROUTER_POLICY_KEY
 from pinworks_router.policy import Policy, PolicyError, parse_policy
+from pinworks_router.policy_trust import Offered, PolicyRecords
 
 log = logging.getLogger(__name__)
 KV_HISTORY = 16
@@ -65,45 +68,38 @@ class _Watched:
 
 @dataclass
 class PolicyHolder(_Watched):
-    """The policy a router replica routes with; replaced atomically, never by a broken one."""
+    """The policy a router replica routes with; replaced atomically, never by a refused one."""
 
     policy: Policy
     rejected: list[str] = field(default_factory=list)
 
-    def offer(self, text: str, source: str) -> bool:
-        """Parse `text`; swap it in when valid (True), keep the running policy when not."""
-        try:
-            candidate = parse_policy(text, source)
-        except PolicyError as exc:
-            self.rejected.append(str(exc))
-            log.error("refused policy from %s; keeping %s: %s", source, self.policy.version, exc)
-            self._notify()
-            return False
+    def load(self, candidate: Policy, source: str) -> None:
         if candidate.version != self.policy.version:
             log.info("routing policy %s -> %s (%s)", self.policy.version, candidate.version, source)
             self.policy = candidate
         self._notify()
-        return True
+
+    def refuse(self, reason: str) -> None:
+        """Keep the running policy; `rejected` tells a test and `policy replicas` why."""
+        self.rejected.append(reason)
+        self._notify()
 
 
 @dataclass
 class ShadowHolder(_Watched):
-    """The candidate policy run beside the live one, or None; a broken value is refused."""
+    """The candidate policy run beside the live one, or None; a refused value never loads."""
 
     policy: Policy | None = None
     rejected: list[str] = field(default_factory=list)
 
-    def offer(self, text: str, source: str) -> bool:
-        try:
-            self.policy = parse_policy(text, source)
-        except PolicyError as exc:
-            self.rejected.append(str(exc))
-            log.error("refused shadow policy from %s: %s", source, exc)
-            self._notify()
-            return False
-        log.info("shadow policy %s (%s)", self.policy.version, source)
+    def load(self, candidate: Policy, source: str) -> None:
+        self.policy = candidate
+        log.info("shadow policy %s (%s)", candidate.version, source)
         self._notify()
-        return True
+
+    def refuse(self, reason: str) -> None:
+        self.rejected.append(reason)
+        self._notify()
 
     def clear(self, source: str) -> None:
         log.info("shadow policy cleared (%s)", source)
@@ -198,28 +194,60 @@ async def replica_states(kv: KeyValue) -> list[dict[str, Any]]:
 
 
 class PolicyWatcher:
-    """Follows the live-policy key and offers every new value to the holder."""
+    """Follows a policy key and loads every new value that `records` verifies (policy_trust)."""
 
-    def __init__(self, kv: KeyValue, holder: PolicyHolder | ShadowHolder,
+    def __init__(self, kv: KeyValue, holder: PolicyHolder | ShadowHolder, records: PolicyRecords,
                  bucket: str = ROUTER_POLICY_BUCKET, key: str = ROUTER_POLICY_KEY,
                  replica: str | None = None) -> None:
         """`replica`: when given, the version this replica runs is reported under
         `replicas.<replica>` in the bucket after start and after every change."""
-        self.kv, self.holder, self.bucket, self.key = kv, holder, bucket, key
+        self.kv, self.holder, self.records, self.bucket, self.key = kv, holder, records, bucket, key
         self.replica = replica
         self._follow_task = BackgroundTask("router-policy-watch")
         self._watcher: Any = None
 
     async def start(self) -> None:
-        """Load the live policy (if any) before returning, then follow changes in the background."""
+        """Load the live policy (if any) before returning, then follow changes in the background.
+
+        A refused value at start is no reason to route by the file policy: the replica takes
+        the last good one instead (`_recover`)."""
         self._watcher = await self.kv.watch(self.key)
+        loaded = True
         while True:  # initial value(s), then the None marker
             entry = await self._watcher.updates(timeout=10)
             if entry is None:
                 break
-            self._offer(entry)
+            loaded = await self._offer(entry)
+        if not loaded:
+            await self._recover()
         await self._report()
         self._follow_task.start(self._follow())
+
+    async def _recover(self) -> None:
+        """The key holds a refused value: load the newest revision in its KV history that is
+        recorded (a deletion there clears the shadow), else for the live key the newest
+        recorded live policy, else keep the file policy."""
+        with contextlib.suppress(NoKeysError, KeyNotFoundError):
+            for entry in reversed(await self.kv.history(self.key)):
+                if self._deleted(entry):
+                    if isinstance(self.holder, ShadowHolder):
+                        self.holder.clear(f"{self._offered(entry).source}, last good")
+                        return
+                    continue
+                offered = self._offered(entry)
+                verdict = await self.records.verify(offered)
+                if verdict.policy is not None:
+                    self.holder.load(verdict.policy, f"{offered.source}, last good")
+                    return
+        if isinstance(self.holder, PolicyHolder):
+            try:
+                latest = await self.records.latest_live()
+            except (SQLAlchemyError, OSError, PolicyError):
+                log.exception("no recorded policy to fall back to; keeping %s",
+                              self.holder.policy.version)
+                return
+            if latest is not None:
+                self.holder.load(latest, f"{latest.source}, last recorded")
 
     async def _report(self) -> None:
         if self.replica is None:
@@ -233,20 +261,36 @@ class PolicyWatcher:
         except Exception:  # reporting is best effort; routing goes on with the swapped policy
             log.exception("could not report the running policy version")
 
-    def _offer(self, entry: Any) -> None:
-        source = f"kv:{self.bucket}/{self.key}@{entry.revision}"
-        if entry.operation in (KV_DEL, KV_PURGE) or not entry.value:
+    @staticmethod
+    def _deleted(entry: Any) -> bool:
+        return entry.operation in (KV_DEL, KV_PURGE) or not entry.value
+
+    def _offered(self, entry: Any) -> Offered:
+        text = entry.value.decode(errors="replace") if entry.value else ""
+        return Offered(self.bucket, self.key, int(entry.revision), text)
+
+    async def _offer(self, entry: Any) -> bool:
+        """Load the entry if verified (True); refuse, audit and keep the running one if not."""
+        offered = self._offered(entry)
+        if self._deleted(entry):
             if isinstance(self.holder, ShadowHolder):
-                self.holder.clear(source)
+                self.holder.clear(offered.source)
             else:
                 log.warning("live policy key deleted; keeping %s", self.holder.policy.version)
-            return
-        self.holder.offer(entry.value.decode(), source)
+            return True
+        verdict = await self.records.verify(offered)
+        if verdict.policy is None:
+            kept = self.holder.policy.version if self.holder.policy else None
+            await self.records.refuse(offered, verdict, kept)
+            self.holder.refuse(verdict.reason)
+            return False
+        self.holder.load(verdict.policy, offered.source)
+        return True
 
     async def _follow(self) -> None:
         async for entry in self._watcher:
             if entry is not None:
-                self._offer(entry)
+                await self._offer(entry)
                 await self._report()
 
     async def stop(self) -> None:

@@ -46,7 +46,7 @@ ROLES: tuple[str, ...] = (OWNER, *SERVICE_ROLES.values(), CONSOLE, OPERATOR, REP
 
 APPEND_ONLY: frozenset[str] = frozenset({
     "decisions", "cost_ledger", "accountability", "outcomes", "routing_policies",
-    "rejected_payloads", "dead_letters",
+    "rejected_payloads", "dead_letters", "policy_refusals",
 })
 """The audit: rows are only ever added. No role is granted UPDATE, DELETE or TRUNCATE on them,
 and a trigger refuses those statements (migration 0008)."""
@@ -108,7 +108,9 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
     SERVICE_ROLES["router"]: {
         **_LEDGER,
         "router_budgets": ("SELECT", "INSERT", "UPDATE(limit_amount, used, updated_at)"),
+        # a policy value from the KV bucket loads only if recorded; a refusal is audited
         "routing_policies": READ,
+        "policy_refusals": APPEND,
         # the quality guard: judged reviews in, each scope's estimate and tightenings out
         "quality_reviews": READ,
         "quality_scopes": ("SELECT", "INSERT", "UPDATE(reviewed, wrong, rate, lower_bound, "
@@ -146,6 +148,7 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
         # a new password (`pinworks agent add`) ends the agent's sessions
         "console_sessions": ("SELECT", "UPDATE(revoked_at)"),
         "routing_policies": APPEND,
+        "policy_refusals": READ,
         "router_budgets": ("SELECT", "DELETE"),
         "outbox": ("SELECT", "INSERT", "DELETE"),
         # `pinworks bench` takes its run's escalations, labels and budget rows out afterwards
@@ -160,7 +163,7 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
         table: READ for table in (
             "tickets", "decisions", "cost_ledger", "outcomes", "escalations", "accountability",
             "rejected_payloads", "dead_letters", "labelled_examples", "routing_policies",
-            "router_budgets", "quality_reviews", "quality_scopes", "quality_events",
+            "policy_refusals", "router_budgets", "quality_reviews", "quality_scopes", "quality_events",
         )
     },
 }

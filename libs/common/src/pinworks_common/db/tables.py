@@ -265,6 +265,24 @@ routing_policies = Table(
     _created_at(),
 )
 
+policy_refusals = Table(
+    "policy_refusals",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("bucket", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("revision", BigInteger, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("version", Text),
+    Column("content_sha256", Text, nullable=False),
+    Column("excerpt", Text, nullable=False),
+    Column("kept_version", Text),
+    Column("replica", Text, nullable=False),
+    _created_at(),
+)
+"""Policy KV values a router replica refused (unrecorded or invalid), append-only audit."""
+
 router_budgets = Table(
     "router_budgets",
     metadata,
