@@ -643,20 +643,6 @@ def test_router_policy_and_classifier_artifacts_are_mounted():
     assert vol["persistentVolumeClaim"]["claimName"] == "classifier-model"
 
 
-def test_in_cluster_nats_wiring():
-    """nats.enabled points the services and KEDA at the subchart's services."""
-    values = load_values("keda")
-    values["nats"] = {"enabled": True}
-    docs = docs_of(render_values(values))
-    cm = one(docs, "ConfigMap", f"{FULLNAME}-config")
-    assert cm["data"]["NATS_URL"] == f"nats://pw-nats.{NAMESPACE}.svc:4222"
-    for so in kind(docs, "ScaledObject"):
-        for t in so["spec"]["triggers"]:
-            assert t["metadata"]["natsServerMonitoringEndpoint"] == (
-                f"pw-nats-headless.{NAMESPACE}.svc.cluster.local:8222"
-            )
-
-
 # ------------------------------------------------------------------ Postgres & secrets
 
 

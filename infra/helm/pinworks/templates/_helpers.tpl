@@ -453,3 +453,112 @@ startupProbe:
     - name: model-cache
       mountPath: /models
 {{- end }}
+
+{{/* ---------------------------------------------------------------- NATS identities, TLS */}}
+
+{{/* The Secret holding the in-cluster NATS' authorization (auth.conf); the nats values
+     include and mount it by this name, so it follows the release name only. */}}
+{{- define "pinworks.natsAuthSecret" -}}
+{{- printf "%s-nats-auth" .Release.Name }}
+{{- end }}
+
+{{/* The in-cluster NATS' server certificate (tls.crt, tls.key, ca.crt), named likewise. */}}
+{{- define "pinworks.natsTlsSecret" -}}
+{{- printf "%s-nats-tls" .Release.Name }}
+{{- end }}
+
+{{/* "true" when the services connect to NATS with TLS and verify it with natsTls' CA. */}}
+{{- define "pinworks.natsTlsOn" -}}
+{{- if .Values.nats.enabled }}
+{{- (((.Values.nats.config | default dict).nats | default dict).tls | default dict).enabled | default false }}
+{{- else }}
+{{- .Values.natsTls.enabled }}
+{{- end }}
+{{- end }}
+
+{{- define "pinworks.natsCaSecret" -}}
+{{- .Values.natsTls.caSecret | default (include "pinworks.natsTlsSecret" .) }}
+{{- end }}
+
+{{/* A service's seed Secret: (dict "root" $ "service" "router") */}}
+{{- define "pinworks.natsSeedSecret" -}}
+{{- index (.root.Values.natsAuth.seedSecrets | default dict) .service | default (printf "%s-nats-%s" (include "pinworks.fullname" .root) .service) }}
+{{- end }}
+
+{{/* nats-server's authorization block (JSON without HTML escapes, which its format accepts): every identity of
+     files/nats-permissions.json (`pinworks nats authorization --chart` writes it from
+     pinworks_contracts.identities) an nkey user with its public key from natsAuth. */}}
+{{- define "pinworks.natsAuthorization" -}}
+{{- $matrix := .Files.Get "files/nats-permissions.json" | fromJson }}
+{{- $keys := .Values.natsAuth.publicKeys | default dict }}
+{{- $users := list }}
+{{- range $identity, $permissions := $matrix.identities }}
+{{- $given := index $keys $identity | default "" }}
+{{- /* a list while rotating: the old and the new key, both admitted */}}
+{{- $list := kindIs "slice" $given | ternary $given (list $given) }}
+{{- range $key := $list }}
+{{- if not (regexMatch "^U[A-Z2-7]{55}$" (toString $key)) }}
+{{- fail (printf "pinworks: natsAuth.publicKeys.%s must be the identity's public nkey (U..., 56 characters; `pinworks nats keys` makes them), or a list of them" $identity) }}
+{{- end }}
+{{- $users = append $users (dict "nkey" $key "permissions" $permissions) }}
+{{- end }}
+{{- end }}
+{{- range $platform, $key := .Values.natsAuth.platforms | default dict }}
+{{- if not (regexMatch "^[A-Za-z0-9_-]+$" $platform) }}
+{{- fail (printf "pinworks: natsAuth.platforms: %q is not a NATS subject token" $platform) }}
+{{- end }}
+{{- if not (regexMatch "^U[A-Z2-7]{55}$" $key) }}
+{{- fail (printf "pinworks: natsAuth.platforms.%s must be a public nkey (U..., 56 characters)" $platform) }}
+{{- end }}
+{{- $permissions := $matrix.platform | toJson | replace $matrix.placeholder $platform | fromJson }}
+{{- $users = append $users (dict "nkey" $key "permissions" $permissions) }}
+{{- end }}
+{{- dict "timeout" 5 "users" $users | toRawJson }}
+{{- end }}
+
+{{/* NATS_* env of a workload: its identity's seed file and inbox, the CA. (dict "root" $ "service" "router") */}}
+{{- define "pinworks.natsEnv" -}}
+{{- if .root.Values.natsAuth.enabled }}
+- name: NATS_NKEY
+  value: /etc/pinworks/nats/identity/nkey
+- name: NATS_INBOX_PREFIX
+  value: {{ printf "_INBOX_%s" .service | quote }}
+{{- end }}
+{{- if eq (include "pinworks.natsTlsOn" .root) "true" }}
+- name: NATS_TLS_CA
+  value: /etc/pinworks/nats/ca/ca.crt
+{{- end }}
+{{- end }}
+
+{{- define "pinworks.natsVolumeMounts" -}}
+{{- if .root.Values.natsAuth.enabled }}
+- name: nats-identity
+  mountPath: /etc/pinworks/nats/identity
+  readOnly: true
+{{- end }}
+{{- if eq (include "pinworks.natsTlsOn" .root) "true" }}
+- name: nats-ca
+  mountPath: /etc/pinworks/nats/ca
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "pinworks.natsVolumes" -}}
+{{- if .root.Values.natsAuth.enabled }}
+- name: nats-identity
+  secret:
+    secretName: {{ include "pinworks.natsSeedSecret" . }}
+    defaultMode: 0440
+    items:
+      - key: {{ .root.Values.natsAuth.seedKey }}
+        path: nkey
+{{- end }}
+{{- if eq (include "pinworks.natsTlsOn" .root) "true" }}
+- name: nats-ca
+  secret:
+    secretName: {{ include "pinworks.natsCaSecret" .root }}
+    items:
+      - key: {{ .root.Values.natsTls.caKey }}
+        path: ca.crt
+{{- end }}
+{{- end }}

@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from pinworks_cli import platform_commands, report, ticket_commands
+from pinworks_cli import nats_commands, platform_commands, report, ticket_commands
 from pinworks_common.commands.plugins import command_groups
 from pinworks_common.commands.terminal import plain_usage
 
@@ -34,7 +34,7 @@ def build_app(service_groups: list[tuple[str, Any]]) -> typer.Typer:
     db_app = typer.Typer(help="Database schema and roles.", no_args_is_help=True)
     db_app.command("upgrade")(platform_commands.db_upgrade)
     db_app.command("roles")(platform_commands.db_roles)
-    own_groups = [("db", db_app), ("report", report.report_app)]
+    own_groups = [("db", db_app), ("nats", nats_commands.nats_app), ("report", report.report_app)]
     for name, group in sorted([*own_groups, *service_groups], key=lambda named: named[0]):
         app.add_typer(group, name=name)
     plain_usage(app)

@@ -151,3 +151,30 @@ def permissions(identity: str) -> Permissions:
         return Permissions(tuple(publish), (*subscribe, f"{inbox_prefix(identity)}.>"))
     return platform_permissions(identity)
 
+
+PLATFORM_PLACEHOLDER = "__PLATFORM__"
+"""Stands for a support platform's name in `chart_matrix()` (the chart substitutes each)."""
+
+
+def user_permissions(identity: str) -> dict[str, dict[str, list[str]]]:
+    """`permissions(identity)` as a nats-server `authorization.users[].permissions` block."""
+    allowed = permissions(identity)
+    return {"publish": {"allow": list(allowed.publish)},
+            "subscribe": {"allow": list(allowed.subscribe)}}
+
+
+def authorization(public_keys: dict[str, str], timeout: float = 5) -> dict[str, object]:
+    """nats-server's `authorization` block: each identity (name -> public nkey) an nkey user
+    with its permissions; nobody else may connect."""
+    users = [{"nkey": key, "permissions": user_permissions(name)}
+             for name, key in public_keys.items()]
+    return {"timeout": timeout, "users": users}
+
+
+def chart_matrix() -> dict[str, object]:
+    """The matrix as the Helm chart reads it (`files/nats-permissions.json`): the services' and
+    the operator's permissions, and a support platform's with `PLATFORM_PLACEHOLDER` for its
+    name."""
+    return {"identities": {name: user_permissions(name) for name in (*SERVICES, OPERATOR)},
+            "platform": user_permissions(PLATFORM_PLACEHOLDER),
+            "placeholder": PLATFORM_PLACEHOLDER}
