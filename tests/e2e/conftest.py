@@ -76,6 +76,7 @@ def platform(nats_endpoint: Endpoint, database: Database, fake_llm: ChatServer,
     operator, and `database_url` is the superuser's, for the tests' own reads and setup."""
     nats_url = nats_endpoint.url
     log_dir = tmp_path_factory.mktemp("service-logs")
+    console_port = free_port()
     env = {
         **os.environ,
         "NATS_URL": nats_url,
@@ -86,7 +87,14 @@ def platform(nats_endpoint: Endpoint, database: Database, fake_llm: ChatServer,
         "PINWORKS_MAX_DELIVERIES": "3",
         "PINWORKS_METRICS_INTERVAL_SECONDS": "0.5",
         "PINWORKS_METRICS_MAX_BUSINESS_UNITS": "100000",
-        "ESCALATION_HTTP_PORT": str(free_port()),
+        "ESCALATION_HTTP_PORT": str(console_port),
+        # the CLI's queue commands call the console as the agent of `pinworks login`; no test
+        # writes to the real home's token file
+        "ESCALATION_URL": f"http://127.0.0.1:{console_port}",
+        "PINWORKS_AGENT_TOKEN_FILE": str(tmp_path_factory.mktemp("agent") / "token.json"),
+        # every test signs in from 127.0.0.1: the per-address throttle would lock them all out
+        # (it is tested on its own in tests/integration/test_console_signin.py)
+        "ESCALATION_SIGNIN_ADDRESS_ATTEMPTS": "100000",
         # every automatic answer enters the quality review; the guard judges a scope from 5
         # verdicts (only test_quality marks any, each in a business unit of its own)
         "ESCALATION_QUALITY_SAMPLE_RATE": "1",
@@ -277,6 +285,23 @@ def cli(env: Mapping[str, str], *args: str, cwd: Path = ROOT, timeout: float = 1
     """`pinworks ARGS` as a person runs it, in a subprocess with `env` (usually platform.env)."""
     return subprocess.run([sys.executable, "-m", "pinworks_cli", *args], env=dict(env),
                           capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False)
+
+
+AGENT_PASSWORD = "a long password"
+
+
+def signed_in_env(platform: Platform, token_dir: Path, name: str, *units: str
+                  ) -> dict[str, str]:
+    """`platform.env` signed in with `pinworks login` as a new agent `name` serving `units`,
+    with a token file of its own in `token_dir`."""
+    added = cli(platform.env, "agent", "add", name, "--password", AGENT_PASSWORD,
+                *[arg for unit in units for arg in ("--business-unit", unit)])
+    assert added.returncode == 0, added.stdout + added.stderr
+    env = {**platform.env, "PINWORKS_AGENT_TOKEN_FILE": str(token_dir / f"{name}.token"),
+           "PINWORKS_AGENT_PASSWORD": AGENT_PASSWORD}
+    signed = cli(env, "login", name)
+    assert signed.returncode == 0, signed.stdout + signed.stderr
+    return env
 
 
 async def escalate(client: PlatformClient, ticket_ids: list[str], unit: str,

@@ -14,7 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import OUT_OF_SCOPE, ROOT, Platform, PlatformClient, cli, escalate, fresh_unit, run_id
+from .conftest import (
+    OUT_OF_SCOPE,
+    ROOT,
+    Platform,
+    PlatformClient,
+    cli,
+    escalate,
+    fresh_unit,
+    run_id,
+    signed_in_env,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -81,12 +91,12 @@ async def test_replay_reads_the_usual_column_names_and_lists_escalations(
 
 
 async def test_queue_list_pages_and_says_what_it_left_out(
-    client: PlatformClient, platform: Platform,
+    client: PlatformClient, platform: Platform, tmp_path: Path,
 ) -> None:
     rid, unit = fresh_unit("paged")
     ids = [f"{rid}-q{n}" for n in range(5)]
     await escalate(client, ids, unit)
-    env = {**platform.env, "COLUMNS": "100"}
+    env = {**signed_in_env(platform, tmp_path, f"ana-{rid}", unit), "COLUMNS": "100"}
     first = await acli(env, "queue", "list", "--business-unit", unit, "--limit", "2")
     assert first.returncode == 0, first.stdout + first.stderr
     assert "showing 1-2 of 5; next page: pinworks queue list --offset 2 --limit 2" in first.stdout
@@ -121,9 +131,6 @@ async def test_bench_leaves_no_trace_in_real_work(platform: Platform,
     [queued] = await client.fetch("SELECT count(*) AS n FROM escalations WHERE ticket_id LIKE :p",
                                   p=f"bench-{run}-%")
     assert queued.n == 0, "the run's escalations left the queue"
-    queue = json.loads((await acli(platform.env, "queue", "list", "--json",
-                                   "--limit", "500")).stdout)
-    assert not [item for item in queue if item["ticket_id"].startswith(f"bench-{run}-")]
     report = json.loads((await acli(platform.env, "report", "costs", "--format", "json")).stdout)
     assert not [row for row in report if row["business_unit"].startswith("bench-")]
     included = json.loads((await acli(platform.env, "report", "costs", "--format", "json",
@@ -132,11 +139,15 @@ async def test_bench_leaves_no_trace_in_real_work(platform: Platform,
 
 
 async def test_infrastructure_failures_are_one_line(platform: Platform, tmp_path: Path) -> None:
-    outside = {k: v for k, v in platform.env.items() if k not in ("NATS_URL", "DATABASE_URL")}
-    nowhere = await acli(outside, "queue", "list", cwd=tmp_path)
+    outside = {k: v for k, v in platform.env.items()
+               if k not in ("NATS_URL", "DATABASE_URL", "ESCALATION_URL")}
+    nowhere = await acli(outside, "agent", "list", cwd=tmp_path)
     assert nowhere.returncode == 2
     assert nowhere.stderr.count("\n") == 1 and "no platform to talk to" in nowhere.stderr
     assert "make run" in nowhere.stderr
+    no_console = await acli(outside, "queue", "list", cwd=tmp_path)
+    assert no_console.returncode == 2 and no_console.stderr.count("\n") == 1
+    assert "no escalation console to talk to: ESCALATION_URL is not set" in no_console.stderr
 
     # Run from a subdirectory of a checkout whose `pinworks run` wrote .run/env: it is found.
     (tmp_path / ".run").mkdir()
@@ -168,7 +179,7 @@ async def test_infrastructure_failures_are_one_line(platform: Platform, tmp_path
     finally:
         await engine.dispose()
     bare_url = platform.database_url.rsplit("/", 1)[0] + f"/{bare}"
-    unmigrated = await acli({**platform.env, "DATABASE_URL": bare_url}, "queue", "list")
+    unmigrated = await acli({**platform.env, "DATABASE_URL": bare_url}, "agent", "list")
     assert unmigrated.returncode == 2 and unmigrated.stderr.count("\n") == 1, unmigrated.stderr
     assert "has no pinworks tables" in unmigrated.stderr
     assert "pinworks db upgrade" in unmigrated.stderr

@@ -7,52 +7,65 @@ import csv
 import io
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from pinworks_common.db.engine import create_engine
 from pinworks_escalation.queue import QueueError, claim, resolve, send_back
 
-from .conftest import OUT_OF_SCOPE, Platform, PlatformClient, cli, escalate, fresh_unit, ticket
+from .conftest import (
+    OUT_OF_SCOPE,
+    Platform,
+    PlatformClient,
+    cli,
+    escalate,
+    fresh_unit,
+    signed_in_env,
+    ticket,
+)
 
 pytestmark = pytest.mark.e2e
 
 async def test_an_agent_claims_and_resolves_an_escalated_ticket(
-    client: PlatformClient, platform: Platform,
+    client: PlatformClient, platform: Platform, tmp_path: Path,
 ) -> None:
     rid, unit = fresh_unit()
     ticket_id = f"{rid}-human"
     [escalated] = (await escalate(client, [ticket_id], unit))[ticket_id]
     assert escalated["status"] == "escalated"
+    ana, bo = f"ana-{rid}", f"bo-{rid}"
+    as_ana, as_bo = (signed_in_env(platform, tmp_path, name, unit) for name in (ana, bo))
 
-    listed = cli(platform.env, "queue", "list", "--business-unit", unit, "--json")
+    listed = cli(as_ana, "queue", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     assert [item["ticket_id"] for item in json.loads(listed.stdout)] == [ticket_id]
 
-    refused = cli(platform.env, "queue", "resolve", ticket_id, "--agent", "ana", "--reply", "Hi")
+    refused = cli(as_ana, "queue", "resolve", ticket_id, "--reply", "Hi")
     assert refused.returncode == 1
-    assert "must claim" in refused.stdout
+    assert "must claim" in refused.stderr
 
-    claimed = cli(platform.env, "queue", "claim", "--agent", "ana", "--business-unit", unit)
+    claimed = cli(as_ana, "queue", "claim")
     assert claimed.returncode == 0, claimed.stderr + claimed.stdout
     assert f"claimed {ticket_id}" in claimed.stdout
-    taken = cli(platform.env, "queue", "claim", ticket_id, "--agent", "bo")
+    taken = cli(as_bo, "queue", "claim", ticket_id)
     assert taken.returncode == 1, "a claimed ticket is not handed to a second agent"
+    assert f"is claimed by {ana}" in taken.stderr
 
     reply = "We only handle banking questions, but here is how to reach our travel partner."
-    resolved = cli(platform.env, "queue", "resolve", ticket_id, "--agent", "ana", "--reply", reply)
+    resolved = cli(as_ana, "queue", "resolve", ticket_id, "--reply", reply)
     assert resolved.returncode == 0, resolved.stderr + resolved.stdout
     outcomes = (await client.outcomes.wait_for([ticket_id], count=2))[ticket_id]
     human = outcomes[1]
     assert human["status"] == "resolved"
-    assert human["resolved_by"] == "ana"
+    assert human["resolved_by"] == ana
     assert human["answer"] == reply
     assert human["trace_id"] == escalated["trace_id"]
     assert human["cost_usd"] > escalated["cost_usd"], "the agent's time is charged too"
     actions = await client.fetch(
         "SELECT actor, action FROM accountability WHERE ticket_id = :t AND actor_type = 'person' "
         "ORDER BY id", t=ticket_id)
-    assert [(row.actor, row.action) for row in actions] == [("ana", "claim"), ("ana", "resolve")]
+    assert [(row.actor, row.action) for row in actions] == [(ana, "claim"), (ana, "resolve")]
 
 
 async def test_concurrent_agents_never_share_a_ticket_and_leases_expire(
@@ -97,44 +110,37 @@ async def test_concurrent_agents_never_share_a_ticket_and_leases_expire(
 
 
 async def test_cli_parity_show_reassign_and_send_back(
-    client: PlatformClient, platform: Platform,
+    client: PlatformClient, platform: Platform, tmp_path: Path,
 ) -> None:
     rid, unit = fresh_unit()
     ticket_id = f"{rid}-cli"
     ana, bo = f"ana-{rid}", f"bo-{rid}"
-    for name in (ana, bo):
-        added = cli(platform.env, "agent", "add", name, "--business-unit", unit,
-                    "--password", "a long password")
-        assert added.returncode == 0, added.stderr + added.stdout
+    as_ana, as_bo = (signed_in_env(platform, tmp_path, name, unit) for name in (ana, bo))
     short = cli(platform.env, "agent", "add", f"cy-{rid}", "--business-unit", unit, "--password", "x")
     assert short.returncode == 1 and "at least 8" in short.stdout
     await escalate(client, [ticket_id], unit)
 
-    readable = cli(platform.env, "queue", "show", ticket_id, "--business-unit", unit)
+    readable = cli(as_ana, "queue", "show", ticket_id)
     assert readable.returncode == 0, readable.stderr
     assert OUT_OF_SCOPE in readable.stdout and "Why a person:" in readable.stdout
     assert "out-of-scope-to-person" in readable.stdout and not readable.stdout.startswith("{")
-    shown = cli(platform.env, "queue", "show", ticket_id, "--business-unit", unit, "--json")
+    shown = cli(as_ana, "queue", "show", ticket_id, "--json")
     assert shown.returncode == 0, shown.stderr
     detail = json.loads(shown.stdout)
     assert detail["envelope"]["route"]["rule"] == "out-of-scope-to-person"
     assert detail["sla_due_at"] and detail["trace_id"]
-    hidden = cli(platform.env, "queue", "show", ticket_id, "--business-unit", "elsewhere")
-    assert hidden.returncode == 1
 
-    assert cli(platform.env, "queue", "claim", ticket_id, "--agent", ana).returncode == 0
-    nobody = cli(platform.env, "queue", "reassign", ticket_id, "--agent", ana, "--to", "nobody")
-    assert nobody.returncode == 1 and "no agent nobody" in nobody.stdout
-    handed = cli(platform.env, "queue", "reassign", ticket_id, "--agent", ana, "--to", bo)
+    assert cli(as_ana, "queue", "claim", ticket_id).returncode == 0
+    nobody = cli(as_ana, "queue", "reassign", ticket_id, "--to", "nobody")
+    assert nobody.returncode == 1 and "no agent nobody" in nobody.stderr
+    handed = cli(as_ana, "queue", "reassign", ticket_id, "--to", bo)
     assert handed.returncode == 0, handed.stdout + handed.stderr
-    not_yours = cli(platform.env, "queue", "send-back", ticket_id, "--agent", ana,
-                    "--intent", "lost_or_stolen_card")
-    assert not_yours.returncode == 1 and "must claim" in not_yours.stdout
-    typo = cli(platform.env, "queue", "send-back", ticket_id, "--agent", bo,
-               "--intent", "lost_or_stolen_crd")
+    assert f"{ticket_id} is now held by {bo} until " in handed.stdout
+    not_yours = cli(as_ana, "queue", "send-back", ticket_id, "--intent", "lost_or_stolen_card")
+    assert not_yours.returncode == 1 and "must claim" in not_yours.stderr
+    typo = cli(as_bo, "queue", "send-back", ticket_id, "--intent", "lost_or_stolen_crd")
     assert typo.returncode == 2 and "did you mean lost_or_stolen_card" in typo.stderr
-    sent = cli(platform.env, "queue", "send-back", ticket_id, "--agent", bo,
-               "--intent", "lost_or_stolen_card")
+    sent = cli(as_bo, "queue", "send-back", ticket_id, "--intent", "lost_or_stolen_card")
     assert sent.returncode == 0, sent.stdout + sent.stderr
     assert "labelled example agent:1" in " ".join(sent.stdout.split())
     [example] = await client.fetch(
@@ -142,7 +148,7 @@ async def test_cli_parity_show_reassign_and_send_back(
         t=ticket_id)
     assert (example.corrected_intent, example.labelled_by) == ("lost_or_stolen_card", bo)
     await client.outcomes.wait_for([ticket_id], count=2)
-    listed = json.loads(cli(platform.env, "queue", "list", "--business-unit", unit, "--json").stdout)
+    listed = json.loads(cli(as_bo, "queue", "list", "--json").stdout)
     assert [(i["ticket_id"], i["status"], i["intent"]) for i in listed] == [
         (ticket_id, "open", "lost_or_stolen_card")]
     exported = cli(platform.env, "queue", "examples")

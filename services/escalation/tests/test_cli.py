@@ -15,13 +15,11 @@ app.add_typer(queue_app, name="queue")
 
 
 def test_send_back_refuses_an_unknown_intent_and_suggests_the_nearest() -> None:
-    result = runner.invoke(app, ["queue", "send-back", "T-1", "--agent", "ana",
-                                 "--intent", "cardd_arival"])
+    result = runner.invoke(app, ["queue", "send-back", "T-1", "--intent", "cardd_arival"])
     assert result.exit_code == 2
     assert "'cardd_arival' is not an intent the classifier knows; did you mean card_arrival?" \
         in " ".join(result.output.split())
-    nothing_close = runner.invoke(app, ["queue", "send-back", "T-1", "--agent", "ana",
-                                        "--intent", "qqqqqq"])
+    nothing_close = runner.invoke(app, ["queue", "send-back", "T-1", "--intent", "qqqqqq"])
     assert "pinworks queue intents" in nothing_close.output
     listed = runner.invoke(app, ["queue", "intents", "card"]).output.split()
     assert "card_arrival" in listed and all("card" in i for i in listed)

@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from pinworks_cli import nats_commands, platform_commands, report, ticket_commands
+from pinworks_cli import nats_commands, platform_commands, report, session_commands, ticket_commands
 from pinworks_common.commands.plugins import command_groups
 from pinworks_common.commands.terminal import plain_usage
 
@@ -28,6 +28,8 @@ def build_app(service_groups: list[tuple[str, Any]]) -> typer.Typer:
     app.command()(ticket_commands.submit)
     app.command(help=ticket_commands.REPLAY_HELP)(ticket_commands.replay)
     app.command()(ticket_commands.audit)
+    for command in (session_commands.login, session_commands.logout, session_commands.whoami):
+        app.command()(command)
     for command in (platform_commands.asyncapi, platform_commands.run, platform_commands.top,
                     platform_commands.bench, platform_commands.chaos):
         app.command()(command)

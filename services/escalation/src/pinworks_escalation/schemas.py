@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -11,6 +11,12 @@ from pydantic import BaseModel, Field
 class SignIn(BaseModel):
     name: str = Field(description="Agent name.")
     password: str = Field(description="Agent password.")
+
+
+class TokenRequest(SignIn):
+    kind: Literal["api", "cli"] = Field(
+        "api", description="`cli` for `pinworks login` on an agent's terminal: the token lasts "
+        "PINWORKS_AGENT_TOKEN_HOURS; `api` (scripts) lasts ESCALATION_SESSION_HOURS.")
 
 
 class Me(BaseModel):

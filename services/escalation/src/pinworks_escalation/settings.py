@@ -31,7 +31,7 @@ class EscalationSettings(CommonSettings):
     """How long a console sign-in lasts (sessions live in Postgres: logout, a password change
     or this expiry ends them)."""
     cli_token_hours: float = Field(8.0, gt=0, le=24, validation_alias="PINWORKS_AGENT_TOKEN_HOURS")
-    """How long `pinworks agent login` keeps an agent signed in on this terminal."""
+    """How long `pinworks login` keeps an agent signed in on a terminal (a `cli` session)."""
     secure_cookies: bool | None = Field(None, validation_alias="ESCALATION_SECURE_COOKIES")
     """Mark the session cookie Secure. Unset: Secure unless the console is reached on
     localhost / 127.0.0.1 / ::1 (the chart sets true)."""

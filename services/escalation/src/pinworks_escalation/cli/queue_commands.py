@@ -1,8 +1,12 @@
-"""`pinworks queue …`: work the human escalation queue from a terminal.
+"""`pinworks queue …`: work the human escalation queue from a terminal, as the agent signed in
+with `pinworks login`.
 
-The `pinworks` CLI mounts `queue_app` through the entry point `pinworks.cli` / `queue`. The
-queue's domain functions and the database load inside the commands, so mounting costs nothing
-until one runs.
+Every queue action is a call to the escalation console's API with that agent's token
+(`pinworks_common.commands.agent_session`), so the terminal applies exactly the console's
+business-unit scoping and refuses in the console's words; no database role is needed. Only
+`queue examples` (the operator's export of labelled examples for retraining) reads the
+database, as `DATABASE_URL`'s role. The `pinworks` CLI mounts `queue_app` through the entry
+point `pinworks.cli` / `queue`.
 """
 
 from __future__ import annotations
@@ -10,35 +14,31 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 
+from pinworks_common.commands.agent_session import as_agent
 from pinworks_common.commands.platform import run_command, with_platform_db
 from pinworks_common.commands.terminal import LazyConsole
 
-queue_app = typer.Typer(help="Work the human escalation queue.", no_args_is_help=True)
+queue_app = typer.Typer(help="Work the human escalation queue (as the agent of `pinworks login`).",
+                        no_args_is_help=True)
 console = LazyConsole()
 
-
-def _units(business_unit: list[str] | None) -> list[str] | None:
-    return business_unit or None
-
-
-AgentOption = Annotated[str, typer.Option("--agent", help="Your agent id.")]
-UnitOption = Annotated[list[str] | None, typer.Option(
-    "--business-unit", help="Only these business units (repeatable).")]
+UnitOption = Annotated[str | None, typer.Option(
+    "--business-unit", help="Only this one of your business units.")]
 
 
-async def _queue_page(conn: Any, business_units: list[str] | None, limit: int, offset: int
-                      ) -> tuple[list[Any], int]:
-    """One page of the queue, most urgent first, and how many open or claimed tickets there are."""
-    from pinworks_escalation.queue import QueueQuery, count_queue, list_queue
+def _ticket_path(ticket_id: str, action: str = "") -> str:
+    return f"/api/tickets/{quote(ticket_id, safe='')}" + (f"/{action}" if action else "")
 
-    query = QueueQuery(limit=limit, offset=offset)
-    return (await list_queue(conn, business_units=business_units, query=query),
-            await count_queue(conn, query, business_units=business_units))
+
+def _at(value: str | None, form: str) -> str:
+    return f"{datetime.fromisoformat(value):{form}}" if value else "-"
 
 
 @queue_app.command("list")
@@ -49,17 +49,20 @@ def queue_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print the page as a JSON list.")
                        ] = False,
 ) -> None:
-    """List open and claimed escalations, most urgent first, a page at a time."""
+    """List the open and claimed escalations of your business units, most urgent first, a
+    page at a time."""
     from rich.table import Table
 
-    items, total = run_command(with_platform_db(
-        lambda conn: _queue_page(conn, _units(business_unit), limit, offset)))
+    answer = as_agent("GET", "/api/queue", query={
+        "business_unit": business_unit, "limit": limit, "offset": offset})
+    items: list[dict[str, Any]] = answer.data
+    total = int(answer.headers.get("x-total-count", len(items)))
     shown = f"{offset + 1}-{offset + len(items)}" if items else "none"
     more = offset + len(items) < total
     next_page = (f"; next page: pinworks queue list --offset {offset + len(items)}"
                  + (f" --limit {limit}" if limit != 50 else "")) if more else ""
     if as_json:
-        sys.stdout.write(json.dumps([i.as_dict() for i in items], indent=2) + "\n")
+        sys.stdout.write(json.dumps(items, indent=2) + "\n")
         if more:
             typer.echo(f"showing {shown} of {total}{next_page}", err=True)
         return
@@ -68,10 +71,10 @@ def queue_list(
         table.add_column(column, no_wrap=column != "claimed by")
     table.add_column("reasons", ratio=1, min_width=20)
     for item in items:
-        due = f"{item.sla_due_at:%Y-%m-%d %H:%M}" if item.sla_due_at else "-"
-        table.add_row(item.ticket_id, item.business_unit, item.status, str(item.priority),
-                      due + (" OVERDUE" if item.overdue() else ""),
-                      item.holder() or "-", "; ".join(item.reasons))
+        due = _at(item["sla_due_at"], "%Y-%m-%d %H:%M") + (" OVERDUE" if item["overdue"] else "")
+        table.add_row(item["ticket_id"], item["business_unit"], item["status"],
+                      str(item["priority"]), due, item["claimed_by"] or "-",
+                      "; ".join(item["reasons"]))
     console.print(table)
     if more or offset:
         typer.echo(f"showing {shown} of {total}{next_page}")
@@ -79,65 +82,41 @@ def queue_list(
 
 @queue_app.command("claim")
 def queue_claim(
-    agent: AgentOption,
     ticket_id: Annotated[str | None, typer.Argument(help="A ticket; default the most urgent.")] = None,
-    business_unit: UnitOption = None,
-    lease_minutes: Annotated[int, typer.Option(min=1, max=480)] = 15,
+    business_unit: Annotated[str | None, typer.Option(
+        "--business-unit", help="Without a ticket: the most urgent of this one of your units.")
+    ] = None,
 ) -> None:
-    """Claim a ticket with a lease; nobody else can take it until you release it or it expires."""
-    from datetime import timedelta
-
-    from pinworks_escalation.queue import claim
-
-    item = run_command(with_platform_db(lambda conn: claim(
-        conn, agent, ticket_id=ticket_id, business_units=_units(business_unit),
-        lease=timedelta(minutes=lease_minutes)), write=True))
-    if item is None:
-        console.print("[yellow]nothing to claim[/]")
-        raise typer.Exit(1)
-    envelope = item.context.get("envelope", {})
-    console.print(f"claimed {item.ticket_id} until {item.lease_expires_at:%H:%M:%S} "
-                  f"(priority {item.priority})", highlight=False)
-    console.print(f"reasons: {'; '.join(item.reasons)}", highlight=False, markup=False)
-    console.print(f"customer: {envelope.get('ticket', {}).get('body', '')}",
+    """Claim a ticket with the console's lease; nobody else can take it until you release it
+    or it expires."""
+    if ticket_id is None:
+        item = as_agent("POST", "/api/claim-next", query={"business_unit": business_unit}).data
+    else:
+        item = as_agent("POST", _ticket_path(ticket_id, "claim")).data
+    detail = as_agent("GET", _ticket_path(item["ticket_id"])).data
+    console.print(f"claimed {item['ticket_id']} until "
+                  f"{_at(item['lease_expires_at'], '%H:%M:%S')} (priority {item['priority']})",
+                  highlight=False, markup=False)
+    console.print(f"reasons: {'; '.join(item['reasons'])}", highlight=False, markup=False)
+    console.print(f"customer: {(detail['envelope'].get('ticket') or {}).get('body', '')}",
                   highlight=False, markup=False)
 
 
 @queue_app.command("release")
-def queue_release(ticket_id: str, agent: AgentOption) -> None:
-    """Give a claimed ticket back to the queue."""
-    from pinworks_escalation.queue import QueueError, release
-
-    try:
-        run_command(with_platform_db(lambda conn: release(conn, ticket_id, agent), write=True))
-    except QueueError as error:
-        console.print(f"[red]{error}[/]")
-        raise typer.Exit(1) from None
-    console.print(f"released {ticket_id}")
+def queue_release(ticket_id: str) -> None:
+    """Give a ticket you hold back to the queue."""
+    as_agent("POST", _ticket_path(ticket_id, "release"))
+    console.print(f"released {ticket_id}", highlight=False, markup=False)
 
 
 @queue_app.command("resolve")
 def queue_resolve(
     ticket_id: str,
-    agent: AgentOption,
     reply: Annotated[str, typer.Option(help="The answer sent to the customer.")],
 ) -> None:
-    """Resolve a claimed ticket; publishes the human `resolved` outcome."""
-    from pinworks_common.pricing import agent_cost_usd
-    from pinworks_escalation.queue import QueueError, resolve
-
-    try:
-        agent_cost = agent_cost_usd()
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    try:
-        outcome = run_command(with_platform_db(
-            lambda conn: resolve(conn, ticket_id, agent, reply, agent_cost=agent_cost),
-            write=True))
-    except QueueError as error:
-        console.print(f"[red]{error}[/]")
-        raise typer.Exit(1) from None
-    console.print_json(outcome.model_dump_json())
+    """Resolve a ticket you hold; publishes the human `resolved` outcome."""
+    answer = as_agent("POST", _ticket_path(ticket_id, "resolve"), body={"reply": reply})
+    console.print_json(json.dumps(answer.data["outcome"]))
 
 
 def render_queued(found: dict[str, Any]) -> str:
@@ -221,26 +200,11 @@ def _cost_and_history_lines(found: dict[str, Any]) -> list[str]:
 @queue_app.command("show")
 def queue_show(
     ticket_id: str,
-    business_unit: UnitOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print everything as JSON.")] = False,
 ) -> None:
-    """Show a queued ticket: the customer's message, why it escalated, the classification,
-    route and draft, the cost and who did what."""
-    from pinworks_escalation.queue import get_item, ticket_context
-
-    async def load(conn: Any) -> dict[str, Any] | None:
-        item = await get_item(conn, ticket_id, business_units=_units(business_unit))
-        if item is None:
-            return None
-        return {**item.as_dict(), "envelope": item.context.get("envelope", {}),
-                "corrections": item.context.get("corrections", []), "reply": item.reply,
-                **(await ticket_context(conn, ticket_id))}
-
-    found = run_command(with_platform_db(load))
-    if found is None:
-        typer.echo(f"no escalated ticket {ticket_id}"
-                   + (f" in {', '.join(business_unit)}" if business_unit else ""), err=True)
-        raise typer.Exit(1)
+    """Show a ticket of your business units: the customer's message, why it escalated, the
+    classification, route and draft, the cost and who did what."""
+    found = as_agent("GET", _ticket_path(ticket_id)).data
     if as_json:
         sys.stdout.write(json.dumps(found, indent=2, default=str) + "\n")
     else:
@@ -250,25 +214,12 @@ def queue_show(
 @queue_app.command("reassign")
 def queue_reassign(
     ticket_id: str,
-    agent: AgentOption,
     to: Annotated[str, typer.Option("--to", help="The registered agent who takes it.")],
-    business_unit: UnitOption = None,
-    lease_minutes: Annotated[int, typer.Option(min=1, max=480)] = 15,
 ) -> None:
     """Hand a ticket to a colleague who serves its business unit."""
-    from datetime import timedelta
-
-    from pinworks_escalation.queue import QueueError, reassign
-
-    try:
-        item = run_command(with_platform_db(lambda conn: reassign(
-            conn, ticket_id, agent, to, business_units=_units(business_unit),
-            lease=timedelta(minutes=lease_minutes)), write=True))
-    except QueueError as error:
-        console.print(f"[red]{error}[/]", highlight=False)
-        raise typer.Exit(1) from None
-    console.print(f"{ticket_id} is now held by {item.claimed_by} until "
-                  f"{item.lease_expires_at:%H:%M:%S}", highlight=False)
+    item = as_agent("POST", _ticket_path(ticket_id, "reassign"), body={"agent": to}).data
+    console.print(f"{ticket_id} is now held by {item['claimed_by']} until "
+                  f"{_at(item['lease_expires_at'], '%H:%M:%S')}", highlight=False, markup=False)
 
 
 def known_intent(name: str) -> str:
@@ -300,24 +251,16 @@ def queue_intents(
 @queue_app.command("send-back")
 def queue_send_back(
     ticket_id: str,
-    agent: AgentOption,
     intent: Annotated[str, typer.Option(
         "--intent", help="The intent the ticket really has (see `pinworks queue intents`).")],
-    business_unit: UnitOption = None,
 ) -> None:
     """Correct the intent of a ticket you hold: kept as a labelled example for retraining the
     classifier; the ticket returns to automation."""
-    from pinworks_escalation.queue import QueueError, send_back
-
     intent = known_intent(intent)
-    try:
-        result = run_command(with_platform_db(lambda conn: send_back(
-            conn, ticket_id, agent, intent, business_units=_units(business_unit)), write=True))
-    except QueueError as error:
-        console.print(f"[red]{error}[/]", highlight=False)
-        raise typer.Exit(1) from None
+    result = as_agent("POST", _ticket_path(ticket_id, "send-back"), body={"intent": intent}).data
     console.print(f"{ticket_id}: intent {result['from_intent']} -> {result['to_intent']} "
-                  f"recorded as labelled example {result['example_key']}", highlight=False)
+                  f"recorded as labelled example {result['example_key']}", highlight=False,
+                  markup=False)
 
 
 @queue_app.command("examples")
@@ -325,7 +268,8 @@ def queue_examples(
     out: Annotated[Path | None, typer.Option(help="CSV file to write; default stdout.")] = None,
 ) -> None:
     """Export the intents agents corrected as labelled examples (CSV: text, intent, ...) for
-    retraining the classifier (never the bench's synthetic tickets)."""
+    retraining the classifier (never the bench's synthetic tickets). An operator's export of
+    every unit: it reads the database as DATABASE_URL's role, not as a signed-in agent."""
     import csv
 
     from sqlalchemy import select

@@ -29,6 +29,7 @@ from pinworks_escalation.schemas import (
     SentBack,
     SignIn,
     TicketDetail,
+    TokenRequest,
 )
 
 router = APIRouter()
@@ -63,11 +64,12 @@ async def api_sign_in(body: SignIn, request: Request, response: Response,
 
 @router.post("/api/tokens", response_model=BearerToken, tags=["session"],
              responses=SIGN_IN_REFUSALS)
-async def api_token(body: SignIn, request: Request, console: ConsoleDep) -> BearerToken:
-    """Sign in for a script: a bearer token (`Authorization: Bearer TOKEN`), a server-side
-    session like the cookie's that `DELETE /api/session` or a password change ends."""
+async def api_token(body: TokenRequest, request: Request, console: ConsoleDep) -> BearerToken:
+    """Sign in for a script or `pinworks login`: a bearer token (`Authorization: Bearer
+    TOKEN`), a server-side session like the cookie's that `DELETE /api/session` or a password
+    change ends."""
     agent = await signed_in_agent(request, console, body)
-    token, session = await console.open_session(agent, "api", client_address(request))
+    token, session = await console.open_session(agent, body.kind, client_address(request))
     return BearerToken(token=token, agent=agent.name, business_units=list(agent.business_units),
                        expires_at=session.expires_at)
 
@@ -131,9 +133,11 @@ async def api_ticket(ticket_id: str, agent: ApiAgent, console: ConsoleDep) -> di
 
 @router.post("/api/claim-next", response_model=QueueEntry, tags=["tickets"],
              responses={404: {"description": "nothing to claim"}})
-async def api_claim_next(agent: ApiAgent, console: ConsoleDep) -> dict[str, Any]:
-    """Claim the most urgent claimable ticket of the agent's business units."""
-    item = await console.claim_next(agent)
+async def api_claim_next(agent: ApiAgent, console: ConsoleDep,
+                         business_unit: str | None = None) -> dict[str, Any]:
+    """Claim the most urgent claimable ticket of the agent's business units (of
+    `business_unit` only, when it is one of them)."""
+    item = await console.claim_next(agent, business_unit)
     if item is None:
         raise HTTPException(404, "nothing to claim")
     return item.as_dict()

@@ -80,7 +80,7 @@ class Console:
 
     async def open_session(self, agent: Agent, kind: str,
                            address: str | None) -> tuple[str, Session]:
-        hours = self.settings.session_hours
+        hours = self.settings.cli_token_hours if kind == "cli" else self.settings.session_hours
         async with self.engine.begin() as conn:
             return await open_session(conn, agent.name, kind, timedelta(hours=hours), address)
 
@@ -135,9 +135,12 @@ class Console:
             total = await count_queue(conn, query, business_units=agent.business_units)
         return items, total
 
-    async def claim_next(self, agent: Agent) -> QueueItem | None:
+    async def claim_next(self, agent: Agent, business_unit: str | None = None) -> QueueItem | None:
+        """The most urgent claimable ticket of the agent's units (or of that one of them)."""
+        units = agent.business_units if business_unit is None else [
+            unit for unit in agent.business_units if unit == business_unit]
         return await self.act(lambda conn: claim(
-            conn, agent.name, business_units=agent.business_units, lease=self.lease))
+            conn, agent.name, business_units=units, lease=self.lease))
 
     async def claim_one(self, agent: Agent, ticket_id: str) -> QueueItem:
         """Claim the ticket; 409 says who holds it, or who resolved it."""
