@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
 import stat
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -275,3 +278,22 @@ def test_identity_files_are_private(server: Server) -> None:
                     security.config_file):
         assert stat.S_IMODE(private.stat().st_mode) == 0o600, private
     assert stat.S_IMODE(security.directory.stat().st_mode) == 0o700
+
+
+async def test_the_cli_names_a_permission_the_server_refused_and_exits_non_zero(
+        server: Server, operator: Connected) -> None:
+    """The server reports a permission violation asynchronously (the publish or subscription
+    just gets no answer): the CLI says which subject this identity may not use, at once,
+    instead of waiting for a timeout it would report as an unreachable NATS."""
+    env = {**os.environ, **server.security.client_env(S.Stage.CLASSIFIER), "NATS_URL": server.url,
+           "DATABASE_URL": "postgresql://unused@127.0.0.1:1/none"}
+    refused = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "pinworks_cli", "submit", "My card is lost",
+                         "--ticket-id", f"T-{uuid.uuid4().hex[:8]}", "--wait", "0"],
+        env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stderr, refused.stderr
+    [error] = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
+    assert error.startswith(f"error: NATS at {server.url} refused this identity (nkey seed ")
+    assert 'permissions violation for publish to "$js.api.consumer.create.' in error.lower()
+    assert "cannot reach" not in refused.stderr

@@ -140,10 +140,10 @@ def describe_failure(error: BaseException, conns: Connections | None) -> str | N
 def run_command(coro: Coroutine[Any, Any, T]) -> T:
     """Run one async command against the platform; infrastructure failures become one line."""
     try:
-        return asyncio.run(coro)
+        return asyncio.run(_watched(coro))
     except (typer.Exit, typer.Abort, KeyboardInterrupt):
         raise
-    except PlatformUnavailable as unavailable:
+    except (PlatformUnavailable, NatsPermissionDenied) as unavailable:
         fail(str(unavailable))
     except Exception as error:  # translated below, or re-raised as the bug it is
         message = describe_failure(error, connections())
@@ -179,19 +179,49 @@ def submission_subject_of_client() -> str:
     return submission_subject(nats_client_environ().get("PINWORKS_PLATFORM") or DEFAULT_PLATFORM)
 
 
+class NatsPermissionDenied(Exception):
+    """The NATS server refused this identity a subject; the message says which and as whom."""
+
+
 async def connect_nats(url: str) -> Any:
     """A NATS connection that gives up quickly and quietly when the server is not there, with
-    the credentials of `nats_client_environ`."""
+    the credentials of `nats_client_environ`. A permission violation (which the server sends
+    asynchronously; the publish or subscription itself just sees no answer) stops the command
+    at once: `run_command` then says which subject this identity may not use."""
     import nats
 
-    from pinworks_common.nats_client import connect_options
+    from pinworks_common.nats_client import NatsClientSettings, connect_options
 
-    async def quiet(error: Exception) -> None:
-        return None
+    environ = nats_client_environ()
+    command = asyncio.current_task()
+
+    async def on_error(error: Exception) -> None:
+        if "permissions violation" in str(error).lower() and not _DENIED:
+            who = NatsClientSettings.from_env(environ).method
+            _DENIED.append(f"NATS at {redact(url)} refused this identity ({who}): "
+                           f"{str(error).removeprefix('nats: ')}; use an identity allowed "
+                           "to (`source .run/operator.env` for an operator's)")
+            if command is not None:
+                command.cancel()
 
     return await nats.connect(url, connect_timeout=3, max_reconnect_attempts=2,
-                              reconnect_time_wait=0.5, error_cb=quiet,
-                              **connect_options(nats_client_environ()))
+                              reconnect_time_wait=0.5, error_cb=on_error,
+                              **connect_options(environ))
+
+
+_DENIED: list[str] = []
+"""The first permission violation of this process's NATS connections (a CLI process runs one
+command)."""
+
+
+async def _watched(coro: Coroutine[Any, Any, T]) -> T:
+    """``coro``, with a NATS permission violation raised as NatsPermissionDenied."""
+    try:
+        return await coro
+    except (asyncio.CancelledError, Exception):
+        if _DENIED:
+            raise NatsPermissionDenied(_DENIED[0]) from None
+        raise
 
 
 async def with_db(database_url: str, action: Callable[[Any], Awaitable[T]], *,
