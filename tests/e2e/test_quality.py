@@ -126,3 +126,55 @@ async def test_wrong_answers_tighten_the_unit_until_an_operator_loosens_it(
         "SELECT action, actor FROM quality_events WHERE name = :unit ORDER BY id", unit=unit)
     assert [(e.action, e.actor) for e in events] == [("tighten", "quality-guard"),
                                                      ("loosen", "ops")]
+
+
+async def test_an_answer_a_person_resolves_with_another_intent_counts_as_wrong_once(
+        platform: Platform, client: PlatformClient) -> None:
+    """The customer says the automatic answer missed: an agent reopens the ticket, and its
+    resolution with another intent makes that answer a wrong one in the unit's estimate."""
+    rid, unit = fresh_unit("corrected")
+    wrong, right = f"{rid}-wrong", f"{rid}-right"
+    await answered_automatically(client, [wrong, right], unit)
+    from pinworks_escalation.queue import QueueError, claim, reopen, resolve
+
+    async with client.engine.begin() as conn:
+        with pytest.raises(QueueError, match="no ticket"):
+            await reopen(conn, f"{rid}-never", "ana", "customer wrote back")
+    for ticket_id, intent in ((wrong, "card_arrival"), (right, None)):
+        async with client.engine.begin() as conn:
+            await reopen(conn, ticket_id, "ana", "the customer says the answer missed")
+        async with client.engine.begin() as conn:
+            assert await claim(conn, "ana", ticket_id=ticket_id) is not None
+        async with client.engine.begin() as conn:
+            await resolve(conn, ticket_id, "ana", "Sorry, here is the right answer.",
+                          intent=intent)
+    seen = await client.outcomes.wait_for([wrong, right], count=2)
+    assert [(o["resolved_by"], o["intent"]) for o in seen[wrong]] == [
+        ("automation", "change_pin"), ("ana", "card_arrival")]
+    assert seen[right][1]["intent"] == "change_pin"
+
+    async def judged() -> list[Any]:
+        rows = await client.fetch(
+            "SELECT ticket_id, status, correct_intent, reviewed_by FROM quality_reviews "
+            "WHERE business_unit = :unit AND status <> 'pending'", unit=unit)
+        scope = await client.fetch("SELECT reviewed, wrong FROM quality_scopes WHERE "
+                                   "kind = 'business_unit' AND name = :unit", unit=unit)
+        return rows if scope and (scope[0].reviewed, scope[0].wrong) == (1, 1) else []
+
+    [review] = await eventually(judged)
+    assert tuple(review) == (wrong, "wrong", "card_arrival", "ana")
+    # once: the same correction again adds nothing, and a person's answer is not reopened
+    from pinworks_common.quality import store
+
+    async with client.engine.begin() as conn:
+        assert await store.record_correction(conn, wrong, "ana", "card_arrival") is None
+    [count] = await client.fetch("SELECT count(*) AS n FROM quality_reviews WHERE ticket_id = :t",
+                                 t=wrong)
+    assert count.n == 1
+    async with client.engine.begin() as conn:
+        with pytest.raises(QueueError, match="not last answered by automation"):
+            await reopen(conn, wrong, "ana", "again")
+    actions = await client.fetch(
+        "SELECT action FROM accountability WHERE ticket_id = :t AND actor = 'ana' ORDER BY id",
+        t=wrong)
+    assert [a.action for a in actions] == ["reopen", "claim", "resolve"]

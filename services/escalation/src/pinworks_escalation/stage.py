@@ -4,7 +4,6 @@ queue and publish the `escalated` outcome."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -24,7 +23,7 @@ from pinworks_common.ledger import (
 from pinworks_common.stage import Delivery, Work, decode_model
 from pinworks_contracts.messages import CustomerState, EscalationRequest, utcnow
 from pinworks_contracts.subjects import ASSIST_REQUESTED, OutcomeStatus, Stage, assist_message_id
-from pinworks_escalation.queue import OPEN, assess_priority, sla_for, tier_of
+from pinworks_escalation.queue.priority import queue_row
 
 VERSION = "escalation-3"
 
@@ -56,7 +55,7 @@ class EscalationStage:
             ticket = item.value.envelope.ticket
             recorded = states.get(ticket.ticket_id)
             state = recorded or self.reader.read(ticket.subject, ticket.body)
-            row = _queue_row(item.value, state, now)
+            row = queue_row(item.value, state, now)
             rows.append(row)
             entries.extend(self._enqueued(item, row, state, recorded is not None))
         await ledger.supersede("escalations", rows, version="attempt",
@@ -118,28 +117,6 @@ class EscalationStage:
                 ticket_id, keys.event("escalation", attempt, "enqueue"), "escalation", "enqueue",
                 VERSION, {"priority": priority, "sla_due_at": sla_due_at})],
         )
-
-
-def _queue_row(request: EscalationRequest, state: CustomerState, now: datetime
-               ) -> dict[str, Any]:
-    ticket = request.envelope.ticket
-    assessed = assess_priority(request.reasons, ticket.metadata, state)
-    tier = tier_of(ticket.metadata)
-    return {
-        "ticket_id": ticket.ticket_id,
-        "business_unit": ticket.business_unit,
-        "status": OPEN,
-        "priority": assessed.score,
-        "source_stage": request.source_stage,
-        "reasons": request.reasons,
-        "context": {"envelope": request.envelope.model_dump(mode="json"),
-                    "customer_state": state.model_dump(mode="json"),
-                    "priority_because": list(assessed.because)},
-        "trace_id": request.envelope.trace_id,
-        "tier": tier,
-        "sla_due_at": now + sla_for(assessed.score, tier),
-        "attempt": request.envelope.attempt,
-    }
 
 
 def _outcome(item: Work[EscalationRequest], costs: dict[str, Decimal]) -> OutcomeEntry:

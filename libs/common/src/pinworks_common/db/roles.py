@@ -80,22 +80,24 @@ Nothing on the audit: it never held the data (`rejected_payloads` and `dead_lett
 redacted, and 0008 redacted the rows from before), and the erasure event is an INSERT."""
 
 _QUALITY_VERDICT = "UPDATE(status, correct_intent, reviewed_by, reviewed_at)"
-"""An agent's verdict on an automatic answer (`mark`; a send-back's `record_correction`)."""
+"""An agent's verdict on an automatic answer (`mark`; a send-back's or resolution's
+`record_correction`)."""
 
 _QUEUE_WORK: dict[str, tuple[str, ...]] = {
     **_LEDGER,
-    "escalations": ("SELECT", "UPDATE"),
+    # a reopened ticket (`reopen`) that never waited for a person gets its first queue row
+    "escalations": ("SELECT", "INSERT", "UPDATE"),
     # INSERT ... ON CONFLICT (msg_id) DO NOTHING: inferring the arbiter index reads msg_id
     "outbox": ("SELECT", "INSERT"),
     "labelled_examples": APPEND,
     "agents": READ,
     "rejected_payloads": READ,
-    # a send-back with another intent records that the automatic answer was wrong
+    # a send-back or resolution with another intent records that the automatic answer was wrong
     "quality_reviews": ("SELECT", "INSERT", _QUALITY_VERDICT),
 }
 """Agents' work on the queue (console and CLI): claim, release, resolve, send back, correct an
-intent; each records accountability, costs and outcomes and stages its publication in the
-outbox."""
+intent, reopen an automatically answered ticket; each records accountability, costs and
+outcomes and stages its publication in the outbox."""
 
 GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
     SERVICE_ROLES["classifier"]: {
@@ -152,7 +154,7 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
         "router_budgets": ("SELECT", "DELETE"),
         "outbox": ("SELECT", "INSERT", "DELETE"),
         # `pinworks bench` takes its run's escalations, labels and budget rows out afterwards
-        "escalations": ("SELECT", "UPDATE", "DELETE"),
+        "escalations": ("SELECT", "INSERT", "UPDATE", "DELETE"),
         "labelled_examples": ("SELECT", "INSERT", "UPDATE(text)", "DELETE"),
         # `pinworks quality list|show|mark|loosen`, `pinworks report quality`
         "quality_scopes": ("SELECT", "UPDATE(state, since, changed_at, reason, reviewed, wrong, "

@@ -8,6 +8,7 @@ Order: priority (customer state and tier), then the SLA due time, then age. Ever
 - `priority`: priority and SLA of a ticket (the escalation stage applies them);
 - `listing`: search, filters, orders and pages;
 - `actions`: claim, release, reassign, resolve; `corrections`: send back with a new intent;
+- `reopen`: an automatically answered ticket back to a person;
 - `handoff`: what those actions publish through the outbox (router hand-off, human outcome);
 - `context`, `reports`: what an agent reads beside a ticket, and the suggestions' usefulness;
 - `agent_store`: the agents and the business units they serve.
@@ -51,6 +52,7 @@ from pinworks_escalation.queue.priority import (
     sla_for,
     tier_of,
 )
+from pinworks_escalation.queue.reopen import reopen
 from pinworks_escalation.queue.reports import assist_usefulness
 
 __all__ = [
@@ -58,6 +60,6 @@ __all__ = [
     "PREMIUM_TIERS", "QUEUE_ORDER", "RESOLVED", "RETURNED", "SORTS", "STATUS_FILTERS", "Agent",
     "NotQueued", "Priority", "QueueError", "QueueItem", "QueueQuery", "assess_priority",
     "assist_usefulness", "claim", "count_queue", "customer_history", "get_agent", "get_item",
-    "list_agents", "list_queue", "pending_count", "priority_for", "reassign", "release",
+    "list_agents", "list_queue", "pending_count", "priority_for", "reassign", "release", "reopen",
     "resolve", "save_agent", "send_back", "sla_for", "tier_of", "ticket_context",
 ]

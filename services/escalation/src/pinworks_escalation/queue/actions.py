@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from pinworks_common.db.records import costs_by_ticket, record_accountability, record_costs, record_outcomes
 from pinworks_common.db.tables import escalations
 from pinworks_common.pricing import AGENT_COMPONENT
+from pinworks_common.quality.store import QualityError, intent_name, record_correction
 from pinworks_contracts.identities import DEFAULT_PLATFORM
 from pinworks_contracts.messages import Outcome, utcnow
 from pinworks_contracts.subjects import OutcomeStatus
@@ -154,14 +155,21 @@ async def resolve(
     agent_cost: Decimal = Decimal(0),
     business_units: Sequence[str] | None = None,
     assist: dict[str, Any] | None = None,
+    intent: str | None = None,
 ) -> Outcome:
     """Resolve a ticket the agent holds; the human `resolved` outcome goes out via the outbox.
 
-    `assist` says how the reply relates to the suggested replies (which one the agent started
-    from, how similar the sent text is); it is kept with the `resolve` action for the
-    per-intent usefulness report (`assist_usefulness`)."""
+    `intent` is what the agent says the ticket was about (default: its classification); an
+    automatic answer the ticket had with another intent counts as wrong in the live quality
+    estimate. `assist` says how the reply relates to the suggested replies (which one the
+    agent started from, how similar the sent text is); it is kept with the `resolve` action
+    for the per-intent usefulness report (`assist_usefulness`)."""
     if not reply.strip():
         raise QueueError("a resolution needs a reply to the customer", "empty_reply")
+    try:
+        intent = intent_name(intent) if intent else None
+    except QualityError as error:
+        raise QueueError(str(error), "bad_intent") from None
     now = utcnow()
     row = await locked(conn, ticket_id, business_units)
     check_held(row, agent, now, "resolving it")
@@ -176,12 +184,15 @@ async def resolve(
             "ticket_id": ticket_id, "business_unit": row.business_unit,
             "component": AGENT_COMPONENT, "entry_key": "agent", "amount_usd": agent_cost,
         }])
-    classification = row.context.get("envelope", {}).get("classification") or {}
     cost = (await costs_by_ticket(conn, [ticket_id])).get(ticket_id, Decimal(0))
     outcome = resolved_outcome(row, agent, reply, cost, now)
+    if intent:
+        outcome = outcome.model_copy(update={"intent": intent})
     [(stored, publication)] = await record_outcomes(conn, [(HUMAN_OUTCOME_KEY, outcome)])
     await to_outbox(conn, publication)
-    details: dict[str, Any] = {"reply_chars": len(reply), "intent": classification.get("intent")}
+    if stored.intent:  # the ticket's automatic answer, if it had another intent, was wrong
+        await record_correction(conn, ticket_id, agent, stored.intent)
+    details: dict[str, Any] = {"reply_chars": len(reply), "intent": outcome.intent}
     if assist is not None:
         details["assist"] = assist
     await account(conn, ticket_id, agent, "resolve", details)

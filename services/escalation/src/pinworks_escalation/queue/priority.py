@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pinworks_common.customer_state import signal_reason
-from pinworks_contracts.messages import CustomerState
+from pinworks_contracts.messages import CustomerState, EscalationRequest
+from pinworks_escalation.queue.items import OPEN
 
 PREMIUM_TIERS = frozenset({"premium", "vip", "business"})
 URGENT_SIGNALS = ("legal_threat", "fraud", "vulnerability")
@@ -79,3 +80,26 @@ def sla_for(priority: int, tier: str | None) -> timedelta:
     else:
         sla = timedelta(hours=24)
     return sla / 2 if tier in PREMIUM_TIERS else sla
+
+
+def queue_row(request: EscalationRequest, state: CustomerState, now: datetime
+              ) -> dict[str, Any]:
+    """The queue row of an escalated ticket: open, with its priority, SLA and context."""
+    ticket = request.envelope.ticket
+    assessed = assess_priority(request.reasons, ticket.metadata, state)
+    tier = tier_of(ticket.metadata)
+    return {
+        "ticket_id": ticket.ticket_id,
+        "business_unit": ticket.business_unit,
+        "status": OPEN,
+        "priority": assessed.score,
+        "source_stage": request.source_stage,
+        "reasons": request.reasons,
+        "context": {"envelope": request.envelope.model_dump(mode="json"),
+                    "customer_state": state.model_dump(mode="json"),
+                    "priority_because": list(assessed.because)},
+        "trace_id": request.envelope.trace_id,
+        "tier": tier,
+        "sla_due_at": now + sla_for(assessed.score, tier),
+        "attempt": request.envelope.attempt,
+    }
