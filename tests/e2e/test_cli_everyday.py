@@ -115,9 +115,13 @@ async def test_queue_list_pages_and_says_what_it_left_out(
 async def test_bench_leaves_no_trace_in_real_work(platform: Platform,
                                                   client: PlatformClient) -> None:
     benched = await asyncio.to_thread(cli, platform.env, "bench", "--count", "24",
-                                      "--concurrency", "8", "--time-limit", "90")
+                                      "--concurrency", "8", "--time-limit", "90",
+                                      "--paced-count", "6", "--baseline-count", "6")
     assert benched.returncode == 0, benched.stdout + benched.stderr
     assert "outcomes 24" in benched.stdout, benched.stdout
+    for figure in ("paced       20 tickets/s, 6/6 outcomes", "CPU/ticket", "in-process  6 "
+                   "tickets", "overhead"):
+        assert figure in benched.stdout, benched.stdout
     run = benched.stdout.split("bench run ", 1)[1].split()[0]
     assert f"cleaned up run {run}" in benched.stdout
     [charged] = await client.fetch(

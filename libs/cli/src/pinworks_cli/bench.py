@@ -21,11 +21,19 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pinworks_cli.bench_figures import BenchResult, ModelHops, read_model_hops
+from pinworks_cli.bench_figures import (
+    BenchResult,
+    CpuReading,
+    ModelHops,
+    cpu_per_ticket,
+    paced_offsets,
+    read_model_hops,
+)
+from pinworks_cli.bench_texts import text_of
 from pinworks_common.synthetic import BENCH_UNIT_PREFIX
 from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, submission_message_id
 
@@ -34,88 +42,18 @@ if TYPE_CHECKING:
     from nats.js import JetStreamContext
 
 
-SAMPLE_TICKETS: tuple[tuple[str, str], ...] = (
-    (
-        "Card declined abroad",
-        "My debit card was declined at a shop in Lisbon this morning even "
-        "though I have money in my account. Can you check what is going on?",
-    ),
-    (
-        "Charged twice",
-        "I was charged twice for the same grocery purchase of 54.20 on Monday. "
-        "Please refund the duplicate payment.",
-    ),
-    (
-        "Lost card",
-        "I think I lost my credit card on the train yesterday. Please block it and send me a replacement.",
-    ),
-    (
-        "Mortgage question",
-        "What documents do I need to apply for a mortgage top-up, and how long "
-        "does the approval usually take?",
-    ),
-    (
-        "Transfer not arrived",
-        "I sent 1,200 to my landlord three days ago and he says it has not "
-        "arrived. The reference was RENT-MAY.",
-    ),
-    (
-        "Overdraft fee",
-        "Why was I charged an overdraft fee of 25 when my salary landed the same "
-        "day? I'd like this fee reversed.",
-    ),
-    (
-        "Change address",
-        "I moved house last week. How do I update my postal address for statements?",
-    ),
-    (
-        "Suspicious login",
-        "I got a text about a login from a device I don't recognise. I did not log in. Is my account safe?",
-    ),
-    (
-        "Interest rate",
-        "What is the current interest rate on the easy-access savings account, and is it variable?",
-    ),
-    (
-        "Standing order",
-        "Please cancel the standing order to Greenfield Gym, I ended that membership.",
-    ),
-    (
-        "Statement request",
-        "Could you send me my statements for January to March as PDFs for my tax return?",
-    ),
-    (
-        "Complaint",
-        "This is the third time I'm writing about the ATM that kept my card. Nobody has "
-        "called me back. I want to speak to a manager.",
-    ),
-    (
-        "Card and top-up",
-        "How long does a new card take to arrive? And can I top up my account by bank "
-        "transfer while I wait?",
-    ),
-    (
-        "Fees abroad",
-        "Do you charge a fee when I pay by card in another currency? Is there also a fee for "
-        "taking cash out of an ATM abroad?",
-    ),
-    (
-        "Something missing",
-        "the thing I was sent hasn't shown up",
-    ),
-)
 CHANNELS = ("email", "chat", "web")
 
 
 def make_ticket(run_id: str, n: int, business_units: Sequence[str]) -> dict[str, object]:
     """The ``n``-th ticket of a run; texts and channels cycle so every run has the same mix."""
-    subject, body = SAMPLE_TICKETS[n % len(SAMPLE_TICKETS)]
+    subject, body = text_of(n)
     return {
         "ticket_id": f"bench-{run_id}-{n}",
         "business_unit": business_units[n % len(business_units)],
         "body": body,
-        "subject": subject,
-        "channel": CHANNELS[n % len(CHANNELS)],
+        "subject": subject or None,
+        "channel": CHANNELS[(n // 3) % len(CHANNELS)],
         "metadata": {"source": "bench", "synthetic": True, "run_id": run_id,
                      "customer_name": f"Bench Customer {n}"},
     }
@@ -192,32 +130,54 @@ class _Run:
         if (event := self.waiters.get(ticket_id)) is not None:
             event.set()
 
+    async def publish_one(self, js: JetStreamContext, n: int) -> bool:
+        """Publish the `n`-th ticket and wait for its outcome; False once the deadline passed."""
+        remaining = self.deadline - time.perf_counter()
+        if remaining <= 0:
+            return False
+        ticket = make_ticket(self.run_id, n, self.business_units)
+        ticket_id = str(ticket["ticket_id"])
+        event = self.waiters[ticket_id] = asyncio.Event()
+        self.sent_at[ticket_id] = time.perf_counter()
+        try:
+            await js.publish(
+                self.subject,
+                json.dumps(ticket).encode(),
+                headers={"Nats-Msg-Id": submission_message_id(ticket_id)},
+                timeout=min(5.0, remaining),
+            )
+        except Exception:  # a failed publish is a data point, not a crash
+            self.publish_errors += 1
+            del self.sent_at[ticket_id]
+            return True
+        try:
+            await asyncio.wait_for(event.wait(), self.deadline - time.perf_counter())
+        except TimeoutError:
+            return False
+        return True
+
     async def publish_from(self, js: JetStreamContext, queue: asyncio.Queue[int]) -> None:
         """One slot of the concurrency: publish a ticket, wait for its outcome, take the next."""
-        while (remaining := self.deadline - time.perf_counter()) > 0:
+        while self.deadline > time.perf_counter():
             try:
                 n = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            ticket = make_ticket(self.run_id, n, self.business_units)
-            ticket_id = str(ticket["ticket_id"])
-            event = self.waiters[ticket_id] = asyncio.Event()
-            self.sent_at[ticket_id] = time.perf_counter()
-            try:
-                await js.publish(
-                    self.subject,
-                    json.dumps(ticket).encode(),
-                    headers={"Nats-Msg-Id": submission_message_id(ticket_id)},
-                    timeout=min(5.0, remaining),
-                )
-            except Exception:  # a failed publish is a data point, not a crash
-                self.publish_errors += 1
-                del self.sent_at[ticket_id]
-                continue
-            try:
-                await asyncio.wait_for(event.wait(), self.deadline - time.perf_counter())
-            except TimeoutError:
+            if not await self.publish_one(js, n):
                 return
+
+    async def publish_paced(self, js: JetStreamContext, numbers: range, rate: float) -> None:
+        """Ticket `n` leaves at `n / rate` seconds whatever came back, as a steady platform
+        sends: latency without a queue of the bench's own making."""
+        started = time.perf_counter()
+        sending: list[asyncio.Task[bool]] = []
+        for n, offset in zip(numbers, paced_offsets(len(numbers), rate), strict=True):
+            if (delay := started + offset - time.perf_counter()) > 0:
+                await asyncio.sleep(delay)
+            if time.perf_counter() >= self.deadline:
+                break
+            sending.append(asyncio.create_task(self.publish_one(js, n)))
+        await asyncio.gather(*sending)
 
     def result(self, requested: int, timed_out: bool, model: ModelHops | None) -> BenchResult:
         sent_at, done_at = self.sent_at, self.done_at
@@ -250,10 +210,20 @@ async def run_bench(
     run_id: str | None = None,
     database_url: str | None = None,
     on_outcome: Callable[[int], None] | None = None,
+    rate: float | None = None,
+    first: int = 0,
+    read_cpu: Callable[[], CpuReading] | None = None,
+    nats_environ: Mapping[str, str] | None = None,
+    idle_seconds: float = 0.0,
     subject: str | None = None,
 ) -> BenchResult:
     """Publish ``count`` tickets on ``subject`` (the submission subject of the platform the
-    command acts as, when None), at most ``concurrency`` in flight, until done or time is up."""
+    command acts as, when None), at most ``concurrency`` in flight (or, given ``rate``, paced at
+    that many per second), until done or time is up. Tickets are numbered from ``first``, so
+    two runs under one ``run_id`` (full load, then paced) send distinct tickets. With
+    ``read_cpu``, the result has each process's CPU-ms per answered ticket, read just before the
+    first publish and just after the last outcome, and (``idle_seconds``) their CPU-ms per
+    second with nothing in flight just before."""
     if count < 1 or concurrency < 1:
         raise ValueError("count and concurrency must be at least 1")
     if not business_units:
@@ -264,8 +234,9 @@ async def run_bench(
 
     run = _Run(run_id or uuid.uuid4().hex[:8], business_units, on_outcome,
                subject or submission_subject_of_client())
-    nc = await connect_nats(nats_url)
+    nc = await connect_nats(nats_url, nats_environ)
     timed_out = False
+    cpu: dict[str, float | None] | None = None
     try:
         js = nc.jetstream()
         # The outcomes stream holds each outcome once (a re-publish after a redelivery is
@@ -274,15 +245,40 @@ async def run_bench(
                            ordered_consumer=True, deliver_policy=DeliverPolicy.NEW,
                            pending_msgs_limit=0)
         await nc.flush()
+        before, idle = await _idle_reading(read_cpu, idle_seconds)
         run.deadline = time.perf_counter() + time_limit
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for n in range(count):
-            queue.put_nowait(n)
-        workers = [asyncio.create_task(run.publish_from(js, queue))
-                   for _ in range(min(concurrency, count))]
-        await asyncio.gather(*workers)
+        await _send(run, js, range(first, first + count), concurrency, rate)
+        if before is not None and read_cpu is not None:
+            cpu = cpu_per_ticket(before, read_cpu(), len(run.done_at))
         timed_out = time.perf_counter() >= run.deadline and len(run.done_at) < count
     finally:
         await nc.drain()
     model = await read_model_hops(database_url, run.prefix) if database_url else None
-    return run.result(count, timed_out, model)
+    result = run.result(count, timed_out, model)
+    result.cpu, result.idle_cpu = cpu, idle
+    return result
+
+
+async def _idle_reading(read_cpu: Callable[[], CpuReading] | None, seconds: float
+                        ) -> tuple[CpuReading | None, dict[str, float | None] | None]:
+    """The CPU reading the run starts from, and CPU-ms per second over `seconds` before it."""
+    if read_cpu is None:
+        return None, None
+    first = read_cpu()
+    if seconds <= 0:
+        return first, None
+    await asyncio.sleep(seconds)
+    second = read_cpu()
+    return second, cpu_per_ticket(first, second, seconds)
+
+
+async def _send(run: _Run, js: JetStreamContext, numbers: range, concurrency: int,
+                rate: float | None) -> None:
+    if rate is not None:
+        await run.publish_paced(js, numbers, rate)
+        return
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for n in numbers:
+        queue.put_nowait(n)
+    await asyncio.gather(*(run.publish_from(js, queue)
+                           for _ in range(min(concurrency, len(numbers)))))

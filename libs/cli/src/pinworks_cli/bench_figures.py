@@ -3,7 +3,10 @@
 The statistics are derived from the raw timings, so they are tested without NATS; the model
 hops come from the audit (every `llm_*` specialist decision of the run's tickets): their
 latency, the tokens the server reported, the generation rate, and how many of the tickets a
-model tried it answered with a verified draft.
+model tried it answered with a verified draft. CPU per ticket per process comes from two
+readings around the full-load run (`bench_cpu`), the in-process baseline from `bench_baseline`;
+the overhead ratio is the platform's CPU per ticket over the baseline's, so both figures are
+CPU time of the same tickets and the ratio does not move with the machine's other load.
 """
 
 from __future__ import annotations
@@ -32,6 +35,11 @@ class BenchResult:
     """First outcome of each ticket by who answered: a handler, `human` (escalated) or
     `rejected`."""
     model: ModelHops | None = None
+    cpu: dict[str, float | None] | None = None
+    """CPU-ms per answered ticket of each of the platform's processes during the run."""
+    idle_cpu: dict[str, float | None] | None = None
+    """CPU-ms per second of each process with no ticket in flight, read just before the run:
+    polling that the run's figures include and that a busier run spreads thinner."""
 
     @property
     def received(self) -> int:
@@ -62,6 +70,84 @@ class BenchResult:
     @property
     def max_latency(self) -> float | None:
         return max(self.latencies) if self.latencies else None
+
+
+MODEL_PROCESS = "model"
+"""The local model server `pinworks run` may start: listed, but not in the platform's total
+(the in-process baseline calls no model)."""
+
+
+@dataclass(frozen=True)
+class CpuReading:
+    """CPU seconds of each named process (its whole tree) at one moment, and the pids read."""
+
+    pids: dict[str, int]
+    seconds: dict[str, float]
+
+
+def cpu_per_ticket(before: CpuReading, after: CpuReading, tickets: float
+                   ) -> dict[str, float | None]:
+    """CPU-ms per ticket of each process between two readings; None for a process missing from
+    either reading or restarted in between (another pid), or when no ticket was answered.
+    Given seconds instead of tickets, it is CPU-ms per second (the idle reading)."""
+    figures: dict[str, float | None] = {}
+    for name, pid in before.pids.items():
+        start, end = before.seconds.get(name), after.seconds.get(name)
+        if (tickets <= 0 or start is None or end is None or after.pids.get(name) != pid
+                or end < start):
+            figures[name] = None
+            continue
+        figures[name] = (end - start) * 1000 / tickets
+    return figures
+
+
+PLATFORM_PROCESSES = ("classifier", "router", "specialists", "verifier", "escalation",
+                      "nats-server", "postgres")
+"""The processes whose CPU is the platform's: the five services, NATS and Postgres."""
+
+
+def missing_processes(figures: dict[str, float | None]) -> list[str]:
+    """The platform's processes without a figure (not found, not on this machine, restarted)."""
+    return [name for name in PLATFORM_PROCESSES if figures.get(name) is None]
+
+
+def platform_total(figures: dict[str, float | None]) -> float | None:
+    """CPU-ms per ticket of the whole platform (`PLATFORM_PROCESSES`; not the model server);
+    None when one of them has no figure, since a partial sum would flatter the platform."""
+    if missing_processes(figures):
+        return None
+    return sum(figures[name] or 0.0 for name in PLATFORM_PROCESSES)
+
+
+@dataclass
+class Baseline:
+    """The same tickets decided in one process: CPU seconds per step and per kind of text."""
+
+    tickets: int
+    cpu_seconds: float
+    wall_seconds: float
+    step_seconds: dict[str, float] = field(default_factory=dict)
+    kind_seconds: dict[str, float] = field(default_factory=dict)
+    kind_tickets: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ms_per_ticket(self) -> float | None:
+        return self.cpu_seconds * 1000 / self.tickets if self.tickets else None
+
+    @property
+    def tickets_per_cpu_second(self) -> float | None:
+        return self.tickets / self.cpu_seconds if self.cpu_seconds > 0 else None
+
+    def kind_ms(self, kind: str) -> float | None:
+        tickets = self.kind_tickets.get(kind, 0)
+        return self.kind_seconds.get(kind, 0.0) * 1000 / tickets if tickets else None
+
+
+def overhead_ratio(platform_ms: float | None, baseline_ms: float | None) -> float | None:
+    """The platform's CPU per ticket over the in-process baseline's (1.0: no overhead)."""
+    if platform_ms is None or not baseline_ms:
+        return None
+    return platform_ms / baseline_ms
 
 
 @dataclass(frozen=True)
@@ -165,6 +251,13 @@ def throughput(completed: int, first_publish: float | None, last_outcome: float 
         return 0.0
     elapsed = last_outcome - first_publish
     return completed / elapsed if elapsed > 0 else 0.0
+
+
+def paced_offsets(count: int, rate: float) -> list[float]:
+    """When each of `count` tickets leaves, in seconds from the first, at `rate` per second."""
+    if rate <= 0:
+        raise ValueError(f"rate must be positive, got {rate}")
+    return [n / rate for n in range(count)]
 
 
 def _ms(value: float | None) -> str:

@@ -15,8 +15,9 @@ from pinworks_devtools import EmbeddedNats, EmbeddedPostgres, ServiceProcess, fr
 class Platform:
     """Embedded NATS and Postgres that can be restarted, and the supervised services."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, env: dict[str, str] | None = None) -> None:
         self.workdir = workdir
+        self.env = env or {}  # every service's settings over the fault tier's own
         self.nats = EmbeddedNats(workdir / "nats", secured=True)
         self.postgres = EmbeddedPostgres(workdir / "postgres")
         self.processes: dict[str, ServiceProcess] = {}
@@ -37,6 +38,7 @@ class Platform:
             "ESCALATION_HTTP_PORT": str(free_port()),
             "PINWORKS_ACK_WAIT_SECONDS": "10",
             "PINWORKS_LOG_LEVEL": "INFO",
+            **self.env,
         }
         for name in ALL_SERVICES:
             self.processes[name] = ServiceProcess(

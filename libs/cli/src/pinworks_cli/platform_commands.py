@@ -12,7 +12,7 @@ import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -26,6 +26,9 @@ from pinworks_common.commands.platform import (
     with_platform_db,
 )
 from pinworks_common.commands.terminal import LazyConsole
+
+if TYPE_CHECKING:
+    from pinworks_cli.bench_session import BenchPlan, Target
 
 console = LazyConsole()
 
@@ -147,40 +150,63 @@ def top(
 
 
 def bench(
-    count: Annotated[int, typer.Option(min=1, help="Tickets to publish.")] = 2000,
+    count: Annotated[int, typer.Option(min=1, help="Tickets to publish at full load.")] = 2000,
     concurrency: Annotated[int, typer.Option(min=1, help="Tickets in flight at most.")] = 1000,
     time_limit: Annotated[float, typer.Option(min=1, help="Seconds the run may take at most.")
                           ] = 120,
+    paced_rate: Annotated[float, typer.Option(
+        min=0.1, help="Tickets per second of the paced run (latency without a queue).")] = 20,
+    paced_count: Annotated[int, typer.Option(
+        min=0, help="Tickets of the paced run (0: none).")] = 200,
+    baseline_count: Annotated[int, typer.Option(
+        min=0, help="Tickets of the in-process baseline (0: none).")] = 1000,
+    private: Annotated[bool, typer.Option(
+        "--private", help="Run on the bench's own platform (embedded NATS, Postgres and the "
+        "five services, removed afterwards) instead of the running one.")] = False,
     keep: Annotated[bool, typer.Option(
         "--keep", help="Keep the run's rows in Postgres for inspection (default: deleted).")
     ] = False,
 ) -> None:
-    """Publish COUNT synthetic tickets through the running platform; print throughput, latency,
-    who answered, and the model hops' latency and tokens per second (from the audit).
+    """Publish COUNT synthetic tickets through the platform at full load, then PACED_COUNT at
+    PACED_RATE; print throughput, latency of both, who answered, the model hops, CPU-ms per
+    ticket of each process (services, NATS, Postgres), the same tickets decided in this process
+    (the in-process baseline) and the overhead ratio of the two.
 
     The tickets are marked synthetic and belong to the run's own business units
     (bench-RUN-retail, ...; the bench- prefix is reserved): no agent serves them, no real budget
     pays for them, cost reports and training examples leave them out, and the run's tickets leave
     the escalation queue when it ends (unless --keep)."""
+    from pinworks_cli.bench_session import BenchPlan, private_platform, running_target
+    from pinworks_common.settings import CommonSettings
+
+    plan = BenchPlan(count, concurrency, time_limit, paced_rate, paced_count, baseline_count,
+                     CommonSettings.model_fields["batch_size"].default)
+    if private:
+        with private_platform() as target:
+            _bench_on(plan, target, keep=True)
+        return
+    _bench_on(plan, running_target(_url_or_fail(nats_url), connections().database), keep=keep)
+
+
+def _bench_on(plan: BenchPlan, target: Target, *, keep: bool) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from pinworks_cli.bench import bench_units, cleanup_bench, run_bench
-    from pinworks_cli.bench_figures import format_result
+    from pinworks_cli.bench import bench_units, cleanup_bench
+    from pinworks_cli.bench_report import format_run
+    from pinworks_cli.bench_session import measure
 
     run_id = uuid.uuid4().hex[:8]
     units = bench_units(run_id, ["retail", "business", "wealth"])
-    nats = _url_or_fail(nats_url)
-    db = connections().database
     columns = (TextColumn("bench {task.fields[run]}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("outcomes"), TimeElapsedColumn())
     with Progress(*columns, console=console.get(), transient=True) as progress:
-        task = progress.add_task("bench", total=count, run=run_id)
-        result = run_command(run_bench(nats, count, concurrency, units, time_limit=time_limit,
-                                run_id=run_id, database_url=db,
-                                on_outcome=lambda done: progress.update(task, completed=done)))
-    console.print(format_result(result), highlight=False)
+        task = progress.add_task("bench", total=plan.count, run=run_id)
+        result = measure(plan, target, run_id, units, run_command,
+                         on_outcome=lambda done: progress.update(task, completed=done))
+    console.print(format_run(result), highlight=False)
     if keep:
-        typer.echo(f"kept: business units {', '.join(units)}; tickets bench-{run_id}-*")
+        if target.name == "running":
+            typer.echo(f"kept: business units {', '.join(units)}; tickets bench-{run_id}-*")
         return
     deleted = run_command(with_platform_db(lambda conn: cleanup_bench(conn, run_id), write=True))
     typer.echo(f"cleaned up run {run_id}: {deleted.get('escalations', 0)} synthetic "

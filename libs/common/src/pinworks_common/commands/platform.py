@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -183,16 +183,17 @@ class NatsPermissionDenied(Exception):
     """The NATS server refused this identity a subject; the message says which and as whom."""
 
 
-async def connect_nats(url: str) -> Any:
+async def connect_nats(url: str, environ: Mapping[str, str] | None = None) -> Any:
     """A NATS connection that gives up quickly and quietly when the server is not there, with
-    the credentials of `nats_client_environ`. A permission violation (which the server sends
-    asynchronously; the publish or subscription itself just sees no answer) stops the command
-    at once: `run_command` then says which subject this identity may not use."""
+    the credentials of `environ` (default: `nats_client_environ`). A permission violation
+    (which the server sends asynchronously; the publish or subscription itself just sees no
+    answer) stops the command at once: `run_command` then says which subject this identity may
+    not use."""
     import nats
 
     from pinworks_common.nats_client import NatsClientSettings, connect_options
 
-    environ = nats_client_environ()
+    environ = nats_client_environ() if environ is None else environ
     command = asyncio.current_task()
 
     async def on_error(error: Exception) -> None:

@@ -7,6 +7,9 @@
 - `pinworks.offline_classifier`: `module:function` classifying a batch of tickets offline
   (`(tickets, artifact_dir) -> (classifications, model version)`), used by
   `pinworks policy simulate`.
+- `pinworks.inprocess`: a factory (`() -> step`) of one stage's decisions on a batch of
+  envelopes, without NATS or Postgres (name = `classify`, `route`, `template`, `verify`);
+  `pinworks bench` chains them into its in-process baseline.
 A package that is not installed offers nothing: its commands are simply absent.
 """
 
@@ -18,14 +21,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pinworks_contracts.messages import Classification, TicketSubmission
+    from pinworks_contracts.messages import Classification, TicketEnvelope, TicketSubmission
 
 COMMAND_GROUPS = "pinworks.cli"
 ASYNCAPI_APPS = "pinworks.asyncapi"
 OFFLINE_CLASSIFIER = "pinworks.offline_classifier"
+INPROCESS_STEPS = "pinworks.inprocess"
+INPROCESS_ORDER = ("classify", "route", "template", "verify")
 
 OfflineClassifier = Callable[[Sequence["TicketSubmission"], Path | None],
                              tuple[list["Classification"], str]]
+
+InProcessStep = Callable[[Sequence["TicketEnvelope"]], list["TicketEnvelope"]]
 
 
 class NotInstalled(LookupError):
@@ -51,3 +58,13 @@ def offline_classifier() -> OfflineClassifier:
                            f"{OFFLINE_CLASSIFIER}): install pinworks-classifier")
     classify: OfflineClassifier = found[0].load()
     return classify
+
+
+def inprocess_steps() -> list[tuple[str, Callable[[], InProcessStep]]]:
+    """(name, factory) of each in-process step, in pipeline order; every one must be installed."""
+    found = {entry.name: entry for entry in entry_points(group=INPROCESS_STEPS)}
+    missing = [name for name in INPROCESS_ORDER if name not in found]
+    if missing:
+        raise NotInstalled(f"no in-process step {', '.join(missing)} is installed (entry point "
+                           f"group {INPROCESS_STEPS}): install every pinworks service")
+    return [(name, found[name].load()) for name in INPROCESS_ORDER]
