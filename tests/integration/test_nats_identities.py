@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import ssl
@@ -13,6 +14,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import nats
 import pytest
@@ -21,7 +23,12 @@ from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from pinworks_common.nats_client import connect_options, ensure_platform_consumer
+from pinworks_common.nats_client import (
+    connect_options,
+    ensure_platform_consumer,
+    watch_platform_outcomes,
+)
+from pinworks_common.streams import declare_streams
 from pinworks_contracts import subjects as S
 from pinworks_contracts.identities import (
     DEFAULT_PLATFORM,
@@ -96,8 +103,7 @@ async def operator(server: Server) -> AsyncIterator[Connected]:
     """The operator's connection, with the pinworks streams and the platform's consumer declared."""
     connected = await connect_as(server, OPERATOR)
     js = connected.nc.jetstream()
-    for stream, subjects in S.STREAM_SUBJECTS.items():
-        await js.add_stream(name=stream, subjects=subjects)
+    await declare_streams(js)
     for name in (DEFAULT_PLATFORM, PARTNER):
         await ensure_platform_consumer(js, name)
     yield connected
@@ -163,6 +169,80 @@ async def test_a_platform_submits_tickets_and_reads_outcomes_through_its_own_con
             await msg.ack()
     assert theirs.encode() not in seen, "another platform's outcome reached this platform"
     assert platform.errors.seen == []
+
+
+async def test_a_platform_watches_its_own_outcomes_and_no_one_elses(
+        platform: Connected, operator: Connected) -> None:
+    """`pinworks submit` and `replay` as the platform: an ephemeral watcher on the outcome-watch
+    stream, filtered to the platform's own outcomes, delivered to its own inbox."""
+    seen: list[bytes] = []
+    arrived = asyncio.Event()
+    mine = json.dumps({"ticket_id": f"W-{uuid.uuid4().hex[:8]}", "status": "resolved"}).encode()
+
+    async def on_outcome(msg: Any) -> None:
+        seen.append(msg.data)
+        if msg.data == mine:
+            arrived.set()
+
+    watch = await watch_platform_outcomes(platform.nc, DEFAULT_PLATFORM, on_outcome)
+    theirs = b'{"ticket_id": "W-partner", "status": "resolved"}'
+    operator_js = operator.nc.jetstream()
+    await operator_js.publish(S.outcome_subject(S.OutcomeStatus.RESOLVED, PARTNER), theirs,
+                              stream=S.OUTCOMES_STREAM)
+    await operator_js.publish(S.outcome_subject(S.OutcomeStatus.RESOLVED, DEFAULT_PLATFORM), mine,
+                              stream=S.OUTCOMES_STREAM)
+    await asyncio.wait_for(arrived.wait(), 10)
+    await watch.unsubscribe()
+    assert theirs not in seen
+    assert platform.errors.seen == []
+
+
+async def test_a_platform_cannot_watch_another_platforms_outcomes(
+        platform: Connected, operator: Connected) -> None:
+    with pytest.raises(NatsError):
+        await watch_platform_outcomes(platform.nc, PARTNER, _ignore)
+    await platform.errors.wait_for("permissions violation for publish to")
+
+
+async def test_the_server_pins_a_watchers_filter_to_its_create_subject(
+        platform: Connected, operator: Connected) -> None:
+    """The grant names the platform's filter in the create subject; a request body that asks
+    for another filter under that subject is refused by nats-server itself (error 10131)."""
+    request = {"stream_name": S.OUTCOME_WATCH_STREAM, "config": {
+        "name": "sneaky", "filter_subject": S.platform_outcome_subjects(PARTNER),
+        "deliver_subject": platform.nc.new_inbox(), "ack_policy": "none"}}
+    own_filter = S.platform_outcome_subjects(DEFAULT_PLATFORM)
+    reply = await platform.nc.request(
+        f"$JS.API.CONSUMER.CREATE.{S.OUTCOME_WATCH_STREAM}.sneaky.{own_filter}",
+        json.dumps(request).encode(), timeout=5)
+    assert json.loads(reply.data)["error"]["err_code"] == 10131
+
+
+@pytest.mark.parametrize("durable", [platform_consumer(PARTNER), platform_consumer(DEFAULT_PLATFORM),
+                                     S.QUALITY_SAMPLE])
+async def test_a_platform_cannot_move_a_durable_consumers_filter(
+        platform: Connected, operator: Connected, durable: str) -> None:
+    """A create request naming a durable of the outcomes stream with the platform's own filter
+    would move that durable's filter (nats-server updates a consumer whose config otherwise
+    matches): the watcher grant is on the outcome-watch stream only, where no durable lives."""
+    js = operator.nc.jetstream()
+    with contextlib.suppress(NatsError):
+        await js.add_consumer(S.OUTCOMES_STREAM, durable_name=durable, ack_policy="explicit",
+                              filter_subject=S.OUTCOME_WILDCARD)
+    before = (await js.consumer_info(S.OUTCOMES_STREAM, durable)).config
+    own_filter = S.platform_outcome_subjects(DEFAULT_PLATFORM)
+    forged = {**before.as_dict(), "filter_subject": own_filter}
+    subject = f"$JS.API.CONSUMER.CREATE.{S.OUTCOMES_STREAM}.{durable}.{own_filter}"
+    await platform.nc.publish(subject, json.dumps({"stream_name": S.OUTCOMES_STREAM,
+                                                   "config": forged}).encode(),
+                              reply=f"{inbox_prefix(DEFAULT_PLATFORM)}.x")
+    await platform.errors.wait_for(f'permissions violation for publish to "{subject.lower()}"')
+    assert (await js.consumer_info(S.OUTCOMES_STREAM, durable)).config.filter_subject == \
+        before.filter_subject
+
+
+async def _ignore(msg: Any) -> None:
+    """A watcher callback that never runs."""
 
 
 @pytest.mark.parametrize("subject", [
@@ -297,3 +377,40 @@ async def test_the_cli_names_a_permission_the_server_refused_and_exits_non_zero(
     assert error.startswith(f"error: NATS at {server.url} refused this identity (nkey seed ")
     assert 'permissions violation for publish to "$js.api.consumer.create.' in error.lower()
     assert "cannot reach" not in refused.stderr
+
+
+async def test_pinworks_submit_as_the_platform_waits_for_its_outcome(
+        server: Server, operator: Connected) -> None:
+    """`source .run/env; pinworks submit ...` acts as the support platform: it submits on the
+    platform's subject and waits through a watcher of the platform's own outcomes (the operator
+    stands in for the pipeline and answers the submission)."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from pinworks_contracts.messages import Outcome
+
+    ticket_id = f"T-{uuid.uuid4().hex[:8]}"
+
+    async def answer(msg: Any) -> None:
+        outcome = Outcome(ticket_id=json.loads(msg.data)["ticket_id"], business_unit="retail",
+                          status=S.OutcomeStatus.RESOLVED, answer="answered by the test",
+                          cost_usd=Decimal(0), resolved_by="automation",
+                          decided_at=datetime.now(UTC))
+        await operator.nc.jetstream().publish(
+            S.outcome_subject(S.OutcomeStatus.RESOLVED, DEFAULT_PLATFORM),
+            outcome.model_dump_json().encode(), stream=S.OUTCOMES_STREAM)
+
+    pipeline = await operator.nc.subscribe(SUBMITTED, cb=answer)
+    env = {**os.environ, **server.security.client_env(DEFAULT_PLATFORM), "NATS_URL": server.url,
+           "PINWORKS_PLATFORM": DEFAULT_PLATFORM,
+           "DATABASE_URL": "postgresql://unused@127.0.0.1:1/none"}
+    try:
+        submitted = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "pinworks_cli", "submit", "My card is lost",
+                             "--ticket-id", ticket_id, "--wait", "60"],
+            env=env, capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        await pipeline.unsubscribe()
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    assert json.loads(submitted.stdout)["ticket_id"] == ticket_id
+    assert "answered by the test" in submitted.stdout

@@ -16,8 +16,10 @@ from pinworks_common.commands.platform import (
     connect_nats,
     database_url,
     nats_url,
+    platform_of_client,
     submission_subject_of_client,
 )
+from pinworks_common.nats_client import watch_platform_outcomes
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -37,10 +39,8 @@ async def publish_and_collect(
 ) -> dict[str, Outcome]:
     """Publish every (ticket id, payload) and collect the first outcome of each, for at most
     ``wait_seconds``."""
-    from nats.js.api import DeliverPolicy
-
     from pinworks_contracts.messages import Outcome
-    from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, TICKETS_STREAM
+    from pinworks_contracts.subjects import TICKETS_STREAM
 
     subject = submission_subject_of_client()
     nc = await connect_nats(nats_url())
@@ -63,8 +63,7 @@ async def publish_and_collect(
                 done.set()
 
     try:
-        subscription = await js.subscribe(OUTCOME_WILDCARD, stream=OUTCOMES_STREAM, cb=on_outcome,
-                                          ordered_consumer=True, deliver_policy=DeliverPolicy.NEW)
+        subscription = await watch_platform_outcomes(nc, platform_of_client(), on_outcome)
         try:
             for ticket_id, payload in payloads:
                 await js.publish(subject, payload, stream=TICKETS_STREAM,
@@ -86,10 +85,8 @@ async def submit_one(ticket_id: str, payload: bytes, wait_seconds: float) -> dic
     classifier records it in `rejected_payloads` under the stream sequence JetStream gave the
     publish, so that row is watched too, and its reasons are reported as soon as it is written.
     """
-    from nats.js.api import DeliverPolicy
-
     from pinworks_contracts.messages import Outcome
-    from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, TICKETS_STREAM
+    from pinworks_contracts.subjects import TICKETS_STREAM
 
     subject = submission_subject_of_client()
     nc = await connect_nats(nats_url())
@@ -104,9 +101,7 @@ async def submit_one(ticket_id: str, payload: bytes, wait_seconds: float) -> dic
 
     try:
         js = nc.jetstream()
-        subscription = await js.subscribe(OUTCOME_WILDCARD, stream=OUTCOMES_STREAM,
-                                          cb=on_outcome, ordered_consumer=True,
-                                          deliver_policy=DeliverPolicy.NEW)
+        subscription = await watch_platform_outcomes(nc, platform_of_client(), on_outcome)
         try:
             ack = await js.publish(subject, payload, stream=TICKETS_STREAM,
                                    headers={"Nats-Msg-Id": submission_msg_id(ticket_id, payload)})

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -165,3 +165,36 @@ async def ensure_platform_consumer(js: Any, platform: str) -> None:
         durable_name=platform_consumer(platform), filter_subject=platform_outcome_subjects(platform),
         ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.NEW,
         description=f"outcomes for support platform {platform}"))
+
+
+OUTCOME_WATCH_IDLE_SECONDS = 30.0
+"""How long the server keeps a watcher whose subscriber has gone (it deletes it itself: the
+platform may not delete consumers, since that grant would reach its durable one too)."""
+
+
+async def watch_platform_outcomes(nc: Any, platform: str,
+                                  on_outcome: Callable[[Any], Awaitable[None]]) -> Any:
+    """Receive support platform `platform`'s outcomes published from now on, through an
+    ephemeral push consumer on the outcome-watch stream, filtered to them and delivered to this
+    connection's own inbox: the one way a platform's identity may watch outcomes besides its
+    durable consumer (see `pinworks_contracts.identities.outcome_watch_create`). Returns the
+    subscription to unsubscribe."""
+    import uuid
+
+    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+    from pinworks_contracts.subjects import OUTCOME_WATCH_STREAM, platform_outcome_subjects
+
+    inbox = nc.new_inbox()
+    subscription = await nc.subscribe(inbox, cb=on_outcome)
+    try:
+        await nc.jetstream().add_consumer(OUTCOME_WATCH_STREAM, ConsumerConfig(
+            name=f"watch-{platform}-{uuid.uuid4().hex[:16]}",
+            filter_subject=platform_outcome_subjects(platform), deliver_subject=inbox,
+            deliver_policy=DeliverPolicy.NEW, ack_policy=AckPolicy.NONE,
+            inactive_threshold=OUTCOME_WATCH_IDLE_SECONDS, mem_storage=True, num_replicas=1,
+            description=f"a command watching support platform {platform}'s outcomes"))
+    except BaseException:
+        await subscription.unsubscribe()
+        raise
+    return subscription

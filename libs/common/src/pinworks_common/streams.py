@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from nats.js.api import StorageType, StreamConfig
+from nats.js.api import StorageType, StreamConfig, StreamSource
 from nats.js.errors import BadRequestError
 
 from pinworks_contracts.subjects import (
     DEAD_LETTER_STREAM,
+    OUTCOME_WATCH_STREAM,
     OUTCOMES_STREAM,
     STREAM_SUBJECTS,
     TICKETS_STREAM,
@@ -22,6 +23,8 @@ STREAM_MAX_AGE_SECONDS: dict[str, float] = {
     OUTCOMES_STREAM: 30 * 24 * 3600,
     DEAD_LETTER_STREAM: 30 * 24 * 3600,
 }
+OUTCOME_WATCH_MAX_AGE_SECONDS = 15 * 60
+"""A watcher wants outcomes from now on; a quarter of an hour covers any `--wait`."""
 
 
 async def declare_streams(js: Any) -> None:
@@ -35,7 +38,15 @@ async def declare_streams(js: Any) -> None:
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
             max_age=STREAM_MAX_AGE_SECONDS[name],
         )
-        try:
-            await js.add_stream(config)
-        except BadRequestError:
-            await js.update_stream(config)
+        await _declare(js, config)
+    await _declare(js, StreamConfig(
+        name=OUTCOME_WATCH_STREAM, sources=[StreamSource(name=OUTCOMES_STREAM)],
+        storage=StorageType.MEMORY, max_age=OUTCOME_WATCH_MAX_AGE_SECONDS,
+        description="recent outcomes for platforms' short-lived watchers"))
+
+
+async def _declare(js: Any, config: StreamConfig) -> None:
+    try:
+        await js.add_stream(config)
+    except BadRequestError:
+        await js.update_stream(config)

@@ -18,6 +18,7 @@ from pinworks_contracts.subjects import (
     CLASSIFIED,
     DRAFTED,
     ESCALATION_REQUESTED,
+    OUTCOME_WATCH_STREAM,
     OUTCOMES_STREAM,
     QUALITY_SAMPLE,
     ROUTED_PREFIX,
@@ -29,6 +30,7 @@ from pinworks_contracts.subjects import (
     Stage,
     dead_letter_subject,
     outcome_status_subjects,
+    platform_outcome_subjects,
     specialist_consumer,
     submission_subject,
 )
@@ -93,7 +95,8 @@ def _kv(bucket: str, *, write_keys: str | None) -> list[str]:
 
 def _service_publish(stage: Stage, *subjects: str) -> list[str]:
     return [*subjects, dead_letter_subject(stage), f"{JS_API}.INFO",
-            *(rule for stream in STREAM_SUBJECTS for rule in _stream_declare(stream))]
+            *(rule for stream in (*STREAM_SUBJECTS, OUTCOME_WATCH_STREAM)
+               for rule in _stream_declare(stream))]
 
 
 def _services() -> dict[str, tuple[list[str], list[str]]]:
@@ -126,13 +129,25 @@ def _services() -> dict[str, tuple[list[str], list[str]]]:
     }
 
 
+def outcome_watch_create(platform: str) -> str:
+    """Creating a short-lived watcher of `platform`'s own outcomes (`pinworks submit`/`replay`)
+    on `OUTCOME_WATCH_STREAM`: the extended create subject names the filter, which nats-server
+    pins to the request's `filter_subject` (error 10131 otherwise), so the grant reaches no other
+    platform's outcomes; and no durable consumer lives on that stream, so it cannot reconfigure
+    one (on the outcomes stream itself it could move a durable's filter)."""
+    return (f"{JS_API}.CONSUMER.CREATE.{OUTCOME_WATCH_STREAM}.*."
+            f"{platform_outcome_subjects(platform)}")
+
+
 def platform_permissions(platform: str) -> Permissions:
     """A support platform: submit tickets on its own submission subject only (which is how the
-    classifier knows who submitted), and read outcomes through its own durable consumer (created
-    by an operator; the platform can neither create nor reconfigure consumers)."""
+    classifier knows who submitted), read outcomes through its own durable consumer (created by
+    an operator; the platform cannot create or reconfigure it), and watch its own outcomes
+    through ephemeral push consumers filtered to them, delivered to its own inbox."""
     return Permissions(
         publish=(submission_subject(platform), f"{JS_API}.INFO",
-                 *_pull_consumer(OUTCOMES_STREAM, platform_consumer(platform), create=False)),
+                 *_pull_consumer(OUTCOMES_STREAM, platform_consumer(platform), create=False),
+                 outcome_watch_create(platform)),
         subscribe=(f"{inbox_prefix(platform)}.>",))
 
 

@@ -39,6 +39,10 @@ TICKETS_STREAM = "PINWORKS_TICKETS"
 WORK_STREAM = "PINWORKS_WORK"
 OUTCOMES_STREAM = "PINWORKS_OUTCOMES"
 DEAD_LETTER_STREAM = "PINWORKS_DEADLETTER"
+OUTCOME_WATCH_STREAM = "PINWORKS_OUTCOME_WATCH"
+"""Recent outcomes, sourced from `OUTCOMES_STREAM`, on which no durable consumer lives: support
+platforms create their short-lived watchers here (`pinworks submit`, `replay`), so the grant that
+lets them cannot reach a durable consumer of the outcomes stream itself."""
 
 STREAM_SUBJECTS: dict[str, list[str]] = {
     TICKETS_STREAM: [SUBMITTED_WILDCARD],

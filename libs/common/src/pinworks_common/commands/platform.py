@@ -169,14 +169,20 @@ def nats_client_environ() -> dict[str, str]:
     return {**(read_env_file(env_file) if env_file else {}), **os.environ}
 
 
-def submission_subject_of_client() -> str:
-    """Where this command submits tickets: the submission subject of the support platform
-    `PINWORKS_PLATFORM` names (`.run/env` sets `support`, the platform `make run` generates),
-    which must be the platform whose NATS identity the command connects as."""
+def platform_of_client() -> str:
+    """The support platform this command acts as: `PINWORKS_PLATFORM` (`.run/env` sets
+    `support`, the platform `make run` generates), which must be the platform whose NATS
+    identity the command connects as (or the command connects as the operator)."""
     from pinworks_contracts.identities import DEFAULT_PLATFORM
+
+    return nats_client_environ().get("PINWORKS_PLATFORM") or DEFAULT_PLATFORM
+
+
+def submission_subject_of_client() -> str:
+    """Where this command submits tickets: its platform's submission subject."""
     from pinworks_contracts.subjects import submission_subject
 
-    return submission_subject(nats_client_environ().get("PINWORKS_PLATFORM") or DEFAULT_PLATFORM)
+    return submission_subject(platform_of_client())
 
 
 class NatsPermissionDenied(Exception):
