@@ -25,6 +25,7 @@ from pinworks_common.ledger import Books, Publication
 from pinworks_common.logs import configure_logging
 from pinworks_common.metrics import Poller, StageMetrics, business_unit_label, poll_consumer_lag
 from pinworks_common.nats_client import warn_if_anonymous
+from pinworks_common.pull import adopt
 from pinworks_common.settings import CommonSettings
 from pinworks_common.stage import (
     PreparedStageLogic,
@@ -128,7 +129,7 @@ def subscribe_stage(
     async def handle(body: NoCast[list[bytes]], msg: NatsMessage) -> None:
         await runner.process(cast(list[Msg], msg.raw_message))
 
-    broker.subscriber(
+    subscriber = broker.subscriber(
         subject,
         decoder=raw_batch,
         stream=JStream(stream, declare=False),
@@ -146,7 +147,9 @@ def subscribe_stage(
         ),
         title=f"{durable}:{subject}",
         description=description,
-    )(handle)
+    )
+    subscriber(handle)
+    adopt(subscriber, settings.batch_size, settings.batch_window_seconds)
     _document_dead_letters(broker, runner.logic.stage)
 
 
