@@ -35,7 +35,7 @@ from pinworks_cli.bench_figures import (
 )
 from pinworks_cli.bench_texts import text_of
 from pinworks_common.synthetic import BENCH_UNIT_PREFIX
-from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, submission_message_id
+from pinworks_contracts.subjects import submission_message_id, submitting_platform
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
@@ -228,9 +228,8 @@ async def run_bench(
         raise ValueError("count and concurrency must be at least 1")
     if not business_units:
         raise ValueError("at least one business unit is needed")
-    from nats.js.api import DeliverPolicy
-
     from pinworks_common.commands.platform import connect_nats, submission_subject_of_client
+    from pinworks_common.nats_client import watch_platform_outcomes
 
     run = _Run(run_id or uuid.uuid4().hex[:8], business_units, on_outcome,
                subject or submission_subject_of_client())
@@ -240,10 +239,12 @@ async def run_bench(
     try:
         js = nc.jetstream()
         # The outcomes stream holds each outcome once (a re-publish after a redelivery is
-        # dropped there); a plain core subscription would also see the dropped copy.
-        await js.subscribe(OUTCOME_WILDCARD, stream=OUTCOMES_STREAM, cb=run.record_outcome,
-                           ordered_consumer=True, deliver_policy=DeliverPolicy.NEW,
-                           pending_msgs_limit=0)
+        # dropped there); a plain core subscription would also see the dropped copy. A
+        # watcher is what a support platform's identity may create (`source .run/env`).
+        platform = submitting_platform(run.subject)
+        if platform is None:
+            raise ValueError(f"{run.subject} is not a support platform's submission subject")
+        await watch_platform_outcomes(nc, platform, run.record_outcome)
         await nc.flush()
         before, idle = await _idle_reading(read_cpu, idle_seconds)
         run.deadline = time.perf_counter() + time_limit

@@ -50,8 +50,8 @@ class Target:
 @contextlib.contextmanager
 def private_platform() -> Iterator[Target]:
     """The bench's own platform, under a temporary directory removed afterwards; the bench
-    sends as its operator on the `support` platform's subject (bound to every unit) and reads
-    the outcomes through an ordered consumer of its own."""
+    sends as its operator on the `support` platform's subject (bound to every unit) and watches
+    that platform's outcomes."""
     from pinworks_cli.chaos_platform import Platform
     from pinworks_contracts.identities import DEFAULT_PLATFORM, OPERATOR
     from pinworks_contracts.subjects import submission_subject
