@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import nats
 import pytest
 import pytest_asyncio
@@ -302,6 +303,21 @@ def signed_in_env(platform: Platform, token_dir: Path, name: str, *units: str
     signed = cli(env, "login", name)
     assert signed.returncode == 0, signed.stdout + signed.stderr
     return env
+
+
+def stored(env: Mapping[str, str]) -> Any:
+    """What `pinworks login` wrote to the agent's token file (None when there is none)."""
+    path = Path(env["PINWORKS_AGENT_TOKEN_FILE"])
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def console_says(platform: Platform, env: Mapping[str, str], method: str, path: str,
+                 **body: str) -> tuple[int, str]:
+    """What the console's API answers the same agent (its status and `detail`)."""
+    response = httpx.request(method, platform.env["ESCALATION_URL"] + path, json=body or None,
+                             headers={"Authorization": f"Bearer {stored(env)['token']}"},
+                             timeout=30)
+    return response.status_code, response.json().get("detail", "")
 
 
 async def escalate(client: PlatformClient, ticket_ids: list[str], unit: str,

@@ -10,7 +10,6 @@ import json
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -21,18 +20,14 @@ from .conftest import (
     Platform,
     PlatformClient,
     cli,
+    console_says,
     escalate,
     run_id,
     signed_in_env,
+    stored,
 )
 
 pytestmark = pytest.mark.e2e
-
-
-def stored(env: dict[str, str]) -> Any:
-    """What `pinworks login` wrote to the agent's token file (None when there is none)."""
-    path = Path(env["PINWORKS_AGENT_TOKEN_FILE"])
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def file_mode_and_text(env: dict[str, str]) -> tuple[int, str]:
@@ -43,15 +38,6 @@ def file_mode_and_text(env: dict[str, str]) -> tuple[int, str]:
 def rewrite(env: dict[str, str], **changes: str) -> None:
     path = Path(env["PINWORKS_AGENT_TOKEN_FILE"])
     path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
-
-
-def console_says(platform: Platform, env: dict[str, str], method: str, path: str,
-                 **body: str) -> tuple[int, str]:
-    """What the console's API answers the same agent (its status and `detail`)."""
-    response = httpx.request(method, platform.env["ESCALATION_URL"] + path, json=body or None,
-                             headers={"Authorization": f"Bearer {stored(env)['token']}"},
-                             timeout=30)
-    return response.status_code, response.json().get("detail", "")
 
 
 async def test_the_queue_commands_act_as_the_signed_in_agent_within_their_units(

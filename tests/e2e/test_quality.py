@@ -9,11 +9,20 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Platform, PlatformClient, cli, fresh_unit, ticket
+from tests.e2e.conftest import (
+    Platform,
+    PlatformClient,
+    cli,
+    console_says,
+    fresh_unit,
+    signed_in_env,
+    ticket,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -178,3 +187,55 @@ async def test_an_answer_a_person_resolves_with_another_intent_counts_as_wrong_o
         "SELECT action FROM accountability WHERE ticket_id = :t AND actor = 'ana' ORDER BY id",
         t=wrong)
     assert [a.action for a in actions] == ["reopen", "claim", "resolve"]
+
+
+async def estimate_of(client: PlatformClient, unit: str) -> tuple[int, int] | None:
+    rows = await client.fetch("SELECT reviewed, wrong FROM quality_scopes WHERE "
+                              "kind = 'business_unit' AND name = :unit", unit=unit)
+    return (rows[0].reviewed, rows[0].wrong) if rows else None
+
+
+async def test_an_agent_reopens_and_corrects_an_automatic_answer_from_the_cli(
+        platform: Platform, client: PlatformClient, tmp_path: Path) -> None:
+    """`pinworks queue reopen` as the unit's agent, then `resolve --intent` with another
+    intent: the estimate counts one wrong answer. Another unit's agent is refused as the
+    console refuses, and the console's API refuses an unknown intent."""
+    rid, unit = fresh_unit("reopened")
+    answered = f"{rid}-answered"
+    await answered_automatically(client, [answered], unit)
+    ana = signed_in_env(platform, tmp_path, f"ana-{rid}", unit)
+    cy = signed_in_env(platform, tmp_path, f"cy-{rid}", f"other-{rid}")
+    refused = cli(cy, "queue", "reopen", answered, "--reason", "customer wrote back")
+    assert (refused.returncode, refused.stderr) == (1, f"error: no ticket {answered}\n")
+    assert console_says(platform, cy, "POST", f"/api/tickets/{answered}/reopen",
+                        reason="customer wrote back") == (404, f"no ticket {answered}")
+
+    reopened = cli(ana, "queue", "reopen", answered, "--reason", "the answer missed")
+    assert reopened.returncode == 0, reopened.stderr
+    assert reopened.stdout.startswith(f"reopened {answered} (priority ")
+    again = cli(ana, "queue", "reopen", answered, "--reason", "twice")
+    assert again.returncode == 0, "still automation's answer until a person resolves it"
+    assert cli(ana, "queue", "claim", answered).returncode == 0
+    status, detail = console_says(platform, ana, "POST", f"/api/tickets/{answered}/resolve",
+                                  reply="Hi", intent="card_arival")
+    assert status == 422 and "card_arrival" in detail, detail
+    resolved = cli(ana, "queue", "resolve", answered, "--reply", "Your card is on its way.",
+                   "--intent", "card arrival")
+    assert resolved.returncode == 0, resolved.stderr
+    assert json.loads(resolved.stdout)["intent"] == "card_arrival"
+    human = (await client.outcomes.wait_for([answered], count=2))[answered][1]
+    assert (human["resolved_by"], human["intent"]) == (f"ana-{rid}", "card_arrival")
+
+    async def counted() -> tuple[int, int] | None:
+        estimate = await estimate_of(client, unit)
+        return estimate if estimate and estimate[0] else None
+
+    assert await eventually(counted) == (1, 1)
+    closed = cli(ana, "queue", "reopen", answered, "--reason", "again")
+    assert (closed.returncode, closed.stderr) == (
+        1, f"error: {answered} was not last answered by automation\n")
+    actions = await client.fetch(
+        "SELECT action, details->>'reason' AS reason FROM accountability WHERE ticket_id = :t "
+        "AND actor_type = 'person' ORDER BY id", t=answered)
+    assert [(a.action, a.reason) for a in actions] == [
+        ("reopen", "the answer missed"), ("reopen", "twice"), ("claim", None), ("resolve", None)]

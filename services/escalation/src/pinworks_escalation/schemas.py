@@ -100,6 +100,17 @@ class Reply(BaseModel):
         default=None, max_length=200,
         description="Source of the suggested reply the agent started from (`template:<intent>`, "
         "`kb`, `draft:<handler>`), if any: recorded with how far the reply differs from it.")
+    intent: str | None = Field(
+        default=None, max_length=200,
+        description="What the ticket was really about, when not its classification: one the "
+        "classifier knows (GET /api/intents). An automatic answer the ticket had with another "
+        "intent counts as wrong in the live quality estimate.")
+
+
+class Reopening(BaseModel):
+    reason: str = Field(min_length=1, max_length=2_000,
+                        description="Why the automatic answer needs a person (kept in the "
+                        "ticket's reasons and accountability).")
 
 
 class Reassignment(BaseModel):

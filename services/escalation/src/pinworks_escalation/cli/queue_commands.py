@@ -113,10 +113,26 @@ def queue_release(ticket_id: str) -> None:
 def queue_resolve(
     ticket_id: str,
     reply: Annotated[str, typer.Option(help="The answer sent to the customer.")],
+    intent: Annotated[str | None, typer.Option(
+        "--intent", help="What the ticket was really about, when not its classification "
+        "(see `pinworks queue intents`); an automatic answer with another intent counts as "
+        "wrong.")] = None,
 ) -> None:
     """Resolve a ticket you hold; publishes the human `resolved` outcome."""
-    answer = as_agent("POST", _ticket_path(ticket_id, "resolve"), body={"reply": reply})
+    body = {"reply": reply} | ({"intent": known_intent(intent)} if intent else {})
+    answer = as_agent("POST", _ticket_path(ticket_id, "resolve"), body=body)
     console.print_json(json.dumps(answer.data["outcome"]))
+
+
+@queue_app.command("reopen")
+def queue_reopen(
+    ticket_id: str,
+    reason: Annotated[str, typer.Option(help="Why the automatic answer needs a person.")],
+) -> None:
+    """Put a ticket automation answered back in the queue for a person (then claim it)."""
+    item = as_agent("POST", _ticket_path(ticket_id, "reopen"), body={"reason": reason}).data
+    console.print(f"reopened {item['ticket_id']} (priority {item['priority']}, SLA due "
+                  f"{_at(item['sla_due_at'], '%Y-%m-%d %H:%M')})", highlight=False, markup=False)
 
 
 def render_queued(found: dict[str, Any]) -> str:
@@ -240,7 +256,7 @@ def known_intent(name: str) -> str:
 def queue_intents(
     match: Annotated[str | None, typer.Argument(help="Only intents containing this text.")] = None,
 ) -> None:
-    """List the intents `send-back --intent` accepts (the classifier's labels)."""
+    """List the intents `send-back --intent` and `resolve --intent` accept (the classifier's labels)."""
     from pinworks_contracts.intents import known_intents
 
     for intent in sorted(known_intents()):

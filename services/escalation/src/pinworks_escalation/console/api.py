@@ -24,6 +24,7 @@ from pinworks_escalation.schemas import (
     Me,
     QueueEntry,
     Reassignment,
+    Reopening,
     Reply,
     ResolvedOutcome,
     SentBack,
@@ -161,7 +162,9 @@ async def api_resolve(
     ticket_id: str, body: Reply, agent: ApiAgent, console: ConsoleDep
 ) -> dict[str, Any]:
     """Resolve with a reply: the `resolved` outcome (resolved_by = the agent) is published.
-    How the reply differs from the suggestion it started from is recorded."""
+    How the reply differs from the suggestion it started from is recorded. With `intent`
+    (one the classifier knows; 422 names the nearest ones) the outcome carries it, and an
+    automatic answer the ticket had with another intent counts as wrong."""
     outcome = await console.resolve(agent, ticket_id, body)
     return {"outcome": outcome.model_dump(mode="json")}
 
@@ -181,3 +184,13 @@ async def api_send_back(
     """Correct the intent: recorded as a labelled example; the ticket returns to the queue.
     Only an intent the classifier knows is accepted (422 names the nearest ones)."""
     return await console.send_back(agent, ticket_id, body)
+
+
+@router.post("/api/tickets/{ticket_id}/reopen", response_model=QueueEntry, tags=["tickets"],
+             responses={409: {"description": "not last answered by automation"}})
+async def api_reopen(
+    ticket_id: str, body: Reopening, agent: ApiAgent, console: ConsoleDep
+) -> dict[str, Any]:
+    """Put a ticket automation answered back in the queue for a person (open, priority and
+    SLA as when escalated), recorded with the reason; another unit's ticket answers 404."""
+    return (await console.reopen(agent, ticket_id, body)).as_dict()

@@ -32,11 +32,12 @@ from pinworks_escalation.queue import (
     list_queue,
     reassign,
     release,
+    reopen,
     resolve,
     send_back,
     ticket_context,
 )
-from pinworks_escalation.schemas import Correction, Reassignment, Reply
+from pinworks_escalation.schemas import Correction, Reassignment, Reopening, Reply
 from pinworks_escalation.settings import EscalationSettings
 from pinworks_escalation.signin import Session, SignInResult, open_session, revoke, sign_in
 
@@ -160,13 +161,20 @@ class Console:
                                             business_units=agent.business_units))
 
     async def resolve(self, agent: Agent, ticket_id: str, body: Reply) -> Outcome:
-        """Resolve with the reply, recording how it differs from the suggestion it started from."""
+        """Resolve with the reply, recording how it differs from the suggestion it started from;
+        404 outside the agent's units, then 422 for an intent the classifier does not know."""
         data = await self.detail(agent, ticket_id)
+        intent = known(body.intent) if body.intent else None
         offered = suggestions_for(data["envelope"], data["decisions"])
         assist = compare(body.reply, offered, body.suggestion) if offered else None
         return await self.act(lambda conn: resolve(
             conn, ticket_id, agent.name, body.reply, agent_cost=self.settings.agent_cost_usd,
-            business_units=agent.business_units, assist=assist))
+            business_units=agent.business_units, assist=assist, intent=intent))
+
+    async def reopen(self, agent: Agent, ticket_id: str, body: Reopening) -> QueueItem:
+        """Queue an automatically answered ticket of the agent's units for a person again."""
+        return await self.act(lambda conn: reopen(
+            conn, ticket_id, agent.name, body.reason, business_units=agent.business_units))
 
     async def reassign(self, agent: Agent, ticket_id: str, body: Reassignment) -> QueueItem:
         return await self.act(lambda conn: reassign(
@@ -177,9 +185,14 @@ class Console:
         """Correct the intent and send the ticket back: 404 outside the agent's units, then
         422 for an intent the classifier does not know (naming the nearest ones)."""
         await self.scoped_item(agent, ticket_id)
-        try:
-            intent = validate_intent(body.intent)
-        except UnknownIntent as error:
-            raise Refusal(422, str(error), "bad_intent") from None
+        intent = known(body.intent)
         return await self.act(lambda conn: send_back(conn, ticket_id, agent.name, intent,
                                                      business_units=agent.business_units))
+
+
+def known(intent: str) -> str:
+    """The known intent `intent` names; 422 naming the nearest ones otherwise."""
+    try:
+        return validate_intent(intent)
+    except UnknownIntent as error:
+        raise Refusal(422, str(error), "bad_intent") from None
