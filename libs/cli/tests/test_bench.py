@@ -16,7 +16,9 @@ from pinworks_cli.bench_figures import (
     percentile,
     throughput,
 )
-from pinworks_contracts.subjects import OUTCOME_WILDCARD, OUTCOMES_STREAM, SUBMITTED_WILDCARD
+from pinworks_common.streams import declare_streams
+from pinworks_contracts.identities import DEFAULT_PLATFORM
+from pinworks_contracts.subjects import SUBMITTED_WILDCARD, outcome_subject
 from pinworks_devtools import EmbeddedNats
 
 
@@ -86,8 +88,7 @@ async def test_run_bench_against_a_fake_pipeline(tmp_path: Path) -> None:
     with EmbeddedNats(tmp_path / "nats") as server:
         nc = await nats.connect(server.url)
         js = nc.jetstream()
-        await js.add_stream(name="TICKETS", subjects=[SUBMITTED_WILDCARD])
-        await js.add_stream(name=OUTCOMES_STREAM, subjects=[OUTCOME_WILDCARD])
+        await declare_streams(js)
         seen_ids: list[str] = []
 
         async def pipeline(msg) -> None:
@@ -98,7 +99,7 @@ async def test_run_bench_against_a_fake_pipeline(tmp_path: Path) -> None:
                 return
             status = "escalated" if ticket["ticket_id"].endswith("-2") else "resolved"
             outcome = {"ticket_id": ticket["ticket_id"], "status": status}
-            await nc.publish(f"tickets.outcome.{status}", json.dumps(outcome).encode())
+            await nc.publish(outcome_subject(status, DEFAULT_PLATFORM), json.dumps(outcome).encode())
 
         await js.subscribe(SUBMITTED_WILDCARD, cb=pipeline, durable="fake", manual_ack=True)
         try:
@@ -125,8 +126,7 @@ async def test_run_bench_against_a_fake_pipeline(tmp_path: Path) -> None:
 async def test_run_bench_stops_when_nothing_answers(tmp_path: Path) -> None:
     with EmbeddedNats(tmp_path / "nats") as server:
         nc = await nats.connect(server.url)
-        await nc.jetstream().add_stream(name="TICKETS", subjects=[SUBMITTED_WILDCARD])
-        await nc.jetstream().add_stream(name=OUTCOMES_STREAM, subjects=[OUTCOME_WILDCARD])
+        await declare_streams(nc.jetstream())
         await nc.close()
         started = asyncio.get_running_loop().time()
         result = await run_bench(
