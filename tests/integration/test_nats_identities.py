@@ -414,3 +414,23 @@ async def test_pinworks_submit_as_the_platform_waits_for_its_outcome(
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     assert json.loads(submitted.stdout)["ticket_id"] == ticket_id
     assert "answered by the test" in submitted.stdout
+
+
+@pytest.mark.parametrize(("identity", "stage"), [
+    (S.Stage.CLASSIFIER, S.Stage.CLASSIFIER), (S.Stage.ROUTER, S.Stage.ROUTER),
+    ("specialists", S.Stage.SPECIALIST), (S.Stage.VERIFIER, S.Stage.VERIFIER),
+    (S.Stage.ESCALATION, S.Stage.ESCALATION), (S.Stage.ESCALATION, S.Stage.AGENT),
+    (S.Stage.ESCALATION, S.QUALITY_SAMPLE),
+])
+async def test_every_consumer_can_dead_letter_a_poison_message(
+        server: Server, operator: Connected, identity: str, stage: str) -> None:
+    """Each stage a service mounts dead-letters on its own subject; one it may not publish to
+    leaves a poison message ack-pending for ever (the quality sample's was missing)."""
+    service = await connect_as(server, identity)
+    try:
+        ack = await service.nc.jetstream().publish(S.dead_letter_subject(stage), b"{}",
+                                                   stream=S.DEAD_LETTER_STREAM, timeout=5)
+        assert ack.stream == S.DEAD_LETTER_STREAM
+        assert service.errors.seen == []
+    finally:
+        await service.nc.close()

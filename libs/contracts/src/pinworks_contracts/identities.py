@@ -123,7 +123,8 @@ def _services() -> dict[str, tuple[list[str], list[str]]]:
         "escalation": (
             [*_service_publish(Stage.ESCALATION, outcome_status_subjects(OutcomeStatus.ESCALATED),
                                outcome_status_subjects(OutcomeStatus.RESOLVED), rejected,
-                               ASSIST_REQUESTED, CLASSIFIED, dead_letter_subject(Stage.AGENT)),
+                               ASSIST_REQUESTED, CLASSIFIED, dead_letter_subject(Stage.AGENT),
+                               dead_letter_subject(QUALITY_SAMPLE)),
              *_pull_consumer(WORK_STREAM, Stage.ESCALATION),
              *_pull_consumer(OUTCOMES_STREAM, QUALITY_SAMPLE)], []),
     }
