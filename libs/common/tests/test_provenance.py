@@ -5,9 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import SimpleNamespace
+from typing import Any, cast
+
+from prometheus_client import REGISTRY
 
 from pinworks_common import provenance
 from pinworks_common.ledger import DecisionRef
+from pinworks_common.ledger.memory import MemoryBooks
+from pinworks_common.stage import Delivery
 from pinworks_contracts import messages
 
 TICKET = messages.TicketSubmission(ticket_id="P-1", business_unit="retail", body="recorded body")
@@ -81,3 +87,21 @@ def test_an_escalation_needs_a_stored_step_of_its_stage_handing_the_attempt_to_a
     assert refusal(request(1, "specialist"), RECORD, queue(0), chain, set()) is None
     assert refusal(request(source="router"), RECORD, None, {}, {"router"}) is None
     assert kinds(refusal(request(), RECORD, None, {}, {"router"})) == "unrecorded_escalation"
+
+
+async def test_a_redelivered_refusal_is_audited_and_counted_once() -> None:
+    def counted() -> float:
+        return REGISTRY.get_sample_value("pinworks_refusals_total", {
+            "stage": "test-stage", "kind": provenance.UNKNOWN_TICKET}) or 0.0
+
+    message = SimpleNamespace(subject="pinworks.work.drafted", headers={}, data=b"{}",
+                              metadata=SimpleNamespace(sequence=SimpleNamespace(stream=41)))
+    books, before = MemoryBooks(), counted()
+    for _ in range(2):
+        refusals = provenance.Refusals("test-stage")
+        refusals.refuse("P-404", Delivery(cast(Any, message)),
+                        provenance.Refusal(provenance.UNKNOWN_TICKET, "no ticket P-404"))
+        async with books.transaction() as ledger:
+            await ledger.record(refusals.audited())
+    assert [row["event_key"] for row in books.store.rows("accountability")] == ["refused:41"]
+    assert counted() - before == 1.0

@@ -233,7 +233,6 @@ class Refusals:
     def __init__(self, stage: str) -> None:
         self.stage = stage
         self.entries: list[AccountabilityEntry] = []
-        self._kinds: list[str] = []
 
     def refuse(self, ticket_id: str, delivery: Delivery, refusal: Refusal) -> None:
         seq = delivery.stream_seq
@@ -244,16 +243,19 @@ class Refusals:
             ticket_id, keys.refused(seq), self.stage, "refuse", None,
             {"kind": refusal.kind, "reason": refusal.reason, "subject": delivery.subject,
              "stream_seq": seq}))
-        self._kinds.append(refusal.kind)
 
     def audited(self) -> Entries:
-        """The audit entries, counted in `pinworks_refusals_total` once they commit."""
-        kinds, stage = list(self._kinds), self.stage
+        """The audit entries, each counted in `pinworks_refusals_total` once it commits for the
+        first time (a redelivered refusal is already audited and counted)."""
+        stage, mine = self.stage, {(entry.ticket_id, entry.key) for entry in self.entries}
 
-        def observe(_: Recorded) -> None:
+        def observe(recorded: Recorded) -> None:
+            kinds = [entry.details["kind"] for entry in recorded.new_accountability
+                     if (entry.ticket_id, entry.key) in mine]
+
             def count() -> None:
                 for kind in kinds:
                     REFUSALS.labels(stage, kind).inc()
             after_commit(count)
 
-        return Entries(accountability=list(self.entries), observers=[observe] if kinds else [])
+        return Entries(accountability=list(self.entries), observers=[observe] if self.entries else [])

@@ -179,8 +179,9 @@ class Ledger:
         self._absent -= {decision.ref for decision in entries.decisions}  # another delivery's
         recorded.new_costs = await self._insert_new("cost_ledger", entries.costs,
                                                     lambda c: c.row())
-        await self._insert_new("accountability", entries.accountability,
-                               lambda a: audit_row(a.row(), AUDITED_TEXT["accountability"]))
+        recorded.new_accountability = await self._insert_new(
+            "accountability", entries.accountability,
+            lambda a: audit_row(a.row(), AUDITED_TEXT["accountability"]))
         outcomes = list(entries.outcomes)
         stored = await self.decided(handoff.after for handoff in entries.handoffs)
         for handoff in entries.handoffs:

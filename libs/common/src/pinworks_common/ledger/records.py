@@ -140,6 +140,7 @@ class Recorded:
     publications: list[Publication] = field(default_factory=list)
     new_decisions: list[Decision] = field(default_factory=list)
     new_costs: list[CostEntry] = field(default_factory=list)
+    new_accountability: list[AccountabilityEntry] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
     outcome_publications: list[Publication] = field(default_factory=list)
     """The publication of each of `outcomes`, in the same order (also in `publications`)."""
