@@ -38,7 +38,8 @@ class BearerToken(BaseModel):
 class QueueEntry(BaseModel):
     ticket_id: str
     business_unit: str
-    status: str = Field(description="open, claimed or resolved.")
+    status: str = Field(description="open, claimed, resolved or returned (sent back to "
+                        "automation with a corrected intent).")
     priority: int = Field(description="0-100, higher first.")
     tier: str | None = Field(description="Customer tier from the ticket metadata.")
     source_stage: str = Field(description="Stage that escalated the ticket.")
