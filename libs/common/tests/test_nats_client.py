@@ -58,3 +58,13 @@ def test_the_nats_cli_names_of_the_tls_files_are_read_too() -> None:
                                             "NATS_KEY": "/k.pem"})
     assert (settings.nats_tls_ca, settings.nats_tls_cert, settings.nats_tls_key) == (
         Path("/ca.pem"), Path("/c.pem"), Path("/k.pem"))
+
+
+def test_a_tls_client_drops_only_asyncios_eof_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(FileNotFoundError):
+        NatsClientSettings.from_env({"NATS_TLS_CA": "/nonexistent/ca.pem"}).ssl_context()
+    asyncio_log = logging.getLogger("asyncio")
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        asyncio_log.warning("returning true from eof_received() has no effect when using ssl")
+        asyncio_log.warning("Unclosed connection")
+    assert [record.getMessage() for record in caplog.records] == ["Unclosed connection"]

@@ -27,6 +27,20 @@ log = logging.getLogger("pinworks.nats")
 DEFAULT_INBOX_PREFIX = "_INBOX"
 
 
+def _not_tls_eof_noise(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("returning true from eof_received()")
+
+
+def silence_tls_eof_warning() -> None:
+    """Drop asyncio's "returning true from eof_received() has no effect when using ssl": nats-py
+    upgrades its plain stream to TLS after the server's INFO, so the stream protocol still
+    answers end-of-file as a plain one would, and asyncio warns each time a TLS connection
+    closes (every CLI command against `make run` printed it). Harmless, and only that line."""
+    asyncio_log = logging.getLogger("asyncio")
+    if _not_tls_eof_noise not in asyncio_log.filters:
+        asyncio_log.addFilter(_not_tls_eof_noise)
+
+
 class NatsClientSettings(BaseSettings):
     """Credentials and TLS of a NATS client, from the nats CLI's environment variables."""
 
@@ -86,6 +100,7 @@ class NatsClientSettings(BaseSettings):
         the client certificate when one is configured; None without any TLS variable."""
         if not (self.nats_tls_ca or self.nats_tls_cert):
             return None
+        silence_tls_eof_warning()
         context = ssl.create_default_context(
             cafile=str(self.nats_tls_ca) if self.nats_tls_ca else None)
         if self.nats_tls_cert:
