@@ -113,3 +113,53 @@ async def test_a_service_role_cannot_read_what_it_does_not_need(database: Databa
         == "InsufficientPrivilegeError"
     assert await _refused(database.service_url("classifier"),
                           "UPDATE tickets SET body = 'forged'") == "InsufficientPrivilegeError"
+
+
+async def test_a_judgement_of_an_automatic_answer_is_given_once(database: Database) -> None:
+    """`quality_reviews`: pending -> right -> wrong is allowed (a verdict, then a correction),
+    as the console's role does it; undoing a wrong verdict, rewriting the answer, making a row
+    pending again or deleting it is refused, even for the owner."""
+    import uuid
+
+    from pinworks_common.db.roles import CONSOLE
+
+    ticket_id = f"verdict-{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(_dsn(database.admin_url))
+    try:
+        first, second = [await admin.fetchval(
+            "INSERT INTO quality_reviews (ticket_id, attempt, business_unit, intent, answer, "
+            "source, status) VALUES ($1, $2, 'retail', 'change_pin', 'Here is how.', 'sample', "
+            "'pending') RETURNING id", ticket_id, attempt) for attempt in (0, 1)]
+    finally:
+        await admin.close()
+    console, owner = database.role_urls[CONSOLE], database.role_urls[OWNER]
+    verdict = ("UPDATE quality_reviews SET status = '{status}', correct_intent = {intent}, "
+               "reviewed_by = 'ana', reviewed_at = now() WHERE id = {id}")
+    assert await _refused(console, verdict.format(status="right", intent="NULL", id=first)) \
+        == "allowed"
+    assert await _refused(console, verdict.format(
+        status="wrong", intent="'card_arrival'", id=first)) == "allowed"
+    refused = {
+        "wrong -> right": verdict.format(status="right", intent="NULL", id=first),
+        "wrong -> pending": f"UPDATE quality_reviews SET status = 'pending' WHERE id = {first}",
+        "another intent": verdict.format(status="wrong", intent="'lost_card'", id=first)
+        .replace("correct_intent = 'lost_card'", "intent = 'lost_card'"),
+        "wrong without an intent": verdict.format(status="wrong", intent="NULL", id=second),
+        "no reviewer": f"UPDATE quality_reviews SET status = 'right', reviewed_at = now() "
+                       f"WHERE id = {second}",
+        "answer rewritten": f"UPDATE quality_reviews SET answer = 'forged' WHERE id = {second}",
+        "deleted": f"DELETE FROM quality_reviews WHERE id = {second}",
+        "emptied": "TRUNCATE quality_reviews",
+    }
+    assert {what: await _refused(owner, sql) for what, sql in refused.items()} == {
+        what: "RaiseError" for what in refused}
+    assert await _refused(console, f"DELETE FROM quality_reviews WHERE id = {second}") \
+        == "InsufficientPrivilegeError"
+    admin = await asyncpg.connect(_dsn(database.admin_url))
+    try:
+        rows = await admin.fetch("SELECT status, correct_intent, answer FROM quality_reviews "
+                                 "WHERE ticket_id = $1 ORDER BY attempt", ticket_id)
+    finally:
+        await admin.close()
+    assert [tuple(r) for r in rows] == [("wrong", "card_arrival", "Here is how."),
+                                        ("pending", None, "Here is how.")]

@@ -39,8 +39,12 @@ def test_grants_name_only_real_tables_and_roles() -> None:
 
 def test_the_audit_is_insert_and_select_only_for_every_role() -> None:
     assert roles.violations() == []
-    for table in ("decisions", "cost_ledger", "accountability", "outcomes", "routing_policies"):
+    for table in ("decisions", "cost_ledger", "accountability", "outcomes", "routing_policies",
+                  "quality_events"):
         assert table in roles.APPEND_ONLY
+    assert "quality_reviews" in roles.JUDGED_ONCE
+    assert not any("DELETE" in privileges for by_table in roles.GRANTS.values()
+                   for table, privileges in by_table.items() if table in roles.JUDGED_ONCE)
 
 
 def test_reports_only_read() -> None:

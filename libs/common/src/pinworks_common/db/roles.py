@@ -46,10 +46,16 @@ ROLES: tuple[str, ...] = (OWNER, *SERVICE_ROLES.values(), CONSOLE, OPERATOR, REP
 
 APPEND_ONLY: frozenset[str] = frozenset({
     "decisions", "cost_ledger", "accountability", "outcomes", "routing_policies",
-    "rejected_payloads", "dead_letters", "policy_refusals",
+    "rejected_payloads", "dead_letters", "policy_refusals", "quality_events",
 })
 """The audit: rows are only ever added. No role is granted UPDATE, DELETE or TRUNCATE on them,
-and a trigger refuses those statements (migration 0008)."""
+and a trigger refuses those statements (migrations 0008, 0011, 0012)."""
+
+JUDGED_ONCE: frozenset[str] = frozenset({"quality_reviews"})
+"""Judgements of automatic answers: rows are added, and a row changes only by its verdict
+(pending -> right or wrong, right -> wrong; `_QUALITY_VERDICT`'s columns). No role may DELETE,
+and a trigger refuses any other UPDATE, every DELETE and TRUNCATE even for the owner
+(migration 0012)."""
 
 READ = ("SELECT",)
 APPEND = ("SELECT", "INSERT")
@@ -217,7 +223,8 @@ def matrix_markdown() -> str:
 
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for table in sorted(metadata.tables):
-        name = f"`{table}`" + (" (audit)" if table in APPEND_ONLY else "")
+        name = f"`{table}`" + (" (audit)" if table in APPEND_ONLY else
+                               " (audit: verdict once)" if table in JUDGED_ONCE else "")
         cells = [_cell(GRANTS[role].get(table, ())) for role in roles]
         lines.append("| " + " | ".join([name, *cells]) + " |")
     return "\n".join(lines)
@@ -228,7 +235,8 @@ def violations() -> list[str]:
     return [f"{role} may {privilege} on {table}"
             for role, by_table in GRANTS.items() for table, privileges in by_table.items()
             for privilege in privileges
-            if table in APPEND_ONLY and privilege.split("(")[0] not in APPEND]
+            if (table in APPEND_ONLY and privilege.split("(")[0] not in APPEND)
+            or (table in JUDGED_ONCE and privilege not in (*APPEND, _QUALITY_VERDICT))]
 
 
 def _create_role(conn: Connection, role: str) -> None:
