@@ -163,3 +163,27 @@ async def test_a_judgement_of_an_automatic_answer_is_given_once(database: Databa
         await admin.close()
     assert [tuple(r) for r in rows] == [("wrong", "card_arrival", "Here is how."),
                                         ("pending", None, "Here is how.")]
+
+
+async def test_no_role_can_rename_a_stored_ticket(database: Database) -> None:
+    """The classifier holds UPDATE(ticket_id) for its first-submission-wins upsert; the trigger
+    keeps that from moving a stored ticket away from its audit (even for the owner)."""
+    admin = await asyncpg.connect(_dsn(database.admin_url))
+    try:
+        await admin.execute(
+            "INSERT INTO tickets (ticket_id, business_unit, body, submission_seq, trace_id, "
+            "received_at) VALUES ('ROLES-RENAME-1', 'retail', 'b', 1, 't', now()) "
+            "ON CONFLICT DO NOTHING")
+    finally:
+        await admin.close()
+    renames = {
+        "id": "UPDATE tickets SET ticket_id = 'ROLES-RENAMED' WHERE ticket_id = 'ROLES-RENAME-1'",
+        "platform": "UPDATE tickets SET platform = 'partner' WHERE ticket_id = 'ROLES-RENAME-1'",
+    }
+    assert await _refused(database.service_url("classifier"), renames["id"]) == "RaiseError"
+    assert {name: await _refused(database.role_urls[OWNER], sql)
+            for name, sql in renames.items()} == {"id": "RaiseError", "platform": "RaiseError"}
+    assert await _refused(
+        database.service_url("classifier"),
+        "UPDATE tickets SET ticket_id = ticket_id WHERE ticket_id = 'ROLES-RENAME-1'",
+    ) == "allowed", "the upsert's no-op update still works"

@@ -55,7 +55,7 @@ JUDGED_ONCE: frozenset[str] = frozenset({"quality_reviews"})
 """Judgements of automatic answers: rows are added, and a row changes only by its verdict
 (pending -> right or wrong, right -> wrong; `_QUALITY_VERDICT`'s columns). No role may DELETE,
 and a trigger refuses any other UPDATE, every DELETE and TRUNCATE even for the owner
-(migration 0012)."""
+(migration 0013)."""
 
 READ = ("SELECT",)
 APPEND = ("SELECT", "INSERT")
@@ -109,7 +109,8 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
     SERVICE_ROLES["classifier"]: {
         **_LEDGER,
         # first submission wins: INSERT ... ON CONFLICT (ticket_id) DO UPDATE SET ticket_id
-        # (a no-op that returns the stored row) needs UPDATE on that one column
+        # (a no-op that returns the stored row) needs UPDATE on that one column; a trigger
+        # (migration 0013) refuses any UPDATE that would change it
         "tickets": ("SELECT", "INSERT", "UPDATE(ticket_id)"),
         "rejected_payloads": APPEND,
     },
