@@ -405,6 +405,13 @@ def test_probes(scenario):
 # ------------------------------------------------------------------ defaults
 
 
+def test_the_console_believes_forwarded_addresses_only_from_the_configured_ingress():
+    values = {**load_values("defaults"), "escalation": {"forwardedAllowIps": "10.42.0.0/16"}}
+    deps = {d["metadata"]["name"]: d for d in kind(docs_of(render_values(values)), "Deployment")}
+    esc = pod_spec(deps[f"{FULLNAME}-escalation"])["containers"][0]
+    assert env_of(esc)["ESCALATION_FORWARDED_ALLOW_IPS"]["value"] == "10.42.0.0/16"
+
+
 def test_defaults_workloads_and_environment():
     docs = docs_of("defaults")
     deps = {d["metadata"]["name"]: d for d in kind(docs, "Deployment")}
@@ -453,6 +460,7 @@ def test_defaults_workloads_and_environment():
     assert env_of(esc)["ESCALATION_CONSOLE_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
         "name": FULLNAME, "key": "DATABASE_URL_CONSOLE"}
     assert env_of(esc)["ESCALATION_HTTP_HOST"]["value"] == "0.0.0.0", "the Service reaches the pod"
+    assert "ESCALATION_FORWARDED_ALLOW_IPS" not in env_of(esc), "no proxy trusted by default"
     assert {p["name"]: p["containerPort"] for p in esc["ports"]}["http"] == 8000
     svc = one(docs, "Service", f"{FULLNAME}-escalation")
     assert svc["spec"]["ports"][0]["targetPort"] == "http"

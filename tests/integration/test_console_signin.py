@@ -6,6 +6,7 @@ password is refused while locked, no password is hashed then), and sessions live
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from pinworks_common.db.tables import signin_throttle
 from pinworks_escalation.auth import PASSWORD_CHECKS, hash_password
 from pinworks_escalation.console import create_console
 from pinworks_escalation.console.deps import COOKIE
+from pinworks_escalation.console.server import ConsoleServer
 from pinworks_escalation.queue import save_agent
 from pinworks_escalation.settings import EscalationSettings
 from pinworks_escalation.signin import account_key, address_key
@@ -176,3 +178,40 @@ async def test_a_password_change_ends_every_session_and_token(setup: Setup) -> N
         assert (await client.get("/api/me")).status_code == 401
         assert (await client.post("/api/tokens", json={
             "name": setup.agent, "password": "a new long password"})).status_code == 200
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _throttled_keys_over_http(setup: Setup, forwarded_allow_ips: str,
+                                    forwarded_for: str) -> set[str]:
+    """Sign in wrongly through the real HTTP server, claiming `forwarded_for` in
+    X-Forwarded-For; the throttle's keys that the attempt counted."""
+    port = _free_port()
+    server = ConsoleServer(create_console(setup.engine, setup.settings), "127.0.0.1", port,
+                           forwarded_allow_ips=forwarded_allow_ips)
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            answer = await client.post(
+                "/api/session", json={"name": f"nobody-{setup.agent}", "password": "guess"},
+                headers={"X-Forwarded-For": forwarded_for})
+            assert answer.status_code == 401
+    finally:
+        await server.stop()
+    async with setup.engine.connect() as conn:
+        keys = (await conn.execute(select(signin_throttle.c.key).where(
+            signin_throttle.c.key.like("address:%")))).scalars()
+        return set(keys)
+
+
+async def test_only_a_configured_proxy_may_name_the_clients_address(setup: Setup) -> None:
+    untrusted = await _throttled_keys_over_http(setup, "", "203.0.113.7")
+    assert address_key("203.0.113.7") not in untrusted, \
+        "without a trusted proxy a header cannot pick the throttle's address"
+    behind_proxy = await _throttled_keys_over_http(setup, "127.0.0.1", "198.51.100.9")
+    assert address_key("198.51.100.9") in behind_proxy, \
+        "behind a configured proxy each client is throttled on its own address"

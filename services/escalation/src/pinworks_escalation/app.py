@@ -58,7 +58,8 @@ def create_app(settings: EscalationSettings | None = None, books: Books | None =
     console_engine = (create_engine(settings.console_database_url, pool_size=3)
                       if settings.console_database_url else runtime.engine)
     console = ConsoleServer(
-        create_console(console_engine, settings), settings.http_host, settings.http_port
+        create_console(console_engine, settings), settings.http_host, settings.http_port,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
     retention = RetentionTask(
         runtime.engine, retention_days=settings.retention_days,

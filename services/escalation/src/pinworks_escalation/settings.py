@@ -46,6 +46,11 @@ class EscalationSettings(CommonSettings):
     trusted_origins: str = Field("", validation_alias="ESCALATION_TRUSTED_ORIGINS")
     """Comma-separated origins (scheme://host[:port]) besides the console's own that may post
     to it, e.g. the public address behind a proxy that rewrites Host."""
+    forwarded_allow_ips: str = Field("", validation_alias="ESCALATION_FORWARDED_ALLOW_IPS")
+    """Comma-separated addresses or networks of reverse proxies (an ingress controller) whose
+    X-Forwarded-For / X-Forwarded-Proto the console believes: the client address behind them
+    becomes the sign-in throttle's per-address key. Empty (the default): no proxy is trusted
+    and the peer's own address counts, so nobody can pick their address with a header."""
     hsts: bool | None = Field(None, validation_alias="ESCALATION_HSTS")
     """Send Strict-Transport-Security. Unset: when the request came over HTTPS."""
     lease_minutes: int = Field(15, ge=1, le=480, validation_alias="ESCALATION_LEASE_MINUTES")

@@ -26,9 +26,15 @@ class _EmbeddedServer(uvicorn.Server):
 class ConsoleServer:
     """Starts and stops the console in the running event loop; a port in use fails the start."""
 
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+    def __init__(self, app: FastAPI, host: str, port: int, *,
+                 forwarded_allow_ips: str = "") -> None:
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: only the
+        # configured proxies may name the client
+        trusted = [part.strip() for part in forwarded_allow_ips.split(",") if part.strip()]
         self._config = uvicorn.Config(app, host=host, port=port, lifespan="off",
-                                      access_log=False, log_config=None)
+                                      access_log=False, log_config=None,
+                                      proxy_headers=bool(trusted),
+                                      forwarded_allow_ips=trusted or None)
         self._host, self._port = host, port
         self._server: _EmbeddedServer | None = None
         self._serving: Any = None
