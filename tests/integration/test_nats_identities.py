@@ -135,7 +135,7 @@ async def test_a_client_that_does_not_verify_the_server_cannot_talk_plaintext(se
 
 
 async def test_a_wrong_seed_is_refused(server: Server, tmp_path: pytest.TempPathFactory) -> None:
-    from pinworks_devtools.nats_security import new_user_seed
+    from pinworks_common.deployment_secrets import new_user_seed
 
     stranger = tmp_path / "stranger.nk"  # type: ignore[operator]
     stranger.write_bytes(new_user_seed())

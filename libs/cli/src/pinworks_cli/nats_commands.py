@@ -64,8 +64,8 @@ def keys(
 ) -> None:
     """New nkeys for every identity: seeds in OUT, `secrets.yaml` (one Secret per service,
     key `nkey`, as the chart mounts it) and `values.yaml` (natsAuth public keys)."""
+    from pinworks_common.deployment_secrets import new_user_seed, public_key, write_private
     from pinworks_contracts.identities import OPERATOR, SERVICES
-    from pinworks_devtools.nats_security import new_user_seed, public_key, write_private
 
     names = [*SERVICES, OPERATOR, *(platform or [])]
     seeds = {name: new_user_seed() for name in names}

@@ -5,8 +5,17 @@ names another; the docstring under a field is its description."""
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import AliasChoices, Field
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from pinworks_common.nats_client import NatsClientSettings
 
@@ -15,11 +24,63 @@ LOCAL_BIND = "127.0.0.1"
 network; containers and pods opt in to 0.0.0.0 explicitly."""
 
 
+FILE_SUFFIX = "_FILE"
+
+
+def _variable(name: str, info: FieldInfo) -> str:
+    """The environment variable a field reads (its alias, else its name in upper case)."""
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        alias = next((choice for choice in alias.choices if isinstance(choice, str)), None)
+    return alias if isinstance(alias, str) else name.upper()
+
+
+class FileSettings(PydanticBaseSettingsSource):
+    """`<VARIABLE>_FILE` names a file holding a secret setting (the convention of Docker
+    secrets and the postgres image): `DATABASE_URL_FILE=/run/secrets/pinworks/database-url`
+    gives `DATABASE_URL` without the password ever being in the environment. Setting both
+    a variable and its `_FILE` is an error."""
+
+    def __init__(self, settings_cls: type[BaseSettings], fields: tuple[str, ...]) -> None:
+        super().__init__(settings_cls)
+        self.fields = fields
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # everything is read in __call__
+
+    def __call__(self) -> dict[str, Any]:
+        environ = {key.upper(): value for key, value in os.environ.items()}
+        values: dict[str, Any] = {}
+        for name in self.fields:
+            variable = _variable(name, self.settings_cls.model_fields[name])
+            path = environ.get(variable + FILE_SUFFIX)
+            if not path:
+                continue
+            if variable in environ:
+                raise ValueError(f"set {variable} or {variable}{FILE_SUFFIX}, not both")
+            values[variable if variable != name.upper() else name] = \
+                Path(path).read_text().strip()
+        return values
+
+
 class CommonSettings(NatsClientSettings):
     """Connection and runtime settings; each service subclasses this with its own fields. NATS
-    credentials and TLS are `NatsClientSettings`' (the nats CLI's variables)."""
+    credentials and TLS are `NatsClientSettings`' (the nats CLI's variables); the secrets of
+    `file_settings` may come from a file instead (`FileSettings`: `DATABASE_URL_FILE`)."""
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", use_attribute_docstrings=True)
+
+    file_settings: ClassVar[tuple[str, ...]] = ("database_url",)
+    """Fields that `<VARIABLE>_FILE` may give (a subclass adds its own secrets)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, FileSettings(settings_cls, cls.file_settings), env_settings,
+                dotenv_settings, file_secret_settings)
 
     nats_url: str = "nats://127.0.0.1:4222"
     """NATS server URL(s), comma separated."""

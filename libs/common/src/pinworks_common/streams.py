@@ -50,3 +50,40 @@ async def _declare(js: Any, config: StreamConfig) -> None:
         await js.add_stream(config)
     except BadRequestError:
         await js.update_stream(config)
+
+
+async def prepare(url: str, platforms: list[str]) -> None:
+    """As the operator (the NATS_* variables): declare the streams and each support platform's
+    outcome consumer, which the platform's own identity may read but not create."""
+    import nats
+
+    from pinworks_common.nats_client import connect_options, ensure_platform_consumer
+
+    nc = await nats.connect(url, **connect_options())
+    try:
+        await declare_streams(nc.jetstream())
+        for platform in platforms:
+            await ensure_platform_consumer(nc.jetstream(), platform)
+    finally:
+        await nc.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m pinworks_common.streams [--platform NAME ...]` against NATS_URL (compose's
+    one-shot nats-setup container)."""
+    import argparse
+    import asyncio
+    import os
+
+    from pinworks_contracts.identities import DEFAULT_PLATFORM
+
+    parser = argparse.ArgumentParser(prog="python -m pinworks_common.streams")
+    parser.add_argument("--platform", action="append", default=None)
+    args = parser.parse_args(argv)
+    platforms = args.platform or [DEFAULT_PLATFORM]
+    asyncio.run(prepare(os.environ.get("NATS_URL", "nats://127.0.0.1:4222"), platforms))
+    print(f"streams declared; outcome consumers of {', '.join(platforms)}")
+
+
+if __name__ == "__main__":
+    main()

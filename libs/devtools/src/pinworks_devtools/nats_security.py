@@ -14,13 +14,11 @@ import datetime
 import ipaddress
 import json
 import os
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import nkeys
-
+from pinworks_common.deployment_secrets import new_user_seed, public_key, write_private
 from pinworks_contracts.identities import (
     DEFAULT_PLATFORM,
     OPERATOR,
@@ -31,30 +29,6 @@ from pinworks_contracts.identities import (
 
 CA_DAYS = 3650
 SERVER_CERT_DAYS = 825
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Create `path` readable by its owner only (0600), whatever the umask."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.chmod(path, 0o600)
-
-
-def new_user_seed() -> bytes:
-    """A fresh nkey user seed (`SU...`)."""
-    return nkeys.encode_seed(secrets.token_bytes(32), nkeys.PREFIX_BYTE_USER)
-
-
-def public_key(seed: bytes) -> str:
-    keypair = nkeys.from_seed(bytearray(seed))
-    try:
-        return bytes(keypair.public_key).decode()
-    finally:
-        keypair.wipe()
 
 
 @dataclass(frozen=True)

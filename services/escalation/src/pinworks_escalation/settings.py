@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
 
 class EscalationSettings(CommonSettings):
+    file_settings: ClassVar[tuple[str, ...]] = (*CommonSettings.file_settings,
+                                                "console_database_url")
+
     http_port: int = Field(8000, validation_alias="ESCALATION_HTTP_PORT")
     """Port of the agents' console and REST API."""
     outbox_interval_seconds: float = Field(0.25, gt=0, validation_alias="ESCALATION_OUTBOX_INTERVAL")

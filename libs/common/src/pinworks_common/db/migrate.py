@@ -74,8 +74,24 @@ def provision_platform(admin_url: str, credentials: Path) -> dict[str, str]:
     return {role.removeprefix("pinworks_"): urls[role] for role in ROLES}
 
 
-def main() -> None:
-    upgrade(os.environ["DATABASE_URL"])
+def main(argv: list[str] | None = None) -> None:
+    """Migrate DATABASE_URL (or the URL in DATABASE_URL_FILE); with `--passwords FILE` (JSON
+    role -> password, as `pinworks_common.deployment_secrets` writes it) that URL is a
+    superuser's and every role gets its login too (compose's migrate container)."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m pinworks_common.db.migrate")
+    parser.add_argument("--passwords", type=Path, default=None)
+    args = parser.parse_args(argv)
+    url_file = os.environ.get("DATABASE_URL_FILE")
+    url = Path(url_file).read_text().strip() if url_file else os.environ["DATABASE_URL"]
+    if args.passwords is None:
+        upgrade(url)
+        return
+    passwords = json.loads(args.passwords.read_text())
+    logins = provision(url, passwords)
+    print(f"migrated; logins: {', '.join(sorted(logins))}")
 
 
 if __name__ == "__main__":
