@@ -66,3 +66,15 @@ def test_a_ticket_page_shows_each_stages_latest_decision() -> None:
                  {"stage": "router", "n": 3}]
     assert latest_decision(decisions, "router") == {"stage": "router", "n": 3}
     assert latest_decision(decisions, "classifier") is None
+
+
+def test_a_reopening_shows_only_its_fixed_messages() -> None:
+    from pinworks_escalation.console.messages import ANSWERED_ERRORS
+
+    assert ANSWERED_ERRORS.issubset(ERRORS)
+    assert notice("reopened", ticket_id="T-1") == (
+        "Reopened: T-1 waits for a person again. Claim it to answer.")
+    assert error("held", ANSWERED_ERRORS) is None
+    assert after_action("T-1", Refusal(409, "T-1 was not last answered by automation",
+                                       "not_automatic"), "reopened") == (
+        "/tickets/T-1?error=not_automatic")

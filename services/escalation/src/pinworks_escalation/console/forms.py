@@ -63,12 +63,15 @@ async def release_form(ticket_id: str, agent: PageAgent, console: ConsoleDep) ->
 @router.post("/tickets/{ticket_id}/resolve")
 async def resolve_form(ticket_id: str, agent: PageAgent, console: ConsoleDep,
                        reply: Annotated[str, Form()],
-                       suggestion: Annotated[str, Form()] = "") -> Response:
+                       suggestion: Annotated[str, Form()] = "",
+                       intent: Annotated[str, Form()] = "") -> Response:
+    """Resolve with the reply; with `intent` (the customer's, when the classifier's was wrong)
+    an automatic answer the ticket had with another intent counts as wrong."""
     async def run() -> None:
         if not reply.strip():
             raise Refusal(409, "Write a reply to the customer first.", "empty_reply")
-        await console.resolve(agent, ticket_id,
-                              Reply(reply=reply, suggestion=suggestion[:200] or None))
+        await console.resolve(agent, ticket_id, Reply(
+            reply=reply, suggestion=suggestion[:200] or None, intent=intent.strip() or None))
     return await page_action(ticket_id, run, "resolved")
 
 

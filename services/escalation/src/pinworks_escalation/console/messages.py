@@ -14,6 +14,7 @@ NOTICES = {
     "reassigned": "Reassigned: the ticket's holder is shown below.",
     "sent_back": "Intent corrected to {intent}; kept as a labelled example.",
     "nothing": "Nothing to claim.",
+    "reopened": "Reopened: {ticket_id} waits for a person again. Claim it to answer.",
 }
 ERRORS = {
     "wrong": "Unknown agent or wrong password.",
@@ -29,6 +30,8 @@ ERRORS = {
     "bad_intent": "That is not an intent the classifier knows.",
     "certain": "The ticket already has that intent with certainty.",
     "bad_filter": "A search filter made no sense and was ignored.",
+    "empty_reason": "Say why the automatic answer needs a person.",
+    "not_automatic": "Only a ticket automation answered last can be reopened.",
     "refused": "The action was refused.",
 }
 
@@ -37,6 +40,8 @@ QUEUE_NOTICES = frozenset({"nothing"})
 QUEUE_ERRORS = frozenset({"gone", "bad_filter"})
 """The codes the queue page shows (it has no ticket to fill a blank with)."""
 LOGIN_ERRORS = frozenset({"wrong", "locked"})
+ANSWERED_ERRORS = frozenset({"empty_reason", "not_automatic", "refused"})
+"""The codes the page of an automatic answer shows (a reopening's refusals)."""
 
 
 def notice(code: str | None, allowed: frozenset[str] | None = None, **blanks: Any) -> str | None:

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from pinworks_contracts.intents import intent_label, known_intents
 from pinworks_contracts.messages import utcnow
+from pinworks_escalation.console.answers import answered_page
 from pinworks_escalation.console.deps import (
     ConsoleDep,
     PageAgent,
@@ -28,6 +29,8 @@ from pinworks_escalation.console.messages import (
     notice,
 )
 from pinworks_escalation.queue import (
+    CLAIMED,
+    OPEN,
     SORTS,
     STATUS_FILTERS,
     Agent,
@@ -186,8 +189,9 @@ async def ticket_page(request: Request, ticket_id: str, agent: PageAgent, consol
     try:
         data = await console.detail(agent, ticket_id)
     except HTTPException:
-        return console.page(request, "missing.html", status_code=404, agent=agent,
-                            ticket_id=ticket_id)
+        answered = await answered_page(request, console, agent, ticket_id, error_code)
+        return answered or console.page(request, "missing.html", status_code=404, agent=agent,
+                                        ticket_id=ticket_id)
     async with console.reading() as conn:
         colleagues = [a.name for a in await list_agents(conn, [data["business_unit"]])
                       if a.name != agent.name]
@@ -196,6 +200,8 @@ async def ticket_page(request: Request, ticket_id: str, agent: PageAgent, consol
     return console.page(
         request, "ticket.html", agent=agent, t=data, now=utcnow(),
         mine=data["claimed_by"] == agent.name, colleagues=colleagues, likely_intents=likely,
+        reopenable=data["status"] not in (OPEN, CLAIMED)
+        and await console.automatic_answer(agent, ticket_id) is not None,
         other_intents=[i for i in known_intents() if i not in likely],
         route_decision=latest_decision(data["decisions"], "router"),
         verifier_decision=latest_decision(data["decisions"], "verifier"),

@@ -12,9 +12,11 @@ from typing import Any, TypeVar
 from fastapi import HTTPException
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 
+from pinworks_common.db.tables import tickets
 from pinworks_common.metrics import until_commit
 from pinworks_contracts.intents import UnknownIntent, validate_intent
 from pinworks_contracts.messages import Outcome
@@ -29,6 +31,7 @@ from pinworks_escalation.queue import (
     count_queue,
     customer_history,
     get_item,
+    last_automatic_answer,
     list_queue,
     reassign,
     release,
@@ -170,6 +173,23 @@ class Console:
         return await self.act(lambda conn: resolve(
             conn, ticket_id, agent.name, body.reply, agent_cost=self.settings.agent_cost_usd,
             business_units=agent.business_units, assist=assist, intent=intent))
+
+    async def automatic_answer(self, agent: Agent, ticket_id: str) -> dict[str, Any] | None:
+        """The ticket of the agent's units with the automatic answer it was last given, what a
+        reopening takes; None when another unit's, unknown, or not last answered by
+        automation."""
+        async with self.reading() as conn:
+            row = (await conn.execute(
+                select(tickets.c.ticket_id, tickets.c.business_unit, tickets.c.subject,
+                       tickets.c.body, tickets.c.received_at)
+                .where(tickets.c.ticket_id == ticket_id,
+                       tickets.c.business_unit.in_(agent.business_units)))).first()
+            answer = await last_automatic_answer(conn, ticket_id) if row else None
+        if row is None or answer is None:
+            return None
+        return {**row._mapping, "attempt": answer.attempt, "intent": answer.intent,
+                "confidence": answer.confidence, "handler": answer.handler,
+                "answer": answer.answer}
 
     async def reopen(self, agent: Agent, ticket_id: str, body: Reopening) -> QueueItem:
         """Queue an automatically answered ticket of the agent's units for a person again."""

@@ -52,7 +52,7 @@ from pinworks_escalation.queue.priority import (
     sla_for,
     tier_of,
 )
-from pinworks_escalation.queue.reopen import reopen
+from pinworks_escalation.queue.reopen import last_automatic_answer, reopen
 from pinworks_escalation.queue.reports import assist_usefulness
 
 __all__ = [
@@ -60,6 +60,7 @@ __all__ = [
     "PREMIUM_TIERS", "QUEUE_ORDER", "RESOLVED", "RETURNED", "SORTS", "STATUS_FILTERS", "Agent",
     "NotQueued", "Priority", "QueueError", "QueueItem", "QueueQuery", "assess_priority",
     "assist_usefulness", "claim", "count_queue", "customer_history", "get_agent", "get_item",
-    "list_agents", "list_queue", "pending_count", "priority_for", "reassign", "release", "reopen",
-    "resolve", "save_agent", "send_back", "sla_for", "tier_of", "ticket_context",
+    "last_automatic_answer", "list_agents", "list_queue", "pending_count", "priority_for",
+    "reassign", "release", "reopen", "resolve", "save_agent", "send_back", "sla_for", "tier_of",
+    "ticket_context",
 ]

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from pinworks_common import provenance
 from pinworks_common.customer_state import DECISION_KEY, CustomerStateReader
 from pinworks_common.db.tables import decisions, escalations, outcomes, tickets
-from pinworks_common.quality.store import automatic_answers
+from pinworks_common.quality.store import AutomaticAnswer, automatic_answers
 from pinworks_contracts.messages import (
     Classification,
     CustomerState,
@@ -41,6 +41,16 @@ async def _latest_outcome_key(conn: AsyncConnection, ticket_id: str) -> str | No
     return (await conn.execute(
         select(outcomes.c.outcome_key).where(outcomes.c.ticket_id == ticket_id)
         .order_by(outcomes.c.id.desc()).limit(1))).scalar_one_or_none()
+
+
+async def last_automatic_answer(conn: AsyncConnection, ticket_id: str) -> AutomaticAnswer | None:
+    """The ticket's automatic answer if its latest outcome is that answer (what `reopen` takes);
+    None when automation never answered it or a person or a later attempt did since."""
+    answer = (await automatic_answers(conn, [ticket_id])).get(ticket_id)
+    latest = await _latest_outcome_key(conn, ticket_id)
+    if answer is None or latest != "automation" + (f"@{answer.attempt}" if answer.attempt else ""):
+        return None
+    return answer
 
 
 async def _customer_state(conn: AsyncConnection, record: provenance.TicketRecord) -> CustomerState:
@@ -63,9 +73,8 @@ async def reopen(conn: AsyncConnection, ticket_id: str, agent: str, reason: str,
     row = (await conn.execute(select(tickets).where(tickets.c.ticket_id == ticket_id))).first()
     if row is None or (business_units is not None and row.business_unit not in business_units):
         raise NotQueued(f"no ticket {ticket_id}")
-    answer = (await automatic_answers(conn, [ticket_id])).get(ticket_id)
-    latest = await _latest_outcome_key(conn, ticket_id)
-    if answer is None or latest != ("automation" + (f"@{answer.attempt}" if answer.attempt else "")):
+    answer = await last_automatic_answer(conn, ticket_id)
+    if answer is None:
         raise QueueError(f"{ticket_id} was not last answered by automation", "not_automatic")
     record = provenance.ticket_record(dict(row._mapping))
     queued = (await conn.execute(select(escalations.c.context)
