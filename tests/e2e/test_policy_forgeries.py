@@ -4,6 +4,7 @@ keeps the last good recorded one, logs, counts and audits the refusal (real NATS
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from nats.js.kv import KeyValue
 from prometheus_client import REGISTRY
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from pinworks_cli.main import app
@@ -18,10 +20,12 @@ from pinworks_common.db.engine import create_engine
 from pinworks_common.ledger.postgres import ledger_on
 from pinworks_common.stage import record_batch
 from pinworks_contracts.subjects import ROUTER_POLICY_KEY, ROUTER_SHADOW_KEY, routed_subject
+from pinworks_devtools.processes import LOOPBACK, free_port
 from pinworks_router.policy import load_policy, parse_policy
 from pinworks_router.policy_trust import PolicyRecords
 from pinworks_router.rollout import KV_HISTORY, PolicyHolder, PolicyWatcher, ShadowHolder
 from pinworks_router.stage import RouterStage
+from tests.conftest import Database
 
 from .conftest import run_id
 from .test_router_shadow import work
@@ -169,3 +173,93 @@ async def test_a_forged_shadow_policy_is_refused_and_a_cleared_shadow_stays_clea
         assert restarted.policy is None and len(restarted.rejected) == 1
     finally:
         await watcher.stop()
+
+
+class Gate:
+    """A TCP forwarder in front of Postgres that the test shuts and opens: shut, new
+    connections are refused and open ones cut, as when the database goes away."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port, self.listen_port = host, port, free_port()
+        self.server: asyncio.Server | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def open(self) -> None:
+        self.server = await asyncio.start_server(self._forward, LOOPBACK, self.listen_port)
+
+    async def shut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in list(self.writers):
+            writer.close()
+        await self.server.wait_closed()
+
+    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(self.host, self.port)
+        self.writers.update((writer, upstream_writer))
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.close()
+                self.writers.discard(sink)
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    def url(self, database_url: str) -> str:
+        return make_url(database_url).set(host=LOOPBACK, port=self.listen_port).render_as_string(
+            hide_password=False)
+
+
+async def test_a_policy_refused_while_postgres_was_unreachable_is_checked_again_and_audited(
+    live_policy_bucket: tuple[KeyValue, str], database: Database, migrated_database_url: str,
+    tmp_path: Path,
+) -> None:
+    """Postgres goes away under a running replica: a forged value and a legitimate apply both
+    reach it unchecked and are refused (routing keeps the running policy). Once Postgres
+    answers again, the forgery's refusal is audited as unrecorded and the applied policy, the
+    key's newest, loads."""
+    kv, bucket = live_policy_bucket
+    good, following = parse_policy(GOOD).version, parse_policy(NEXT).version
+    router_url = make_url(database.service_url("router"))
+    assert router_url.host and router_url.port
+    gate = Gate(router_url.host, router_url.port)
+    await gate.open()
+    engine = create_engine(gate.url(database.service_url("router")), pool_size=1)
+    records = PolicyRecords(engine, f"gated-replica-{run_id()}")
+    replica = PolicyHolder(load_policy())
+    watcher = PolicyWatcher(kv, replica, records, bucket, ROUTER_POLICY_KEY, recheck_seconds=0.05)
+    await watcher.start()
+    try:
+        await apply(tmp_path, bucket, GOOD)
+        await replica.wait_for(lambda h: h.policy.version == good, 10)
+        unverified, unrecorded = refused_count("unverified_policy"), refused_count()
+
+        await gate.shut()
+        forged = await kv.put(ROUTER_POLICY_KEY, FORGED.encode())
+        await replica.wait_for(lambda h: len(h.rejected) == 1, 10)
+        assert "cannot check routing_policies" in replica.rejected[0]
+        await apply(tmp_path, bucket, NEXT)  # recorded, but the replica cannot see that yet
+        await replica.wait_for(lambda h: len(h.rejected) == 2, 10)
+        assert replica.policy.version == good
+        assert refused_count("unverified_policy") == unverified + 2
+        assert sorted(watcher.unchecked) == [forged, forged + 1]
+        assert await refusals(migrated_database_url, bucket, ROUTER_POLICY_KEY) == []
+
+        await gate.open()
+        await replica.wait_for(lambda h: h.policy.version == following, 30)
+        [row] = await refusals(migrated_database_url, bucket, ROUTER_POLICY_KEY)
+        assert (row.revision, row.kind, row.version, row.kept_version, row.replica) == (
+            forged, "unrecorded_policy", parse_policy(FORGED).version, good, records.replica)
+        assert refused_count() == unrecorded + 1
+        assert watcher.unchecked == {}
+    finally:
+        await watcher.stop()
+        await engine.dispose()
+        with contextlib.suppress(AssertionError):
+            await gate.shut()

@@ -65,9 +65,9 @@ def create_app(settings: RouterSettings | None = None, books: Books | None = Non
             records = PolicyRecords(runtime.engine, replica)  # verified with the router's role
             for watcher in (
                 PolicyWatcher(kv, holder, records, settings.policy_bucket,
-                              subjects.ROUTER_POLICY_KEY, replica),
+                              subjects.ROUTER_POLICY_KEY, replica, settings.policy_recheck_seconds),
                 PolicyWatcher(kv, shadow, records, settings.policy_bucket,
-                              subjects.ROUTER_SHADOW_KEY, replica),
+                              subjects.ROUTER_SHADOW_KEY, replica, settings.policy_recheck_seconds),
             ):
                 await watcher.start()
                 watchers.append(watcher)

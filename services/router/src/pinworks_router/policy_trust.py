@@ -8,8 +8,11 @@ one that is not a valid policy, is refused: logged, counted in
 `pinworks_refusals_total{stage="router"}` and recorded in `policy_refusals`; the running policy
 stays.
 
-A value the replica cannot check (Postgres unreachable) is refused and logged as well, but
-cannot be audited; the operator re-applies once Postgres is back.
+A value the replica cannot check (Postgres unreachable) is refused, logged and counted as
+`unverified_policy` as well, and its watcher checks it again every
+`ROUTER_POLICY_RECHECK_SECONDS` until Postgres answers (`PolicyWatcher._recheck`): then a
+recorded value that is still the key's newest loads, and any other is refused again with its
+real verdict, so its refusal is audited after all.
 """
 
 from __future__ import annotations
@@ -118,11 +121,12 @@ class PolicyRecords:
 
     async def refuse(self, offered: Offered, verdict: Verdict, kept: str | None) -> None:
         """Log, count and audit one refused value; the caller keeps its running policy."""
-        log.error("refused policy %s; keeping %s: %s", offered.source, kept or "no shadow",
-                  verdict.reason)
+        log.error("refused policy %s; keeping %s: %s%s", offered.source, kept or "no shadow",
+                  verdict.reason, "; it is checked again until Postgres answers"
+                  if verdict.kind == UNVERIFIED_POLICY else "")
         REFUSALS.labels(STAGE, verdict.kind).inc()
         if verdict.kind == UNVERIFIED_POLICY:
-            return
+            return  # audited once it can be checked (PolicyWatcher._recheck)
         version = content_version(offered.text) if verdict.kind == UNRECORDED_POLICY else None
         try:
             async with self.engine.begin() as conn:

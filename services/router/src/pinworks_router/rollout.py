@@ -34,10 +34,13 @@ from pinworks_common.background import BackgroundTask
 from pinworks_common.db.tables import routing_policies
 from pinworks_contracts.subjects import ROUTER_POLICY_BUCKET, ROUTER_POLICY_KEY
 from pinworks_router.policy import Policy, PolicyError, parse_policy
-from pinworks_router.policy_trust import Offered, PolicyRecords
+from pinworks_router.policy_trust import UNVERIFIED_POLICY, Offered, PolicyRecords, Verdict
 
 log = logging.getLogger(__name__)
 KV_HISTORY = 16
+RECHECK_SECONDS = 5.0
+"""How often a policy value Postgres could not check is checked again (the router's setting
+ROUTER_POLICY_RECHECK_SECONDS)."""
 _WAKERS: set[asyncio.Task[None]] = set()
 
 
@@ -198,13 +201,23 @@ class PolicyWatcher:
 
     def __init__(self, kv: KeyValue, holder: PolicyHolder | ShadowHolder, records: PolicyRecords,
                  bucket: str = ROUTER_POLICY_BUCKET, key: str = ROUTER_POLICY_KEY,
-                 replica: str | None = None) -> None:
+                 replica: str | None = None, recheck_seconds: float = RECHECK_SECONDS) -> None:
         """`replica`: when given, the version this replica runs is reported under
-        `replicas.<replica>` in the bucket after start and after every change."""
+        `replicas.<replica>` in the bucket after start and after every change.
+        `recheck_seconds`: how often a value that could not be checked (Postgres unreachable)
+        is checked again."""
         self.kv, self.holder, self.records, self.bucket, self.key = kv, holder, records, bucket, key
         self.replica = replica
+        self.recheck_seconds = recheck_seconds
         self._follow_task = BackgroundTask("router-policy-watch")
+        self._recheck_task = BackgroundTask("router-policy-recheck")
         self._watcher: Any = None
+        self._newest = 0
+        """Revision of the newest entry of the key this watcher has seen."""
+        self.unchecked: dict[int, Offered] = {}
+        """Values refused because Postgres could not say whether they were recorded, by
+        revision: checked again until it can (`_recheck`), so none goes unaudited."""
+        self._unchecked_waiting = asyncio.Event()
 
     async def start(self) -> None:
         """Load the live policy (if any) before returning, then follow changes in the background.
@@ -222,6 +235,7 @@ class PolicyWatcher:
             await self._recover()
         await self._report()
         self._follow_task.start(self._follow())
+        self._recheck_task.start(self._recheck())
 
     async def _recover(self) -> None:
         """The key holds a refused value: load the newest revision in its KV history that is
@@ -272,6 +286,7 @@ class PolicyWatcher:
     async def _offer(self, entry: Any) -> bool:
         """Load the entry if verified (True); refuse, audit and keep the running one if not."""
         offered = self._offered(entry)
+        self._newest = max(self._newest, offered.revision)
         if self._deleted(entry):
             if isinstance(self.holder, ShadowHolder):
                 self.holder.clear(offered.source)
@@ -280,12 +295,49 @@ class PolicyWatcher:
             return True
         verdict = await self.records.verify(offered)
         if verdict.policy is None:
-            kept = self.holder.policy.version if self.holder.policy else None
-            await self.records.refuse(offered, verdict, kept)
-            self.holder.refuse(verdict.reason)
+            await self._refuse(offered, verdict)
             return False
         self.holder.load(verdict.policy, offered.source)
         return True
+
+    async def _refuse(self, offered: Offered, verdict: Verdict) -> None:
+        kept = self.holder.policy.version if self.holder.policy else None
+        await self.records.refuse(offered, verdict, kept)
+        self.holder.refuse(verdict.reason)
+        if verdict.kind == UNVERIFIED_POLICY:
+            self.unchecked[offered.revision] = offered
+            while len(self.unchecked) > KV_HISTORY:
+                dropped = self.unchecked.pop(min(self.unchecked))
+                log.error("policy %s was never checked against routing_policies and is no "
+                          "longer tracked: %d newer values wait to be checked", dropped.source,
+                          KV_HISTORY)
+            self._unchecked_waiting.set()
+
+    async def _recheck(self) -> None:
+        """Check every unchecked value again once Postgres answers: a recorded one that is still
+        the key's newest loads; any other is refused again with its real verdict, so its refusal
+        is audited in `policy_refusals` (and counted under that kind) after all."""
+        while True:
+            await self._unchecked_waiting.wait()
+            await asyncio.sleep(self.recheck_seconds)
+            for revision in sorted(self.unchecked):
+                offered = self.unchecked[revision]
+                verdict = await self.records.verify(offered)
+                if verdict.kind == UNVERIFIED_POLICY:
+                    break  # still unreachable: the next round tries again
+                del self.unchecked[revision]
+                if verdict.policy is None:
+                    log.warning("policy %s, refused while Postgres was unreachable, is checked "
+                                "now: %s", offered.source, verdict.reason)
+                    await self._refuse(offered, verdict)
+                elif revision == self._newest:
+                    self.holder.load(verdict.policy, f"{offered.source}, checked again")
+                    await self._report()
+                else:
+                    log.info("policy %s is recorded; a newer value of %s came since",
+                             offered.source, self.key)
+            if not self.unchecked:
+                self._unchecked_waiting.clear()
 
     async def _follow(self) -> None:
         async for entry in self._watcher:
@@ -298,3 +350,4 @@ class PolicyWatcher:
             with contextlib.suppress(Exception):
                 await self._watcher.stop()
         await self._follow_task.stop()
+        await self._recheck_task.stop()

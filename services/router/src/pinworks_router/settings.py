@@ -22,6 +22,10 @@ class RouterSettings(CommonSettings):
     the file policy and every later value is swapped in without a restart."""
     policy_watch: bool = Field(True, validation_alias="ROUTER_POLICY_WATCH")
     """Follow the live policy in the KV bucket; false routes by the file only."""
+    policy_recheck_seconds: float = Field(5.0, gt=0, validation_alias="ROUTER_POLICY_RECHECK_SECONDS")
+    """How often a KV policy value that could not be checked against `routing_policies`
+    (Postgres unreachable) is checked again: once it can be, a recorded value that is still the
+    key's newest loads and any other's refusal is audited."""
     prices: dict[str, Price] = Field(default_factory=default_prices, validation_alias="SPECIALISTS_PRICES")
     """The specialists' JSON price table (per handler: per_call, per_1k_input_tokens,
     per_1k_output_tokens); dollar budgets charge each ticket its estimated handler cost."""
