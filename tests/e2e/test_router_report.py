@@ -244,3 +244,132 @@ def test_people_come_from_the_audit_and_the_waiting_are_priced_at_the_agent_cost
     assert table.exit_code == 0, table.output
     assert "all-human" in table.output and "3 (2)" in table.output
     assert "a person costs 2.00 USD per ticket" in " ".join(table.output.split())
+
+
+def _report(database: Database, unit: str, since: datetime, until: datetime | None,
+            agent_cost: Decimal) -> CostRow:
+    async def go() -> CostRow:
+        engine = create_engine(database.role_urls[REPORTS], pool_size=1)
+        async with engine.connect() as conn:
+            report = await cost_report(conn, by=GroupBy.business_unit, since=since, until=until,
+                                       business_units=[unit], prices=default_prices(),
+                                       agent_cost=agent_cost)
+        await engine.dispose()
+        return report[-1]
+    return asyncio.run(go())
+
+
+def _store(database_url: str, rows: dict[Any, list[dict[str, Any]]]) -> None:
+    async def go() -> None:
+        engine = create_engine(database_url, pool_size=1)
+        async with engine.begin() as conn:
+            for table, values in rows.items():
+                if values:
+                    await conn.execute(insert(table), values)
+        await engine.dispose()
+    asyncio.run(go())
+
+
+def test_a_reopened_ticket_waits_for_a_person_until_one_answers_it(
+    migrated_database_url: str, database: Database
+) -> None:
+    """Answered automatically, then reopened by an agent: waiting for a person (priced at the
+    agent cost) until a person resolves it; a reopening after `until` is not seen at `until`."""
+    from pinworks_common.db.tables import accountability
+
+    unit = f"reopen-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    names = ("reopened", "answered", "late")
+    ids = {name: f"ro-{unit}-{name}" for name in names}
+    reopen_at = {"reopened": now + timedelta(minutes=1), "answered": now + timedelta(minutes=1),
+                 "late": now + timedelta(hours=2)}
+
+    def outcome(name: str, key: str, by: str, at: datetime) -> dict[str, object]:
+        return {"ticket_id": ids[name], "outcome_key": key, "status": "resolved", "created_at": at,
+                "payload": {"ticket_id": ids[name], "status": "resolved", "resolved_by": by,
+                            "business_unit": unit}}
+
+    _store(migrated_database_url, {
+        tickets: [{"ticket_id": ids[n], "business_unit": unit, "subject": None,
+                   "body": f"where is my card {n}", "metadata": {}, "submission_seq": i,
+                   "trace_id": "t", "received_at": now} for i, n in enumerate(names)],
+        cost_ledger: [{"ticket_id": ids[n], "business_unit": unit, "component": "classifier",
+                       "entry_key": "classify", "amount_usd": Decimal("0.00002")}
+                      for n in names] + [
+            {"ticket_id": ids["answered"], "business_unit": unit, "component": "agent",
+             "entry_key": "agent", "amount_usd": Decimal("1.50"),
+             "created_at": now + timedelta(minutes=2)}],
+        outcomes: [outcome(n, "automation", "automation", now) for n in names]
+        + [outcome("answered", "human", "ana", now + timedelta(minutes=2))],
+        accountability: [{"ticket_id": ids[n], "event_key": f"person:ana:reopen:{n}",
+                          "actor_type": "person", "actor": "ana", "action": "reopen",
+                          "details": {"reason": "the answer missed"}, "created_at": reopen_at[n]}
+                         for n in names],
+    })
+    agent_cost = Decimal("2.00")
+    row = _report(database, unit, now - timedelta(minutes=5), now + timedelta(hours=1), agent_cost)
+    assert row.people is not None
+    # reopened waits; answered was resolved by a person after its reopening; late's reopening
+    # comes after `until`, so at `until` it was still automation's answer
+    assert (row.people.tickets, row.people.awaiting) == (2, 1)
+    assert (row.people.charged_usd, row.people.awaiting_usd) == (Decimal("1.50"), agent_cost)
+    later = _report(database, unit, now - timedelta(minutes=5), None, agent_cost)
+    assert later.people is not None and (later.people.tickets, later.people.awaiting) == (3, 2)
+
+
+def test_calibrate_and_report_costs_price_the_same_tickets_alike(
+    migrated_database_url: str, database: Database, tmp_path: Any
+) -> None:
+    """Tickets routed by the shipped policy as calibration routes them, charged to the ledger as
+    the platform charges them (the classifier on each, the handler on each automatic answer, an
+    agent on each ticket a person resolves): `report costs` and calibration's cost per ticket
+    agree."""
+    from pinworks_router.calibration.cells import route_all
+    from pinworks_router.calibration.curve import figures
+    from pinworks_router.calibration.dataset import load_calibration_set
+    from pinworks_router.calibration.economics import Charges
+    from pinworks_router.calibration.synthetic import write_synthetic_set
+    from pinworks_router.policy import load_policy
+
+    write_synthetic_set(tmp_path / "data", [("card_arrival", 40), ("change_pin", 40)],
+                        out_of_scope=20, wrong_at=0.05)
+    items = load_calibration_set(tmp_path / "data")
+    prices = default_prices()
+    routed = route_all(load_policy(), items, prices)
+    charges = Charges.from_environment({"PINWORKS_AGENT_COST_USD": "1.75",
+                                        "CLASSIFIER_COST_USD": "0.00003"})
+    assert {r.automatic for r in routed} == {True, False}, "both kinds of ticket are priced"
+    assert {r.handler for r in routed} - {"human"} != set()
+
+    unit = f"agree-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    rows: dict[Any, list[dict[str, Any]]] = {tickets: [], cost_ledger: [], outcomes: []}
+    for n, r in enumerate(routed):
+        tid = f"{unit}-{n}"
+        rows[tickets].append({"ticket_id": tid, "business_unit": unit,
+                              "subject": r.item.ticket.subject, "body": r.item.ticket.body,
+                              "metadata": {}, "submission_seq": n, "trace_id": "t",
+                              "received_at": now})
+        charge = [("classifier", "classify", charges.classifier)]
+        charge.append((f"specialist:{r.handler}", "draft", r.cost) if r.automatic
+                      else ("agent", "agent", charges.agent))
+        rows[cost_ledger] += [{"ticket_id": tid, "business_unit": unit, "component": c,
+                               "entry_key": k, "amount_usd": a} for c, k, a in charge if a]
+        steps = [("automation", "resolved", "automation")] if r.automatic else [
+            ("automation", "escalated", "automation"), ("human", "resolved", "ana")]
+        rows[outcomes] += [{"ticket_id": tid, "outcome_key": key, "status": status,
+                            "payload": {"ticket_id": tid, "status": status, "resolved_by": by,
+                                        "business_unit": unit}} for key, status, by in steps]
+    _store(migrated_database_url, rows)
+
+    row = _report(database, unit, now - timedelta(minutes=5), None, charges.agent)
+    calibrated = figures(routed, (r.automatic for r in routed), charges)
+    reported = row.per_ticket(row.with_people_usd)
+    assert reported is not None and row.tickets == len(routed)
+    # the ledger keeps 6 decimals per entry, calibration the estimate's own: within a micro-dollar
+    assert abs(reported - calibrated.cost_per_ticket) <= Decimal("0.000001"), (
+        reported, calibrated.cost_per_ticket)
+    without_classifier = figures(routed, (r.automatic for r in routed),
+                                 Charges(charges.agent, Decimal(0)))
+    assert abs(reported - without_classifier.cost_per_ticket) > Decimal("0.00002"), (
+        "the classifier's charge is in both")

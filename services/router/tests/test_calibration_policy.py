@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pinworks_common.pricing import agent_cost_usd
+from pinworks_common.pricing import agent_cost_usd, classifier_cost_usd
 from pinworks_router.calibration.cells import min_support
 from pinworks_router.calibration.command import CalibrationRefused, calibrate
 from pinworks_router.calibration.dataset import load_calibration_set
@@ -73,6 +73,20 @@ def test_agent_cost_is_the_escalation_services_setting() -> None:
     for wrong in ("-1", "inf", "NaN", "one fifty"):
         with pytest.raises(ValueError, match="PINWORKS_AGENT_COST_USD"):
             agent_cost_usd({"PINWORKS_AGENT_COST_USD": wrong})
+
+
+def test_calibration_prices_the_classifier_as_the_classifier_charges() -> None:
+    from pinworks_common.pricing import DEFAULT_CLASSIFIER_COST
+    from pinworks_router.calibration.economics import Charges, cost_per_ticket
+
+    # the classifier's setting (ClassifierSettings.cost_per_ticket_usd) has the same default
+    assert classifier_cost_usd({}) == DEFAULT_CLASSIFIER_COST == Decimal("0.00002")
+    assert classifier_cost_usd({"CLASSIFIER_COST_USD": "0.0001"}) == Decimal("0.0001")
+    with pytest.raises(ValueError, match="CLASSIFIER_COST_USD"):
+        classifier_cost_usd({"CLASSIFIER_COST_USD": "-1"})
+    charges = Charges(agent=Decimal("2"), classifier=Decimal("0.01"))
+    # two tickets: one answered for 0.5, one to a person; the classifier on both
+    assert cost_per_ticket(Decimal("0.5"), 1, 2, charges) == Decimal("1.26")
 
 
 @pytest.fixture

@@ -11,7 +11,9 @@ It already holds the people who resolved tickets: the escalation service charges
 `PINWORKS_AGENT_COST_USD` (`pinworks_common.pricing`) to the unit, as the ledger component
 `agent`, when an agent resolves one. The people figures come from the audit (`outcomes`):
 - by people: tickets a person resolved (an outcome resolved by someone other than automation),
-  plus tickets waiting for one (their latest outcome before `until` is `escalated`);
+  plus tickets waiting for one: their latest outcome before `until` is `escalated`, or an agent
+  reopened the ticket (`reopen` in `accountability`) after its latest outcome, an automatic
+  answer that missed, and nothing answered it again before `until`;
 - awaiting: those waiting. No agent has been charged for them yet, so each is priced at
   `PINWORKS_AGENT_COST_USD` now; "with people" is compound plus that estimate, and cost per
   ticket is "with people" over tickets.
@@ -37,6 +39,9 @@ if TYPE_CHECKING:
     from pinworks_common.pricing import Price
 
 CENT = Decimal("0.000001")
+REOPEN_ACTION = "reopen"
+"""The accountability action of an agent putting an automatically answered ticket back in the
+queue (`pinworks_escalation.queue.reopen`): the ticket waits for a person from then on."""
 CHUNK = 5000
 
 GroupBy = StrEnum("GroupBy", ["business_unit", "component", "day"])
@@ -203,27 +208,37 @@ def _chunks(ticket_ids: Iterable[str]) -> Iterable[list[str]]:
 
 async def _people(conn: AsyncConnection, ticket_ids: set[str], until: datetime | None
                   ) -> tuple[set[str], set[str]]:
-    """From the stored outcomes: the tickets a person resolved, and those waiting for one
-    (their latest outcome before `until` escalated them)."""
-    from sqlalchemy import select
+    """From the audit: the tickets a person resolved, and those waiting for one before `until`
+    (their latest outcome escalated them, or an agent reopened them since it)."""
+    from sqlalchemy import func, select
 
-    from pinworks_common.db.tables import outcomes
+    from pinworks_common.db.tables import accountability, outcomes
     from pinworks_common.quality.store import AUTOMATION
     from pinworks_contracts.subjects import OutcomeStatus
 
     by_people: set[str] = set()
-    latest: dict[str, str] = {}
+    latest: dict[str, tuple[str, datetime]] = {}
+    reopened: dict[str, datetime] = {}
     for chunk in _chunks(ticket_ids):
-        query = (select(outcomes.c.ticket_id, outcomes.c.status,
+        query = (select(outcomes.c.ticket_id, outcomes.c.status, outcomes.c.created_at,
                         outcomes.c.payload["resolved_by"].astext.label("resolved_by"))
                  .where(outcomes.c.ticket_id.in_(chunk)).order_by(outcomes.c.id))
+        reopens = (select(accountability.c.ticket_id,
+                          func.max(accountability.c.created_at).label("at"))
+                   .where(accountability.c.ticket_id.in_(chunk),
+                          accountability.c.action == REOPEN_ACTION)
+                   .group_by(accountability.c.ticket_id))
         if until is not None:
             query = query.where(outcomes.c.created_at < until)
+            reopens = reopens.where(accountability.c.created_at < until)
         for row in (await conn.execute(query)).all():
-            latest[row.ticket_id] = row.status
+            latest[row.ticket_id] = (row.status, row.created_at)
             if row.status == OutcomeStatus.RESOLVED and row.resolved_by != AUTOMATION:
                 by_people.add(row.ticket_id)
-    return by_people, {tid for tid, status in latest.items() if status == OutcomeStatus.ESCALATED}
+        reopened.update((row.ticket_id, row.at) for row in (await conn.execute(reopens)).all())
+    awaiting = {tid for tid, (status, at) in latest.items()
+                if status == OutcomeStatus.ESCALATED or reopened.get(tid, at) > at}
+    return by_people, awaiting
 
 
 async def _frontier_baselines(conn: AsyncConnection, ticket_ids: set[str],

@@ -51,8 +51,9 @@ EXPLANATION = (
     "compound: what pinworks' team of components actually charged (the cost ledger, agents "
     "included: PINWORKS_AGENT_COST_USD per ticket an agent resolved; entries: ledger charges, "
     "one per component per ticket; both in --format json/csv); people: tickets a person "
-    "resolved or that wait for one (waiting: not charged yet, priced at "
-    "PINWORKS_AGENT_COST_USD); with people: compound plus the waiting tickets' agents (by "
+    "resolved or that wait for one (waiting: escalated, or reopened by an agent after the "
+    "automatic answer; not charged yet, priced at PINWORKS_AGENT_COST_USD); with people: "
+    "compound plus the waiting tickets' agents (by "
     "component: compound); per ticket: with people over tickets; "
     "all-frontier: one llm_frontier call per ticket, no people; all-human: a person for every "
     "ticket; saving: all-frontier minus with people.")

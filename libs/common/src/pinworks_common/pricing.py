@@ -72,17 +72,32 @@ DEFAULT_AGENT_COST = Decimal("1.50")
 _AGENT_COST = TypeAdapter(Annotated[Decimal, Field(ge=0, allow_inf_nan=False)])
 
 
+CLASSIFIER_COST_ENV = "CLASSIFIER_COST_USD"
+DEFAULT_CLASSIFIER_COST = Decimal("0.00002")
+
+
+def _amount(env: str, default: Decimal, environ: Mapping[str, str] | None) -> Decimal:
+    raw = (os.environ if environ is None else environ).get(env)
+    if not raw:
+        return default
+    try:
+        return _AGENT_COST.validate_python(raw)
+    except ValidationError:
+        raise ValueError(f"{env} must be a non-negative amount, got {raw!r}") from None
+
+
+def classifier_cost_usd(environ: Mapping[str, str] | None = None) -> Decimal:
+    """What classifying one ticket costs its business unit (`CLASSIFIER_COST_USD`): the
+    classifier charges it on every ticket it accepts, and calibration prices every calibration
+    ticket with it. The verifier charges nothing (its checks are local models)."""
+    return _amount(CLASSIFIER_COST_ENV, DEFAULT_CLASSIFIER_COST, environ)
+
+
 def agent_cost_usd(environ: Mapping[str, str] | None = None) -> Decimal:
     """What one ticket an agent resolves costs its business unit (`PINWORKS_AGENT_COST_USD`):
     escalation charges it, calibration prices every ticket sent to a person with it, and
     `report costs` prices the tickets still waiting for one and the all-human baseline."""
-    raw = (os.environ if environ is None else environ).get(AGENT_COST_ENV)
-    if not raw:
-        return DEFAULT_AGENT_COST
-    try:
-        return _AGENT_COST.validate_python(raw)
-    except ValidationError:
-        raise ValueError(f"{AGENT_COST_ENV} must be a non-negative amount, got {raw!r}") from None
+    return _amount(AGENT_COST_ENV, DEFAULT_AGENT_COST, environ)
 
 
 def priced_text(subject: str | None, body: str) -> str:

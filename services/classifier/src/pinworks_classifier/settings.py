@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from pinworks_common.pricing import CLASSIFIER_COST_ENV, DEFAULT_CLASSIFIER_COST
 from pinworks_common.settings import CommonSettings
 from pinworks_contracts.identities import DEFAULT_PLATFORM
 
@@ -20,8 +21,10 @@ class ClassifierSettings(CommonSettings):
         -0.8, ge=-1, le=1, validation_alias="CLASSIFIER_NEGATIVE_SENTIMENT")
     """VADER compound score at or below which the customer-state reading records very negative
     sentiment (puts the ticket ahead in the human queue; rules can use it)."""
-    cost_per_ticket_usd: Decimal = Field(Decimal("0.00002"), validation_alias="CLASSIFIER_COST_USD")
-    """Cost charged to the business unit for classifying one ticket."""
+    cost_per_ticket_usd: Decimal = Field(DEFAULT_CLASSIFIER_COST, ge=0,
+                                         validation_alias=CLASSIFIER_COST_ENV)
+    """Cost charged to the business unit for classifying one ticket (`policy calibrate` prices
+    each calibration ticket with the same variable)."""
     platform_units: dict[str, list[str]] = Field(
         default_factory=lambda: {DEFAULT_PLATFORM: ["*"]},
         validation_alias="CLASSIFIER_PLATFORM_UNITS")

@@ -6,8 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from pinworks_common.pricing import agent_cost_usd
 from pinworks_router.calibration.command import CalibrationRefused, calibrate
+from pinworks_router.calibration.economics import Charges
 from pinworks_router.calibration.report import as_dict, curve_dict, curve_lines, render
 from pinworks_router.policy import PolicyError
 
@@ -22,7 +22,7 @@ def run_calibrate(out: Path, policy: Path | None, data_dir: Path | None,
             print(json.dumps({"refused": str(refused), "curve": [curve_dict(p) for p in refused.curve]},
                              indent=2))
         else:
-            print("\n".join(curve_lines(refused.curve, agent_cost_usd(), confidence or 0.95)))
+            print("\n".join(curve_lines(refused.curve, Charges.from_environment(), confidence or 0.95)))
         print(f"calibration refused: {refused}", file=sys.stderr)
         raise SystemExit(1) from None
     except (PolicyError, FileNotFoundError, ValueError) as exc:

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 
-from pinworks_common.pricing import agent_cost_usd, load_prices
+from pinworks_common.pricing import load_prices
 from pinworks_router.calibration.cells import (
     CellCertificate,
     Routed,
@@ -35,7 +34,7 @@ from pinworks_router.calibration.dataset import (
     load_calibration_set,
     predictions_sha256,
 )
-from pinworks_router.calibration.economics import Baselines, baselines
+from pinworks_router.calibration.economics import Baselines, Charges, baselines
 from pinworks_router.calibration.ltt import PValue
 from pinworks_router.calibration.writer import calibrated_policy_text, gate_rules
 from pinworks_router.policy import DEFAULT_POLICY, ErrorBudget, Policy, PolicyError, parse_policy
@@ -61,7 +60,7 @@ class CalibrationResult:
     curve: list[CurvePoint]
     measured: Figures
     baselines: Baselines
-    agent_cost: Decimal
+    charges: Charges
     calibration_sha256: str
     by_source: dict[str, Figures] = field(default_factory=dict)
 
@@ -87,11 +86,11 @@ def _as_unit(items: list[CalibrationTicket], unit: str) -> list[CalibrationTicke
                               i.classification, i.label, i.source) for i in items]
 
 
-def _sources(routed: list[Routed], agent_cost: Decimal) -> dict[str, Figures]:
+def _sources(routed: list[Routed], charges: Charges) -> dict[str, Figures]:
     out = {}
     for source in sorted({r.item.source for r in routed}):
         mine = [r for r in routed if r.item.source == source]
-        out[source] = figures(mine, (r.automatic for r in mine), agent_cost)
+        out[source] = figures(mine, (r.automatic for r in mine), charges)
     return out
 
 
@@ -121,7 +120,7 @@ def calibrate(
                                 "data folder holding calibration/predictions.csv)")
     items = load_calibration_set(data_dir)
     prices = load_prices(environ)
-    agent_cost = agent_cost_usd(environ)
+    charges = Charges.from_environment(environ)
     routed = route_all(base, items, prices)
     intents = sorted({i.label for i in items if i.in_scope} | {i.classification.intent for i in items})
     cells = partition(budget, base.intent_groups, routed, intents)
@@ -130,7 +129,7 @@ def calibrate(
     for unit, limit in budget.business_units.items():
         unit_cells = tightened(cells, limit.max_wrong_rate, limit.confidence or budget.confidence)
         units[unit] = certify_cells(unit_cells, route_all(base, _as_unit(items, unit), prices), method)
-    points = curve(routed, 1 - budget.confidence, agent_cost)
+    points = curve(routed, 1 - budget.confidence, charges)
     if all(c.certification.chosen is None for c in certs):
         first = [next((p for p in c.certification.points if p.tested), None) for c in certs]
         seen = "; ".join(f"{c.cell.name}: {p.wrong} wrong of {p.answered} above {p.threshold}"
@@ -150,6 +149,7 @@ def calibrate(
     return CalibrationResult(
         base=base, written=written, text=text, budget=budget, certificates=certs,
         unit_certificates=units, curve=points,
-        measured=figures(measured_routes, (r.automatic for r in measured_routes), agent_cost),
-        baselines=baselines(prices, [(i.ticket.subject, i.ticket.body) for i in items], agent_cost),
-        agent_cost=agent_cost, calibration_sha256=sha, by_source=_sources(measured_routes, agent_cost))
+        measured=figures(measured_routes, (r.automatic for r in measured_routes), charges),
+        baselines=baselines(prices, [(i.ticket.subject, i.ticket.body) for i in items],
+                            charges.agent),
+        charges=charges, calibration_sha256=sha, by_source=_sources(measured_routes, charges))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from pinworks_router.calibration.cells import Routed
-from pinworks_router.calibration.economics import cost_per_ticket
+from pinworks_router.calibration.economics import Charges, cost_per_ticket
 from pinworks_router.calibration.ltt import share, upper_bound
 
 
@@ -48,7 +48,7 @@ class Figures:
         }
 
 
-def figures(routed: Iterable[Routed], automatic: Iterable[bool], agent_cost: Decimal) -> Figures:
+def figures(routed: Iterable[Routed], automatic: Iterable[bool], charges: Charges) -> Figures:
     """Counts and cost when `automatic` says which of `routed` are answered automatically."""
     tickets = answered = wrong = in_scope = in_auto = oos = oos_auto = 0
     spent = Decimal(0)
@@ -63,7 +63,7 @@ def figures(routed: Iterable[Routed], automatic: Iterable[bool], agent_cost: Dec
             in_auto += ticket.item.in_scope
             oos_auto += not ticket.item.in_scope
     return Figures(tickets, answered, wrong, in_scope, in_auto, oos, oos_auto,
-                   cost_per_ticket(spent, answered, tickets, agent_cost))
+                   cost_per_ticket(spent, answered, tickets, charges))
 
 
 @dataclass(frozen=True)
@@ -78,11 +78,11 @@ CURVE_THRESHOLDS = (0.0, 0.25, 0.5, 0.55, 0.6, 0.7, 0.8, 0.85, 0.9, 0.92, 0.94, 
                     0.97, 0.98, 0.99, 0.995)
 
 
-def curve(routed: Sequence[Routed], delta: float, agent_cost: Decimal,
+def curve(routed: Sequence[Routed], delta: float, charges: Charges,
           thresholds: Iterable[float] = CURVE_THRESHOLDS) -> list[CurvePoint]:
     """One threshold for every intent, on top of the policy's own routing: the trade-off."""
     points = []
     for threshold in sorted(set(thresholds)):
-        at = figures(routed, (r.automatic and r.confidence > threshold for r in routed), agent_cost)
+        at = figures(routed, (r.automatic and r.confidence > threshold for r in routed), charges)
         points.append(CurvePoint(threshold, at, upper_bound(at.wrong, at.automatic, delta)))
     return points

@@ -1,10 +1,14 @@
-"""Cost per ticket with people in it: handler estimates plus an agent's cost per human ticket.
+"""Cost per ticket with people in it, priced as the cost ledger charges a ticket.
 
-`PINWORKS_AGENT_COST_USD` (default 1.50) is the one setting: the escalation service charges it
-to the business unit when an agent resolves a ticket, and the same figure prices every ticket
-an operating point sends to a person. Handler costs are the router's offline estimates of the
-first-choice handler (`pinworks_common.pricing`; fallbacks and verifier escalations are not
-simulated). Baselines: every ticket to `llm_frontier`, and every ticket to a person.
+What `pinworks report costs` sums from the ledger, calibration prices per ticket (`Charges`):
+- the classifier's charge on every ticket (`CLASSIFIER_COST_USD`, default 0.00002; the
+  classifier charges it on every ticket it accepts);
+- the first-choice handler's estimate for every automatic answer (`pinworks_common.pricing`,
+  the specialists' price table; fallbacks and verifier escalations are not simulated);
+- an agent for every ticket an operating point sends to a person (`PINWORKS_AGENT_COST_USD`,
+  default 1.50; the escalation service charges it when an agent resolves the ticket).
+The verifier charges nothing (its checks are local models), so there is nothing of it to price.
+Baselines: every ticket to `llm_frontier`, and every ticket to a person.
 """
 
 from __future__ import annotations
@@ -13,7 +17,28 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from pinworks_common.pricing import FRONTIER, Price, estimated_cost, priced_text
+from pinworks_common.pricing import (
+    FRONTIER,
+    Price,
+    agent_cost_usd,
+    classifier_cost_usd,
+    estimated_cost,
+    priced_text,
+)
+
+
+@dataclass(frozen=True)
+class Charges:
+    """What a ticket is charged besides its handler."""
+
+    agent: Decimal
+    """Each ticket a person handles (`PINWORKS_AGENT_COST_USD`)."""
+    classifier: Decimal
+    """Each ticket (`CLASSIFIER_COST_USD`)."""
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Charges:
+        return cls(agent_cost_usd(environ), classifier_cost_usd(environ))
 
 
 @dataclass(frozen=True)
@@ -37,8 +62,9 @@ def baselines(prices: Mapping[str, Price], texts: Sequence[tuple[str | None, str
 
 
 def cost_per_ticket(automatic_cost: Decimal, automatic: int, tickets: int,
-                    agent_cost: Decimal) -> Decimal:
-    """Handler estimates of the automatic answers plus an agent for every other ticket."""
+                    charges: Charges) -> Decimal:
+    """The classifier on every ticket, handler estimates of the automatic answers and an agent
+    for every other ticket, per ticket."""
     if tickets == 0:
         return Decimal(0)
-    return (automatic_cost + (tickets - automatic) * agent_cost) / tickets
+    return (automatic_cost + (tickets - automatic) * charges.agent) / tickets + charges.classifier

@@ -4,12 +4,12 @@ baselines (plain text or JSON)."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from pinworks_router.calibration.cells import CellCertificate
 from pinworks_router.calibration.command import CalibrationResult
 from pinworks_router.calibration.curve import CurvePoint, Figures
+from pinworks_router.calibration.economics import Charges
 from pinworks_router.calibration.ltt import upper_bound
 
 
@@ -43,7 +43,8 @@ def as_dict(result: CalibrationResult) -> dict[str, Any]:
         "curve": [curve_dict(p) for p in result.curve],
         "measured": result.measured.as_dict(),
         "measured_by_source": {s: f.as_dict() for s, f in result.by_source.items()},
-        "agent_cost_usd": str(result.agent_cost),
+        "agent_cost_usd": str(result.charges.agent),
+        "classifier_cost_usd": str(result.charges.classifier),
         "baselines": {"all_frontier_usd": str(round(result.baselines.all_frontier, 6)),
                       "all_human_usd": str(result.baselines.all_human)},
     }
@@ -58,12 +59,13 @@ HEADER = (f"{'threshold':>16} {'automatic':>9} {'wrong':>6} {'wrong%':>7} {'boun
           f"{'in-scope':>9} {'oos-auto':>8} {'USD/tkt':>9}")
 
 
-def curve_lines(points: list[CurvePoint], agent_cost: Decimal, confidence: float) -> list[str]:
+def curve_lines(points: list[CurvePoint], charges: Charges, confidence: float) -> list[str]:
     lines = [
         "risk-coverage curve (one threshold for every intent, on top of the policy's own rules;",
         f"bound: one-sided {confidence:.0%} Clopper-Pearson, pointwise; in-scope: share "
         "answered automatically; oos-auto: share of out-of-scope answered automatically;",
-        f"USD/tkt: handler estimates + {agent_cost} per ticket a person handles)",
+        f"USD/tkt: {charges.classifier} classifier per ticket + handler estimates + "
+        f"{charges.agent} per ticket a person handles)",
         HEADER,
     ]
     return lines + [_row(f"{p.threshold:g}", p.figures, f"{p.upper_bound:.2%}") for p in points]
@@ -79,7 +81,7 @@ def render(result: CalibrationResult) -> list[str]:
         f"{result.calibration_sha256[:12]} ({result.measured.tickets} tickets: "
         f"{result.measured.in_scope} in scope, {result.measured.out_of_scope} out of scope)",
         "",
-        *curve_lines(result.curve, result.agent_cost, budget.confidence),
+        *curve_lines(result.curve, result.charges, budget.confidence),
     ]
     lines += ["", "operating points (fixed-sequence Learn-then-Test, strict to loose, per cell):"]
     for scope, certs in [("policy", result.certificates), *result.unit_certificates.items()]:
