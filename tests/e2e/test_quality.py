@@ -1,7 +1,7 @@
-"""The live quality estimate end to end: automatic answers are sampled for review, agents mark
-them wrong, the router's guard tightens the business unit and routes its next ticket to a
-person with the reason audited, `pinworks report quality` says so, and only an operator's
-`pinworks quality loosen` lets automation answer it again."""
+"""The live quality estimate end to end: automatic answers are sampled for review, an agent
+signed in with `pinworks login` marks them wrong, the router's guard tightens the business
+unit and routes its next ticket to a person with the reason audited, `pinworks report quality`
+says so, and only an operator's `pinworks quality loosen` lets automation answer it again."""
 
 from __future__ import annotations
 
@@ -51,10 +51,11 @@ async def answered_automatically(client: PlatformClient, ids: list[str], unit: s
         assert (outcome["status"], outcome["resolved_by"]) == ("resolved", "automation"), outcome
 
 
-async def sampled_reviews(platform: Platform, client: PlatformClient, unit: str,
+async def sampled_reviews(agent_env: dict[str, str], unit: str,
                           count: int) -> list[dict[str, Any]]:
+    """The pending reviews of `unit` once there are `count`, as its signed-in agent lists them."""
     async def read() -> list[dict[str, Any]] | None:
-        listed = cli(platform.env, "quality", "list", "--business-unit", unit, "--json")
+        listed = cli(agent_env, "quality", "list", "--business-unit", unit, "--json")
         assert listed.returncode == 0, listed.stderr
         reviews: list[dict[str, Any]] = json.loads(listed.stdout)
         return reviews if len(reviews) >= count else None
@@ -72,20 +73,24 @@ async def scope_state(client: PlatformClient, unit: str) -> str | None:
 
 
 async def test_wrong_answers_tighten_the_unit_until_an_operator_loosens_it(
-        platform: Platform, client: PlatformClient) -> None:
+        platform: Platform, client: PlatformClient, tmp_path: Path) -> None:
     rid, unit = fresh_unit("quality")
     first = [f"{rid}-{n}" for n in range(MIN_REVIEWS)]
     await answered_automatically(client, first, unit)
-    reviews = await sampled_reviews(platform, client, unit, MIN_REVIEWS)
+    ana = signed_in_env(platform, tmp_path, f"ana-{rid}", unit)
+    reviews = await sampled_reviews(ana, unit, MIN_REVIEWS)
     # one fewer verdict than the guard needs judges nothing
     for review in reviews[:-1]:
-        marked = cli(platform.env, "quality", "mark", str(review["id"]), "wrong",
-                     "--agent", "ana", "--intent", "card_arrival")
+        marked = cli(ana, "quality", "mark", str(review["id"]), "wrong",
+                     "--intent", "card_arrival")
         assert marked.returncode == 0, marked.stderr
     await answered_automatically(client, [f"{rid}-still"], unit)
-    marked = cli(platform.env, "quality", "mark", str(reviews[-1]["id"]), "wrong",
-                 "--agent", "ana", "--intent", "card_arrival")
+    marked = cli(ana, "quality", "mark", str(reviews[-1]["id"]), "wrong",
+                 "--intent", "card_arrival")
     assert marked.returncode == 0, marked.stderr
+    judges = await client.fetch("SELECT DISTINCT reviewed_by FROM quality_reviews "
+                                "WHERE business_unit = :unit AND status = 'wrong'", unit=unit)
+    assert [j.reviewed_by for j in judges] == [f"ana-{rid}"]
 
     async def tightened() -> bool:
         return await scope_state(client, unit) == "tightened"

@@ -132,3 +132,33 @@ class SentBack(BaseModel):
 
 class ResolvedOutcome(BaseModel):
     outcome: dict[str, Any] = Field(description="The human `resolved` outcome, as published.")
+
+
+class QualityReview(BaseModel):
+    id: int
+    ticket_id: str
+    attempt: int = Field(description="Which attempt's automatic answer (0: the first).")
+    business_unit: str
+    intent: str | None = Field(description="The intent the automatic answer was given for.")
+    intent_label: str = Field(description="That intent as a person reads it.")
+    confidence: float | None = Field(description="The classifier's confidence in it.")
+    handler: str | None = Field(description="Who answered: template, kb, llm_small, ...")
+    answer: str | None = Field(description="The automatic answer the customer got.")
+    source: str = Field(description="sample (drawn at random for review) or correction (an "
+                        "agent gave the ticket another intent elsewhere).")
+    status: str = Field(description="pending, right or wrong.")
+    correct_intent: str | None = Field(description="For a wrong answer: the intent that was right.")
+    reviewed_by: str | None
+    reviewed_at: str | None
+    created_at: str
+    subject: str | None = Field(description="The customer's subject line.")
+    body: str | None = Field(description="What the customer wrote.")
+
+
+class QualityVerdict(BaseModel):
+    verdict: Literal["right", "wrong"] = Field(
+        description="Whether the automatic answer was right.")
+    intent: str | None = Field(
+        default=None, max_length=200,
+        description="For `wrong`: the intent that was right, one the classifier knows "
+        "(GET /api/intents; 422 names the nearest). `right` takes none.")

@@ -163,7 +163,8 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
         # `pinworks bench` takes its run's escalations, labels and budget rows out afterwards
         "escalations": ("SELECT", "INSERT", "UPDATE", "DELETE"),
         "labelled_examples": ("SELECT", "INSERT", "UPDATE(text)", "DELETE"),
-        # `pinworks quality list|show|mark|loosen`, `pinworks report quality`
+        # `pinworks quality loosen`, `pinworks report quality` (agents mark reviews through the
+        # console, as the console role)
         "quality_scopes": ("SELECT", "UPDATE(state, since, changed_at, reason, reviewed, wrong, "
                            "rate, lower_bound, upper_bound)"),
         "quality_events": APPEND,

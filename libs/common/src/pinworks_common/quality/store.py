@@ -47,7 +47,34 @@ AUTOMATION = "automation"
 
 
 class QualityError(ValueError):
-    """A review action that cannot be done; the message says why."""
+    """A review action that cannot be done; the message says why and `code` names the reason
+    (the console shows a page's fixed message by it)."""
+
+    code = "refused"
+
+
+class NoReview(QualityError):
+    """No such review, or not in the asker's business units (they read the same)."""
+
+    code = "no_review"
+
+
+class AlreadyMarked(QualityError):
+    """Someone gave the review its verdict already."""
+
+    code = "already_marked"
+
+
+class NeedsIntent(QualityError):
+    """A wrong verdict without the intent that was right."""
+
+    code = "needs_intent"
+
+
+class SameIntent(QualityError):
+    """A wrong verdict naming the intent the automatic answer already had."""
+
+    code = "same_intent"
 
 
 @dataclass(frozen=True)
@@ -136,18 +163,30 @@ def _review(row: Any) -> Review:
     return Review(**{name: getattr(row, name) for name in Review.__dataclass_fields__})
 
 
-async def list_reviews(conn: AsyncConnection, *, status: str | None = PENDING,
-                       business_units: Sequence[str] | None = None, limit: int = 50,
-                       offset: int = 0) -> list[Review]:
-    query = select(quality_reviews)
+def _filtered(query: Any, status: str | None, business_units: Sequence[str] | None) -> Any:
     if status:
         query = query.where(quality_reviews.c.status == status)
     if business_units is not None:
         query = query.where(quality_reviews.c.business_unit.in_(list(business_units)))
+    return query
+
+
+async def list_reviews(conn: AsyncConnection, *, status: str | None = PENDING,
+                       business_units: Sequence[str] | None = None, limit: int = 50,
+                       offset: int = 0) -> list[Review]:
+    """Reviews oldest first; `business_units` None: every unit's."""
     rows = (await conn.execute(
-        query.order_by(quality_reviews.c.created_at, quality_reviews.c.id)
+        _filtered(select(quality_reviews), status, business_units)
+        .order_by(quality_reviews.c.created_at, quality_reviews.c.id)
         .limit(limit).offset(offset))).all()
     return [_review(row) for row in rows]
+
+
+async def count_reviews(conn: AsyncConnection, *, status: str | None = PENDING,
+                        business_units: Sequence[str] | None = None) -> int:
+    """How many reviews `list_reviews` would list across all pages."""
+    query = _filtered(select(func.count()).select_from(quality_reviews), status, business_units)
+    return int((await conn.execute(query)).scalar_one())
 
 
 async def get_review(conn: AsyncConnection, review_id: int,
@@ -155,7 +194,7 @@ async def get_review(conn: AsyncConnection, review_id: int,
     row = (await conn.execute(select(quality_reviews)
                               .where(quality_reviews.c.id == review_id))).first()
     if row is None or (business_units is not None and row.business_unit not in business_units):
-        raise QualityError(f"no quality review {review_id}")
+        raise NoReview(f"no quality review {review_id}")
     return _review(row)
 
 
@@ -164,11 +203,11 @@ async def mark(conn: AsyncConnection, review_id: int, agent: str, *, wrong: bool
                business_units: Sequence[str] | None = None) -> Review:
     """An agent's verdict on a pending review: right, or wrong with the intent that was right."""
     if wrong and not correct_intent:
-        raise QualityError("a wrong answer needs the intent that was right (--intent)")
+        raise NeedsIntent("a wrong answer needs the intent that was right")
     intent = intent_name(correct_intent) if wrong and correct_intent else None
     review = await get_review(conn, review_id, business_units)
     if wrong and intent == review.intent:
-        raise QualityError(f"the automatic answer already had intent {intent}: that is right")
+        raise SameIntent(f"the automatic answer already had intent {intent}: mark it right")
     row = (await conn.execute(
         update(quality_reviews)
         .where(quality_reviews.c.id == review_id, quality_reviews.c.status == PENDING)
@@ -176,8 +215,9 @@ async def mark(conn: AsyncConnection, review_id: int, agent: str, *, wrong: bool
                 reviewed_at=func.now())
         .returning(*quality_reviews.c))).first()
     if row is None:
-        raise QualityError(f"quality review {review_id} was already marked {review.status} "
-                           f"by {review.reviewed_by}")
+        marked = await get_review(conn, review_id)
+        raise AlreadyMarked(f"quality review {review_id} was already marked {marked.status} "
+                            f"by {marked.reviewed_by}")
     return _review(row)
 
 

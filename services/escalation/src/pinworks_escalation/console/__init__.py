@@ -6,9 +6,11 @@ the business units listed for them in the `agents` table. A ticket of another un
 404, exactly like a ticket that does not exist.
 
 - `app`: the composition (`create_console`); `server`: serving it inside the service;
-- `deps`: who is asking (session cookie, HTTP Basic) and the console of a request;
+- `deps`: who is asking (session cookie, bearer token) and the console of a request;
 - `work`: reading the queue in the agent's scope and the agents' actions, shared by
 - `api` (the JSON routes), `pages` (the HTML pages) and `forms` (the ticket page's forms);
+- `quality_work`, `quality_api`: the quality review of automatic answers (the same scoping:
+  another unit's review is 404);
 - `formatting`: the templates and their filters, safe sign-in redirects.
 """
 
