@@ -9,8 +9,8 @@ the business units listed for them in the `agents` table. A ticket of another un
 - `deps`: who is asking (session cookie, bearer token) and the console of a request;
 - `work`: reading the queue in the agent's scope and the agents' actions, shared by
 - `api` (the JSON routes), `pages` (the HTML pages) and `forms` (the ticket page's forms);
-- `quality_work`, `quality_api`: the quality review of automatic answers (the same scoping:
-  another unit's review is 404);
+- `quality_work`, `quality_api`, `quality_pages`: the quality review of automatic answers (the
+  same scoping: another unit's review is 404), in the API and on its page;
 - `formatting`: the templates and their filters, safe sign-in redirects.
 """
 

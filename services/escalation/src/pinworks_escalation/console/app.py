@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import AsyncEngine
 from swagger_ui_bundle import swagger_ui_path
 
-from pinworks_escalation.console import answers, api, docs, forms, pages, quality_api
+from pinworks_escalation.console import answers, api, docs, forms, pages, quality_api, quality_pages
 from pinworks_escalation.console.deps import Unauthenticated
 from pinworks_escalation.console.formatting import STATIC, page_templates
 from pinworks_escalation.console.security import SecurityMiddleware
@@ -38,6 +38,7 @@ def create_console(engine: AsyncEngine, settings: EscalationSettings) -> FastAPI
     app.include_router(pages.router)
     app.include_router(forms.router)
     app.include_router(answers.router)
+    app.include_router(quality_pages.router)
     app.include_router(docs.router)
     app.mount("/static/swagger-ui", StaticFiles(directory=str(swagger_ui_path)),
               name="swagger-ui")

@@ -15,6 +15,9 @@ NOTICES = {
     "sent_back": "Intent corrected to {intent}; kept as a labelled example.",
     "nothing": "Nothing to claim.",
     "reopened": "Reopened: {ticket_id} waits for a person again. Claim it to answer.",
+    "marked_right": "Marked right: the verdict counts in the unit's live estimate.",
+    "marked_wrong": "Marked wrong, with the intent that was right: the verdict counts in the "
+                    "unit's live estimate.",
 }
 ERRORS = {
     "wrong": "Unknown agent or wrong password.",
@@ -32,6 +35,10 @@ ERRORS = {
     "bad_filter": "A search filter made no sense and was ignored.",
     "empty_reason": "Say why the automatic answer needs a person.",
     "not_automatic": "Only a ticket automation answered last can be reopened.",
+    "no_review": "That review is not in your quality review.",
+    "already_marked": "That answer was already marked.",
+    "needs_intent": "Choose the intent that was right to mark an answer wrong.",
+    "same_intent": "That is the intent the answer already had: mark it right instead.",
     "refused": "The action was refused.",
 }
 
@@ -42,6 +49,10 @@ QUEUE_ERRORS = frozenset({"gone", "bad_filter"})
 LOGIN_ERRORS = frozenset({"wrong", "locked"})
 ANSWERED_ERRORS = frozenset({"empty_reason", "not_automatic", "refused"})
 """The codes the page of an automatic answer shows (a reopening's refusals)."""
+QUALITY_NOTICES = frozenset({"marked_right", "marked_wrong"})
+QUALITY_ERRORS = frozenset({"no_review", "already_marked", "needs_intent", "same_intent",
+                            "bad_intent", "bad_filter", "refused"})
+"""The codes the quality review page shows."""
 
 
 def notice(code: str | None, allowed: frozenset[str] | None = None, **blanks: Any) -> str | None:
