@@ -51,11 +51,15 @@ def public_key(index: int) -> str:
 KEYS = {name: public_key(i) for i, name in enumerate((*IDENTITIES, *PLATFORMS), start=1)}
 
 
+UNITS = {"support": ["*"], "retail-web": ["retail", "retail-*"]}
+
+
 def secured(base: str = "keda", **extra: Any) -> dict[str, Any]:
     values = copy.deepcopy(load_values(base))
     values["nats"] = {"enabled": True}
     values["natsAuth"] = {"publicKeys": {n: KEYS[n] for n in IDENTITIES},
-                          "platforms": {n: KEYS[n] for n in PLATFORMS}, **extra}
+                          "platforms": {n: KEYS[n] for n in PLATFORMS},
+                          "platformUnits": copy.deepcopy(UNITS), **extra}
     values["natsTls"] = {"certManager": {"issuerRef": {"name": "pinworks-ca",
                                                        "kind": "ClusterIssuer"}}}
     return values
@@ -212,8 +216,11 @@ def test_pinworks_nats_keys_feed_the_chart_and_the_server_block(tmp_path: Path) 
 
     out = tmp_path / "keys"
     made = CliRunner().invoke(app, ["nats", "keys", "--out", str(out), "--fullname", FULLNAME,
-                                    "--namespace", NAMESPACE, "--platform", "support"])
+                                    "--namespace", NAMESPACE, "--platform", "support",
+                                    "--units", "support=retail,cards-*"])
     assert made.exit_code == 0, made.output
+    assert json.loads((out / "values.yaml").read_text())["natsAuth"]["platformUnits"] == {
+        "support": ["retail", "cards-*"]}
     for private in (*out.glob("*.nk"), out / "secrets.yaml"):
         assert private.stat().st_mode & 0o777 == 0o600
     publics = json.loads((out / "public-keys.json").read_text())
@@ -236,3 +243,74 @@ def test_pinworks_nats_keys_feed_the_chart_and_the_server_block(tmp_path: Path) 
                                        str(out / "public-keys.json")])
     assert printed.exit_code == 0, printed.output
     assert users_of(printed.output) == users
+
+
+def classifier_env(values: dict[str, Any]) -> dict[str, Any]:
+    [deployment] = [d for d in kind(docs_of(render_values(values)), "Deployment")
+                    if pod_spec(d)["containers"][0]["name"] == "classifier"]
+    return env_of(pod_spec(deployment)["containers"][0])
+
+
+def test_each_platforms_business_units_reach_the_classifier(monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """natsAuth.platformUnits is what the classifier binds each platform to: the rendered
+    CLASSIFIER_PLATFORM_UNITS, read by the classifier's own settings, is the value given."""
+    from pinworks_classifier.settings import ClassifierSettings
+
+    rendered = classifier_env(secured())["CLASSIFIER_PLATFORM_UNITS"]["value"]
+    monkeypatch.setenv("CLASSIFIER_PLATFORM_UNITS", rendered)
+    assert ClassifierSettings().platform_units == UNITS
+    jsonschema.validate(secured(), json.loads((CHART_DIR / "values.schema.json").read_text()))
+    # without any binding the classifier keeps its default (make run's `support`, every unit)
+    unbound = secured(platforms={}, platformUnits={})
+    assert "CLASSIFIER_PLATFORM_UNITS" not in classifier_env(unbound)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"platformUnits": {"support": ["*"]}}, "natsAuth.platformUnits.retail-web is missing"),
+    ({"platformUnits": {"retail-web": ["retail"]}}, "natsAuth.platformUnits.support is missing"),
+])
+def test_every_platform_must_be_bound_to_its_units(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(Exception, match=message):
+        render_values(secured(**change))
+
+
+def test_platform_units_are_set_in_one_place() -> None:
+    values = secured()
+    values.setdefault("classifier", {})["env"] = {"CLASSIFIER_PLATFORM_UNITS": '{"x": ["*"]}'}
+    with pytest.raises(Exception, match="not both"):
+        render_values(values)
+
+
+@pytest.mark.parametrize("units", [[], [""], ["retail, cards"]])
+def test_the_schema_refuses_an_empty_or_comma_joined_binding(units: list[str]) -> None:
+    schema = json.loads((CHART_DIR / "values.schema.json").read_text())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(secured(platformUnits={**UNITS, "support": units}), schema)
+
+
+def test_the_in_cluster_nats_secures_its_routes_and_runs_no_nats_box() -> None:
+    """Cluster routes are mutual TLS with the server certificate (which cert-manager issues
+    for client auth too, and whose wildcard covers the FQDN route URLs), verified against the
+    CA; the nats-box (no identity) is off; the NetworkPolicy's NATS pods are the servers only,
+    so nothing else reaches port 6222 or counts as a NATS pod."""
+    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())["nats"]
+    tls_secret = {"$tplYaml": "{{ .Release.Name }}-nats-tls"}
+    cluster = values["config"]["cluster"]
+    assert cluster["enabled"] and cluster["tls"] == {"enabled": True, "secretName": tls_secret}
+    assert cluster["routeURLs"] == {"useFQDN": True}
+    assert values["tlsCA"] == {"enabled": True, "secretName": tls_secret, "key": "ca.crt"}
+    assert values["natsBox"] == {"enabled": False}
+
+    docs = docs_of(render_values(secured()))
+    [certificate] = kind(docs, "Certificate")
+    assert "client auth" in certificate["spec"]["usages"]
+    assert f"*.{RELEASE}-nats-headless.{NAMESPACE}.svc.cluster.local" in \
+        certificate["spec"]["dnsNames"]
+    server_pods = {"app.kubernetes.io/name": "nats", "app.kubernetes.io/instance": RELEASE,
+                   "app.kubernetes.io/component": "nats"}
+    policy = one(docs, "NetworkPolicy", f"{RELEASE}-nats")
+    assert policy["spec"]["podSelector"]["matchLabels"] == server_pods
+    [routes] = [rule for rule in policy["spec"]["ingress"]
+                if rule["ports"] == [{"port": 6222, "protocol": "TCP"}]]
+    assert routes["from"] == [{"podSelector": {"matchLabels": server_pods}}]

@@ -562,3 +562,18 @@ startupProbe:
         path: ca.crt
 {{- end }}
 {{- end }}
+
+{{/* CLASSIFIER_PLATFORM_UNITS from natsAuth.platformUnits (JSON platform -> units), empty when
+     unset; every platform of natsAuth.platforms must be bound, and the value is not set twice. */}}
+{{- define "pinworks.platformUnits" -}}
+{{- $units := .Values.natsAuth.platformUnits | default dict }}
+{{- range $platform, $_ := .Values.natsAuth.platforms | default dict }}
+{{- if not (hasKey $units $platform) }}
+{{- fail (printf "pinworks: natsAuth.platformUnits.%s is missing: name the business units support platform %s may submit for (a list; \"*\" for every unit)" $platform $platform) }}
+{{- end }}
+{{- end }}
+{{- if and $units (hasKey (.Values.classifier.env | default dict) "CLASSIFIER_PLATFORM_UNITS") }}
+{{- fail "pinworks: set natsAuth.platformUnits or classifier.env.CLASSIFIER_PLATFORM_UNITS, not both" }}
+{{- end }}
+{{- if $units }}{{ $units | toJson }}{{ end }}
+{{- end }}

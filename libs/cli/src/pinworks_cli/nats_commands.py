@@ -61,12 +61,18 @@ def keys(
     fullname: Annotated[str, typer.Option(
         help="The chart's fullname (release name, or <release>-pinworks).")] = "pinworks",
     namespace: Annotated[str, typer.Option(help="Namespace of the Secrets.")] = "pinworks",
+    units: Annotated[list[str] | None, typer.Option(
+        "--units", help="PLATFORM=UNIT[,UNIT...]: the business units a platform may submit for "
+                        "(`*` every unit, `abc*` a prefix; repeatable). A platform without "
+                        "--units is bound to every unit.")] = None,
 ) -> None:
     """New nkeys for every identity: seeds in OUT, `secrets.yaml` (one Secret per service,
-    key `nkey`, as the chart mounts it) and `values.yaml` (natsAuth public keys)."""
+    key `nkey`, as the chart mounts it) and `values.yaml` (natsAuth public keys, and each
+    platform's business units as natsAuth.platformUnits)."""
     from pinworks_common.deployment_secrets import new_user_seed, public_key, write_private
     from pinworks_contracts.identities import OPERATOR, SERVICES
 
+    bound = _units(units or [], platform or [])
     names = [*SERVICES, OPERATOR, *(platform or [])]
     seeds = {name: new_user_seed() for name in names}
     for name, seed in seeds.items():
@@ -80,7 +86,25 @@ def keys(
         json.dumps(secret, indent=2) + "\n" for secret in secrets).encode())
     values = {"natsAuth": {
         "publicKeys": {name: publics[name] for name in (*SERVICES, OPERATOR)},
-        "platforms": {name: publics[name] for name in platform or []}}}
+        "platforms": {name: publics[name] for name in platform or []},
+        "platformUnits": bound}}
     (out / "values.yaml").write_text(json.dumps(values, indent=2) + "\n")
+    for name, given in bound.items():
+        if given == ["*"]:
+            typer.echo(f"platform {name} may submit for every business unit; bind it with "
+                       f"--units {name}=UNIT,... or natsAuth.platformUnits in values.yaml")
     typer.echo(f"wrote {len(seeds)} seeds, {out / 'secrets.yaml'} (kubectl apply -f; keep it "
                f"private) and {out / 'values.yaml'} (helm -f) in {out}")
+
+
+def _units(given: list[str], platforms: list[str]) -> dict[str, list[str]]:
+    """`--units PLATFORM=UNIT,...` for each platform (`*` when not given)."""
+    bound: dict[str, list[str]] = {}
+    for entry in given:
+        name, sep, listed = entry.partition("=")
+        units = [unit.strip() for unit in listed.split(",") if unit.strip()]
+        if not sep or name not in platforms or not units:
+            raise typer.BadParameter(f"{entry!r}: give PLATFORM=UNIT[,UNIT...] for a --platform",
+                                     param_hint="--units")
+        bound[name] = units
+    return {name: bound.get(name, ["*"]) for name in platforms}
