@@ -152,8 +152,12 @@ def test_the_secrets_container_writes_every_file_each_container_reads(volumes: V
 
 
 def test_a_second_start_keeps_identities_and_passwords(volumes: Volumes) -> None:
-    files = [volumes.file(s, f"{SECRETS}/{name}") for s in SERVICES
-             for name in ("nkey", "database-url")]
+    files = [*(volumes.file(s, f"{SECRETS}/{name}") for s in SERVICES
+               for name in ("nkey", "database-url")),
+             volumes.file("migrate", f"{SECRETS}/database-url"),
+             volumes.file("migrate", f"{SECRETS}/passwords.json"),
+             volumes.file("postgres", env("postgres")["POSTGRES_PASSWORD_FILE"]),
+             volumes.dirs["client-secrets"] / f"{OPERATOR}.nk"]
     before = {path: path.read_bytes() for path in files}
     again = run_secrets_container(volumes.root)
     assert {path: path.read_bytes() for path in files} == before

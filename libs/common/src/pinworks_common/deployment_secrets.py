@@ -126,14 +126,16 @@ def ensure(layout: Layout, platforms: Sequence[str] = (DEFAULT_PLATFORM,)) -> di
     stored = layout.directory("migrate") / PASSWORDS
     try:
         passwords = {role: str(p) for role, p in json.loads(stored.read_text()).items()
-                     if role in (*ROLES, SUPERUSER) and isinstance(p, str)}
+                     if role in ROLES and isinstance(p, str)}
     except (OSError, ValueError):
         passwords = {}
-    for role in (*ROLES, SUPERUSER):
+    for role in ROLES:
         passwords.setdefault(role, secrets.token_urlsafe(24))
+    # the cluster keeps the superuser's first password (POSTGRES_PASSWORD_FILE applies once)
+    passwords[SUPERUSER] = _kept(layout.directory("postgres") / "password",
+                                 secrets.token_urlsafe(24).encode(), layout).decode()
     write_private(stored, json.dumps({r: passwords[r] for r in ROLES}, indent=2).encode(),
                   layout.owner)
-    write_private(layout.directory("postgres") / "password", passwords[SUPERUSER].encode())
     write_private(layout.directory("migrate") / DATABASE_URL,
                   layout.database_url(SUPERUSER, passwords[SUPERUSER]).encode(), layout.owner)
     for service, role in SERVICE_ROLES.items():

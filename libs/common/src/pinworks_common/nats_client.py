@@ -1,13 +1,16 @@
-"""How every pinworks NATS client authenticates: services, the CLI and the tests, in one place.
+"""How every pinworks NATS client authenticates: services, the CLI, compose's one-shot
+containers and the tests, in one place.
 
-The variables are the nats CLI's: `NATS_CREDS` (a JWT creds file), `NATS_NKEY` (an nkey seed
-file), `NATS_USER` + `NATS_PASSWORD` (development only), `NATS_TLS_CA` (verify the server
-against this CA), `NATS_TLS_CERT` + `NATS_TLS_KEY` (a client certificate; the nats CLI's own
-`NATS_CA` / `NATS_CERT` / `NATS_KEY` are read too), and
-`NATS_INBOX_PREFIX` (the identity's own reply subjects, e.g. `_INBOX_support`: the server lets
-each identity subscribe only on its own). With none of the credentials set the client connects
-anonymously, which a secured server refuses; against an open development server it works, with
-a loud warning (`warn_if_anonymous`).
+The credentials follow the nats CLI's variables: `NATS_CREDS` (a JWT creds file), `NATS_NKEY`
+(an nkey seed file), `NATS_USER` + `NATS_PASSWORD` (development only), the first of these set
+winning in that order. TLS: `NATS_TLS_CA` (verify the server against this CA) and
+`NATS_TLS_CERT` + `NATS_TLS_KEY` (a client certificate) are pinworks' names; the nats CLI's own
+`NATS_CA` / `NATS_CERT` / `NATS_KEY` are read as the same settings. A CA or a client certificate
+turns TLS on (a `tls://` URL does too, in nats-py). `NATS_INBOX_PREFIX` names the identity's own
+reply subjects (e.g. `_INBOX_support`: a secured server lets each identity subscribe only on its
+own). With none of the credentials set the client connects anonymously, which a secured server
+refuses; against an open development server it works, and the services and `pinworks run` log a
+loud warning (`warn_if_anonymous`).
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ class NatsClientSettings(BaseSettings):
     """Password for `NATS_USER`."""
     nats_tls_ca: Path | None = Field(None, validation_alias=AliasChoices("NATS_TLS_CA", "NATS_CA"))
     """CA certificate (PEM) the server's certificate must chain to (`NATS_CA` is the nats CLI's
-    own name); TLS is on when any TLS variable is set."""
+    own name); TLS is on when it or a client certificate is set."""
     nats_tls_cert: Path | None = Field(None, validation_alias=AliasChoices("NATS_TLS_CERT",
                                                                             "NATS_CERT"))
     """Client certificate (PEM), when the server asks for one."""

@@ -1,11 +1,15 @@
 """Who may do what on NATS: one identity per service, one per support platform, one for operators.
 
-Each identity may publish and subscribe only on its own subjects (`subjects` names them) and on
-the JetStream API subjects of its own streams and consumers; replies reach it on an inbox prefix
-of its own (`inbox_prefix`), so no identity reads another's replies. The embedded nats-server of
-`make run` and of the test session is configured from `permissions()`; the Helm chart renders the
-same matrix (a test compares the two). No identity answers requests, so none needs
-`allow_responses`.
+A service may publish only its own outputs, rejections and dead letters (`subjects` names them),
+bind and acknowledge only its own durable consumers, and declare (create, update, read) the
+pinworks streams, which every service does at start. A support platform may only submit on its
+own subject, read its own outcome consumer and watch its own outcomes (`platform_permissions`).
+The operator may do everything. Replies reach each identity on an inbox prefix of its own
+(`inbox_prefix`), so no identity reads another's replies; no identity answers requests, so none
+needs `allow_responses`. The nats-server of `make run`, `pinworks chaos` and the test session
+(`pinworks_devtools.nats_security`) and of `docker compose up`
+(`pinworks_common.deployment_secrets`) are configured from `authorization()`; the Helm chart
+renders the same matrix from `chart_matrix()` (a test compares the two).
 """
 
 from __future__ import annotations
