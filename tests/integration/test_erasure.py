@@ -22,7 +22,8 @@ from pinworks_common.db.roles import OPERATOR, SERVICE_ROLES
 from pinworks_common.db.tables import decisions, escalations, labelled_examples, outbox, tickets
 from pinworks_common.ledger import records
 from pinworks_common.ledger.postgres import PostgresBooks
-from pinworks_contracts.messages import Outcome
+from pinworks_contracts.identities import DEFAULT_PLATFORM
+from pinworks_contracts.messages import Outcome, pinworks_ticket_id
 from pinworks_contracts.subjects import OutcomeStatus
 from pinworks_escalation.erasure import ERASE_ACTION, RetentionTask, erase_tickets, tickets_of_customer
 from tests.conftest import Database
@@ -58,17 +59,19 @@ async def escalation_engine(database: Database) -> AsyncIterator[AsyncEngine]:
 
 
 async def seed(engine: AsyncEngine, *, customer: str, received: datetime = NOW,
-               queue_status: str | None = "resolved") -> str:
+               queue_status: str | None = "resolved", platform: str | None = None) -> str:
     """A ticket as the pipeline leaves it: its row, its audit (through the ledger), an
     escalation with the queued envelope and the agent's reply, a labelled example and a
     published outbox message."""
     ticket_id = f"E-{uuid.uuid4().hex[:10]}"
+    if platform is not None:
+        ticket_id = pinworks_ticket_id(platform, ticket_id)
     metadata = {"customer_name": NAME, "tier": "gold", "note": f"call {EMAIL}"}
     async with engine.begin() as conn:
         await conn.execute(insert(tickets).values(
             ticket_id=ticket_id, business_unit="retail", subject=f"card for {NAME}", body=BODY,
             customer_id=customer, metadata=metadata, submission_seq=1, trace_id="t",
-            received_at=received))
+            received_at=received, platform=platform))
         if queue_status:
             await conn.execute(insert(escalations).values(
                 ticket_id=ticket_id, business_unit="retail", status=queue_status, priority=1,
@@ -152,6 +155,18 @@ async def test_erasing_a_customer_removes_the_data_everywhere_and_leaves_the_aud
     assert row.personal_data_erased_at == NOW
     assert row.metadata == {"customer_name": "[NAME]", "tier": "gold", "note": "call [EMAIL]"}
     assert row.body.startswith("I am [NAME], card [CARD], mail [EMAIL], phone [PHONE]")
+
+
+async def test_a_customer_id_is_each_platforms_own_when_a_platform_is_named(
+        engine: AsyncEngine, operator_engine: AsyncEngine) -> None:
+    customer = f"C-{uuid.uuid4().hex[:8]}"
+    ours = await seed(engine, customer=customer)
+    theirs = await seed(engine, customer=customer, platform="partner")
+    assert theirs.startswith("partner~")
+    async with operator_engine.connect() as conn:
+        assert await tickets_of_customer(conn, customer, "partner") == [theirs]
+        assert await tickets_of_customer(conn, customer, DEFAULT_PLATFORM) == [ours]
+        assert sorted(await tickets_of_customer(conn, customer)) == sorted([ours, theirs])
 
 
 async def test_retention_erases_old_resolved_tickets_and_keeps_recent_or_waiting_ones(

@@ -125,3 +125,19 @@ def test_infrastructure_failures_are_described_in_one_line() -> None:
     assert "has no pinworks streams" in str(
         describe_failure(nats.js.errors.NoStreamResponseError(), conns))
     assert describe_failure(ValueError("a bug"), conns) is None, "bugs are not disguised"
+
+
+def test_submission_message_ids_name_the_submitting_platform(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """JetStream drops a repeated Nats-Msg-Id across every platform's submissions, so two
+    platforms' submissions of the same id and payload must not share one."""
+    from pinworks_cli.publishing import submission_msg_id
+
+    monkeypatch.setenv("NATS_URL", "nats://127.0.0.1:1")
+    monkeypatch.setenv("PINWORKS_PLATFORM", "support")
+    ours = submission_msg_id("T-1", b"{}")
+    monkeypatch.setenv("PINWORKS_PLATFORM", "partner")
+    theirs = submission_msg_id("T-1", b"{}")
+    assert ours.startswith("T-1:submitted:") and theirs.startswith("partner~T-1:submitted:")
+    assert ours.split(":")[-1] == theirs.split(":")[-1], "the same payload hash"

@@ -4,9 +4,15 @@ import pytest
 
 from pinworks_contracts.messages import (
     MAX_PAYLOAD_BYTES,
+    RESERVED_SEPARATOR,
     Outcome,
+    PinworksTicket,
     SubmissionError,
     parse_submission,
+    pinworks_ticket_id,
+    published_outcome,
+    stored_ticket_id,
+    submitted_ticket_id,
 )
 from pinworks_contracts.subjects import OutcomeStatus, message_id, outcome_subject
 
@@ -84,3 +90,34 @@ def test_nul_characters_are_refused_before_they_reach_postgres() -> None:
         parse_submission(payload(body="bad \u0000 byte"))
     assert "NUL" in caught.value.reasons[0]
     assert caught.value.ticket_id == "T-1"
+
+
+def test_each_platforms_ticket_ids_are_a_namespace_of_their_own() -> None:
+    assert pinworks_ticket_id("support", "T-1") == "T-1"
+    assert pinworks_ticket_id("partner", "T-1") == "partner~T-1"
+    assert submitted_ticket_id("partner", "partner~T-1") == "T-1"
+    assert submitted_ticket_id("partner", "T-1") == "T-1", "a ticket stored before keeps its id"
+    assert submitted_ticket_id("support", "T-1") == "T-1"
+    assert PinworksTicket(ticket_id="partner~T-1", business_unit="b", body="x").ticket_id
+    with pytest.raises(ValueError):
+        PinworksTicket(ticket_id="a~b~T-1", business_unit="b", body="x")
+
+
+def test_a_submitted_id_with_the_namespace_separator_is_refused_and_not_read() -> None:
+    with pytest.raises(SubmissionError) as caught:
+        parse_submission(payload(ticket_id="partner~T-1"))
+    assert caught.value.reasons == [RESERVED_SEPARATOR]
+    assert caught.value.ticket_id is None
+
+
+def test_a_published_outcome_carries_the_submitted_id_and_pinworks_own() -> None:
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    stored = Outcome(ticket_id="partner~T-1", platform="partner", status=OutcomeStatus.RESOLVED,
+                     business_unit="b", cost_usd=Decimal(0), resolved_by="automation",
+                     decided_at=datetime(2026, 1, 1, tzinfo=UTC))
+    published = published_outcome(stored)
+    assert (published.ticket_id, published.pinworks_ticket_id) == ("T-1", "partner~T-1")
+    assert published_outcome(published) == published
+    assert stored_ticket_id(published) == stored_ticket_id(stored) == "partner~T-1"

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from pinworks_classifier.stage import ClassifierStage
 from pinworks_common.ledger.memory import StageHarness, sent, without_nonce
 from pinworks_contracts.identities import DEFAULT_PLATFORM
-from pinworks_contracts.messages import Outcome, TicketEnvelope
+from pinworks_contracts.messages import RESERVED_SEPARATOR, Outcome, TicketEnvelope
 from pinworks_contracts.subjects import CLASSIFIED, outcome_subject, submission_subject
 
 
@@ -101,15 +101,16 @@ def test_a_platform_submitting_for_a_unit_it_is_not_bound_to_gets_a_rejected_out
     published = {without_nonce(p.msg_id): p for p in stage.deliver(foreign, own, shared)}
     assert foreign.acked and own.acked and shared.acked
     outcome = Outcome.model_validate_json(
-        published[f"P-1:outcome:rejected:{foreign.seq}"].payload)
+        published[f"partner~P-1:outcome:rejected:{foreign.seq}"].payload)
     assert outcome.status == "rejected" and outcome.business_unit == "retail"
+    assert (outcome.ticket_id, outcome.pinworks_ticket_id) == ("P-1", "partner~P-1")
     assert outcome.reasons == [
         "business_unit: support platform 'partner' may not submit for business unit 'retail'"]
-    assert {"P-2:classified", "P-3:classified"} <= published.keys()
+    assert {"partner~P-2:classified", "partner~P-3:classified"} <= published.keys()
     for table in ("tickets", "decisions", "cost_ledger", "accountability"):
-        assert stage.rows(table, ticket_id="P-1") == [], table
+        assert stage.rows(table, ticket_id="partner~P-1") == [], table
     [kept] = stage.rows("rejected_payloads")
-    assert kept["reasons"] == outcome.reasons
+    assert kept["reasons"] == outcome.reasons and kept["ticket_id"] == "partner~P-1"
 
 
 def test_a_platform_bound_to_no_unit_has_every_submission_rejected() -> None:
@@ -121,22 +122,45 @@ def test_a_platform_bound_to_no_unit_has_every_submission_rejected() -> None:
     assert stage.rows("tickets") == []
 
 
-def test_another_platforms_ticket_id_is_rejected_and_leaves_that_ticket_as_it_was() -> None:
+def test_two_platforms_submitting_the_same_id_get_two_independent_tickets() -> None:
     stage = harness()
-    stage.deliver(stage.message(submission("X-1"), SUBMITTED))
-    [before] = stage.rows("tickets", ticket_id="X-1")
-    taken = stage.message(submission("X-1", body="Refund me", unit="partner-x"),
-                          submission_subject("partner"))
-    [published] = stage.deliver(taken)
-    assert taken.acked
-    outcome = Outcome.model_validate_json(published.payload)
-    assert (outcome.status, outcome.business_unit) == ("rejected", "partner-x")
-    assert outcome.reasons == ["ticket_id: already used by another support platform; "
-                               "choose another id"]
-    assert stage.rows("tickets", ticket_id="X-1") == [before]
-    assert before["platform"] == DEFAULT_PLATFORM
-    assert [d["decision_key"] for d in stage.rows("decisions", ticket_id="X-1")] == [
-        "classify", "customer_state"]
-    assert len(stage.rows("cost_ledger")) == 1
-    assert [row["stream_seq"] for row in stage.rows("rejected_payloads")] == [taken.seq]
-    assert sent(stage.deliver(taken.redelivered())) == sent([published])
+    ours = stage.message(submission("X-1"), SUBMITTED)
+    theirs = stage.message(submission("X-1", body="Refund me", unit="partner-x"),
+                           submission_subject("partner"))
+    published = {p.msg_id: p for p in stage.deliver(ours, theirs)}
+    assert ours.acked and theirs.acked
+    assert published.keys() == {"X-1:classified", "partner~X-1:classified"}
+    handed = TicketEnvelope.model_validate_json(published["partner~X-1:classified"].payload)
+    assert (handed.ticket.ticket_id, handed.platform, handed.ticket.body) == (
+        "partner~X-1", "partner", "Refund me")
+    [own] = stage.rows("tickets", ticket_id="X-1")
+    [other] = stage.rows("tickets", ticket_id="partner~X-1")
+    assert (own["platform"], own["body"]) == (DEFAULT_PLATFORM, "My card has not arrived yet")
+    assert (other["platform"], other["body"]) == ("partner", "Refund me")
+    for ticket_id in ("X-1", "partner~X-1"):
+        assert [d["decision_key"] for d in stage.rows("decisions", ticket_id=ticket_id)] == [
+            "classify", "customer_state"], ticket_id
+    assert len(stage.rows("cost_ledger")) == 2
+    assert stage.rows("rejected_payloads") == []
+    again = stage.deliver(stage.message(submission("X-1", body="Refund me", unit="partner-x"),
+                                        submission_subject("partner")))
+    assert again == [], "the partner's resubmission is its own ticket's duplicate"
+    assert [d["decision_key"].split(":")[0] for d in
+            stage.rows("decisions", ticket_id="partner~X-1")][-1] == "duplicate"
+    assert len(stage.rows("decisions", ticket_id="X-1")) == 2
+
+
+def test_a_submitted_id_naming_another_platforms_namespace_is_refused() -> None:
+    stage = harness()
+    stage.deliver(stage.message(submission("Y-1", unit="partner-y"),
+                                submission_subject("partner")))
+    [before] = stage.rows("tickets", ticket_id="partner~Y-1")
+    forged = stage.message(submission("partner~Y-1", body="Refund me"), SUBMITTED)
+    assert stage.deliver(forged) == [], "an id it cannot read gets no outcome"
+    assert forged.acked
+    [kept] = stage.rows("rejected_payloads")
+    assert (kept["ticket_id"], kept["stream_seq"]) == (None, forged.seq)
+    assert kept["reasons"] == [RESERVED_SEPARATOR]
+    assert stage.rows("tickets", ticket_id="partner~Y-1") == [before]
+    assert len(stage.rows("decisions", ticket_id="partner~Y-1")) == 2
+    assert stage.rows("outcomes") == []

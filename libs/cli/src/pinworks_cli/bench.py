@@ -35,6 +35,8 @@ from pinworks_cli.bench_figures import (
 )
 from pinworks_cli.bench_texts import text_of
 from pinworks_common.synthetic import BENCH_UNIT_PREFIX
+from pinworks_contracts.identities import DEFAULT_PLATFORM
+from pinworks_contracts.messages import pinworks_ticket_id
 from pinworks_contracts.subjects import submission_message_id, submitting_platform
 
 if TYPE_CHECKING:
@@ -143,7 +145,8 @@ class _Run:
             await js.publish(
                 self.subject,
                 json.dumps(ticket).encode(),
-                headers={"Nats-Msg-Id": submission_message_id(ticket_id)},
+                headers={"Nats-Msg-Id": submission_message_id(pinworks_ticket_id(
+                    submitting_platform(self.subject) or DEFAULT_PLATFORM, ticket_id))},
                 timeout=min(5.0, remaining),
             )
         except Exception:  # a failed publish is a data point, not a crash

@@ -30,8 +30,14 @@ REJECTION_POLL_SECONDS = 0.2
 
 
 def submission_msg_id(ticket_id: str, payload: bytes) -> str:
-    """Same payload twice is one message; a corrected payload for the same id is not dropped."""
-    return f"{ticket_id}:submitted:{hashlib.sha256(payload).hexdigest()[:16]}"
+    """Same payload twice is one message; a corrected payload for the same id is not dropped;
+    another platform's submission of the same id and payload is not dropped either (JetStream
+    deduplicates across the whole stream, so the id names pinworks' id of the ticket, with its
+    platform)."""
+    from pinworks_contracts.messages import pinworks_ticket_id
+
+    internal = pinworks_ticket_id(platform_of_client(), ticket_id)
+    return f"{internal}:submitted:{hashlib.sha256(payload).hexdigest()[:16]}"
 
 
 async def publish_and_collect(

@@ -47,6 +47,7 @@ def submit(
     from pinworks_cli.publishing import submit_one
 
     result = run_command(submit_one(ticket_id, json.dumps(ticket).encode(), wait))
+    audit_id = _pinworks_id(ticket_id)
     if "outcome" in result:
         outcome = result["outcome"]
         console.print_json(outcome.model_dump_json())
@@ -61,10 +62,10 @@ def submit(
         raise typer.Exit(1)
     elif "duplicate" in result:
         typer.echo(f"{ticket_id} was already submitted with this exact payload (stream seq "
-                   f"{result['duplicate']}); nothing new was sent. See `pinworks audit {ticket_id}`")
+                   f"{result['duplicate']}); nothing new was sent. See `pinworks audit {audit_id}`")
     elif "timeout" in result:
         typer.echo(f"submitted {ticket_id} (stream seq {result['timeout']}); no outcome within "
-                   f"{wait:g}s. Follow it with `pinworks audit {ticket_id}` or "
+                   f"{wait:g}s. Follow it with `pinworks audit {audit_id}` or "
                    f"`pinworks audit --seq {result['timeout']}`")
         raise typer.Exit(1)
     else:
@@ -132,19 +133,35 @@ def replay(
         raise typer.Exit(1)
 
 
+def _pinworks_id(ticket_id: str) -> str:
+    """pinworks' id of the ticket this command's platform submitted as `ticket_id`."""
+    from pinworks_common.commands.platform import platform_of_client
+    from pinworks_contracts.messages import pinworks_ticket_id
+
+    return pinworks_ticket_id(platform_of_client(), ticket_id)
+
+
 def audit(
     ticket_id: Annotated[str | None, typer.Argument(
         help="The ticket id (also finds a rejected payload that carried this id).")] = None,
     seq: Annotated[int | None, typer.Option(
         "--seq", help="Instead: the stream sequence `submit` printed for a rejected payload.")
     ] = None,
+    platform: Annotated[str | None, typer.Option(
+        "--platform", help="The support platform that submitted TICKET_ID: finds its ticket "
+        "`<platform>~TICKET_ID` (the `support` platform's ids are pinworks' own).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Print a ticket's whole trail: every decision with inputs, version, reason, cost, time."""
     from pinworks_cli.audit import rejected_trail, render_trail, ticket_trail
+    from pinworks_contracts.messages import pinworks_ticket_id
 
     if (ticket_id is None) == (seq is None):
         raise typer.BadParameter("give a TICKET_ID or --seq N (one of them)")
+    if platform is not None:
+        if ticket_id is None:
+            raise typer.BadParameter("--platform names the platform of a TICKET_ID")
+        ticket_id = pinworks_ticket_id(platform, ticket_id)
     if seq is not None:
         trail = run_command(with_platform_db(lambda conn: rejected_trail(conn, seq)))
     else:

@@ -40,8 +40,8 @@ from pinworks_contracts.messages import (
     Classification,
     Draft,
     EscalationRequest,
+    PinworksTicket,
     TicketEnvelope,
-    TicketSubmission,
 )
 from pinworks_contracts.subjects import Stage
 
@@ -75,7 +75,7 @@ class Refusal:
 class TicketRecord:
     """A ticket as the classifier stage recorded it."""
 
-    ticket: TicketSubmission
+    ticket: PinworksTicket
     classification: Classification | None
     trace_id: str
     platform: str = DEFAULT_PLATFORM
@@ -93,7 +93,7 @@ class QueueRecord:
 
 
 def ticket_record(row: Row) -> TicketRecord:
-    ticket = TicketSubmission(
+    ticket = PinworksTicket(
         ticket_id=row["ticket_id"], business_unit=row["business_unit"], body=row["body"],
         subject=row["subject"], customer_id=row["customer_id"], channel=row["channel"],
         metadata=dict(row["metadata"] or {}))

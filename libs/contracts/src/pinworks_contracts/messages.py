@@ -11,7 +11,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+)
 
 from pinworks_contracts.identities import DEFAULT_PLATFORM
 from pinworks_contracts.jsonlimits import (
@@ -25,6 +32,14 @@ from pinworks_contracts.jsonlimits import (
 from pinworks_contracts.subjects import OutcomeStatus
 
 TICKET_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+"""A ticket id as a support platform submits it (no `~`: that is the namespace separator)."""
+NAMESPACE_SEPARATOR = "~"
+PINWORKS_TICKET_ID_PATTERN = r"^([A-Za-z0-9_-]{1,64}~)?[A-Za-z0-9._:-]{1,128}$"
+"""A ticket id inside pinworks: the submitted id, `<platform>~` before it for every support
+platform but the default one (`pinworks_ticket_id`)."""
+RESERVED_SEPARATOR = (f"ticket_id: '{NAMESPACE_SEPARATOR}' is reserved (pinworks names other "
+                      f"platforms' tickets <platform>{NAMESPACE_SEPARATOR}<id>); submit your "
+                      "own id without it")
 MAX_PAYLOAD_BYTES = MAX_SUBMISSION_BYTES
 MAX_BODY_CHARS = 20_000
 
@@ -61,6 +76,32 @@ class TicketSubmission(BaseModel):
     metadata: dict[str, Any] = Field(
         default_factory=dict,
         description="Free-form JSON object (customer_name, tier, card_last4, ...).",
+    )
+
+
+def pinworks_ticket_id(platform: str, ticket_id: str) -> str:
+    """pinworks' own id of support platform `platform`'s ticket `ticket_id`: the default
+    platform's ids as submitted, every other platform's as `<platform>~<id>`. Each platform's
+    ids are a namespace of their own, so no platform can block or reach another's; a submitted
+    id cannot contain `~` (nor a platform name), so no submitter can name another's ticket."""
+    if platform == DEFAULT_PLATFORM:
+        return ticket_id
+    return f"{platform}{NAMESPACE_SEPARATOR}{ticket_id}"
+
+
+def submitted_ticket_id(platform: str, ticket_id: str) -> str:
+    """The id support platform `platform` submitted, from pinworks' own id of its ticket (a
+    ticket stored before ids were namespaced keeps the id it was submitted under)."""
+    return ticket_id.removeprefix(f"{platform}{NAMESPACE_SEPARATOR}")
+
+
+class PinworksTicket(TicketSubmission):
+    """An accepted submission as it travels between stages: under pinworks' own ticket id."""
+
+    ticket_id: str = Field(
+        pattern=PINWORKS_TICKET_ID_PATTERN,
+        description="pinworks' id of the ticket: the submitted id, prefixed `<platform>~` for "
+        "every support platform but `support` (`pinworks_ticket_id`).",
     )
 
 
@@ -141,7 +182,7 @@ class HandlerAttempt(BaseModel):
 class TicketEnvelope(BaseModel):
     """What travels between stages: the ticket and everything decided about it so far."""
 
-    ticket: TicketSubmission = Field(description="The accepted submission.")
+    ticket: PinworksTicket = Field(description="The accepted submission, under pinworks' id.")
     platform: str = Field(
         default=DEFAULT_PLATFORM,
         description="The support platform that submitted the ticket (as recorded when it was "
@@ -166,6 +207,14 @@ class TicketEnvelope(BaseModel):
         description="Specialists that tried this ticket before and fell back, in order.",
     )
 
+    @field_validator("ticket", mode="before")
+    @classmethod
+    def _as_pinworks_ticket(cls, value: Any) -> Any:
+        """A `TicketSubmission` (a default-platform ticket built in code) is taken as it is."""
+        if isinstance(value, TicketSubmission) and not isinstance(value, PinworksTicket):
+            return value.model_dump()
+        return value
+
 
 class EscalationRequest(BaseModel):
     """Ask the human queue to take a ticket, with every reason automation gave up."""
@@ -178,7 +227,12 @@ class EscalationRequest(BaseModel):
 class Outcome(BaseModel):
     """The public outcome on `tickets.outcome.<status>.<platform>`."""
 
-    ticket_id: str = Field(description="The submitted ticket id.")
+    ticket_id: str = Field(description="The ticket id as the platform submitted it.")
+    pinworks_ticket_id: str | None = Field(
+        default=None,
+        description="pinworks' own id of the ticket, as `pinworks audit` and the console show "
+        "it: the submitted id for the `support` platform, `<platform>~<id>` for any other. "
+        "Set on every published outcome (older messages lack it).")
     platform: str = Field(
         default=DEFAULT_PLATFORM,
         description="The support platform whose submission this answers (the last token of the "
@@ -196,6 +250,20 @@ class Outcome(BaseModel):
     resolved_by: str = Field(description="`automation`, or the id of the agent who resolved it.")
     trace_id: str | None = Field(default=None, description="OpenTelemetry trace id.")
     decided_at: datetime = Field(description="When this outcome was decided (UTC).")
+
+
+def published_outcome(outcome: Outcome) -> Outcome:
+    """An outcome stored under pinworks' ticket id, as its platform receives it: under the id
+    that platform submitted, pinworks' own beside it."""
+    internal = outcome.pinworks_ticket_id or outcome.ticket_id
+    return outcome.model_copy(update={
+        "ticket_id": submitted_ticket_id(outcome.platform, internal),
+        "pinworks_ticket_id": internal})
+
+
+def stored_ticket_id(outcome: Outcome) -> str:
+    """pinworks' own id of the ticket a published (or stored) outcome answers."""
+    return outcome.pinworks_ticket_id or outcome.ticket_id
 
 
 class DeadLetter(BaseModel):
@@ -226,6 +294,13 @@ def _readable_id(value: Any) -> str | None:
     return None
 
 
+def _forges_namespace(error: Any) -> bool:
+    """A submitted id naming a namespace (`<platform>~<id>`): refused with its own reason, and
+    never read as an id, so nothing is recorded or answered under another platform's ticket."""
+    return (tuple(error["loc"]) == ("ticket_id",) and error["type"] == "string_pattern_mismatch"
+            and isinstance(error["input"], str) and NAMESPACE_SEPARATOR in error["input"])
+
+
 def _describe(error: Any) -> str:
     location = ".".join(str(part) for part in error["loc"]) or "payload"
     if error["type"] == "missing":
@@ -247,7 +322,8 @@ def parse_submission(payload: bytes) -> TicketSubmission:
     try:
         return TicketSubmission.model_validate(data)
     except ValidationError as exc:
-        reasons = [_describe(error) for error in exc.errors()]
+        reasons = [RESERVED_SEPARATOR if _forges_namespace(error) else _describe(error)
+                   for error in exc.errors()]
         raise SubmissionError(
             reasons, _readable_id(data.get("ticket_id")), _readable_unit(data.get("business_unit"))
         ) from None

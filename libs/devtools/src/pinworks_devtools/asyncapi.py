@@ -71,22 +71,23 @@ def _examples() -> dict[str, dict[str, Any]]:
         update={"handler": "human", "rule": "security-to-person",
                 "reason": "security-sensitive intents go to a person", "fallbacks": []})})
     outcome = {
-        "resolved": c.Outcome(
+        "resolved": c.published_outcome(c.Outcome(
             ticket_id="T-1001", status=c.OutcomeStatus.RESOLVED, business_unit="retail",
             intent="card_arrival", confidence=0.97, handler="template",
             answer="Hello, new cards arrive within 7 working days...",
             cost_usd=Decimal("0.000110"), resolved_by="automation", trace_id=TRACE_ID,
-            decided_at=WHEN),
-        "escalated": c.Outcome(
+            decided_at=WHEN)),
+        "escalated": c.published_outcome(c.Outcome(
             ticket_id="T-1001", status=c.OutcomeStatus.ESCALATED, business_unit="retail",
             intent="card_arrival", confidence=0.97, handler="human",
             reasons=["security-sensitive intents go to a person"],
             cost_usd=Decimal("0.000100"), resolved_by="automation", trace_id=TRACE_ID,
-            decided_at=WHEN),
-        "rejected": c.Outcome(
+            decided_at=WHEN)),
+        "rejected": c.published_outcome(c.Outcome(
             ticket_id="T-1002", status=c.OutcomeStatus.REJECTED, business_unit="retail",
             reasons=["body: String should have at least 1 character"],
-            cost_usd=Decimal(0), resolved_by="automation", trace_id=TRACE_ID, decided_at=WHEN),
+            cost_usd=Decimal(0), resolved_by="automation", trace_id=TRACE_ID,
+            decided_at=WHEN)),
     }
     return {
         "TicketSubmission": {"payload": ticket, "msg_id": "T-1001:submitted:9f86d081884c7d65"},

@@ -38,10 +38,12 @@ from pinworks_contracts.identities import DEFAULT_PLATFORM
 from pinworks_contracts.messages import (
     Classification,
     Outcome,
+    PinworksTicket,
     SubmissionError,
     TicketEnvelope,
     TicketSubmission,
     parse_submission,
+    pinworks_ticket_id,
     utcnow,
 )
 from pinworks_contracts.subjects import (
@@ -89,7 +91,9 @@ class ClassifierStage:
             refused = SubmissionError([refusal or NO_PLATFORM], ticket.ticket_id,
                                       ticket.business_unit)
             return Rejected(refused, len(delivery.data))
-        return Accepted(ticket, platform)
+        return Accepted(PinworksTicket.model_validate({
+            **ticket.model_dump(), "ticket_id": pinworks_ticket_id(platform, ticket.ticket_id)}),
+            platform)
 
     async def apply(self, ledger: Ledger, work: Sequence[Work[Intake]]) -> Entries:
         accepted = [item for item in work if isinstance(item.value, Accepted)]
@@ -98,8 +102,9 @@ class ClassifierStage:
         return entries.extend(await self._reject(ledger, rejected))
 
     async def _accept(self, ledger: Ledger, work: Sequence[Work[Intake]]) -> Entries:
-        """Store each new ticket once (the first submission of an id wins); a later submission
-        of a stored id is recorded as a duplicate, never classified, charged or answered."""
+        """Store each new ticket once under pinworks' id of it (its platform's namespace; the
+        first submission of an id wins); a later submission of a stored id is recorded as a
+        duplicate, never classified, charged or answered."""
         if not work:
             return Entries()
         intakes = [cast(Accepted, item.value) for item in work]
@@ -130,9 +135,11 @@ class ClassifierStage:
 
     async def _reject_foreign(self, ledger: Ledger,
                               work: Sequence[tuple[Work[Intake], TicketSubmission]]) -> Entries:
-        """A ticket id another support platform already uses: the submission is rejected (its
-        payload kept, a `rejected` outcome keyed by its stream sequence) and the other
-        platform's ticket is left as it is: no duplicate decision, no charge."""
+        """A ticket stored under this id by another support platform: only a ticket stored
+        before ids were namespaced (another platform's bare id, as the default platform's are)
+        can be one. The submission is rejected (its payload kept, a `rejected` outcome keyed by
+        its stream sequence) and the other platform's ticket is left as it is: no duplicate
+        decision, no charge."""
         if not work:
             return Entries()
         rejections = [(item, SubmissionError([FOREIGN_TICKET_ID], ticket.ticket_id,
@@ -210,6 +217,8 @@ class ClassifierStage:
         if not work:
             return Entries()
         errors: list[Rejected] = [item.value for item in work]  # type: ignore[misc]
+        errors = [Rejected(_namespaced(item, rejection.error), rejection.payload_bytes)
+                  for item, rejection in zip(work, errors, strict=True)]
         inserted = await ledger.insert_once("rejected_payloads", [
             _rejected_payload(item, rejection.error, rejection.payload_bytes)
             for item, rejection in zip(work, errors, strict=True)
@@ -224,6 +233,16 @@ class ClassifierStage:
             and rejection.error.ticket_id not in accepted_ids])
 
 
+def _namespaced(item: Work[Intake], error: SubmissionError) -> SubmissionError:
+    """The error under pinworks' id of the submitting platform's ticket, so its rejection is
+    recorded in that platform's namespace, never on another platform's ticket of the same id."""
+    platform = submitting_platform(item.delivery.subject) or DEFAULT_PLATFORM
+    if error.ticket_id is None:
+        return error
+    return SubmissionError(error.reasons, pinworks_ticket_id(platform, error.ticket_id),
+                           error.business_unit)
+
+
 def _rejected_payload(item: Work[Intake], error: SubmissionError, payload_bytes: int
                       ) -> dict[str, Any]:
     return audit_row({"stream_seq": item.delivery.stream_seq, "subject": item.delivery.subject,
@@ -233,8 +252,8 @@ def _rejected_payload(item: Work[Intake], error: SubmissionError, payload_bytes:
 
 
 def _rejected_outcome(item: Work[Intake], error: SubmissionError) -> OutcomeEntry:
-    """The `rejected` outcome of one submission, keyed by its stream sequence, for the platform
-    that submitted it alone."""
+    """The `rejected` outcome of one submission (`error` under pinworks' id of the ticket),
+    keyed by its stream sequence, for the platform that submitted it alone."""
     assert error.ticket_id is not None
     platform = submitting_platform(item.delivery.subject) or DEFAULT_PLATFORM
     return OutcomeEntry(keys.rejected_outcome(item.delivery.stream_seq), Outcome(

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pinworks_common.background import BackgroundTask
@@ -44,6 +44,7 @@ from pinworks_common.db.tables import (
     tickets,
 )
 from pinworks_common.personal_data import NAME_FIELDS, known_names, redact, redact_value
+from pinworks_contracts.identities import DEFAULT_PLATFORM
 from pinworks_contracts.subjects import TICKETS_STREAM
 from pinworks_escalation.queue.items import RESOLVED
 
@@ -67,9 +68,14 @@ def erased_metadata(metadata: Mapping[str, Any], names: tuple[str, ...]) -> dict
             for key, value in metadata.items()}
 
 
-async def tickets_of_customer(conn: AsyncConnection, customer_id: str) -> list[str]:
-    result = await conn.execute(select(tickets.c.ticket_id).where(tickets.c.customer_id == customer_id)
-                                .order_by(tickets.c.received_at))
+async def tickets_of_customer(conn: AsyncConnection, customer_id: str,
+                              platform: str | None = None) -> list[str]:
+    """The customer's tickets; with `platform`, only those that platform submitted (customer
+    ids, like ticket ids, are each platform's own)."""
+    query = select(tickets.c.ticket_id).where(tickets.c.customer_id == customer_id)
+    if platform is not None:
+        query = query.where(func.coalesce(tickets.c.platform, DEFAULT_PLATFORM) == platform)
+    result = await conn.execute(query.order_by(tickets.c.received_at))
     return list(result.scalars())
 
 

@@ -20,7 +20,7 @@ from pinworks_common.ledger.postgres import connection_of
 from pinworks_common.ledger.records import DecisionRef
 from pinworks_common.quality import store
 from pinworks_common.stage import Delivery, Work, decode_model
-from pinworks_contracts.messages import Outcome
+from pinworks_contracts.messages import Outcome, stored_ticket_id
 from pinworks_contracts.subjects import QUALITY_SAMPLE, attempt_key
 
 VERSION = "quality-sample-1"
@@ -36,8 +36,9 @@ class QualitySampleStage:
         self.rng = rng or random.SystemRandom()
 
     def decode(self, delivery: Delivery) -> Outcome:
+        """The outcome under pinworks' id of its ticket (a platform's own id is on the wire)."""
         outcome: Outcome = decode_model(Outcome, delivery)
-        return outcome
+        return outcome.model_copy(update={"ticket_id": stored_ticket_id(outcome)})
 
     async def apply(self, ledger: Ledger, work: Sequence[Work[Outcome]]) -> Entries:
         entries = Entries()

@@ -18,7 +18,13 @@ from pydantic import BaseModel
 
 from pinworks_common.ledger import keys
 from pinworks_common.metrics import AUTOMATION
-from pinworks_contracts.messages import EscalationRequest, Outcome, TicketEnvelope, utcnow
+from pinworks_contracts.messages import (
+    EscalationRequest,
+    Outcome,
+    TicketEnvelope,
+    published_outcome,
+    utcnow,
+)
 from pinworks_contracts.subjects import (
     ESCALATION_REQUESTED,
     OUTCOMES_STREAM,
@@ -197,10 +203,11 @@ class StoredOutcome(NamedTuple):
 
 def outcome_publication(outcome: Outcome, key: str, nonce: str | None,
                         headers: Mapping[str, str]) -> Publication:
-    """The publication of a stored outcome, under the message id its row's nonce makes."""
+    """The publication of a stored outcome, under the message id its row's nonce makes, for its
+    platform alone: under the ticket id that platform submitted (pinworks' own beside it)."""
     return Publication(
         subject=outcome_subject(outcome.status, outcome.platform),
-        payload=outcome.model_dump_json().encode(),
+        payload=published_outcome(outcome).model_dump_json().encode(),
         msg_id=outcome_message_id(outcome.ticket_id, key, nonce),
         stream=OUTCOMES_STREAM,
         headers=dict(headers),

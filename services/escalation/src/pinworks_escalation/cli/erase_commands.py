@@ -26,12 +26,16 @@ def erase(
         "--ticket", help="A ticket id (repeatable).")] = None,
     customer: Annotated[str | None, typer.Option(
         "--customer", help="A customer id: every ticket of this customer.")] = None,
+    platform: Annotated[str | None, typer.Option(
+        "--platform", help="The support platform whose ids --ticket and --customer are: its "
+        "tickets only (pinworks' id of another platform's ticket is `<platform>~ID`).")] = None,
     by: Annotated[str | None, typer.Option(
         "--by", help="Who asks (recorded in the audit); default: your login name.")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Redact the tickets' text, delete the unredacted originals and the stream copy of each
     submission, and record the erasure in the audit (without the data). Cannot be undone."""
+    from pinworks_contracts.messages import pinworks_ticket_id
     from pinworks_escalation.erasure import erase_tickets, tickets_of_customer
 
     if not ticket and not customer:
@@ -45,9 +49,9 @@ def erase(
     scope = f"customer {customer}" if customer else "ticket"
 
     async def action(conn: Any) -> list[Any]:
-        ids = list(ticket or [])
+        ids = [pinworks_ticket_id(platform, t) if platform else t for t in ticket or []]
         if customer:
-            ids += await tickets_of_customer(conn, customer)
+            ids += await tickets_of_customer(conn, customer, platform)
         return await erase_tickets(conn, list(dict.fromkeys(ids)), actor=actor, actor_type="operator",
                                    scope=scope, now=datetime.now(UTC))
 
