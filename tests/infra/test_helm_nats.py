@@ -314,3 +314,78 @@ def test_the_in_cluster_nats_secures_its_routes_and_runs_no_nats_box() -> None:
     [routes] = [rule for rule in policy["spec"]["ingress"]
                 if rule["ports"] == [{"port": 6222, "protocol": "TCP"}]]
     assert routes["from"] == [{"podSelector": {"matchLabels": server_pods}}]
+
+
+def _cluster_node(tmp: Path, name: str, security: Any, routes: list[int], tls: bool = True,
+                  ca_file: Path | None = None) -> tuple[subprocess.Popen[bytes], int, int, Path]:
+    """A nats-server whose cluster block is what the official chart renders from our values
+    (files/config/cluster.yaml and tls.yaml with tlsCA): routes as tls:// URLs, the
+    certificate, key and CA of the Secret."""
+    from pinworks_devtools.embedded_nats import nats_server_binary
+    from pinworks_devtools.processes import LOOPBACK, free_port
+
+    route_port, monitor = free_port(), free_port()
+    scheme = "tls" if tls else "nats"
+    block = {"name": "pw-nats", "listen": f"{LOOPBACK}:{route_port}", "no_advertise": True,
+             "routes": [f"{scheme}://localhost:{port}" for port in routes]}
+    if tls:
+        block["tls"] = {"cert_file": str(security.cert_file), "key_file": str(security.key_file),
+                        "ca_file": str(ca_file or security.ca_file)}
+    config = tmp / f"{name}.conf"
+    config.write_text(f"server_name: {name}\nport: -1\nhttp_port: {monitor}\n"
+                      f"cluster: {json.dumps(block)}\n")
+    log = tmp / f"{name}.log"
+    process = subprocess.Popen([str(nats_server_binary()), "-c", str(config), "-l", str(log)])
+    return process, route_port, monitor, log
+
+
+def _routes(monitor: int) -> list[str]:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{monitor}/routez", timeout=2) as answer:
+        return [route.get("remote_name", "") for route in json.loads(answer.read())["routes"]]
+
+
+def test_cluster_routes_admit_only_servers_with_the_certificate(tmp_path: Path) -> None:
+    """The real nats-server with the route TLS the chart's values turn on: two servers holding
+    the certificate form a route; one presenting a certificate of another CA (while trusting
+    ours), or without TLS, is refused by nats-0 itself and never joins (routes bypass client
+    authorization, so this is what keeps a pod out)."""
+    from pinworks_devtools.nats_security import NatsSecurity
+    from pinworks_devtools.processes import wait_until
+
+    ours = NatsSecurity.ensure(tmp_path / "ours", platforms=())
+    stranger = NatsSecurity.ensure(tmp_path / "stranger", platforms=())
+    nodes = []
+    try:
+        first = _cluster_node(tmp_path, "nats-0", ours, [])
+        nodes.append(first)
+        second = _cluster_node(tmp_path, "nats-1", ours, [first[1]])
+        nodes.append(second)
+
+        def joined() -> bool:
+            try:
+                return set(_routes(first[2])) == {"nats-1"}  # a pool of route connections
+            except OSError:
+                return False
+
+        wait_until(joined, timeout=30, what="the route between nats-0 and nats-1")
+        # it trusts our CA (so it accepts nats-0's certificate) but presents one of its own
+        foreign = _cluster_node(tmp_path, "intruder", stranger, [first[1]],
+                                ca_file=ours.ca_file)
+        plain = _cluster_node(tmp_path, "plaintext", stranger, [first[1]], tls=False)
+        nodes += [foreign, plain]
+        refusals = ("tls route handshake error: tls: failed to verify certificate: x509: "
+                    "certificate signed by unknown authority",
+                    "tls route handshake error: tls: first record does not look like a tls")
+
+        def refused() -> bool:
+            text = first[3].read_text().lower()
+            return all(refusal in text for refusal in refusals)
+
+        wait_until(refused, timeout=30, what="nats-0 refusing the foreign and the plain route")
+        assert set(_routes(first[2])) == {"nats-1"}
+    finally:
+        for process, *_ in nodes:
+            process.terminate()
+            process.wait(timeout=15)

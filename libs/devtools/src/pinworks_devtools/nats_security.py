@@ -72,7 +72,9 @@ def _ensure_tls(directory: Path) -> tuple[Path, Path, Path]:
               .not_valid_before(now - datetime.timedelta(minutes=5))
               .not_valid_after(now + datetime.timedelta(days=SERVER_CERT_DAYS))
               .add_extension(x509.SubjectAlternativeName(names), critical=False)
-              .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+              # client auth too: the certificate can also authenticate a cluster route
+              .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                                    ExtendedKeyUsageOID.CLIENT_AUTH]),
                              critical=False)
               .sign(ca_key, hashes.SHA256()))
     pem = serialization.Encoding.PEM
