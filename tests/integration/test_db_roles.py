@@ -9,6 +9,7 @@ import pytest
 from pinworks_common.db.roles import (
     APPEND_ONLY,
     GRANTS,
+    OPERATOR,
     OWNER,
     REPORTS,
     ROLES,
@@ -113,6 +114,10 @@ async def test_a_service_role_cannot_read_what_it_does_not_need(database: Databa
         == "InsufficientPrivilegeError"
     assert await _refused(database.service_url("classifier"),
                           "UPDATE tickets SET body = 'forged'") == "InsufficientPrivilegeError"
+    assert await _refused(
+        database.role_urls[OPERATOR],
+        "UPDATE quality_reviews SET status = 'right', reviewed_by = 'someone'",
+    ) == "InsufficientPrivilegeError", "the operator's login cannot mark a review for an agent"
 
 
 async def test_a_judgement_of_an_automatic_answer_is_given_once(database: Database) -> None:

@@ -168,6 +168,9 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
         "quality_scopes": ("SELECT", "UPDATE(state, since, changed_at, reason, reviewed, wrong, "
                            "rate, lower_bound, upper_bound)"),
         "quality_events": APPEND,
+        # verdicts are agents' own: they mark through the console (as themselves), never as
+        # the operator's login
+        "quality_reviews": READ,
     },
     REPORTS: {
         table: READ for table in (
