@@ -26,13 +26,19 @@ from scipy import sparse
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ARTIFACTS, EVAL_DIR, articles, bare_template, template_entries  # noqa: E402
 
-from pinworks_verifier.promises import NONE, PromiseReader, features  # noqa: E402
+from pinworks_verifier.promises import NONE, PromiseReader, features, sentence_digest  # noqa: E402
 from pinworks_verifier.text import sentences  # noqa: E402
 
 LABELS = [NONE, "guaranteed_refund", "fee_waiver", "compensation", "guaranteed_outcome"]
 TRAIN = EVAL_DIR / "promises" / "train.tsv"
 FALSE_ALARM = 0.01
-L2 = 1e-3
+L2 = 1e-5
+"""Chosen out of fold, never on the held-out set: of 1e-3 (the first artifact), 3e-4, 1e-4, 3e-5,
+1e-5, 3e-6 and 1e-6, 1e-5 gave the highest out-of-fold recall at the calibrated threshold
+(0.696; 1e-3 gave 0.520: so strong a penalty left the model reading any "we will ... you"
+sentence as a promise, its own training sentences included). Also tried and not kept: balancing
+`none` against all promise kinds together (recall 0.637) and training on clauses of the bank's
+sentences as well (false alarms on written non-promises 0.089 -> 0.111)."""
 STEPS = 400
 LEARNING_RATE = 0.05
 BANK_WEIGHT = 0.5
@@ -144,6 +150,7 @@ def main() -> None:
             "promises/train.tsv": hashlib.sha256(TRAIN.read_bytes()).hexdigest(),
             "written_rows": len(written), "bank_sentences": len(bank)},
         "features": "words, word pairs, 3-5 char n-grams of words; min_df 2",
+        "reviewed_sentences": sorted({sentence_digest(s) for s in bank}),
         "calibration": {
             "method": "5-fold out-of-fold P(promise); lowest threshold with false alarms "
                       f"<= {FALSE_ALARM} on none sentences, at least 0.5",

@@ -339,7 +339,9 @@ class Builder:
         claim = rng.choice(sentence_split(strip_heading(rng.choice(foreign_article["paragraphs"]))))
         if case.k % 3 == 2:
             claim = rng.choice(FABRICATED)
-        self.record(case, "ungrounded", ["groundedness"], dict(kb, answer=self.inject(kb["answer"], claim)))
+        # the fabricated interest credit is a promise of compensation as well
+        expected = ["groundedness"] + (["policy"] if claim == FABRICATED[2] else [])
+        self.record(case, "ungrounded", expected, dict(kb, answer=self.inject(kb["answer"], claim)))
         changed = self.change_numbers(kb["answer"])
         if changed:
             self.record(case, "ungrounded_number", ["groundedness"], dict(kb, answer=changed))

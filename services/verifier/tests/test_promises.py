@@ -42,9 +42,49 @@ def test_non_promises_are_not_read_as_promises(sentence: str) -> None:
 def test_a_correct_kb_draft_passes_with_the_reader() -> None:
     result = PolicyCheck(reader=READER).run(envelope())
     assert result.passed, result.reasons
-    assert result.version == f"policy-2[{READER.version}]"
+    assert result.version == f"policy-3[{READER.version}]"
 
 
 def test_the_artifact_records_its_calibration() -> None:
     assert 0.5 <= READER.threshold < 1
     assert READER.meta["calibration"]["oof_false_alarm_bank"] <= 0.02
+
+
+REVIEWED = "For pounds, you will see your sort code and account number."
+"""A sentence of the help-centre articles the artifact was built from."""
+
+
+def test_the_banks_reviewed_sentences_are_recognised_word_for_word() -> None:
+    assert READER.is_reviewed(REVIEWED)
+    assert READER.is_reviewed("for pounds you will see your sort code and account number")
+    assert not READER.is_reviewed("For pounds, you will see your sort code.")
+    assert not READER.is_reviewed("We credit your account with the money you lost.")
+
+
+def test_a_promise_added_to_a_reviewed_sentence_is_still_read() -> None:
+    promise = "We credit your account with the money you lost"
+    answer = KB_ANSWER.replace("Thanks for getting in touch.",
+                               f"{REVIEWED[:-1]}, and {promise[0].lower()}{promise[1:]}.")
+    result = PolicyCheck(reader=READER).run(envelope(answer))
+    assert not result.passed
+    assert result.details["promises"] == ["guaranteed_refund"]
+    answer = KB_ANSWER.replace("Thanks for getting in touch.", REVIEWED)
+    assert PolicyCheck(reader=READER).run(envelope(answer)).passed
+
+
+def test_a_sentence_quoted_from_the_drafts_own_passages_is_not_read() -> None:
+    sentence = "We credit your account with the money you lost."
+    assert READER.promises(sentence) is not None
+    answer = KB_ANSWER.replace("Thanks for getting in touch.", sentence)
+    assert not PolicyCheck(reader=READER).run(envelope(answer)).passed
+    quoted = {"passages": [{"passage_id": "p#1", "text": f"Card payments. {sentence}"}]}
+    result = PolicyCheck(reader=READER).run(envelope(answer, details=quoted))
+    assert result.passed, result.reasons
+
+
+def test_the_reader_is_on_by_default() -> None:
+    from pinworks_verifier.factory import build_checks
+    from pinworks_verifier.settings import VerifierSettings
+
+    policy = next(c for c in build_checks(VerifierSettings()) if isinstance(c, PolicyCheck))
+    assert policy.reader is not None

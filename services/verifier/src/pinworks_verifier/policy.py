@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from pinworks_contracts.messages import TicketEnvelope
-from pinworks_verifier.promises import PromiseReader
+from pinworks_verifier.promises import PromiseReader, sentence_digest
 from pinworks_verifier.result import CheckResult
 from pinworks_verifier.text import sentences
 
@@ -61,7 +61,7 @@ class PolicyCheck:
         self.entitlements = {h: frozenset(kinds) for h, kinds in (entitlements or {}).items()}
         self.reader = reader
         if reader is not None:
-            self.version = f"policy-2[{reader.version}]"
+            self.version = f"policy-3[{reader.version}]"
 
     def run(self, envelope: TicketEnvelope) -> CheckResult:
         draft = envelope.draft
@@ -73,8 +73,9 @@ class PolicyCheck:
             entitled |= {str(kind) for kind in declared}
         reasons: list[str] = []
         found: list[str] = []
+        quoted = self._passage_sentences(draft.details.get("passages"))
         for sentence in sentences(_SCHEME_NAMES.sub("scheme", draft.answer)):
-            kind, reason = self._promise(sentence)
+            kind, reason = self._promise(sentence, quoted)
             if kind is None or kind in entitled:
                 continue  # no promise, or the most specific promise in it is allowed
             found.append(kind)
@@ -82,7 +83,23 @@ class PolicyCheck:
         return CheckResult(self.name, self.version, not reasons, tuple(reasons),
                            {"promises": sorted(set(found)), "entitled": sorted(entitled)})
 
-    def _promise(self, sentence: str) -> tuple[str | None, str]:
+    def _passage_sentences(self, passages: object) -> frozenset[str]:
+        """Digests of the sentences of the passages the draft was given (kb and llm drafts)."""
+        if self.reader is None or not isinstance(passages, list):
+            return frozenset()
+        return frozenset(sentence_digest(s) for p in passages if isinstance(p, dict)
+                         for s in sentences(str(p.get("text", ""))))
+
+    def _unread(self, part: str, quoted: frozenset[str]) -> bool:
+        """A sentence or clause the reader skips: too short to promise, or word for word one of
+        the bank's reviewed sentences or of the passages the draft was given. Only a whole
+        reviewed sentence counts (a clause of one does not), so a reviewed sentence cut down
+        to its unconditional half, or padding with passage text, is still read."""
+        return (len(part.split()) < 3 or sentence_digest(part) in quoted
+                or self.reader is None or self.reader.is_reviewed(part))
+
+    def _promise(self, sentence: str, quoted: frozenset[str] = frozenset()
+                 ) -> tuple[str | None, str]:
         """The kind of promise the sentence makes (its first pattern kind, else the reader's)
         and the reason to give, or (None, "")."""
         for kind, patterns in PROMISES.items():
@@ -93,11 +110,11 @@ class PolicyCheck:
                 continue
             return kind, (f"policy: {kind.replace('_', ' ')} promised without entitlement "
                           f"({match.group(0)!r} in {sentence.strip()[:160]!r})")
-        if self.reader is None:
+        if self.reader is None or self._unread(sentence, quoted):
             return None, ""
         # each clause on its own too: a promise padded with passage words is still one
         readings = [r for part in [sentence, *_CLAUSE.split(sentence)]
-                    if len(part.split()) >= 3 and (r := self.reader.promises(part)) is not None]
+                    if not self._unread(part, quoted) and (r := self.reader.promises(part)) is not None]
         if not readings:
             return None, ""
         reading = max(readings, key=lambda r: r.probability)

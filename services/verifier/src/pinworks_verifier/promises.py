@@ -29,6 +29,27 @@ NONE = "none"
 ARTIFACT = "promise_reader"
 
 _TOKEN = re.compile(r"£?\d+(?:[.,]\d+)*%?|[a-z]+(?:'[a-z]+)?")
+_CONTRACTIONS = ((re.compile(r"\bcan'?t\b"), "cannot"), (re.compile(r"\bwon'?t\b"), "will not"),
+                 (re.compile(r"n't\b"), " not"), (re.compile(r"'ll\b"), " will"),
+                 (re.compile(r"'re\b"), " are"), (re.compile(r"'ve\b"), " have"),
+                 (re.compile(r"\bi'm\b"), "i am"), (re.compile(r"'d\b"), " would"))
+_WORDS = re.compile(r"[a-z0-9£%]+(?:[.,][0-9]+)*")
+_FIGURE = re.compile(r"£?\d[\d.,]*%?")
+
+
+def normal_form(text: str) -> str:
+    """A sentence's words, lower-cased, contractions spelt out, punctuation dropped and every
+    figure one token: "We can't cancel it." and "we cannot cancel it" are the same sentence, and
+    so are "we charge a 2% fee" and "we charge a 4% fee" (whether a sentence promises does not
+    hang on its figures; wrong figures are the groundedness check's to find)."""
+    text = text.lower().replace("\u2019", "'")
+    for pattern, spelt in _CONTRACTIONS:
+        text = pattern.sub(spelt, text)
+    return " ".join("<num>" if _FIGURE.fullmatch(w) else w for w in _WORDS.findall(text))
+
+
+def sentence_digest(text: str) -> str:
+    return hashlib.sha256(normal_form(text).encode()).hexdigest()[:16]
 
 
 def _token(raw: str) -> str:
@@ -73,6 +94,13 @@ class PromiseReader:
         self.none_index = self.labels.index(NONE)
         self.threshold = float(threshold if threshold is not None else meta["threshold"])
         self.version = str(meta.get("version", "promise-unversioned"))
+        self.reviewed = frozenset(str(d) for d in meta.get("reviewed_sentences", ()))
+
+    def is_reviewed(self, sentence: str) -> bool:
+        """Whether the sentence (in normal form) is one of the bank's reviewed sentences, the
+        templates' and help-centre articles' the artifact was built from: what the bank
+        publishes is not an unauthorised promise, so it is not read."""
+        return sentence_digest(sentence) in self.reviewed
 
     def vectorize(self, sentence: str) -> tuple[np.ndarray, np.ndarray]:
         pairs = [(self.vocab[f], c) for f, c in features(sentence).items() if f in self.vocab]

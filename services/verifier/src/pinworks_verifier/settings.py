@@ -40,11 +40,12 @@ class VerifierSettings(CommonSettings):
     """Groundedness: share of a sentence's content words one cited passage must hold."""
     pii_allowed: list[str] = Field(["+44 20 7946 0321"], validation_alias="VERIFIER_PII_ALLOWED")
     """The bank's own published contact details a draft may contain (JSON list)."""
-    promise_reader: bool = Field(False, validation_alias="VERIFIER_PROMISE_READER")
+    promise_reader: bool = Field(True, validation_alias="VERIFIER_PROMISE_READER")
     """Policy: also read each sentence and clause with the commitment reader (promises by
-    meaning, not by word list; `eval/build_promise_model.py`). Off by default: on the held-out
-    paraphrases it catches most promises the patterns miss, but it also escalates too many
-    correct drafts (`eval/measure_promises.py`)."""
+    meaning, not by word list; `eval/build_promise_model.py`), except sentences that are word for
+    word the bank's reviewed ones or the draft's passages. On by default: on the held-out
+    paraphrases precision 0.946, recall 0.855 (patterns alone: 0), and it escalates none of the
+    1,736 correct drafts (`eval/measure_promises.py`)."""
     promise_threshold: float | None = Field(None, gt=0, lt=1,
                                             validation_alias="VERIFIER_PROMISE_THRESHOLD")
     """Policy: P(promise) at which the reader calls a sentence a promise; unset means the
