@@ -14,6 +14,7 @@ pinworks_common.personal_data.Kind. Scoring is what redaction needs:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections import Counter
@@ -41,6 +42,14 @@ class Example:
     source: str
     text: str
     spans: tuple[Span, ...]
+
+
+def split_of(example: Example) -> str:
+    """``dev`` (what the detector may be tuned on) or ``test`` (reported, never tuned on), half
+    each by a hash: of the template for a generated ticket, so no template's tickets are on both
+    sides, and of the id for a hand-written one."""
+    key = example.source if example.source.startswith("template") else example.id
+    return "dev" if int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 2 == 0 else "test"
 
 
 def unmark(marked: str) -> tuple[str, tuple[Span, ...]]:

@@ -51,7 +51,8 @@ def test_names_by_gazetteer_cue_title_signature_and_known_value() -> None:
     assert kinds("my husband Tom paid") == [("NAME", "Tom")]
     assert kinds("Please help.\nKind regards,\nPriya Raghunathan\n") == [("NAME", "Priya Raghunathan")]
     assert kinds("Sent by Zanele here", known_names=["Zanele"]) == [("NAME", "Zanele")]
-    assert kinds("my name is sarah and I") == []     # a lower-case word is not read as a name
+    assert kinds("my name is sarah and I") == [("NAME", "sarah")]  # a cue reads lower case too
+    assert kinds("my name is on the account") == []
 
 
 def test_addresses_street_town_postcode_and_cued_town() -> None:
@@ -90,3 +91,44 @@ def test_keyed_hash_matches_one_value_written_two_ways_and_depends_on_the_key() 
 def test_redact_value_walks_json() -> None:
     value = {"body": "mail jane@example.com", "n": 3, "list": ["card 4111111111111111"]}
     assert redact_value(value) == {"body": "mail [EMAIL]", "n": 3, "list": ["card [CARD]"]}
+
+
+def _found(text: str) -> list[tuple[str, str]]:
+    return [(f.kind.value, f.text) for f in find(text)]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("My sister Ngozi Eze sent it", [("NAME", "Ngozi Eze")]),
+    ("Someone called Tadeusz Wróbel rang me", [("NAME", "Tadeusz Wróbel")]),
+    ("The payee is Oyelaran Adebisi, not me", [("NAME", "Oyelaran Adebisi")]),
+    ("hi its wanjiru kamau, my card is blocked", [("NAME", "wanjiru kamau")]),
+    ("Eero Virtanen\nFlat 3, 12 Mill Lane, Tring", [("NAME", "Eero Virtanen"),
+                                                     ("ADDRESS", "Flat 3, 12 Mill Lane, Tring")]),
+])
+def test_names_by_relation_greeting_and_letter_heading(text: str,
+                                                       expected: list[tuple[str, str]]) -> None:
+    assert _found(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Send it to 12/4, Gandhi Marg, Nashik-422001 please", [("ADDRESS", "12/4, Gandhi Marg, Nashik-422001")]),
+    ("post to PO Box 77, Oamaru 9444", [("ADDRESS", "PO Box 77, Oamaru 9444")]),
+    ("We moved to Ullapool in May", [("ADDRESS", "Ullapool")]),
+])
+def test_numeric_postcodes_and_where_someone_lives(text: str, expected: list[tuple[str, str]]) -> None:
+    assert _found(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "Transaction 6088673633 failed twice",
+    "Reference 4471-2290-113 on the statement",
+    "I called your helpline on 0800 028 0000",
+    "The payment on 12 June 2024 was £40",
+])
+def test_references_helplines_and_dates_are_not_phones_or_addresses(text: str) -> None:
+    assert _found(text) == []
+
+
+def test_a_number_to_ring_is_still_a_phone() -> None:
+    assert _found("call me on 2125550143 tonight") == [("PHONE", "2125550143")]
+    assert _found("my mobile: 07700 900123") == [("PHONE", "07700 900123")]

@@ -130,6 +130,11 @@ def _digits_outside(text: str, spans: Iterable[tuple[int, int]]) -> int:
     return count + len(_DIGIT.findall(text, pos))
 
 
+_NOT_PERSONAL = frozenset({phonenumbers.PhoneNumberType.TOLL_FREE})
+_US_GROUPS = re.compile(r"\d{3}[-. ]\d{3}[-. ]\d{4}")
+_PHONE_CUE = re.compile(r"(?i:\b(?:phone|mobile|cell|tel|call|ring|text|whatsapp|reach me|on))\W*$")
+
+
 def _phones(text: str, regions: Iterable[str], taken: Iterable[tuple[int, int]] = ()
             ) -> Iterable[tuple[int, int]]:
     """Phone numbers; none is looked for when fewer than 8 digits lie outside ``taken`` (the
@@ -139,10 +144,17 @@ def _phones(text: str, regions: Iterable[str], taken: Iterable[tuple[int, int]] 
         return
     for region in regions:
         for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.POSSIBLE):
-            digits = re.sub(r"\D", "", match.raw_string)
-            international = match.raw_string.lstrip().startswith(("+", "00"))
-            if len(digits) >= 10 or (international and len(digits) >= 8):
-                yield match.start, match.end
+            raw = match.raw_string.strip()
+            digits = re.sub(r"\D", "", raw)
+            international = raw.startswith(("+", "00"))
+            if not (len(digits) >= 10 or (international and len(digits) >= 8)):
+                continue
+            if phonenumbers.number_type(match.number) in _NOT_PERSONAL:
+                continue  # a freephone line (0800 ...) is a business's helpline, not a person's
+            if not (international or raw.startswith(("0", "(")) or _US_GROUPS.fullmatch(raw)
+                    or _PHONE_CUE.search(text[max(0, match.start - 30):match.start])):
+                continue  # "6088673633", "4471-2290-113": a reference, not a number to ring
+            yield match.start, match.end
 
 
 # --- names -----------------------------------------------------------------------------------
@@ -189,6 +201,25 @@ _WEAK_CUE = re.compile(
     rf"|\b(?:my|our) (?:husband|wife|partner|son|daughter|mother|father|mum|mom|dad|brother|sister"
     rf"|friend|colleague|carer|landlord|neighbour|neighbor)(?:,)?|\bcalled|\bnamed"
     rf"|\bto|\bfrom|\bwith|\bpayee|\bbeneficiary(?: is)?)\s+({_WORD}(?:\s+{_WORD}){{0,2}})")
+# cues after which a capitalised word is a person's name whether the gazetteer knows it or not
+_RELATION_CUE = re.compile(
+    rf"(?:\b(?i:my|our) (?i:husband|wife|partner|son|daughter|mother|father|mum|mom|dad|brother"
+    rf"|sister|carer|landlord|neighbour|neighbor|grandson|granddaughter)(?:,)?"
+    rf"|\b(?i:someone|somebody|a man|a woman|a person|a guy|a lady) (?i:called|named|calling himself"
+    rf"|calling herself)|\b(?i:the )?(?i:payee|beneficiary|recipient)(?: (?i:is))?:?)"
+    rf"\s+({_WORD}(?:\s+{_WORD}){{0,2}})")
+# "hi its aranka kocsis": a name written in lower case right after the greeting's "it's"
+_LOWER_INTRO = re.compile(
+    rf"(?i:^\s*(?:hi|hello|hey)[,!]?\s+(?:it's|its|it’s|this is)|\bmy name is|\bmy name's)"
+    rf"\s+([{_LOWER}'’-]+(?:\s+[{_LOWER}'’-]+)?)")
+_FUNCTION_WORD_TEXT = """a an the and or but i im i'm is am are was my me on in at to of for from
+with here not just still also please can could would will have has had did do does so because"""
+_FUNCTION_WORDS = frozenset(_FUNCTION_WORD_TEXT.split())
+# a letter's name line: one to three capitalised words on the line right above a street line
+_NAME_ABOVE_ADDRESS = re.compile(
+    rf"(?m:^)[ \t]*((?:{_TITLE}\s+)?{_WORD}(?:[ \t]+{_WORD}){{1,2}})[ \t]*\n[ \t]*"
+    rf"(?=(?:Flat|Apartment|Apt|Unit|Suite|Level|Studio|H\.No\.|PO Box)\b"
+    rf"|\d{{1,5}}[A-Za-z]?(?:/\d+)?,?\s+{_WORD})")
 _GREETING = re.compile(rf"(?:^|\n)\s*(?:Hi|Hello|Dear|Hey)\s+({_WORD}(?:\s+{_WORD})?)\b")
 _SIGN_OFF_WORDS = (r"Thanks|Thank you|Many thanks|Regards|Kind regards|Best regards|Best wishes|Best|Cheers"
                    r"|Sincerely|Yours sincerely|Yours faithfully|Yours truly|Warm regards|Ta|Thx")
@@ -224,6 +255,23 @@ def _name_spans(text: str, known: Iterable[str]) -> Iterable[tuple[int, int]]:
                 end = word.end()
             if end:
                 yield match.start(1), match.start(1) + end
+    for pattern in (_RELATION_CUE, _NAME_ABOVE_ADDRESS):
+        for match in pattern.finditer(text):
+            end = 0
+            for word in _WORD_RE.finditer(match.group(1)):
+                if not _is_surname_like(word.group(0)) or word.group(0) in firsts_stop():
+                    break
+                end = word.end()
+            if end:
+                yield match.start(1), match.start(1) + end
+    for match in _LOWER_INTRO.finditer(text):
+        end = 0
+        for word in re.finditer(r"\S+", match.group(1)):
+            if word.group(0).casefold() in _FUNCTION_WORDS:
+                break
+            end = word.end()
+        if end:
+            yield match.start(1), match.start(1) + end
     for pattern in (_WEAK_CUE, _GREETING, _SIGN_OFF):
         for match in pattern.finditer(text):
             words = list(re.finditer(rf"{_WORD}", match.group(1)))
@@ -262,8 +310,10 @@ _STREET = re.compile(
 _ADDRESS_TAIL = re.compile(
     rf"(?:,?\s+(?:{_WORD}(?:\s+{_WORD}){{0,2}}|[A-Z]{{1,2}}\d[A-Z\d]?\s?\d[A-Z]{{2}}|[A-Z]{{2}}\s+\d{{5}}"
     rf"(?:-\d{{4}})?))")
+_NUMERIC_POSTCODE = re.compile(rf"({_WORD})(?:-|[ \t])(?:\d{{6}}|\d{{4}})\b(?![-/.,:]\d)")
 _ADDRESS_HEAD = re.compile(
-    rf"(?:\b(?:Flat|Apartment|Apt\.?|Unit|Suite|Studio)\s+\w+|(?<![\w.,/-])\d{{1,5}}[A-Za-z]?)"
+    rf"(?:\b(?:Flat|Apartment|Apt\.?|Unit|Suite|Studio|Level|PO Box|H\.No\.)\s+\w+"
+    rf"|(?<![\w.,/-])\d{{1,5}}[A-Za-z]?(?:/\d{{1,5}})?)"
     rf"(?:,?[ \t]+(?:{_WORD}|\d{{1,5}}[A-Za-z]?)){{1,8}},?[ \t]*$")
 """A house number (or flat) and the capitalised words and numbers after it up to the end of the
 text it is matched on: the street, locality and town lines before a postcode, whatever their
@@ -271,6 +321,11 @@ street type ("13 Oliver Pines, West Edward, N0F 9QG")."""
 _TOWN_CUE = re.compile(
     rf"(?:\bof|\blive in|\blives in|\bliving in|\blived in|\bmoved to|\bbased in|\bresident of|\bfrom"
     rf"|\baddress is|\bhome in|\bflat in|\bhouse in)\s+({_WORD}(?:[ -]{_WORD}){{0,2}})")
+
+_HOME_CUE = re.compile(
+    rf"(?:\b(?i:I|we|they|he|she|who) (?i:live|lives|lived|moved|have moved|am living|are living|am based"
+    rf"|are based) (?i:in|to)|\b(?i:my home is in|my address is in|resident of))"
+    rf"\s+({_WORD}(?:[ -]{_WORD}){{0,2}})")
 
 
 def _extend_address(text: str, end: int) -> int:
@@ -294,6 +349,17 @@ def _address_spans(text: str) -> Iterable[tuple[int, int]]:
             line_start = text.rfind("\n", 0, match.start()) + 1
             head = _ADDRESS_HEAD.search(text, max(line_start, match.start() - 160), match.start())
             yield (head.start() if head else match.start()), match.end()
+    for match in _NUMERIC_POSTCODE.finditer(text):
+        # "Junagadh-653510", "Hannahstone 2692": only with a street line before it, on its
+        # line, that has a comma (a date, "12 June 2024", has none)
+        line_start = text.rfind("\n", 0, match.start()) + 1
+        head = _ADDRESS_HEAD.search(text, max(line_start, match.start() - 160), match.end(1))
+        if head and "," in text[head.start():match.start(1)]:
+            yield head.start(), match.end()
+    for match in _HOME_CUE.finditer(text):
+        # where someone lives or moved to: a place name the gazetteer may not know
+        if match.group(1) not in firsts_stop():
+            yield match.start(1), match.end(1)
     for match in _TOWN_CUE.finditer(text):
         words = match.group(1)
         for cut in range(len(words), 0, -1):  # the longest prefix that is a town of the gazetteer
@@ -341,10 +407,11 @@ def _candidates(text: str, known: tuple[str, ...], regions: Iterable[str]
         candidates += [(Kind.ACCOUNT, m.start(), m.end()) for m in _BARE_ACCOUNT.finditer(text)]
         candidates += [(Kind.PHONE, s, e) for s, e in _phones(text, regions, [c[1:] for c in candidates])]
     words = _capitalised(text)
-    if digits or words & _town_starts():
+    if digits or words & _town_starts() or _HOME_CUE.search(text):
         candidates += [(Kind.ADDRESS, s, e) for s, e in _address_spans(text)]
     if (known or words & first_names() or _TITLED.search(text) or _STRONG_CUE.search(text)
-            or ("\n" in text and _SIGNATURE.search(text))):
+            or _RELATION_CUE.search(text) or _LOWER_INTRO.search(text)
+            or ("\n" in text and (_SIGNATURE.search(text) or _NAME_ABOVE_ADDRESS.search(text)))):
         candidates += [(Kind.NAME, s, e) for s, e in _name_spans(text, known)]
     return candidates
 
