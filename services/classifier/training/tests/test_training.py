@@ -16,7 +16,13 @@ from typer.testing import CliRunner
 
 from pinworks_classifier.model import IntentModel
 from pinworks_classifier.model.data import data_sha256, load_training_data
-from pinworks_classifier.model.encoder import SentenceEncoder, encoder_sha256, shipped_encoder_dir
+from pinworks_classifier.model.encoder import (
+    STATIC_FILE,
+    TOKENIZER_FILE,
+    SentenceEncoder,
+    encoder_sha256,
+    shipped_encoder_dir,
+)
 from pinworks_classifier_training.cli import classifier_app
 from pinworks_classifier_training.config import TrainConfig
 from pinworks_classifier_training.finetuned import CLASSIFIER_FILE, FINETUNED_ENCODER, FINETUNED_FORMAT
@@ -317,3 +323,28 @@ def test_finetuned_encoders_for_other_data_or_folds_are_refused(
     assert result.exit_code != 0
     assert message in result.output
     assert not (tmp_path / "art").exists()
+
+
+def test_a_static_encoder_can_take_the_transformers_place(tmp_path: Path) -> None:
+    """`train --encoder NAME` with a static encoder (tools/distill_static.py's layout): the
+    head, the memory and the hash are over its vectors, and the artifact loads it bundled."""
+    static = tmp_path / "static"
+    static.mkdir()
+    shutil.copyfile(shipped_encoder_dir() / TOKENIZER_FILE, static / TOKENIZER_FILE)
+    table = np.random.default_rng(1).normal(size=(30522, 16)).astype(np.float32)
+    np.savez(static / STATIC_FILE, embeddings=table)
+    data = write_tiny_dataset(tmp_path / "data")
+    out = tmp_path / "artifact"
+    cfg = TrainConfig(folds=2, encoder="static-test")
+    manifest = train_model(data, out, cfg, log=lambda _m: None, encoder_dir=static)
+    encoder = manifest["model"]["cascade"]["encoder"]
+    assert encoder == {"name": "static-test", "sha256": encoder_sha256(static)}
+    with pytest.raises(ValueError, match="static-test"):
+        IntentModel.load(out)  # neither bundled nor shipped
+    shutil.copytree(static, out / "encoder")
+    model = IntentModel.load(out)
+    with np.load(out / "head.npz", allow_pickle=False) as npz:
+        assert npz["h_w1"].shape[0] == 16
+    batch = model.score(["set an alarm today", "my card has not arrived today"])
+    assert batch.escalated[0] and batch.flagged[0]
+    assert model.predict(["my card has not arrived today"])[0].intent == "card_arrival"

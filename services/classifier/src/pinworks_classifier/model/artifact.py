@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .encoder import MODEL_FILE, encoder_sha256, shipped_encoder_dir
+from .encoder import encoder_sha256, has_encoder, shipped_encoder_dir
 from .features import FeatureConfig, Featurizer
 
 MANIFEST = "manifest.json"
@@ -206,7 +206,7 @@ def _model_section(art: LinearArtifact) -> dict[str, Any]:
 def resolve_encoder_dir(art_dir: Path, name: str) -> Path:
     """An encoder bundled in the artifact wins over the one shipped in the package."""
     bundled = art_dir / "encoder"
-    return bundled if (bundled / MODEL_FILE).is_file() else shipped_encoder_dir(name)
+    return bundled if has_encoder(bundled) else shipped_encoder_dir(name)
 
 
 def content_version(
@@ -296,7 +296,7 @@ def _load_head(art_dir: Path, model: dict[str, Any], arrays: dict[str, np.ndarra
     c = model["cascade"]
     name, sha = c["encoder"]["name"], c["encoder"]["sha256"]
     encoder_dir = resolve_encoder_dir(art_dir, name)
-    if not (encoder_dir / MODEL_FILE).is_file():
+    if not has_encoder(encoder_dir):
         raise ValueError(f"{art_dir}: encoder {name} is neither bundled in encoder/ nor shipped")
     found = encoder_sha256(encoder_dir)
     if found != sha:

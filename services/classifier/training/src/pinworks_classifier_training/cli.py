@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -55,6 +56,14 @@ FinetunedOption = Annotated[
         "the artifact bundles the final one (default: the shipped pretrained encoder)"
     ),
 ]
+EncoderOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Name of the shipped encoder (pinworks_classifier/encoder/NAME) the second stage "
+        "embeds with: an ONNX transformer, or a static one from tools/distill_static.py "
+        "(default: all-minilm-l6-v2-int8; ignored with --finetuned)"
+    ),
+]
 PromoteOption = Annotated[bool, typer.Option(help="Also replace the artifact loaded by default")]
 
 
@@ -68,6 +77,7 @@ def train(
     neighbours: NeighboursOption = 10,
     head_weight: HeadWeightOption = 0.5,
     finetuned: FinetunedOption = None,
+    encoder: EncoderOption = None,
     promote: PromoteOption = False,
 ) -> None:
     """Cross-validate, calibrate and fit the model; write a new artifact directory."""
@@ -85,6 +95,8 @@ def train(
         folds=folds, cascade=cascade, escalate_share=escalate_share, head_weight=head_weight,
         neighbours_k=neighbours,
     )  # fmt: skip
+    if encoder:
+        config = replace(config, encoder=encoder)
     try:
         manifest = train_model(data_dir, staging, config, log=typer.echo, finetuned_dir=finetuned)
     except ValueError as exc:
