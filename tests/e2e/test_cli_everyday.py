@@ -34,7 +34,7 @@ async def acli(env: dict[str, str], *args: str, cwd: Path = ROOT
 
 
 async def test_submit_reports_a_rejection_at_once_and_audit_finds_it(platform: Platform) -> None:
-    bad_id = f"bad id {run_id()}!"
+    bad_id = f"bad id run{run_id()}!"  # letters first: eight digits alone redact as [ACCOUNT]
     started = time.monotonic()
     rejected = await acli(platform.env, "submit", "My card is lost", "--ticket-id", bad_id,
                           "--wait", "60")
