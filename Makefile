@@ -12,7 +12,7 @@ SERVICES := classifier router specialists verifier escalation
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 # llama-cpp-python (the local model server) has only a source release: the first install compiles
 # it (CPU only, all cores; 6 min 38 s measured on an idle 2-core machine) and uv caches the
-# wheel, so later installs take seconds.
+# wheel, so later installs take seconds (they read uv's cache first: tools/uv_sync.sh).
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: install run test test-unit test-unit-other-blas test-e2e test-infra test-isolated lint check-imports bench chaos asyncapi clean
@@ -24,7 +24,7 @@ $(UV):
 $(VENV)/.installed: $(UV) uv.lock pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
 	@$(UV) pip show --python $(VENV)/bin/python llama-cpp-python >/dev/null 2>&1 || \
 		echo "[make] installing; a first install compiles llama-cpp-python (about 7 min on 2 idle cores, once)"
-	$(UV) sync --frozen --all-packages --python $(PYTHON)
+	UV=$(UV) tools/uv_sync.sh --frozen --all-packages --python $(PYTHON)
 	touch $@
 
 install: $(VENV)/.installed
@@ -69,16 +69,16 @@ test-isolated: $(UV)
 	@for service in $(SERVICES); do \
 		env_dir=$(abspath .venv-isolated)/$$service; \
 		echo "== $$service alone"; \
-		UV_PROJECT_ENVIRONMENT=$$env_dir $(UV) sync --quiet --frozen --no-dev --package pinworks-$$service --python $(PYTHON) || exit 1; \
+		UV_PROJECT_ENVIRONMENT=$$env_dir UV=$(UV) tools/uv_sync.sh --quiet --frozen --no-dev --package pinworks-$$service --python $(PYTHON) || exit 1; \
 		$$env_dir/bin/python -c "import pinworks_$$service.app" || exit 1; \
-		UV_PROJECT_ENVIRONMENT=$$env_dir $(UV) sync --quiet --frozen --package pinworks-$$service --python $(PYTHON) || exit 1; \
+		UV_PROJECT_ENVIRONMENT=$$env_dir UV=$(UV) tools/uv_sync.sh --quiet --frozen --package pinworks-$$service --python $(PYTHON) || exit 1; \
 		$(UV) pip install --quiet --python $$env_dir/bin/python pytest || exit 1; \
 		if [ -d services/$$service/tests ]; then \
 			(cd services/$$service && $$env_dir/bin/python -m pytest -q -p no:cacheprovider --import-mode=importlib -c /dev/null --rootdir . tests) || exit 1; \
 		fi; \
 	done
 	@env_dir=$(abspath .venv-isolated)/classifier-training; echo "== classifier training alone"; \
-		UV_PROJECT_ENVIRONMENT=$$env_dir $(UV) sync --quiet --frozen --no-dev --package pinworks-classifier-training --python $(PYTHON) && \
+		UV_PROJECT_ENVIRONMENT=$$env_dir UV=$(UV) tools/uv_sync.sh --quiet --frozen --no-dev --package pinworks-classifier-training --python $(PYTHON) && \
 		$(UV) pip install --quiet --python $$env_dir/bin/python pytest && \
 		cd services/classifier/training && $$env_dir/bin/python -m pytest -q -p no:cacheprovider --import-mode=importlib -c /dev/null --rootdir . tests
 
