@@ -302,3 +302,33 @@ async def test_a_dead_letter_keeps_no_personal_data(books: Books) -> None:
         await ledger.dead_letter(letter)
     [stored] = await rows(books, "dead_letters", ticket_id=ticket_id)
     assert stored["raw_payload"] == '{"body": "my card [CARD] was taken"}'
+
+
+async def test_each_audited_value_is_searched_for_personal_data_once(
+        books: Books, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The row written, the original kept and the outcome are built from one redaction of each
+    text (the ledger used to search a decision's texts three times and an outcome's twice)."""
+    from pinworks_common.personal_data import detect
+
+    assert len(" Thanks." * 520) > detect.CACHED_TEXT_CHARS
+
+    searched: list[str] = []
+    real = detect._candidates
+    monkeypatch.setattr(detect, "_candidates", lambda t, *a: searched.append(t) or real(t, *a))
+    ticket_id = ticket()
+    # longer than the detector's cache holds, so only the ledger can spare a second search
+    answer = f"Hi Jane Doe, your card {CARD} is on its way ({ticket_id})." + " Thanks." * 520
+    draft = records.Decision(ticket_id, "ledger-test", "draft", "test", "1",
+                             inputs={"text": f"card {CARD} of {ticket_id}"},
+                             output={"answer": answer}, reason=f"drafted for {ticket_id}",
+                             trace_id="t")
+    entry = records.OutcomeEntry("automation", Outcome(
+        ticket_id=ticket_id, status=OutcomeStatus.RESOLVED, business_unit="retail",
+        answer=answer + " Outcome.", cost_usd=Decimal("0.5"), resolved_by="automation",
+        trace_id="t", decided_at=datetime(2026, 1, 1, tzinfo=UTC)))
+    async with books.transaction() as ledger:
+        await ledger.record(records.Entries(decisions=[draft], outcomes=[entry]))
+    for text in (answer, f"card {CARD} of {ticket_id}", answer + " Outcome."):
+        assert searched.count(text) == 1, text
+    assert len(await rows(books, "decision_originals", ticket_id=ticket_id)) == 1
+    assert len(await rows(books, "outcome_originals", ticket_id=ticket_id)) == 1

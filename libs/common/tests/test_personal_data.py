@@ -132,3 +132,25 @@ def test_references_helplines_and_dates_are_not_phones_or_addresses(text: str) -
 def test_a_number_to_ring_is_still_a_phone() -> None:
     assert _found("call me on 2125550143 tonight") == [("PHONE", "2125550143")]
     assert _found("my mobile: 07700 900123") == [("PHONE", "07700 900123")]
+def test_a_text_found_again_gives_the_same_findings_without_a_second_search(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pinworks_common.personal_data import detect
+
+    text = "Hi Jane Doe, your card 4111 1111 1111 1111 is on its way (cache test)."
+    searched: list[str] = []
+    real = detect._candidates
+    monkeypatch.setattr(detect, "_candidates", lambda t, *a: searched.append(t) or real(t, *a))
+    first = find(text)
+    first.clear()  # a caller's list is its own
+    assert [(f.kind, f.text) for f in find(text)] == [(Kind.NAME, "Jane Doe"),
+                                                       (Kind.CARD, "4111 1111 1111 1111")]
+    assert searched == [text]
+    # other known names or regions are another search
+    find(text, known_names=("Jane",))
+    find(text, regions=["GB"])
+    assert len(searched) == 3
+    # a text past the cached length is searched every time
+    long = text + " " * detect.CACHED_TEXT_CHARS
+    find(long)
+    find(long)
+    assert searched[3:] == [long, long]

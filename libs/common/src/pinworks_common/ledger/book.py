@@ -170,18 +170,19 @@ class Ledger:
     async def record(self, entries: Entries) -> Recorded:
         """Record the entries once and return what to publish, built from the stored records."""
         recorded = Recorded(publications=list(entries.publications))
-        recorded.new_decisions = await self._insert_new(
-            "decisions", entries.decisions, lambda d: audit_row(d.row(), AUDITED_TEXT["decisions"]))
+        new_decisions = await self._insert_new("decisions", entries.decisions,
+                                               lambda d: d.row(), AUDITED_TEXT["decisions"])
+        recorded.new_decisions = [decision for decision, _, _ in new_decisions]
         await self._keep_originals("decision_originals", [
-            (d.row(), "output") for d in recorded.new_decisions])
+            (row, audited, "output") for _, row, audited in new_decisions])
         for decision in recorded.new_decisions:
             self._decided[decision.ref] = as_stored(decision.output)
         self._absent -= {decision.ref for decision in entries.decisions}  # another delivery's
-        recorded.new_costs = await self._insert_new("cost_ledger", entries.costs,
-                                                    lambda c: c.row())
-        recorded.new_accountability = await self._insert_new(
-            "accountability", entries.accountability,
-            lambda a: audit_row(a.row(), AUDITED_TEXT["accountability"]))
+        recorded.new_costs = [cost for cost, _, _ in await self._insert_new(
+            "cost_ledger", entries.costs, lambda c: c.row())]
+        recorded.new_accountability = [event for event, _, _ in await self._insert_new(
+            "accountability", entries.accountability, lambda a: a.row(),
+            AUDITED_TEXT["accountability"])]
         outcomes = list(entries.outcomes)
         stored = await self.decided(handoff.after for handoff in entries.handoffs)
         for handoff in entries.handoffs:
@@ -210,24 +211,31 @@ class Ledger:
             "raw_payload": letter.payload_excerpt,
         }, AUDITED_TEXT["dead_letters"])])
 
-    async def _keep_originals(self, table: str, rows: Sequence[tuple[Row, str]]) -> None:
-        """For each newly stored audit row whose `column` held personal data, the original value
-        in the erasable `table` (where a hand-off or a customer's reply is built from it)."""
+    async def _keep_originals(self, table: str, rows: Sequence[tuple[Row, Row, str]]) -> None:
+        """For each newly stored audit row whose `column` held personal data (its redacted copy
+        differs from it), the original value in the erasable `table` (where a hand-off or a
+        customer's reply is built from it)."""
         key = TABLE_KEYS[table]
         originals = [{**{name: row[name] for name in key}, column: row[column]}
-                     for row, column in rows if _holds_personal_data(row[column])]
+                     for row, audited, column in rows
+                     if _holds_personal_data(row[column], audited[column])]
         if originals:
             await self.store.insert_once(table, originals)
 
-    async def _insert_new(self, table: str, records: Sequence[R],
-                          row_of: Callable[[R], Row]) -> list[R]:
-        """Insert the records (each key once) and return those stored for the first time."""
-        by_key: dict[tuple[Any, ...], R] = {}
+    async def _insert_new(self, table: str, records: Sequence[R], row_of: Callable[[R], Row],
+                          audited: Collection[str] = ()) -> list[tuple[R, Row, Row]]:
+        """Insert the records (each key once, their `audited` columns redacted) and return
+        those stored for the first time, each with its row and its row as stored; each row is
+        built and redacted once."""
+        by_key: dict[tuple[Any, ...], tuple[R, Row, Row]] = {}
         for record in records:
-            by_key.setdefault(key_of(table, row_of(record)), record)
+            row = row_of(record)
+            key = key_of(table, row)
+            if key not in by_key:
+                by_key[key] = (record, row, audit_row(row, audited) if audited else row)
         if not by_key:
             return []
-        new = await self.store.insert_once(table, [row_of(r) for r in by_key.values()])
+        new = await self.store.insert_once(table, [stored for _, _, stored in by_key.values()])
         return [by_key[key_of(table, row)] for row in new]
 
     async def _record_outcomes(self, entries: Sequence[OutcomeEntry]
@@ -243,13 +251,16 @@ class Ledger:
             {"ticket_id": ticket_id, "outcome_key": key, "status": outcome.status.value,
              "payload": outcome.model_dump(mode="json"), "msg_nonce": new_outcome_nonce()}
             for (ticket_id, key), outcome in candidates.items()]
-        new = await self.store.insert_once("outcomes", [
-            audit_row(row, AUDITED_TEXT["outcomes"]) for row in rows])
+        audited = [audit_row(row, AUDITED_TEXT["outcomes"]) for row in rows]
+        new = await self.store.insert_once("outcomes", audited)
         inserted = {key_of("outcomes", row) for row in new}
-        fresh = [row for row in rows if key_of("outcomes", row) in inserted]
-        await self._keep_originals("outcome_originals", [(row, "payload") for row in fresh])
+        fresh = [(row, stored) for row, stored in zip(rows, audited, strict=True)
+                 if key_of("outcomes", row) in inserted]
+        await self._keep_originals("outcome_originals",
+                                   [(row, stored, "payload") for row, stored in fresh])
+        fresh_rows = [row for row, _ in fresh]
         stored = {key_of("outcomes", row): StoredOutcome(row["payload"], row["msg_nonce"])
-                  for row in fresh}
+                  for row in fresh_rows}
         await self._observe_outcomes([candidates[key] for key in stored])
         missing = candidates.keys() - stored.keys()
         if missing:
@@ -282,9 +293,10 @@ AUDITED_TEXT: dict[str, tuple[str, ...]] = {
 written to them is redacted first (`pinworks_common.personal_data`)."""
 
 
-def _holds_personal_data(value: Any) -> bool:
-    stored = as_stored(value)
-    return bool(redact_value(stored) != stored)
+def _holds_personal_data(value: Any, redacted: Any) -> bool:
+    """Whether redacting `value` changed it, from its redacted copy (`audit_row`'s), so the
+    text is not searched twice."""
+    return bool(as_stored(redacted) != as_stored(value))
 
 
 def audit_row(row: Row, columns: Collection[str]) -> dict[str, Any]:

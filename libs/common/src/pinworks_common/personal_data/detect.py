@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 import phonenumbers
@@ -416,11 +416,32 @@ def _candidates(text: str, known: tuple[str, ...], regions: Iterable[str]
     return candidates
 
 
+CACHED_TEXT_CHARS = 4096
+CACHED_TEXTS = 2048
+
+
 def find(text: str, *, known_names: Iterable[str] = (), regions: Iterable[str] = ("GB", "US"),
          ) -> list[Finding]:
     """Every piece of personal data in ``text``, in order, never overlapping: where two readings
-    overlap the validated number wins over the pattern, and then the longer span."""
-    candidates = _candidates(text, tuple(known_names), regions)
+    overlap the validated number wins over the pattern, and then the longer span.
+
+    The findings of the last `CACHED_TEXTS` texts up to `CACHED_TEXT_CHARS` long are kept in
+    this process's memory (never stored), as a stage redacts the same draft, reason and labels
+    in several rows and batches."""
+    known = tuple(known_names)
+    if len(text) > CACHED_TEXT_CHARS:
+        return list(_find(text, known, tuple(regions)))
+    return list(_find_cached(text, known, tuple(regions)))
+
+
+@lru_cache(maxsize=CACHED_TEXTS)
+def _find_cached(text: str, known: tuple[str, ...], regions: tuple[str, ...]
+                 ) -> tuple[Finding, ...]:
+    return _find(text, known, regions)
+
+
+def _find(text: str, known: tuple[str, ...], regions: tuple[str, ...]) -> tuple[Finding, ...]:
+    candidates = _candidates(text, known, regions)
     chosen: list[tuple[Kind, int, int]] = []
     for kind, start, end in sorted(candidates, key=lambda c: (_PRIORITY[c[0]], c[1] - c[2], c[1])):
         if start >= end:
@@ -434,7 +455,7 @@ def find(text: str, *, known_names: Iterable[str] = (), regions: Iterable[str] =
                 chosen.remove(c)
             chosen.append((kind, min([start, *(c[1] for c in overlapping)]),
                            max([end, *(c[2] for c in overlapping)])))
-    return [Finding(kind, s, e, text[s:e]) for kind, s, e in sorted(chosen, key=lambda c: c[1])]
+    return tuple(Finding(kind, s, e, text[s:e]) for kind, s, e in sorted(chosen, key=lambda c: c[1]))
 
 
 def redact(text: str, *, known_names: Iterable[str] = (), regions: Iterable[str] = ("GB", "US"),
