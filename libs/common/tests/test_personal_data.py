@@ -77,6 +77,12 @@ def test_an_iban_is_not_also_read_as_a_card_or_an_account() -> None:
     assert [f.kind for f in find("GB29 NWBK 6016 1331 9268 19")] == [Kind.IBAN]
 
 
+def test_a_letter_case_folding_takes_for_a_z_is_no_iban_and_no_error() -> None:
+    # (?i)[A-Z] matches "İ"; python-stdnum's check-digit arithmetic raised ValueError on it
+    assert kinds("İS12 WEST 1234 5698 7654 ok") == []
+    assert kinds("GB82 WEſT 1234 5698 7654 32") == [("IBAN", "GB82 WEſT 1234 5698 7654 32")]
+
+
 def test_keyed_hash_matches_one_value_written_two_ways_and_depends_on_the_key() -> None:
     a = keyed_hash(Kind.CARD, "4111 1111 1111 1111", b"k1")
     assert a == keyed_hash(Kind.CARD, "4111-1111-1111-1111", b"k1")

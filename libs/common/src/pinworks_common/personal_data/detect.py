@@ -90,9 +90,13 @@ _BARE_ACCOUNT = re.compile(r"(?<![\d£$€.,:/-])\b\d{8}\b(?![\d%.,/:-]\d)")
 
 def _iban_shaped(candidate: str) -> bool:
     """A valid IBAN, or one whose only fault is its check digits (a mistyped IBAN is still the
-    customer's account)."""
+    customer's account). A letter outside A-Z that case-insensitive matching took for one
+    ("İ") is none."""
     number = stdnum_iban.compact(candidate)
-    fixed = number[:2] + stdnum_iban.calc_check_digits(number) + number[4:]
+    try:
+        fixed = number[:2] + stdnum_iban.calc_check_digits(number) + number[4:]
+    except ValueError:
+        return False
     return stdnum_iban.is_valid(fixed)
 
 
