@@ -9,7 +9,7 @@ import pytest
 
 from pinworks_common.pricing import agent_cost_usd, classifier_cost_usd
 from pinworks_router.calibration.cells import min_support
-from pinworks_router.calibration.command import CalibrationRefused, calibrate
+from pinworks_router.calibration.command import CalibrationRefused, Method, calibrate
 from pinworks_router.calibration.dataset import load_calibration_set
 from pinworks_router.calibration.report import as_dict, render
 from pinworks_router.calibration.synthetic import write_synthetic_set
@@ -96,11 +96,12 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
-def test_calibrate_writes_a_policy_the_router_routes_by(data_dir: Path, tmp_path: Path) -> None:
+def test_cells_calibration_writes_a_policy_the_router_routes_by(data_dir: Path,
+                                                               tmp_path: Path) -> None:
     base = tmp_path / "base.yaml"
     base.write_text(BASE)
     out = tmp_path / "calibrated.yaml"
-    result = calibrate(out, base, data_dir, environ={})
+    result = calibrate(out, base, data_dir, environ={}, method=Method.cells)
     written = load_policy(out)
     assert written.version == result.written.version != result.base.version
     assert written.error_budget == result.base.error_budget
@@ -130,12 +131,12 @@ def test_calibrate_writes_a_policy_the_router_routes_by(data_dir: Path, tmp_path
     assert "risk-coverage curve" in text and "all-human 1.5000" in text
 
 
-def test_a_tighter_business_unit_gets_its_own_gates(data_dir: Path, tmp_path: Path) -> None:
+def test_a_tighter_business_unit_gets_its_own_cells(data_dir: Path, tmp_path: Path) -> None:
     base = tmp_path / "base.yaml"
     base.write_text(BASE.replace(
         "error_budget: {max_wrong_rate: 0.01, confidence: 0.95}",
         "error_budget: {max_wrong_rate: 0.01, business_units: {wealth: {max_wrong_rate: 0.004}}}"))
-    result = calibrate(tmp_path / "out.yaml", base, data_dir, environ={})
+    result = calibrate(tmp_path / "out.yaml", base, data_dir, environ={}, method=Method.cells)
     unit = {c.cell.name: c.threshold for c in result.unit_certificates["wealth"]}
     overall = {c.cell.name: c.threshold for c in result.certificates}
     assert all(unit[name] >= overall[name] for name in overall)
@@ -170,10 +171,59 @@ def test_an_intent_group_with_its_own_budget_is_certified_apart(data_dir: Path,
     base.write_text(BASE.replace(
         "error_budget: {max_wrong_rate: 0.01, confidence: 0.95}",
         "error_budget: {max_wrong_rate: 0.01, intent_groups: {cards: {max_wrong_rate: 0.005}}}"))
-    result = calibrate(tmp_path / "out.yaml", base, data_dir, environ={})
+    with pytest.raises(PolicyError, match="--method cells"):
+        calibrate(tmp_path / "out.yaml", base, data_dir, environ={})
+    result = calibrate(tmp_path / "out.yaml", base, data_dir, environ={}, method=Method.cells)
     cells = {c.cell.name: c.cell for c in result.certificates}
     assert cells["group:cards"].intents == {"card_arrival"}
     assert cells["group:cards"].max_rate == 0.005
     assert "card_arrival" not in cells["pooled"].intents
     gate = next(r for r in result.written.rules if r.name == "error-budget-group-cards")
     assert gate.when.intents == ["card_arrival"] and gate.handler == "human"
+
+
+def test_scored_calibration_writes_per_intent_gates_the_router_routes_by(
+        data_dir: Path, tmp_path: Path) -> None:
+    base = tmp_path / "base.yaml"
+    base.write_text(BASE)
+    out = tmp_path / "calibrated.yaml"
+    result = calibrate(out, base, data_dir, environ={})
+    run = result.family
+    assert run is not None and run.shipped.chosen is not None and run.shipped.learn == "a"
+    assert run.shipped.bound <= 0.01 and run.test.wrong_rate <= run.shipped.bound
+    written = load_policy(out)
+    gates = [r for r in written.rules if r.name.startswith("error-budget-")]
+    names = [r.name for r in written.rules]
+    assert names.index(gates[0].name) == 1 and names[-2:] == ["confident-template", "rest-person"]
+    assert all(g.handler == "human" and g.when.intents and "Clopper-Pearson" in (g.reason or "")
+               for g in gates)
+    assert sorted(i for g in gates for i in g.when.intents or []) == sorted(run.thresholds)
+    for item in load_calibration_set(data_dir):
+        cls = item.classification
+        expected = (not cls.out_of_scope and cls.confidence >= 0.3
+                    and cls.confidence > run.thresholds[cls.intent])
+        assert (route(written, item.ticket, cls).decision.handler != "human") == expected
+    assert 0.3 < run.thresholds["card_arrival"] < 0.95
+    cross = run.cross_fitted
+    assert cross.automatic == run.test.automatic + run.swapped_test.automatic
+    assert cross.wrong_rate <= 0.01 and cross.coverage > 0.3
+    assert result.measured.cost_per_ticket < result.baselines.all_human
+    report = as_dict(result)
+    assert report["scored"]["shipped"]["certified"] and report["operating_points"] == []
+    text = "\n".join(render(result))
+    assert "learned family" in text and "cross-fitted" in text and "swap" in text
+
+
+def test_a_tighter_business_unit_gets_its_own_scored_gates(data_dir: Path, tmp_path: Path) -> None:
+    base = tmp_path / "base.yaml"
+    base.write_text(BASE.replace(
+        "error_budget: {max_wrong_rate: 0.01, confidence: 0.95}",
+        "error_budget: {max_wrong_rate: 0.01, business_units: {wealth: {max_wrong_rate: 0.005}}}"))
+    result = calibrate(tmp_path / "out.yaml", base, data_dir, environ={})
+    run = result.family
+    assert run is not None and run.units["wealth"].chosen is not None
+    assert run.units["wealth"].bound <= 0.005
+    unit = run.unit_thresholds["wealth"]
+    assert all(unit[i] >= run.thresholds[i] for i in unit)
+    unit_rules = [r for r in result.written.rules if r.when.business_units == ["wealth"]]
+    assert unit_rules and all(r.handler == "human" for r in unit_rules)

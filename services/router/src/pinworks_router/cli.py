@@ -388,8 +388,12 @@ def calibrate_command(
     confidence: Annotated[float | None, typer.Option(
         help="Overrides the policy's error_budget.confidence.")] = None,
     fmt: Annotated[Format, typer.Option("--format")] = Format.table,
+    method: Annotated[str, typer.Option(
+        help="scored: one learned family of per-intent thresholds, certified on a held-apart "
+             "part (default); cells: a threshold grid per cell, Bonferroni across cells.")
+    ] = "scored",
 ) -> None:
     """Derive the confidence thresholds that honour the policy's error budget and write them."""
     from pinworks_router.calibration.cli import run_calibrate
 
-    run_calibrate(out, policy, data_dir, max_wrong_rate, confidence, fmt.value)
+    run_calibrate(out, policy, data_dir, max_wrong_rate, confidence, fmt.value, method)

@@ -60,6 +60,10 @@ class Routed:
     def intent(self) -> str:
         return self.item.classification.intent
 
+    @property
+    def wrong(self) -> bool:
+        return self.item.intent_wrong
+
 
 @dataclass(frozen=True)
 class Cell:

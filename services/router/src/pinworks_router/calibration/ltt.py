@@ -30,7 +30,7 @@ classifier, and the one the synthetic tests draw from).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -122,23 +122,38 @@ def certify(
     if list(grid) != sorted(grid, reverse=True):
         raise ValueError("thresholds are tested strict to loose: the grid must be descending")
     order = sorted(range(len(confidences)), key=lambda i: -confidences[i])
+    start = START_FACTOR * min_answers(max_rate, delta)
+
+    def steps() -> Iterator[tuple[float, int, int, bool]]:
+        cursor = answered = errors = 0
+        for threshold in grid:
+            while cursor < len(order) and confidences[order[cursor]] > threshold:
+                errors += bool(wrong[order[cursor]])
+                answered += 1
+                cursor += 1
+            yield threshold, answered, errors, answered >= start
+
+    points, chosen = fixed_sequence(steps(), max_rate, delta, method)
+    return Certification(tuple(points), chosen, max_rate, delta)
+
+
+def fixed_sequence(steps: Iterable[tuple[float, int, int, bool]], max_rate: float, delta: float,
+                   method: PValue = PValue.binomial) -> tuple[list[Point], Point | None]:
+    """`steps`: (parameter, automatic answers, wrong ones, whether the sequence may start here),
+    strict to loose. Tests from the first step allowed to start, stops at the first not
+    rejected; returns every point and the last rejected one."""
     points: list[Point] = []
     chosen: Point | None = None
-    testing = True
-    start = START_FACTOR * min_answers(max_rate, delta)
-    cursor = answered = errors = 0
-    for threshold in grid:
-        while cursor < len(order) and confidences[order[cursor]] > threshold:
-            errors += bool(wrong[order[cursor]])
-            answered += 1
-            cursor += 1
-        tested = testing and answered >= start
+    testing, started = True, False
+    for parameter, answered, errors, may_start in steps:
+        started = started or may_start
+        tested = testing and started
         p = p_value(errors, answered, max_rate, method) if tested else 1.0
-        point = Point(threshold, answered, errors, p, tested)
+        point = Point(parameter, answered, errors, p, tested)
         points.append(point)
         if tested:
             if p <= delta:
                 chosen = point
             else:
                 testing = False
-    return Certification(tuple(points), chosen, max_rate, delta)
+    return points, chosen

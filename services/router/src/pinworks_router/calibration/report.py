@@ -11,6 +11,8 @@ from pinworks_router.calibration.command import CalibrationResult
 from pinworks_router.calibration.curve import CurvePoint, Figures
 from pinworks_router.calibration.economics import Charges
 from pinworks_router.calibration.ltt import upper_bound
+from pinworks_router.calibration.scored import FamilyCertificate
+from pinworks_router.calibration.scored_run import FamilyRun
 
 
 def _point(cert: CellCertificate) -> dict[str, Any]:
@@ -27,6 +29,29 @@ def _point(cert: CellCertificate) -> dict[str, Any]:
     return out
 
 
+def _family_point(cert: FamilyCertificate) -> dict[str, Any]:
+    out: dict[str, Any] = {"learn_part": cert.learn, "max_wrong_rate": cert.max_rate,
+                           "confidence": round(1 - cert.delta, 6), "certified": cert.chosen is not None}
+    if cert.chosen is not None:
+        out.update(max_estimated_wrong=cert.chosen.max_wrong, automatic=cert.chosen.answered,
+                   wrong=cert.chosen.wrong, wrong_rate=round(cert.chosen.wrong_rate, 6),
+                   p_value=cert.chosen.p_value, upper_bound=round(cert.bound, 6))
+    return out
+
+
+def family_dict(run: FamilyRun) -> dict[str, Any]:
+    return {
+        "shipped": _family_point(run.shipped), "swapped": _family_point(run.swapped),
+        "business_units": {u: _family_point(c) for u, c in run.units.items()},
+        "thresholds": run.thresholds, "test_part": run.test.as_dict(),
+        "swapped_test_part": run.swapped_test.as_dict(),
+        "cross_fitted": run.cross_fitted.as_dict(),
+        "cross_fitted_by_source": {s: f.as_dict() for s, f in run.cross_fitted_by_source.items()},
+        "curve": [{"max_estimated_wrong": p.max_wrong, **p.figures.as_dict(),
+                   "upper_bound": round(p.upper_bound, 6), "tested": p.tested} for p in run.curve],
+    }
+
+
 def curve_dict(point: CurvePoint) -> dict[str, Any]:
     return {"threshold": point.threshold, **point.figures.as_dict(),
             "upper_bound": round(point.upper_bound, 6)}
@@ -41,6 +66,7 @@ def as_dict(result: CalibrationResult) -> dict[str, Any]:
         "business_units": {u: [_point(c) for c in certs]
                            for u, certs in result.unit_certificates.items()},
         "curve": [curve_dict(p) for p in result.curve],
+        "scored": family_dict(result.family) if result.family else None,
         "measured": result.measured.as_dict(),
         "measured_by_source": {s: f.as_dict() for s, f in result.by_source.items()},
         "agent_cost_usd": str(result.charges.agent),
@@ -71,6 +97,54 @@ def curve_lines(points: list[CurvePoint], charges: Charges, confidence: float) -
     return lines + [_row(f"{p.threshold:g}", p.figures, f"{p.upper_bound:.2%}") for p in points]
 
 
+def _certificate_line(label: str, cert: FamilyCertificate) -> str:
+    chosen = cert.chosen
+    if chosen is None:
+        return f"  {label}: nothing certified"
+    return (f"  {label}: estimated wrong-probability <= {chosen.max_wrong:.3g}: {chosen.answered} "
+            f"automatic, {chosen.wrong} wrong ({chosen.wrong_rate:.2%}), p-value "
+            f"{chosen.p_value:.3g}, upper bound {cert.bound:.2%} <= {cert.max_rate:.2%}")
+
+
+def family_lines(run: FamilyRun) -> list[str]:
+    gates = len(set(run.thresholds.values()))
+    lines = [
+        "", "learned family (scored: answer when the estimated wrong-probability <= lambda; "
+        "learn part a, test part b;", "rows on the test part, * where the sequence tested, "
+        "bound pointwise Clopper-Pearson):", HEADER.replace("       threshold", "lambda          "),
+    ]
+    shown = [p for p in run.curve if p.figures.automatic]
+    lines += [_row(f"{p.max_wrong:.3g}{'*' if p.tested else ''}", p.figures, f"{p.upper_bound:.2%}")
+              for p in shown]
+    lines += ["", f"operating points ({len(run.thresholds)} intents, {gates} distinct thresholds, "
+              "fixed-sequence Learn-then-Test, strict to loose):",
+              _certificate_line("learn a / test b (shipped)", run.shipped),
+              _certificate_line("learn b / test a (swap, a check)", run.swapped)]
+    lines += [_certificate_line(f"unit {u} (learn a / test b)", c) for u, c in run.units.items()]
+    lines += ["", "held-out figures (on tickets the estimate was not fitted on; lambda certified "
+              "there):", HEADER,
+              _row("test b", run.test), _row("swap: test a", run.swapped_test),
+              _row("cross-fitted", run.cross_fitted)]
+    lines += [_row(f"  {source[:14]}", f) for source, f in run.cross_fitted_by_source.items()]
+    return lines
+
+
+def _cells_lines(result: CalibrationResult) -> list[str]:
+    lines = ["", "operating points (fixed-sequence Learn-then-Test, strict to loose, per cell):"]
+    for scope, certs in [("policy", result.certificates), *result.unit_certificates.items()]:
+        for point in map(_point, certs):
+            head = (f"  {scope}/{point['cell']} ({point['intents']} intents, "
+                    f"level {point['level']:.4g}): ")
+            if not point["certified"]:
+                lines.append(head + "no threshold certified; every ticket to a person")
+                continue
+            lines.append(head + f"confidence > {point['threshold']} answered automatically: "
+                         f"{point['automatic']} automatic, {point['wrong']} wrong "
+                         f"({point['wrong_rate']:.2%}), upper bound {point['upper_bound']:.2%} "
+                         f"<= {point['max_wrong_rate']:.2%}")
+    return lines
+
+
 def render(result: CalibrationResult) -> list[str]:
     budget = result.budget
     lines = [
@@ -83,19 +157,10 @@ def render(result: CalibrationResult) -> list[str]:
         "",
         *curve_lines(result.curve, result.charges, budget.confidence),
     ]
-    lines += ["", "operating points (fixed-sequence Learn-then-Test, strict to loose, per cell):"]
-    for scope, certs in [("policy", result.certificates), *result.unit_certificates.items()]:
-        for point in map(_point, certs):
-            head = (f"  {scope}/{point['cell']} ({point['intents']} intents, "
-                    f"level {point['level']:.4g}): ")
-            if not point["certified"]:
-                lines.append(head + "no threshold certified; every ticket to a person")
-                continue
-            lines.append(head + f"confidence > {point['threshold']} answered automatically: "
-                         f"{point['automatic']} automatic, {point['wrong']} wrong "
-                         f"({point['wrong_rate']:.2%}), upper bound {point['upper_bound']:.2%} "
-                         f"<= {point['max_wrong_rate']:.2%}")
-    lines += ["", "the written policy on the calibration set (routed again, rule by rule):", HEADER,
+    lines += family_lines(result.family) if result.family else _cells_lines(result)
+    lines += ["", "the written policy on the whole calibration set (routed again, rule by rule"
+              + ("; the learn part is in-sample for the estimate" if result.family else "") + "):",
+              HEADER,
               _row("all", result.measured)]
     lines += [_row(source[:16], f) for source, f in result.by_source.items()]
     lines += ["", f"cost per ticket including people: {result.measured.cost_per_ticket:.4f} USD; "

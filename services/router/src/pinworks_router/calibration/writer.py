@@ -1,11 +1,14 @@
-"""The calibrated policy: the policy under calibration plus one `human` gate rule per cell.
+"""The calibrated policy: the policy under calibration plus its `human` gate rules.
 
-A gate sends a ticket to a person when its confidence is at or below the cell's certified
-threshold (`max_confidence` holds at or below), so tickets above it are answered as the rest of
-the policy decides. The gates go just before the first rule that answers automatically: the
-rules that send tickets to people for other reasons (out of scope, security, a customer at
-risk) still come first and keep their audit reasons. Gates of an earlier calibration are
-replaced, so calibrating a calibrated policy does not stack them.
+Per cell (`--method cells`: one gate per certified cell) or per threshold of the scored family
+(`--method scored`: the intents that share a threshold share a gate; the intents the learn part
+never saw answered automatically share the pooled one). A gate sends a ticket to a person when
+its confidence is at or below the certified threshold (`max_confidence` holds at or below), so
+tickets above it are answered as the rest of the policy decides. The gates go just before the
+first rule that answers automatically: the rules that send tickets to people for other reasons
+(out of scope, security, a customer at risk) still come first and keep their audit reasons.
+Gates of an earlier calibration are replaced, so calibrating a calibrated policy does not stack
+them.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 import yaml
 
 from pinworks_router.calibration.cells import POOLED, CellCertificate
+from pinworks_router.calibration.scored import FamilyCertificate
 from pinworks_router.policy import ErrorBudget
 
 GATE_PREFIX = "error-budget-"
@@ -63,6 +67,38 @@ def gate_rules(policy_wide: Sequence[CellCertificate],
     thresholds = {c.cell.name: c.threshold for c in policy_wide}
     for unit, certs in sorted(units.items()):
         rules += _gates(sorted(certs, key=lambda c: c.cell.name == POOLED), unit, thresholds)
+    return rules
+
+
+def _family_reason(cert: FamilyCertificate, threshold: float) -> str:
+    chosen = cert.chosen
+    assert chosen is not None
+    return (f"error budget: confidence at or below {threshold} for these intents; above the "
+            f"intents' own thresholds the calibration set's test part certifies at most "
+            f"{cert.max_rate:.2%} wrong automatic answers across the policy at "
+            f"{1 - cert.delta:.0%} confidence (Learn-then-Test, estimated wrong-probability <= "
+            f"{chosen.max_wrong:.3g}: {chosen.answered} automatic, {chosen.wrong} wrong, "
+            f"Clopper-Pearson bound {cert.bound:.2%})")
+
+
+def family_gate_rules(cert: FamilyCertificate, thresholds: Mapping[str, float],
+                      unit: str | None = None, below: Mapping[str, float] | None = None
+                      ) -> list[dict[str, Any]]:
+    """One gate per distinct threshold (the pooled intents apart); with `below` (the policy-wide
+    thresholds) only the intents a unit holds back further."""
+    groups: dict[tuple[bool, float], list[str]] = {}
+    for intent, threshold in thresholds.items():
+        if below is not None and threshold <= below.get(intent, 0.0):
+            continue
+        groups.setdefault((intent not in cert.model.offsets, threshold), []).append(intent)
+    rules = []
+    suffix = f"-unit-{unit}" if unit else ""
+    for (pooled, threshold), intents in sorted(groups.items(), key=lambda g: (g[0][0], -g[0][1])):
+        when: dict[str, Any] = {"business_units": [unit]} if unit else {}
+        when.update(intents=sorted(intents), max_confidence=threshold)
+        name = GATE_PREFIX + (POOLED if pooled else f"{threshold:.3f}") + suffix
+        rules.append({"name": name, "when": when, "handler": "human",
+                      "reason": _family_reason(cert, threshold)})
     return rules
 
 
