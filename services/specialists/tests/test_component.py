@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
+
 from pinworks_common.ledger.memory import StageHarness, sent
 from pinworks_common.stage import escalate_on_dead_letter
 from pinworks_contracts import messages
@@ -34,6 +36,23 @@ class PricedHandler:
         return None
 
 
+class LocalPricedHandler(PricedHandler):
+    """The same decisions, made at once in this process (as templates and the help centre)."""
+
+    def handle_now(self, envelope: messages.TicketEnvelope) -> messages.Draft | Declined:
+        self.calls.append(envelope.ticket.ticket_id)
+        if "decline" in envelope.ticket.body:
+            return Declined("no passage covers it", cost_usd=Decimal("0.01"))
+        return messages.Draft(handler=self.name, handler_version=self.version,
+                              answer="It is on its way.", cost_usd=Decimal("0.02"))
+
+    async def handle(self, envelope: messages.TicketEnvelope) -> messages.Draft | Declined:
+        raise AssertionError("a local handler is called through handle_now")
+
+
+HANDLERS = pytest.mark.parametrize("handler_class", [PricedHandler, LocalPricedHandler])
+
+
 def harness(handler: PricedHandler) -> StageHarness:
     return StageHarness(SpecialistStage(handler, heartbeat_seconds=30),
                         on_dead_letter=escalate_on_dead_letter("specialist"))
@@ -49,8 +68,10 @@ def routed(ticket_id: str, body: str = "Where is my card?") -> messages.TicketEn
                             reason="r", policy_version="p"))
 
 
-def test_a_draft_goes_to_the_verifier_and_a_decline_down_the_chain() -> None:
-    handler = PricedHandler()
+@HANDLERS
+def test_a_draft_goes_to_the_verifier_and_a_decline_down_the_chain(
+        handler_class: type[PricedHandler]) -> None:
+    handler = handler_class()
     stage = harness(handler)
     drafted = stage.message(routed("S-1"), routed_subject("kb"))
     declined = stage.message(routed("S-2", "please decline this"), routed_subject("kb"))
@@ -66,8 +87,9 @@ def test_a_draft_goes_to_the_verifier_and_a_decline_down_the_chain() -> None:
         "S-1": Decimal("0.020000"), "S-2": Decimal("0.010000")}
 
 
-def test_a_redelivery_is_not_handled_or_charged_again() -> None:
-    handler = PricedHandler()
+@HANDLERS
+def test_a_redelivery_is_not_handled_or_charged_again(handler_class: type[PricedHandler]) -> None:
+    handler = handler_class()
     stage = harness(handler)
     message = stage.message(routed("S-3"), routed_subject("kb"))
     first = stage.deliver(message)
@@ -76,6 +98,37 @@ def test_a_redelivery_is_not_handled_or_charged_again() -> None:
     assert again.acked
     assert handler.calls == ["S-3"], "the model is not asked twice"
     assert len(stage.rows("cost_ledger")) == 1 and len(stage.rows("decisions")) == 1
+
+
+def test_a_local_handler_decides_inside_the_batch_transaction() -> None:
+    handler = LocalPricedHandler()
+    stage = harness(handler)
+    readings = 0
+    reading = stage.books.reading
+
+    def counted_reading() -> object:
+        nonlocal readings
+        readings += 1
+        return reading()
+
+    stage.books.reading = counted_reading  # type: ignore[method-assign]
+    published = stage.deliver(stage.message(routed("S-9"), routed_subject("kb")))
+    assert [p.msg_id for p in published] == ["S-9:drafted"]
+    assert readings == 0, "no connection of its own for the redelivery check"
+
+
+def test_a_local_handler_that_fails_declines_with_the_error() -> None:
+    class Broken(LocalPricedHandler):
+        def handle_now(self, envelope: messages.TicketEnvelope) -> messages.Draft | Declined:
+            raise RuntimeError("index missing")
+
+    stage = harness(Broken())
+    message = stage.message(routed("S-10"), routed_subject("kb"))
+    published = {p.msg_id for p in stage.deliver(message)}
+    assert message.acked and "S-10:routed:llm_small" in published
+    [decision] = stage.rows("decisions", ticket_id="S-10")
+    assert decision["output"]["kind"] == "error"
+    assert "RuntimeError: index missing" in decision["reason"]
 
 
 def test_a_poison_message_is_dead_lettered_without_holding_up_its_batch() -> None:

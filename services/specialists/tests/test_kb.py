@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pinworks_specialists.kb import KnowledgeBase, KnowledgeBaseError, Passage
+from pinworks_specialists.kb.index import K1, B
 from pinworks_specialists.kb.text import stem, tokenize
 from pinworks_specialists.templating import INTENTS
 
@@ -87,6 +90,39 @@ def test_search_results_are_ranked_passages(kb: KnowledgeBase) -> None:
         assert article is not None
         assert article.paragraphs[int(n) - 1] == passage.text
         assert passage.title == article.title
+
+
+def _scanned(kb: KnowledgeBase, query: str, k: int) -> list[tuple[str, float]]:
+    """BM25 computed over every passage, the way the index scored before it had postings."""
+    terms = Counter(tokenize(query))
+    scored = []
+    for passage in kb._passages:
+        score, norm = 0.0, K1 * (1 - B + B * passage.length / kb._avg_length)
+        for term, query_count in terms.items():
+            tf = passage.term_freqs.get(term)
+            if tf:
+                score += query_count * kb._idf[term] * tf * (K1 + 1) / (tf + norm)
+        if score > 0:
+            scored.append((score, passage.passage_id))
+    scored.sort(key=lambda item: (-item[0], item[1]))
+    return [(passage_id, round(score, 6)) for score, passage_id in scored[:k]]
+
+
+def test_search_scores_as_a_scan_of_every_passage(kb: KnowledgeBase) -> None:
+    calibration = yaml.safe_load((Path(__file__).parent / "data/kb_calibration.yaml").read_text())
+    queries = [text for text in _strings(calibration) if len(text) > 8]
+    assert len(queries) > 50
+    for query in queries:
+        for k in (5, 10, 1000):
+            assert [(p.passage_id, p.score) for p in kb.search(query, k)] == _scanned(kb, query, k)
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    return [text for item in value for text in _strings(item)] if isinstance(value, list) else []
 
 
 def test_gibberish_scores_low(kb: KnowledgeBase) -> None:

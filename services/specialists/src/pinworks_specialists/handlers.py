@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pinworks_contracts.messages import Draft, TicketEnvelope
 from pinworks_specialists.settings import Price
@@ -40,6 +40,14 @@ class Handler(Protocol):
     async def handle(self, envelope: TicketEnvelope) -> Draft | Declined: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class LocalHandler(Handler, Protocol):
+    """A handler that decides in this process, at once (templates, the help centre): the stage
+    calls `handle_now` inside the batch's transaction instead of awaiting `handle` before it."""
+
+    def handle_now(self, envelope: TicketEnvelope) -> Draft | Declined: ...
 
 
 class TemplateHandler:

@@ -172,6 +172,11 @@ class KnowledgeBase:
         count = len(self._passages)
         self._avg_length = sum(p.length for p in self._passages) / count if count else 0.0
         self._idf = {term: math.log(1 + (count - df + 0.5) / (df + 0.5)) for term, df in doc_freq.items()}
+        self._norms = [K1 * (1 - B + B * p.length / self._avg_length) for p in self._passages]
+        self._postings: dict[str, list[tuple[int, int]]] = {}
+        for index, passage in enumerate(self._passages):
+            for term, tf in passage.term_freqs.items():
+                self._postings.setdefault(term, []).append((index, tf))
         weights = sorted(self._idf.values())
         self._unknown_weight = weights[len(weights) // 2] if weights else 0.0
 
@@ -188,24 +193,24 @@ class KnowledgeBase:
         return cls(articles, version="kb-" + digest.hexdigest()[:8])
 
     def search(self, query: str, k: int = 5) -> list[Passage]:
-        """Top ``k`` passages by BM25; passages sharing no term with the query are never returned."""
+        """Top ``k`` passages by BM25; passages sharing no term with the query are never returned.
+
+        Only the passages holding a query term are scored (from the postings), each with its
+        terms added in the query's order, so every score is the one a scan of all passages
+        computes."""
         terms = Counter(tokenize(query))
         if k <= 0 or not terms or not self._passages:
             return []
-        scored: list[tuple[float, str, _Indexed]] = []
-        for passage in self._passages:
-            score = 0.0
-            norm = K1 * (1 - B + B * passage.length / self._avg_length)
-            for term, query_count in terms.items():
-                tf = passage.term_freqs.get(term)
-                if tf:
-                    score += query_count * self._idf[term] * tf * (K1 + 1) / (tf + norm)
-            if score > 0:
-                scored.append((score, passage.passage_id, passage))
-        scored.sort(key=lambda item: (-item[0], item[1]))
+        scores: dict[int, float] = {}
+        for term, query_count in terms.items():
+            for index, tf in self._postings.get(term, ()):
+                scores[index] = scores.get(index, 0.0) + (
+                    query_count * self._idf[term] * tf * (K1 + 1) / (tf + self._norms[index]))
+        scored = [(score, self._passages[index]) for index, score in scores.items() if score > 0]
+        scored.sort(key=lambda item: (-item[0], item[1].passage_id))
         return [
             Passage(p.passage_id, p.article_id, p.title, p.text, round(score, 6))
-            for score, _, p in scored[:k]
+            for score, p in scored[:k]
         ]
 
     def term_weight(self, term: str) -> float:
