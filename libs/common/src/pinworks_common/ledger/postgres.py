@@ -1,27 +1,18 @@
 """The ledger's store in Postgres: one statement per table per call, inside the batch's
-transaction (`PostgresBooks.transaction`) or a short read outside it (`reading`)."""
+transaction (`PostgresBooks.transaction`) or a short read outside it (`reading`), each of a
+text that does not change with the batch's size (`statements`)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from pinworks_common.db.tables import (
-    cost_ledger,
-    decision_originals,
-    decisions,
-    metadata,
-    outcome_originals,
-    outcomes,
-    tickets,
-)
+from pinworks_common.ledger import statements
 from pinworks_common.ledger.book import TABLE_KEYS, Ledger, key_of
 from pinworks_common.ledger.records import DecisionRef, Output, Row, StoredOutcome
 
@@ -30,85 +21,70 @@ class PostgresStore:
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
 
+    async def _write(self, statement_of: Callable[[tuple[str, ...]], str], table: str,
+                     rows: Sequence[Row]) -> list[Row]:
+        """Run the statement `statement_of` makes for the rows' columns (one per batch: a
+        call's rows set the same columns) with the rows as arrays; return what it returned."""
+        returned: list[Row] = []
+        for columns, group in statements.by_columns(rows).items():
+            result = await self.connection.exec_driver_sql(
+                statement_of(columns), statements.arrays(table, columns, group))
+            returned += [dict(row._mapping) for row in result] if result.returns_rows else []
+        return returned
+
     async def insert_once(self, table: str, rows: Sequence[Row]) -> list[Row]:
-        target, key = metadata.tables[table], TABLE_KEYS[table]
-        statement = insert(target).on_conflict_do_nothing(index_elements=list(key)).returning(
-            *(target.c[name] for name in key))
-        inserted = {tuple(found) for found in await self.connection.execute(statement, list(rows))}
+        key = TABLE_KEYS[table]
+        found = await self._write(lambda columns: statements.insert_once(table, columns, key),
+                                  table, rows)
+        inserted = {tuple(row[name] for name in key) for row in found}
         return [row for row in rows if key_of(table, row) in inserted]
 
     async def first_stored(self, table: str, rows: Sequence[Row]) -> list[Row]:
-        target, key = metadata.tables[table], TABLE_KEYS[table]
-        statement = insert(target)
-        upsert = statement.on_conflict_do_update(
-            index_elements=list(key), set_={key[0]: statement.excluded[key[0]]},
-        ).returning(*target.c, sort_by_parameter_order=True)
-        return [dict(row._mapping) for row in await self.connection.execute(upsert, list(rows))]
+        key = TABLE_KEYS[table]
+        return await self._write(lambda columns: statements.first_stored(table, columns, key),
+                                 table, rows)
 
     async def supersede(self, table: str, rows: Sequence[Row], *, version: str,
                         keep: Collection[str], merge: Collection[str],
                         clear: Collection[str]) -> None:
-        target, key = metadata.tables[table], TABLE_KEYS[table]
-        statement = insert(target)
-        excluded = statement.excluded
-        fixed = {*key, *keep, *merge}
-        values: dict[str, Any] = {name: excluded[name] for name in rows[0] if name not in fixed}
-        values.update({name: target.c[name].op("||")(excluded[name]) for name in merge})
-        values.update(dict.fromkeys(clear))
-        await self.connection.execute(statement.on_conflict_do_update(
-            index_elements=list(key), set_=values,
-            where=target.c[version] < excluded[version]), list(rows))
+        key = TABLE_KEYS[table]
+        await self._write(lambda columns: statements.supersede(
+            table, columns, key, version, frozenset(keep), frozenset(merge), frozenset(clear)),
+            table, rows)
+
+    async def _rows(self, statement: str, *arrays: Sequence[Any]) -> list[Any]:
+        return list(await self.connection.exec_driver_sql(statement, arrays))
 
     async def existing(self, table: str, column: str, values: Collection[Any]) -> set[Any]:
-        target = metadata.tables[table]
-        found = await self.connection.execute(
-            select(target.c[column]).where(target.c[column].in_(sorted(values))))
-        return set(found.scalars())
+        found = await self._rows(statements.rows_where(table, column, f'DISTINCT "{column}"'),
+                                 list(values))
+        return {row[0] for row in found}
 
     async def stored_rows(self, table: str, column: str, values: Collection[Any]
                           ) -> list[Row]:
-        target = metadata.tables[table]
-        found = await self.connection.execute(
-            select(target).where(target.c[column].in_(sorted(values))))
+        found = await self._rows(statements.rows_where(table, column), list(values))
         return [dict(row._mapping) for row in found]
 
     async def stored_decisions(self, refs: Collection[DecisionRef]) -> dict[DecisionRef, Output]:
-        original = decision_originals.c
-        result = await self.connection.execute(
-            select(decisions.c.ticket_id, decisions.c.stage, decisions.c.decision_key,
-                   func.coalesce(original.output, decisions.c.output).label("output"))
-            .outerjoin(decision_originals, (original.ticket_id == decisions.c.ticket_id)
-                       & (original.stage == decisions.c.stage)
-                       & (original.decision_key == decisions.c.decision_key))
-            .where(tuple_(decisions.c.ticket_id, decisions.c.stage, decisions.c.decision_key)
-                   .in_(sorted(refs))))
+        found = await self._rows(statements.STORED_DECISIONS, *statements.columns_of(refs, 3))
         return {DecisionRef(row.ticket_id, row.stage, row.decision_key): row.output
-                for row in result}
+                for row in found}
 
     async def stored_outcomes(self, keys: Collection[tuple[str, str]]
                               ) -> dict[tuple[str, str], StoredOutcome]:
-        original = outcome_originals.c
-        result = await self.connection.execute(
-            select(outcomes.c.ticket_id, outcomes.c.outcome_key, outcomes.c.msg_nonce,
-                   func.coalesce(original.payload, outcomes.c.payload).label("payload"))
-            .outerjoin(outcome_originals, (original.ticket_id == outcomes.c.ticket_id)
-                       & (original.outcome_key == outcomes.c.outcome_key))
-            .where(tuple_(outcomes.c.ticket_id, outcomes.c.outcome_key).in_(sorted(keys))))
+        found = await self._rows(statements.STORED_OUTCOMES, *statements.columns_of(keys, 2))
         return {(row.ticket_id, row.outcome_key): StoredOutcome(row.payload, row.msg_nonce)
-                for row in result}
+                for row in found}
 
     async def cost_totals(self, ticket_ids: Collection[str]) -> dict[str, Decimal]:
-        result = await self.connection.execute(
-            select(cost_ledger.c.ticket_id, func.sum(cost_ledger.c.amount_usd))
-            .where(cost_ledger.c.ticket_id.in_(sorted(ticket_ids)))
-            .group_by(cost_ledger.c.ticket_id))
-        return {ticket_id: Decimal(total) for ticket_id, total in result.all()}
+        found = await self._rows(statements.COST_TOTALS, list(ticket_ids))
+        return {row.ticket_id: Decimal(row.total) for row in found}
 
     async def received_at(self, ticket_ids: Collection[str]) -> dict[str, datetime]:
-        result = await self.connection.execute(
-            select(tickets.c.ticket_id, tickets.c.received_at)
-            .where(tickets.c.ticket_id.in_(sorted(ticket_ids))))
-        return {row.ticket_id: row.received_at for row in result}
+        found = await self._rows(statements.rows_where("tickets", "ticket_id",
+                                                       "ticket_id, received_at"),
+                                 list(ticket_ids))
+        return {row.ticket_id: row.received_at for row in found}
 
 
 class PostgresBooks:
