@@ -13,39 +13,53 @@ from pinworks_common.pull import IDLE_WAIT_SECONDS, adopt, consume_batches, next
 
 
 class Scripted:
-    """A pull subscription answering each fetch from a script (a list, or an error)."""
+    """A pull subscription answering each fetch, and each request for what is waiting
+    (`take_waiting`, patched to ask it), from a script (a list, or an error)."""
 
     def __init__(self, *answers: Any) -> None:
         self.answers = list(answers)
-        self.calls: list[tuple[int, float]] = []
+        self.calls: list[tuple[str, int, float]] = []
 
-    async def fetch(self, batch: int, timeout: float) -> list[Any]:  # noqa: ASYNC109 - nats-py's
-        self.calls.append((batch, timeout))
+    def _answer(self) -> list[Any]:
         answer = self.answers.pop(0)
         if isinstance(answer, BaseException):
             raise answer
         return list(answer)
 
+    async def fetch(self, batch: int, timeout: float) -> list[Any]:  # noqa: ASYNC109 - nats-py's
+        self.calls.append(("fetch", batch, timeout))
+        return self._answer()
+
+    async def take_waiting(self, limit: int, timeout: float) -> list[Any]:  # noqa: ASYNC109
+        self.calls.append(("take_waiting", limit, timeout))
+        return self._answer()
+
+
+@pytest.fixture(autouse=True)
+def _scripted_take_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def take_waiting(subscription: Scripted, limit: int, timeout: float) -> list[Any]:  # noqa: ASYNC109
+        return await subscription.take_waiting(limit, timeout)
+
+    monkeypatch.setattr("pinworks_common.pull.take_waiting", take_waiting)
+
 
 async def test_a_partial_batch_goes_at_once_instead_of_waiting_to_fill() -> None:
     subscription = Scripted(["m1"], ["m2", "m3"], ["never asked for"])
-    assert await next_batch(subscription, 128, 0.002) == ["m1", "m2", "m3"]
-    assert subscription.calls == [(1, IDLE_WAIT_SECONDS), (127, 0.002)]
+    assert await next_batch(subscription, 128, 0.25) == ["m1", "m2", "m3"]
+    assert subscription.calls == [("fetch", 1, IDLE_WAIT_SECONDS), ("take_waiting", 127, 0.25)]
 
 
 async def test_a_lone_message_goes_when_nothing_else_is_waiting() -> None:
-    subscription = Scripted(["m1"], NatsTimeoutError())
-    assert await next_batch(subscription, 128, 0.002) == ["m1"]
-    lost_connection = Scripted(["m1"], ConnectionClosedError())
-    assert await next_batch(lost_connection, 128, 0.002) == ["m1"]
+    subscription = Scripted(["m1"], [])
+    assert await next_batch(subscription, 128, 0.25) == ["m1"]
 
 
 async def test_an_idle_consumer_returns_nothing_and_batch_size_one_never_drains() -> None:
-    assert await next_batch(Scripted(NatsTimeoutError()), 128, 0.002) == []
-    assert await next_batch(Scripted(TimeoutError()), 128, 0.002) == []
+    assert await next_batch(Scripted(NatsTimeoutError()), 128, 0.25) == []
+    assert await next_batch(Scripted(TimeoutError()), 128, 0.25) == []
     single = Scripted(["m1"])
-    assert await next_batch(single, 1, 0.002) == ["m1"]
-    assert single.calls == [(1, IDLE_WAIT_SECONDS)]
+    assert await next_batch(single, 1, 0.25) == ["m1"]
+    assert single.calls == [("fetch", 1, IDLE_WAIT_SECONDS)]
 
 
 class Subscriber:
@@ -70,7 +84,7 @@ async def test_the_adopted_loop_hands_each_batch_on_and_outlives_a_refused_pull(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("pinworks_common.pull.RETRY_SECONDS", 0)
     subscription = Scripted(["a"], ["b"], NatsTimeoutError(), ConnectionClosedError(),
-                            ["c"], NatsTimeoutError())
+                            ["c"], [])
     subscriber = Subscriber(subscription, batches_wanted=2)
     adopt(subscriber, 8, 0.002)
     await asyncio.wait_for(subscriber._consume_pull(), 10)

@@ -102,9 +102,11 @@ class CommonSettings(NatsClientSettings):
     log_level: str = Field("INFO", validation_alias="PINWORKS_LOG_LEVEL")
     batch_size: int = Field(128, ge=1, le=1000, validation_alias="PINWORKS_BATCH_SIZE")
     """Messages pulled and committed together."""
-    batch_window_seconds: float = Field(0.002, gt=0, le=5, validation_alias="PINWORKS_BATCH_WINDOW_SECONDS")
-    """Once a message has come, how long to wait for NATS to hand over the others it already
-    holds (up to the batch size): a batch is what arrived meanwhile, never a timer's worth."""
+    batch_window_seconds: float = Field(0.25, gt=0, le=5, validation_alias="PINWORKS_BATCH_WINDOW_SECONDS")
+    """Once a message has come, how long at most to wait for NATS's answer when asking for the
+    others it already holds (up to the batch size). NATS answers at once, with what it holds
+    and a status that ends the request, so this bounds only a NATS that does not answer: a
+    batch is what arrived meanwhile, never a timer's worth."""
     max_deliveries: int = Field(5, ge=1, validation_alias="PINWORKS_MAX_DELIVERIES")
     """Deliveries of a failing message before it is dead-lettered."""
     ack_wait_seconds: float = Field(30.0, gt=0, validation_alias="PINWORKS_ACK_WAIT_SECONDS")
