@@ -33,6 +33,7 @@ from pinworks_cli.bench_figures import (
     paced_offsets,
     read_model_hops,
 )
+from pinworks_cli.bench_hops import hop_times, read_stage_times
 from pinworks_cli.bench_texts import text_of
 from pinworks_common.synthetic import BENCH_UNIT_PREFIX
 from pinworks_contracts.identities import DEFAULT_PLATFORM
@@ -97,6 +98,8 @@ class _Run:
     subject: str
     """The submission subject of the platform the bench submits as."""
     deadline: float = 0.0
+    wall_offset: float = field(default_factory=lambda: time.time() - time.perf_counter())
+    """What turns a `perf_counter` reading into wall-clock seconds (the audit's clock)."""
     sent_at: dict[str, float] = field(default_factory=dict)
     done_at: dict[str, float] = field(default_factory=dict)
     waiters: dict[str, asyncio.Event] = field(default_factory=dict)
@@ -219,6 +222,7 @@ async def run_bench(
     nats_environ: Mapping[str, str] | None = None,
     idle_seconds: float = 0.0,
     subject: str | None = None,
+    hops: bool = False,
 ) -> BenchResult:
     """Publish ``count`` tickets on ``subject`` (the submission subject of the platform the
     command acts as, when None), at most ``concurrency`` in flight (or, given ``rate``, paced at
@@ -226,7 +230,8 @@ async def run_bench(
     two runs under one ``run_id`` (full load, then paced) send distinct tickets. With
     ``read_cpu``, the result has each process's CPU-ms per answered ticket, read just before the
     first publish and just after the last outcome, and (``idle_seconds``) their CPU-ms per
-    second with nothing in flight just before."""
+    second with nothing in flight just before. With ``hops`` and ``database_url``, it has
+    each ticket's time hop by hop, from the audit (`bench_hops`)."""
     if count < 1 or concurrency < 1:
         raise ValueError("count and concurrency must be at least 1")
     if not business_units:
@@ -236,6 +241,9 @@ async def run_bench(
 
     run = _Run(run_id or uuid.uuid4().hex[:8], business_units, on_outcome,
                subject or submission_subject_of_client())
+    platform = submitting_platform(run.subject)
+    if platform is None:
+        raise ValueError(f"{run.subject} is not a support platform's submission subject")
     nc = await connect_nats(nats_url, nats_environ)
     timed_out = False
     cpu: dict[str, float | None] | None = None
@@ -244,9 +252,6 @@ async def run_bench(
         # The outcomes stream holds each outcome once (a re-publish after a redelivery is
         # dropped there); a plain core subscription would also see the dropped copy. A
         # watcher is what a support platform's identity may create (`source .run/env`).
-        platform = submitting_platform(run.subject)
-        if platform is None:
-            raise ValueError(f"{run.subject} is not a support platform's submission subject")
         await watch_platform_outcomes(nc, platform, run.record_outcome)
         await nc.flush()
         before, idle = await _idle_reading(read_cpu, idle_seconds)
@@ -260,7 +265,18 @@ async def run_bench(
     model = await read_model_hops(database_url, run.prefix) if database_url else None
     result = run.result(count, timed_out, model)
     result.cpu, result.idle_cpu = cpu, idle
+    if database_url and hops:
+        result.hops = await _read_hops(run, database_url, platform)
     return result
+
+
+async def _read_hops(run: _Run, database_url: str, platform: str) -> dict[str, list[float]]:
+    """The run's hops (`bench_hops`), its ticket ids as pinworks stores them."""
+    ids = {pinworks_ticket_id(platform, ticket): ticket for ticket in run.done_at}
+    stage_times = await read_stage_times(database_url, ids)
+    wall = {ticket: at + run.wall_offset for ticket, at in run.sent_at.items()}
+    done = {ticket: at + run.wall_offset for ticket, at in run.done_at.items()}
+    return hop_times(stage_times, wall, done)
 
 
 async def _idle_reading(read_cpu: Callable[[], CpuReading] | None, seconds: float

@@ -40,6 +40,8 @@ class BenchResult:
     idle_cpu: dict[str, float | None] | None = None
     """CPU-ms per second of each process with no ticket in flight, read just before the run:
     polling that the run's figures include and that a busier run spreads thinner."""
+    hops: dict[str, list[float]] | None = None
+    """Each ticket's time hop by hop, from the audit (`bench_hops`; the paced run's)."""
 
     @property
     def received(self) -> int:

@@ -17,6 +17,7 @@ from pinworks_cli.bench_figures import (
     overhead_ratio,
     platform_total,
 )
+from pinworks_cli.bench_hops import format_hops
 from pinworks_cli.bench_texts import MULTI, SENTENCES, SHORT
 
 
@@ -88,6 +89,8 @@ def format_run(run: BenchRun) -> str:
              f"{_load(run.load_after)} after"]
     if run.paced is not None and run.paced_rate is not None:
         lines.append(format_paced(run.paced, run.paced_rate))
+        if run.paced.hops is not None:
+            lines += format_hops(run.paced.hops, run.paced.received)
     if run.full.idle_cpu is not None:
         lines.append("  idle CPU    (ms per second, before the run) " + _figures(run.full.idle_cpu))
     if run.full.cpu is not None:

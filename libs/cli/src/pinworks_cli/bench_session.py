@@ -105,7 +105,7 @@ def measure(plan: BenchPlan, target: Target, run_id: str, units: list[str],
             target.nats_url, plan.paced_count, plan.paced_count, units,
             time_limit=plan.paced_count / plan.paced_rate + 60, run_id=run_id,
             rate=plan.paced_rate, first=plan.count, nats_environ=target.nats_environ,
-            subject=target.subject))
+            subject=target.subject, database_url=target.database_url, hops=True))
     load_after = os.getloadavg()
     baseline = None
     if plan.baseline_count:
