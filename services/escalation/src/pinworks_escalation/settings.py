@@ -21,8 +21,9 @@ class EscalationSettings(CommonSettings):
 
     http_port: int = Field(8000, validation_alias="ESCALATION_HTTP_PORT")
     """Port of the agents' console and REST API."""
-    outbox_interval_seconds: float = Field(0.25, gt=0, validation_alias="ESCALATION_OUTBOX_INTERVAL")
-    """How often the outbox relay looks for unpublished human outcomes."""
+    outbox_interval_seconds: float = Field(5.0, gt=0, validation_alias="ESCALATION_OUTBOX_INTERVAL")
+    """How often the outbox relay looks for unpublished human outcomes unless told sooner (each
+    outbox write notifies it when its transaction commits)."""
     console_database_url: str | None = Field(
         None, validation_alias="ESCALATION_CONSOLE_DATABASE_URL")
     """Postgres URL the agents' console connects with (the `pinworks_console` role: agents'

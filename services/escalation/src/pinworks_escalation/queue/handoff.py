@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pinworks_common.db.tables import outbox
 from pinworks_common.ledger import Publication
+from pinworks_common.outbox import announce
 from pinworks_contracts.messages import TicketEnvelope
 from pinworks_contracts.subjects import CLASSIFIED, WORK_STREAM, agent_return_message_id
 
@@ -49,10 +50,12 @@ def automation_retry(
 
 
 async def to_outbox(conn: AsyncConnection, publication: Publication) -> None:
-    """Stage `publication` in the outbox; a second write of the same message id is a no-op."""
+    """Stage `publication` in the outbox, the relays told at commit; a second write of the same
+    message id is a no-op."""
     await conn.execute(insert(outbox).values(
         subject=publication.subject,
         msg_id=publication.msg_id,
         payload=publication.payload,
         headers={"Pinworks-Stream": publication.stream, **publication.headers},
     ).on_conflict_do_nothing(index_elements=["msg_id"]))
+    await announce(conn)
