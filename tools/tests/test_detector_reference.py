@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pinworks_common.personal_data import Kind, find, redact
+from pinworks_common.personal_data import Kind, detect, find, numbers, redact, scan
 
 REFERENCE = Path(__file__).resolve().parents[1] / "personal_data" / "eval" / "detector_reference.jsonl.gz"
 
@@ -32,12 +32,23 @@ def test_the_reference_covers_every_kind_and_thousands_of_texts(reference: list[
     assert sum(1 for row in reference if not row["findings"]) >= 500
 
 
-def test_every_text_gives_its_recorded_findings(reference: list[dict[str, Any]]) -> None:
+@pytest.mark.parametrize(("direct_chars", "phone_tries"), [
+    (scan.DIRECT_CHARS, numbers._PHONE_TRIES),
+    (0, numbers._PHONE_TRIES),      # every cue pattern tried only where its words occur
+    (10**9, 0),                     # every pattern tried everywhere, the phone matcher on whole texts
+], ids=["shipped", "word-starts", "everywhere"])
+def test_every_text_gives_its_recorded_findings(reference: list[dict[str, Any]],
+                                                monkeypatch: pytest.MonkeyPatch, direct_chars: int,
+                                                phone_tries: int) -> None:
+    monkeypatch.setattr(scan, "DIRECT_CHARS", direct_chars)
+    monkeypatch.setattr(numbers, "_PHONE_TRIES", phone_tries)
+    detect._find_cached.cache_clear()
     differ = []
     for row in reference:
         found = find(row["text"], known_names=row["known"], regions=row["regions"])
         if [[f.kind.value, f.start, f.end] for f in found] != row["findings"]:
             differ.append((row["text"], row["findings"], [(f.kind.value, f.start, f.end) for f in found]))
+    detect._find_cached.cache_clear()
     assert not differ, f"{len(differ)} texts differ, first: {differ[:3]}"
 
 
