@@ -36,9 +36,11 @@ class FinetunedEncoders:
 
     @classmethod
     def open(
-        cls, root: Path, data_dir: Path, labels: list[str], label_order: list[str], cfg: TrainConfig
-    ) -> FinetunedEncoders:
-        """Refuse encoders fine-tuned on other data or other folds: the CV would leak."""
+        cls, root: Path, data_dir: Path, labels: list[str], label_order: list[str], cfg: TrainConfig,
+        final: bool = True,
+    ) -> FinetunedEncoders:  # fmt: skip
+        """Refuse encoders fine-tuned on other data or other folds: the CV would leak. With
+        `final=False` only the fold encoders need be there (out-of-fold scoring needs no other)."""
         path = root / "manifest.json"
         if not path.is_file():
             raise ValueError(f"{root}: no manifest.json (write it with tools/finetune_encoder.py)")
@@ -58,7 +60,7 @@ class FinetunedEncoders:
         found = cls(root, manifest, label_order)
         missing = [
             d.name
-            for d in (*map(found.fold_dir, range(cfg.folds)), found.final_dir)
+            for d in (*map(found.fold_dir, range(cfg.folds)), *([found.final_dir] if final else []))
             if not ((d / MODEL_FILE).is_file() and (d / CLASSIFIER_FILE).is_file())
         ]
         if missing:

@@ -89,7 +89,7 @@ def _embeddings(
     )
 
 
-def _final_head(
+def final_head(
     cfg: TrainConfig, cascade: CascadeFit, weights: HeadWeights, encoder_dir: Path, embedded: Embeddings,
     y_idx: np.ndarray,
 ) -> _artifact.EmbeddingHead:  # fmt: skip
@@ -214,7 +214,7 @@ def train_model(
     if cascade is not None:
         weights = (finetuned.classifier(finetuned.final_dir) if finetuned is not None
                    else fit_head(cfg, embedded.final[0], y_idx, len(labels)))  # fmt: skip
-        head = _final_head(cfg, cascade, weights, encoder_dir, embedded, y_idx)
+        head = final_head(cfg, cascade, weights, encoder_dir, embedded, y_idx)
     art = _artifact.LinearArtifact(
         featurizer=fz, labels=cv["labels"], weights=w, bias=b, temperature=linear.temperature,
         iso_x=linear.iso[0], iso_y=linear.iso[1], oos_threshold=linear.oos_threshold, head=head,
