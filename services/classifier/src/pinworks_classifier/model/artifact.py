@@ -24,6 +24,7 @@ import numpy as np
 
 from .encoder import encoder_sha256, has_encoder, shipped_encoder_dir
 from .features import FeatureConfig, Featurizer
+from .memory_index import MemoryIndex
 
 MANIFEST = "manifest.json"
 VOCAB = "vocab.json"
@@ -55,6 +56,7 @@ class NeighbourMemory:
     background: float  # similarity of the k abstaining votes (core.neighbour_votes)
     weight: float  # of the log-vote in the blend
     floor: float  # added to the vote before the log
+    index: MemoryIndex | None = None  # exact pre-filter over the int8 rows (loaded artifacts)
 
 
 @dataclass
@@ -329,12 +331,14 @@ def _load_confidence(section: dict[str, Any], arrays: dict[str, np.ndarray]) -> 
 
 
 def _load_neighbours(section: dict[str, Any], arrays: dict[str, np.ndarray]) -> NeighbourMemory:
+    embeddings = dequantize_rows(arrays["m_emb_q"], arrays["m_emb_scale"])
     return NeighbourMemory(
-        embeddings=dequantize_rows(arrays["m_emb_q"], arrays["m_emb_scale"]),
+        embeddings=embeddings,
         labels=arrays["m_labels"].astype(np.int64),
         k=int(section["k"]),
         temperature=float(section["temperature"]),
         background=float(section["background_similarity"]),
         weight=float(section["vote_weight"]),
         floor=float(section["vote_floor"]),
+        index=MemoryIndex(arrays["m_emb_q"], arrays["m_emb_scale"], embeddings),
     )

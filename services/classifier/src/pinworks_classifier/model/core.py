@@ -152,10 +152,8 @@ def neighbour_votes(
         return NeighbourVotes(
             *(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(NeighbourVotes))
         )
-    sims = embeddings @ memory.embeddings.T
-    k = min(memory.k, sims.shape[1])
-    idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-    near = np.take_along_axis(sims, idx, axis=1)
+    idx, near = _nearest(memory, embeddings)
+    k = idx.shape[1]
     labels = memory.labels[idx]
     scaled = np.exp(memory.temperature * (np.minimum(near, 1.0) - 1.0))  # unit vectors: <= 1
     abstain = k * np.exp(memory.temperature * (memory.background - 1.0))
@@ -163,6 +161,18 @@ def neighbour_votes(
     probs = np.zeros((len(embeddings), n_labels))
     np.add.at(probs, (np.repeat(np.arange(len(embeddings)), k), labels.ravel()), weights.ravel())
     return NeighbourVotes(labels, weights, near.max(axis=1), probs)
+
+
+def _nearest(memory: _artifact.NeighbourMemory, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest rows of the memory and their similarities: through the artifact's integer
+    pre-filter when it was loaded with one (the same rows, a quarter of the memory traffic),
+    else by the full float32 product."""
+    if memory.index is not None:
+        return memory.index.nearest(embeddings, memory.k)
+    sims = embeddings @ memory.embeddings.T
+    k = min(memory.k, sims.shape[1])
+    idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    return idx, np.take_along_axis(sims, idx, axis=1)
 
 
 def with_votes(blended: np.ndarray, votes: NeighbourVotes, weight: float, floor: float) -> np.ndarray:
