@@ -95,3 +95,23 @@ def test_an_escalation_no_stored_step_made_is_refused_and_leaves_the_claimed_row
                      ("E-5", f"refused:{again.seq}"): "unrecorded_escalation",
                      ("E-6", f"refused:{stranger.seq}"): "unknown_ticket"}
     assert len(stage.rows("outcomes")) == 1
+
+
+def test_a_batch_reads_its_stored_decisions_once() -> None:
+    """The steps that handed the tickets over and the customer-state readings, in one read."""
+    stage = StageHarness(EscalationStage())
+    reads = 0
+    stored_decisions = stage.books.store.stored_decisions
+
+    async def counted(refs):  # type: ignore[no-untyped-def]
+        nonlocal reads
+        reads += 1
+        return await stored_decisions(refs)
+
+    stage.books.store.stored_decisions = counted  # type: ignore[method-assign]
+    messages_ = [stage.message(recorded(stage, request(f"E-R{n}")), ESCALATION_REQUESTED)
+                 for n in range(3)]
+    stage.deliver(*messages_)
+    assert all(message.acked for message in messages_)
+    assert len(stage.rows("escalations")) == 3
+    assert reads == 1

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from pinworks_common import provenance
-from pinworks_common.customer_state import CustomerStateReader, recorded_states
+from pinworks_common.customer_state import CustomerStateReader, recorded_states, state_ref
 from pinworks_common.ledger import (
     AccountabilityEntry,
     Decision,
@@ -74,8 +74,9 @@ class EscalationStage:
         tickets = await provenance.recorded_tickets(ledger, ids)
         queue = await provenance.recorded_queue(ledger, ids)
         dead = await provenance.dead_lettered_stages(ledger, ids)
-        stored = await ledger.decided(
-            ref for item in work for ref in provenance.escalation_refs(item.value))
+        stored = await ledger.decided([  # the readings too: `recorded_states` finds them read
+            *(ref for item in work for ref in provenance.escalation_refs(item.value)),
+            *map(state_ref, ids)])
         recorded, refusals = [], provenance.Refusals(self.stage)
         for item in work:
             request = item.value
