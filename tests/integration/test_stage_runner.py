@@ -203,3 +203,39 @@ async def test_metrics_count_what_was_committed_once(engine: AsyncEngine) -> Non
     # the failed batch rolled back a and b; their lone retries and the redelivery of a
     # inserted two rows in all, so two are counted
     assert count("pinworks_decisions_total", stage="test") - decisions_before == 2
+
+
+async def test_a_failed_publish_leaves_its_message_unacked_and_redelivery_duplicates_nothing(
+        engine: AsyncEngine) -> None:
+    """The batch's publishes are awaited together: one that NATS does not acknowledge leaves
+    its message unacked (redelivered later) while the others are acked after their own
+    acknowledged publish; the redelivery records nothing twice and republishes the first
+    result under the same message id."""
+    from nats.errors import TimeoutError as NatsTimeoutError
+
+    rid = uuid.uuid4().hex[:8]
+    published: list[Publication] = []
+    unreachable = {f"{rid}-b:test"}
+
+    async def publish(publication: Publication) -> None:
+        if publication.msg_id in unreachable:
+            raise NatsTimeoutError
+        published.append(publication)
+
+    stage = StageRunner(RecordingLogic(), engine, publish, max_deliveries=3)
+    seq = int(uuid.uuid4().int % 10**12)
+    messages = [FakeMsg(f"{rid}-{name}".encode(), seq + n) for n, name in enumerate("abc")]
+    await stage.process(messages)  # type: ignore[arg-type]
+    assert [m.acked for m in messages] == [True, False, True]
+    assert messages[1].naked is not None, "a publish NATS did not acknowledge is retried"
+    assert await stored(engine, [f"{rid}-b"]) == {f"{rid}-b"}, "its effects were committed"
+    unreachable.clear()
+    again = messages[1].redelivered()
+    await stage.process([again])  # type: ignore[list-item]
+    assert again.acked
+    async with engine.connect() as conn:
+        found = await conn.execute(text(
+            "SELECT ticket_id, count(*) FROM decisions WHERE ticket_id LIKE :p GROUP BY 1"),
+            {"p": f"{rid}-%"})
+        assert dict(found.all()) == {f"{rid}-{name}": 1 for name in "abc"}
+    assert [p.msg_id for p in published if p.msg_id == f"{rid}-b:test"] == [f"{rid}-b:test"]

@@ -5,8 +5,9 @@ The rule, for every record: insert it keyed by its natural key, ignoring a confl
 this statement did not insert is read back as first stored; a publication is built from the
 stored record only. A redelivered batch therefore stores nothing new, charges nothing twice and
 republishes the first result under the first message id (JetStream then drops it). Each table is
-written with one multi-row statement per batch, and a stored record is read back only when this
-batch did not just insert it (a decision the stage already read is not read again).
+written by one statement per batch (a batch's records of every table together, see `record`),
+and a stored record is read back only when this batch did not just insert it (a decision the
+stage already read is not read again).
 
 `Store` is the storage the rule runs on: Postgres (`postgres.PostgresStore`) in the services, an
 in-memory copy with the same semantics (`memory.MemoryStore`) for component tests.
@@ -30,6 +31,7 @@ from pinworks_common.ledger.records import (
     Recorded,
     Row,
     StoredOutcome,
+    Write,
     new_outcome_nonce,
     outcome_publication,
 )
@@ -77,6 +79,11 @@ class Store(Protocol):
     async def insert_once(self, table: str, rows: Sequence[Row]) -> list[Row]:
         """Insert rows whose key is new; return those this call inserted."""
 
+    async def insert_together(self, writes: Sequence[Write]) -> list[list[Row]]:
+        """Each write's rows whose key is new (a write `after` another: only the rows whose key
+        that one inserted now), in one statement where the store can; return each write's rows
+        inserted."""
+
     async def first_stored(self, table: str, rows: Sequence[Row]) -> list[Row]:
         """Insert rows whose key is new; return the stored row for each (distinct-keyed) row."""
 
@@ -115,6 +122,7 @@ class Ledger:
         self.store = store
         self._decided: dict[DecisionRef, Output] = {}
         self._absent: set[DecisionRef] = set()
+        self._received: dict[str, datetime] = {}
 
     async def decided(self, refs: Iterable[DecisionRef]) -> dict[DecisionRef, Output]:
         """The stored output of each recorded decision among `refs` (a stored decision never
@@ -145,6 +153,7 @@ class Ledger:
     async def first_stored(self, table: str, rows: Sequence[Row]) -> dict[tuple[Any, ...], Row]:
         """Store rows with new keys; return the stored row by key (the first one wins)."""
         stored = await self.store.first_stored(table, distinct(table, rows)) if rows else []
+        self._remember_received(table, stored)
         return {key_of(table, row): row for row in stored}
 
     async def insert_once(self, table: str, rows: Sequence[Row]) -> list[Row]:
@@ -158,7 +167,15 @@ class Ledger:
     async def stored_rows(self, table: str, column: str, values: Iterable[Any]) -> list[Row]:
         """What the platform recorded in `table` for these `column` values."""
         wanted = set(values)
-        return await self.store.stored_rows(table, column, wanted) if wanted else []
+        rows = await self.store.stored_rows(table, column, wanted) if wanted else []
+        self._remember_received(table, rows)
+        return rows
+
+    def _remember_received(self, table: str, rows: Sequence[Row]) -> None:
+        """When each ticket read was received, for the outcomes' latency (never read twice)."""
+        if table == "tickets":
+            self._received.update({row["ticket_id"]: row["received_at"] for row in rows
+                                   if row.get("received_at") is not None})
 
     async def supersede(self, table: str, rows: Sequence[Row], *, version: str,
                         keep: Collection[str] = (), merge: Collection[str] = (),
@@ -168,21 +185,33 @@ class Ledger:
                                        clear=clear)
 
     async def record(self, entries: Entries) -> Recorded:
-        """Record the entries once and return what to publish, built from the stored records."""
+        """Record the entries once and return what to publish, built from the stored records.
+
+        The decisions, charges, events and the stage's own outcomes (each with its erasable
+        original where it held personal data) are written in one statement; the outcomes built
+        from stored decisions (hand-offs) in a second, when there are any. A record this batch
+        did not store is read back only then (a redelivery)."""
         recorded = Recorded(publications=list(entries.publications))
-        new_decisions = await self._insert_new("decisions", entries.decisions,
-                                               lambda d: d.row(), AUDITED_TEXT["decisions"])
-        recorded.new_decisions = [decision for decision, _, _ in new_decisions]
-        await self._keep_originals("decision_originals", [
-            (row, audited, "output") for _, row, audited in new_decisions])
+        decisions = _candidates("decisions", entries.decisions, lambda d: d.row(),
+                                AUDITED_TEXT["decisions"])
+        costs = _candidates("cost_ledger", entries.costs, lambda c: c.row())
+        events = _candidates("accountability", entries.accountability, lambda a: a.row(),
+                             AUDITED_TEXT["accountability"])
+        direct = _OutcomeRows(entries.outcomes)
+        new = await self.store.insert_together([
+            Write("decisions", [audited for _, _, audited in decisions.values()]),
+            Write("decision_originals", _originals(
+                "decision_originals", [(row, audited) for _, row, audited in decisions.values()],
+                "output"), after=0),
+            Write("cost_ledger", [audited for _, _, audited in costs.values()]),
+            Write("accountability", [audited for _, _, audited in events.values()]),
+            *direct.writes(first=4)])
+        recorded.new_decisions = _records_of("decisions", decisions, new[0])
+        recorded.new_costs = _records_of("cost_ledger", costs, new[2])
+        recorded.new_accountability = _records_of("accountability", events, new[3])
         for decision in recorded.new_decisions:
             self._decided[decision.ref] = as_stored(decision.output)
         self._absent -= {decision.ref for decision in entries.decisions}  # another delivery's
-        recorded.new_costs = [cost for cost, _, _ in await self._insert_new(
-            "cost_ledger", entries.costs, lambda c: c.row())]
-        recorded.new_accountability = [event for event, _, _ in await self._insert_new(
-            "accountability", entries.accountability, lambda a: a.row(),
-            AUDITED_TEXT["accountability"])]
         outcomes = list(entries.outcomes)
         stored = await self.decided(handoff.after for handoff in entries.handoffs)
         for handoff in entries.handoffs:
@@ -191,7 +220,12 @@ class Ledger:
                 outcomes.append(built)
             elif isinstance(built, Publication):
                 recorded.publications.append(built)
-        stored_outcomes = await self._record_outcomes(outcomes)
+        handed = _OutcomeRows(outcomes[len(entries.outcomes):], skip=direct.candidates.keys())
+        fresh = direct.fresh(new[4])
+        if handed.rows:
+            fresh |= handed.fresh((await self.store.insert_together(handed.writes(first=0)))[0])
+        stored_outcomes = await self._stored_outcomes(
+            outcomes, fresh, {**direct.candidates, **handed.candidates})
         recorded.outcomes = [outcome for outcome, _ in stored_outcomes]
         recorded.outcome_publications = [
             outcome_publication(outcome, entry.key, nonce, entry.headers)
@@ -211,61 +245,18 @@ class Ledger:
             "raw_payload": letter.payload_excerpt,
         }, AUDITED_TEXT["dead_letters"])])
 
-    async def _keep_originals(self, table: str, rows: Sequence[tuple[Row, Row, str]]) -> None:
-        """For each newly stored audit row whose `column` held personal data (its redacted copy
-        differs from it), the original value in the erasable `table` (where a hand-off or a
-        customer's reply is built from it)."""
-        key = TABLE_KEYS[table]
-        originals = [{**{name: row[name] for name in key}, column: row[column]}
-                     for row, audited, column in rows
-                     if _holds_personal_data(row[column], audited[column])]
-        if originals:
-            await self.store.insert_once(table, originals)
-
-    async def _insert_new(self, table: str, records: Sequence[R], row_of: Callable[[R], Row],
-                          audited: Collection[str] = ()) -> list[tuple[R, Row, Row]]:
-        """Insert the records (each key once, their `audited` columns redacted) and return
-        those stored for the first time, each with its row and its row as stored; each row is
-        built and redacted once."""
-        by_key: dict[tuple[Any, ...], tuple[R, Row, Row]] = {}
-        for record in records:
-            row = row_of(record)
-            key = key_of(table, row)
-            if key not in by_key:
-                by_key[key] = (record, row, audit_row(row, audited) if audited else row)
-        if not by_key:
-            return []
-        new = await self.store.insert_once(table, [stored for _, _, stored in by_key.values()])
-        return [by_key[key_of(table, row)] for row in new]
-
-    async def _record_outcomes(self, entries: Sequence[OutcomeEntry]
+    async def _stored_outcomes(self, entries: Sequence[OutcomeEntry],
+                               fresh: dict[tuple[str, str], StoredOutcome],
+                               candidates: dict[tuple[str, str], Outcome]
                                ) -> list[tuple[Outcome, str | None]]:
-        """Store each (ticket, key) outcome once, with a new message-id nonce; return the stored
-        outcome and nonce for every entry."""
-        if not entries:
-            return []
-        candidates: dict[tuple[str, str], Outcome] = {}
-        for entry in entries:
-            candidates.setdefault((entry.outcome.ticket_id, entry.key), entry.outcome)
-        rows: list[dict[str, Any]] = [
-            {"ticket_id": ticket_id, "outcome_key": key, "status": outcome.status.value,
-             "payload": outcome.model_dump(mode="json"), "msg_nonce": new_outcome_nonce()}
-            for (ticket_id, key), outcome in candidates.items()]
-        audited = [audit_row(row, AUDITED_TEXT["outcomes"]) for row in rows]
-        new = await self.store.insert_once("outcomes", audited)
-        inserted = {key_of("outcomes", row) for row in new}
-        fresh = [(row, stored) for row, stored in zip(rows, audited, strict=True)
-                 if key_of("outcomes", row) in inserted]
-        await self._keep_originals("outcome_originals",
-                                   [(row, stored, "payload") for row, stored in fresh])
-        fresh_rows = [row for row, _ in fresh]
-        stored = {key_of("outcomes", row): StoredOutcome(row["payload"], row["msg_nonce"])
-                  for row in fresh_rows}
-        await self._observe_outcomes([candidates[key] for key in stored])
-        missing = candidates.keys() - stored.keys()
+        """The stored outcome and nonce of every entry: those stored now as stored, the others
+        read back (a redelivery)."""
+        await self._observe_outcomes([candidates[key] for key in fresh])
+        stored = dict(fresh)
+        missing = {(entry.outcome.ticket_id, entry.key) for entry in entries} - stored.keys()
         if missing:
             stored.update(await self.store.stored_outcomes(missing))
-        found = [stored[(e.outcome.ticket_id, e.key)] for e in entries]
+        found = [stored[(entry.outcome.ticket_id, entry.key)] for entry in entries]
         return [(Outcome.model_validate(as_stored(row.payload)), row.nonce) for row in found]
 
     async def _observe_outcomes(self, new: Sequence[Outcome]) -> None:
@@ -273,13 +264,87 @@ class Ledger:
         accepted, so it has no end-to-end latency)."""
         if not new:
             return
-        received = await self.store.received_at({outcome.ticket_id for outcome in new})
+        missing = {outcome.ticket_id for outcome in new} - self._received.keys()
+        if missing:
+            self._received.update(await self.store.received_at(missing))
+        received = self._received
         observe_outcomes([
             (outcome.status.value, outcome.business_unit, outcome.resolved_by,
              (outcome.decided_at - received[outcome.ticket_id]).total_seconds()
              if outcome.ticket_id in received else None)
             for outcome in new
         ])
+
+
+def _candidates(table: str, records: Sequence[R], row_of: Callable[[R], Row],
+                audited: Collection[str] = ()) -> dict[tuple[Any, ...], tuple[R, Row, Row]]:
+    """Each key's first record with its row and its row as stored (`audited` columns
+    redacted); each row is built and redacted once."""
+    by_key: dict[tuple[Any, ...], tuple[R, Row, Row]] = {}
+    for record in records:
+        row = row_of(record)
+        key = key_of(table, row)
+        if key not in by_key:
+            by_key[key] = (record, row, audit_row(row, audited) if audited else row)
+    return by_key
+
+
+def _records_of(table: str, candidates: dict[tuple[Any, ...], tuple[R, Row, Row]],
+                inserted: Sequence[Row]) -> list[R]:
+    return [candidates[key_of(table, row)][0] for row in inserted]
+
+
+def _originals(table: str, rows: Iterable[tuple[Row, Row]], column: str) -> list[Row]:
+    """For each row whose `column` held personal data (its redacted copy differs from it), its
+    original value for the erasable `table` (where a hand-off or a customer's reply is built
+    from it)."""
+    key = TABLE_KEYS[table]
+    return [{**{name: row[name] for name in key}, column: row[column]}
+            for row, audited in rows if _holds_personal_data(row[column], audited[column])]
+
+
+class _OutcomeRows:
+    """Each (ticket, key) outcome once (the first wins, `skip`ped keys not at all), with a new
+    message-id nonce: its row, and its row as stored."""
+
+    def __init__(self, entries: Iterable[OutcomeEntry], skip: Collection[tuple[str, str]] = ()
+                 ) -> None:
+        self.candidates: dict[tuple[str, str], Outcome] = {}
+        for entry in entries:
+            key = (entry.outcome.ticket_id, entry.key)
+            if key not in skip:
+                self.candidates.setdefault(key, entry.outcome)
+        self.rows: list[Row] = [
+            {"ticket_id": ticket_id, "outcome_key": key, "status": outcome.status.value,
+             "payload": outcome.model_dump(mode="json"), "msg_nonce": new_outcome_nonce()}
+            for (ticket_id, key), outcome in self.candidates.items()]
+        self.audited = [audit_row(row, AUDITED_TEXT["outcomes"]) for row in self.rows]
+
+    def writes(self, first: int) -> list[Write]:
+        """The outcomes' write (at index `first`) and their originals' after it."""
+        return [Write("outcomes", self.audited),
+                Write("outcome_originals", _originals(
+                    "outcome_originals", zip(self.rows, self.audited, strict=True), "payload"),
+                    after=first)]
+
+    def fresh(self, inserted: Sequence[Row]) -> dict[tuple[str, str], StoredOutcome]:
+        """The outcomes stored now, as their rows hold them before redaction."""
+        keys = {key_of("outcomes", row) for row in inserted}
+        return {(row["ticket_id"], row["outcome_key"]): StoredOutcome(row["payload"],
+                                                                      row["msg_nonce"])
+                for row in self.rows if key_of("outcomes", row) in keys}
+
+
+async def insert_apart(store: Store, writes: Sequence[Write]) -> list[list[Row]]:
+    """`Store.insert_together` one write after another, for a store that cannot combine them."""
+    inserted: list[list[Row]] = []
+    for write in writes:
+        rows = write.rows
+        if write.after is not None:
+            keys = {key_of(writes[write.after].table, row) for row in inserted[write.after]}
+            rows = [row for row in rows if key_of(write.table, row) in keys]
+        inserted.append(await store.insert_once(write.table, rows) if rows else [])
+    return inserted
 
 
 AUDITED_TEXT: dict[str, tuple[str, ...]] = {

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from pinworks_common.db.tables import metadata
 from pinworks_common.ledger import keys
-from pinworks_common.ledger.book import TABLE_KEYS, Ledger, as_stored, key_of
+from pinworks_common.ledger.book import TABLE_KEYS, Ledger, as_stored, insert_apart, key_of
 from pinworks_common.ledger.records import (
     Decision,
     DecisionRef,
@@ -34,6 +34,7 @@ from pinworks_common.ledger.records import (
     Publication,
     Row,
     StoredOutcome,
+    Write,
 )
 from pinworks_common.stage import Delivery, StageRunner
 from pinworks_contracts.messages import TicketEnvelope
@@ -71,6 +72,9 @@ class MemoryStore:
                 stored[key_of(table, row)] = _stored_row(table, row)
                 new.append(row)
         return new
+
+    async def insert_together(self, writes: Sequence[Write]) -> list[list[Row]]:
+        return await insert_apart(self, writes)
 
     async def first_stored(self, table: str, rows: Sequence[Row]) -> list[Row]:
         stored = self.tables[table]

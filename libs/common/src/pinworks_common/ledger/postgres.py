@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pinworks_common.ledger import statements
-from pinworks_common.ledger.book import TABLE_KEYS, Ledger, key_of
-from pinworks_common.ledger.records import DecisionRef, Output, Row, StoredOutcome
+from pinworks_common.ledger.book import TABLE_KEYS, Ledger, insert_apart, key_of
+from pinworks_common.ledger.records import DecisionRef, Output, Row, StoredOutcome, Write
 
 
 class PostgresStore:
@@ -38,6 +38,33 @@ class PostgresStore:
                                   table, rows)
         inserted = {tuple(row[name] for name in key) for row in found}
         return [row for row in rows if key_of(table, row) in inserted]
+
+    async def insert_together(self, writes: Sequence[Write]) -> list[list[Row]]:
+        inserted: list[list[Row]] = [[] for _ in writes]
+        shapes: list[statements.Shape] = []
+        steps: dict[int, int] = {}
+        arrays: list[list[Any]] = []
+        for n, write in enumerate(writes):
+            groups = statements.by_columns(write.rows)
+            if not groups or (write.after is not None and write.after not in steps):
+                continue
+            if len(groups) > 1:  # rows setting different columns: each write on its own
+                return await insert_apart(self, writes)
+            [columns] = groups
+            steps[n] = len(shapes)
+            shapes.append((write.table, columns, TABLE_KEYS[write.table],
+                           None if write.after is None else steps[write.after]))
+            arrays += statements.arrays(write.table, columns, write.rows)
+        if not shapes:
+            return inserted
+        found: dict[int, set[tuple[Any, ...]]] = {step: set() for step in steps.values()}
+        for row in await self._rows(statements.insert_together(tuple(shapes)), *arrays):
+            found[row.step].add(tuple(row.key))
+        for n, step in steps.items():
+            inserted[n] = [row for row in writes[n].rows
+                           if key_of(writes[n].table, row) in found[step]]
+        return inserted
+
 
     async def first_stored(self, table: str, rows: Sequence[Row]) -> list[Row]:
         key = TABLE_KEYS[table]

@@ -9,7 +9,7 @@ redelivery republishes the first result under the same message id.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -48,6 +48,18 @@ class Publication:
     msg_id: str
     stream: str
     headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Write:
+    """One table's rows in a write of several tables at once; with `after` (the index of an
+    earlier write) only the rows whose key that write inserted now: the erasable original of a
+    record is kept only beside the record stored with it, never beside one an earlier delivery
+    stored (whose original may have been erased since)."""
+
+    table: str
+    rows: Sequence[Row]
+    after: int | None = None
 
 
 class DecisionRef(NamedTuple):

@@ -63,12 +63,35 @@ def _unnested(table: str, columns: Sequence[str], first: int = 1) -> str:
 
 
 @lru_cache(maxsize=256)
-def insert_rows(table: str, columns: tuple[str, ...]) -> str:
-    """`INSERT ... SELECT` of the rows in `columns`' arrays, without a conflict clause."""
+def insert_rows(table: str, columns: tuple[str, ...], first: int = 1) -> str:
+    """`INSERT ... SELECT` of the rows in `columns`' arrays (parameters from `$first` on),
+    without a conflict clause."""
     values = ", ".join(f'u."{name}"::jsonb' if _is_json(table, name) else f'u."{name}"'
                        for name in columns)
     return (f'INSERT INTO "{table}" ({_names(columns)}) SELECT {values} '
-            f"FROM {_unnested(table, columns)} AS u({_names(columns)})")
+            f"FROM {_unnested(table, columns, first)} AS u({_names(columns)})")
+
+
+Shape = tuple[str, tuple[str, ...], tuple[str, ...], int | None]
+"""A write of a combined insert: table, the columns its rows set, its key, and the earlier
+write whose inserted keys it is limited to (or None)."""
+
+
+@lru_cache(maxsize=256)
+def insert_together(shapes: tuple[Shape, ...]) -> str:
+    """One statement inserting each write's rows whose key is new (data-modifying CTEs, in
+    order), returning `step` (the write's index) and `key` (a JSON array) per inserted row."""
+    ctes, selects, first = [], [], 1
+    for step, (table, columns, key, after) in enumerate(shapes):
+        body = insert_rows(table, columns, first)
+        if after is not None:
+            body += f" WHERE ({_names(key, 'u.')}) IN (SELECT {_names(key)} FROM s{after})"
+        ctes.append(f"s{step} AS ({body} ON CONFLICT ({_names(key)}) DO NOTHING "
+                    f"RETURNING {_names(key)})")
+        selects.append(f"SELECT {step} AS step, json_build_array({_names(key)}) AS key "
+                       f"FROM s{step}")
+        first += len(columns)
+    return f"WITH {', '.join(ctes)} {' UNION ALL '.join(selects)}"
 
 
 @lru_cache(maxsize=256)
