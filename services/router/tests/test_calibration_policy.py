@@ -212,6 +212,9 @@ def test_scored_calibration_writes_per_intent_gates_the_router_routes_by(
     assert report["scored"]["shipped"]["certified"] and report["operating_points"] == []
     text = "\n".join(render(result))
     assert "learned family" in text and "cross-fitted" in text and "swap" in text
+    again = calibrate(tmp_path / "again.yaml", out, data_dir, environ={})
+    assert again.family is not None and again.family.thresholds == run.thresholds
+    assert [r.name for r in again.written.rules] == names  # the gates replaced, not stacked
 
 
 def test_a_tighter_business_unit_gets_its_own_scored_gates(data_dir: Path, tmp_path: Path) -> None:

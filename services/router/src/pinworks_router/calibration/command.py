@@ -44,6 +44,7 @@ from pinworks_router.calibration.writer import (
     calibrated_policy_text,
     family_gate_rules,
     gate_rules,
+    without_gates,
 )
 from pinworks_router.policy import DEFAULT_POLICY, ErrorBudget, Policy, PolicyError, parse_policy
 
@@ -186,6 +187,7 @@ def calibrate(
     policy_path = policy_path or DEFAULT_POLICY
     base_text = policy_path.read_text(encoding="utf-8")
     base = parse_policy(base_text, str(policy_path))
+    ungated = parse_policy(without_gates(base_text), str(policy_path))
     budget = budget_of(base, max_wrong_rate, confidence)
     data_dir = data_dir or default_data_dir()
     if data_dir is None:
@@ -194,9 +196,9 @@ def calibrate(
     items = load_calibration_set(data_dir)
     prices = load_prices(environ)
     charges = Charges.from_environment(environ)
-    routed = route_all(base, items, prices)
+    routed = route_all(ungated, items, prices)
     points = curve(routed, 1 - budget.confidence, charges)
-    derived = _derive(method, base, budget, items, routed, prices, charges, points, p_values)
+    derived = _derive(method, ungated, budget, items, routed, prices, charges, points, p_values)
     sha = predictions_sha256(data_dir)
     how = ("Learn-then-Test over one learned family of per-intent thresholds, learn part a, "
            "test part b" if method is Method.scored else "fixed-sequence Learn-then-Test per cell")

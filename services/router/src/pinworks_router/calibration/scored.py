@@ -5,9 +5,10 @@ Test: Calibrating predictive algorithms to achieve risk control", 2021, arXiv:21
 the calibration set: the learn part chooses a family of rules and the order of the hypotheses,
 the test part tests them. Here:
 
-- Split: a ticket is in part `a` when the first byte of SHA-256("<source>-<row>") is even, else
-  in part `b`; fixed before any data is seen. The shipped direction learns on `a` and tests on
-  `b`; the swap (learn `b`, test `a`) is computed beside it as a check (cross-fitting).
+- Split: a ticket is in part `a` when the first byte of SHA-256("<source>-<row>") is below
+  `LEARN_BYTES` (half), else in part `b`; fixed before any data is seen. The shipped
+  direction learns on `a` and tests on `b`; the swap (learn `b`, test `a`) is computed beside
+  it as a check (cross-fitting).
 - Learn: an estimate of P(wrong | intent, confidence) (`wrongness`: per intent where the data
   supports it, shrunk toward the pooled estimate) fitted on the learn part's automatic answers.
   The family, indexed by λ on the fixed grid `LAMBDA_GRID`: a ticket is answered automatically
@@ -58,9 +59,13 @@ class Answer(Protocol):
     def wrong(self) -> bool: ...
 
 
+LEARN_BYTES = 128
+"""A ticket is in part `a` when the first byte of its hash is below this (128: half)."""
+
+
 def part_of(ticket_id: str) -> str:
     """`a` or `b`: the calibration ticket's part (its id is "<source>-<row>")."""
-    return "a" if hashlib.sha256(ticket_id.encode()).digest()[0] % 2 == 0 else "b"
+    return "a" if hashlib.sha256(ticket_id.encode()).digest()[0] < LEARN_BYTES else "b"
 
 
 @dataclass(frozen=True)

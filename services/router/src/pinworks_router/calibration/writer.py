@@ -110,6 +110,15 @@ def _budget_data(budget: ErrorBudget) -> dict[str, Any]:
     return data
 
 
+def without_gates(text: str) -> str:
+    """The policy's YAML without the gates of an earlier calibration (what calibration routes
+    by, so calibrating a calibrated policy measures the same automatic answers)."""
+    data = yaml.safe_load(text)
+    data["rules"] = [r for r in data.get("rules") or []
+                     if not str(r.get("name", "")).startswith(GATE_PREFIX)]
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
 def calibrated_policy_text(base_text: str, budget: ErrorBudget, gates: list[dict[str, Any]],
                            provenance: str) -> str:
     """The base policy's YAML with the budget, the gates and a description of where they came
