@@ -63,3 +63,10 @@ async def test_a_connection_back_from_use_is_not_pinged(
     with pytest.raises(Exception, match="connection"):
         await backend_pid(engine)  # not pinged: its first statement finds it closed
     assert await backend_pid(engine) != closed, "the failure invalidated it"
+
+
+async def test_a_healthy_idle_connection_passes_its_ping_and_is_kept(
+        engines: Callable[[float], AsyncEngine]) -> None:
+    engine = engines(0.0)
+    first = await backend_pid(engine)
+    assert await backend_pid(engine) == first, "pinged, answered, handed out as it was"
