@@ -31,10 +31,10 @@ pytestmark = pytest.mark.e2e
 MAX_TOKENS = 48
 DEADLINE_SECONDS = 90
 TWO_QUESTIONS = [
-    "How long does a new card take to arrive? And can I top up my account by bank transfer "
-    "while I wait for it?",
-    "Do you charge a fee when I pay by card in another currency? Is there also a fee for taking "
-    "cash out of an ATM abroad?",
+    # Read confidently enough to pass the shipped error-budget gates of their intents (a mixed
+    # ticket the classifier is unsure of goes to a person before any model sees it).
+    "How long does a new card take to arrive? Can I track it?",
+    "How can I change the PIN on my card? Can I do that at any ATM?",
 ]
 KB_ANSWERABLE = "I live in Canada, can I still open an account with you?"
 LLM_PRICE = (Decimal("0.0002"), Decimal("0.0001"), Decimal("0.0004"))

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 CLEAR = {
     "card_arrival": "I ordered a new card two weeks ago and it still has not arrived. When will it come?",
     "exchange_rate": "What exchange rate do you use when I pay in another currency?",
-    "top_up_failed": "My top up failed this morning, why did that happen?",
+    "top_up_failed": "Why did my top up fail?",
     "change_pin": "How can I change the PIN on my card?",
 }
 

@@ -28,6 +28,7 @@ pytestmark = pytest.mark.e2e
 
 ATM_SHORT = "The ATM dispensed less money than I asked for"
 CANADA = "I live in Canada, can I still open an account with you?"
+VAGUE = "the thing I was sent hasn't shown up"
 
 
 async def route_directly(client: PlatformClient, ticket_id: str, body: str, intent: str,
@@ -174,29 +175,38 @@ async def test_a_cited_llm_answer_resolves_with_tokens_and_cost(
     assert outcome["status"] == "resolved", outcome
 
 
-async def test_a_plausible_ticket_goes_to_the_model_tier_then_down_its_chain(
+async def test_a_vague_ticket_goes_to_a_person_under_the_error_budget(
     client: PlatformClient,
 ) -> None:
-    """The default policy sends the plausible band to `llm_small`; here its (scripted) server
-    fails, `llm_frontier` has no endpoint, and the knowledge base or a person takes it."""
-    ticket_id = f"{run_id()}-plausible"
-    await client.submit(ticket(ticket_id, "the thing I was sent hasn't shown up"))
+    """The shipped policy's calibrated gates send a ticket read below its intent's threshold to
+    a person before any handler answers it (the plausible band no longer reaches a model)."""
+    ticket_id = f"{run_id()}-vague"
+    await client.submit(ticket(ticket_id, VAGUE))
     [outcome] = (await client.outcomes.wait_for([ticket_id]))[ticket_id]
     [route] = await client.fetch("SELECT output FROM decisions WHERE ticket_id = :t AND "
                                  "stage = 'router'", t=ticket_id)
-    confidence = outcome["confidence"]
-    assert 0.25 <= confidence < 0.55, (
-        f"the classifier now reads this vague ticket with confidence {confidence:.2f}, outside the "
-        "plausible band of the default policy: pick a text it is unsure of"
-    )
+    assert 0.25 <= outcome["confidence"] < 0.8, (
+        f"the classifier now reads this vague ticket with confidence {outcome['confidence']:.2f}: "
+        "pick a text it is unsure of")
     [classified] = await client.fetch("SELECT version, reason FROM decisions WHERE ticket_id = :t "
                                       "AND stage = 'classifier' AND decision_key = 'classify'",
                                       t=ticket_id)
     assert classified.version.startswith("intent-cascade-")
     assert "re-scored by the sentence-embedding stage" in classified.reason
-    assert route.output["rule"] == "plausible-to-model"
-    assert route.output["handler"] == "llm_small"
-    assert route.output["fallbacks"] == ["llm_frontier", "kb", "human"]
+    assert route.output["rule"].startswith("error-budget-"), route.output
+    assert route.output["handler"] == "human"
+    assert "Learn-then-Test" in route.output["reason"]
+    assert outcome["status"] == "escalated"
+    assert await specialist_rows(client, ticket_id) == {}
+
+
+async def test_a_model_tier_ticket_goes_down_its_chain(client: PlatformClient) -> None:
+    """A ticket routed to `llm_small` with the plausible band's chain: its (scripted) server
+    fails, `llm_frontier` has no endpoint, and the knowledge base or a person takes it."""
+    ticket_id = f"{run_id()}-plausible"
+    await route_directly(client, ticket_id, VAGUE, "card_arrival", "llm_small",
+                         ["llm_frontier", "kb", "human"])
+    [outcome] = (await client.outcomes.wait_for([ticket_id]))[ticket_id]
     rows = await specialist_rows(client, ticket_id)
     assert rows["draft:llm_small"].output["next"] == "llm_frontier"
     assert rows["draft:llm_frontier"].output["kind"] == "unavailable"

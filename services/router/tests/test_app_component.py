@@ -16,7 +16,7 @@ def classified(ticket_id: str, intent: str = "card_arrival") -> bytes:
         ticket=messages.TicketSubmission(ticket_id=ticket_id, business_unit="retail",
                                 body="My card has not arrived yet"),
         trace_id="0" * 32, received_at=datetime(2026, 1, 1, tzinfo=UTC),
-        classification=messages.Classification(intent=intent, confidence=0.95, out_of_scope=False,
+        classification=messages.Classification(intent=intent, confidence=0.995, out_of_scope=False,
                                       model_version="m",
                                       alternatives=[messages.IntentScore(intent=intent, score=0.95)]),
     ).model_dump_json().encode()

@@ -154,10 +154,11 @@ def test_customer_state_acts_on_the_recorded_reading_not_on_the_text() -> None:
     assert mismatch(cond, policy, features.ticket, CLS, features) is None
     assert features.used["customer_state"] == ["fraud"]
 
-    evaluation = route(load_policy(), threat, CLS)
+    confident = CLS.model_copy(update={"confidence": 0.995})  # above the shipped error-budget gates
+    evaluation = route(load_policy(), threat, confident)
     assert evaluation.decision.rule == "customer-at-risk-to-person"
     assert evaluation.decision.handler == "human"
-    assert route(load_policy(), threat, CLS, calm).decision.handler != "human"
+    assert route(load_policy(), threat, confident, calm).decision.handler != "human"
 
 
 def test_customer_state_condition_names_known_signals_only() -> None:
