@@ -156,9 +156,10 @@ async def test_malformed_payloads_are_rejected_while_good_tickets_flow(
     rejected = await client.fetch(
         "SELECT ticket_id, reasons, raw_payload FROM rejected_payloads "
         "WHERE raw_payload LIKE '%not json at all%' OR raw_payload LIKE :p", p=f"%{rid}%")
-    reasons = {row.ticket_id: row.reasons for row in rejected}
-    assert reasons[None][0].startswith("payload is not valid JSON") or any(
-        r[0].startswith("ticket_id") for t, r in reasons.items() if t is None)
+    # rows without a usable ticket id: the bytes that are not JSON, and "bad id!"
+    unnamed = [row.reasons[0] for row in rejected if row.ticket_id is None]
+    assert any(r.startswith(("payload is not valid JSON", "payload is not valid UTF-8"))
+               for r in unnamed), unnamed
     assert len(rejected) == 4
     assert all(len(row.raw_payload) <= 4096 for row in rejected)
 
@@ -237,7 +238,8 @@ async def _count_outcomes_in_stream(client: PlatformClient, ids: set[str]) -> in
     count = 0
     while True:
         msg = await sub.next_msg(timeout=10)
-        if json.loads(msg.data)["ticket_id"] in ids:
+        # the stream is shared with other tests, some of which publish payloads of their own
+        if json.loads(msg.data).get("ticket_id") in ids:
             count += 1
         if msg.metadata.sequence.stream >= last:
             break

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from pinworks_cli.main import app
@@ -16,6 +17,13 @@ from pinworks_router.policy import DEFAULT_POLICY, parse_policy
 from pinworks_router.rollout import REPLICAS_PREFIX, replica_states
 
 from .conftest import Platform, PlatformClient, run_id, ticket
+
+
+def with_first_rule(policy_text: str, rule: dict[str, Any]) -> str:
+    """The policy with ``rule`` tried before all of its own."""
+    policy = yaml.safe_load(policy_text)
+    policy["rules"].insert(0, rule)
+    return str(yaml.safe_dump(policy, sort_keys=False))
 
 pytestmark = pytest.mark.e2e
 
@@ -63,12 +71,9 @@ async def test_running_router_switches_policy_without_restart(
     replicas = await running_replicas(platform, client, monkeypatch)
     shipped = DEFAULT_POLICY.read_text()
     candidate = tmp_path / "candidate.yaml"
-    candidate_text = shipped.replace("rules:\n", f"""rules:
-  - name: e2e-live-{run}
-    when: {{metadata: {{e2e_run: ["{run}"]}}}}
-    handler: human
-    reason: live policy switch test
-""", 1)
+    candidate_text = with_first_rule(shipped, {
+        "name": f"e2e-live-{run}", "when": {"metadata": {"e2e_run": [run]}},
+        "handler": "human", "reason": "live policy switch test"})
     candidate.write_text(candidate_text)
     restore = tmp_path / "default.yaml"
     restore.write_text(shipped)
@@ -96,12 +101,9 @@ async def test_running_router_refuses_a_forged_policy_and_routes_by_the_recorded
     recorded = tmp_path / "default.yaml"
     recorded.write_text(shipped)
     version = await _apply_and_wait(client, recorded, shipped, replicas)
-    forged = shipped.replace("rules:\n", f"""rules:
-  - name: forged-{run}
-    when: {{metadata: {{e2e_run: ["{run}"]}}}}
-    handler: human
-    reason: written into the bucket around pinworks policy apply
-""", 1)
+    forged = with_first_rule(shipped, {
+        "name": f"forged-{run}", "when": {"metadata": {"e2e_run": [run]}},
+        "handler": "human", "reason": "written into the bucket around pinworks policy apply"})
     kv = await client.js.key_value(ROUTER_POLICY_BUCKET)
     try:
         revision = await kv.put("current", forged.encode())
