@@ -140,8 +140,12 @@ async def test_a_submitted_id_naming_another_platforms_ticket_is_refused(
     rid, unit = fresh_unit(PARTNER)
     theirs = f"{rid}-theirs"
     await client.submit(ticket(theirs, BODY, unit), platform=PARTNER)
-    await client.outcomes.wait_for([theirs])
+    [outcome] = (await client.outcomes.wait_for([theirs]))[theirs]
     internal = f"{PARTNER}~{theirs}"
+    if outcome.get("resolved_by") == "automation":
+        # the quality-sample draw (rate 1 here) is recorded a moment after the answer goes out
+        await client.wait_rows("SELECT 1 FROM decisions WHERE ticket_id = :t AND stage = "
+                               "'quality-sample'", t=internal)
     before = {table: await client.fetch(f"SELECT * FROM {table} WHERE ticket_id = :t",
                                         t=internal)
               for table in ("tickets", "decisions", "cost_ledger", "outcomes", "accountability")}
