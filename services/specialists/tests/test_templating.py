@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -258,6 +259,31 @@ def test_metadata_wins_and_bad_metadata_is_ignored() -> None:
         metadata={"first_name": None, "customer_name": "None", "card_last4": "12345"},
     )
     assert extract_variables(junk) == {}
+
+
+def test_a_context_reads_the_ticket_once(book: TemplateBook,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Agent assist renders three templates and a greeting from one context: the ticket's text
+    is searched for its variables once, and every rendering is the one a fresh context gives."""
+    from pinworks_specialists import ticket_variables
+
+    reads: list[TemplateContext] = []
+
+    def counted(context: TemplateContext) -> dict[str, str]:
+        reads.append(context)
+        return extract_variables(context)
+
+    monkeypatch.setattr(ticket_variables, "extract_variables", counted)
+    context = dataclasses.replace(FULL_TICKET)
+    intents = ("card_arrival", "card_payment_fee_charged", "request_refund")
+    rendered = [book.render(intent, context) for intent in intents]
+    greeting = book.greeting(context)
+    assert reads == [context]
+    fresh = [book.render(intent, dataclasses.replace(FULL_TICKET)) for intent in intents]
+    assert rendered == fresh and greeting == book.greeting(dataclasses.replace(FULL_TICKET))
+    assert "first_name" in context.variables
+    with pytest.raises(TypeError):
+        context.variables["first_name"] = "Eve"  # type: ignore[index]
 
 
 def test_currency_metadata_overrides_text() -> None:

@@ -173,7 +173,7 @@ class TemplateBook:
 
     def greeting(self, context: TemplateContext) -> str:
         """The greeting line, with the customer's first name when the ticket gives one."""
-        variables = extract_variables(context)
+        variables = context.variables
         if variables.get("first_name"):
             return fill(self._greeting_with_name, variables, set())
         return self._greeting_without_name
@@ -187,7 +187,7 @@ class TemplateBook:
         template = self._templates.get(intent)
         if template is None:
             return None
-        variables = extract_variables(context)
+        variables = context.variables
         used: set[str] = set()
         body = compose(template, variables, used)
         if variables.get("first_name"):

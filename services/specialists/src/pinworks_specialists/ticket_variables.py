@@ -7,6 +7,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
+from types import MappingProxyType
 from typing import Any
 
 
@@ -17,6 +19,13 @@ class TemplateContext:
     body: str
     subject: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def variables(self) -> Mapping[str, str]:
+        """`extract_variables` of this ticket, read once: agent assist renders up to three
+        templates and a greeting from one context, and each would otherwise search the
+        ticket's text again."""
+        return MappingProxyType(extract_variables(self))
 
 
 _SYMBOL_CURRENCY = {"£": "GBP", "€": "EUR", "$": "USD"}
