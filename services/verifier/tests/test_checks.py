@@ -173,3 +173,27 @@ def test_an_intent_model_trains_saves_and_loads(tmp_path: Path) -> None:
     assert loaded.score("has my card come").best(1)[0][0] == "card_arrival"
     assert loaded.score("which exchange rate").margin("card_arrival") < 0
     assert CompletenessCheck(loaded).ticket_margin == -1.0
+
+
+def test_a_tickets_pii_is_found_once_for_both_uses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pii check reads the customer's own personal data once, for what they wrote and for
+    the numbers a draft may repeat; the verdict is the one reading it twice gave."""
+    from pinworks_verifier import pii
+
+    body = "Call me on 07700 900123 or mail sam@example.com, card 4539 1488 0343 6467"
+    answer = ("Hi Sam,\n\nWe will call you on 07700 900123 about card 4539 1488 0343 6467 "
+              "and about 020 7946 0999.\n\nBest wishes,\nLarkspur Bank")
+    ticket = envelope(body=body, answer=answer)
+    expected = pii.PiiCheck().run(ticket)
+    assert expected.reasons == ("pii: the draft contains a phone number the customer did not "
+                                "write (ending 0999)",)
+    read: list[str] = []
+    real = pii.find_pii
+
+    def counted(text: str) -> list[tuple[str, str]]:
+        read.append(text)
+        return real(text)
+
+    monkeypatch.setattr(pii, "find_pii", counted)
+    assert pii.PiiCheck().run(ticket) == expected
+    assert sum(body in text for text in read) == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pinworks_verifier.policy import PolicyCheck
-from pinworks_verifier.promises import PromiseReader
+from pinworks_verifier.promises import PromiseReader, Reading
 
 from .test_content_checks import KB_ANSWER, envelope
 
@@ -88,3 +88,30 @@ def test_the_reader_is_on_by_default() -> None:
 
     policy = next(c for c in build_checks(VerifierSettings()) if isinstance(c, PolicyCheck))
     assert policy.reader is not None
+
+
+class _CountingReader(PromiseReader):
+    """The shipped reader, recording every sentence or clause it is asked to read."""
+
+    def __init__(self) -> None:
+        self.__dict__.update(READER.__dict__)
+        self.asked: list[str] = []
+
+    def promises(self, sentence: str) -> Reading | None:
+        self.asked.append(sentence)
+        return super().promises(sentence)
+
+
+def test_each_sentence_and_clause_is_read_once() -> None:
+    """A sentence with no clause to split off was read twice (as itself and as its only
+    clause), and a clause repeated in a sentence once per repetition; the verdict is the same."""
+    whole = "We credit your account with the money you lost."
+    repeated = "Please check the app, then check the app, and check the app again today."
+    for sentence, expected in ((whole, [whole]),
+                               (repeated, [repeated, "Please check the app",
+                                           "then check the app", "check the app again today."])):
+        reader = _CountingReader()
+        answer = KB_ANSWER.replace("Thanks for getting in touch.", sentence)
+        result = PolicyCheck(reader=reader).run(envelope(answer))
+        assert [asked for asked in reader.asked if asked in expected] == expected
+        assert result == PolicyCheck(reader=READER).run(envelope(answer))

@@ -52,13 +52,13 @@ _NUMBER_TOKEN = re.compile(r"(?<![\w+])\+?\d+(?:[ .-]?\(?\d+\)?)*(?!\w)")
 _DIGIT_RUN = re.compile(r"\d+")
 
 
-def number_tokens(text: str) -> set[str]:
+def number_tokens(text: str, found: Iterable[tuple[str, str]] | None = None) -> set[str]:
     """Every number written in ``text`` as a whole token: each run of digits and each
     contiguous stretch of runs joined by single separators ("07700 900123", "20-00-00" in
     "20-00-00 43218765"), and the normalised value of every PII item in it. A draft's number
     is allowed when it equals one of these, never because its digits happen to occur
-    somewhere in the text."""
-    tokens = {value for _, value in find_pii(text)}
+    somewhere in the text. `found`: `find_pii(text)` when the caller already has it."""
+    tokens = {value for _, value in (find_pii(text) if found is None else found)}
     for match in _NUMBER_TOKEN.finditer(text):
         runs = _DIGIT_RUN.findall(match.group(0))
         for start in range(len(runs)):
@@ -121,10 +121,11 @@ class PiiCheck:
         ticket = envelope.ticket
         customer_text = " ".join(filter(None, [ticket.subject, ticket.body]))
         customer_text += " " + " ".join(str(v) for v in ticket.metadata.values())
-        written = {value for _, value in find_pii(customer_text)}
+        customer_pii = find_pii(customer_text)
+        written = {value for _, value in customer_pii}
         context = " ".join(str(p.get("text", "")) for p in draft.details.get("passages", [])
                            if isinstance(p, dict))
-        given = number_tokens(customer_text) | number_tokens(context)
+        given = number_tokens(customer_text, customer_pii) | number_tokens(context)
         reasons: list[str] = []
         kinds: list[str] = []
         for kind, value in find_pii(draft.answer):

@@ -95,8 +95,10 @@ class PolicyCheck:
         the bank's reviewed sentences or of the passages the draft was given. Only a whole
         reviewed sentence counts (a clause of one does not), so a reviewed sentence cut down
         to its unconditional half, or padding with passage text, is still read."""
-        return (len(part.split()) < 3 or sentence_digest(part) in quoted
-                or self.reader is None or self.reader.is_reviewed(part))
+        if len(part.split()) < 3 or self.reader is None:
+            return True
+        digest = sentence_digest(part)  # once: the passages' and the reviewed sentences' form
+        return digest in quoted or digest in self.reader.reviewed
 
     def _promise(self, sentence: str, quoted: frozenset[str] = frozenset()
                  ) -> tuple[str | None, str]:
@@ -112,9 +114,12 @@ class PolicyCheck:
                           f"({match.group(0)!r} in {sentence.strip()[:160]!r})")
         if self.reader is None or self._unread(sentence, quoted):
             return None, ""
-        # each clause on its own too: a promise padded with passage words is still one
-        readings = [r for part in [sentence, *_CLAUSE.split(sentence)]
-                    if not self._unread(part, quoted) and (r := self.reader.promises(part)) is not None]
+        # each clause on its own too: a promise padded with passage words is still one; a
+        # clause that is the whole sentence (nothing to split) is the sentence, read once
+        clauses = dict.fromkeys(_CLAUSE.split(sentence))
+        clauses.pop(sentence, None)
+        parts = [sentence, *(clause for clause in clauses if not self._unread(clause, quoted))]
+        readings = [r for part in parts if (r := self.reader.promises(part)) is not None]
         if not readings:
             return None, ""
         reading = max(readings, key=lambda r: r.probability)
