@@ -175,6 +175,21 @@ def test_an_intent_model_trains_saves_and_loads(tmp_path: Path) -> None:
     assert CompletenessCheck(loaded).ticket_margin == -1.0
 
 
+@pytest.mark.parametrize("text", [
+    "".join(chr(c) for c in range(128)), "My CARD Hasn't Arrived; it's been 10 DAYS!",
+    "Caf\u00e9 na\u00efve \u2019quoted\u2018 \uff26\uff55\uff4c\uff4c\uff57\uff49\uff44\uff54\uff48", ""])
+def test_ascii_text_skips_decomposition_with_the_same_result(text: str) -> None:
+    """ASCII text is read as it is, lower-cased; any other text as before: decomposed, accents
+    dropped, curly quotes straightened."""
+    import unicodedata
+
+    from pinworks_verifier.intent_scorer import normalize
+
+    decomposed = "".join(c for c in unicodedata.normalize("NFKD", text)
+                         if not unicodedata.combining(c))
+    assert normalize(text) == decomposed.replace("\u2019", "'").replace("\u2018", "'").lower()
+
+
 def test_a_tickets_pii_is_found_once_for_both_uses(monkeypatch: pytest.MonkeyPatch) -> None:
     """The pii check reads the customer's own personal data once, for what they wrote and for
     the numbers a draft may repeat; the verdict is the one reading it twice gave."""

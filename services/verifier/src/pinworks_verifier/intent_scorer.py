@@ -17,6 +17,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ _WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[£$€]")
 
 
 def normalize(text: str) -> str:
+    if text.isascii():  # NFKD leaves ASCII as it is and no ASCII character combines
+        return text.lower()
     text = unicodedata.normalize("NFKD", text)
     text = "".join(c for c in text if not unicodedata.combining(c))
     return text.replace("\u2019", "'").replace("\u2018", "'").lower()
@@ -41,15 +44,21 @@ def _stem(token: str) -> str:
     return token
 
 
+@lru_cache(maxsize=1 << 16)
+def _char_grams(token: str) -> tuple[str, ...]:
+    """A token's in-word char 3-5-grams, in order; kept per token, since the same words recur
+    in every ticket and draft."""
+    padded = f" {token} "
+    return tuple("#" + padded[i:i + n] for n in (3, 4, 5) for i in range(len(padded) - n + 1))
+
+
 def features(text: str, chars: bool = True) -> Counter[str]:
     """Word unigrams and bigrams (light plural stemming), plus in-word char 3-5-grams."""
     tokens = [_stem(t) for t in _WORD_RE.findall(normalize(text))]
     grams: list[str] = list(tokens)
     grams.extend(f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False))
     for token in tokens if chars else ():
-        padded = f" {token} "
-        for n in (3, 4, 5):
-            grams.extend("#" + padded[i:i + n] for i in range(len(padded) - n + 1))
+        grams.extend(_char_grams(token))
     return Counter(grams)
 
 

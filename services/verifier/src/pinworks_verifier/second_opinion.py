@@ -38,6 +38,8 @@ _WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[£$€]")
 
 
 def _words(text: str) -> list[str]:
+    if text.isascii():  # NFKD leaves ASCII as it is and no ASCII character combines
+        return _WORD_RE.findall(text.lower())
     text = unicodedata.normalize("NFKD", text)
     text = "".join(c for c in text if not unicodedata.combining(c))
     return _WORD_RE.findall(text.replace("\u2019", "'").lower())

@@ -10,10 +10,11 @@ import numpy as np
 def log_tfidf(counts: Counter[str], vocab: dict[str, int],
               idf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(feature ids, weights) of one text's in-vocabulary features; empty when it has none."""
-    pairs = [(vocab[f], c) for f, c in counts.items() if f in vocab]
+    pairs = [(i, c) for f, c in counts.items() if (i := vocab.get(f)) is not None]
     if not pairs:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    ids = np.fromiter((i for i, _ in pairs), np.int64, len(pairs))
-    tf = np.fromiter((c for _, c in pairs), np.float32, len(pairs))
+    found_ids, found_counts = zip(*pairs, strict=True)
+    ids = np.array(found_ids, np.int64)
+    tf = np.array(found_counts, np.float32)
     values = (1 + np.log(tf)) * idf[ids]
     return ids, values / float(np.linalg.norm(values))
