@@ -216,8 +216,8 @@ def escalation_refusal(request: EscalationRequest, ticket: TicketRecord | None,
     refused = attempt_refusal(ticket_id, attempt, queue)
     if refused is not None:
         return refused
-    if any(hands_to_person(ref, output) for ref, output in stored.items()
-           if ref in escalation_refs(request) and ref.stage == request.source_stage):
+    if any(hands_to_person(ref, stored[ref]) for ref in escalation_refs(request)
+           if ref.stage == request.source_stage and ref in stored):
         return None
     if request.source_stage in dead_lettered:
         return None
