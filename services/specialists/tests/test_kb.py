@@ -112,7 +112,8 @@ def test_search_scores_as_a_scan_of_every_passage(kb: KnowledgeBase) -> None:
     calibration = yaml.safe_load((Path(__file__).parent / "data/kb_calibration.yaml").read_text())
     queries = [text for text in _strings(calibration) if len(text) > 8]
     assert len(queries) > 50
-    for query in queries:
+    repeated = [f"{query} {query}" for query in queries[:20]]  # query counts of 2
+    for query in queries + repeated:
         for k in (5, 10, 1000):
             assert [(p.passage_id, p.score) for p in kb.search(query, k)] == _scanned(kb, query, k)
 
