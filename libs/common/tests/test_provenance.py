@@ -87,6 +87,10 @@ def test_an_escalation_needs_a_stored_step_of_its_stage_handing_the_attempt_to_a
     assert refusal(request(1, "specialist"), RECORD, queue(0), chain, set()) is None
     assert refusal(request(source="router"), RECORD, None, {}, {"router"}) is None
     assert kinds(refusal(request(), RECORD, None, {}, {"router"})) == "unrecorded_escalation"
+    batch = {DecisionRef("P-2", "verifier", "verify"): {"passed": False},  # the batch's others
+             DecisionRef("P-1", "verifier", "verify@1"): {"passed": False}, **passed}
+    assert kinds(refusal(request(), RECORD, None, batch, set())) == "unrecorded_escalation"
+    assert refusal(request(1), RECORD, queue(0), batch, set()) is None
 
 
 async def test_a_redelivered_refusal_is_audited_and_counted_once() -> None:
