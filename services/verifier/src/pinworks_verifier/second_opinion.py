@@ -6,8 +6,9 @@ similar model repeats, so this reader differs in both family and features: a com
 Bayes (Rennie et al., 2003, "Tackling the poor assumptions of naive Bayes text classifiers")
 over word unigrams, word bigrams and *order-free word pairs* (every two distinct words of the
 ticket), with no character n-grams and no embeddings. Training is counting
-(`services/verifier/eval/build_second_opinion.py`, on BANKING77 train without CV fold 0, so
-fold 0 measures it fairly); inference is numpy only and takes well under a millisecond.
+(`second_opinion_training`; the shipped artifact by `services/verifier/eval/
+build_second_opinion.py`, on BANKING77 train without CV fold 0; the out-of-fold readers that
+measure it by `second_opinion_readings.py`); inference is numpy only, well under a millisecond.
 
 `SecondOpinionCheck` fails a draft when this reader prefers another intent to the classified
 one by at least `margin` (a log-likelihood gap chosen on half of fold 0, see the artifact's
