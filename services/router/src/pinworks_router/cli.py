@@ -392,8 +392,13 @@ def calibrate_command(
         help="scored: one learned family of per-intent thresholds, certified on a held-apart "
              "part (default); cells: a threshold grid per cell, Bonferroni across cells.")
     ] = "scored",
+    second_opinion_margin: Annotated[str | None, typer.Option(
+        help="Simulate the verifier's second-opinion check (VERIFIER_SECOND_OPINION) at this "
+             "margin, or 'learn': chosen on the learn part; reads calibration/second_opinion.csv.")
+    ] = None,
 ) -> None:
     """Derive the confidence thresholds that honour the policy's error budget and write them."""
     from pinworks_router.calibration.cli import run_calibrate
 
-    run_calibrate(out, policy, data_dir, max_wrong_rate, confidence, fmt.value, method)
+    run_calibrate(out, policy, data_dir, max_wrong_rate, confidence, fmt.value, method,
+                  second_opinion_margin)

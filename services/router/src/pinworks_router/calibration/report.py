@@ -7,12 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 from pinworks_router.calibration.cells import CellCertificate
-from pinworks_router.calibration.command import CalibrationResult
+from pinworks_router.calibration.command import CalibrationResult, SecondOpinionRun
 from pinworks_router.calibration.curve import CurvePoint, Figures
 from pinworks_router.calibration.economics import Charges
 from pinworks_router.calibration.ltt import upper_bound
 from pinworks_router.calibration.scored import FamilyCertificate
 from pinworks_router.calibration.scored_run import FamilyRun
+from pinworks_router.calibration.second_opinion import OFF
 
 
 def _point(cert: CellCertificate) -> dict[str, Any]:
@@ -52,6 +53,22 @@ def family_dict(run: FamilyRun) -> dict[str, Any]:
     }
 
 
+def _margin(value: float) -> float | None:
+    return None if value == OFF else value
+
+
+def second_opinion_dict(run: SecondOpinionRun) -> dict[str, Any]:
+    return {
+        "margin": _margin(run.margin), "swap_margin": _margin(run.swap_margin),
+        "learn_choices": {part: {"margin": _margin(c.margin),
+                                 "inner_in_scope_automatic": {str(_margin(m)): n
+                                                              for m, n in c.inner_coverage.items()}}
+                          for part, c in run.choices.items()},
+        "written_policy_effect": run.written_effect.as_dict(),
+        "without_check": family_dict(run.without) if run.without else None,
+    }
+
+
 def curve_dict(point: CurvePoint) -> dict[str, Any]:
     return {"threshold": point.threshold, **point.figures.as_dict(),
             "upper_bound": round(point.upper_bound, 6)}
@@ -67,6 +84,8 @@ def as_dict(result: CalibrationResult) -> dict[str, Any]:
                            for u, certs in result.unit_certificates.items()},
         "curve": [curve_dict(p) for p in result.curve],
         "scored": family_dict(result.family) if result.family else None,
+        "second_opinion": second_opinion_dict(result.second_opinion) if result.second_opinion
+        else None,
         "measured": result.measured.as_dict(),
         "measured_by_source": {s: f.as_dict() for s, f in result.by_source.items()},
         "agent_cost_usd": str(result.charges.agent),
@@ -145,6 +164,38 @@ def _cells_lines(result: CalibrationResult) -> list[str]:
     return lines
 
 
+def _margin_text(value: float) -> str:
+    return "off" if value == OFF else f"{value:g}"
+
+
+def second_opinion_lines(run: SecondOpinionRun, family: FamilyRun | None) -> list[str]:
+    """The check's margin and effect, and the held-out figures without and with it."""
+    hit = run.written_effect
+    lines = ["", f"verifier's second-opinion check: margin {_margin_text(run.margin)} "
+             f"(shipped direction), {_margin_text(run.swap_margin)} (swap)"]
+    for part, choice in run.choices.items():
+        tried = ", ".join(f"{_margin_text(m)}: {n}" for m, n in choice.inner_coverage.items())
+        lines.append(f"  chosen on learn part {part} (in-scope automatic answers certified on its "
+                     f"inner test halves by margin): {tried}")
+    lines.append(f"  of the written policy's {hit.automatic} automatic answers before the check "
+                 f"({hit.wrong} wrong) it escalates {hit.wrong_escalated} wrong and "
+                 f"{hit.right_escalated} right ones")
+    if run.without is not None and family is not None:
+        lines += ["  held-out figures without -> with the check:", HEADER]
+        for label, before, after in (("test b", run.without.test, family.test),
+                                     ("swap a", run.without.swapped_test, family.swapped_test),
+                                     ("cross-fit", run.without.cross_fitted, family.cross_fitted)):
+            lines += [_row(f"{label} w/o", before), _row(f"{label} with", after)]
+        change = family.cross_fitted.coverage - run.without.cross_fitted.coverage
+        lines.append(f"  cross-fitted in-scope automatic {run.without.cross_fitted.coverage:.1%} -> "
+                     f"{family.cross_fitted.coverage:.1%} ({change * 100:+.2f} points), wrong "
+                     f"{run.without.cross_fitted.wrong_rate:.2%} -> "
+                     f"{family.cross_fitted.wrong_rate:.2%}, cost per ticket "
+                     f"{run.without.cross_fitted.cost_per_ticket:.4f} -> "
+                     f"{family.cross_fitted.cost_per_ticket:.4f} USD")
+    return lines
+
+
 def render(result: CalibrationResult) -> list[str]:
     budget = result.budget
     lines = [
@@ -158,6 +209,8 @@ def render(result: CalibrationResult) -> list[str]:
         *curve_lines(result.curve, result.charges, budget.confidence),
     ]
     lines += family_lines(result.family) if result.family else _cells_lines(result)
+    if result.second_opinion is not None:
+        lines += second_opinion_lines(result.second_opinion, result.family)
     lines += ["", "the written policy on the whole calibration set (routed again, rule by rule"
               + ("; the learn part is in-sample for the estimate" if result.family else "") + "):",
               HEADER,

@@ -179,11 +179,14 @@ def other(part: str) -> str:
 
 
 def cross_fit(routed: Sequence[Routed], max_rate: float, delta: float,
-              method: PValue = PValue.binomial) -> tuple[FamilyCertificate, FamilyCertificate]:
-    """The shipped direction (learn `a`, test `b`) and its swap (learn `b`, test `a`)."""
+              method: PValue = PValue.binomial, swap_routed: Sequence[Routed] | None = None
+              ) -> tuple[FamilyCertificate, FamilyCertificate]:
+    """The shipped direction (learn `a`, test `b`) and its swap (learn `b`, test `a`, on
+    `swap_routed` when given)."""
     parts = split(routed)
+    swap_parts = parts if swap_routed is None else split(swap_routed)
     shipped = certify_family(parts["a"], parts["b"], max_rate, delta, "a", method=method)
-    swapped = certify_family(parts["b"], parts["a"], max_rate, delta, "b", method=method)
+    swapped = certify_family(swap_parts["b"], swap_parts["a"], max_rate, delta, "b", method=method)
     return shipped, swapped
 
 

@@ -79,14 +79,17 @@ def _curve(cert: FamilyCertificate, routed: Sequence[Routed], charges: Charges) 
 
 def run_family(budget: ErrorBudget, routed: Sequence[Routed], intents: Sequence[str],
                unit_routed: Mapping[str, Sequence[Routed]], charges: Charges,
-               method: PValue = PValue.binomial) -> FamilyRun:
+               method: PValue = PValue.binomial,
+               swap_routed: Sequence[Routed] | None = None) -> FamilyRun:
     """Both directions at the policy's budget; a business unit's tighter budget re-tests the
-    shipped family on the tickets routed as that unit."""
+    shipped family on the tickets routed as that unit. `swap_routed`: the tickets as the swap
+    sees them, when that differs (a verifier margin chosen on part `b`); default `routed`."""
     if budget.intent_groups:
         raise PolicyError("the scored method certifies one family for the whole policy; an "
                           "intent group's own error budget needs --method cells")
     delta = 1 - budget.confidence
-    shipped, swapped = cross_fit(routed, budget.max_wrong_rate, delta, method)
+    swap_routed = routed if swap_routed is None else swap_routed
+    shipped, swapped = cross_fit(routed, budget.max_wrong_rate, delta, method, swap_routed)
     units, unit_thresholds = {}, {}
     for unit, limit in sorted(budget.business_units.items()):
         parts = split(unit_routed[unit])
@@ -95,7 +98,7 @@ def run_family(budget: ErrorBudget, routed: Sequence[Routed], intents: Sequence[
                                      model=shipped.model, method=method)
         unit_thresholds[unit] = units[unit].thresholds(intents)
     tickets, flags, test = _test_figures(shipped, routed, charges)
-    swapped_tickets, swapped_flags, swapped_test = _test_figures(swapped, routed, charges)
+    swapped_tickets, swapped_flags, swapped_test = _test_figures(swapped, swap_routed, charges)
     everyone, automatic = tickets + swapped_tickets, flags + swapped_flags
     by_source = {}
     for source in sorted({r.item.source for r in everyone}):

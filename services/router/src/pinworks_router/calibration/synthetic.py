@@ -5,6 +5,11 @@ Confidence is uniform on [0, 1]; an in-scope ticket is misread with probability
 `wrong_at * (1 - confidence)`, so above threshold h the true wrong share of the in-scope
 tickets is `wrong_at * (1 - h) / 2`. Out-of-scope tickets are flagged out of scope with
 probability `oos_flagged`, with confidence uniform on [0, `oos_max_confidence`].
+With `second_opinion=True` it also writes the second reader's gaps (`calibration/
+second_opinion.csv`): a right reading agrees (gap 0) with probability 0.9, else its gap is
+exponential with mean `RIGHT_GAP`; a wrong one agrees with probability 0.5, else mean `WRONG_GAP`.
+So the check at margin m escalates `0.1·exp(−m/RIGHT_GAP)` of the right answers and
+`0.5·exp(−m/WRONG_GAP)` of the wrong ones.
 """
 
 from __future__ import annotations
@@ -16,13 +21,24 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pinworks_router.calibration.dataset import OUT_OF_SCOPE, PREDICTIONS
+from pinworks_router.calibration.second_opinion import READINGS
 
 COLUMNS = ["source", "row", "label", "intent", "confidence", "out_of_scope", "fold"]
+RIGHT_GAP, WRONG_GAP = 0.5, 2.0
+"""Mean gap of a right / wrong reading when the second reader disagrees."""
+
+
+def synthetic_gap(rng: random.Random, wrong: bool) -> float:
+    """A second reading's gap (see the module's docstring)."""
+    if rng.random() < (0.5 if wrong else 0.9):
+        return 0.0
+    return rng.expovariate(1 / (WRONG_GAP if wrong else RIGHT_GAP))
 
 
 def write_synthetic_set(
     data_dir: Path, intents: Sequence[tuple[str, int]], out_of_scope: int = 0, wrong_at: float = 0.05,
     oos_flagged: float = 0.8, oos_max_confidence: float = 0.6, seed: int = 0,
+    second_opinion: bool = False,
 ) -> None:
     """`intents`: (name, how many tickets); texts are plain sentences naming the intent."""
     rng = random.Random(seed)
@@ -56,3 +72,11 @@ def write_synthetic_set(
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(COLUMNS)
         writer.writerows(rows)
+    if second_opinion:
+        with (data_dir / READINGS).open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(["source", "row", "intent", "reader", "best", "gap"])
+            for kind, position, truth, read_as, *_rest in rows:
+                gap = synthetic_gap(rng, truth != read_as)
+                writer.writerow([kind, position, read_as, "all", truth if gap else read_as,
+                                 f"{gap:.6f}"])
