@@ -1,20 +1,23 @@
-"""Measure the second-opinion check on the classifier's own out-of-fold predictions.
+"""Measure the second-opinion check on the classifier's own out-of-fold predictions, all folds.
 
-    .venv/bin/python services/verifier/eval/measure_second_opinion.py [--json]
+    .venv/bin/python services/verifier/eval/measure_second_opinion.py [--json] [--margin M]
 
-Rows: the calibration set (services/classifier/data/calibration/predictions.csv). Reported on
-the *measurement* half of CV fold 0 (the half `build_second_opinion.py` did not choose the
-margin on; the reader never trained on fold 0), with the shipped margin. As a cross-check the
-halves are swapped (margin chosen on the measurement half, measured on the validation half),
-and the whole fold is reported cross-fitted (each half with the other half's margin). Shares
-come with Wilson 95% intervals.
-Out of scope: CLINC150 val/oos_val tickets the classifier would answer automatically; neither
-the reader nor the margin saw them.
+Rows: the calibration set (services/classifier/data/calibration/predictions.csv: all 10,003
+BANKING77 train rows out of fold, CLINC150 val/oos_val) with the second reader's out-of-fold
+readings beside it (`second_opinion.csv`, written by `second_opinion_readings.py`: each BANKING77
+row read by a reader that did not train on its fold; CLINC150 rows by a reader trained on every
+BANKING77 row). The margin is the shipped artifact's (chosen on half of fold 0 with the earlier
+proxy's predictions) unless `--margin` says otherwise; nothing here chooses one.
 
-Beside it, the existing naive-Bayes ticket reading of the completeness check (`ticket_intent`
-below its calibrated margin). That scorer trained on a hash split of BANKING77 train that
-overlaps fold 0 (~70% of these rows are its training rows), so its figures here are flattering.
-Only ticket-level checks are measured: these rows have no drafts.
+Reported, with Wilson 95% intervals: at confidence >= 0.8 and >= 0.9 (in scope), the share of
+the classifier's errors the check catches and of its right answers it escalates; the same among
+the automatic answers of the router's shipped policy (its error-budget gates, routed by the
+router's own rules), with the wrong share and in-scope coverage before and after; why errors
+are missed (the reader agrees with the classifier's wrong intent, or names the true one); and
+the catches and false alarms at other margins, for the curve; and, per margin, the share of
+in-scope tickets the best single confidence threshold answers at <= 1% wrong after the check
+(the policy without its gates, in-sample: a ceiling for one shared threshold). Ticket-level only:
+these rows have no drafts.
 """
 
 from __future__ import annotations
@@ -22,26 +25,26 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build_second_opinion import (  # noqa: E402
-    Prediction,
-    banking77_folds,
-    calibration_rows,
-    choose_margin,
-    fold_halves,
-)
+from build_second_opinion import DATA  # noqa: E402
 
-from pinworks_verifier.intent_scorer import NaiveBayesIntentScorer  # noqa: E402
+from pinworks_common.pricing import load_prices  # noqa: E402
+from pinworks_router.calibration.cells import Routed, route_all  # noqa: E402
+from pinworks_router.calibration.dataset import load_calibration_set  # noqa: E402
+from pinworks_router.calibration.second_opinion import OFF, READINGS, load_gaps  # noqa: E402
+from pinworks_router.calibration.writer import without_gates  # noqa: E402
+from pinworks_router.policy import DEFAULT_POLICY, load_policy, parse_policy  # noqa: E402
 from pinworks_verifier.second_opinion import SecondOpinionModel  # noqa: E402
 
-Flags = Callable[[Sequence[Prediction]], np.ndarray]
 CONFIDENT = (0.8, 0.9)
+SWEEP = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+MAX_WRONG = 0.01
+THRESHOLDS = np.linspace(0.3, 0.999, 700)
 
 
 def share(flags: np.ndarray) -> float | None:
@@ -59,123 +62,108 @@ def wilson(flags: np.ndarray, z: float = 1.96) -> list[float] | None:
     return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
 
 
-def confident_figures(rows: Sequence[Prediction], flag: Flags) -> dict[str, object]:
-    """At each confidence bar: the share of confident errors caught, of right ones escalated."""
-    out: dict[str, object] = {}
-    for bar in CONFIDENT:
-        wrong = [p for p in rows if not p.out_of_scope and p.confidence >= bar and not p.right]
-        right = [p for p in rows if not p.out_of_scope and p.confidence >= bar and p.right]
-        caught, escalated = flag(wrong), flag(right)
-        out[f">={bar}"] = {"errors": len(wrong), "caught": share(caught), "caught_ci": wilson(caught),
-                           "right": len(right), "escalated": share(escalated),
-                           "escalated_ci": wilson(escalated)}
-    return out
+def caught(rows: Sequence[Routed], gaps: dict[str, float], margin: float) -> dict[str, object]:
+    """Errors caught and right answers escalated among `rows` at `margin`."""
+    flagged = np.array([gaps[r.item.ticket.ticket_id] >= margin for r in rows], bool)
+    wrong = np.array([r.wrong for r in rows], bool)
+    return {"errors": int(wrong.sum()), "caught": share(flagged[wrong]),
+            "caught_ci": wilson(flagged[wrong]), "right": int((~wrong).sum()),
+            "escalated": share(flagged[~wrong]), "escalated_ci": wilson(flagged[~wrong])}
 
 
-def automatic_figures(rows: Sequence[Prediction], flag: Flags) -> dict[str, object]:
-    """The default policy's automatic answers (in scope, confidence >= 0.55) before and after."""
-    automatic = [p for p in rows if p.automatic]
-    escalated = flag(automatic)
-    wrong = np.array([not p.right for p in automatic])
-    kept = ~escalated
+def before_after(everyone: Sequence[Routed], gaps: dict[str, float],
+                 margin: float) -> dict[str, object]:
+    """The shipped policy's automatic answers before and after the check."""
+    automatic = [r for r in everyone if r.automatic]
+    kept = [r for r in automatic if gaps[r.item.ticket.ticket_id] < margin]
+    in_scope = sum(r.item.in_scope for r in everyone)
+    out_of_scope = len(everyone) - in_scope
     return {
-        "tickets": len(rows), "automatic": len(automatic),
-        "wrong_rate_before": share(wrong), "wrong_rate_after": share(wrong[kept]),
-        "coverage_before": round(len(automatic) / len(rows), 4),
-        "coverage_after": round(int(kept.sum()) / len(rows), 4),
-        "wrong_caught": share(escalated[wrong]), "right_escalated": share(escalated[~wrong]),
+        "automatic_before": len(automatic), "automatic_after": len(kept),
+        "wrong_rate_before": share(np.array([r.wrong for r in automatic])),
+        "wrong_rate_after": share(np.array([r.wrong for r in kept])),
+        "in_scope_coverage_before": round(sum(r.item.in_scope for r in automatic) / in_scope, 4),
+        "in_scope_coverage_after": round(sum(r.item.in_scope for r in kept) / in_scope, 4),
+        "out_of_scope_automatic_before": sum(not r.item.in_scope for r in automatic),
+        "out_of_scope_automatic_after": sum(not r.item.in_scope for r in kept),
+        "out_of_scope_tickets": out_of_scope,
     }
 
 
-def report(rows: list[Prediction], flags: dict[str, Flags],
-           oos: list[Prediction]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for name, flag in flags.items():
-        clinc_auto = [p for p in oos if p.automatic]
-        out[name] = {
-            "confident": confident_figures(rows, flag),
-            "automatic": automatic_figures(rows, flag),
-            "out_of_scope": {"tickets": len(oos), "automatic_before": len(clinc_auto),
-                             "escalated": share(flag(clinc_auto))},
-        }
-    return out
+def missed_why(rows: Sequence[Routed], best: dict[str, str]) -> dict[str, int]:
+    """Of the confident errors, how often the reader agrees with the classifier or is right."""
+    errors = [r for r in rows if r.wrong and r.item.in_scope]
+    return {"errors": len(errors),
+            "reader_agrees_with_the_classifier": sum(best[r.item.ticket.ticket_id] == r.intent
+                                                     for r in errors),
+            "reader_names_the_true_intent": sum(best[r.item.ticket.ticket_id] == r.item.label
+                                                for r in errors)}
+
+
+def best_threshold(everyone: Sequence[Routed], gaps: dict[str, float], margin: float,
+                   max_wrong: float = MAX_WRONG) -> float:
+    """In-scope share answered at the best single confidence threshold whose wrong share (after
+    the check) is at most `max_wrong`, on these rows: in-sample and uncertified, so a ceiling
+    for one shared threshold."""
+    conf = np.array([r.confidence for r in everyone])
+    keep = np.array([r.automatic and gaps[r.item.ticket.ticket_id] < margin for r in everyone])
+    wrong = np.array([r.wrong for r in everyone])
+    in_scope = np.array([r.item.in_scope for r in everyone])
+    best = 0.0
+    for threshold in THRESHOLDS:
+        answered = keep & (conf > threshold)
+        if answered.any() and wrong[answered].mean() <= max_wrong:
+            best = max(best, float((answered & in_scope).sum() / in_scope.sum()))
+    return round(best, 4)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="print JSON only")
+    parser.add_argument("--margin", type=float, help="default: the shipped artifact's")
     args = parser.parse_args()
-    data = banking77_folds()
-    validation_rows, measurement_rows = fold_halves(data)
-    predictions = calibration_rows()
-    banking = [p for p in predictions if p.source == "banking77_train"]
-    validation = [p for p in banking if p.row in validation_rows]
-    measurement = [p for p in banking if p.row in measurement_rows]
-    oos = [p for p in predictions if p.source != "banking77_train"]
-    clinc_texts = _clinc_texts(oos)
-    reader = SecondOpinionModel.load()
-    nb = NaiveBayesIntentScorer.load("ticket_intent")
-    nb_margin = float(nb.meta["calibration"]["margin_threshold"])
-    shipped = reader.margin or 0.0
-    swapped, _ = choose_margin(reader, data.texts, measurement)
-
-    def text_of(p: Prediction) -> str:
-        return data.texts[p.row] if p.source == "banking77_train" else clinc_texts[p.row, p.source]
-
-    def second(margin: float) -> Flags:
-        return lambda ps: np.array([reader.read(text_of(p), p.intent).gap >= margin for p in ps],
-                                   bool)
-
-    def naive_bayes(ps: Sequence[Prediction]) -> np.ndarray:
-        return np.array([nb.score(text_of(p)).margin(p.intent) < nb_margin for p in ps], bool)
-
-    def either(ps: Sequence[Prediction]) -> np.ndarray:
-        return second(shipped)(ps) | naive_bayes(ps)
-
-    def cross_fitted(ps: Sequence[Prediction]) -> np.ndarray:
-        """Each half judged with the margin chosen on the other half."""
-        return np.array([second(shipped if p.row in measurement_rows else swapped)([p])[0]
-                         for p in ps], bool)
-
+    margin = args.margin if args.margin is not None else SecondOpinionModel.load().margin or 0.0
+    items = load_calibration_set(DATA)
+    gaps = load_gaps(DATA, items)
+    best = _best(DATA)
+    routed = route_all(load_policy(), items, load_prices())
+    banking = [r for r in routed if r.item.source == "banking77_train"]
+    confident = {f">={bar}": [r for r in routed if r.item.in_scope and r.confidence >= bar
+                              and not r.item.classification.out_of_scope] for bar in CONFIDENT}
+    gated = [r for r in banking if r.automatic]
+    ungated = route_all(parse_policy(without_gates(DEFAULT_POLICY.read_text("utf-8"))), items,
+                        load_prices())
     figures = {
-        "margin": shipped, "swapped_margin": swapped,
-        "measurement_half": report(measurement, {
-            "second_opinion": second(shipped), "naive_bayes_ticket": naive_bayes,
-            "either": either}, oos),
-        "swapped_halves": report(validation, {
-            "second_opinion": second(swapped)}, oos),
-        "whole_fold_cross_fitted": report(banking, {"second_opinion": cross_fitted}, oos),
-        "ms_per_ticket": _latency(reader, [data.texts[p.row] for p in measurement]),
+        "margin": margin, "rows": len(routed), "banking77_rows": len(banking),
+        "confident": {bar: caught(rows, gaps, margin) for bar, rows in confident.items()},
+        "shipped_policy": {"caught": caught(gated, gaps, margin),
+                           **before_after(routed, gaps, margin)},
+        "missed_why": {bar: missed_why(rows, best) for bar, rows in confident.items()}
+        | {"shipped_policy": missed_why(gated, best)},
+        "sweep": {str(m): {"confident>=0.8": caught(confident[">=0.8"], gaps, m),
+                           "shipped_policy": caught(gated, gaps, m)} for m in SWEEP},
+        "best_single_threshold_in_scope_at_1pct": {
+            str(m): best_threshold(ungated, gaps, m) for m in (OFF, *SWEEP)},
     }
     print(json.dumps(figures, indent=1) if args.json else _table(figures))
 
 
-def _clinc_texts(oos: list[Prediction]) -> dict[tuple[int, str], str]:
-    from build_second_opinion import DATA
+def _best(data: Path) -> dict[str, str]:
+    import csv
 
-    clinc = json.loads((DATA / "clinc150/data.json").read_text("utf-8"))
-    splits = {"clinc150_val": "val", "clinc150_oos_val": "oos_val"}
-    return {(p.row, p.source): clinc[splits[p.source]][p.row][0] for p in oos}
-
-
-def _latency(reader: SecondOpinionModel, texts: list[str]) -> float:
-    start = time.perf_counter()
-    for text in texts:
-        reader.read(text, "card_arrival")
-    return round((time.perf_counter() - start) * 1000 / len(texts), 4)
+    with (data / READINGS).open(newline="", encoding="utf-8") as handle:
+        return {f"{r['source']}-{r['row']}": r["best"] for r in csv.DictReader(handle)}
 
 
 def _table(figures: dict[str, object]) -> str:
-    lines = [f"margin (shipped, chosen on the validation half): {figures['margin']}; "
-             f"swapped-halves margin: {figures['swapped_margin']}; "
-             f"{figures['ms_per_ticket']} ms per ticket"]
-    for part in ("measurement_half", "swapped_halves", "whole_fold_cross_fitted"):
-        block = figures[part]
+    lines = [f"margin {figures['margin']}; {figures['rows']} calibration rows "
+             f"({figures['banking77_rows']} BANKING77 out of fold)"]
+    for key in ("confident", "shipped_policy", "missed_why", "sweep",
+                "best_single_threshold_in_scope_at_1pct"):
+        lines.append(f"\n[{key}]")
+        block = figures[key]
         assert isinstance(block, dict)
-        for check, numbers in block.items():
-            lines.append(f"\n[{part}] {check}")
-            for key, value in numbers.items():
-                lines.append(f"  {key}: {json.dumps(value)}")
+        lines += [f"  {name}: {json.dumps(value)}" for name, value in block.items()]
     return "\n".join(lines)
 
 
