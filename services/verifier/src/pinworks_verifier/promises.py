@@ -17,6 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -58,17 +59,22 @@ def _token(raw: str) -> str:
     return "<num>" if raw[0].isdigit() else raw
 
 
+@lru_cache(maxsize=1 << 16)
+def _char_grams(word: str) -> tuple[str, ...]:
+    """A word's 3-5 character n-grams (with its edges), in order; kept per word, since the
+    same words recur in every draft."""
+    padded = f"^{word}$"
+    return tuple(f"c:{padded[i:i + n]}" for n in (3, 4, 5) for i in range(len(padded) - n + 1))
+
+
 def features(sentence: str) -> Counter[str]:
     """Words, adjacent word pairs and 3-5 character n-grams of each word (with its edges)."""
     words = [_token(w) for w in _TOKEN.findall(sentence.lower())]
     feats: Counter[str] = Counter(f"w:{w}" for w in words)
     feats.update(f"b:{a} {b}" for a, b in zip(["<s>", *words], [*words, "</s>"], strict=True))
     for word in words:
-        if word.startswith("<"):
-            continue
-        padded = f"^{word}$"
-        for n in (3, 4, 5):
-            feats.update(f"c:{padded[i:i + n]}" for i in range(len(padded) - n + 1))
+        if not word.startswith("<"):
+            feats.update(_char_grams(word))
     return feats
 
 
@@ -103,11 +109,13 @@ class PromiseReader:
         return sentence_digest(sentence) in self.reviewed
 
     def vectorize(self, sentence: str) -> tuple[np.ndarray, np.ndarray]:
-        pairs = [(self.vocab[f], c) for f, c in features(sentence).items() if f in self.vocab]
+        pairs = [(i, c) for f, c in features(sentence).items()
+                 if (i := self.vocab.get(f)) is not None]
         if not pairs:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        ids = np.array([i for i, _ in pairs], np.int64)
-        values = 1 + np.log(np.array([c for _, c in pairs], np.float32))
+        found_ids, found_counts = zip(*pairs, strict=True)
+        ids = np.array(found_ids, np.int64)
+        values = 1 + np.log(np.array(found_counts, np.float32))
         return ids, values / float(np.linalg.norm(values))
 
     def probabilities(self, sentence: str) -> np.ndarray:
