@@ -8,9 +8,10 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
 from nats.errors import ConnectionClosedError
 
-from pinworks_common.pull import take_waiting
+from pinworks_common.pull import UnsupportedNatsClient, check_nats_client, take_waiting
 
 
 class Message:
@@ -20,7 +21,7 @@ class Message:
 
 
 class Inbox:
-    """nats-py's Subscription: its pending queue and `next_msg`."""
+    """nats-py's Subscription: its pending queue (take_waiting never calls its `next_msg`)."""
 
     def __init__(self) -> None:
         self._pending_queue: asyncio.Queue[Message] = asyncio.Queue()
@@ -30,11 +31,6 @@ class Inbox:
         for message in messages:
             self._pending_queue.put_nowait(message)
             self._pending_size += len(message.data)
-
-    async def next_msg(self, timeout: float) -> Message:  # noqa: ASYNC109 - nats-py's
-        message = await asyncio.wait_for(self._pending_queue.get(), timeout)
-        self._pending_size -= len(message.data)
-        return message
 
 
 class Server:
@@ -86,3 +82,20 @@ async def test_a_lost_connection_keeps_what_came() -> None:
     subscription = Subscription([], closed=True)
     subscription._sub.deliver(Message(b"a"))
     assert _data(await take_waiting(subscription, 5, 60)) == [b"a"]
+
+
+def test_the_installed_nats_client_has_what_take_waiting_reads() -> None:
+    """Fails when nats-py renames or drops a pull subscription internal take_waiting uses
+    (and so does every service's app creation, through `adopt`)."""
+    check_nats_client()
+
+
+async def test_a_nats_client_without_those_internals_is_refused_with_the_reason() -> None:
+    subscription = Subscription([])
+    del subscription._sub._pending_queue
+    with pytest.raises(UnsupportedNatsClient, match="has no '_pending_queue'"):
+        await take_waiting(subscription, 4, 1.0)
+    other = Subscription([])
+    other._sub._pending_queue = []  # type: ignore[assignment]
+    with pytest.raises(UnsupportedNatsClient, match="not an asyncio.Queue"):
+        await take_waiting(other, 4, 1.0)
