@@ -25,6 +25,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property, partial
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from nats.aio.msg import Msg
@@ -39,7 +40,7 @@ from pinworks_common.ledger.postgres import PostgresBooks
 from pinworks_common.ledger.records import Entries, Publication, Recorded, escalation_publication
 from pinworks_common.logs import log_fields
 from pinworks_common.metrics import StageMetrics, StageObserver, until_commit
-from pinworks_common.telemetry import extract_context, inject_headers, trace_id_of
+from pinworks_common.telemetry import inject_headers, start_span, trace_id_of
 from pinworks_contracts.jsonlimits import (
     INTERNAL_LIMITS,
     JsonLimitError,
@@ -102,12 +103,16 @@ class Work(Generic[T]):
     value: T
     span: Span
 
-    @property
+    @cached_property
     def trace_id(self) -> str:
         return trace_id_of(self.span)
 
     @property
     def trace_headers(self) -> dict[str, str]:
+        return dict(self._trace_headers)  # a copy: a publication may add its own headers
+
+    @cached_property
+    def _trace_headers(self) -> dict[str, str]:
         return inject_headers(self.span)
 
 
@@ -152,12 +157,22 @@ async def record_batch(logic: StageLogic[T], ledger: Ledger, work: Sequence[Work
 Publisher = Callable[[Publication], Awaitable[Any]]
 
 
+@runtime_checkable
+class BatchPublisher(Protocol):
+    """A publisher that sends a batch's publications at once and awaits their acknowledgements
+    together (`service.JetStreamPublisher`); it raises when any is not acknowledged."""
+
+    async def __call__(self, publication: Publication) -> Any: ...
+
+    async def publish_all(self, publications: Sequence[Publication]) -> None: ...
+
+
 class StageRunner(Generic[T]):
     def __init__(
         self,
         logic: StageLogic[T] | PreparedStageLogic[T],
         books: Books | AsyncEngine,
-        publish: Publisher,
+        publish: Publisher | BatchPublisher,
         *,
         max_deliveries: int,
         on_dead_letter: Callable[[Delivery, str], Sequence[Publication]] | None = None,
@@ -166,9 +181,12 @@ class StageRunner(Generic[T]):
         self.logic = logic
         self.books: Books = PostgresBooks(books) if isinstance(books, AsyncEngine) else books
         self.publish = publish
+        self.publish_all = (publish.publish_all if isinstance(publish, BatchPublisher)
+                            else partial(_publish_each, publish))
         self.max_deliveries = max_deliveries
         self.on_dead_letter = on_dead_letter
         self.tracer = trace.get_tracer(f"pinworks.{logic.stage}")
+        self.span_name = f"pinworks.{logic.stage}"
         self.observer: StageObserver = observer or StageMetrics(logic.stage)
         self._own_failures: OrderedDict[int, int] = OrderedDict()
 
@@ -179,16 +197,12 @@ class StageRunner(Generic[T]):
         poison: list[tuple[Delivery, Span, str]] = []
         for message in messages:
             delivery = Delivery(message)
-            span = self.tracer.start_span(
-                f"pinworks.{self.logic.stage}",
-                context=extract_context(delivery.headers),
-                attributes={
-                    "messaging.system": "nats",
-                    "messaging.destination.name": delivery.subject,
-                    "pinworks.stream_seq": delivery.stream_seq,
-                    "pinworks.deliveries": delivery.num_delivered,
-                },
-            )
+            span = start_span(self.tracer, self.span_name, message.headers, {
+                "messaging.system": "nats",
+                "messaging.destination.name": delivery.subject,
+                "pinworks.stream_seq": delivery.stream_seq,
+                "pinworks.deliveries": delivery.num_delivered,
+            })
             try:
                 works.append(Work(delivery, self.logic.decode(delivery), span))
             except Exception as error:  # noqa: BLE001 - any decode failure is poison
@@ -196,7 +210,8 @@ class StageRunner(Generic[T]):
         try:
             if works:
                 await self._commit_and_publish(works)
-                await asyncio.gather(*(work.delivery.message.ack() for work in works))
+                for work in works:  # each ack only queues a few bytes for nats-py's flusher
+                    await work.delivery.message.ack()
                 self.observer.handled(len(works), time.perf_counter() - started)
         except Exception as batch_error:  # noqa: BLE001
             self.observer.batch_fallback()
@@ -224,8 +239,8 @@ class StageRunner(Generic[T]):
         with until_commit():
             async with self.books.transaction() as ledger:
                 recorded = await ledger.record(await commit(ledger))
-        await asyncio.gather(*(self.publish(publication)
-                               for publication in recorded.publications))
+        if recorded.publications:
+            await self.publish_all(recorded.publications)
 
     async def _process_alone(self, work: Work[T], started: float) -> None:
         try:
@@ -294,13 +309,17 @@ class StageRunner(Generic[T]):
             ]
             if self.on_dead_letter is not None:
                 publications.extend(self.on_dead_letter(delivery, reason))
-            await asyncio.gather(*(self.publish(publication) for publication in publications))
+            await self.publish_all(publications)
             await delivery.message.ack()
             self.observer.dead_lettered()
         except Exception as error:  # noqa: BLE001
             log.error("%s: could not dead-letter seq %d (%r); will retry",
                       self.logic.stage, delivery.stream_seq, error, extra=_log_fields(delivery))
             await _nak(delivery, 5.0)
+
+
+async def _publish_each(publish: Publisher, publications: Sequence[Publication]) -> None:
+    await asyncio.gather(*(publish(publication) for publication in publications))
 
 
 async def _nak(delivery: Delivery, delay: float) -> None:
