@@ -15,6 +15,9 @@ loud warning (`warn_if_anonymous`).
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import json
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
@@ -216,3 +219,64 @@ async def watch_platform_outcomes(nc: Any, platform: str,
         await subscription.unsubscribe()
         raise
     return subscription
+
+
+class JetStreamAcks:
+    """JetStream publishes sent without waiting, their acknowledgements awaited later, on one
+    reply subscription in the connection's own inbox (`<inbox>.<token>`).
+
+    nats-py's `publish_async` does the same but never settles a publish JetStream refuses
+    (its reply handler raises the error instead of setting it, so the caller waits out its
+    timeout); here a refusal settles the publish's future with the `APIError`."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._prefix: str | None = None
+        self._starting = asyncio.Lock()
+        self._tokens = itertools.count()
+        self._waiting: dict[str, asyncio.Future[Any]] = {}
+
+    async def publish(self, subject: str, payload: bytes, *, stream: str,
+                      headers: dict[str, str]) -> asyncio.Future[Any]:
+        """Send one message to `stream` (JetStream refuses it if `subject` is another's); the
+        future settles with its `PubAck` or the refusal."""
+        from nats.js import api
+
+        prefix = self._prefix or await self._start()
+        token = str(next(self._tokens))
+        acknowledged = asyncio.get_running_loop().create_future()
+        self._waiting[token] = acknowledged
+        acknowledged.add_done_callback(lambda _: self._waiting.pop(token, None))
+        try:
+            await self.client.publish(subject, payload, reply=f"{prefix}.{token}",
+                                      headers={**headers, api.Header.EXPECTED_STREAM: stream})
+        except BaseException:
+            acknowledged.cancel()
+            raise
+        return acknowledged
+
+    async def _start(self) -> str:
+        async with self._starting:
+            if self._prefix is None:
+                prefix = self.client.new_inbox()
+                await self.client.subscribe(f"{prefix}.*", cb=self._settle)
+                self._prefix = prefix
+            return self._prefix
+
+    async def _settle(self, message: Any) -> None:
+        from nats.js import api
+        from nats.js.errors import APIError, NoStreamResponseError
+
+        acknowledged = self._waiting.get(message.subject.rpartition(".")[2])
+        if acknowledged is None or acknowledged.done():
+            return
+        if message.headers and message.headers.get(api.Header.STATUS) == "503":
+            acknowledged.set_exception(NoStreamResponseError())
+            return
+        try:
+            reply = json.loads(message.data)
+            if "error" in reply:
+                APIError.from_error(reply["error"])  # raises the error's own class
+            acknowledged.set_result(api.PubAck.from_response(reply))
+        except Exception as error:  # noqa: BLE001 - whatever the reply was, this publish failed
+            acknowledged.set_exception(error)

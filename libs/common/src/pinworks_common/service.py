@@ -17,6 +17,7 @@ from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
 from faststream.nats.publisher.producer import NatsJSFastProducer
 from faststream.specification import AsyncAPI
 from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,7 +27,7 @@ from pinworks_common.health import HealthServer
 from pinworks_common.ledger import Books, Publication
 from pinworks_common.logs import configure_logging
 from pinworks_common.metrics import Poller, StageMetrics, business_unit_label, poll_consumer_lag
-from pinworks_common.nats_client import warn_if_anonymous
+from pinworks_common.nats_client import JetStreamAcks, warn_if_anonymous
 from pinworks_common.pull import adopt
 from pinworks_common.settings import CommonSettings
 from pinworks_common.stage import (
@@ -95,17 +96,18 @@ PUBLISH_TIMEOUT_SECONDS = 10.0
 
 
 class JetStreamPublisher:
-    """Publishes through the broker's JetStream connection with `Nats-Msg-Id`.
+    """Publishes through the broker's NATS connection with `Nats-Msg-Id`.
 
     `publish_all` sends a whole batch's publications before awaiting any acknowledgement and
-    then awaits them together (nats-py's `publish_async`): FastStream's `publish` waits for
-    each message's acknowledgement in its own request (a reply future and timer per message,
-    its middleware and command per message). Under FastStream's TestNatsBroker, whose producer
+    then awaits them together (`JetStreamAcks`): FastStream's `publish` waits for each
+    message's acknowledgement in its own request (a reply future and timer per message, its
+    middleware and command per message). Under FastStream's TestNatsBroker, whose producer
     stands in for NATS, both go through the broker's `publish`."""
 
     def __init__(self, broker: NatsBroker, timeout: float = PUBLISH_TIMEOUT_SECONDS) -> None:
         self.broker = broker
         self.timeout = timeout
+        self._acks: JetStreamAcks | None = None
 
     async def __call__(self, publication: Publication) -> Any:
         return await self.broker.publish(
@@ -118,15 +120,20 @@ class JetStreamPublisher:
         if not isinstance(self.broker.config.js_producer, NatsJSFastProducer):
             await asyncio.gather(*(self(publication) for publication in publications))
             return
-        js = self.broker.config.connection_state.stream
-        acks = [await js.publish_async(publication.subject, publication.payload,
-                                       stream=publication.stream, headers=_headers(publication))
-                for publication in publications]
+        if self._acks is None:
+            self._acks = JetStreamAcks(self.broker.config.connection_state.connection)
+        acks = []
         try:
+            for publication in publications:
+                acks.append(await self._acks.publish(
+                    publication.subject, publication.payload, stream=publication.stream,
+                    headers=_headers(publication)))
             await asyncio.wait_for(asyncio.gather(*acks), self.timeout)
+        except TimeoutError as error:
+            raise NatsTimeoutError from error  # a NATS fault: the messages wait, never count
         finally:
             for ack in acks:
-                ack.cancel()  # no-op once done; drops the reply slot of one that never came
+                ack.cancel()  # no-op once settled; frees the slot of one that never came
 
 
 def _headers(publication: Publication) -> dict[str, str]:
