@@ -141,3 +141,14 @@ def test_hostile_submissions_are_rejected_with_reason_and_readable_ids(
 def test_submission_with_literal_backslash_u0000_text_is_accepted() -> None:
     ticket = parse_submission(raw(body="my card shows \\u0000 in the app"))
     assert ticket.body == "my card shows \\u0000 in the app"
+
+
+def test_raw_text_cannot_carry_what_only_an_escape_can() -> None:
+    """Strings are walked only when the text has a \\u escape: a raw NUL or an encoded
+    surrogate is refused before, by strict UTF-8 and strict JSON."""
+    with pytest.raises(JsonLimitError, match="not valid JSON"):
+        loads_limited(b'{"body": "a\x00b"}', INTERNAL_LIMITS)
+    with pytest.raises(JsonLimitError, match="not valid UTF-8"):
+        loads_limited(b'{"body": "a\xed\xa0\x80b"}', INTERNAL_LIMITS)
+    with pytest.raises(JsonLimitError, match="body: contains a NUL"):
+        loads_limited(b'{"body": "caf\xc3\xa9 \\u0000"}', INTERNAL_LIMITS)

@@ -135,7 +135,12 @@ def _check_strings(value: Any, path: str) -> None:
 
 
 def loads_limited(payload: bytes, limits: JsonLimits) -> Any:
-    """Decode `payload` or raise `JsonLimitError`; what it returns Postgres `jsonb` accepts."""
+    """Decode `payload` or raise `JsonLimitError`; what it returns Postgres `jsonb` accepts.
+
+    Strict UTF-8 decoding refuses an encoded surrogate and strict JSON a raw control character
+    inside a string, so a text without a `\\u` escape holds no unstorable string and its strings
+    need no walk (every payload pydantic writes between stages, unless it carries a control
+    character)."""
     if len(payload) > limits.max_bytes:
         raise JsonLimitError(f"payload too large: {len(payload)} bytes, limit {limits.max_bytes}")
     try:
@@ -150,7 +155,8 @@ def loads_limited(payload: bytes, limits: JsonLimits) -> Any:
         value = json.loads(text, **_number_parsers(limits))
     except json.JSONDecodeError as error:
         raise JsonLimitError(f"payload is not valid JSON: {error}") from None
-    _check_strings(value, "")
+    if "\\u" in text:  # only a \u escape can decode to a NUL or a lone surrogate
+        _check_strings(value, "")
     return value
 
 
