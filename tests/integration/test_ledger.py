@@ -332,3 +332,79 @@ async def test_each_audited_value_is_searched_for_personal_data_once(
         assert searched.count(text) == 1, text
     assert len(await rows(books, "decision_originals", ticket_id=ticket_id)) == 1
     assert len(await rows(books, "outcome_originals", ticket_id=ticket_id)) == 1
+
+
+async def test_a_platform_trace_id_and_time_are_audited_as_written_the_customer_text_redacted(
+        books: Books) -> None:
+    """The outcome's trace id and decision time are the platform's own, in fixed formats; the
+    detector used to read these two as phone numbers. Anything else under those keys is read."""
+    flagged_trace, ticket_id = "ee6359618bb03001307881fe9bdea5a4", ticket()
+    decided_at = datetime(2026, 1, 4, 18, 47, 0, 571774, tzinfo=UTC)
+
+    def entry(key: str, trace_id: str) -> records.OutcomeEntry:
+        return records.OutcomeEntry(key, Outcome(
+            ticket_id=ticket_id, status=OutcomeStatus.RESOLVED, business_unit="retail",
+            answer="Hi Jane Doe, call us back on +44 20 7946 0000.", cost_usd=Decimal("0.5"),
+            resolved_by="automation", trace_id=trace_id, decided_at=decided_at))
+
+    async with books.transaction() as ledger:
+        await ledger.record(records.Entries(outcomes=[
+            entry("automation", flagged_trace), entry("forged", "call me on 07700 900123")]))
+    stored = {row["outcome_key"]: row["payload"]
+              for row in await rows(books, "outcomes", ticket_id=ticket_id)}
+    assert stored["automation"]["trace_id"] == flagged_trace
+    assert stored["automation"]["decided_at"] == "2026-01-04T18:47:00.571774Z"
+    assert stored["automation"]["answer"] == "Hi [NAME], call us back on [PHONE]."
+    assert stored["forged"]["trace_id"] == "call me on [PHONE]"
+    assert len(await rows(books, "outcome_originals", ticket_id=ticket_id)) == 2
+
+
+async def test_a_text_repeated_across_a_batch_is_searched_once(
+        books: Books, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows of one batch repeat the same reasons and drafts; beyond what the detector's own cache
+    holds, the ledger reads each distinct text once per batch."""
+    from pinworks_common.personal_data import detect
+
+    searched: list[str] = []
+    real = detect._candidates
+    monkeypatch.setattr(detect, "_candidates", lambda t, *a: searched.append(t) or real(t, *a))
+    reason = "drafted for jane@example.com." + " Thanks." * 520
+    assert len(reason) > detect.CACHED_TEXT_CHARS
+    tickets = [ticket() for _ in range(3)]
+    async with books.transaction() as ledger:
+        await ledger.record(records.Entries(decisions=[
+            records.Decision(ticket_id, "ledger-test", "draft", "test", "1", inputs={},
+                             output={"why": reason}, reason=reason, trace_id="t")
+            for ticket_id in tickets]))
+    assert searched.count(reason) == 1
+    for ticket_id in tickets:
+        [row] = await rows(books, "decisions", ticket_id=ticket_id)
+        assert row["reason"].startswith("drafted for [EMAIL].")
+        assert row["output"] == {"why": row["reason"]}
+        assert len(await rows(books, "decision_originals", ticket_id=ticket_id)) == 1
+
+
+async def test_writes_together_are_addressed_by_table(books: Books) -> None:
+    """Each write's inserted rows come back under its table, so a result cannot be read for
+    another write's; a table twice in one call, or `after` a write not before it, is refused."""
+    ticket_id = ticket()
+    row = decision(ticket_id, {"handler": "kb"}).row()
+    cost = records.CostEntry(ticket_id, "retail", "classifier", "c", Decimal("0.1")).row()
+    original = {"ticket_id": ticket_id, "stage": "ledger-test", "decision_key": "route",
+                "output": {"handler": "kb"}}
+    async with books.transaction() as ledger:
+        first = await ledger.store.insert_together([
+            records.Write("cost_ledger", [cost]), records.Write("decisions", [row]),
+            records.Write("decision_originals", [original], after="decisions")])
+    assert first == {"cost_ledger": [cost], "decisions": [row], "decision_originals": [original]}
+    async with books.transaction() as ledger:
+        again = await ledger.store.insert_together([
+            records.Write("decisions", [row]),
+            records.Write("decision_originals", [original], after="decisions")])
+    assert again == {"decisions": [], "decision_originals": []}
+    for writes in ([records.Write("decisions", [row]), records.Write("decisions", [row])],
+                   [records.Write("decision_originals", [original], after="decisions"),
+                    records.Write("decisions", [row])]):
+        async with books.transaction() as ledger:
+            with pytest.raises(ValueError, match="insert_together|before it"):
+                await ledger.store.insert_together(writes)

@@ -32,7 +32,7 @@ from pinworks_common.ledger import (
     handoff_publication,
     keys,
 )
-from pinworks_common.ledger.book import AUDITED_TEXT, audit_row
+from pinworks_common.ledger.book import audit_row
 from pinworks_common.stage import Delivery, Work
 from pinworks_contracts.identities import DEFAULT_PLATFORM
 from pinworks_contracts.messages import (
@@ -245,10 +245,11 @@ def _namespaced(item: Work[Intake], error: SubmissionError) -> SubmissionError:
 
 def _rejected_payload(item: Work[Intake], error: SubmissionError, payload_bytes: int
                       ) -> dict[str, Any]:
-    return audit_row({"stream_seq": item.delivery.stream_seq, "subject": item.delivery.subject,
-                      "ticket_id": error.ticket_id, "business_unit": error.business_unit,
-                      "reasons": error.reasons, "raw_payload": item.delivery.excerpt(),
-                      "payload_bytes": payload_bytes}, AUDITED_TEXT["rejected_payloads"])
+    return audit_row("rejected_payloads", {
+        "stream_seq": item.delivery.stream_seq, "subject": item.delivery.subject,
+        "ticket_id": error.ticket_id, "business_unit": error.business_unit,
+        "reasons": error.reasons, "raw_payload": item.delivery.excerpt(),
+        "payload_bytes": payload_bytes})
 
 
 def _rejected_outcome(item: Work[Intake], error: SubmissionError) -> OutcomeEntry:

@@ -16,11 +16,12 @@ in-memory copy with the same semantics (`memory.MemoryStore`) for component test
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from pinworks_common.ledger.records import (
     DecisionRef,
@@ -36,7 +37,7 @@ from pinworks_common.ledger.records import (
     outcome_publication,
 )
 from pinworks_common.metrics import observe_costs, observe_decisions, observe_outcomes
-from pinworks_common.personal_data import redact_value
+from pinworks_common.personal_data import TIMESTAMP, TRACE_ID, Redactor
 from pinworks_contracts.messages import DeadLetter, Outcome
 
 R = TypeVar("R")
@@ -79,10 +80,10 @@ class Store(Protocol):
     async def insert_once(self, table: str, rows: Sequence[Row]) -> list[Row]:
         """Insert rows whose key is new; return those this call inserted."""
 
-    async def insert_together(self, writes: Sequence[Write]) -> list[list[Row]]:
+    async def insert_together(self, writes: Sequence[Write]) -> dict[str, list[Row]]:
         """Each write's rows whose key is new (a write `after` another: only the rows whose key
-        that one inserted now), in one statement where the store can; return each write's rows
-        inserted."""
+        that one inserted now), in one statement where the store can; return the rows inserted
+        by table (each table is written once per call, see `check_writes`)."""
 
     async def first_stored(self, table: str, rows: Sequence[Row]) -> list[Row]:
         """Insert rows whose key is new; return the stored row for each (distinct-keyed) row."""
@@ -192,23 +193,23 @@ class Ledger:
         from stored decisions (hand-offs) in a second, when there are any. A record this batch
         did not store is read back only then (a redelivery)."""
         recorded = Recorded(publications=list(entries.publications))
-        decisions = _candidates("decisions", entries.decisions, lambda d: d.row(),
-                                AUDITED_TEXT["decisions"])
-        costs = _candidates("cost_ledger", entries.costs, lambda c: c.row())
+        redactor = Redactor()
+        decisions = _candidates("decisions", entries.decisions, lambda d: d.row(), redactor)
+        costs = _candidates("cost_ledger", entries.costs, lambda c: c.row(), redactor)
         events = _candidates("accountability", entries.accountability, lambda a: a.row(),
-                             AUDITED_TEXT["accountability"])
-        direct = _OutcomeRows(entries.outcomes)
+                             redactor)
+        direct = _OutcomeRows(entries.outcomes, redactor)
         new = await self.store.insert_together([
-            Write("decisions", [audited for _, _, audited in decisions.values()]),
-            Write("decision_originals", _originals(
-                "decision_originals", [(row, audited) for _, row, audited in decisions.values()],
-                "output"), after=0),
-            Write("cost_ledger", [audited for _, _, audited in costs.values()]),
-            Write("accountability", [audited for _, _, audited in events.values()]),
-            *direct.writes(first=4)])
-        recorded.new_decisions = _records_of("decisions", decisions, new[0])
-        recorded.new_costs = _records_of("cost_ledger", costs, new[2])
-        recorded.new_accountability = _records_of("accountability", events, new[3])
+            Write("decisions", [candidate.stored for candidate in decisions.values()]),
+            Write("decision_originals", _originals("decision_originals", decisions.values(),
+                                                   "output"), after="decisions"),
+            Write("cost_ledger", [candidate.stored for candidate in costs.values()]),
+            Write("accountability", [candidate.stored for candidate in events.values()]),
+            *direct.writes()])
+        recorded.new_decisions = _records_of("decisions", decisions, new["decisions"])
+        recorded.new_costs = _records_of("cost_ledger", costs, new["cost_ledger"])
+        recorded.new_accountability = _records_of("accountability", events,
+                                                  new["accountability"])
         for decision in recorded.new_decisions:
             self._decided[decision.ref] = as_stored(decision.output)
         self._absent -= {decision.ref for decision in entries.decisions}  # another delivery's
@@ -220,10 +221,11 @@ class Ledger:
                 outcomes.append(built)
             elif isinstance(built, Publication):
                 recorded.publications.append(built)
-        handed = _OutcomeRows(outcomes[len(entries.outcomes):], skip=direct.candidates.keys())
-        fresh = direct.fresh(new[4])
+        handed = _OutcomeRows(outcomes[len(entries.outcomes):], redactor,
+                              skip=direct.candidates.keys())
+        fresh = direct.fresh(new["outcomes"])
         if handed.rows:
-            fresh |= handed.fresh((await self.store.insert_together(handed.writes(first=0)))[0])
+            fresh |= handed.fresh((await self.store.insert_together(handed.writes()))["outcomes"])
         stored_outcomes = await self._stored_outcomes(
             outcomes, fresh, {**direct.candidates, **handed.candidates})
         recorded.outcomes = [outcome for outcome, _ in stored_outcomes]
@@ -238,12 +240,12 @@ class Ledger:
         return recorded
 
     async def dead_letter(self, letter: DeadLetter) -> None:
-        await self.store.insert_once("dead_letters", [audit_row({
+        await self.store.insert_once("dead_letters", [audit_row("dead_letters", {
             "stage": letter.stage, "subject": letter.subject,
             "stream_seq": letter.stream_sequence, "ticket_id": letter.ticket_id,
             "deliveries": letter.deliveries, "error": letter.error,
             "raw_payload": letter.payload_excerpt,
-        }, AUDITED_TEXT["dead_letters"])])
+        })])
 
     async def _stored_outcomes(self, entries: Sequence[OutcomeEntry],
                                fresh: dict[tuple[str, str], StoredOutcome],
@@ -276,39 +278,47 @@ class Ledger:
         ])
 
 
+class _Candidate(NamedTuple, Generic[R]):
+    """A record to store: the record, its row, its row as stored (audited columns redacted)
+    and the columns whose redaction changed them."""
+
+    record: R
+    row: Row
+    stored: Row
+    redacted: frozenset[str]
+
+
 def _candidates(table: str, records: Sequence[R], row_of: Callable[[R], Row],
-                audited: Collection[str] = ()) -> dict[tuple[Any, ...], tuple[R, Row, Row]]:
-    """Each key's first record with its row and its row as stored (`audited` columns
-    redacted); each row is built and redacted once."""
-    by_key: dict[tuple[Any, ...], tuple[R, Row, Row]] = {}
+                redactor: Redactor) -> dict[tuple[Any, ...], _Candidate[R]]:
+    """Each key's first record with its rows; each row is built and redacted once."""
+    by_key: dict[tuple[Any, ...], _Candidate[R]] = {}
     for record in records:
         row = row_of(record)
         key = key_of(table, row)
         if key not in by_key:
-            by_key[key] = (record, row, audit_row(row, audited) if audited else row)
+            by_key[key] = _Candidate(record, row, *_audited(table, row, redactor))
     return by_key
 
 
-def _records_of(table: str, candidates: dict[tuple[Any, ...], tuple[R, Row, Row]],
+def _records_of(table: str, candidates: dict[tuple[Any, ...], _Candidate[R]],
                 inserted: Sequence[Row]) -> list[R]:
-    return [candidates[key_of(table, row)][0] for row in inserted]
+    return [candidates[key_of(table, row)].record for row in inserted]
 
 
-def _originals(table: str, rows: Iterable[tuple[Row, Row]], column: str) -> list[Row]:
-    """For each row whose `column` held personal data (its redacted copy differs from it), its
-    original value for the erasable `table` (where a hand-off or a customer's reply is built
-    from it)."""
+def _originals(table: str, candidates: Iterable[_Candidate[Any]], column: str) -> list[Row]:
+    """For each row whose `column` held personal data (its redaction changed it), its original
+    value for the erasable `table` (where a hand-off or a customer's reply is built from it)."""
     key = TABLE_KEYS[table]
-    return [{**{name: row[name] for name in key}, column: row[column]}
-            for row, audited in rows if _holds_personal_data(row[column], audited[column])]
+    return [{**{name: candidate.row[name] for name in key}, column: candidate.row[column]}
+            for candidate in candidates if column in candidate.redacted]
 
 
 class _OutcomeRows:
     """Each (ticket, key) outcome once (the first wins, `skip`ped keys not at all), with a new
     message-id nonce: its row, and its row as stored."""
 
-    def __init__(self, entries: Iterable[OutcomeEntry], skip: Collection[tuple[str, str]] = ()
-                 ) -> None:
+    def __init__(self, entries: Iterable[OutcomeEntry], redactor: Redactor,
+                 skip: Collection[tuple[str, str]] = ()) -> None:
         self.candidates: dict[tuple[str, str], Outcome] = {}
         for entry in entries:
             key = (entry.outcome.ticket_id, entry.key)
@@ -318,14 +328,14 @@ class _OutcomeRows:
             {"ticket_id": ticket_id, "outcome_key": key, "status": outcome.status.value,
              "payload": outcome.model_dump(mode="json"), "msg_nonce": new_outcome_nonce()}
             for (ticket_id, key), outcome in self.candidates.items()]
-        self.audited = [audit_row(row, AUDITED_TEXT["outcomes"]) for row in self.rows]
+        self.audited = [_Candidate(None, row, *_audited("outcomes", row, redactor))
+                        for row in self.rows]
 
-    def writes(self, first: int) -> list[Write]:
-        """The outcomes' write (at index `first`) and their originals' after it."""
-        return [Write("outcomes", self.audited),
-                Write("outcome_originals", _originals(
-                    "outcome_originals", zip(self.rows, self.audited, strict=True), "payload"),
-                    after=first)]
+    def writes(self) -> list[Write]:
+        """The outcomes' write and their originals' after it."""
+        return [Write("outcomes", [candidate.stored for candidate in self.audited]),
+                Write("outcome_originals", _originals("outcome_originals", self.audited,
+                                                      "payload"), after="outcomes")]
 
     def fresh(self, inserted: Sequence[Row]) -> dict[tuple[str, str], StoredOutcome]:
         """The outcomes stored now, as their rows hold them before redaction."""
@@ -335,15 +345,28 @@ class _OutcomeRows:
                 for row in self.rows if key_of("outcomes", row) in keys}
 
 
-async def insert_apart(store: Store, writes: Sequence[Write]) -> list[list[Row]]:
+def check_writes(writes: Sequence[Write]) -> None:
+    """One `insert_together` call writes each table once, and a write is `after` an earlier one
+    (its results are addressed by table)."""
+    seen: set[str] = set()
+    for write in writes:
+        if write.table in seen:
+            raise ValueError(f"{write.table} is written twice in one insert_together")
+        if write.after is not None and write.after not in seen:
+            raise ValueError(f"{write.table} is after {write.after}, which is not written before it")
+        seen.add(write.table)
+
+
+async def insert_apart(store: Store, writes: Sequence[Write]) -> dict[str, list[Row]]:
     """`Store.insert_together` one write after another, for a store that cannot combine them."""
-    inserted: list[list[Row]] = []
+    check_writes(writes)
+    inserted: dict[str, list[Row]] = {}
     for write in writes:
         rows = write.rows
         if write.after is not None:
-            keys = {key_of(writes[write.after].table, row) for row in inserted[write.after]}
+            keys = {key_of(write.after, row) for row in inserted[write.after]}
             rows = [row for row in rows if key_of(write.table, row) in keys]
-        inserted.append(await store.insert_once(write.table, rows) if rows else [])
+        inserted[write.table] = await store.insert_once(write.table, rows) if rows else []
     return inserted
 
 
@@ -357,16 +380,37 @@ AUDITED_TEXT: dict[str, tuple[str, ...]] = {
 """The columns of each append-only or audit table that never hold personal data: what is
 written to them is redacted first (`pinworks_common.personal_data`)."""
 
+PLATFORM_FORMATTED: dict[str, dict[str, dict[str, re.Pattern[str]]]] = {
+    "outcomes": {"payload": {"trace_id": TRACE_ID, "decided_at": TIMESTAMP}},
+    "decisions": {"output": {"sla_due_at": TIMESTAMP}},
+    "accountability": {"details": {"sla_due_at": TIMESTAMP}},
+}
+"""Top-level keys of audited JSON columns whose value the platform writes itself, each in its
+one format: `Outcome.trace_id` (the stage span's trace id, which `decisions.trace_id` and
+`tickets.trace_id` store unredacted), `Outcome.decided_at` (a datetime) and the escalation's
+`sla_due_at` (a time it computed). A value wholly of its format is stored unread; any other
+value under such a key is redacted as before (`redact_json`)."""
 
-def _holds_personal_data(value: Any, redacted: Any) -> bool:
-    """Whether redacting `value` changed it, from its redacted copy (`audit_row`'s), so the
-    text is not searched twice."""
-    return bool(as_stored(redacted) != as_stored(value))
+
+def _audited(table: str, row: Row, redactor: Redactor) -> tuple[Row, frozenset[str]]:
+    """The row as stored in `table` (its `AUDITED_TEXT` columns redacted) and the columns
+    redaction changed."""
+    columns = AUDITED_TEXT.get(table, ())
+    if not columns:
+        return row, frozenset()
+    formats = PLATFORM_FORMATTED.get(table, {})
+    stored, changed = dict(row), set()
+    for name in columns:
+        if name in row:
+            stored[name], redacted = redactor.json(row[name], formats.get(name, {}))
+            if redacted:
+                changed.add(name)
+    return stored, frozenset(changed)
 
 
-def audit_row(row: Row, columns: Collection[str]) -> dict[str, Any]:
-    """The row with personal data in `columns` replaced by typed placeholders."""
-    return {name: redact_value(value) if name in columns else value for name, value in row.items()}
+def audit_row(table: str, row: Row) -> dict[str, Any]:
+    """The row with personal data in `table`'s audited columns replaced by typed placeholders."""
+    return dict(_audited(table, row, Redactor())[0])
 
 
 def _observe(recorded: Recorded) -> None:

@@ -73,7 +73,7 @@ class MemoryStore:
                 new.append(row)
         return new
 
-    async def insert_together(self, writes: Sequence[Write]) -> list[list[Row]]:
+    async def insert_together(self, writes: Sequence[Write]) -> dict[str, list[Row]]:
         return await insert_apart(self, writes)
 
     async def first_stored(self, table: str, rows: Sequence[Row]) -> list[Row]:

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pinworks_common.ledger import statements
-from pinworks_common.ledger.book import TABLE_KEYS, Ledger, insert_apart, key_of
+from pinworks_common.ledger.book import TABLE_KEYS, Ledger, check_writes, insert_apart, key_of
 from pinworks_common.ledger.records import DecisionRef, Output, Row, StoredOutcome, Write
 
 
@@ -39,19 +39,20 @@ class PostgresStore:
         inserted = {tuple(row[name] for name in key) for row in found}
         return [row for row in rows if key_of(table, row) in inserted]
 
-    async def insert_together(self, writes: Sequence[Write]) -> list[list[Row]]:
-        inserted: list[list[Row]] = [[] for _ in writes]
+    async def insert_together(self, writes: Sequence[Write]) -> dict[str, list[Row]]:
+        check_writes(writes)
+        inserted: dict[str, list[Row]] = {write.table: [] for write in writes}
         shapes: list[statements.Shape] = []
-        steps: dict[int, int] = {}
+        steps: dict[str, int] = {}
         arrays: list[list[Any]] = []
-        for n, write in enumerate(writes):
+        for write in writes:
             groups = statements.by_columns(write.rows)
             if not groups or (write.after is not None and write.after not in steps):
                 continue
             if len(groups) > 1:  # rows setting different columns: each write on its own
                 return await insert_apart(self, writes)
             [columns] = groups
-            steps[n] = len(shapes)
+            steps[write.table] = len(shapes)
             shapes.append((write.table, columns, TABLE_KEYS[write.table],
                            None if write.after is None else steps[write.after]))
             arrays += statements.arrays(write.table, columns, write.rows)
@@ -60,11 +61,11 @@ class PostgresStore:
         found: dict[int, set[tuple[Any, ...]]] = {step: set() for step in steps.values()}
         for row in await self._rows(statements.insert_together(tuple(shapes)), *arrays):
             found[row.step].add(tuple(row.key))
-        for n, step in steps.items():
-            inserted[n] = [row for row in writes[n].rows
-                           if key_of(writes[n].table, row) in found[step]]
+        for write in writes:
+            if write.table in steps:
+                inserted[write.table] = [row for row in write.rows
+                                         if key_of(write.table, row) in found[steps[write.table]]]
         return inserted
-
 
     async def first_stored(self, table: str, rows: Sequence[Row]) -> list[Row]:
         key = TABLE_KEYS[table]

@@ -52,14 +52,14 @@ class Publication:
 
 @dataclass(frozen=True)
 class Write:
-    """One table's rows in a write of several tables at once; with `after` (the index of an
+    """One table's rows in a write of several tables at once; with `after` (the table of an
     earlier write) only the rows whose key that write inserted now: the erasable original of a
     record is kept only beside the record stored with it, never beside one an earlier delivery
     stored (whose original may have been erased since)."""
 
     table: str
     rows: Sequence[Row]
-    after: int | None = None
+    after: str | None = None
 
 
 class DecisionRef(NamedTuple):

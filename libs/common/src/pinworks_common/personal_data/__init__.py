@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
+from types import MappingProxyType
 
 from pinworks_common.personal_data.detect import Finding, Kind, find, normalise, redact
 from pinworks_common.personal_data.pseudonyms import PLACEHOLDER_RE, Pseudonyms, Restored
 
-__all__ = ["NAME_FIELDS", "PLACEHOLDER_RE", "Finding", "Kind", "Pseudonyms", "Restored", "find",
-           "finding_summary", "keyed_hash", "known_names", "normalise", "redact", "redact_value"]
+__all__ = ["NAME_FIELDS", "PLACEHOLDER_RE", "TIMESTAMP", "TRACE_ID", "Finding", "Kind", "Pseudonyms",
+           "Redactor", "Restored", "find", "finding_summary", "keyed_hash", "known_names",
+           "normalise", "redact", "redact_value"]
 
 NAME_FIELDS = ("customer_name", "first_name", "last_name", "full_name", "name", "surname")
 """Ticket metadata fields that hold the customer's own name."""
@@ -53,12 +56,60 @@ def finding_summary(finding: Finding, key: bytes | None) -> dict[str, str]:
     return summary
 
 
+TRACE_ID = re.compile(r"[0-9a-f]{32}")
+"""An OpenTelemetry trace id as the platform writes it (`format(trace_id, "032x")`)."""
+TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+                       r"(?:Z|[+-][0-9]{2}:[0-9]{2})")
+"""A time as `datetime.isoformat()` or pydantic's JSON writes it: digits and separators only."""
+
+_NO_FORMATS: Mapping[str, re.Pattern[str]] = MappingProxyType({})
+
+
 def redact_value(value: object, *, known_names: tuple[str, ...] = ()) -> object:
     """``value`` with every string in it redacted (dicts and lists walked; keys kept)."""
-    if isinstance(value, str):
-        return redact(value, known_names=known_names)[0]
-    if isinstance(value, dict):
-        return {k: redact_value(v, known_names=known_names) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [redact_value(v, known_names=known_names) for v in value]
-    return value
+    return Redactor(known_names).json(value)[0]
+
+
+class Redactor:
+    """Redacts JSON values, each distinct string read once however often it recurs (a batch's
+    rows repeat the same handler names, reasons and rules; a dictionary look-up is cheaper than
+    the detector's own cache of findings). Keep one for a batch, never longer: it holds the
+    texts it has read."""
+
+    def __init__(self, known_names: tuple[str, ...] = ()) -> None:
+        self.known_names = known_names
+        self._texts: dict[str, str] = {}
+        self._changed = False
+
+    def json(self, value: object, formatted: Mapping[str, re.Pattern[str]] = _NO_FORMATS
+             ) -> tuple[object, bool]:
+        """``value`` redacted as `redact_value` does, and whether redaction changed any string.
+
+        `formatted` names the top-level keys of a JSON object the platform builds whose value
+        it writes itself in one fixed format (a trace id, a time): a string wholly of its key's
+        format is kept unread, since no customer text fits it (the phone matcher reads every
+        run of 8 digits, so such values were most of an outcome's redaction); any other value
+        of such a key, and every nested one, is read as before."""
+        self._changed = False
+        if isinstance(value, dict) and formatted:
+            redacted = {}
+            for key, item in value.items():
+                form = formatted.get(key) if isinstance(key, str) else None
+                keep = form is not None and isinstance(item, str) and form.fullmatch(item)
+                redacted[key] = item if keep else self._walk(item)
+            return redacted, self._changed
+        return self._walk(value), self._changed
+
+    def _walk(self, value: object) -> object:
+        if isinstance(value, str):
+            text = self._texts.get(value)
+            if text is None:
+                text = self._texts[value] = redact(value, known_names=self.known_names)[0]
+            if text != value:
+                self._changed = True
+            return text
+        if isinstance(value, dict):
+            return {key: self._walk(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._walk(item) for item in value]
+        return value

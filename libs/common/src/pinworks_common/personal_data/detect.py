@@ -170,6 +170,8 @@ def redact(text: str, *, known_names: Iterable[str] = (), regions: Iterable[str]
     """``text`` with every finding replaced by its kind's placeholder (``[CARD]``, ``[NAME]``, ...),
     and the findings (which hold the original text: never store or log them as they are)."""
     findings = find(text, known_names=known_names, regions=regions)
+    if not findings:
+        return text, findings
     parts: list[str] = []
     pos = 0
     for finding in findings:
