@@ -87,9 +87,9 @@ class Redactor:
 
         `formatted` names the top-level keys of a JSON object the platform builds whose value
         it writes itself in one fixed format (a trace id, a time): a string wholly of its key's
-        format is kept unread, since no customer text fits it (the phone matcher reads every
-        run of 8 digits, so such values were most of an outcome's redaction); any other value
-        of such a key, and every nested one, is read as before."""
+        format is kept unread, as no sentence, name or e-mail address fits one (the phone
+        matcher reads every run of 8 digits, so such values were most of an outcome's
+        redaction); any other value of such a key, and every nested one, is read as before."""
         self._changed = False
         if isinstance(value, dict) and formatted:
             redacted = {}
