@@ -22,15 +22,17 @@ from pinworks_contracts.subjects import OutcomeStatus
 FLAGGED_TRACE_ID = "ee6359618bb03001307881fe9bdea5a4"  # "03001307881" reads as a phone number
 FLAGGED_TIME = "2026-01-04T18:47:00.571774Z"  # "00.571774" too
 FLAGGED_ISO_TIME = "2026-02-10T22:35:00.989673+00:00"
+EARLY_IN_A_MINUTE = "2026-12-07T09:15:00.000412Z"  # at :00 with under 1 ms, always flagged
 
 
 def test_the_platform_values_kept_unread_are_ones_the_detector_flags_today() -> None:
     """The policy change, stated: these are no longer rewritten with a placeholder."""
-    for value in (FLAGGED_TRACE_ID, FLAGGED_TIME, FLAGGED_ISO_TIME):
+    for value in (FLAGGED_TRACE_ID, FLAGGED_TIME, FLAGGED_ISO_TIME, EARLY_IN_A_MINUTE):
         assert [finding.kind.value for finding in find(value)] == ["PHONE"], value
         assert redact_value(value) != value
-    payload = {"trace_id": FLAGGED_TRACE_ID, "decided_at": FLAGGED_TIME}
-    assert audit_row("outcomes", {"payload": payload})["payload"] == payload
+    for decided_at in (FLAGGED_TIME, EARLY_IN_A_MINUTE):
+        payload = {"trace_id": FLAGGED_TRACE_ID, "decided_at": decided_at}
+        assert audit_row("outcomes", {"payload": payload})["payload"] == payload
     for table in ("decisions", "accountability"):
         column = "output" if table == "decisions" else "details"
         stored = audit_row(table, {column: {"sla_due_at": FLAGGED_ISO_TIME}})
