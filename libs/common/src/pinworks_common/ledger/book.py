@@ -389,7 +389,7 @@ PLATFORM_FORMATTED: dict[str, dict[str, dict[str, re.Pattern[str]]]] = {
 one format: `Outcome.trace_id` (the stage span's trace id, which `decisions.trace_id` and
 `tickets.trace_id` store unredacted), `Outcome.decided_at` (a datetime) and the escalation's
 `sla_due_at` (a time it computed). A value wholly of its format is stored unread; any other
-value under such a key is redacted as before (`redact_json`)."""
+value under such a key is redacted as before (`Redactor.json`)."""
 
 
 def _audited(table: str, row: Row, redactor: Redactor) -> tuple[Row, frozenset[str]]:
