@@ -115,3 +115,33 @@ def test_each_sentence_and_clause_is_read_once() -> None:
         result = PolicyCheck(reader=reader).run(envelope(answer))
         assert [asked for asked in reader.asked if asked in expected] == expected
         assert result == PolicyCheck(reader=READER).run(envelope(answer))
+
+
+@pytest.mark.parametrize(("text", "normal"), [
+    ("We can't cancel it.", "we cannot cancel it"),
+    ("We CANT and wont, won\u2019t", "we cannot and will not will not"),
+    ("I'm sure they'd say we'll, you're, we've", "i am sure they would say we will you are we have"),
+    ("Pay £5, 2.5% or 1,000.50 by 3rd", "pay <num> <num> % or <num> by 3rd"),
+    ("Nothing to spell out here", "nothing to spell out here"),
+])
+def test_normal_form_spells_out_contractions_with_or_without_apostrophes(text: str,
+                                                                          normal: str) -> None:
+    """A contraction is looked for only in a text holding its letters ("cant" has no
+    apostrophe), and a word is tested as a figure only when it starts like one."""
+    from pinworks_verifier.promises import normal_form
+
+    assert normal_form(text) == normal
+
+
+@pytest.mark.parametrize("sentence", [
+    "We guarantee you will get your money back.", "We will refund you today.",
+    "We'll waive the fee this time.", "We will remove the charge for you.",
+    "As a goodwill gesture we added it.", "We'll compensate you.",
+    "It is guaranteed to arrive tomorrow.", "WE WILL REFUND YOU.", "Thanks for getting in touch.",
+    "We can't promise a refund.", "The Direct Debit Guarantee protects you.",
+])
+def test_the_one_search_for_any_pattern_agrees_with_every_pattern(sentence: str) -> None:
+    from pinworks_verifier.policy import _ANY_PROMISE, PROMISES
+
+    each = any(pattern.search(sentence) for patterns in PROMISES.values() for pattern in patterns)
+    assert bool(_ANY_PROMISE.search(sentence)) == each

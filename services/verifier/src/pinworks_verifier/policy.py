@@ -43,6 +43,10 @@ PROMISES: Mapping[str, Sequence[re.Pattern[str]]] = {
 specific) kind only; a scheme's name (Direct Debit Guarantee) is not
 either."""
 
+_ANY_PROMISE = re.compile("|".join(f"(?:{pattern.pattern})" for patterns in PROMISES.values()
+                                    for pattern in patterns), re.IGNORECASE)
+"""Matches where any one of the patterns does: most sentences match none, and one search tells."""
+
 _CLAUSE = re.compile(r"\s*[,;:]\s*(?:and|but|so|while)?\s*|\s+(?:and|but|so)\s+")
 _SCHEME_NAMES = re.compile(r"Direct Debit Guarantee", re.IGNORECASE)
 
@@ -104,7 +108,7 @@ class PolicyCheck:
                  ) -> tuple[str | None, str]:
         """The kind of promise the sentence makes (its first pattern kind, else the reader's)
         and the reason to give, or (None, "")."""
-        for kind, patterns in PROMISES.items():
+        for kind, patterns in PROMISES.items() if _ANY_PROMISE.search(sentence) else ():
             match = next((m for p in patterns if (m := p.search(sentence))), None)
             if match is None:
                 continue

@@ -30,12 +30,16 @@ NONE = "none"
 ARTIFACT = "promise_reader"
 
 _TOKEN = re.compile(r"£?\d+(?:[.,]\d+)*%?|[a-z]+(?:'[a-z]+)?")
-_CONTRACTIONS = ((re.compile(r"\bcan'?t\b"), "cannot"), (re.compile(r"\bwon'?t\b"), "will not"),
-                 (re.compile(r"n't\b"), " not"), (re.compile(r"'ll\b"), " will"),
-                 (re.compile(r"'re\b"), " are"), (re.compile(r"'ve\b"), " have"),
-                 (re.compile(r"\bi'm\b"), "i am"), (re.compile(r"'d\b"), " would"))
+_CONTRACTIONS = (("can", re.compile(r"\bcan'?t\b"), "cannot"),
+                 ("won", re.compile(r"\bwon'?t\b"), "will not"),
+                 ("n't", re.compile(r"n't\b"), " not"), ("'ll", re.compile(r"'ll\b"), " will"),
+                 ("'re", re.compile(r"'re\b"), " are"), ("'ve", re.compile(r"'ve\b"), " have"),
+                 ("i'm", re.compile(r"\bi'm\b"), "i am"), ("'d", re.compile(r"'d\b"), " would"))
+"""Each contraction as (what every match of it contains, the pattern, what it spells out): a
+text without that part has nothing for the pattern to replace, and is not searched."""
 _WORDS = re.compile(r"[a-z0-9£%]+(?:[.,][0-9]+)*")
 _FIGURE = re.compile(r"£?\d[\d.,]*%?")
+_FIGURE_STARTS = frozenset("£0123456789")
 
 
 def normal_form(text: str) -> str:
@@ -44,9 +48,11 @@ def normal_form(text: str) -> str:
     so are "we charge a 2% fee" and "we charge a 4% fee" (whether a sentence promises does not
     hang on its figures; wrong figures are the groundedness check's to find)."""
     text = text.lower().replace("\u2019", "'")
-    for pattern, spelt in _CONTRACTIONS:
-        text = pattern.sub(spelt, text)
-    return " ".join("<num>" if _FIGURE.fullmatch(w) else w for w in _WORDS.findall(text))
+    for part, pattern, spelt in _CONTRACTIONS:
+        if part in text:
+            text = pattern.sub(spelt, text)
+    return " ".join("<num>" if w[0] in _FIGURE_STARTS and _FIGURE.fullmatch(w) else w
+                    for w in _WORDS.findall(text))
 
 
 def sentence_digest(text: str) -> str:
