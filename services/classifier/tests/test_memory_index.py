@@ -99,3 +99,18 @@ def test_the_shipped_model_answers_alike_with_and_without_the_pre_filter(model: 
     for a, b in zip(fast, full, strict=True):
         assert (a.intent, a.out_of_scope) == (b.intent, b.out_of_scope)
         assert a.confidence == pytest.approx(b.confidence, abs=1e-5)
+
+
+def test_the_integer_products_are_exact_at_the_extremes() -> None:
+    """Query parts at +-63 against rows at -128/127 (the largest products a query can meet): the
+    kernel's products are the exact integer ones on this processor (a saturating kernel fails)."""
+    from pinworks_classifier.model.memory_index import _ZERO_POINT, _two_int8
+
+    rng = np.random.default_rng(6)
+    q = rng.choice(np.array([-128, 127], np.int8), size=(300, 384))
+    index = MemoryIndex(q, np.ones(300, np.float32), q.astype(np.float32))
+    queries = unit_rows(rng.choice(np.array([-1.0, 1.0]), size=(8, 384)) * q[:8])
+    parts, _, _ = _two_int8(queries)
+    products = index._session.run(None, {"a": parts})[0]
+    exact = (parts.astype(np.int64) - _ZERO_POINT) @ q.T.astype(np.int64)
+    np.testing.assert_array_equal(products, exact)

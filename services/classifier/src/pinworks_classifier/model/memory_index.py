@@ -3,7 +3,7 @@
 The neighbour memory is stored as int8 rows with one scale each. A text's similarity to every
 row is first computed in integers (onnxruntime's MatMulInteger over the int8 rows, prepacked
 once: a quarter of the bytes of the float32 product, which is memory-bound), with the text
-itself written as two int8 vectors (its rounding, then the rounding of what is left), so the
+itself written as two 7-bit vectors (its rounding, then the rounding of what is left), so the
 integer estimate of each similarity is within a bound known per row. Only the rows whose
 estimate could still reach the k-th best are then compared in float32 exactly as before, so
 the k neighbours and their similarities are the ones the full product finds.
@@ -11,6 +11,12 @@ the k neighbours and their similarities are the ones the full product finds.
 The bound: with the text written as s1*a1 + s2*a2 + r (|r_j| <= s2/2) and row i as
 scale_i*q_i, the estimate misses the real product by at most s2/2 * scale_i * |q_i|_1; the
 float32 product of the dequantized row rounds by far less than `ROUNDING_SLACK`.
+
+Why 7 bits: on x86 processors without VNNI, onnxruntime's u8 x s8 kernel multiplies with
+`vpmaddubsw`, which adds two products in a saturating int16; full-range uint8 inputs (up to
+255 x 128, twice) overflow it and the integer products come out wrong (by up to ~1e5 on an AVX2
+EPYC), so the bound above would not hold and true neighbours were missed. Inputs within 0..127
+keep every pair under 2**15 on every kernel, so the products are exact everywhere.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 
 ROUNDING_SLACK = 1e-4  # float32 rounding of a 384-term product of unit vectors is ~2e-5 at most
-_ZERO_POINT = 128  # queries go in as uint8 (q + 128), the fast u8 x s8 kernels of onnxruntime
+_LEVELS = 63  # each query part is an integer in -63..63 ...
+_ZERO_POINT = 64  # ... that goes in as uint8 1..127 (a + 64): no int16 saturation (module doc)
 
 
 class MemoryIndex:
@@ -64,20 +71,20 @@ class MemoryIndex:
 
 
 def _two_int8(queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each query as two uint8 rows (its int8 rounding in steps s1, then the int8 rounding of
+    """Each query as two uint8 rows (its 7-bit rounding in steps s1, then the 7-bit rounding of
     the rest in steps s2, both shifted by the zero point), and the steps (float32)."""
     x = queries.astype(np.float64)
-    s1 = np.maximum(np.abs(x).max(axis=1) / 127.0, 1e-30)
+    s1 = np.maximum(np.abs(x).max(axis=1) / _LEVELS, 1e-30)
     a1 = np.rint(x / s1[:, None])
     rest = x - a1 * s1[:, None]
-    s2 = np.maximum(np.abs(rest).max(axis=1) / 127.0, 1e-30)
+    s2 = np.maximum(np.abs(rest).max(axis=1) / _LEVELS, 1e-30)
     a2 = np.rint(rest / s2[:, None])
     parts = np.stack([a1, a2], axis=1).reshape(2 * len(x), x.shape[1]) + _ZERO_POINT
     return parts.astype(np.uint8), s1.astype(np.float32), s2.astype(np.float32)
 
 
 def _matmul_integer_model(b: np.ndarray) -> bytes:
-    """A one-node ONNX model, `y = MatMulInteger(a, B, 128)` with B (dim, n) int8 a constant,
+    """A one-node ONNX model, `y = MatMulInteger(a, B, 64)` with B (dim, n) int8 a constant,
     serialized by hand (the service does not ship the onnx package)."""
     dim, n = b.shape
     b_init = _tensor("b", [dim, n], _INT8, b.tobytes())
