@@ -75,3 +75,13 @@ def test_a_poison_message_is_dead_lettered_without_holding_up_its_batch() -> Non
     assert f"deadletter:router:{unclassified.seq}" in published
     assert "R-5:escalate" in published, "a ticket the router gave up on still reaches a person"
     assert len(stage.rows("dead_letters")) == 2
+
+
+def test_the_stored_decision_names_the_gates_passed_over_in_runs() -> None:
+    stage = harness()
+    stage.deliver(stage.message(classified("R-6"), CLASSIFIED))
+    [row] = stage.rows("decisions", ticket_id="R-6", stage="router")
+    runs = [entry for entry in row["output"]["passed_over"] if "through" in entry]
+    assert runs and all(entry["rules"] >= 2 for entry in runs)
+    assert sum(entry.get("rules", 1) for entry in row["output"]["passed_over"]) == [
+        rule.name for rule in load_policy().rules].index(row["output"]["rule"])

@@ -68,6 +68,82 @@ def test_passed_over_rules_say_why() -> None:
     assert why["vip-chat"] == "business unit retail not in ['wealth']"
 
 
+GATES = """\
+rules:
+  - name: oos
+    when: {out_of_scope: true}
+    handler: human
+  - name: gate-a
+    when: {intents: [getting_spare_card], max_confidence: 0.9}
+    handler: human
+  - name: gate-b
+    when: {intents: [top_up_failed, top_up_limits], max_confidence: 0.9}
+    handler: human
+  - name: gate-c
+    when: {intents: [card_arrival], max_confidence: 0.95}
+    handler: human
+  - name: gate-d
+    when: {intents: [exchange_rate], max_confidence: 0.9}
+    handler: human
+  - name: gate-e
+    when: {intents: [pin_blocked], max_confidence: 0.9}
+    handler: human
+  - name: gate-f
+    when: {intents: [age_limit], max_confidence: 0.9}
+    handler: human
+  - name: confident
+    when: {min_confidence: 0.7}
+    handler: template
+"""
+
+
+def test_rules_whose_intents_leave_out_the_tickets_are_one_entry_per_run() -> None:
+    evaluation = route(parse_policy(GATES), ticket(), classified(confidence=0.97))
+    assert evaluation.decision.rule == "confident"
+    assert evaluation.passed_over == [
+        {"rule": "oos", "why": "out_of_scope is False, rule needs True"},
+        {"rule": "gate-a", "through": "gate-b", "rules": 2,
+         "why": "intent card_arrival not in the intents of these 2 rules, gate-a through gate-b"},
+        {"rule": "gate-c", "why": "confidence 0.970 above 0.95"},
+        {"rule": "gate-d", "through": "gate-f", "rules": 3,
+         "why": "intent card_arrival not in the intents of these 3 rules, gate-d through gate-f"},
+    ]
+
+
+def test_a_lone_rule_leaving_out_the_intent_says_why_as_any_other() -> None:
+    policy = parse_policy(GATES.replace("gate-b\n    when: {intents: [top_up_failed, top_up_limits]",
+                                        "gate-b\n    when: {intents: [card_arrival]"))
+    evaluation = route(policy, ticket(), classified(confidence=0.97))
+    assert evaluation.passed_over[1:3] == [
+        {"rule": "gate-a", "why": "intent card_arrival not in ['getting_spare_card']"},
+        {"rule": "gate-b", "why": "confidence 0.970 above 0.9"},
+    ]
+
+
+def covered(policy_rules: list[str], passed_over: list[dict[str, str | int]]) -> list[str]:
+    """The rule names the entries account for, in order, a run expanded by its count."""
+    names: list[str] = []
+    for entry in passed_over:
+        start = policy_rules.index(str(entry["rule"]))
+        run = policy_rules[start:start + int(entry.get("rules", 1))]
+        assert run[-1] == entry.get("through", entry["rule"])
+        names += run
+    return names
+
+
+@pytest.mark.parametrize(("intent", "confidence"), [
+    ("card_arrival", 0.999), ("getting_virtual_card", 0.5), ("receiving_money", 0.99),
+    ("compromised_card", 0.99), ("not_an_intent_of_the_policy", 0.1)])
+def test_the_shipped_policy_accounts_for_every_rule_passed_over(intent: str,
+                                                                confidence: float) -> None:
+    policy = load_policy()
+    evaluation = route(policy, ticket(), classified(intent, confidence))
+    names = [rule.name for rule in policy.rules]
+    decided = names.index(evaluation.decision.rule) if evaluation.decision.rule in names else None
+    assert covered(names, evaluation.passed_over) == names[:decided]
+    assert len(evaluation.passed_over) <= 8
+
+
 def test_version_is_the_content_hash() -> None:
     assert parse_policy(POLICY).version == parse_policy(POLICY).version
     assert parse_policy(POLICY).version != parse_policy(POLICY + "\n# changed\n").version

@@ -1,4 +1,10 @@
-"""Rule evaluation without I/O: the first matching rule wins; every rule passed over says why."""
+"""Rule evaluation without I/O: the first matching rule wins; every rule passed over says why.
+
+A run of consecutive rules whose `intents` leave out the ticket's intent (the calibrated
+policy's per-intent error-budget gates) cannot apply to it: the run is one passed-over entry
+naming its first and last rule and how many it holds, not one entry per rule. Each rule's own
+configured text is in the stored policy (`routing_policies`, by the decision's version).
+"""
 
 from __future__ import annotations
 
@@ -11,13 +17,17 @@ from pinworks_contracts.messages import (
     TicketSubmission,
 )
 from pinworks_router.features import TicketFeatures
-from pinworks_router.policy import Conditions, Policy
+from pinworks_router.policy import Conditions, Policy, Rule
+
+PassedOver = dict[str, str | int]
+"""`rule` and `why`; a run of rules excluding the intent also has `through` (its last rule)
+and `rules` (how many)."""
 
 
 @dataclass(frozen=True)
 class Evaluation:
     decision: RouteDecision
-    passed_over: list[dict[str, str]]
+    passed_over: list[PassedOver]
     features: dict[str, object]
     """Text features the rules read (sentiment, urgency), for the audit."""
 
@@ -84,9 +94,16 @@ def _as_text(value: object) -> str:
 def route(policy: Policy, ticket: TicketSubmission, classification: Classification,
           customer_state: CustomerState | None = None) -> Evaluation:
     """`customer_state` is the classifier stage's recorded reading (read anew when absent)."""
-    passed_over: list[dict[str, str]] = []
+    passed_over: list[PassedOver] = []
+    excluding: list[Rule] = []
     features = TicketFeatures(ticket, customer_state)
+    intent = classification.intent
     for rule in policy.rules:
+        intents = rule.when.intents
+        if intents is not None and intent not in intents:
+            excluding.append(rule)
+            continue
+        _pass_over(excluding, policy, ticket, classification, features, passed_over)
         why_not = mismatch(rule.when, policy, ticket, classification, features)
         if why_not is not None:
             passed_over.append({"rule": rule.name, "why": why_not})
@@ -99,6 +116,7 @@ def route(policy: Policy, ticket: TicketSubmission, classification: Classificati
             fallbacks=list(rule.fallbacks),
         )
         return Evaluation(decision, passed_over, features.used)
+    _pass_over(excluding, policy, ticket, classification, features, passed_over)
     decision = RouteDecision(
         handler="human",
         rule="<no rule matched>",
@@ -107,3 +125,21 @@ def route(policy: Policy, ticket: TicketSubmission, classification: Classificati
         fallbacks=[],
     )
     return Evaluation(decision, passed_over, features.used)
+
+
+def _pass_over(run: list[Rule], policy: Policy, ticket: TicketSubmission, cls: Classification,
+               features: TicketFeatures, passed_over: list[PassedOver]) -> None:
+    """Record (and empty) a run of consecutive rules whose intents leave out the ticket's: a
+    lone rule with its own reason, as any other, a longer run as one entry."""
+    if len(run) == 1:
+        why_not = mismatch(run[0].when, policy, ticket, cls, features)
+        assert why_not is not None, "its intents leave out the ticket's"
+        passed_over.append({"rule": run[0].name, "why": why_not})
+    elif run:
+        first, last = run[0].name, run[-1].name
+        passed_over.append({
+            "rule": first, "through": last, "rules": len(run),
+            "why": f"intent {cls.intent} not in the intents of these {len(run)} rules, "
+                   f"{first} through {last}",
+        })
+    run.clear()
