@@ -2,7 +2,9 @@
 
 `make test-unit-other-blas` runs the unit tier again with it (OPENBLAS_CORETYPE), so a test
 that passes only with one processor's float32 kernels fails here rather than on a user's
-machine with another processor. The choice is one the processor can run: Haswell needs AVX2,
+machine with another processor. What OpenBLAS picked is read after numpy has loaded it (before
+that threadpoolctl sees no OpenBLAS, and on an AVX2 machine whose own pick is Haswell, e.g. an
+AMD EPYC, the "other" core was Haswell itself). The choice is one the processor can run: Haswell needs AVX2,
 Sandybridge AVX, Prescott only SSE3 (every x86-64 has it); on ARM, the generic ARMV8 kernels.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import platform
 from pathlib import Path
 
+import numpy  # noqa: F401  (loads numpy's OpenBLAS, so threadpoolctl can see which core it picked)
 from threadpoolctl import threadpool_info
 
 
