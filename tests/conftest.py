@@ -112,18 +112,29 @@ class Database:
         return self.role_urls[SERVICE_ROLES[service]]
 
 
-@pytest.fixture(scope="session")
-def database(database_endpoint: Endpoint) -> Database:
-    """Migrated once per session, every role with a login. With ``DATABASE_URL`` (someone
-    else's server) the session works in a fresh database of its own there; the roles are the
-    server's, with passwords every session derives alike from the URL."""
+def _provisioned(database_endpoint: Endpoint, fresh: bool) -> Database:
+    """The endpoint's database (or, `fresh`, a new one on its server) migrated, every role with
+    a login; the roles are the server's, with passwords every session derives alike from its URL."""
     from pinworks_common.db.migrate import provision
     from pinworks_common.db.roles import derived_passwords
 
-    url = database_endpoint.url
-    if database_endpoint.source.startswith("environment"):
-        url = asyncio.run(_fresh_database(url))
+    url = asyncio.run(_fresh_database(database_endpoint.url)) if fresh else database_endpoint.url
     return Database(url, provision(url, derived_passwords(database_endpoint.url)))
+
+
+@pytest.fixture(scope="session")
+def database(database_endpoint: Endpoint) -> Database:
+    """Migrated once per session, every role with a login. With ``DATABASE_URL`` (someone
+    else's server) the session works in a fresh database of its own there."""
+    return _provisioned(database_endpoint, fresh=database_endpoint.source.startswith("environment"))
+
+
+@pytest.fixture(scope="module")
+def own_database(database_endpoint: Endpoint) -> Database:
+    """A migrated database of this module alone, for a test that must be the only one of its
+    kind at work in it (e.g. the only outbox relay: the session's database also serves the
+    services the e2e tests start, and a relay of theirs takes rows meant for the test's)."""
+    return _provisioned(database_endpoint, fresh=True)
 
 
 @pytest.fixture(scope="session")

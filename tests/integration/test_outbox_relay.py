@@ -24,10 +24,12 @@ NEVER_POLLS = 3600.0
 
 
 @pytest_asyncio.fixture
-async def engines(database: Database) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
-    """The console's (it writes the rows) and the escalation service's (its relay sends them)."""
-    console = create_engine(database.role_urls[CONSOLE], pool_size=1)
-    service = create_engine(database.service_url("escalation"), pool_size=2)
+async def engines(own_database: Database) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
+    """The console's (it writes the rows) and the escalation service's (its relay sends them),
+    in a database of the module's own: another relay on the same outbox (an escalation service
+    that an e2e test started on the session's database) takes rows before this one sees them."""
+    console = create_engine(own_database.role_urls[CONSOLE], pool_size=1)
+    service = create_engine(own_database.service_url("escalation"), pool_size=2)
     yield console, service
     await console.dispose()
     await service.dispose()

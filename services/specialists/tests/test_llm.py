@@ -10,7 +10,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from email.utils import format_datetime
 from typing import Any
@@ -44,6 +44,7 @@ from pinworks_specialists.llm import (
     build_messages,
     fence_ticket,
 )
+from pinworks_specialists.llm import client as llm_client
 from pinworks_specialists.settings import LlmEndpoint, Price, SpecialistSettings
 from pinworks_specialists.stage import SpecialistStage, call_handler
 
@@ -210,14 +211,27 @@ def test_429_with_retry_after_is_retried_then_succeeds(server: ChatServer,
     assert "HTTP 429" in result.details["attempts"][0]["outcome"]
 
 
-def test_429_retry_after_as_an_http_date(server: ChatServer, kb: KnowledgeBase) -> None:
-    when = format_datetime(datetime.fromtimestamp(time.time() + 1.2, UTC), usegmt=True)
+def test_429_retry_after_as_an_http_date(server: ChatServer, kb: KnowledgeBase,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # The client's wall clock stands still at a whole second, so a date one second after it is
+    # exactly one second to wait, however long the request took to reach the server (HTTP dates
+    # have whole-second resolution: against a moving clock the wait was anywhere in 0.2-1.2 s).
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    class StillClock(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> datetime:
+            return now.astimezone(tz) if tz is not None else now.replace(tzinfo=None)
+
+    monkeypatch.setattr(llm_client, "datetime", StillClock)
+    when = format_datetime(now + timedelta(seconds=1), usegmt=True)
     server.when("arrived", Reply(429, b"", {"Retry-After": when}),
                 Reply(body=citing_first_passage))
     result = run(handler_for(server, kb), envelope())
     assert isinstance(result, Draft), result
+    assert result.details["attempts"][0]["retry_in_seconds"] == 1.0
     first, second = server.requests
-    assert second.at - first.at >= 0.15  # HTTP dates have whole-second resolution
+    assert second.at - first.at >= 1.0, "Retry-After was not respected"
 
 
 def test_429s_exhausted_fall_back_to_the_next_handler(server: ChatServer,
