@@ -64,6 +64,6 @@ def test_a_poison_message_is_dead_lettered_and_escalated_and_the_next_one_flows(
     no_draft = envelope.model_copy(update={"draft": None}).model_dump_json().encode()
     run_ = run(MemoryBooks(), (no_draft, 7, 1), (drafted("W-3"), 8, 1))
     ids = [without_nonce(msg_id) for _, msg_id, _ in run_.published]
-    assert ids[:2] == ["deadletter:verifier:7", "W-2:escalate"]
+    assert sorted(ids[:2]) == ["W-2:escalate", "deadletter:verifier:7"]
     assert ids[2] in ("W-3:outcome:automation", "W-3:escalate")
     assert len(run_.acked) == 2
