@@ -23,7 +23,7 @@ import json
 import time
 from datetime import UTC, datetime
 
-from pinworks_common.ledger.book import AUDITED_TEXT, audit_row
+from pinworks_common.ledger.book import audit_row
 from pinworks_common.ledger.memory import StageHarness
 from pinworks_contracts.messages import Classification, IntentScore, TicketEnvelope, TicketSubmission
 from pinworks_contracts.subjects import CLASSIFIED
@@ -73,7 +73,7 @@ def main() -> None:
     rows = stage.rows("decisions", stage="router")
     assert len(rows) == args.tickets, f"{len(rows)} decisions for {args.tickets} tickets"
     started = time.process_time()
-    encoded = [json.dumps(audit_row(row, AUDITED_TEXT["decisions"]), default=str)
+    encoded = [json.dumps(audit_row("decisions", row), default=str)
                for row in rows]
     record_cpu = time.process_time() - started
     output = sum(len(json.dumps(row["output"]).encode()) for row in rows) / len(rows)
