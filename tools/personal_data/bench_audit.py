@@ -52,16 +52,20 @@ def _outcome(n: int, status: OutcomeStatus) -> dict[str, Any]:
 
 
 def _queued(n: int) -> dict[str, Any]:
-    due = _moment().isoformat()
+    return queue_decision(f"bench-{n}", _moment().isoformat()).row()
+
+
+def queue_decision(ticket_id: str, due: str) -> Decision:
+    """The escalation stage's decision queueing a ticket (also tools/ledger/bench_ledger.py's)."""
     return Decision(
-        f"bench-{n}", "escalation", "enqueue:0", "escalation", "1",
+        ticket_id, "escalation", "enqueue:0", "escalation", "1",
         inputs={"source_stage": "verifier", "customer_state": {
             "signals": [], "sentiment": 0.0, "version": "customer-state-3[neg<=-0.8]"},
                 "customer_state_recorded": True},
         output={"priority": 50, "priority_because": [], "reasons": ["the draft makes a promise"],
                 "tier": None, "sla_due_at": due},
         reason="queued for a person at priority 50: the draft makes a promise",
-        trace_id=secrets.token_hex(16)).row()
+        trace_id=secrets.token_hex(16))
 
 
 def _enqueue_event(n: int) -> dict[str, Any]:
