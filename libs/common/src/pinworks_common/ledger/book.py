@@ -15,7 +15,6 @@ in-memory copy with the same semantics (`memory.MemoryStore`) for component test
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -23,6 +22,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
+from pinworks_common.ledger import jsonb
 from pinworks_common.ledger.records import (
     DecisionRef,
     Entries,
@@ -36,6 +36,7 @@ from pinworks_common.ledger.records import (
     new_outcome_nonce,
     outcome_publication,
 )
+from pinworks_common.ledger.statements import json_columns
 from pinworks_common.metrics import observe_costs, observe_decisions, observe_outcomes
 from pinworks_common.personal_data import TIMESTAMP, TRACE_ID, Redactor
 from pinworks_contracts.messages import DeadLetter, Outcome
@@ -56,6 +57,11 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
 }
 """The natural key each table is written once by (its unique constraint)."""
 
+KEPT_ORIGINAL = {"decisions": "output", "outcomes": "payload"}
+"""The column whose original (before redaction) a table's erasable originals table keeps
+(`decision_originals`, `outcome_originals`): a hand-off, or a customer's reply, is built from
+it."""
+
 
 def key_of(table: str, row: Row) -> tuple[Any, ...]:
     return tuple(row[name] for name in TABLE_KEYS[table])
@@ -67,11 +73,6 @@ def distinct(table: str, rows: Sequence[Row]) -> list[Row]:
     for row in rows:
         by_key.setdefault(key_of(table, row), row)
     return list(by_key.values())
-
-
-def as_stored(value: Any) -> Any:
-    """A JSON value as a JSON column gives it back (tuples become lists, and so on)."""
-    return json.loads(json.dumps(value))
 
 
 class Store(Protocol):
@@ -210,8 +211,9 @@ class Ledger:
         recorded.new_costs = _records_of("cost_ledger", costs, new["cost_ledger"])
         recorded.new_accountability = _records_of("accountability", events,
                                                   new["accountability"])
-        for decision in recorded.new_decisions:
-            self._decided[decision.ref] = as_stored(decision.output)
+        for row in new["decisions"]:  # as stored: decoded from the text the statement sent
+            candidate = decisions[key_of("decisions", row)]
+            self._decided[candidate.record.ref] = candidate.as_stored("output")
         self._absent -= {decision.ref for decision in entries.decisions}  # another delivery's
         outcomes = list(entries.outcomes)
         stored = await self.decided(handoff.after for handoff in entries.handoffs)
@@ -259,7 +261,7 @@ class Ledger:
         if missing:
             stored.update(await self.store.stored_outcomes(missing))
         found = [stored[(entry.outcome.ticket_id, entry.key)] for entry in entries]
-        return [(Outcome.model_validate(as_stored(row.payload)), row.nonce) for row in found]
+        return [(Outcome.model_validate(row.payload), row.nonce) for row in found]
 
     async def _observe_outcomes(self, new: Sequence[Outcome]) -> None:
         """Count new outcomes with the time since acceptance (a rejected submission never was
@@ -279,24 +281,42 @@ class Ledger:
 
 
 class _Candidate(NamedTuple, Generic[R]):
-    """A record to store: the record, its row, its row as stored (audited columns redacted)
-    and the columns whose redaction changed them."""
+    """A record to store: the record, its row, its row as stored (audited columns redacted,
+    JSON columns encoded once, `jsonb.JsonText`) and, for each column whose redaction changed
+    it, its original value encoded (for its erasable originals table)."""
 
     record: R
     row: Row
     stored: Row
-    redacted: frozenset[str]
+    originals: dict[str, jsonb.JsonText]
+
+    def as_stored(self, column: str) -> Any:
+        """The column's value as stored with the record: its original where redaction changed
+        it (as the originals table keeps it), decoded from the text the statement sent."""
+        return (self.originals.get(column) or jsonb.encode(self.stored[column])).stored()
+
+
+def _candidate(table: str, record: R, row: Row, redactor: Redactor) -> _Candidate[R]:
+    """The record's row redacted and its JSON columns encoded, each once."""
+    stored, changed = _audited(table, row, redactor)
+    encoded = dict(stored)
+    for name in json_columns(table):
+        if name in encoded:
+            encoded[name] = jsonb.encode(encoded[name])
+    kept = KEPT_ORIGINAL.get(table)
+    return _Candidate(record, row, encoded,
+                      {kept: jsonb.encode(row[kept])} if kept in changed else {})
 
 
 def _candidates(table: str, records: Sequence[R], row_of: Callable[[R], Row],
                 redactor: Redactor) -> dict[tuple[Any, ...], _Candidate[R]]:
-    """Each key's first record with its rows; each row is built and redacted once."""
+    """Each key's first record with its rows; each row is built, redacted and encoded once."""
     by_key: dict[tuple[Any, ...], _Candidate[R]] = {}
     for record in records:
         row = row_of(record)
         key = key_of(table, row)
         if key not in by_key:
-            by_key[key] = _Candidate(record, row, *_audited(table, row, redactor))
+            by_key[key] = _candidate(table, record, row, redactor)
     return by_key
 
 
@@ -309,8 +329,8 @@ def _originals(table: str, candidates: Iterable[_Candidate[Any]], column: str) -
     """For each row whose `column` held personal data (its redaction changed it), its original
     value for the erasable `table` (where a hand-off or a customer's reply is built from it)."""
     key = TABLE_KEYS[table]
-    return [{**{name: candidate.row[name] for name in key}, column: candidate.row[column]}
-            for candidate in candidates if column in candidate.redacted]
+    return [{**{name: candidate.row[name] for name in key}, column: candidate.originals[column]}
+            for candidate in candidates if column in candidate.originals]
 
 
 class _OutcomeRows:
@@ -328,8 +348,7 @@ class _OutcomeRows:
             {"ticket_id": ticket_id, "outcome_key": key, "status": outcome.status.value,
              "payload": outcome.model_dump(mode="json"), "msg_nonce": new_outcome_nonce()}
             for (ticket_id, key), outcome in self.candidates.items()]
-        self.audited = [_Candidate(None, row, *_audited("outcomes", row, redactor))
-                        for row in self.rows]
+        self.audited = [_candidate("outcomes", None, row, redactor) for row in self.rows]
 
     def writes(self) -> list[Write]:
         """The outcomes' write and their originals' after it."""

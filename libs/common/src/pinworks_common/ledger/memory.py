@@ -24,8 +24,8 @@ from faststream.nats import NatsBroker
 from pydantic import BaseModel
 
 from pinworks_common.db.tables import metadata
-from pinworks_common.ledger import keys
-from pinworks_common.ledger.book import TABLE_KEYS, Ledger, as_stored, insert_apart, key_of
+from pinworks_common.ledger import jsonb, keys
+from pinworks_common.ledger.book import TABLE_KEYS, Ledger, insert_apart, key_of
 from pinworks_common.ledger.records import (
     Decision,
     DecisionRef,
@@ -51,8 +51,10 @@ def _stored_row(table: str, row: Row) -> dict[str, Any]:
     for name, value in row.items():
         if name in MONEY_COLUMNS and value is not None:
             value = Decimal(value).quantize(MICRO_DOLLAR)
+        elif isinstance(value, jsonb.JsonText):  # what the ledger encoded, decoded as Postgres
+            value = value.stored()
         elif isinstance(value, dict | list | tuple):
-            value = as_stored(value)
+            value = jsonb.as_stored(value)
         stored[name] = value
     return stored
 

@@ -10,7 +10,6 @@ trip) whenever the batch's size changed.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Sequence
 from functools import lru_cache
 from typing import Any
@@ -28,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from pinworks_common.db.tables import metadata
+from pinworks_common.ledger import jsonb
 from pinworks_common.ledger.records import Row
 
 _ARRAY_OF: tuple[tuple[type, str], ...] = (
@@ -49,6 +49,13 @@ def _element_type(table: str, column: str) -> str:
 
 def _is_json(table: str, column: str) -> bool:
     return isinstance(metadata.tables[table].c[column].type, JSONB)
+
+
+@lru_cache(maxsize=64)
+def json_columns(table: str) -> tuple[str, ...]:
+    """The table's JSON columns."""
+    return tuple(column.name for column in metadata.tables[table].columns
+                 if isinstance(column.type, JSONB))
 
 
 def _names(columns: Sequence[str], prefix: str = "") -> str:
@@ -125,8 +132,9 @@ def supersede(table: str, columns: tuple[str, ...], key: tuple[str, ...], versio
 
 def arrays(table: str, columns: Sequence[str], rows: Sequence[Row]) -> tuple[list[Any], ...]:
     """The rows as one list per column, JSON columns as their JSON text (None included, as
-    SQLAlchemy's JSONB stores it)."""
-    return tuple([json.dumps(row[name]) for row in rows] if _is_json(table, name)
+    SQLAlchemy's JSONB stores it; a value the ledger encoded already is sent as it is,
+    `jsonb.JsonText`)."""
+    return tuple([jsonb.text(row[name]) for row in rows] if _is_json(table, name)
                  else [row[name] for row in rows] for name in columns)
 
 
