@@ -120,8 +120,12 @@ async def test_wrong_answers_tighten_the_unit_until_an_operator_loosens_it(
     table = cli(platform.env, "report", "quality")
     assert unit in table.stdout and "TIGHTENED" in table.stdout
 
-    loosened = cli(platform.env, "quality", "loosen", "business_unit", unit, "--by", "ops",
-                   "--reason", "template fixed")
+    unknown = cli(platform.env, "quality", "loosen", "business_unit", unit, "--by", "ops",
+                  "--reason", "template fixed")
+    assert unknown.returncode == 1 and "no agent named 'ops'" in unknown.stdout + unknown.stderr
+    assert await scope_state(client, unit) == "tightened"
+    loosened = cli(platform.env, "quality", "loosen", "business_unit", unit, "--by",
+                   f"ana-{rid}", "--reason", "template fixed")
     assert loosened.returncode == 0, loosened.stderr
 
     async def loose() -> bool:
@@ -139,7 +143,7 @@ async def test_wrong_answers_tighten_the_unit_until_an_operator_loosens_it(
     events = await client.fetch(
         "SELECT action, actor FROM quality_events WHERE name = :unit ORDER BY id", unit=unit)
     assert [(e.action, e.actor) for e in events] == [("tighten", "quality-guard"),
-                                                     ("loosen", "ops")]
+                                                     ("loosen", f"ana-{rid}")]
 
 
 async def test_an_answer_a_person_resolves_with_another_intent_counts_as_wrong_once(

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinworks_common.db.engine import create_engine
-from pinworks_common.db.tables import outcomes, quality_events
+from pinworks_common.db.tables import agents, outcomes, quality_events
 from pinworks_common.quality import store
 from pinworks_common.quality.estimate import Budgets, Limit, ScopeKind, ScopeState
 
@@ -84,7 +84,10 @@ async def test_the_guard_tightens_once_and_an_operator_loosens(engine: AsyncEngi
     intent, group = f"intent_{unit[2:]}", f"group-{unit}"  # the group is this test's alone
     budgets = Budgets(default=Limit(0.05, 0.95), groups={group: frozenset({intent})})
     ids = await answered(engine, unit, 20, intent=intent)
+    ops = f"ops-{unit}"
     async with engine.begin() as conn:
+        await conn.execute(agents.insert().values(name=ops, password_hash="x",
+                                                  business_units=[unit]))
         await store.add_samples(conn, (await store.automatic_answers(conn, ids)).values())
         for index, review in enumerate(await store.list_reviews(conn, business_units=[unit])):
             await store.mark(conn, review.id, "ana", wrong=index < 4,
@@ -101,11 +104,14 @@ async def test_the_guard_tightens_once_and_an_operator_loosens(engine: AsyncEngi
         scope = (await store.scopes(conn))[key]
         assert scope.state is ScopeState.tightened and scope.wrong == 4
         with pytest.raises(store.QualityError, match="--reason"):
-            await store.loosen(conn, ScopeKind.business_unit, unit, "ops", " ")
-        loosened = await store.loosen(conn, ScopeKind.business_unit, unit, "ops", "model fixed")
+            await store.loosen(conn, ScopeKind.business_unit, unit, ops, " ")
+        with pytest.raises(store.QualityError, match=f"no agent named 'nobody-{unit}'"):
+            await store.loosen(conn, ScopeKind.business_unit, unit, f"nobody-{unit}", "fixed")
+        assert (await store.scopes(conn))[key].state is ScopeState.tightened
+        loosened = await store.loosen(conn, ScopeKind.business_unit, unit, ops, "model fixed")
         assert loosened.state is ScopeState.ok
         with pytest.raises(store.QualityError, match="not tightened"):
-            await store.loosen(conn, ScopeKind.business_unit, unit, "ops", "again")
+            await store.loosen(conn, ScopeKind.business_unit, unit, ops, "again")
         # evidence restarts at the loosening: the old wrong answers no longer count
         verdicts, newly = await store.evaluate(conn, budgets, min_reviews=20)
         assert key not in [(e.kind, e.name) for e in newly]
@@ -113,4 +119,4 @@ async def test_the_guard_tightens_once_and_an_operator_loosens(engine: AsyncEngi
         actions = (await conn.execute(
             select(quality_events.c.action, quality_events.c.actor)
             .where(quality_events.c.name == unit).order_by(quality_events.c.id))).all()
-    assert [tuple(a) for a in actions] == [("tighten", "quality-guard"), ("loosen", "ops")]
+    assert [tuple(a) for a in actions] == [("tighten", "quality-guard"), ("loosen", ops)]

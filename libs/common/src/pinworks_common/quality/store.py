@@ -25,7 +25,13 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pinworks_common.db.tables import outcomes, quality_events, quality_reviews, quality_scopes
+from pinworks_common.db.tables import (
+    agents,
+    outcomes,
+    quality_events,
+    quality_reviews,
+    quality_scopes,
+)
 from pinworks_common.quality.estimate import (
     Budgets,
     Estimate,
@@ -339,9 +345,15 @@ async def save_verdicts(conn: AsyncConnection, verdicts: Sequence[Verdict],
 
 async def loosen(conn: AsyncConnection, kind: ScopeKind, name: str, actor: str,
                  note: str) -> Scope:
-    """An operator lets automation answer a tightened scope again; its evidence restarts now."""
+    """An operator lets automation answer a tightened scope again; its evidence restarts now.
+    `actor` is who answers for it: an agent's name (`agents`, `pinworks agent list`), the
+    identity every verdict and queue action is recorded under, never a free-form name."""
     if not note.strip():
         raise QualityError("say why the scope may be loosened (--reason)")
+    known = (await conn.execute(select(agents.c.name).where(agents.c.name == actor))).first()
+    if known is None:
+        raise QualityError(f"no agent named {actor!r}: --by names the agent who answers for "
+                           "the loosening (`pinworks agent list`; `pinworks agent add` first)")
     row = (await conn.execute(
         update(quality_scopes)
         .where(quality_scopes.c.kind == kind.value, quality_scopes.c.name == name,

@@ -111,7 +111,9 @@ def quality_mark(
 def quality_loosen(
     kind: Annotated[str, typer.Argument(help="business_unit or intent_group")],
     name: str,
-    actor: Annotated[str, typer.Option("--by", help="Who loosens (recorded).")],
+    actor: Annotated[str, typer.Option(
+        "--by", help="The agent who answers for it (a name of `pinworks agent list`; "
+        "recorded).")],
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded).")],
 ) -> None:
     """Operators: let automation answer a tightened scope again (recorded; its evidence
