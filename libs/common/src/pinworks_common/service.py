@@ -189,6 +189,11 @@ def subscribe_stage(
         inbox_prefix=f"{settings.nats_inbox_prefix}.".encode(),
         config=ConsumerConfig(
             ack_wait=settings.ack_wait_seconds,
+            # Never JetStream's own limit: a message past it is silently never delivered again
+            # (no dead letter, no outcome). The runner dead-letters a message itself, after
+            # PINWORKS_MAX_DELIVERIES failures or PINWORKS_MAX_UNFINISHED_DELIVERIES deliveries
+            # its process died on, and waits out infrastructure faults however long they last.
+            max_deliver=-1,
             max_ack_pending=max(1000, settings.batch_size * 8),
         ),
         title=f"{durable}:{subject}",
@@ -209,7 +214,9 @@ def _document_dead_letters(broker: NatsBroker, stage: str) -> None:
     broker.publisher(
         subject, title=f"deadletter-{stage}", schema=DeadLetter,
         description=f"Messages the {stage} stage gave up on after PINWORKS_MAX_DELIVERIES "
-        f"deliveries (default {CommonSettings.model_fields['max_deliveries'].default}), on "
+        f"failed deliveries (default {CommonSettings.model_fields['max_deliveries'].default}) "
+        "or PINWORKS_MAX_UNFINISHED_DELIVERIES deliveries begun and never finished (default "
+        f"{CommonSettings.model_fields['max_unfinished_deliveries'].default}), on "
         f"stream {DEAD_LETTER_STREAM}; each is also a "
         "row in Postgres `dead_letters`, and a ticket's own is shown by `pinworks audit`.",
     )
@@ -258,6 +265,7 @@ def mount_stage(
     runner = StageRunner(
         logic, books or runtime.engine, make_publisher(runtime.broker),
         max_deliveries=runtime.settings.max_deliveries,
+        max_unfinished_deliveries=runtime.settings.max_unfinished_deliveries,
         on_dead_letter=escalate_on_dead_letter(logic.stage) if escalate_dead_letters else None,
     )
     subscribe_stage(

@@ -109,6 +109,11 @@ class CommonSettings(NatsClientSettings):
     batch is what arrived meanwhile, never a timer's worth."""
     max_deliveries: int = Field(5, ge=1, validation_alias="PINWORKS_MAX_DELIVERIES")
     """Deliveries of a failing message before it is dead-lettered."""
+    max_unfinished_deliveries: int = Field(
+        5, ge=1, validation_alias="PINWORKS_MAX_UNFINISHED_DELIVERIES")
+    """Deliveries of a message begun and never finished (its process died on it: a segfault,
+    an OOM kill; or its ack wait ran out) before it is dead-lettered instead of processed
+    again. Each such delivery comes back after `PINWORKS_ACK_WAIT_SECONDS`."""
     ack_wait_seconds: float = Field(30.0, gt=0, validation_alias="PINWORKS_ACK_WAIT_SECONDS")
     """How long JetStream waits for an ack before redelivering."""
     otlp_endpoint: str | None = Field(None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")

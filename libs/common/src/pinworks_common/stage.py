@@ -34,12 +34,18 @@ from opentelemetry.trace import Span, Status, StatusCode
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pinworks_common.deliveries import (
+    MemoryUnfinishedDeliveries,
+    PostgresUnfinishedDeliveries,
+    UnfinishedDeliveries,
+)
 from pinworks_common.faults import infrastructure_fault
 from pinworks_common.ledger.book import Books, Ledger
 from pinworks_common.ledger.postgres import PostgresBooks
 from pinworks_common.ledger.records import Entries, Publication, Recorded, escalation_publication
 from pinworks_common.logs import log_fields
 from pinworks_common.metrics import StageMetrics, StageObserver, until_commit
+from pinworks_common.settings import CommonSettings
 from pinworks_common.telemetry import inject_headers, start_span, trace_id_of
 from pinworks_contracts.jsonlimits import (
     INTERNAL_LIMITS,
@@ -62,6 +68,8 @@ log = logging.getLogger("pinworks.stage")
 T = TypeVar("T")
 PAYLOAD_EXCERPT_CHARS = 4096
 REMEMBERED_FAILURES = 10_000
+DEFAULT_MAX_UNFINISHED_DELIVERIES: int = CommonSettings.model_fields[
+    "max_unfinished_deliveries"].default
 
 
 @dataclass(frozen=True)
@@ -175,11 +183,19 @@ class StageRunner(Generic[T]):
         publish: Publisher | BatchPublisher,
         *,
         max_deliveries: int,
+        max_unfinished_deliveries: int = DEFAULT_MAX_UNFINISHED_DELIVERIES,
         on_dead_letter: Callable[[Delivery, str], Sequence[Publication]] | None = None,
         observer: StageObserver | None = None,
+        unfinished: UnfinishedDeliveries | None = None,
     ) -> None:
         self.logic = logic
         self.books: Books = PostgresBooks(books) if isinstance(books, AsyncEngine) else books
+        if unfinished is None:
+            unfinished = (PostgresUnfinishedDeliveries(self.books.engine)
+                          if isinstance(self.books, PostgresBooks)
+                          else MemoryUnfinishedDeliveries())
+        self.unfinished = unfinished
+        self.max_unfinished_deliveries = max_unfinished_deliveries
         self.publish = publish
         self.publish_all = (publish.publish_all if isinstance(publish, BatchPublisher)
                             else partial(_publish_each, publish))
@@ -189,24 +205,57 @@ class StageRunner(Generic[T]):
         self.span_name = f"pinworks.{logic.stage}"
         self.observer: StageObserver = observer or StageMetrics(logic.stage)
         self._own_failures: OrderedDict[int, int] = OrderedDict()
+        self._settled: OrderedDict[int, int] = OrderedDict()
+        """Deliveries of each message this process settled itself with a nak, most recent
+        messages only (a restart forgets them, which only makes a message a suspect)."""
+        self._suspects: OrderedDict[int, int] = OrderedDict()
+        """Messages this process took up as suspects and has not finished: they stay suspects
+        (a nak of theirs never puts one back into a batch it might take down)."""
 
     async def process(self, messages: Sequence[Msg]) -> None:
+        """The batch's messages; one delivered again without this process having settled its
+        earlier delivery (a suspect: its process may have died on it) is taken up alone after
+        the others (see `pinworks_common.deliveries`)."""
         started = time.perf_counter()
         self.observer.batch(len(messages))
-        works: list[Work[T]] = []
-        poison: list[tuple[Delivery, Span, str]] = []
+        fresh: list[Delivery] = []
+        suspects: list[Delivery] = []
         for message in messages:
             delivery = Delivery(message)
-            span = start_span(self.tracer, self.span_name, message.headers, {
-                "messaging.system": "nats",
-                "messaging.destination.name": delivery.subject,
-                "pinworks.stream_seq": delivery.stream_seq,
-                "pinworks.deliveries": delivery.num_delivered,
-            })
-            try:
-                works.append(Work(delivery, self.logic.decode(delivery), span))
-            except Exception as error:  # noqa: BLE001 - any decode failure is poison
-                poison.append((delivery, span, f"{type(error).__name__}: {error}"))
+            (suspects if self._unsettled(delivery) else fresh).append(delivery)
+        if fresh:
+            await self._process_batch(fresh, started)
+        if suspects:
+            await self._process_suspects(suspects, started)
+        log.debug("%s: %d messages in %.1f ms", self.logic.stage, len(messages),
+                  (time.perf_counter() - started) * 1000)
+
+    def _unsettled(self, delivery: Delivery) -> bool:
+        """Whether an earlier delivery of the message ended without this process settling it."""
+        return (delivery.stream_seq in self._suspects
+                or delivery.num_delivered - 1 > self._settled.get(delivery.stream_seq, 0))
+
+    def _decoded(self, delivery: Delivery) -> Work[T] | tuple[Delivery, Span, str]:
+        span = start_span(self.tracer, self.span_name, delivery.message.headers, {
+            "messaging.system": "nats",
+            "messaging.destination.name": delivery.subject,
+            "pinworks.stream_seq": delivery.stream_seq,
+            "pinworks.deliveries": delivery.num_delivered,
+        })
+        try:
+            return Work(delivery, self.logic.decode(delivery), span)
+        except Exception as error:  # noqa: BLE001 - any decode failure is poison
+            return delivery, span, f"{type(error).__name__}: {error}"
+
+    async def _process_batch(self, deliveries: Sequence[Delivery], started: float) -> None:
+        works: list[Work[T]] = []
+        poison: list[tuple[Delivery, Span, str]] = []
+        for delivery in deliveries:
+            decoded = self._decoded(delivery)
+            if isinstance(decoded, Work):
+                works.append(decoded)
+            else:
+                poison.append(decoded)
         try:
             if works:
                 await self._commit_and_publish(works)
@@ -226,8 +275,74 @@ class StageRunner(Generic[T]):
             work.span.end()
         for _, span, _ in poison:
             span.end()
-        log.debug("%s: %d messages in %.1f ms", self.logic.stage, len(messages),
-                  (time.perf_counter() - started) * 1000)
+
+    async def _process_suspects(self, suspects: Sequence[Delivery], started: float) -> None:
+        """Each suspect alone, the least-often begun first (a message that killed its process
+        is begun again only after its batch-mates are through): dead-lettered before it is
+        processed once begun and left unfinished `max_unfinished_deliveries` times (counting
+        the delivery that made it a suspect), else counted as begun, committed, then
+        processed."""
+        stage = self.logic.stage
+        for delivery in suspects:
+            _count(self._suspects, delivery.stream_seq)
+        try:
+            begun = await self.unfinished.counts(stage, [d.stream_seq for d in suspects])
+        except Exception as error:  # noqa: BLE001 - never the messages' fault
+            for delivery in suspects:
+                await self._wait_for_count(delivery, error)
+            return
+        for delivery in sorted(suspects, key=lambda d: (begun.get(d.stream_seq, 0),
+                                                        d.stream_seq)):
+            unfinished = begun.get(delivery.stream_seq, 0) + 1
+            if unfinished >= self.max_unfinished_deliveries:
+                reason = (f"begun {unfinished} times and never finished (its process died or "
+                          f"its ack wait ran out each time; PINWORKS_MAX_UNFINISHED_DELIVERIES "
+                          f"is {self.max_unfinished_deliveries})")
+                if await self._dead_letter(delivery, reason):
+                    await self._forget(delivery)
+                continue
+            try:
+                await self.unfinished.begin(stage, delivery.stream_seq)
+            except Exception as error:  # noqa: BLE001 - never the message's fault
+                await self._wait_for_count(delivery, error)
+                continue
+            decoded = self._decoded(delivery)
+            if isinstance(decoded, Work):
+                finished = await self._process_alone(decoded, started)
+                decoded.span.end()
+            else:
+                finished = await self._dead_letter(decoded[0], decoded[2])
+                decoded[1].set_status(Status(StatusCode.ERROR, decoded[2]))
+                decoded[1].end()
+            if finished:
+                await self._forget(delivery)
+            else:
+                await self._take_back(delivery)
+
+    async def _wait_for_count(self, delivery: Delivery, error: BaseException) -> None:
+        """The count could not be read or written: the message waits, as for an infrastructure
+        fault, and is never charged for it."""
+        delay = _backoff(delivery)
+        self.observer.failed(retried=True)
+        log.warning("%s: seq %d waits: its unfinished deliveries could not be counted (%r), "
+                    "retry in %.0fs", self.logic.stage, delivery.stream_seq, error, delay,
+                    extra=_log_fields(delivery))
+        await self._nak(delivery, delay)
+
+    async def _forget(self, delivery: Delivery) -> None:
+        self._suspects.pop(delivery.stream_seq, None)
+        try:
+            await self.unfinished.forget(self.logic.stage, delivery.stream_seq)
+        except Exception as error:  # noqa: BLE001 - a stale row only outlives its message
+            log.warning("%s: seq %d finished; its unfinished count stays (%r)",
+                        self.logic.stage, delivery.stream_seq, error)
+
+    async def _take_back(self, delivery: Delivery) -> None:
+        try:
+            await self.unfinished.take_back(self.logic.stage, delivery.stream_seq)
+        except Exception as error:  # noqa: BLE001 - the count is then one too high
+            log.warning("%s: seq %d was settled; its unfinished count stays one higher (%r)",
+                        self.logic.stage, delivery.stream_seq, error)
 
     async def _commit_and_publish(self, works: Sequence[Work[T]]) -> None:
         logic = self.logic
@@ -242,48 +357,47 @@ class StageRunner(Generic[T]):
         if recorded.publications:
             await self.publish_all(recorded.publications)
 
-    async def _process_alone(self, work: Work[T], started: float) -> None:
+    async def _process_alone(self, work: Work[T], started: float) -> bool:
+        """Whether the message is done with (acknowledged or dead-lettered)."""
         try:
             await self._commit_and_publish([work])
             await work.delivery.message.ack()
             self.observer.handled(1, time.perf_counter() - started)
+            return True
         except Exception as error:  # noqa: BLE001
             work.span.record_exception(error)
-            await self._fail(work.delivery, error)
+            return await self._fail(work.delivery, error)
 
-    async def _fail(self, delivery: Delivery, error: BaseException) -> None:
+    async def _fail(self, delivery: Delivery, error: BaseException) -> bool:
         reason = f"{type(error).__name__}: {error}"
-        delay = min(2.0 ** min(delivery.num_delivered, 5), 30.0)
+        delay = _backoff(delivery)
         fault = infrastructure_fault(error)
         if fault is not None:
             self.observer.failed(retried=True)
             log.warning("%s: seq %d waits out an infrastructure fault (%s), retry in %.0fs: %s",
                         self.logic.stage, delivery.stream_seq, fault, delay, reason,
                         extra=_log_fields(delivery))
-            await _nak(delivery, delay)
-            return
-        failures = self._count_own_failure(delivery.stream_seq)
+            await self._nak(delivery, delay)
+            return False
+        failures = _count(self._own_failures, delivery.stream_seq)
         self.observer.failed(retried=failures < self.max_deliveries)
         if failures < self.max_deliveries:
             log.warning("%s: seq %d failed (%d of %d), retry in %.0fs: %s", self.logic.stage,
                         delivery.stream_seq, failures, self.max_deliveries, delay, reason,
                         extra=_log_fields(delivery))
-            await _nak(delivery, delay)
-            return
+            await self._nak(delivery, delay)
+            return False
         self._own_failures.pop(delivery.stream_seq, None)
-        await self._dead_letter(delivery, reason)
+        return await self._dead_letter(delivery, reason)
 
-    def _count_own_failure(self, stream_seq: int) -> int:
-        """Failures the message caused itself, remembered for the most recent ones (a restart
-        forgets them, which only buys a message more retries)."""
-        failures = self._own_failures.pop(stream_seq, 0) + 1
-        self._own_failures[stream_seq] = failures
-        while len(self._own_failures) > REMEMBERED_FAILURES:
-            self._own_failures.popitem(last=False)
-        return failures
+    async def _nak(self, delivery: Delivery, delay: float) -> None:
+        """Ask for redelivery, remembering that this process settled this delivery."""
+        _count(self._settled, delivery.stream_seq)
+        await _nak(delivery, delay)
 
-    async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
-        """Record and publish the dead letter, then ack; if that fails, redeliver later."""
+    async def _dead_letter(self, delivery: Delivery, reason: str) -> bool:
+        """Record and publish the dead letter, then ack (True); if that fails, redeliver later
+        (False)."""
         letter = DeadLetter(
             stage=self.logic.stage,
             subject=delivery.subject,
@@ -312,10 +426,25 @@ class StageRunner(Generic[T]):
             await self.publish_all(publications)
             await delivery.message.ack()
             self.observer.dead_lettered()
+            return True
         except Exception as error:  # noqa: BLE001
             log.error("%s: could not dead-letter seq %d (%r); will retry",
                       self.logic.stage, delivery.stream_seq, error, extra=_log_fields(delivery))
-            await _nak(delivery, 5.0)
+            await self._nak(delivery, 5.0)
+            return False
+
+
+def _count(counts: OrderedDict[int, int], stream_seq: int) -> int:
+    """One more for `stream_seq`, remembered for the most recent messages only."""
+    count = counts.pop(stream_seq, 0) + 1
+    counts[stream_seq] = count
+    while len(counts) > REMEMBERED_FAILURES:
+        counts.popitem(last=False)
+    return count
+
+
+def _backoff(delivery: Delivery) -> float:
+    return min(2.0 ** min(delivery.num_delivered, 5), 30.0)
 
 
 async def _publish_each(publish: Publisher, publications: Sequence[Publication]) -> None:

@@ -70,6 +70,14 @@ _LEDGER: dict[str, tuple[str, ...]] = {
 that held personal data, read stored decisions (with their originals, for hand-offs), outcomes,
 cost totals and when a ticket was received."""
 
+_STAGE: dict[str, tuple[str, ...]] = {
+    **_LEDGER,
+    # INSERT ... ON CONFLICT DO UPDATE counts a redelivery begun; DELETE once it is settled
+    "unfinished_deliveries": ("SELECT", "INSERT", "UPDATE(started, updated_at)", "DELETE"),
+}
+"""What every pipeline service's stage runner does: its ledger, and counting the redelivered
+messages it began and did not finish (`pinworks_common.deliveries`)."""
+
 _ERASE: dict[str, tuple[str, ...]] = {
     # SELECT ... FOR UPDATE, then the redacted text and when
     "tickets": ("SELECT", "UPDATE(subject, body, metadata, personal_data_erased_at)"),
@@ -107,7 +115,7 @@ outcomes and stages its publication in the outbox."""
 
 GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
     SERVICE_ROLES["classifier"]: {
-        **_LEDGER,
+        **_STAGE,
         # first submission wins: INSERT ... ON CONFLICT (ticket_id) DO UPDATE SET ticket_id
         # (a no-op that returns the stored row) needs UPDATE on that one column; a trigger
         # (migration 0013) refuses any UPDATE that would change it
@@ -115,7 +123,7 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
         "rejected_payloads": APPEND,
     },
     SERVICE_ROLES["router"]: {
-        **_LEDGER,
+        **_STAGE,
         "router_budgets": ("SELECT", "INSERT", "UPDATE(limit_amount, used, updated_at)"),
         # a policy value from the KV bucket loads only if recorded; a refusal is audited
         "routing_policies": READ,
@@ -127,9 +135,9 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
                            "changed_at)"),
         "quality_events": APPEND,
     },
-    SERVICE_ROLES["specialists"]: dict(_LEDGER),
+    SERVICE_ROLES["specialists"]: dict(_STAGE),
     SERVICE_ROLES["verifier"]: {
-        **_LEDGER,
+        **_STAGE,
         # a draft for a person is checked against the stored hand-off (provenance)
         "escalations": READ,
     },
@@ -138,7 +146,7 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
         # pending rows FOR UPDATE, marks them sent), the quality sample (queues stored automatic
         # answers for review) and the retention task (erases old tickets, `_ERASE`); the
         # console has a role of its own
-        **_LEDGER,
+        **_STAGE,
         **_ERASE,
         "escalations": ("SELECT", "INSERT", "UPDATE"),
         "outbox": ("SELECT", "UPDATE(published_at)", "DELETE"),
@@ -177,6 +185,7 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
             "tickets", "decisions", "cost_ledger", "outcomes", "escalations", "accountability",
             "rejected_payloads", "dead_letters", "labelled_examples", "routing_policies",
             "policy_refusals", "router_budgets", "quality_reviews", "quality_scopes", "quality_events",
+            "unfinished_deliveries",
         )
     },
 }

@@ -187,6 +187,17 @@ dead_letters = Table(
     UniqueConstraint("stage", "stream_seq", name="dead_letters_once"),
 )
 
+unfinished_deliveries = Table(
+    "unfinished_deliveries",
+    metadata,
+    Column("stage", Text, primary_key=True),
+    Column("stream_seq", BigInteger, primary_key=True),
+    Column("started", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+"""Redelivered messages a stage began and has not finished (`pinworks_common.deliveries`):
+a row per unacknowledged message, deleted once it is acknowledged or dead-lettered."""
+
 outbox = Table(
     "outbox",
     metadata,

@@ -1,0 +1,141 @@
+"""A message its process dies on is dead-lettered after PINWORKS_MAX_UNFINISHED_DELIVERIES
+deliveries, its batch-mates get through, and deliveries the stage settled itself (infrastructure
+faults waited out, its own failures) never count. A process's death is a BaseException out of
+`process`; each new runner is the restarted process, the counts are what Postgres keeps."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Sequence
+
+from sqlalchemy import exc as sa_exc
+
+from pinworks_common.deliveries import MemoryUnfinishedDeliveries
+from pinworks_common.ledger import Entries, Ledger, Publication
+from pinworks_common.ledger.memory import MemoryBooks, MemoryMessage
+from pinworks_common.stage import Delivery, StageRunner, Work
+
+MAX_UNFINISHED = 3
+
+
+class Died(BaseException):
+    """The process dying (a segfault, an OOM kill): nothing the runner can catch."""
+
+
+class Logic:
+    stage = "test"
+
+    def __init__(self) -> None:
+        self.applied: list[str] = []
+
+    def decode(self, delivery: Delivery) -> str:
+        return delivery.data.decode()
+
+    async def apply(self, ledger: Ledger, work: Sequence[Work[str]]) -> Entries:
+        for item in work:
+            if item.value == "dies":
+                raise Died
+            if item.value == "outage":
+                raise sa_exc.OperationalError("SELECT 1", {}, ConnectionRefusedError("down"))
+            if item.value == "fails":
+                raise ValueError("cannot")
+        self.applied.extend(item.value for item in work)
+        return Entries()
+
+
+class Platform:
+    """The durable part (ledger, counts, published dead letters) and a process over it."""
+
+    def __init__(self) -> None:
+        self.books = MemoryBooks()
+        self.unfinished = MemoryUnfinishedDeliveries()
+        self.published: list[Publication] = []
+        self.logic = Logic()
+        self.runner = self.restart()
+
+    def restart(self) -> StageRunner[str]:
+        async def publish(publication: Publication) -> None:
+            self.published.append(publication)
+
+        self.runner = StageRunner(self.logic, self.books, publish, max_deliveries=3,
+                                  max_unfinished_deliveries=MAX_UNFINISHED,
+                                  unfinished=self.unfinished)
+        return self.runner
+
+    def deliver(self, *messages: MemoryMessage) -> bool:
+        """Whether the process survived the batch (else it is restarted)."""
+        try:
+            asyncio.run(self.runner.process(messages))  # type: ignore[arg-type]
+        except Died:
+            self.restart()
+            return False
+        return True
+
+    def dead_letters(self) -> list[dict[str, object]]:
+        return list(self.books.store.rows("dead_letters"))
+
+
+def test_a_message_its_process_dies_on_is_dead_lettered_and_its_batch_mates_get_through() -> None:
+    platform = Platform()
+    batch = [MemoryMessage(b"a", 1), MemoryMessage(b"dies", 2), MemoryMessage(b"b", 3)]
+    assert not platform.deliver(*batch)
+    assert platform.logic.applied == []
+    pending = [message.redelivered() for message in batch]
+    crashes = 1
+    while pending:
+        survived = platform.deliver(*pending)
+        if platform.dead_letters():  # the least-often begun go first: a and b got through
+            assert [message.data for message in pending] == [b"dies"]
+        crashes += not survived
+        pending = [message.redelivered() for message in pending if not message.acked]
+        assert crashes <= MAX_UNFINISHED, "dead-lettered after MAX_UNFINISHED deaths"
+    assert crashes == MAX_UNFINISHED
+    assert sorted(platform.logic.applied) == ["a", "b"], "each batch-mate processed once"
+    [letter] = platform.dead_letters()
+    assert letter["stream_seq"] == 2 and letter["deliveries"] == MAX_UNFINISHED + 1
+    assert "begun 3 times and never finished" in str(letter["error"])
+    assert [p.subject for p in platform.published] == ["pinworks.deadletter.test"]
+    assert platform.unfinished.started == {}, "finished messages leave no count behind"
+
+
+def test_deliveries_settled_by_the_stage_never_count() -> None:
+    platform = Platform()
+    message = MemoryMessage(b"outage", 7)
+    for _ in range(10):  # an outage waited out: every delivery a nak of this process
+        assert platform.deliver(message)
+        assert message.naked is not None and not message.acked
+        message = message.redelivered()
+    assert platform.unfinished.started == {} and platform.dead_letters() == []
+    platform.restart()  # a restart forgets those naks: the message is a suspect once
+    assert platform.deliver(message)
+    assert message.naked is not None and platform.unfinished.started == {("test", 7): 0}
+    for _ in range(10):
+        message = message.redelivered()
+        assert platform.deliver(message)
+    assert platform.dead_letters() == [], "each suspect delivery settled is taken back"
+
+
+def test_a_suspect_failing_on_its_own_merits_is_dead_lettered_at_its_budget() -> None:
+    platform = Platform()
+    message = MemoryMessage(b"fails", 9, num_delivered=2)  # an earlier process died meanwhile
+    for _ in range(3):
+        assert platform.deliver(message)
+        message = message.redelivered()
+    [letter] = platform.dead_letters()
+    assert "ValueError: cannot" in str(letter["error"])
+    assert platform.unfinished.started == {}
+
+
+class Unreachable(MemoryUnfinishedDeliveries):
+    async def counts(self, stage: str, seqs: Collection[int]) -> dict[int, int]:
+        raise ConnectionRefusedError("database down")
+
+
+def test_a_suspect_whose_count_cannot_be_read_waits() -> None:
+    platform = Platform()
+    platform.unfinished = Unreachable()
+    platform.restart()
+    message = MemoryMessage(b"a", 4, num_delivered=MAX_UNFINISHED + 5)
+    assert platform.deliver(message)
+    assert message.naked is not None and not message.acked
+    assert platform.dead_letters() == [] and platform.logic.applied == []
