@@ -78,3 +78,17 @@ def test_a_reopening_shows_only_its_fixed_messages() -> None:
     assert after_action("T-1", Refusal(409, "T-1 was not last answered by automation",
                                        "not_automatic"), "reopened") == (
         "/tickets/T-1?error=not_automatic")
+
+
+def test_the_decision_list_shows_a_routing_decision_s_reason_from_its_output() -> None:
+    from pinworks_escalation.console.formatting import page_templates
+
+    html = page_templates().env.get_template("_decision_list.html").render(decisions=[
+        {"stage": "router", "version": "policy-1", "reason": "rule security-to-person -> human",
+         "output": {"rule": "security-to-person", "reason": "possible fraud <or> incident"}},
+        {"stage": "verifier", "version": "v1", "reason": "every check passed",
+         "output": {"passed": True, "reasons": []}},
+    ])
+    assert "rule security-to-person -&gt; human<br><span class=\"muted\">possible fraud " \
+           "&lt;or&gt; incident</span>" in html
+    assert "every check passed</p>" in html

@@ -3,6 +3,7 @@ Postgres, no NATS), fed real classified envelopes as JetStream messages."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from pinworks_common.ledger.memory import StageHarness, sent
@@ -85,3 +86,16 @@ def test_the_stored_decision_names_the_gates_passed_over_in_runs() -> None:
     assert runs and all(entry["rules"] >= 2 for entry in runs)
     assert sum(entry.get("rules", 1) for entry in row["output"]["passed_over"]) == [
         rule.name for rule in load_policy().rules].index(row["output"]["rule"])
+
+
+def test_the_rule_s_reason_is_stored_once_and_handed_on() -> None:
+    stage = harness()
+    [published] = stage.deliver(stage.message(classified("R-7", "compromised_card"), CLASSIFIED))
+    [row] = stage.rows("decisions", ticket_id="R-7", stage="router")
+    rule = next(rule for rule in load_policy().rules if rule.name == row["output"]["rule"])
+    assert rule.reason and row["output"]["reason"] == rule.reason
+    assert row["reason"] == f"rule {rule.name} -> human"
+    assert json.dumps(row, default=str).count(rule.reason) == 1
+    request = messages.EscalationRequest.model_validate_json(published.payload)
+    assert request.envelope.route is not None and request.envelope.route.reason == rule.reason
+    assert request.reasons[0] == f"routed to a person by rule {rule.name}: {rule.reason}"

@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 
 from pinworks_contracts.messages import Classification, IntentScore, TicketSubmission
-from pinworks_router.domain import route
+from pinworks_router import domain
+from pinworks_router.domain import RuleEvaluationError, route
 from pinworks_router.policy import PolicyError, load_policy, parse_policy
 
 POLICY = """\
@@ -118,6 +119,19 @@ def test_a_lone_rule_leaving_out_the_intent_says_why_as_any_other() -> None:
         {"rule": "gate-a", "why": "intent card_arrival not in ['getting_spare_card']"},
         {"rule": "gate-b", "why": "confidence 0.970 above 0.9"},
     ]
+
+
+def test_a_lone_rule_passed_over_whose_conditions_hold_is_an_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unreachable while `mismatch` reads intents: a real error, not an `assert` that `-O`
+    strips (the entry would be stored without its why)."""
+    policy = parse_policy(GATES.replace("gate-b\n    when: {intents: [top_up_failed, top_up_limits]",
+                                        "gate-b\n    when: {intents: [card_arrival]"))
+    real = domain.mismatch
+    monkeypatch.setattr(domain, "mismatch", lambda conditions, *args: None
+                        if conditions is policy.rules[1].when else real(conditions, *args))
+    with pytest.raises(RuleEvaluationError, match="gate-a was passed over"):
+        route(policy, ticket(), classified(confidence=0.97))
 
 
 def covered(policy_rules: list[str], passed_over: list[dict[str, str | int]]) -> list[str]:

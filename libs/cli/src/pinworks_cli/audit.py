@@ -93,10 +93,13 @@ async def ticket_trail(conn: AsyncConnection, ticket_id: str) -> dict[str, Any] 
 
 
 def _decision_details(decision: dict[str, Any]) -> list[str]:
-    """Inputs that explain a decision: versions it relied on, budget state, latency."""
+    """What explains a decision: its output's own reason, versions it relied on, budget state,
+    latency."""
     inputs = decision["inputs"] if isinstance(decision["inputs"], dict) else {}
     output = decision["output"] if isinstance(decision["output"], dict) else {}
     details = []
+    if isinstance(output.get("reason"), str):  # a routing decision's why: its row says the rule
+        details.append(f"why: {output['reason']}")
     if inputs.get("classifier_version"):
         details.append(f"classifier {inputs['classifier_version']}, intent {inputs.get('intent')} "
                        f"at {inputs.get('confidence')}")

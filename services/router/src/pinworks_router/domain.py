@@ -19,6 +19,12 @@ from pinworks_contracts.messages import (
 from pinworks_router.features import TicketFeatures
 from pinworks_router.policy import Conditions, Policy, Rule
 
+
+class RuleEvaluationError(RuntimeError):
+    """The evaluation contradicts itself (a rule passed over whose conditions hold): a bug,
+    never a verdict on the ticket."""
+
+
 PassedOver = dict[str, str | int]
 """`rule` and `why`; a run of rules excluding the intent also has `through` (its last rule)
 and `rules` (how many)."""
@@ -133,7 +139,10 @@ def _pass_over(run: list[Rule], policy: Policy, ticket: TicketSubmission, cls: C
     lone rule with its own reason, as any other, a longer run as one entry."""
     if len(run) == 1:
         why_not = mismatch(run[0].when, policy, ticket, cls, features)
-        assert why_not is not None, "its intents leave out the ticket's"
+        if why_not is None:
+            raise RuleEvaluationError(
+                f"rule {run[0].name} was passed over as its intents leave out {cls.intent}, "
+                "yet its conditions hold")
         passed_over.append({"rule": run[0].name, "why": why_not})
     elif run:
         first, last = run[0].name, run[-1].name

@@ -142,7 +142,7 @@ class RouterStage:
                 "budget_exhausted": allotment.exhausted,
                 "quality_guard": quality,
             },
-            reason=f"rule {decision.rule}: {decision.reason}",
+            reason=decision_reason(decision),
             latency_ms=latency_ms, trace_id=item.trace_id,
         )
 
@@ -191,6 +191,14 @@ class RouterStage:
 
     def _observe(self, recorded: records.Recorded) -> None:
         observe_decisions([decision.row() for decision in recorded.new_decisions], self.stage)
+
+
+def decision_reason(decision: RouteDecision) -> str:
+    """The routing decision row's `reason`: the rule and the handler. Why the rule sends the
+    ticket there (the rule's configured reason, with what a budget or the quality guard changed)
+    is the output's `reason`, as the hand-off publishes it, stored once (the audit and the
+    console show it beside this)."""
+    return f"rule {decision.rule} -> {decision.handler}"
 
 
 def _accountability(policy: Policy, envelope: TicketEnvelope, evaluation: Evaluation,
