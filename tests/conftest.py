@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -28,6 +27,7 @@ from pinworks_devtools import (
     Endpoint,
     Infrastructure,
     docker_available,
+    fresh_database,
     resolve_database,
     resolve_nats,
 )
@@ -83,21 +83,6 @@ def database_url(database_endpoint: Endpoint) -> str:
     return database_endpoint.url
 
 
-async def _fresh_database(server_url: str) -> str:
-    """A new database of this session on the server `server_url` names."""
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    url = make_url(server_url)
-    name = f"pinworks_test_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return url.set(database=name).render_as_string(hide_password=False)
-
-
 @dataclass(frozen=True)
 class Database:
     """The session's database at Alembic head: the superuser's URL (tests' own setup and
@@ -118,7 +103,7 @@ def _provisioned(database_endpoint: Endpoint, fresh: bool) -> Database:
     from pinworks_common.db.migrate import provision
     from pinworks_common.db.roles import derived_passwords
 
-    url = asyncio.run(_fresh_database(database_endpoint.url)) if fresh else database_endpoint.url
+    url = asyncio.run(fresh_database(database_endpoint.url)) if fresh else database_endpoint.url
     return Database(url, provision(url, derived_passwords(database_endpoint.url)))
 
 

@@ -26,13 +26,11 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinworks_common.db.engine import create_engine
@@ -41,7 +39,7 @@ from pinworks_common.ledger import records
 from pinworks_common.ledger.postgres import PostgresBooks
 from pinworks_contracts.messages import Outcome, RouteDecision, utcnow
 from pinworks_contracts.subjects import OutcomeStatus
-from pinworks_devtools import resolve_database
+from pinworks_devtools import fresh_database, resolve_database
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "personal_data"))
 from bench_audit import queue_decision  # noqa: E402 - a script beside this one, not a package
@@ -204,20 +202,6 @@ def _load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-async def _fresh_database(server_url: str) -> str:
-    import asyncpg
-
-    url = make_url(server_url)
-    name = f"pinworks_bench_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(
-        hide_password=False))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return url.set(database=name).render_as_string(hide_password=False)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -230,7 +214,7 @@ def main() -> None:
         try:
             url = endpoint.url
             if endpoint.source.startswith("environment"):
-                url = asyncio.run(_fresh_database(url))
+                url = asyncio.run(fresh_database(url, "pinworks_bench"))
             upgrade(url)
             asyncio.run(run(url, args.rounds, args.batches, args.profile))
         finally:

@@ -246,3 +246,35 @@ def resolve_infrastructure(
         raise
     return Infrastructure(nats, database)
 
+
+
+
+async def fresh_database(server_url: str, prefix: str = "pinworks_test") -> str:
+    """A new database `<prefix>_<random>` on the server `server_url` names (someone else's
+    server, `DATABASE_URL`: a test session's or a benchmark's own); its URL."""
+    import uuid
+
+    return await _database_statement(server_url, "CREATE", f"{prefix}_{uuid.uuid4().hex[:12]}")
+
+
+async def drop_database(server_url: str, database_url: str) -> None:
+    """Drop the database `database_url` names (one `fresh_database` made on `server_url`)."""
+    from sqlalchemy.engine import make_url
+
+    name = make_url(database_url).database
+    await _database_statement(server_url, "DROP", str(name), suffix=" WITH (FORCE)")
+
+
+async def _database_statement(server_url: str, verb: str, name: str, suffix: str = "") -> str:
+    """`<verb> DATABASE "<name>"` through the database `server_url` names; `name`'s URL."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(server_url)
+    conn = await asyncpg.connect(url.set(drivername="postgresql")
+                                 .render_as_string(hide_password=False))
+    try:
+        await conn.execute(f'{verb} DATABASE "{name}"{suffix}')
+    finally:
+        await conn.close()
+    return url.set(database=name).render_as_string(hide_password=False)

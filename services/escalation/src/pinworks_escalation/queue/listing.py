@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Text, and_, func, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pinworks_common.db.tables import escalations
@@ -82,11 +83,28 @@ def like_pattern(search: str) -> str:
         "%", "\\%").replace("_", "\\_") + "%"
 
 
+TRIGRAM = 3
+"""A search this long or longer is answered through the index `escalations_search_trigrams`
+(migration 0015): the rows whose searched fields hold every three-character piece of it, then
+the ILIKE below on those alone. A shorter one reads every row of the status filter."""
+
+
+def _indexed(search: str) -> Any:
+    """Rows whose searched fields hold every trigram of `search`: what the GIN index answers,
+    a superset of the ILIKE's matches (the expression is the index's, column for column)."""
+    trigrams = ARRAY(Text)
+    return func.pinworks_escalation_trigrams(
+        escalations.c.ticket_id, escalations.c.context, type_=trigrams,
+    ).contains(func.pinworks_trigrams(search, type_=trigrams))
+
+
 def _searched(query: Any, wanted: QueueQuery) -> Any:
     query = query.where(escalations.c.status.in_(STATUS_FILTERS[wanted.status]))
     ticket = escalations.c.context["envelope"]["ticket"]
     if wanted.search and wanted.search.strip():
         needle = like_pattern(wanted.search)
+        if len(wanted.search.strip()) >= TRIGRAM:
+            query = query.where(_indexed(wanted.search.strip()))
         query = query.where(or_(
             escalations.c.ticket_id.ilike(needle),
             ticket["subject"].astext.ilike(needle),
@@ -113,10 +131,14 @@ async def list_queue(
 ) -> list[QueueItem]:
     """One page of the queue; without `query`, the open and claimed tickets, most urgent first."""
     wanted = query or QueueQuery(status="all" if include_resolved else "active", limit=limit)
-    statement = _searched(select(escalations), wanted).order_by(*SORTS[wanted.sort])
-    statement = statement.limit(wanted.limit).offset(wanted.offset)
-    rows = await conn.execute(scoped(statement, business_units))
+    rows = await conn.execute(page_statement(wanted, business_units))
     return [item_from_row(row) for row in rows]
+
+
+def page_statement(query: QueueQuery, business_units: Sequence[str] | None) -> Any:
+    """The SELECT of one page of `query` (what `list_queue` runs)."""
+    statement = _searched(select(escalations), query).order_by(*SORTS[query.sort])
+    return scoped(statement.limit(query.limit).offset(query.offset), business_units)
 
 
 async def count_queue(
