@@ -36,14 +36,19 @@ run: install
 
 test: install lint test-unit test-unit-other-blas test-isolated test-infra test-e2e
 
+# The unit tiers run on every core (pytest-xdist; TEST_WORKERS=0 runs them in this process). Tests
+# that must not overlap share an xdist_group and run on one worker in turn (--dist loadgroup).
+TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+UNIT_PYTEST := $(VENV)/bin/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup
+
 test-unit: install
-	$(VENV)/bin/pytest -q -p no:cacheprovider libs services tools
+	$(UNIT_PYTEST) libs services tools
 
 # The unit tier again on other float32 kernels than the processor's own: a test that holds only
 # on one processor's BLAS fails here, not on a user's machine (tools/other_blas_core.py).
 test-unit-other-blas: install
 	core=$$($(VENV)/bin/python tools/other_blas_core.py) && echo "== unit tier with OPENBLAS_CORETYPE=$$core" && \
-		OPENBLAS_CORETYPE=$$core $(VENV)/bin/pytest -q -p no:cacheprovider libs services tools
+		OPENBLAS_CORETYPE=$$core $(UNIT_PYTEST) libs services tools
 
 # The console's browser tests drive Debian's chromium (never a Playwright browser download).
 test-e2e: install
@@ -74,15 +79,15 @@ test-isolated: $(UV)
 		UV_PROJECT_ENVIRONMENT=$$env_dir UV=$(UV) tools/uv_sync.sh --quiet --frozen --no-dev --package pinworks-$$service --python $(PYTHON) || exit 1; \
 		$$env_dir/bin/python -c "import pinworks_$$service.app" || exit 1; \
 		UV_PROJECT_ENVIRONMENT=$$env_dir UV=$(UV) tools/uv_sync.sh --quiet --frozen --package pinworks-$$service --python $(PYTHON) || exit 1; \
-		$(UV) pip install --quiet --python $$env_dir/bin/python pytest || exit 1; \
+		$(UV) pip install --quiet --python $$env_dir/bin/python pytest pytest-xdist || exit 1; \
 		if [ -d services/$$service/tests ]; then \
-			(cd services/$$service && $$env_dir/bin/python -m pytest -q -p no:cacheprovider --import-mode=importlib -c /dev/null --rootdir . tests) || exit 1; \
+			(cd services/$$service && $$env_dir/bin/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --import-mode=importlib -c /dev/null --rootdir . tests) || exit 1; \
 		fi; \
 	done
 	@env_dir=$(abspath .venv-isolated)/classifier-training; echo "== classifier training alone"; \
 		UV_PROJECT_ENVIRONMENT=$$env_dir UV=$(UV) tools/uv_sync.sh --quiet --frozen --no-dev --package pinworks-classifier-training --python $(PYTHON) && \
-		$(UV) pip install --quiet --python $$env_dir/bin/python pytest && \
-		cd services/classifier/training && $$env_dir/bin/python -m pytest -q -p no:cacheprovider --import-mode=importlib -c /dev/null --rootdir . tests
+		$(UV) pip install --quiet --python $$env_dir/bin/python pytest pytest-xdist && \
+		cd services/classifier/training && $$env_dir/bin/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --import-mode=importlib -c /dev/null --rootdir . tests
 
 lint: install check-imports
 	$(VENV)/bin/ruff check libs services tests tools

@@ -19,6 +19,11 @@ import pytest
 from pinworks_cli.launcher import backoff_delay
 from pinworks_devtools import free_port
 
+# run_platform takes NATS' and Postgres' default ports (4222/8222/5432) when they look free, as
+# `make run` does: two of these at once both see 8222 free and one nats-server cannot bind it.
+# Under pytest-xdist (`make test-unit`, --dist loadgroup) they all run on one worker, in turn.
+pytestmark = pytest.mark.xdist_group("default-ports")
+
 FAKE_MAIN = textwrap.dedent(
     """
     import os, signal, threading
