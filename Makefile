@@ -44,11 +44,15 @@ UNIT_PYTEST := $(VENV)/bin/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --di
 test-unit: install
 	$(UNIT_PYTEST) libs services tools
 
-# The unit tier again on other float32 kernels than the processor's own: a test that holds only
-# on one processor's BLAS fails here, not on a user's machine (tools/other_blas_core.py).
+# The unit tier's numeric tests again on other float32 kernels than the processor's own: a test
+# that holds only on one processor's BLAS fails here, not on a user's machine
+# (tools/other_blas_core.py). Only a test whose code can reach numpy or onnxruntime can tell
+# kernels apart, so only those run (about a third of the tier); nobody marks them: the plugin
+# tools/numeric_tests.py reads every test file's imports (lazy ones, conftest fixtures, helpers,
+# `python -c` strings, entry-point groups) and deselects the rest, so a new numeric test is in.
 test-unit-other-blas: install
-	core=$$($(VENV)/bin/python tools/other_blas_core.py) && echo "== unit tier with OPENBLAS_CORETYPE=$$core" && \
-		OPENBLAS_CORETYPE=$$core $(UNIT_PYTEST) libs services tools
+	core=$$($(VENV)/bin/python tools/other_blas_core.py) && echo "== numeric unit tests with OPENBLAS_CORETYPE=$$core" && \
+		OPENBLAS_CORETYPE=$$core PYTHONPATH=tools $(UNIT_PYTEST) -p numeric_tests --numeric-only libs services tools
 
 # The console's browser tests drive Debian's chromium (never a Playwright browser download).
 test-e2e: install
@@ -91,7 +95,7 @@ test-isolated: $(UV)
 
 lint: install check-imports
 	$(VENV)/bin/ruff check libs services tests tools
-	$(VENV)/bin/mypy libs/*/src services/*/src services/classifier/training/src tools/import_graph.py
+	$(VENV)/bin/mypy libs/*/src services/*/src services/classifier/training/src tools/import_graph.py tools/numeric_tests.py
 
 # The import graph of libs/* and services/* is the layered DAG contracts <- runtime <- services
 # <- cli: no library imports a service, no service another, no cycle (tools/import_graph.py).
