@@ -15,20 +15,25 @@ from pathlib import Path
 import pytest
 
 from pinworks_cli.bench import make_ticket
-from pinworks_cli.bench_baseline import kind_batches, run_baseline, run_steps
+from pinworks_cli.bench_baseline import InProcess, kind_batches, run_baseline, run_steps
 from pinworks_cli.bench_cpu import listening_pid, running_platform_pids, tree_cpu_seconds
 from pinworks_cli.bench_figures import (
     PLATFORM_PROCESSES,
     Baseline,
     BenchResult,
     CpuReading,
+    Rounds,
+    combine,
     cpu_per_ticket,
+    merge_baselines,
     missing_processes,
     overhead_ratio,
     paced_offsets,
     platform_total,
+    spread,
 )
 from pinworks_cli.bench_report import BenchRun, format_run
+from pinworks_cli.bench_session import round_ranges
 from pinworks_cli.bench_texts import MULTI, SENTENCES, SHORT, kind_of, text_of
 
 
@@ -79,9 +84,11 @@ def test_baseline_attributes_cpu_to_steps_and_kinds_by_its_clock() -> None:
     assert calls == [("classify", 2), ("verify", 2), ("classify", 1), ("verify", 1)]
     assert baseline.step_seconds == {"classify": 2.0, "verify": 2.0}
     assert baseline.kind_tickets == {SHORT: 2, MULTI: 1}
-    assert baseline.kind_seconds == {SHORT: 5.0, MULTI: 5.0}  # first to last reading of a batch
+    # A batch's and the whole run's CPU are their step calls' readings, nothing around them.
+    assert baseline.kind_seconds == {SHORT: 2.0, MULTI: 2.0}
     assert baseline.tickets == 3
-    assert baseline.ms_per_ticket == pytest.approx(baseline.cpu_seconds * 1000 / 3)
+    assert baseline.cpu_seconds == pytest.approx(4.0)
+    assert baseline.ms_per_ticket == pytest.approx(4000 / 3)
     assert baseline.kind_ms(SENTENCES) is None
 
 
@@ -180,3 +187,87 @@ def test_in_process_baseline_runs_every_installed_step_on_the_bench_tickets() ->
     assert baseline.tickets == 9
     assert baseline.kind_tickets == {SHORT: 3, SENTENCES: 3, MULTI: 3}
     assert baseline.cpu_seconds > 0
+
+
+def test_spread_is_the_median_and_range_of_the_figures_there_are() -> None:
+    figures = spread([6.0, None, 7.0, 5.0, 6.5])
+    assert figures is not None
+    assert (figures.median, figures.low, figures.high, figures.count) == (6.25, 5.0, 7.0, 4)
+    assert figures.relative == pytest.approx(1.0 / 6.25)
+    assert spread([None]) is None and spread([]) is None
+
+
+def test_each_rounds_ratio_is_set_against_the_baseline_runs_either_side() -> None:
+    rounds = Rounds(platform_ms=[12.0, None, 9.0], baseline_ms=[5.0, 7.0, 6.0, None])
+    # Round 0 between 5 and 7 (mean 6), round 1 has no platform figure, round 2 has only the
+    # run before it (the one after had no figure).
+    assert rounds.ratios() == [pytest.approx(2.0), None, pytest.approx(1.5)]
+    assert Rounds([10.0], [None, None]).ratios() == [None]
+
+
+def test_rounds_split_the_count_into_nearly_equal_runs() -> None:
+    assert round_ranges(0, 10, 3) == [range(0, 4), range(4, 7), range(7, 10)]
+    assert round_ranges(5, 2, 3) == [range(5, 6), range(6, 7)]  # never an empty round
+    assert round_ranges(0, 6, 1) == [range(0, 6)]
+
+
+def test_combined_rounds_count_every_ticket_and_weigh_cpu_by_tickets() -> None:
+    def result(latencies: list[float], seconds: tuple[float, float], cpu: dict[str, float | None],
+               **extra: object) -> BenchResult:
+        return BenchResult(run_id="r", requested=len(latencies), published=len(latencies),
+                           publish_errors=0, first_publish=seconds[0], last_outcome=seconds[1],
+                           latencies=latencies, statuses={"resolved": len(latencies)},
+                           handlers={"template": len(latencies)}, cpu=cpu, **extra)  # type: ignore[arg-type]
+
+    first = result([0.1] * 3, (10.0, 13.0), {"router": 2.0, "postgres": 1.0},
+                   idle_cpu={"router": 0.5})
+    second = result([0.3], (20.0, 21.0), {"router": 6.0, "postgres": None})
+    both = combine([first, second])
+    assert both.received == 4 and both.requested == 4
+    assert both.duration == pytest.approx(4.0)           # 3 s + 1 s, not the pause between
+    assert both.throughput == pytest.approx(1.0)
+    assert both.statuses == {"resolved": 4} and both.handlers == {"template": 4}
+    assert both.cpu == {"router": pytest.approx((2.0 * 3 + 6.0) / 4), "postgres": None}
+    assert both.idle_cpu == {"router": 0.5}
+    with pytest.raises(ValueError):
+        combine([])
+
+
+def test_in_process_runs_are_warmed_once_and_measured_on_the_same_tickets() -> None:
+    seen: list[list[str]] = []
+
+    def step(batch):
+        seen.append([envelope.ticket.ticket_id for envelope in batch])
+        return list(batch)
+
+    tickets = [make_ticket("r", n, ["retail"]) for n in range(4)]
+    in_process = InProcess(tickets, batch_size=10, steps=[("only", step)])
+    in_process.warm(range(100, 103), [make_ticket("r", n, ["retail"]) for n in range(100, 103)])
+    warmed = sorted(ticket for batch in seen for ticket in batch)
+    assert warmed == ["bench-r-100", "bench-r-101", "bench-r-102"]
+    seen.clear()
+    runs = [in_process.measure(), in_process.measure()]
+    assert sorted(ticket for batch in seen for ticket in batch) == sorted(
+        [f"bench-r-{n}" for n in range(4)] * 2)
+    merged = merge_baselines(runs)
+    assert merged.tickets == 8 and merged.kind_tickets == {SHORT: 4, SENTENCES: 2, MULTI: 2}
+    assert merged.cpu_seconds == pytest.approx(sum(run.cpu_seconds for run in runs))
+
+
+def test_report_over_rounds_gives_medians_and_ranges() -> None:
+    full = BenchResult(run_id="r1", requested=2, published=2, publish_errors=0,
+                       first_publish=0.0, last_outcome=1.0, latencies=[0.1, 0.2],
+                       cpu={name: 1.0 for name in PLATFORM_PROCESSES})
+    baseline = Baseline(tickets=300, cpu_seconds=1.5, wall_seconds=1.5,
+                        step_seconds={"classify": 1.2, "verify": 0.3},
+                        kind_seconds={SHORT: 0.5}, kind_tickets={SHORT: 300})
+    rounds = Rounds(platform_ms=[7.5, 6.9, 7.2], baseline_ms=[5.0, 5.0, 6.0, 4.0])
+    report = format_run(BenchRun(full=full, baseline=baseline, rounds=rounds, warmup=300,
+                                 baseline_runs=3))
+    assert "platform 7.50 / 6.90 / 7.20 CPU-ms per ticket (median 7.20; 6.90-7.50" in report
+    assert "in-process  100 tickets x 3 runs: 5.00 CPU-ms per ticket (median; 4.00-6.00, +-20%)" \
+        in report
+    assert "classify 4.00, verify 1.00" in report
+    assert "both warmed on 300 tickets" in report
+    # 7.5 / 5.0, 6.9 / 5.5, 7.2 / 5.0
+    assert "overhead    1.44x (median of 3 rounds, 1.25-1.50x)" in report

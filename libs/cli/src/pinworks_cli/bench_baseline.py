@@ -4,6 +4,12 @@ batches as the services take them, with no NATS, no Postgres and no framework.
 
 The steps come from the services' `pinworks.inprocess` entry points (the CLI imports no
 service). The platform's CPU per ticket over this one's is the orchestration overhead.
+
+`InProcess` loads the steps once and is warmed on the same warm-up tickets the platform gets
+before its first measured round, so neither side's figure carries one-off costs (lazy sessions,
+the per-word feature caches of the verifier's scorers) the other does not; then `measure` can be
+called between the platform's rounds, each call the same tickets, so the two figures are taken
+side by side on a machine whose other load moves both.
 """
 
 from __future__ import annotations
@@ -30,20 +36,24 @@ def envelopes(tickets: Sequence[dict[str, object]]) -> list[object]:
 
 def run_steps(steps: Sequence[tuple[str, Step]], batches: Sequence[Sequence[object]],
               kinds: Sequence[str], clock: Callable[[], float] = time.process_time) -> Baseline:
-    """Every batch through every step in order; CPU (`clock`) per step and per batch's kind."""
-    wall_started, cpu_started = time.perf_counter(), clock()
+    """Every batch through every step in order; CPU (`clock`) per step and per batch's kind.
+    The baseline's CPU is the sum of the step calls' own readings: the decision work and
+    nothing of the loop around it."""
+    wall_started = time.perf_counter()
     baseline = Baseline(tickets=0, cpu_seconds=0.0, wall_seconds=0.0)
     for batch, kind in zip(batches, kinds, strict=True):
-        batch_started = clock()
         items = list(batch)
+        batch_seconds = 0.0
         for name, step in steps:
             started = clock()
             items = step(items)
-            baseline.step_seconds[name] = baseline.step_seconds.get(name, 0.0) + clock() - started
-        baseline.kind_seconds[kind] = baseline.kind_seconds.get(kind, 0.0) + clock() - batch_started
+            seconds = clock() - started
+            baseline.step_seconds[name] = baseline.step_seconds.get(name, 0.0) + seconds
+            batch_seconds += seconds
+        baseline.kind_seconds[kind] = baseline.kind_seconds.get(kind, 0.0) + batch_seconds
         baseline.kind_tickets[kind] = baseline.kind_tickets.get(kind, 0) + len(batch)
         baseline.tickets += len(batch)
-    baseline.cpu_seconds = clock() - cpu_started
+        baseline.cpu_seconds += batch_seconds
     baseline.wall_seconds = time.perf_counter() - wall_started
     return baseline
 
@@ -63,15 +73,38 @@ def kind_batches(numbers: Sequence[int], items: Sequence[object], batch_size: in
     return batches, kinds
 
 
-def run_baseline(tickets: Sequence[dict[str, object]], batch_size: int) -> Baseline:
-    """Load every step (untimed), warm them on one batch, then time all the tickets."""
-    from pinworks_common.commands.plugins import inprocess_steps
+class InProcess:
+    """The installed steps, loaded once (untimed), and the tickets every measurement decides."""
 
-    steps: list[tuple[str, Step]] = [(name, factory()) for name, factory in inprocess_steps()]
-    items = envelopes(tickets)
-    for _, step in steps:  # first calls pay one-off costs (lazy sessions, caches)
-        warm = step(items[:batch_size])
-        items[:batch_size] = warm
-    items = envelopes(tickets)
-    batches, kinds = kind_batches(range(len(items)), items, batch_size)
-    return run_steps(steps, batches, kinds)
+    def __init__(self, tickets: Sequence[dict[str, object]], batch_size: int,
+                 steps: Sequence[tuple[str, Step]] | None = None,
+                 clock: Callable[[], float] = time.process_time) -> None:
+        if steps is None:
+            from pinworks_common.commands.plugins import inprocess_steps
+
+            steps = [(name, factory()) for name, factory in inprocess_steps()]
+        self.steps = list(steps)
+        self.tickets = list(tickets)
+        self.batch_size = batch_size
+        self.clock = clock
+
+    def warm(self, numbers: Sequence[int], tickets: Sequence[dict[str, object]]) -> None:
+        """`tickets` (numbered `numbers`) through every step, untimed, in batches shaped as the
+        measured ones: first calls pay one-off costs (lazy sessions, caches) that no
+        measurement should carry."""
+        if tickets:
+            run_steps(self.steps, *kind_batches(numbers, envelopes(tickets), self.batch_size),
+                      clock=self.clock)
+
+    def measure(self) -> Baseline:
+        """One timed pass over the tickets (fresh envelopes each time)."""
+        items = envelopes(self.tickets)
+        batches, kinds = kind_batches(range(len(items)), items, self.batch_size)
+        return run_steps(self.steps, batches, kinds, clock=self.clock)
+
+
+def run_baseline(tickets: Sequence[dict[str, object]], batch_size: int) -> Baseline:
+    """Load every step (untimed), warm them on the same tickets, then time all of them once."""
+    baseline = InProcess(tickets, batch_size)
+    baseline.warm(range(len(tickets)), tickets)
+    return baseline.measure()

@@ -12,6 +12,7 @@ CPU time of the same tickets and the ratio does not move with the machine's othe
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -42,6 +43,9 @@ class BenchResult:
     polling that the run's figures include and that a busier run spreads thinner."""
     hops: dict[str, list[float]] | None = None
     """Each ticket's time hop by hop, from the audit (`bench_hops`; the paced run's)."""
+    seconds: float | None = None
+    """A run of several rounds (`combine`): the sum of their first-publish-to-last-outcome
+    times, the pauses between them left out."""
 
     @property
     def received(self) -> int:
@@ -49,12 +53,16 @@ class BenchResult:
 
     @property
     def duration(self) -> float:
+        if self.seconds is not None:
+            return self.seconds
         if self.first_publish is None or self.last_outcome is None:
             return 0.0
         return max(0.0, self.last_outcome - self.first_publish)
 
     @property
     def throughput(self) -> float:
+        if self.seconds is not None:
+            return self.received / self.seconds if self.seconds > 0 else 0.0
         return throughput(self.received, self.first_publish, self.last_outcome)
 
     @property
@@ -143,6 +151,108 @@ class Baseline:
     def kind_ms(self, kind: str) -> float | None:
         tickets = self.kind_tickets.get(kind, 0)
         return self.kind_seconds.get(kind, 0.0) * 1000 / tickets if tickets else None
+
+
+def combine(rounds: Sequence[BenchResult]) -> BenchResult:
+    """Several full-load rounds of one run as one result: counts and latencies of them all,
+    throughput over the time they ran, each process's CPU-ms per ticket over all their tickets
+    (None when a round has none for it), the idle reading taken before the first round and the
+    model hops read after the last."""
+    if not rounds:
+        raise ValueError("no round to combine")
+    first, last = rounds[0], rounds[-1]
+    statuses: Counter[str] = Counter()
+    handlers: Counter[str] = Counter()
+    for result in rounds:
+        statuses.update(result.statuses)
+        handlers.update(result.handlers)
+    cpu: dict[str, float | None] | None = None
+    if all(result.cpu is not None for result in rounds):
+        cpu = {}
+        for name in dict.fromkeys(name for result in rounds for name in result.cpu or {}):
+            parts = [(result.cpu or {}).get(name) for result in rounds]
+            cpu[name] = None if any(part is None for part in parts) else sum(
+                (part or 0.0) * result.received for part, result in zip(parts, rounds, strict=True)
+            ) / max(1, sum(result.received for result in rounds))
+    return BenchResult(
+        run_id=first.run_id,
+        requested=sum(result.requested for result in rounds),
+        published=sum(result.published for result in rounds),
+        publish_errors=sum(result.publish_errors for result in rounds),
+        first_publish=first.first_publish,
+        last_outcome=last.last_outcome,
+        latencies=[latency for result in rounds for latency in result.latencies],
+        statuses=dict(statuses),
+        missing=[ticket for result in rounds for ticket in result.missing],
+        duplicates=sum(result.duplicates for result in rounds),
+        timed_out=any(result.timed_out for result in rounds),
+        handlers=dict(handlers),
+        model=last.model,
+        cpu=cpu,
+        idle_cpu=first.idle_cpu,
+        seconds=sum(result.duration for result in rounds),
+    )
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The median of some figures and the lowest and highest of them."""
+
+    median: float
+    low: float
+    high: float
+    count: int
+
+    @property
+    def relative(self) -> float:
+        """Half the range over the median: 0.05 reads as +-5%."""
+        return (self.high - self.low) / 2 / self.median if self.median else 0.0
+
+
+def spread(values: Sequence[float | None]) -> Spread | None:
+    """Median, low and high of the figures that exist (None for none)."""
+    present = [value for value in values if value is not None]
+    if not present:
+        return None
+    median = percentile(present, 50)
+    assert median is not None
+    return Spread(median, min(present), max(present), len(present))
+
+
+@dataclass(frozen=True)
+class Rounds:
+    """The figures taken side by side: the platform's CPU-ms per ticket in each full-load
+    round, and the in-process baseline's in each of its runs, one before the first round and
+    one after each (`baseline_ms[i]` and `baseline_ms[i + 1]` are round `i`'s neighbours)."""
+
+    platform_ms: list[float | None]
+    baseline_ms: list[float | None]
+
+    def ratios(self) -> list[float | None]:
+        """Each round's overhead: its platform figure over the mean of the two baseline runs
+        either side of it, so both halves of a ratio were measured under the same load."""
+        ratios: list[float | None] = []
+        for i, platform_ms in enumerate(self.platform_ms):
+            around = [b for b in self.baseline_ms[i:i + 2] if b is not None]
+            ratios.append(overhead_ratio(platform_ms, sum(around) / len(around))
+                          if around else None)
+        return ratios
+
+
+def merge_baselines(runs: Sequence[Baseline]) -> Baseline:
+    """Several runs of the baseline as one: seconds and tickets per step and kind summed."""
+    merged = Baseline(tickets=0, cpu_seconds=0.0, wall_seconds=0.0)
+    for run in runs:
+        merged.tickets += run.tickets
+        merged.cpu_seconds += run.cpu_seconds
+        merged.wall_seconds += run.wall_seconds
+        for target, source in ((merged.step_seconds, run.step_seconds),
+                               (merged.kind_seconds, run.kind_seconds)):
+            for key, value in source.items():
+                target[key] = target.get(key, 0.0) + value
+        for key, count in run.kind_tickets.items():
+            merged.kind_tickets[key] = merged.kind_tickets.get(key, 0) + count
+    return merged
 
 
 def overhead_ratio(platform_ms: float | None, baseline_ms: float | None) -> float | None:

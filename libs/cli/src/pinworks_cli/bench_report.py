@@ -1,7 +1,8 @@
 """The report of a whole `pinworks bench` run: the full-load run (`bench_figures.format_result`),
 then the paced run's latency, CPU per ticket per process, the in-process baseline and the
 overhead ratio, with the machine's load average (absolute figures move with it; the ratio is
-CPU time against CPU time of the same tickets)."""
+CPU time against CPU time of the same tickets). Over several rounds, each figure is a median
+with its range, and the ratio's range is that of the rounds' own ratios."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ from pinworks_cli.bench_figures import (
     MODEL_PROCESS,
     Baseline,
     BenchResult,
+    Rounds,
+    Spread,
     format_result,
     missing_processes,
     overhead_ratio,
     platform_total,
+    spread,
 )
 from pinworks_cli.bench_hops import format_hops
 from pinworks_cli.bench_texts import MULTI, SENTENCES, SHORT
@@ -33,6 +37,12 @@ class BenchRun:
     load_after: Sequence[float] = ()
     platform: str = "running"
     """`running` (the one `pinworks run` started) or `private` (the bench's own)."""
+    rounds: Rounds | None = None
+    """Each full-load round's platform figure and each baseline run's, side by side."""
+    warmup: int = 0
+    """Tickets each side decided, unmeasured, before the first measurement."""
+    baseline_runs: int = 1
+    """How many runs `baseline` sums."""
 
 
 def _ms(seconds: float | None) -> str:
@@ -68,19 +78,50 @@ def format_cpu(figures: dict[str, float | None]) -> list[str]:
     return lines
 
 
-def format_baseline(baseline: Baseline) -> list[str]:
-    per_ms = baseline.ms_per_ticket
-    rate = baseline.tickets_per_cpu_second
+def format_baseline(baseline: Baseline, runs: int = 1, figures: Spread | None = None
+                    ) -> list[str]:
+    """The baseline's CPU per ticket, by step and by kind of text; over several runs, the
+    median run's figure and the lowest and highest, the breakdown over all of them."""
+    per_ms = baseline.ms_per_ticket if figures is None else figures.median
+    rate = None if not per_ms else 1000 / per_ms
     steps = ", ".join(f"{name} {seconds * 1000 / baseline.tickets:.2f}"
                       for name, seconds in baseline.step_seconds.items()) if baseline.tickets else ""
     kinds = ", ".join(f"{kind} {'-' if (ms := baseline.kind_ms(kind)) is None else f'{ms:.2f}'}"
                       for kind in (SHORT, SENTENCES, MULTI))
+    tickets = f"{baseline.tickets // runs} tickets x {runs} runs" if runs > 1 else (
+        f"{baseline.tickets} tickets")
     return [
-        f"  in-process  {baseline.tickets} tickets: "
+        f"  in-process  {tickets}: "
         + ("-" if per_ms is None else f"{per_ms:.2f} CPU-ms per ticket")
+        + ("" if figures is None or runs < 2 else f" (median; {_range(figures)})")
         + ("" if rate is None else f" ({rate:.0f} tickets per CPU-second)"),
         f"  {'':<11} by step (ms) {steps}; by text (ms) {kinds}",
     ]
+
+
+def _range(figures: Spread) -> str:
+    return f"{figures.low:.2f}-{figures.high:.2f}, +-{figures.relative:.0%}"
+
+
+def format_rounds(rounds: Rounds, warmup: int) -> list[str]:
+    """Each round's platform figure and the ratio's median and range over the rounds."""
+    platform = spread(rounds.platform_ms)
+    shown = " / ".join("-" if ms is None else f"{ms:.2f}" for ms in rounds.platform_ms)
+    lines = [f"  rounds      {len(rounds.platform_ms)} at full load, in-process runs before and "
+             f"after each; both warmed on {warmup} tickets"]
+    lines.append(f"  {'':<11} platform {shown} CPU-ms per ticket"
+                 + ("" if platform is None else f" (median {platform.median:.2f}; "
+                    f"{_range(platform)})"))
+    return lines
+
+
+def format_overhead(rounds: Rounds) -> str:
+    ratios = spread(rounds.ratios())
+    if ratios is None:
+        return "  overhead    - (platform CPU per ticket / in-process CPU per ticket)"
+    return (f"  overhead    {ratios.median:.2f}x (median of {ratios.count} rounds, "
+            f"{ratios.low:.2f}-{ratios.high:.2f}x): each round's platform CPU per ticket / the "
+            "in-process runs either side")
 
 
 def format_run(run: BenchRun) -> str:
@@ -95,9 +136,14 @@ def format_run(run: BenchRun) -> str:
         lines.append("  idle CPU    (ms per second, before the run) " + _figures(run.full.idle_cpu))
     if run.full.cpu is not None:
         lines += format_cpu(run.full.cpu)
+    if run.rounds is not None:
+        lines += format_rounds(run.rounds, run.warmup)
     if run.baseline is not None:
-        lines += format_baseline(run.baseline)
-        if run.full.cpu is not None:
+        lines += format_baseline(run.baseline, run.baseline_runs,
+                                 spread(run.rounds.baseline_ms) if run.rounds else None)
+        if run.rounds is not None:
+            lines.append(format_overhead(run.rounds))
+        elif run.full.cpu is not None:
             ratio = overhead_ratio(platform_total(run.full.cpu), run.baseline.ms_per_ticket)
             lines.append("  overhead    " + ("-" if ratio is None else f"{ratio:.2f}x")
                          + " (platform CPU per ticket / in-process CPU per ticket)")

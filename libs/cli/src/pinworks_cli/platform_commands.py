@@ -159,7 +159,14 @@ def bench(
     paced_count: Annotated[int, typer.Option(
         min=0, help="Tickets of the paced run (0: none).")] = 200,
     baseline_count: Annotated[int, typer.Option(
-        min=0, help="Tickets of the in-process baseline (0: none).")] = 1000,
+        min=0, help="Tickets of each in-process baseline run (0: none); 720 is two whole "
+        "cycles of the bench's texts.")] = 720,
+    rounds: Annotated[int, typer.Option(
+        min=1, help="Full-load rounds COUNT is split into, the in-process baseline run before "
+        "the first and after each.")] = 3,
+    warmup: Annotated[int, typer.Option(
+        min=0, help="Tickets each side decides, unmeasured, before the first measurement.")
+    ] = 300,
     private: Annotated[bool, typer.Option(
         "--private", help="Run on the bench's own platform (embedded NATS, Postgres and the "
         "five services, removed afterwards) instead of the running one.")] = False,
@@ -167,10 +174,12 @@ def bench(
         "--keep", help="Keep the run's rows in Postgres for inspection (default: deleted).")
     ] = False,
 ) -> None:
-    """Publish COUNT synthetic tickets through the platform at full load, then PACED_COUNT at
-    PACED_RATE; print throughput, latency of both, who answered, the model hops, CPU-ms per
-    ticket of each process (services, NATS, Postgres), the same tickets decided in this process
-    (the in-process baseline) and the overhead ratio of the two.
+    """Publish COUNT synthetic tickets through the platform at full load (in ROUNDS, after
+    WARMUP unmeasured ones), then PACED_COUNT at PACED_RATE; print throughput, latency of both,
+    who answered, the model hops, CPU-ms per ticket of each process (services, NATS, Postgres),
+    the same tickets decided in this process (the in-process baseline, run before the first
+    round and after each) and the overhead ratio of the two, its median and range over the
+    rounds.
 
     The tickets are marked synthetic and belong to the run's own business units
     (bench-RUN-retail, ...; the bench- prefix is reserved): no agent serves them, no real budget
@@ -180,7 +189,8 @@ def bench(
     from pinworks_common.settings import CommonSettings
 
     plan = BenchPlan(count, concurrency, time_limit, paced_rate, paced_count, baseline_count,
-                     CommonSettings.model_fields["batch_size"].default)
+                     CommonSettings.model_fields["batch_size"].default, rounds=rounds,
+                     warmup=warmup)
     if private:
         with private_platform() as target:
             _bench_on(plan, target, keep=True)
