@@ -58,12 +58,19 @@ def test_a_draft_needs_an_accepted_ticket_a_started_attempt_and_a_recorded_draft
 def test_the_recorded_envelope_carries_the_stored_ticket_classification_and_draft() -> None:
     stored = {"draft": {"handler": "kb", "handler_version": "1", "answer": "stored",
                         "cost_usd": "0", "details": {"passages": []}}}
-    first = provenance.recorded_envelope(envelope(), RECORD, None, stored)
+    claimed = envelope().model_copy(update={"customer_state": messages.CustomerState(
+        signals=[], sentiment=0.9, version="claimed")})
+    reading = messages.CustomerState(signals=[messages.CustomerSignal(
+        kind="legal_threat", evidence="ombudsman")], sentiment=-0.2, version="recorded")
+    first = provenance.recorded_envelope(claimed, RECORD, None, stored, reading)
     assert first.ticket.body == "recorded body"
     assert first.draft is not None and first.draft.answer == "stored"
     assert "entitlements" not in first.draft.details
     assert first.classification == RECORD.classification
-    later = provenance.recorded_envelope(envelope(1), RECORD, queue(0), stored)
+    assert first.customer_state == reading
+    later = provenance.recorded_envelope(claimed, RECORD, queue(0), stored, None)
+    assert later.customer_state is None  # no recorded reading: never the message's
+    later = provenance.recorded_envelope(envelope(1), RECORD, queue(0), stored, None)
     assert later.classification is not None and later.classification.intent == "lost_card"
 
 

@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from pinworks_common.customer_state import CustomerStateReader
 from pinworks_contracts.messages import (
     Classification,
     Draft,
@@ -87,6 +88,23 @@ def test_a_sign_off_after_the_last_sentence_is_not_truncation() -> None:
     assert CompletenessCheck().run(envelope(answer=signed)).passed
     cut = GOOD_ANSWER[:-1] + " and then\n\nBest wishes,\nLarkspur Bank Support"
     assert not CompletenessCheck().run(envelope(answer=cut)).passed
+
+
+def test_the_recorded_reading_is_used_when_this_reader_made_it() -> None:
+    angry = "I will take this to the ombudsman"
+    check = CustomerStateCheck()
+    read = check.run(envelope(body=angry))
+    recorded = CustomerStateReader().read(None, angry)
+    given = envelope(body=angry).model_copy(update={"customer_state": recorded})
+    assert check.run(given) == read
+    # A reading this reader made is taken as it is (here one that found nothing) ...
+    calm = recorded.model_copy(update={"signals": [], "sentiment": 0.5})
+    assert check.run(envelope(body=angry).model_copy(update={"customer_state": calm})).passed
+    # ... one from another reader (another threshold, an older version) is read again.
+    for version in (CustomerStateReader(-0.5).version, "customer-state-2"):
+        other = calm.model_copy(update={"version": version})
+        assert check.run(envelope(body=angry).model_copy(update={"customer_state": other})
+                         ) == read
 
 
 def test_mild_frustration_is_not_escalated() -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from pinworks_common.ledger import CostEntry, Entries
+from pinworks_common.customer_state import DECISION_KEY
+from pinworks_common.ledger import CostEntry, Decision, Entries
 from pinworks_common.ledger.memory import StageHarness, sent, without_nonce
 from pinworks_common.stage import escalate_on_dead_letter
 from pinworks_contracts import messages
@@ -131,3 +132,32 @@ def test_a_draft_no_specialist_recorded_or_of_an_attempt_never_started_is_refuse
              for row in stage.rows("accountability", ticket_id="V-8")}
     assert kinds == {f"refused:{first.seq}": "unrecorded_draft",
                      f"refused:{third.seq}": "unknown_attempt"}
+
+
+class StateSeen:
+    """Passes everything; keeps the customer-state reading each envelope handed it."""
+
+    name = "state-seen"
+    version = "state-seen-1"
+
+    def __init__(self) -> None:
+        self.seen: dict[str, messages.CustomerState | None] = {}
+
+    def run(self, envelope: messages.TicketEnvelope) -> CheckResult:
+        self.seen[envelope.ticket.ticket_id] = envelope.customer_state
+        return CheckResult(self.name, self.version, True, ())
+
+
+def test_checks_get_the_recorded_customer_state_never_the_messages() -> None:
+    check = StateSeen()
+    stage = StageHarness(VerifierStage([check]))
+    reading = messages.CustomerState(signals=[messages.CustomerSignal(
+        kind="legal_threat", evidence="ombudsman")], sentiment=-0.3, version="customer-state-3")
+    stage.record(Entries(decisions=[Decision(
+        "V-8", "classifier", DECISION_KEY, "classifier", "c1", inputs={},
+        output=reading.model_dump(mode="json"), reason="customer state")]))
+    forged = messages.CustomerState(signals=[], sentiment=0.9, version="customer-state-3")
+    claims = [drafted(ticket, "It is on its way.").model_copy(update={"customer_state": forged})
+              for ticket in ("V-8", "V-9")]
+    stage.deliver(*(stage.message(recorded(stage, claim), DRAFTED) for claim in claims))
+    assert check.seen == {"V-8": reading, "V-9": None}

@@ -38,6 +38,7 @@ from pinworks_common.stage import Delivery
 from pinworks_contracts.identities import DEFAULT_PLATFORM
 from pinworks_contracts.messages import (
     Classification,
+    CustomerState,
     Draft,
     EscalationRequest,
     PinworksTicket,
@@ -168,15 +169,17 @@ def draft_refusal(envelope: TicketEnvelope, ticket: TicketRecord | None,
 
 
 def recorded_envelope(envelope: TicketEnvelope, ticket: TicketRecord, queue: QueueRecord | None,
-                      stored: Output) -> TicketEnvelope:
+                      stored: Output, customer_state: CustomerState | None) -> TicketEnvelope:
     """The envelope with what the platform recorded in place of what the message claims: the
-    accepted ticket, its classification for the attempt and the handler's stored draft
-    (entitlements and passages included)."""
+    accepted ticket, its classification for the attempt, the handler's stored draft
+    (entitlements and passages included) and the customer-state reading the classifier stage
+    recorded (None without one: never the message's)."""
     return envelope.model_copy(update={
         "ticket": ticket.ticket,
         "platform": ticket.platform,
         "classification": recorded_classification(envelope.attempt, ticket, queue),
         "draft": Draft.model_validate(stored["draft"]),
+        "customer_state": customer_state,
     })
 
 

@@ -133,7 +133,10 @@ class CustomerStateCheck:
 
     The reading is the shared one (`pinworks_common.customer_state`) the classifier stage
     records for every ticket, so a ticket that escalates before it reaches the verifier gets
-    the same reading; here it is taken again from the ticket text, never from the envelope.
+    the same reading: the verifier stage hands the check the recorded reading in the envelope
+    (`provenance.recorded_envelope` puts it there in place of anything the message carried),
+    and the check uses it when this reader made it (the same version, threshold included);
+    without one, or from another reader, it reads the ticket text itself.
     """
 
     name = "customer_state"
@@ -144,7 +147,9 @@ class CustomerStateCheck:
         self.reader = CustomerStateReader(negative_threshold)
 
     def run(self, envelope: TicketEnvelope) -> CheckResult:
-        state = self.reader.read(envelope.ticket.subject, envelope.ticket.body)
+        state = envelope.customer_state
+        if state is None or state.version != self.reader.version:
+            state = self.reader.read(envelope.ticket.subject, envelope.ticket.body)
         reasons = state_reasons(state)
         return CheckResult(self.name, self.version, not reasons, tuple(reasons),
                            {"sentiment": state.sentiment})

@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any
 
 from pinworks_common import provenance
+from pinworks_common.customer_state import recorded_states, state_ref
 from pinworks_common.ledger import Ledger, keys, records
 from pinworks_common.stage import Delivery, Work, decode_model
 from pinworks_contracts.messages import EscalationRequest, TicketEnvelope
@@ -50,8 +51,9 @@ class VerifierStage:
 
     async def _recorded(self, ledger: Ledger, work: Sequence[Work[TicketEnvelope]]
                         ) -> tuple[list[Work[TicketEnvelope]], records.Entries]:
-        """The work as recorded (the message's claims replaced by the stored rows), and the
-        audit of the messages the records do not account for."""
+        """The work as recorded (the message's claims replaced by the stored rows, the
+        customer-state reading by the classifier stage's), and the audit of the messages the
+        records do not account for."""
         ids = {item.value.ticket.ticket_id for item in work}
         tickets = await provenance.recorded_tickets(ledger, ids)
         queue = await provenance.recorded_queue(
@@ -59,7 +61,9 @@ class VerifierStage:
         refs = {id(item): provenance.draft_ref(
             item.value.ticket.ticket_id, item.value.draft.handler if item.value.draft else "?",
             item.value.attempt) for item in work}
-        drafts = await ledger.decided(refs.values())
+        # the readings too, in the same query: `recorded_states` finds them read
+        drafts = await ledger.decided([*refs.values(), *map(state_ref, ids)])
+        states = await recorded_states(ledger, ids)
         recorded, refusals = [], provenance.Refusals(self.stage)
         for item in work:
             envelope, ticket_id = item.value, item.value.ticket.ticket_id
@@ -69,7 +73,7 @@ class VerifierStage:
             if refusal is None:
                 assert ticket is not None and stored is not None
                 recorded.append(Work(item.delivery, provenance.recorded_envelope(
-                    envelope, ticket, held, stored), item.span))
+                    envelope, ticket, held, stored, states.get(ticket_id)), item.span))
                 continue
             refusals.refuse(ticket_id, item.delivery, refusal)
         return recorded, refusals.audited()
