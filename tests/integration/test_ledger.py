@@ -384,6 +384,19 @@ async def test_a_text_repeated_across_a_batch_is_searched_once(
         assert len(await rows(books, "decision_originals", ticket_id=ticket_id)) == 1
 
 
+async def test_writes_together_with_a_key_not_of_text_come_back_by_key(books: Books) -> None:
+    """A key with a number in it (a dead letter's stream sequence) comes back matching the
+    row's own key, as the records' text keys do."""
+    seq = uuid.uuid4().int % 2**62
+    letter = {"stage": "ledger-test", "subject": "s", "stream_seq": seq, "ticket_id": ticket(),
+              "deliveries": 3, "error": "boom", "raw_payload": "{}"}
+    async with books.transaction() as ledger:
+        first = await ledger.store.insert_together([records.Write("dead_letters", [letter])])
+    async with books.transaction() as ledger:
+        again = await ledger.store.insert_together([records.Write("dead_letters", [letter])])
+    assert first == {"dead_letters": [letter]} and again == {"dead_letters": []}
+
+
 async def test_writes_together_are_addressed_by_table(books: Books) -> None:
     """Each write's inserted rows come back under its table, so a result cannot be read for
     another write's; a table twice in one call, or `after` a write not before it, is refused."""

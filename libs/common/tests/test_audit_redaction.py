@@ -8,6 +8,7 @@ now stored as written. Whatever only looks like one of those values is read as b
 from __future__ import annotations
 
 import secrets
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -139,3 +140,46 @@ def test_a_batch_redactor_reads_each_distinct_text_once_and_gives_what_each_row_
     assert redactor.json(rows[0]) == (redact_value(rows[0]), True), "a text read before changed"
     assert redactor.json({"reason": "every check passed"}) == ({"reason": "every check passed"},
                                                                  False)
+
+
+class _Label(str):
+    """A str subclass (an enum's value, say): read as the text it is."""
+
+
+def _every_string(value: object) -> tuple[object, bool]:
+    """What the redactor does, written plainly: each string through `redact`, no memory."""
+    from pinworks_common.personal_data import redact
+
+    changed = False
+
+    def walk(item: object) -> object:
+        nonlocal changed
+        if isinstance(item, str):
+            text = redact(item)[0]
+            changed = changed or text != item
+            return text
+        if isinstance(item, dict):
+            return {key: walk(inner) for key, inner in item.items()}
+        if isinstance(item, list | tuple):
+            return [walk(inner) for inner in item]
+        return item
+
+    return walk(value), changed
+
+
+WALKED: list[object] = [
+    None, 3, 0.5, True, "plain words", "call 07700 900123", _Label("mail ana@example.com"),
+    ["a", ("b", 1, None, 2.5), [False, ["ana@example.com"]]],
+    {"reason": "every check passed", "n": 1, "nested": {"to": "ana@example.com", "x": [1, "y"]},
+     7: "int key kept", "tuple": ("07700 900123", "no")},
+    {"same": "call 07700 900123", "again": ["call 07700 900123", "plain words"]},
+    OrderedDict(a="ana@example.com", b=(1, 2)),
+    Decimal("1.5"),
+]
+
+
+def test_one_redactor_over_many_values_redacts_each_as_reading_every_string_would() -> None:
+    redactor = Redactor()
+    for _ in range(2):  # the second pass reads every text from the redactor's memory
+        for value in WALKED:
+            assert redactor.json(value) == _every_string(value), value
