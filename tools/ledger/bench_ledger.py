@@ -7,8 +7,8 @@ fresh tickets, each batch in its own transaction. A benchmark to run by hand, no
     verifier    a verdict with six checks, its event, a hand-off building the resolved outcome
     escalation  a queue decision, its event, the escalated outcome
 
-Postgres: `DATABASE_URL` (a database of its own is created there), else an embedded server
-(removed afterwards). `--profile` prints where the CPU of one round of each shape went.
+Postgres: `DATABASE_URL` (a database of its own is created there and dropped afterwards), else
+an embedded server (removed afterwards). `--profile` prints where the CPU of one round of each shape went.
 
     .venv/bin/python tools/ledger/bench_ledger.py [--rounds 5] [--batches 8] [--profile]
 """
@@ -39,7 +39,7 @@ from pinworks_common.ledger import records
 from pinworks_common.ledger.postgres import PostgresBooks
 from pinworks_contracts.messages import Outcome, RouteDecision, utcnow
 from pinworks_contracts.subjects import OutcomeStatus
-from pinworks_devtools import fresh_database, resolve_database
+from pinworks_devtools import drop_database, fresh_database, resolve_database
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "personal_data"))
 from bench_audit import queue_decision  # noqa: E402 - a script beside this one, not a package
@@ -211,13 +211,14 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-ledger-") as workdir:
         endpoint = resolve_database(Path(workdir), allow_docker=False)
+        own = endpoint.source.startswith("environment")  # someone's server: a database of ours
+        url = asyncio.run(fresh_database(endpoint.url, "pinworks_bench")) if own else endpoint.url
         try:
-            url = endpoint.url
-            if endpoint.source.startswith("environment"):
-                url = asyncio.run(fresh_database(url, "pinworks_bench"))
             upgrade(url)
             asyncio.run(run(url, args.rounds, args.batches, args.profile))
         finally:
+            if own:
+                asyncio.run(drop_database(endpoint.url, url))
             endpoint.close()
 
 
