@@ -70,10 +70,22 @@ class DecisionRef(NamedTuple):
     key: str
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+"""Each record class's field names (`dataclasses.fields` builds its tuple anew at every call)."""
+
+
+def _field_names(kind: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        names = _FIELD_NAMES[kind] = tuple(item.name for item in fields(kind))
+    return names
+
+
 def _row(record: Any, **columns: str) -> dict[str, Any]:
     """A record's table row: one column per field, named as the field unless `columns` renames
     it (every record's `key` is stored under its table's own key column)."""
-    return {columns.get(item.name, item.name): getattr(record, item.name) for item in fields(record)}
+    return {columns.get(name, name): getattr(record, name)
+            for name in _field_names(type(record))}
 
 
 @dataclass(frozen=True)
