@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -66,6 +67,13 @@ def test_a_type_outside_json_is_refused_as_before(value: Any) -> None:
         json.dumps(value)
     with pytest.raises(TypeError):
         jsonb.encode(value)
+
+
+def test_a_uuid_refused_before_is_written_as_its_text() -> None:
+    value = {"id": UUID(int=1)}
+    with pytest.raises(TypeError):
+        json.dumps(value)
+    assert jsonb.text(value) == '{"id":"00000000-0000-0000-0000-000000000001"}'
 
 
 def test_a_non_finite_float_is_written_as_null() -> None:

@@ -7,9 +7,11 @@ orjson writes what the standard library wrote, as JSONB reads it (compact, UTF-8
 same value. What orjson refuses (an integer past 64 bits, a key that is not a string, a lone
 surrogate, a type outside JSON, a datetime, a dataclass or a subclass of a builtin) is encoded
 by the standard library as before, with its errors and its conversions (an integer key becomes
-its text), and read back by it too. One difference: a non-finite float is written as ``null``
-(pydantic's JSON mode already writes it so in every value built from a model), where the old
-``NaN`` token made Postgres refuse the statement.
+its text), and read back by it too. Differences, each where the old encoding failed: a
+non-finite float is written as ``null`` (pydantic's JSON mode already writes it so in every
+value built from a model), where the old ``NaN`` token made Postgres refuse the statement; a
+UUID is written as its text and an Enum member as its value, where the standard library
+raised TypeError.
 """
 
 from __future__ import annotations
