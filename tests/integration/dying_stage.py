@@ -1,7 +1,8 @@
 """A stage whose process dies (`os._exit`, as a segfault or an OOM kill would end it) whenever
 its batch holds a ticket whose id ends in `POISON`; every other ticket is one decision. Run by
 `test_unfinished_deliveries` as `python -m tests.integration.dying_stage SUBJECT DURABLE` with
-NATS_URL, DATABASE_URL and the PINWORKS_* settings in its environment."""
+NATS_URL, DATABASE_URL and the PINWORKS_* settings in its environment; `envelope` is a ticket
+for it (`tools/stage/bench_recovery.py` records its backlog with the same stage)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,19 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from pinworks_common.db.engine import create_engine
 from pinworks_common.ledger import Decision, Entries, Ledger
 from pinworks_common.service import create_broker, ensure_streams, make_publisher, subscribe_stage
 from pinworks_common.settings import CommonSettings
 from pinworks_common.stage import Delivery, StageRunner, Work, decode_model, escalate_on_dead_letter
-from pinworks_contracts.messages import TicketEnvelope
+from pinworks_contracts.messages import (
+    Classification,
+    IntentScore,
+    TicketEnvelope,
+    TicketSubmission,
+)
 from pinworks_contracts.subjects import WORK_STREAM
 
 STAGE = "dying-test"
@@ -35,6 +42,16 @@ class DyingStage:
         return Entries(decisions=[
             Decision(item.value.ticket.ticket_id, STAGE, "k", "test", "1", inputs={}, output={},
                      reason="ok", trace_id=item.trace_id) for item in work])
+
+
+def envelope(ticket_id: str) -> bytes:
+    return TicketEnvelope(
+        ticket=TicketSubmission(ticket_id=ticket_id, business_unit="retail", body="hi"),
+        trace_id="a" * 32, received_at=datetime(2026, 1, 1, tzinfo=UTC),
+        classification=Classification(intent="card_arrival", confidence=0.9, out_of_scope=False,
+                                      model_version="m", alternatives=[
+                                          IntentScore(intent="card_arrival", score=0.9)]),
+    ).model_dump_json().encode()
 
 
 async def main(subject: str, durable: str) -> None:

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -21,34 +21,21 @@ from sqlalchemy import select
 
 from pinworks_common.db.engine import create_engine
 from pinworks_common.db.tables import dead_letters, decisions, unfinished_deliveries
+from pinworks_common.deliveries import PostgresUnfinishedDeliveries
 from pinworks_common.service import create_broker, ensure_streams
 from pinworks_common.settings import CommonSettings
 from pinworks_contracts.messages import (
-    Classification,
     EscalationRequest,
-    IntentScore,
-    TicketEnvelope,
-    TicketSubmission,
 )
 from pinworks_contracts.subjects import ESCALATION_REQUESTED, WORK_STREAM, dead_letter_subject
 from tests.conftest import Database
-from tests.integration.dying_stage import DIED, STAGE
+from tests.integration.dying_stage import DIED, STAGE, envelope
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_UNFINISHED = 3
 DEADLINE_SECONDS = 120.0
-
-
-def envelope(ticket_id: str) -> bytes:
-    return TicketEnvelope(
-        ticket=TicketSubmission(ticket_id=ticket_id, business_unit="retail", body="hi"),
-        trace_id="a" * 32, received_at=datetime(2026, 1, 1, tzinfo=UTC),
-        classification=Classification(intent="card_arrival", confidence=0.9, out_of_scope=False,
-                                      model_version="m", alternatives=[
-                                          IntentScore(intent="card_arrival", score=0.9)]),
-    ).model_dump_json().encode()
 
 
 async def test_a_message_that_kills_its_process_is_dead_lettered_and_others_flow(
@@ -144,3 +131,20 @@ async def test_a_message_that_kills_its_process_is_dead_lettered_and_others_flow
             await process.wait()
         await engine.dispose()
         await broker.stop()
+
+
+async def test_counts_of_many_messages_change_in_one_statement_each(database: Database) -> None:
+    engine = create_engine(database.service_url("router"), pool_size=1)  # a service's grants
+    stage, counts = f"counts-{uuid.uuid4().hex[:8]}", PostgresUnfinishedDeliveries(engine)
+    try:
+        await counts.begin(stage, [1, 2, 3])
+        await counts.begin(stage, [2])
+        assert await counts.counts(stage, [1, 2, 3, 4]) == {1: 1, 2: 2, 3: 1}
+        await counts.take_back(stage, [2, 3])
+        await counts.take_back(stage, [3])  # never below 0
+        assert await counts.counts(stage, [1, 2, 3]) == {1: 1, 2: 1, 3: 0}
+        await counts.forget(stage, [1, 2])
+        assert await counts.counts(stage, [1, 2, 3]) == {3: 0}
+        assert await counts.counts(f"other-{stage}", [3]) == {}, "each stage's own"
+    finally:
+        await engine.dispose()

@@ -27,6 +27,7 @@ class Logic:
 
     def __init__(self) -> None:
         self.applied: list[str] = []
+        self.batches: list[list[str]] = []
 
     def decode(self, delivery: Delivery) -> str:
         return delivery.data.decode()
@@ -40,15 +41,37 @@ class Logic:
             if item.value == "fails":
                 raise ValueError("cannot")
         self.applied.extend(item.value for item in work)
+        self.batches.append([item.value for item in work])
         return Entries()
+
+
+class CountedStatements(MemoryUnfinishedDeliveries):
+    """The counts, and how many statements changed them (each is one on Postgres)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.statements = 0
+
+    async def begin(self, stage: str, seqs: Collection[int]) -> None:
+        self.statements += 1
+        await super().begin(stage, seqs)
+
+    async def take_back(self, stage: str, seqs: Collection[int]) -> None:
+        self.statements += 1
+        await super().take_back(stage, seqs)
+
+    async def forget(self, stage: str, seqs: Collection[int]) -> None:
+        self.statements += 1
+        await super().forget(stage, seqs)
 
 
 class Platform:
     """The durable part (ledger, counts, published dead letters) and a process over it."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_unfinished: int = MAX_UNFINISHED) -> None:
+        self.max_unfinished = max_unfinished
         self.books = MemoryBooks()
-        self.unfinished = MemoryUnfinishedDeliveries()
+        self.unfinished: MemoryUnfinishedDeliveries = CountedStatements()
         self.published: list[Publication] = []
         self.logic = Logic()
         self.runner = self.restart()
@@ -58,7 +81,7 @@ class Platform:
             self.published.append(publication)
 
         self.runner = StageRunner(self.logic, self.books, publish, max_deliveries=3,
-                                  max_unfinished_deliveries=MAX_UNFINISHED,
+                                  max_unfinished_deliveries=self.max_unfinished,
                                   unfinished=self.unfinished)
         return self.runner
 
@@ -85,7 +108,7 @@ def test_a_message_its_process_dies_on_is_dead_lettered_and_its_batch_mates_get_
     while pending:
         survived = platform.deliver(*pending)
         if platform.dead_letters():  # the least-often begun go first: a and b got through
-            assert [message.data for message in pending] == [b"dies"]
+            assert sorted(platform.logic.applied) == ["a", "b"]
         crashes += not survived
         pending = [message.redelivered() for message in pending if not message.acked]
         assert crashes <= MAX_UNFINISHED, "dead-lettered after MAX_UNFINISHED deaths"
@@ -139,3 +162,43 @@ def test_a_suspect_whose_count_cannot_be_read_waits() -> None:
     assert platform.deliver(message)
     assert message.naked is not None and not message.acked
     assert platform.dead_letters() == [] and platform.logic.applied == []
+
+
+def test_a_restarts_suspects_are_counted_in_one_statement_and_processed_as_one_batch() -> None:
+    platform = Platform()
+    held = [MemoryMessage(f"m{n}".encode(), n, num_delivered=2) for n in range(1, 101)]
+    assert platform.deliver(*held)  # what a process that died held, to its successor
+    assert all(message.acked for message in held)
+    assert platform.logic.batches == [[f"m{n}" for n in range(1, 101)]]
+    assert isinstance(platform.unfinished, CountedStatements)
+    assert platform.unfinished.statements == 2, "counted together, forgotten together"
+    assert platform.unfinished.started == {}
+
+
+def test_a_dying_message_in_a_group_is_isolated_and_dies_no_more_often_than_alone() -> None:
+    platform = Platform()
+    values = [f"m{n}" for n in range(40)]
+    values[17] = "dies"
+    batch = [MemoryMessage(value.encode(), seq) for seq, value in enumerate(values, 1)]
+    pending, crashes = batch, 0
+    while pending:
+        crashes += not platform.deliver(*pending)
+        pending = [message.redelivered() for message in pending if not message.acked]
+        assert crashes <= MAX_UNFINISHED
+    assert crashes == MAX_UNFINISHED, "the group's death counts as the dying message's own"
+    assert sorted(platform.logic.applied) == sorted(v for v in values if v != "dies")
+    [letter] = platform.dead_letters()
+    assert letter["stream_seq"] == 18 and letter["deliveries"] == MAX_UNFINISHED + 1
+    assert platform.unfinished.started == {}
+
+
+def test_below_three_unfinished_deliveries_each_suspect_is_taken_up_alone() -> None:
+    platform = Platform(max_unfinished=2)
+    batch = [MemoryMessage(b"a", 1), MemoryMessage(b"dies", 2), MemoryMessage(b"b", 3)]
+    pending = batch
+    while pending:  # a group's death would count 2 for a and b: dead-lettered for dies' sake
+        platform.deliver(*pending)
+        pending = [message.redelivered() for message in pending if not message.acked]
+    assert sorted(platform.logic.applied) == ["a", "b"]
+    assert [letter["stream_seq"] for letter in platform.dead_letters()] == [2]
+    assert platform.logic.batches == [["a"], ["b"]]

@@ -5,11 +5,15 @@ nothing a stage could count, and JetStream would hand it out for ever. JetStream
 count cannot tell such a message from one whose deliveries were waited out through an
 infrastructure fault (each nak is a delivery too), nor from the innocent messages of the batch
 it took down with it. So the stage runner counts, in Postgres and committed before it begins,
-each redelivered message it takes up without having settled the earlier delivery itself, and
-takes such messages up one at a time, the least-often begun first: the count survives the
-crash it is there to see, and it grows only for the message that was being processed when the
-process died. A finished delivery (acknowledged, dead-lettered) deletes its row; one the stage
-settled itself (a nak for an infrastructure fault or for its own failure) takes its count back.
+each redelivered message it takes up without having settled the earlier delivery itself (a
+suspect): the count survives the crash it is there to see, and it grows only for the messages
+in hand when the process died. Suspects never counted yet (after a restart, every message the
+dead process held) are counted together in one statement and taken up together, as one batch
+after the fresh messages; a suspect counted before (its group, or itself, died in hand) is
+taken up alone, the least-often begun first, so a message that kills its process is isolated
+on its next delivery and its count then grows alone. A finished delivery (acknowledged,
+dead-lettered) deletes its row; one the stage settled itself (a nak for an infrastructure fault
+or for its own failure) takes its count back.
 """
 
 from __future__ import annotations
@@ -27,18 +31,18 @@ class UnfinishedDeliveries(Protocol):
     async def counts(self, stage: str, seqs: Collection[int]) -> dict[int, int]:
         """The count of each of `seqs` that has one."""
 
-    async def begin(self, stage: str, seq: int) -> None:
-        """One more delivery begun, committed before this returns."""
+    async def begin(self, stage: str, seqs: Collection[int]) -> None:
+        """One more delivery begun of each of `seqs`, committed before this returns."""
 
-    async def take_back(self, stage: str, seq: int) -> None:
-        """The delivery just begun ended, settled by the stage (it will come again)."""
+    async def take_back(self, stage: str, seqs: Collection[int]) -> None:
+        """The deliveries just begun ended, settled by the stage (they will come again)."""
 
-    async def forget(self, stage: str, seq: int) -> None:
-        """The message is done with (acknowledged or dead-lettered)."""
+    async def forget(self, stage: str, seqs: Collection[int]) -> None:
+        """The messages are done with (acknowledged or dead-lettered)."""
 
 
 class PostgresUnfinishedDeliveries:
-    """`unfinished_deliveries` rows, each statement its own transaction."""
+    """`unfinished_deliveries` rows, each call one statement in its own transaction."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -51,26 +55,32 @@ class PostgresUnfinishedDeliveries:
                 {"stage": stage, "seqs": list(seqs)})
             return {int(seq): int(started) for seq, started in rows}
 
-    async def begin(self, stage: str, seq: int) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(text(
-                "INSERT INTO unfinished_deliveries (stage, stream_seq, started) "
-                "VALUES (:stage, :seq, 1) ON CONFLICT (stage, stream_seq) DO UPDATE "
-                "SET started = unfinished_deliveries.started + 1, updated_at = now()"),
-                {"stage": stage, "seq": seq})
+    async def begin(self, stage: str, seqs: Collection[int]) -> None:
+        await self._execute(
+            "INSERT INTO unfinished_deliveries (stage, stream_seq, started) "
+            "SELECT :stage, seq, 1 FROM unnest(CAST(:seqs AS bigint[])) AS seq "
+            "ON CONFLICT (stage, stream_seq) DO UPDATE "
+            "SET started = unfinished_deliveries.started + 1, updated_at = now()", stage, seqs)
 
-    async def take_back(self, stage: str, seq: int) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(text(
-                "UPDATE unfinished_deliveries SET started = started - 1, updated_at = now() "
-                "WHERE stage = :stage AND stream_seq = :seq AND started > 0"),
-                {"stage": stage, "seq": seq})
+    async def take_back(self, stage: str, seqs: Collection[int]) -> None:
+        await self._execute(
+            "UPDATE unfinished_deliveries SET started = started - 1, updated_at = now() "
+            "WHERE stage = :stage AND stream_seq = ANY(:seqs) AND started > 0", stage, seqs)
 
-    async def forget(self, stage: str, seq: int) -> None:
+    async def forget(self, stage: str, seqs: Collection[int]) -> None:
+        # Not waiting for the WAL flush (a commit's fsync, the most of a small transaction's
+        # time): a forgetting lost to a crash only leaves a row behind a message that is done
+        # with, which nothing reads again.
+        await self._execute(
+            "DELETE FROM unfinished_deliveries WHERE stage = :stage AND stream_seq = ANY(:seqs)",
+            stage, seqs, durable=False)
+
+    async def _execute(self, statement: str, stage: str, seqs: Collection[int], *,
+                       durable: bool = True) -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(text(
-                "DELETE FROM unfinished_deliveries WHERE stage = :stage AND stream_seq = :seq"),
-                {"stage": stage, "seq": seq})
+            if not durable:
+                await conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
+            await conn.execute(text(statement), {"stage": stage, "seqs": sorted(set(seqs))})
 
 
 class MemoryUnfinishedDeliveries:
@@ -82,12 +92,15 @@ class MemoryUnfinishedDeliveries:
     async def counts(self, stage: str, seqs: Collection[int]) -> dict[int, int]:
         return {seq: self.started[stage, seq] for seq in seqs if (stage, seq) in self.started}
 
-    async def begin(self, stage: str, seq: int) -> None:
-        self.started[stage, seq] = self.started.get((stage, seq), 0) + 1
+    async def begin(self, stage: str, seqs: Collection[int]) -> None:
+        for seq in set(seqs):
+            self.started[stage, seq] = self.started.get((stage, seq), 0) + 1
 
-    async def take_back(self, stage: str, seq: int) -> None:
-        if self.started.get((stage, seq), 0) > 0:
-            self.started[stage, seq] -= 1
+    async def take_back(self, stage: str, seqs: Collection[int]) -> None:
+        for seq in set(seqs):
+            if self.started.get((stage, seq), 0) > 0:
+                self.started[stage, seq] -= 1
 
-    async def forget(self, stage: str, seq: int) -> None:
-        self.started.pop((stage, seq), None)
+    async def forget(self, stage: str, seqs: Collection[int]) -> None:
+        for seq in set(seqs):
+            self.started.pop((stage, seq), None)

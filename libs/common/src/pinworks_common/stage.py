@@ -70,6 +70,11 @@ PAYLOAD_EXCERPT_CHARS = 4096
 REMEMBERED_FAILURES = 10_000
 DEFAULT_MAX_UNFINISHED_DELIVERIES: int = CommonSettings.model_fields[
     "max_unfinished_deliveries"].default
+MIN_UNFINISHED_FOR_GROUPS = 3
+"""The least `max_unfinished_deliveries` at which suspects never counted are taken up as one
+batch: a group that died leaves each member counted once, which with the delivery that made it
+a suspect is 2 unfinished deliveries, so below 3 an innocent member would be dead-lettered for
+its batch-mate's death; there each suspect is taken up alone from the start."""
 
 
 @dataclass(frozen=True)
@@ -247,9 +252,11 @@ class StageRunner(Generic[T]):
         except Exception as error:  # noqa: BLE001 - any decode failure is poison
             return delivery, span, f"{type(error).__name__}: {error}"
 
-    async def _process_batch(self, deliveries: Sequence[Delivery], started: float) -> None:
+    async def _process_batch(self, deliveries: Sequence[Delivery], started: float) -> set[int]:
+        """The stream sequences of the messages done with (acknowledged or dead-lettered)."""
         works: list[Work[T]] = []
         poison: list[tuple[Delivery, Span, str]] = []
+        finished: set[int] = set()
         for delivery in deliveries:
             decoded = self._decoded(delivery)
             if isinstance(decoded, Work):
@@ -262,26 +269,32 @@ class StageRunner(Generic[T]):
                 for work in works:  # each ack only queues a few bytes for nats-py's flusher
                     await work.delivery.message.ack()
                 self.observer.handled(len(works), time.perf_counter() - started)
+                finished.update(work.delivery.stream_seq for work in works)
         except Exception as batch_error:  # noqa: BLE001
             self.observer.batch_fallback()
             log.warning("%s: batch of %d failed (%r); retrying one by one",
                         self.logic.stage, len(works), batch_error)
             for work in works:
-                await self._process_alone(work, started)
+                if await self._process_alone(work, started):
+                    finished.add(work.delivery.stream_seq)
         for delivery, span, reason in poison:
-            await self._dead_letter(delivery, reason)
+            if await self._dead_letter(delivery, reason):
+                finished.add(delivery.stream_seq)
             span.set_status(Status(StatusCode.ERROR, reason))
         for work in works:
             work.span.end()
         for _, span, _ in poison:
             span.end()
+        return finished
 
     async def _process_suspects(self, suspects: Sequence[Delivery], started: float) -> None:
-        """Each suspect alone, the least-often begun first (a message that killed its process
-        is begun again only after its batch-mates are through): dead-lettered before it is
-        processed once begun and left unfinished `max_unfinished_deliveries` times (counting
-        the delivery that made it a suspect), else counted as begun, committed, then
-        processed."""
+        """Suspects never counted yet (a restart's: every message the dead process held) are
+        counted together in one statement, committed, and processed as one batch
+        (`_process_group`); each suspect counted before (it, or a group it was in, died in
+        hand) is taken up alone, the least-often begun first (a message that killed its process
+        is begun again only after the others are through): dead-lettered before it is processed
+        once begun and left unfinished `max_unfinished_deliveries` times (counting the delivery
+        that made it a suspect), else counted as begun, committed, then processed."""
         stage = self.logic.stage
         for delivery in suspects:
             _count(self._suspects, delivery.stream_seq)
@@ -291,18 +304,23 @@ class StageRunner(Generic[T]):
             for delivery in suspects:
                 await self._wait_for_count(delivery, error)
             return
-        for delivery in sorted(suspects, key=lambda d: (begun.get(d.stream_seq, 0),
-                                                        d.stream_seq)):
+        alone = sorted(suspects, key=lambda d: (begun.get(d.stream_seq, 0), d.stream_seq))
+        if self.max_unfinished_deliveries >= MIN_UNFINISHED_FOR_GROUPS:
+            group = [d for d in alone if not begun.get(d.stream_seq)]
+            alone = [d for d in alone if begun.get(d.stream_seq)]
+            if group:
+                await self._process_group(group, started)
+        for delivery in alone:
             unfinished = begun.get(delivery.stream_seq, 0) + 1
             if unfinished >= self.max_unfinished_deliveries:
                 reason = (f"begun {unfinished} times and never finished (its process died or "
                           f"its ack wait ran out each time; PINWORKS_MAX_UNFINISHED_DELIVERIES "
                           f"is {self.max_unfinished_deliveries})")
                 if await self._dead_letter(delivery, reason):
-                    await self._forget(delivery)
+                    await self._forget([delivery])
                 continue
             try:
-                await self.unfinished.begin(stage, delivery.stream_seq)
+                await self.unfinished.begin(stage, [delivery.stream_seq])
             except Exception as error:  # noqa: BLE001 - never the message's fault
                 await self._wait_for_count(delivery, error)
                 continue
@@ -315,9 +333,25 @@ class StageRunner(Generic[T]):
                 decoded[1].set_status(Status(StatusCode.ERROR, decoded[2]))
                 decoded[1].end()
             if finished:
-                await self._forget(delivery)
+                await self._forget([delivery])
             else:
-                await self._take_back(delivery)
+                await self._take_back([delivery])
+
+    async def _process_group(self, group: Sequence[Delivery], started: float) -> None:
+        """Suspects never counted, counted as begun together (committed) and processed as one
+        batch: if the process dies on the batch, each comes back counted once, to be taken up
+        alone; one its process dies on every time is isolated so on its next delivery and
+        counted alone from then on (it is dead-lettered after as many deaths as if it had been
+        taken up alone from the start)."""
+        try:
+            await self.unfinished.begin(self.logic.stage, [d.stream_seq for d in group])
+        except Exception as error:  # noqa: BLE001 - never the messages' fault
+            for delivery in group:
+                await self._wait_for_count(delivery, error)
+            return
+        finished = await self._process_batch(group, started)
+        await self._forget([d for d in group if d.stream_seq in finished])
+        await self._take_back([d for d in group if d.stream_seq not in finished])
 
     async def _wait_for_count(self, delivery: Delivery, error: BaseException) -> None:
         """The count could not be read or written: the message waits, as for an infrastructure
@@ -329,20 +363,25 @@ class StageRunner(Generic[T]):
                     extra=_log_fields(delivery))
         await self._nak(delivery, delay)
 
-    async def _forget(self, delivery: Delivery) -> None:
-        self._suspects.pop(delivery.stream_seq, None)
+    async def _forget(self, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
+        for delivery in deliveries:
+            self._suspects.pop(delivery.stream_seq, None)
         try:
-            await self.unfinished.forget(self.logic.stage, delivery.stream_seq)
+            await self.unfinished.forget(self.logic.stage, [d.stream_seq for d in deliveries])
         except Exception as error:  # noqa: BLE001 - a stale row only outlives its message
-            log.warning("%s: seq %d finished; its unfinished count stays (%r)",
-                        self.logic.stage, delivery.stream_seq, error)
+            log.warning("%s: %s finished; their unfinished counts stay (%r)", self.logic.stage,
+                        _seqs(deliveries), error)
 
-    async def _take_back(self, delivery: Delivery) -> None:
+    async def _take_back(self, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
         try:
-            await self.unfinished.take_back(self.logic.stage, delivery.stream_seq)
+            await self.unfinished.take_back(self.logic.stage, [d.stream_seq for d in deliveries])
         except Exception as error:  # noqa: BLE001 - the count is then one too high
-            log.warning("%s: seq %d was settled; its unfinished count stays one higher (%r)",
-                        self.logic.stage, delivery.stream_seq, error)
+            log.warning("%s: %s settled; their unfinished counts stay one higher (%r)",
+                        self.logic.stage, _seqs(deliveries), error)
 
     async def _commit_and_publish(self, works: Sequence[Work[T]]) -> None:
         logic = self.logic
@@ -441,6 +480,10 @@ def _count(counts: OrderedDict[int, int], stream_seq: int) -> int:
     while len(counts) > REMEMBERED_FAILURES:
         counts.popitem(last=False)
     return count
+
+
+def _seqs(deliveries: Sequence[Delivery]) -> str:
+    return "seq " + ", ".join(str(d.stream_seq) for d in deliveries)
 
 
 def _backoff(delivery: Delivery) -> float:
