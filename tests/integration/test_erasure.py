@@ -19,13 +19,27 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinworks_common.db.engine import create_engine
 from pinworks_common.db.roles import OPERATOR, SERVICE_ROLES
-from pinworks_common.db.tables import decisions, escalations, labelled_examples, outbox, tickets
+from pinworks_common.db.tables import (
+    agents,
+    decisions,
+    escalations,
+    labelled_examples,
+    outbox,
+    tickets,
+)
 from pinworks_common.ledger import records
 from pinworks_common.ledger.postgres import PostgresBooks
 from pinworks_contracts.identities import DEFAULT_PLATFORM
 from pinworks_contracts.messages import Outcome, pinworks_ticket_id
 from pinworks_contracts.subjects import OutcomeStatus
-from pinworks_escalation.erasure import ERASE_ACTION, RetentionTask, erase_tickets, tickets_of_customer
+from pinworks_escalation.erasure import (
+    ERASE_ACTION,
+    ErasureRefused,
+    RetentionTask,
+    erase_for_agent,
+    erase_tickets,
+    tickets_of_customer,
+)
 from tests.conftest import Database
 
 pytestmark = pytest.mark.integration
@@ -155,6 +169,30 @@ async def test_erasing_a_customer_removes_the_data_everywhere_and_leaves_the_aud
     assert row.personal_data_erased_at == NOW
     assert row.metadata == {"customer_name": "[NAME]", "tier": "gold", "note": "call [EMAIL]"}
     assert row.body.startswith("I am [NAME], card [CARD], mail [EMAIL], phone [PHONE]")
+
+
+async def test_an_operators_erasure_is_recorded_under_a_known_agent_and_refused_otherwise(
+        engine: AsyncEngine, operator_engine: AsyncEngine) -> None:
+    ticket_id = await seed(engine, customer=f"C-{uuid.uuid4().hex[:8]}")
+    dpo = f"dpo-{uuid.uuid4().hex[:8]}"
+    async with engine.begin() as conn:
+        await conn.execute(insert(agents).values(name=dpo, password_hash="x",
+                                                 business_units=["retail"]))
+    with pytest.raises(ErasureRefused, match=f"no agent named 'nobody-{dpo}'"):
+        async with operator_engine.begin() as conn:
+            await erase_for_agent(conn, [ticket_id], agent=f"nobody-{dpo}", scope="ticket",
+                                  now=NOW)
+    assert CARD in await every_text_of(engine, ticket_id), "refused before anything changed"
+
+    async with operator_engine.begin() as conn:
+        [erased] = await erase_for_agent(conn, [ticket_id], agent=dpo, scope="ticket", now=NOW)
+    assert erased.ticket_id == ticket_id
+    assert CARD not in await every_text_of(engine, ticket_id)
+    async with engine.connect() as conn:
+        events = (await conn.execute(text(
+            "SELECT actor_type, actor FROM accountability WHERE action = :a AND ticket_id = :t"),
+            {"a": ERASE_ACTION, "t": ticket_id})).all()
+    assert [(e.actor_type, e.actor) for e in events] == [("operator", dpo)]
 
 
 async def test_a_customer_id_is_each_platforms_own_when_a_platform_is_named(

@@ -6,12 +6,14 @@ from __future__ import annotations
 import typer
 from typer.testing import CliRunner
 
+from pinworks_escalation.cli.erase_commands import erase_app
 from pinworks_escalation.cli.queue_commands import queue_app, render_queued
 
 runner = CliRunner()
 # Mounted as `pinworks` mounts it (plain error text, no rich boxes).
 app = typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False)
 app.add_typer(queue_app, name="queue")
+app.add_typer(erase_app, name="erase")
 
 
 def test_send_back_refuses_an_unknown_intent_and_suggests_the_nearest() -> None:
@@ -49,3 +51,8 @@ def test_a_queued_ticket_reads_like_a_ticket() -> None:
     assert "Classifier: card_arrival at 40%; next: lost_or_stolen_card 30%" in text
     assert "Route: human by rule unsure-to-person: unsure" in text
     assert "agent ana: claim" in text and "pinworks audit T-1" in text
+
+
+def test_erase_needs_the_agent_who_answers_for_it() -> None:
+    result = runner.invoke(app, ["erase", "--ticket", "T-1", "--yes"])  # no login-name default
+    assert result.exit_code == 2 and "Missing option '--by'" in result.output

@@ -34,7 +34,7 @@ from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pinworks_common.background import BackgroundTask
-from pinworks_common.db.records import record_accountability
+from pinworks_common.db.records import record_accountability, unknown_agent
 from pinworks_common.db.tables import (
     decision_originals,
     escalations,
@@ -116,6 +116,20 @@ async def erase_tickets(conn: AsyncConnection, ticket_ids: Sequence[str], *, act
         "details": {"scope": scope, "erased_at": now.isoformat()},
     } for item in erased])
     return erased
+
+
+class ErasureRefused(ValueError):
+    """An erasure that is not done (nothing changed); the message says why."""
+
+
+async def erase_for_agent(conn: AsyncConnection, ticket_ids: Sequence[str], *, agent: str,
+                          scope: str, now: datetime) -> list[Erased]:
+    """An operator's erasure (`pinworks erase`), recorded under `agent`, the agent who answers
+    for it; refused before anything changes when no agent has that name (`ErasureRefused`)."""
+    if (refusal := await unknown_agent(conn, agent, "the erasure")) is not None:
+        raise ErasureRefused(refusal)
+    return await erase_tickets(conn, ticket_ids, actor=agent, actor_type="operator",
+                               scope=scope, now=now)
 
 
 async def _erase_beside(conn: AsyncConnection, ticket_id: str, names: tuple[str, ...]) -> None:

@@ -8,8 +8,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from pinworks_common.db.tables import agents
 from pinworks_common.ledger.postgres import ledger_on
 from pinworks_common.ledger.records import (
     AccountabilityEntry,
@@ -39,6 +41,17 @@ async def record_accountability(conn: AsyncConnection, rows: Sequence[Row]) -> N
                             action=row["action"], version=row["version"],
                             details=row["details"], actor_type=row["actor_type"])
         for row in rows]))
+
+
+async def unknown_agent(conn: AsyncConnection, name: str, answers_for: str) -> str | None:
+    """Why `name` cannot be recorded as the person who answers for `answers_for` (an operator's
+    `--by`), or None when it is an agent's (`agents`, `pinworks agent list`): the one identity
+    people are recorded under in the audit (queue actions, verdicts, operators' actions), so a
+    typo or an invented name never becomes the accountable name."""
+    if (await conn.execute(select(agents.c.name).where(agents.c.name == name))).first():
+        return None
+    return (f"no agent named {name!r}: --by names the agent who answers for {answers_for} "
+            "(`pinworks agent list`; `pinworks agent add` first)")
 
 
 async def costs_by_ticket(conn: AsyncConnection, ticket_ids: Iterable[str]) -> dict[str, Decimal]:

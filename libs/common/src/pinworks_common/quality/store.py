@@ -25,13 +25,8 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pinworks_common.db.tables import (
-    agents,
-    outcomes,
-    quality_events,
-    quality_reviews,
-    quality_scopes,
-)
+from pinworks_common.db.records import unknown_agent
+from pinworks_common.db.tables import outcomes, quality_events, quality_reviews, quality_scopes
 from pinworks_common.quality.estimate import (
     Budgets,
     Estimate,
@@ -350,10 +345,8 @@ async def loosen(conn: AsyncConnection, kind: ScopeKind, name: str, actor: str,
     identity every verdict and queue action is recorded under, never a free-form name."""
     if not note.strip():
         raise QualityError("say why the scope may be loosened (--reason)")
-    known = (await conn.execute(select(agents.c.name).where(agents.c.name == actor))).first()
-    if known is None:
-        raise QualityError(f"no agent named {actor!r}: --by names the agent who answers for "
-                           "the loosening (`pinworks agent list`; `pinworks agent add` first)")
+    if (refusal := await unknown_agent(conn, actor, "the loosening")) is not None:
+        raise QualityError(refusal)
     row = (await conn.execute(
         update(quality_scopes)
         .where(quality_scopes.c.kind == kind.value, quality_scopes.c.name == name,

@@ -1,4 +1,5 @@
-"""`pinworks erase --ticket ID | --customer ID`: erase a ticket's or a customer's personal data.
+"""`pinworks erase --ticket ID | --customer ID --by AGENT`: erase a ticket's or a customer's
+personal data, recorded under the agent who answers for it.
 
 The audit stays whole (it never held the data) and records the erasure; see
 `pinworks_escalation.erasure` for what is erased where. The `pinworks` CLI mounts `erase_app`
@@ -7,7 +8,6 @@ through the entry point `pinworks.cli` / `erase`.
 
 from __future__ import annotations
 
-import getpass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -22,6 +22,9 @@ console = LazyConsole()
 
 @erase_app.callback(invoke_without_command=True)
 def erase(
+    by: Annotated[str, typer.Option(
+        "--by", help="The agent who answers for the erasure (a name of `pinworks agent list`; "
+        "recorded in the audit).")],
     ticket: Annotated[list[str] | None, typer.Option(
         "--ticket", help="A ticket id (repeatable).")] = None,
     customer: Annotated[str | None, typer.Option(
@@ -29,14 +32,13 @@ def erase(
     platform: Annotated[str | None, typer.Option(
         "--platform", help="The support platform whose ids --ticket and --customer are: its "
         "tickets only (pinworks' id of another platform's ticket is `<platform>~ID`).")] = None,
-    by: Annotated[str | None, typer.Option(
-        "--by", help="Who asks (recorded in the audit); default: your login name.")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Redact the tickets' text, delete the unredacted originals and the stream copy of each
-    submission, and record the erasure in the audit (without the data). Cannot be undone."""
+    submission, and record the erasure in the audit (without the data) under the agent --by
+    names; an unknown name is refused before anything changes. Cannot be undone."""
     from pinworks_contracts.messages import pinworks_ticket_id
-    from pinworks_escalation.erasure import erase_tickets, tickets_of_customer
+    from pinworks_escalation.erasure import ErasureRefused, erase_for_agent, tickets_of_customer
 
     if not ticket and not customer:
         console.print("[red]name a ticket (--ticket) or a customer (--customer)[/]")
@@ -45,17 +47,20 @@ def erase(
         typer.confirm("Erase the personal data of "
                       + (f"customer {customer}" if customer else ", ".join(ticket or []))
                       + "? This cannot be undone", abort=True)
-    actor = by or getpass.getuser()
     scope = f"customer {customer}" if customer else "ticket"
 
     async def action(conn: Any) -> list[Any]:
         ids = [pinworks_ticket_id(platform, t) if platform else t for t in ticket or []]
         if customer:
             ids += await tickets_of_customer(conn, customer, platform)
-        return await erase_tickets(conn, list(dict.fromkeys(ids)), actor=actor, actor_type="operator",
-                                   scope=scope, now=datetime.now(UTC))
+        return await erase_for_agent(conn, list(dict.fromkeys(ids)), agent=by, scope=scope,
+                                     now=datetime.now(UTC))
 
-    erased = run_command(with_platform_db(action, write=True))
+    try:
+        erased = run_command(with_platform_db(action, write=True))
+    except ErasureRefused as refused:
+        console.print(f"[red]{refused}[/]", highlight=False)
+        raise typer.Exit(1) from None
     if not erased:
         console.print("no such ticket: nothing erased")
         raise typer.Exit(1)
