@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import pytest
 
-from pinworks_common.ledger.book import PLATFORM_FORMATTED, audit_row
+from pinworks_common.ledger.book import AUDITED_TEXT, COLUMN_COPIES, PLATFORM_FORMATTED, audit_row
 from pinworks_common.personal_data import TIMESTAMP, TRACE_ID, Redactor, find, redact_value
 from pinworks_common.telemetry import trace_id_of
 from pinworks_contracts.messages import Outcome
@@ -183,3 +183,46 @@ def test_one_redactor_over_many_values_redacts_each_as_reading_every_string_woul
     for _ in range(2):  # the second pass reads every text from the redactor's memory
         for value in WALKED:
             assert redactor.json(value) == _every_string(value), value
+
+
+FLAGGED_TICKET_ID = "T-07700900123"  # "07700900123" reads as a phone number
+
+
+def test_an_outcomes_own_ticket_id_is_stored_as_its_column_stores_it() -> None:
+    """The policy change for copies: the payload's `ticket_id` equal to the row's unredacted
+    `ticket_id` column is no longer rewritten (it was stored as ``T-[PHONE]`` beside the column
+    holding ``T-07700900123``); a different value, a nested one, a key the row has no column
+    for and everything else are redacted as before."""
+    assert redact_value(FLAGGED_TICKET_ID) == "T-[PHONE]"
+    payload = {"ticket_id": FLAGGED_TICKET_ID, "answer": "call 07700 900123"}
+    row = {"ticket_id": FLAGGED_TICKET_ID, "outcome_key": "k", "payload": payload}
+    assert audit_row("outcomes", row)["payload"] == {"ticket_id": FLAGGED_TICKET_ID,
+                                                     "answer": "call [PHONE]"}
+    other = {**row, "ticket_id": "T-2"}
+    assert audit_row("outcomes", other)["payload"]["ticket_id"] == "T-[PHONE]"
+    nested = {**row, "payload": {"reasons": {"ticket_id": FLAGGED_TICKET_ID}}}
+    assert audit_row("outcomes", nested)["payload"] == {"reasons": {"ticket_id": "T-[PHONE]"}}
+    assert audit_row("outcomes", {"payload": payload})["payload"]["ticket_id"] == "T-[PHONE]"
+    for table in ("decisions", "accountability"):
+        column = AUDITED_TEXT[table][-1] if table == "accountability" else "output"
+        stored = audit_row(table, {"ticket_id": FLAGGED_TICKET_ID,
+                                   column: {"ticket_id": FLAGGED_TICKET_ID}})
+        assert stored[column] == {"ticket_id": "T-[PHONE]"}, table
+
+
+def test_the_copied_columns_are_stored_unredacted() -> None:
+    """A copy is kept unread only because its column is stored in clear beside it."""
+    for table, columns in COLUMN_COPIES.items():
+        for copies in columns.values():
+            assert not set(copies.values()) & set(AUDITED_TEXT[table]), table
+
+
+def test_a_redactor_keeps_a_value_equal_to_its_clear_copy_unread() -> None:
+    redactor = Redactor()
+    clear = {"ticket_id": FLAGGED_TICKET_ID}
+    assert redactor.json({"ticket_id": FLAGGED_TICKET_ID}, clear=clear) == (
+        {"ticket_id": FLAGGED_TICKET_ID}, False)
+    assert redactor.json({"ticket_id": "T-07700900124"}, clear=clear) == (
+        {"ticket_id": redact_value("T-07700900124")}, True)
+    assert redactor.json({"ticket_id": 7}, clear={"ticket_id": 7}) == ({"ticket_id": 7}, False)
+    assert redactor.json([FLAGGED_TICKET_ID], clear=clear) == (["T-[PHONE]"], True)

@@ -411,6 +411,16 @@ one format: `Outcome.trace_id` (the stage span's trace id, which `decisions.trac
 value under such a key is redacted as before (`Redactor.json`)."""
 
 
+COLUMN_COPIES: dict[str, dict[str, dict[str, str]]] = {
+    "outcomes": {"payload": {"ticket_id": "ticket_id"}},
+}
+"""Top-level keys of audited JSON columns whose value copies a column of the same row that is
+stored unredacted (not in `AUDITED_TEXT`): `Outcome.ticket_id` repeats `outcomes.ticket_id`.
+A value equal to its row's column is stored unread (redacting a copy of a value kept in clear
+beside it protects nothing; a bench id such as ``bench-6a8a8ce3-17`` has enough digits for the
+phone matcher to read); any other value under such a key is redacted as before."""
+
+
 def _audited(table: str, row: Row, redactor: Redactor) -> tuple[Row, frozenset[str]]:
     """The row as stored in `table` (its `AUDITED_TEXT` columns redacted) and the columns
     redaction changed."""
@@ -418,10 +428,13 @@ def _audited(table: str, row: Row, redactor: Redactor) -> tuple[Row, frozenset[s
     if not columns:
         return row, frozenset()
     formats = PLATFORM_FORMATTED.get(table, {})
+    copies = COLUMN_COPIES.get(table, {})
     stored, changed = dict(row), set()
     for name in columns:
         if name in row:
-            stored[name], redacted = redactor.json(row[name], formats.get(name, {}))
+            clear = {key: row[column] for key, column in copies.get(name, {}).items()
+                     if column in row}
+            stored[name], redacted = redactor.json(row[name], formats.get(name, {}), clear)
             if redacted:
                 changed.add(name)
     return stored, frozenset(changed)

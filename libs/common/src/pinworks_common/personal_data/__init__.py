@@ -63,6 +63,7 @@ TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?
 """A time as `datetime.isoformat()` or pydantic's JSON writes it: digits and separators only."""
 
 _NO_FORMATS: Mapping[str, re.Pattern[str]] = MappingProxyType({})
+_NOTHING_CLEAR: Mapping[str, object] = MappingProxyType({})
 
 
 def redact_value(value: object, *, known_names: tuple[str, ...] = ()) -> object:
@@ -81,21 +82,27 @@ class Redactor:
         self._texts: dict[str, str] = {}
         self._changed = False
 
-    def json(self, value: object, formatted: Mapping[str, re.Pattern[str]] = _NO_FORMATS
-             ) -> tuple[object, bool]:
+    def json(self, value: object, formatted: Mapping[str, re.Pattern[str]] = _NO_FORMATS,
+             clear: Mapping[str, object] = _NOTHING_CLEAR) -> tuple[object, bool]:
         """``value`` redacted as `redact_value` does, and whether redaction changed any string.
 
         `formatted` names the top-level keys of a JSON object the platform builds whose value
         it writes itself in one fixed format (a trace id, a time): a string wholly of its key's
         format is kept unread, as no sentence, name or e-mail address fits one (the phone
         matcher reads every run of 8 digits, so such values were most of an outcome's
-        redaction); any other value of such a key, and every nested one, is read as before."""
+        redaction); any other value of such a key, and every nested one, is read as before.
+        `clear` gives top-level keys whose value the caller stores unredacted beside this one
+        (a row's own ticket id column): a string equal to it is kept unread, as redacting a
+        copy of a value kept in clear protects nothing; any other value is read as before."""
         self._changed = False
-        if isinstance(value, dict) and formatted:
+        if isinstance(value, dict) and (formatted or clear):
             redacted = {}
             for key, item in value.items():
-                form = formatted.get(key) if isinstance(key, str) else None
-                keep = form is not None and isinstance(item, str) and form.fullmatch(item)
+                keep = False
+                if isinstance(key, str) and isinstance(item, str):
+                    form = formatted.get(key)
+                    keep = (form is not None and form.fullmatch(item) is not None) or (
+                        key in clear and clear[key] == item)
                 redacted[key] = item if keep else self._walk(item)
             return redacted, self._changed
         return self._walk(value), self._changed
