@@ -152,3 +152,54 @@ def test_raw_text_cannot_carry_what_only_an_escape_can() -> None:
         loads_limited(b'{"body": "a\xed\xa0\x80b"}', INTERNAL_LIMITS)
     with pytest.raises(JsonLimitError, match="body: contains a NUL"):
         loads_limited(b'{"body": "caf\xc3\xa9 \\u0000"}', INTERNAL_LIMITS)
+
+
+def test_a_byte_order_mark_is_refused_as_json_loads_refuses_it() -> None:
+    """The decoder is built once per limits; what `json.loads` checks before its decoder reads
+    (a UTF-8 BOM) is still refused with the same message."""
+    with pytest.raises(json.JSONDecodeError) as expected:
+        json.loads("\ufeff{}")
+    with pytest.raises(JsonLimitError) as refused:
+        loads_limited("\ufeff{}".encode(), INTERNAL_LIMITS)
+    assert str(refused.value) == f"payload is not valid JSON: {expected.value}"
+
+
+def test_each_limits_decodes_with_its_own_number_length() -> None:
+    from pinworks_contracts.jsonlimits import JsonLimits
+
+    short, long = JsonLimits(1024, 8, max_number_chars=3), JsonLimits(1024, 8, 5)
+    assert loads_limited(b"[12345]", long) == [12345]
+    with pytest.raises(JsonLimitError, match="number too long: 5 characters, limit 3"):
+        loads_limited(b"[12345]", short)
+    assert loads_limited(b"[1.25]", long) == [1.25]
+    with pytest.raises(JsonLimitError, match="number too long: 4 characters, limit 3"):
+        loads_limited(b"[1.25]", short)
+
+
+def _depth_token_by_token(text: str) -> int:
+    """`nesting_depth` as it read every token in Python before #20: the reference."""
+    from pinworks_contracts.jsonlimits import _TOKEN
+
+    depth = deepest = 0
+    for token in _TOKEN.finditer(text):
+        if token.group() in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token.group() in "]}":
+            depth -= 1
+    return deepest
+
+
+@pytest.mark.parametrize("alphabet", ['[]{}"\\a:,\n', '[]{}"a:,', '[{"\\'])
+def test_nesting_depth_is_the_token_by_token_depth(alphabet: str) -> None:
+    """With and without backslashes (the pattern's and the split's reading of strings), over
+    unbalanced, unterminated and escaped texts."""
+    import random
+
+    rng = random.Random(20)
+    for _ in range(20000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(40)))
+        assert nesting_depth(text) == _depth_token_by_token(text), repr(text)
+    for text in ("[" * 5000 + "]" * 5000, '{"a":' * 2000 + "1" + "}" * 2000, '"\\"\\"' * 1000,
+                 "]]]]", "", '"[[[', '["\\\\"]', '["\\"]"]', '{"k": "[[[", "v": [[]]}'):
+        assert nesting_depth(text) == _depth_token_by_token(text), text[:40]
