@@ -118,6 +118,8 @@ async def test_run_bench_against_a_fake_pipeline(tmp_path: Path) -> None:
     assert result.received == 9
     assert result.missing == ["bench-t1-4"]
     assert result.statuses == {"resolved": 8, "escalated": 1}
+    assert result.answered_by == {f"bench-t1-{n}": "human" if n == 2 else "?"
+                                  for n in range(10) if n != 4}
     assert result.throughput > 0
     assert sorted(seen_ids)[0] == "bench-t1-0:submitted"
     assert all(latency >= 0 for latency in result.latencies)

@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 
 from pinworks_cli.bench import make_ticket
-from pinworks_cli.bench_baseline import InProcess, kind_batches, run_baseline, run_steps
+from pinworks_cli.bench_baseline import (
+    InProcess,
+    decision_of,
+    envelopes,
+    follow_route,
+    kind_batches,
+    run_baseline,
+    run_steps,
+)
 from pinworks_cli.bench_cpu import listening_pid, running_platform_pids, tree_cpu_seconds
 from pinworks_cli.bench_figures import (
     PLATFORM_PROCESSES,
@@ -23,6 +31,7 @@ from pinworks_cli.bench_figures import (
     BenchResult,
     CpuReading,
     Rounds,
+    agreement,
     combine,
     cpu_per_ticket,
     merge_baselines,
@@ -220,7 +229,7 @@ def test_combined_rounds_count_every_ticket_and_weigh_cpu_by_tickets() -> None:
                            handlers={"template": len(latencies)}, cpu=cpu, **extra)  # type: ignore[arg-type]
 
     first = result([0.1] * 3, (10.0, 13.0), {"router": 2.0, "postgres": 1.0},
-                   idle_cpu={"router": 0.5})
+                   idle_cpu={"router": 0.5}, answered_by={"a": "template", "b": "human"})
     second = result([0.3], (20.0, 21.0), {"router": 6.0, "postgres": None})
     both = combine([first, second])
     assert both.received == 4 and both.requested == 4
@@ -229,6 +238,7 @@ def test_combined_rounds_count_every_ticket_and_weigh_cpu_by_tickets() -> None:
     assert both.statuses == {"resolved": 4} and both.handlers == {"template": 4}
     assert both.cpu == {"router": pytest.approx((2.0 * 3 + 6.0) / 4), "postgres": None}
     assert both.idle_cpu == {"router": 0.5}
+    assert both.answered_by == {"a": "template", "b": "human"}
     with pytest.raises(ValueError):
         combine([])
 
@@ -271,3 +281,75 @@ def test_report_over_rounds_gives_medians_and_ranges() -> None:
     assert "both warmed on 300 tickets" in report
     # 7.5 / 5.0, 6.9 / 5.5, 7.2 / 5.0
     assert "overhead    1.44x (median of 3 rounds, 1.25-1.50x)" in report
+
+
+def test_a_specialists_step_drafts_only_the_tickets_routed_to_it() -> None:
+    from pinworks_contracts.messages import RouteDecision
+
+    def routed(envelope, handler: str):
+        return envelope.model_copy(update={"route": RouteDecision(
+            handler=handler, rule="r", reason="r", policy_version="p")})
+
+    calls: list[list[str]] = []
+
+    def template(batch):
+        calls.append([envelope.ticket.ticket_id for envelope in batch])
+        return [envelope.model_copy() for envelope in batch]
+
+    items = envelopes([make_ticket("r", n, ["retail"]) for n in range(4)])
+    batch = [routed(items[0], "human"), routed(items[1], "template"), items[2],
+             routed(items[3], "template")]
+    out = follow_route("template", template)(batch)
+    assert calls == [["bench-r-1", "bench-r-3"]]
+    assert [envelope.ticket.ticket_id for envelope in out] == [
+        f"bench-r-{n}" for n in range(4)]
+    assert out[0] is batch[0] and out[2] is batch[2]          # passed on untouched
+    assert out[1] is not batch[1] and out[3] is not batch[3]  # the step's own results
+    calls.clear()
+    assert follow_route("template", template)([batch[0], batch[2]]) == [batch[0], batch[2]]
+    assert calls == []                                        # no call for none of its own
+
+
+def test_the_baseline_drafts_exactly_the_tickets_the_route_sends_to_the_template() -> None:
+    """The installed steps over the bench's texts: a ticket routed to a person (or to a model)
+    gets no draft; every ticket routed to the template and with a template for its intent
+    does; and both kinds occur."""
+    tickets = [make_ticket("r", n, ["retail"]) for n in range(60)]
+    in_process = InProcess(tickets, batch_size=16)
+    steps = dict(in_process.steps)
+    items = steps["route"](steps["classify"](envelopes(tickets)))
+    drafted = steps["template"](items)
+    handlers = {envelope.route.handler for envelope in drafted}
+    assert "human" in handlers and "template" in handlers, handlers
+    for envelope in drafted:
+        if envelope.route.handler != "template":
+            assert envelope.draft is None, envelope.ticket.ticket_id
+    to_template = [e for e in drafted if e.route.handler == "template"]
+    assert any(e.draft is not None for e in to_template)
+    assert all(e.draft is None or e.draft.handler == "template" for e in to_template)
+    # What the bench sets against the platform's outcomes: the same, ticket by ticket.
+    decided = in_process.measure().decisions
+    assert decided == dict(decision_of(envelope) for envelope in drafted)
+    assert decided["bench-r-0"] == "human" or decided["bench-r-0"].startswith("template")
+    assert set(decided.values()) <= {"human", "template", "template undrafted"}
+
+
+def test_decisions_are_set_against_the_platforms_ticket_by_ticket() -> None:
+    figures = agreement({"t1": "template", "t2": "human", "t3": "human", "t4": "template"},
+                        {"t1": "template", "t2": "human", "t3": "kb", "t5": "human"})
+    assert (figures.compared, figures.same) == (3, 2)
+    assert figures.differing == {("human", "kb"): 1}
+    full = BenchResult(run_id="r1", requested=2, published=2, publish_errors=0,
+                       first_publish=0.0, last_outcome=1.0, latencies=[0.1, 0.2],
+                       answered_by={"t1": "template", "t3": "kb"})
+    baseline = Baseline(tickets=2, cpu_seconds=0.1, wall_seconds=0.1,
+                        decisions={"t1": "template", "t3": "human"})
+    report = format_run(BenchRun(full=full, baseline=baseline))
+    assert ("decisions   in-process as the platform on 1 of 2 tickets both decided (who "
+            "answers: a handler's draft or a person); differing in-process human / platform kb: 1"
+            ) in report
+    assert "decisions   in-process as the platform on 2 of 2" in format_run(BenchRun(
+        full=full, baseline=Baseline(tickets=2, cpu_seconds=0.1, wall_seconds=0.1,
+                                     decisions={"t1": "template", "t3": "kb"})))
+    assert "decisions" not in format_run(BenchRun(full=full, baseline=Baseline(
+        tickets=2, cpu_seconds=0.1, wall_seconds=0.1)))

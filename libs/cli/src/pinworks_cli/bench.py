@@ -105,6 +105,7 @@ class _Run:
     waiters: dict[str, asyncio.Event] = field(default_factory=dict)
     statuses: Counter[str] = field(default_factory=Counter)
     handlers: Counter[str] = field(default_factory=Counter)
+    answered_by: dict[str, str] = field(default_factory=dict)
     duplicates: int = 0
     publish_errors: int = 0
 
@@ -128,8 +129,10 @@ class _Run:
         self.done_at[ticket_id] = arrived
         status = str(payload.get("status") or msg.subject.split(".")[2])  # .<status>.<platform>
         self.statuses[status] += 1
-        self.handlers[str(payload.get("handler") or "?") if status == "resolved"
-                      else "human" if status == "escalated" else status] += 1
+        who = self.answered_by[ticket_id] = (
+            str(payload.get("handler") or "?") if status == "resolved"
+            else "human" if status == "escalated" else status)
+        self.handlers[who] += 1
         if self.on_outcome is not None:
             self.on_outcome(len(self.done_at))
         if (event := self.waiters.get(ticket_id)) is not None:
@@ -202,6 +205,7 @@ class _Run:
             duplicates=self.duplicates,
             timed_out=timed_out,
             handlers=dict(self.handlers),
+            answered_by=dict(self.answered_by),
             model=model,
         )
 

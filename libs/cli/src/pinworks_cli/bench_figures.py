@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 
@@ -35,6 +35,8 @@ class BenchResult:
     handlers: dict[str, int] = field(default_factory=dict)
     """First outcome of each ticket by who answered: a handler, `human` (escalated) or
     `rejected`."""
+    answered_by: dict[str, str] = field(default_factory=dict)
+    """The same per ticket id (what `handlers` counts)."""
     model: ModelHops | None = None
     cpu: dict[str, float | None] | None = None
     """CPU-ms per answered ticket of each of the platform's processes during the run."""
@@ -139,6 +141,10 @@ class Baseline:
     step_seconds: dict[str, float] = field(default_factory=dict)
     kind_seconds: dict[str, float] = field(default_factory=dict)
     kind_tickets: dict[str, int] = field(default_factory=dict)
+    decisions: dict[str, str] = field(default_factory=dict)
+    """Who answers each ticket id by the baseline's decisions: the handler of its draft,
+    `human` when the route sends it to a person, `<handler> undrafted` when the route's handler
+    gave no draft (the platform would take it down the fallback chain, the baseline does not)."""
 
     @property
     def ms_per_ticket(self) -> float | None:
@@ -187,6 +193,7 @@ def combine(rounds: Sequence[BenchResult]) -> BenchResult:
         duplicates=sum(result.duplicates for result in rounds),
         timed_out=any(result.timed_out for result in rounds),
         handlers=dict(handlers),
+        answered_by={ticket: who for result in rounds for ticket, who in result.answered_by.items()},
         model=last.model,
         cpu=cpu,
         idle_cpu=first.idle_cpu,
@@ -252,7 +259,28 @@ def merge_baselines(runs: Sequence[Baseline]) -> Baseline:
                 target[key] = target.get(key, 0.0) + value
         for key, count in run.kind_tickets.items():
             merged.kind_tickets[key] = merged.kind_tickets.get(key, 0) + count
+        merged.decisions.update(run.decisions)
     return merged
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """The baseline's decisions set against the platform's outcomes on the tickets both have."""
+
+    compared: int
+    differing: dict[tuple[str, str], int]
+    """(in-process, platform) -> tickets, for the tickets decided differently."""
+
+    @property
+    def same(self) -> int:
+        return self.compared - sum(self.differing.values())
+
+
+def agreement(baseline: Mapping[str, str], platform: Mapping[str, str]) -> Agreement:
+    """Who answers each ticket id in the baseline against who answered it on the platform."""
+    both = [ticket for ticket in baseline if ticket in platform]
+    differing = Counter((baseline[t], platform[t]) for t in both if baseline[t] != platform[t])
+    return Agreement(len(both), dict(differing))
 
 
 def overhead_ratio(platform_ms: float | None, baseline_ms: float | None) -> float | None:

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 
 from pinworks_cli.bench_figures import (
     MODEL_PROCESS,
+    Agreement,
     Baseline,
     BenchResult,
     Rounds,
     Spread,
+    agreement,
     format_result,
     missing_processes,
     overhead_ratio,
@@ -99,6 +101,17 @@ def format_baseline(baseline: Baseline, runs: int = 1, figures: Spread | None = 
     ]
 
 
+def format_agreement(figures: Agreement) -> str:
+    """How many of the tickets both sides decided the baseline answers as the platform did."""
+    if not figures.compared:
+        return "  decisions   - (no ticket decided by both the platform and the in-process run)"
+    differing = "; ".join(f"in-process {ours} / platform {theirs}: {count}"
+                          for (ours, theirs), count in sorted(figures.differing.items()))
+    return (f"  decisions   in-process as the platform on {figures.same} of {figures.compared} "
+            "tickets both decided (who answers: a handler's draft or a person)"
+            + (f"; differing {differing}" if differing else ""))
+
+
 def _range(figures: Spread) -> str:
     return f"{figures.low:.2f}-{figures.high:.2f}, +-{figures.relative:.0%}"
 
@@ -141,6 +154,9 @@ def format_run(run: BenchRun) -> str:
     if run.baseline is not None:
         lines += format_baseline(run.baseline, run.baseline_runs,
                                  spread(run.rounds.baseline_ms) if run.rounds else None)
+        if run.baseline.decisions and run.full.answered_by:
+            lines.append(format_agreement(agreement(run.baseline.decisions,
+                                                    run.full.answered_by)))
         if run.rounds is not None:
             lines.append(format_overhead(run.rounds))
         elif run.full.cpu is not None:
