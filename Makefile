@@ -11,11 +11,12 @@ VENV := .venv
 SERVICES := classifier router specialists verifier escalation
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 # llama-cpp-python (the local model server) has only a source release: the first install compiles
-# it (CPU only, all cores, without the multimodal library the text-only server never loads:
-# 5 min 6 s with downloads on an idle 2-core machine, 6 min 38 s with it) and uv caches the
-# wheel, so later installs take seconds (they read uv's cache first: tools/uv_sync.sh).
+# it (CPU only, all cores) without what its Python package never loads: the multimodal library
+# (LLAVA_BUILD=OFF) and llama.cpp's common library with cpp-httplib, half of the compile steps'
+# time (tools/llama_cpp_text_only.cmake). uv caches the wheel, so later installs take seconds
+# (they read uv's cache first: tools/uv_sync.sh). Your own CMAKE_ARGS, if set, replace these.
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
-export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DCMAKE_PROJECT_llama.cpp_INCLUDE=$(abspath tools/llama_cpp_text_only.cmake)
 
 .PHONY: install run test test-unit test-unit-other-blas test-e2e test-infra test-isolated lint check-imports bench chaos asyncapi clean
 
@@ -25,7 +26,7 @@ $(UV):
 
 $(VENV)/.installed: $(UV) uv.lock pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
 	@$(UV) pip show --python $(VENV)/bin/python llama-cpp-python >/dev/null 2>&1 || \
-		echo "[make] installing; a first install compiles llama-cpp-python (about 5 min on 2 idle cores, once)"
+		echo "[make] installing; a first install compiles llama-cpp-python (a few minutes on 2 cores, once)"
 	UV=$(UV) tools/uv_sync.sh --frozen --all-packages --python $(PYTHON)
 	touch $@
 
