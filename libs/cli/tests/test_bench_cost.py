@@ -192,7 +192,8 @@ def test_the_running_platform_is_found_by_pid_file_and_listening_port(tmp_path: 
 def test_in_process_baseline_runs_every_installed_step_on_the_bench_tickets() -> None:
     tickets = [make_ticket("r", n, ["retail"]) for n in range(9)]
     baseline = run_baseline(tickets, batch_size=4)
-    assert list(baseline.step_seconds) == ["classify", "route", "template", "verify"]
+    assert list(baseline.step_seconds) == ["classify", "route", "template", "verify", "escalate",
+                                          "assist"]
     assert baseline.tickets == 9
     assert baseline.kind_tickets == {SHORT: 3, SENTENCES: 3, MULTI: 3}
     assert baseline.cpu_seconds > 0

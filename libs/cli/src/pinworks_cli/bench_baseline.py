@@ -1,7 +1,9 @@
 """The in-process baseline of `pinworks bench`: the bench's own tickets decided in this process
 by the services' domain code (classify -> route -> the template draft of the tickets the route
-sends to the template -> every verifier check on each draft), in batches as the services take
-them, with no NATS, no Postgres and no framework.
+sends to the template -> every verifier check on each draft -> the escalation stage's queue
+decision and the agent-assist suggestion of each ticket the route sends to a person, those two
+steps picking their tickets themselves as their stages only receive those), in batches as the
+services take them, with no NATS, no Postgres and no framework.
 
 A specialist's step (one named after an automated handler) drafts only the tickets routed to
 that handler, as the platform's consumer of that handler only receives those (`follow_route`);

@@ -8,8 +8,8 @@
   (`(tickets, artifact_dir) -> (classifications, model version)`), used by
   `pinworks policy simulate`.
 - `pinworks.inprocess`: a factory (`() -> step`) of one stage's decisions on a batch of
-  envelopes, without NATS or Postgres (name = `classify`, `route`, `template`, `verify`);
-  `pinworks bench` chains them into its in-process baseline.
+  envelopes, without NATS or Postgres (name = `classify`, `route`, `template`, `verify`,
+  `escalate`, `assist`); `pinworks bench` chains them into its in-process baseline.
 A package that is not installed offers nothing: its commands are simply absent.
 """
 
@@ -27,7 +27,7 @@ COMMAND_GROUPS = "pinworks.cli"
 ASYNCAPI_APPS = "pinworks.asyncapi"
 OFFLINE_CLASSIFIER = "pinworks.offline_classifier"
 INPROCESS_STEPS = "pinworks.inprocess"
-INPROCESS_ORDER = ("classify", "route", "template", "verify")
+INPROCESS_ORDER = ("classify", "route", "template", "verify", "escalate", "assist")
 
 OfflineClassifier = Callable[[Sequence["TicketSubmission"], Path | None],
                              tuple[list["Classification"], str]]
