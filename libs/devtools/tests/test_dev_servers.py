@@ -23,6 +23,7 @@ from pinworks_devtools import (
     port_is_free,
     resolve_infrastructure,
 )
+from pinworks_devtools.processes import http_ok
 
 TESTS_DIR = Path(__file__).parent
 
@@ -272,3 +273,28 @@ async def test_embedded_postgres_as_root_survives_a_locked_parent(tmp_path: Path
             await conn.close()
     finally:
         server.stop()
+
+
+def test_a_default_port_taken_after_the_check_moves_nats_to_free_ports(
+    tmp_path: Path, clean_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A default port that looked free but is bound by the time nats-server binds it (another
+    program in between) costs a retry on free ports, not the platform's start."""
+    from pinworks_devtools import infrastructure
+
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    taken_port = int(taken.getsockname()[1])
+    monkeypatch.setattr(infrastructure, "DEFAULT_NATS_MONITOR_PORT", taken_port)
+    monkeypatch.setattr(infrastructure, "preferred_or_free",
+                        lambda port, prefer: port if prefer else free_port())
+    endpoint = infrastructure.resolve_nats(tmp_path, allow_docker=False,
+                                           prefer_default_ports=True)
+    try:
+        assert endpoint.monitor_url is not None
+        assert f":{taken_port}" not in endpoint.monitor_url
+        assert _eventually(lambda: http_ok(f"{endpoint.monitor_url}/healthz"))
+    finally:
+        endpoint.close()
+        taken.close()

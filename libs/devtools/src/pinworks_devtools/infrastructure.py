@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Self
+from typing import Self, TypeVar
 
 from pinworks_devtools.embedded_nats import EmbeddedNats
 from pinworks_devtools.embedded_postgres import POSTGRES_DB, EmbeddedPostgres
@@ -143,21 +143,48 @@ def _resolve(
     return source.embedded(Path(workdir), prefer_default_ports)
 
 
+_Started = TypeVar("_Started")
+
+
+def _on_default_ports_or_free(start: Callable[[bool], _Started], what: str,
+                              prefer_default_ports: bool) -> _Started:
+    """Start on the default ports when asked and they look free, else on free ones.
+
+    "Looks free" is a check, not a reservation: another program can bind a default port between
+    it and the server's own bind, so a server that cannot start on default ports gets one more
+    start on free ones instead of failing the platform.
+    """
+    if not prefer_default_ports:
+        return start(False)
+    try:
+        return start(True)
+    except RuntimeError as error:
+        _log.warning("embedded %s did not start on its default ports (%s); using free ports",
+                     what, str(error).splitlines()[0])
+        return start(False)
+
+
 def _embedded_nats(workdir: Path, prefer_default_ports: bool) -> Endpoint:
-    server = EmbeddedNats(
-        workdir / "nats",
-        port=preferred_or_free(DEFAULT_NATS_PORT, prefer_default_ports),
-        monitor_port=preferred_or_free(DEFAULT_NATS_MONITOR_PORT, prefer_default_ports),
-        secured=True,
-    ).start()
+    def start(prefer: bool) -> EmbeddedNats:
+        return EmbeddedNats(
+            workdir / "nats",
+            port=preferred_or_free(DEFAULT_NATS_PORT, prefer),
+            monitor_port=preferred_or_free(DEFAULT_NATS_MONITOR_PORT, prefer),
+            secured=True,
+        ).start()
+
+    server = _on_default_ports_or_free(start, "nats-server", prefer_default_ports)
     return Endpoint(server.url, f"embedded nats-server (TLS, nkey identities; data {server.data_dir})",
                     server.monitor_url, server.stop, server.security)
 
 
 def _embedded_postgres(workdir: Path, prefer_default_ports: bool) -> Endpoint:
-    server = EmbeddedPostgres(
-        workdir / "postgres", port=preferred_or_free(DEFAULT_POSTGRES_PORT, prefer_default_ports),
-    ).start()
+    def start(prefer: bool) -> EmbeddedPostgres:
+        return EmbeddedPostgres(
+            workdir / "postgres", port=preferred_or_free(DEFAULT_POSTGRES_PORT, prefer),
+        ).start()
+
+    server = _on_default_ports_or_free(start, "postgres", prefer_default_ports)
     return Endpoint(server.url, f"embedded postgres (data {server.pgdata})", None, server.stop)
 
 
