@@ -5,6 +5,7 @@ the escalation service), so a grant it lacks, or one on the audit it would need,
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -229,3 +230,55 @@ async def test_retention_erases_old_resolved_tickets_and_keeps_recent_or_waiting
             "SELECT DISTINCT actor FROM accountability WHERE action = :a AND ticket_id = :t"),
             {"a": ERASE_ACTION, "t": old})).scalars().all()
     assert actors == ["retention"]
+
+
+@pytest_asyncio.fixture
+async def known_agent(engine: AsyncEngine) -> str:
+    name = f"dpo-{uuid.uuid4().hex[:8]}"
+    async with engine.begin() as conn:
+        await conn.execute(insert(agents).values(name=name, password_hash="x",
+                                                 business_units=["retail"]))
+    return name
+
+
+@pytest_asyncio.fixture
+async def erasable(engine: AsyncEngine) -> str:
+    return await seed(engine, customer=f"C-{uuid.uuid4().hex[:8]}")
+
+
+def test_pinworks_erase_refuses_before_asking_to_confirm(
+        database: Database, known_agent: str, erasable: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An erasure that would be refused (an unknown agent, no such ticket) is refused before
+    the prompt; one that would go ahead is asked about, and nothing changes on 'no'."""
+    from typer.testing import CliRunner
+
+    from pinworks_escalation.cli.erase_commands import erase_app
+
+    monkeypatch.setenv("DATABASE_URL", database.role_urls[OPERATOR])
+
+    def erase(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(erase_app, list(args), input="n\n")
+        return result.exit_code, " ".join(result.output.split())
+
+    for args, refusal in (
+            (["--ticket", erasable, "--by", f"nobody-{known_agent}"],
+             f"no agent named 'nobody-{known_agent}'"),
+            (["--ticket", f"{erasable}-gone", "--by", known_agent], "no such ticket: nothing erased"),
+            (["--customer", f"nobody-{known_agent}", "--by", known_agent], "no such ticket")):
+        code, output = erase(*args)
+        assert code == 1 and refusal in output, output
+        assert "Erase the personal data" not in output, "asked to confirm what is refused"
+    code, output = erase("--ticket", erasable, "--by", known_agent)
+    assert code == 1 and f"Erase the personal data of {erasable}? This cannot be undone" in output
+    assert "Aborted" in output
+    engine = create_engine(database.admin_url, pool_size=1)
+
+    async def erased_at() -> object:
+        try:
+            async with engine.connect() as conn:
+                return (await conn.execute(select(tickets.c.personal_data_erased_at)
+                                           .where(tickets.c.ticket_id == erasable))).scalar_one()
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(erased_at()) is None, "'no' erased nothing"

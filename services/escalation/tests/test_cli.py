@@ -56,3 +56,17 @@ def test_a_queued_ticket_reads_like_a_ticket() -> None:
 def test_erase_needs_the_agent_who_answers_for_it() -> None:
     result = runner.invoke(app, ["erase", "--ticket", "T-1", "--yes"])  # no login-name default
     assert result.exit_code == 2 and "Missing option '--by'" in result.output
+
+
+def test_erase_refuses_an_id_no_ticket_can_have_before_asking_to_confirm() -> None:
+    for args, wrong in ((["--ticket", "T 1"], "--ticket 'T 1' is not a ticket id"),
+                        (["--ticket", "partner~T-1", "--platform", "partner"],
+                         "--ticket 'partner~T-1' is not a ticket id as its platform submits it"),
+                        (["--ticket", "T-1", "--platform", "no/such"],
+                         "--platform 'no/such' is not a platform name")):
+        # no database to ask: refused before any connection, and before the prompt
+        result = runner.invoke(app, ["erase", *args, "--by", "dpo"], input="y\n",
+                               env={"DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none"})
+        assert result.exit_code == 2, result.output
+        assert wrong in " ".join(result.output.split())
+        assert "Erase the personal data" not in result.output
