@@ -12,12 +12,12 @@ import json
 import os
 import sys
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from pinworks_common.db.engine import create_engine
 from pinworks_common.db.tables import dead_letters, decisions, unfinished_deliveries
@@ -148,3 +148,28 @@ async def test_counts_of_many_messages_change_in_one_statement_each(database: Da
         assert await counts.counts(f"other-{stage}", [3]) == {}, "each stage's own"
     finally:
         await engine.dispose()
+
+
+async def test_counts_older_than_the_max_age_are_swept_in_bounded_statements(
+        database: Database) -> None:
+    engine = create_engine(database.service_url("router"), pool_size=1)  # a service's grants
+    admin = create_engine(database.admin_url, pool_size=1)
+    stage, counts = f"sweep-{uuid.uuid4().hex[:8]}", PostgresUnfinishedDeliveries(engine)
+    try:
+        await counts.begin(stage, [1, 2, 3, 4, 5])
+        await counts.begin(f"other-{stage}", [1])
+        async with admin.begin() as conn:  # as if these were last counted two hours ago
+            await conn.execute(update(unfinished_deliveries).where(
+                unfinished_deliveries.c.stage.in_([stage, f"other-{stage}"]),
+                unfinished_deliveries.c.stream_seq <= 3,
+            ).values(updated_at=func.now() - timedelta(hours=2)))
+        assert await counts.sweep(stage, 3 * 3600, limit=10) == 0, "younger than the max age"
+        assert await counts.sweep(stage, 3600, limit=2) == 2
+        assert await counts.counts(stage, [1, 2, 3, 4, 5]) == {3: 1, 4: 1, 5: 1}, "oldest first"
+        assert await counts.sweep(stage, 3600, limit=2) == 1
+        assert await counts.sweep(stage, 3600, limit=2) == 0
+        assert await counts.counts(stage, [1, 2, 3, 4, 5]) == {4: 1, 5: 1}
+        assert await counts.counts(f"other-{stage}", [1]) == {1: 1}, "each stage sweeps its own"
+    finally:
+        await engine.dispose()
+        await admin.dispose()

@@ -10,10 +10,11 @@ from collections.abc import Collection, Sequence
 
 from sqlalchemy import exc as sa_exc
 
-from pinworks_common.deliveries import MemoryUnfinishedDeliveries
+from pinworks_common.deliveries import MemoryUnfinishedDeliveries, UnfinishedSweep
 from pinworks_common.ledger import Entries, Ledger, Publication
 from pinworks_common.ledger.memory import MemoryBooks, MemoryMessage
 from pinworks_common.stage import Delivery, StageRunner, Work
+from pinworks_contracts.messages import Outcome
 
 MAX_UNFINISHED = 3
 
@@ -63,6 +64,10 @@ class CountedStatements(MemoryUnfinishedDeliveries):
     async def forget(self, stage: str, seqs: Collection[int]) -> None:
         self.statements += 1
         await super().forget(stage, seqs)
+
+    async def sweep(self, stage: str, older_than_seconds: float, limit: int) -> int:
+        self.statements += 1
+        return await super().sweep(stage, older_than_seconds, limit)
 
 
 class Platform:
@@ -202,3 +207,95 @@ def test_below_three_unfinished_deliveries_each_suspect_is_taken_up_alone() -> N
     assert sorted(platform.logic.applied) == ["a", "b"]
     assert [letter["stream_seq"] for letter in platform.dead_letters()] == [2]
     assert platform.logic.batches == [["a"], ["b"]]
+
+
+WEEK = 7 * 24 * 3600.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_counts_their_messages_outlived_are_swept_once_older_than_the_streams_max_age() -> None:
+    clock = Clock()
+    platform = Platform()
+    platform.unfinished = MemoryUnfinishedDeliveries(clock)
+    platform.restart()
+    batch = [MemoryMessage(b"a", 1), MemoryMessage(b"dies", 2), MemoryMessage(b"b", 3)]
+    assert not platform.deliver(*batch)
+    assert not platform.deliver(*(message.redelivered() for message in batch))
+    assert platform.unfinished.started == {("test", 1): 1, ("test", 2): 1, ("test", 3): 1}
+    # the stream drops the messages (aged out, or erased): they never come back
+    clock.now += WEEK / 2
+    asyncio.run(platform.unfinished.begin("other", [2]))
+    sweep = UnfinishedSweep(3600.0)
+    sweep.add(platform.unfinished, "test", WEEK)
+    sweep.add(platform.unfinished, "other", WEEK)
+    clock.now += WEEK / 2 - 1
+    assert asyncio.run(sweep.run_once()) == 0, "a message younger than the max age may come back"
+    clock.now += 2
+    assert asyncio.run(sweep.run_once()) == 3
+    assert platform.unfinished.started == {("other", 2): 1}, "a younger count stays"
+
+
+class ForgetsNothing(MemoryUnfinishedDeliveries):
+    async def forget(self, stage: str, seqs: Collection[int]) -> None:
+        raise ConnectionRefusedError("database down")
+
+
+def test_a_count_a_lost_deletion_left_behind_a_finished_message_is_swept() -> None:
+    clock = Clock()
+    platform = Platform()
+    platform.unfinished = ForgetsNothing(clock)
+    platform.restart()
+    message = MemoryMessage(b"a", 5, num_delivered=2)
+    assert platform.deliver(message) and message.acked
+    assert platform.unfinished.started == {("test", 5): 1}, "the deletion after the ack was lost"
+    sweep = UnfinishedSweep(3600.0)
+    sweep.add(platform.unfinished, "test", WEEK)
+    clock.now += WEEK + 1
+    assert asyncio.run(sweep.run_once()) == 1 and platform.unfinished.started == {}
+
+
+def test_a_backlog_is_swept_in_statements_of_a_bounded_size() -> None:
+    clock = Clock()
+    counts = CountedStatements()
+    counts.clock = clock
+    asyncio.run(counts.begin("test", range(1, 2501)))
+    clock.now += WEEK + 1
+    asyncio.run(counts.begin("test", [2501]))
+    sweep = UnfinishedSweep(3600.0, batch_rows=1000)
+    sweep.add(counts, "test", WEEK)
+    counts.statements = 0
+    assert asyncio.run(sweep.run_once()) == 2500
+    assert counts.statements == 3 and counts.started == {("test", 2501): 1}
+
+
+def test_a_service_sweeps_each_stage_it_mounts_by_its_own_streams_max_age() -> None:
+    from pinworks_common.db.engine import create_engine
+    from pinworks_common.service import ServiceRuntime, create_broker, mount_stage
+    from pinworks_common.settings import CommonSettings
+    from pinworks_contracts.subjects import OUTCOMES_STREAM, WORK_STREAM
+
+    settings = CommonSettings(NATS_URL="nats://127.0.0.1:9", DATABASE_URL="postgresql://x@127.0.0.1:9/x")
+    runtime = ServiceRuntime("test", settings, create_broker(settings, "test"),
+                             create_engine(settings.database_url))
+    runners = {}
+    for stage, subject, stream in (("on-work", "pinworks.work.x", WORK_STREAM),
+                                   ("on-outcomes", "tickets.outcome.x", OUTCOMES_STREAM)):
+        logic = Logic()
+        logic.stage = stage
+        runners[stage] = mount_stage(runtime, logic, MemoryBooks(), subject=subject, stream=stream,
+                                     description="test", payload=Outcome)
+    for stage, runner in runners.items():
+        counts = runner.unfinished
+        assert isinstance(counts, MemoryUnfinishedDeliveries)
+        asyncio.run(counts.begin(stage, [1, 2]))
+        counts.updated[stage, 1] -= 8 * 24 * 3600  # a week and a day: past the work stream's age
+    assert asyncio.run(runtime.sweep.run_once()) == 1
+    assert [sorted(runner.unfinished.started) for runner in runners.values()] == [  # type: ignore[attr-defined]
+        [("on-work", 2)], [("on-outcomes", 1), ("on-outcomes", 2)]]

@@ -23,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinworks_common.db.engine import create_engine
+from pinworks_common.deliveries import UnfinishedSweep
 from pinworks_common.health import HealthServer
 from pinworks_common.ledger import Books, Publication
 from pinworks_common.logs import configure_logging
@@ -36,7 +37,7 @@ from pinworks_common.stage import (
     StageRunner,
     escalate_on_dead_letter,
 )
-from pinworks_common.streams import declare_streams
+from pinworks_common.streams import STREAM_MAX_AGE_SECONDS, declare_streams
 from pinworks_common.telemetry import configure_tracing
 from pinworks_contracts.messages import DeadLetter
 from pinworks_contracts.subjects import (
@@ -235,6 +236,8 @@ class ServiceRuntime:
     """(stream, durable) of each consumer the service runs: their lag is exported."""
     poller: Poller = field(default_factory=lambda: Poller(15.0))
     """Periodic reads behind gauges; services add theirs (queue depth, budgets)."""
+    sweep: UnfinishedSweep = field(default_factory=lambda: UnfinishedSweep(3600.0))
+    """Deletes the mounted stages' unfinished-delivery counts their messages outlived."""
 
     async def ready(self) -> bool:
         if not await self.broker.ping(timeout=1.0):
@@ -260,7 +263,8 @@ def mount_stage(
     `subject`: its runner over `books` (the Postgres ledger when None, an in-memory one in
     component tests), its subscription, and `payload` as the channel's documented message.
     `escalate_dead_letters` sends a ticket the stage gave up on to a person. The consumer's lag
-    is among the service's gauges."""
+    is among the service's gauges; its unfinished-delivery counts are swept (`runtime.sweep`)
+    once older than `stream`'s max age."""
     durable = durable or logic.stage
     runner = StageRunner(
         logic, books or runtime.engine, make_publisher(runtime.broker),
@@ -273,6 +277,7 @@ def mount_stage(
         settings=runtime.settings, description=description,
         runtime=runtime,
     )
+    runtime.sweep.add(runner.unfinished, logic.stage, STREAM_MAX_AGE_SECONDS[stream])
     runtime.documented_payloads[f"{durable}:{subject}"] = payload
     return runner
 
@@ -287,6 +292,7 @@ def build_runtime(name: str, settings: CommonSettings) -> ServiceRuntime:
         broker=create_broker(settings, name),
         engine=create_engine(settings.database_url),
         poller=Poller(settings.metrics_interval_seconds),
+        sweep=UnfinishedSweep(settings.unfinished_sweep_seconds),
     )
 
 
@@ -316,10 +322,12 @@ def service_app(
 
             runtime.poller.add("consumer_lag", consumer_lag)
         await runtime.poller.start()
+        await runtime.sweep.start()
         log.info("pinworks-%s ready (health and /metrics on :%d)", runtime.name,
                  runtime.settings.health_port)
 
     async def stop() -> None:
+        await runtime.sweep.stop()
         await runtime.poller.stop()
         for hook in on_stopping:
             await hook()

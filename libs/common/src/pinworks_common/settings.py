@@ -114,6 +114,12 @@ class CommonSettings(NatsClientSettings):
     """Deliveries of a message begun and never finished (its process died on it: a segfault,
     an OOM kill; or its ack wait ran out) before it is dead-lettered instead of processed
     again. Each such delivery comes back after `PINWORKS_ACK_WAIT_SECONDS`."""
+    unfinished_sweep_seconds: float = Field(
+        3600.0, gt=0, validation_alias="PINWORKS_UNFINISHED_SWEEP_SECONDS")
+    """How often each service deletes its stages' unfinished-delivery counts not updated for
+    longer than their stream's max age (left by a message that never came back, or by a
+    deletion a crash lost; `pinworks_common.deliveries`). Such a row is never read again: the
+    sweep only keeps the table from growing."""
     ack_wait_seconds: float = Field(30.0, gt=0, validation_alias="PINWORKS_ACK_WAIT_SECONDS")
     """How long JetStream waits for an ack before redelivering."""
     otlp_endpoint: str | None = Field(None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")

@@ -196,7 +196,9 @@ unfinished_deliveries = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 """Redelivered messages a stage began and has not finished (`pinworks_common.deliveries`):
-a row per unacknowledged message, deleted once it is acknowledged or dead-lettered."""
+a row per unacknowledged message, deleted once it is acknowledged or dead-lettered, or, if
+that deletion is lost or the message never comes back, by the service's sweep once older than
+its stream's max age."""
 
 outbox = Table(
     "outbox",
