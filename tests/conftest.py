@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ from pinworks_devtools import (
     Endpoint,
     Infrastructure,
     docker_available,
+    drop_database,
     fresh_database,
     resolve_database,
     resolve_nats,
@@ -97,29 +99,50 @@ class Database:
         return self.role_urls[SERVICE_ROLES[service]]
 
 
-def _provisioned(database_endpoint: Endpoint, fresh: bool) -> Database:
-    """The endpoint's database (or, `fresh`, a new one on its server) migrated, every role with
-    a login; the roles are the server's, with passwords every session derives alike from its URL."""
+@pytest.fixture(scope="session")
+def _made_databases(database_endpoint: Endpoint) -> Iterator[list[str]]:
+    """The databases this session made on the endpoint's server (`_provisioned`'s fresh ones),
+    dropped when the session ends, and only those: a server named by ``DATABASE_URL`` is
+    someone else's and would otherwise collect one per session (an embedded one goes anyway).
+    Best effort: one that cannot be dropped is named in a warning, never a failed session."""
+    made: list[str] = []
+    yield made
+    for url in made:
+        try:
+            asyncio.run(drop_database(database_endpoint.url, url))
+        except Exception as error:  # noqa: BLE001 - the tests' outcome stands
+            warnings.warn(f"test database {url.rsplit('/', 1)[-1]} not dropped: {error!r}",
+                          stacklevel=1)
+
+
+def _provisioned(database_endpoint: Endpoint, made: list[str], fresh: bool) -> Database:
+    """The endpoint's database (or, `fresh`, a new one on its server, in `made`) migrated, every
+    role with a login; the roles are the server's, with passwords every session derives alike
+    from its URL."""
     from pinworks_common.db.migrate import provision
     from pinworks_common.db.roles import derived_passwords
 
-    url = asyncio.run(fresh_database(database_endpoint.url)) if fresh else database_endpoint.url
+    url = database_endpoint.url
+    if fresh:
+        url = asyncio.run(fresh_database(database_endpoint.url))
+        made.append(url)
     return Database(url, provision(url, derived_passwords(database_endpoint.url)))
 
 
 @pytest.fixture(scope="session")
-def database(database_endpoint: Endpoint) -> Database:
+def database(database_endpoint: Endpoint, _made_databases: list[str]) -> Database:
     """Migrated once per session, every role with a login. With ``DATABASE_URL`` (someone
     else's server) the session works in a fresh database of its own there."""
-    return _provisioned(database_endpoint, fresh=database_endpoint.source.startswith("environment"))
+    return _provisioned(database_endpoint, _made_databases,
+                        fresh=database_endpoint.source.startswith("environment"))
 
 
 @pytest.fixture(scope="module")
-def own_database(database_endpoint: Endpoint) -> Database:
+def own_database(database_endpoint: Endpoint, _made_databases: list[str]) -> Database:
     """A migrated database of this module alone, for a test that must be the only one of its
     kind at work in it (e.g. the only outbox relay: the session's database also serves the
     services the e2e tests start, and a relay of theirs takes rows meant for the test's)."""
-    return _provisioned(database_endpoint, fresh=True)
+    return _provisioned(database_endpoint, _made_databases, fresh=True)
 
 
 @pytest.fixture(scope="session")

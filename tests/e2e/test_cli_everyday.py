@@ -170,20 +170,13 @@ async def test_infrastructure_failures_are_one_line(platform: Platform, tmp_path
     assert pg_down.returncode == 2 and pg_down.stderr.count("\n") == 1, pg_down.stderr
     assert "cannot reach Postgres at postgresql://pinworks:***@127.0.0.1:9/x" in pg_down.stderr
 
-    from pinworks_common.db.engine import create_engine
+    from pinworks_devtools import drop_database, fresh_database
 
-    bare = f"bare_{run_id()}"
-    engine = create_engine(platform.database_url, pool_size=1)
+    bare_url = await fresh_database(platform.database_url, "bare")
     try:
-        async with engine.connect() as conn:
-            from sqlalchemy import text
-
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(f"CREATE DATABASE {bare}"))
-    finally:
-        await engine.dispose()
-    bare_url = platform.database_url.rsplit("/", 1)[0] + f"/{bare}"
-    unmigrated = await acli({**platform.env, "DATABASE_URL": bare_url}, "agent", "list")
+        unmigrated = await acli({**platform.env, "DATABASE_URL": bare_url}, "agent", "list")
+    finally:  # on a server DATABASE_URL names, the database would outlive the session
+        await drop_database(platform.database_url, bare_url)
     assert unmigrated.returncode == 2 and unmigrated.stderr.count("\n") == 1, unmigrated.stderr
     assert "has no pinworks tables" in unmigrated.stderr
     assert "pinworks db upgrade" in unmigrated.stderr

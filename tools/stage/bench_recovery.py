@@ -38,7 +38,7 @@ from pinworks_common.service import create_broker, ensure_streams, make_publishe
 from pinworks_common.settings import CommonSettings
 from pinworks_common.stage import StageRunner
 from pinworks_contracts.subjects import WORK_STREAM
-from pinworks_devtools import EmbeddedNats, fresh_database, resolve_database
+from pinworks_devtools import EmbeddedNats, drop_database, fresh_database, resolve_database
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 # The integration test's stage: one decision per ticket (it dies only on a ticket named so).
@@ -140,17 +140,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-recovery-") as workdir:
         server = None
         endpoint = resolve_database(Path(workdir), allow_docker=False)
+        url = endpoint.url
         try:
             nats_url = os.environ.get("NATS_URL")
             if nats_url is None:
                 server = EmbeddedNats(Path(workdir) / "nats").start()
                 nats_url = server.url
-            url = endpoint.url
             if endpoint.source.startswith("environment"):
                 url = asyncio.run(fresh_database(url, "pinworks_bench"))
             upgrade(url)
             asyncio.run(run(nats_url, url, args.count, args.rounds))
         finally:
+            if url != endpoint.url:  # its own database on DATABASE_URL's server
+                asyncio.run(drop_database(endpoint.url, url))
             if server is not None:
                 server.stop()
             endpoint.close()
