@@ -102,9 +102,13 @@ test-isolated: $(UV)
 		$(UV) pip install --quiet --python $$env_dir/bin/python pytest pytest-xdist && \
 		cd services/classifier/training && $$env_dir/bin/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --import-mode=importlib -c /dev/null --rootdir . tests
 
+# The scripts beside the packages (benchmarks, tools, evaluation-set builders: every .py outside a
+# src/ or tests/ directory) are type-checked like the packages, so a benchmark cannot rot unseen.
+SCRIPTS = $(shell find libs services tools -name '*.py' -not -path '*/src/*' -not -path '*/tests/*' | sort)
+
 lint: install check-imports
 	$(VENV)/bin/ruff check libs services tests tools
-	$(VENV)/bin/mypy libs/*/src services/*/src services/classifier/training/src tools/import_graph.py tools/numeric_tests.py
+	$(VENV)/bin/mypy libs/*/src services/*/src services/classifier/training/src $(SCRIPTS)
 
 # The import graph of libs/* and services/* is the layered DAG contracts <- runtime <- services
 # <- cli: no library imports a service, no service another, no cycle (tools/import_graph.py).

@@ -60,9 +60,11 @@ def payloads() -> dict[str, tuple[bytes, JsonLimits]]:
     attempts = [messages.HandlerAttempt(handler=handler, handler_version="3", result="declined",
                                         reason=f"{handler} found no answer [score 0.2]")
                 for handler in ("template", "kb", "llm_small")]
+    route, draft = ticket.route, ticket.draft
+    assert route is not None and draft is not None, "envelope() is a drafted ticket"
     retried = ticket.model_copy(update={
-        "attempts": attempts, "route": ticket.route.model_copy(update={"reason": "[a] [b]"}),
-        "draft": ticket.draft.model_copy(update={"citations": ["kb-1", "kb-7"], "details": {
+        "attempts": attempts, "route": route.model_copy(update={"reason": "[a] [b]"}),
+        "draft": draft.model_copy(update={"citations": ["kb-1", "kb-7"], "details": {
             "passages": [{"id": f"kb-{n}", "score": 0.5} for n in range(12)]}})})
     return {
         "envelope": (ticket.model_dump_json().encode(), INTERNAL_LIMITS),

@@ -116,10 +116,10 @@ def _resolved(ticket_id: str) -> records.HandOffBuilder:
 
 
 def verifier(ticket_id: str) -> records.Entries:
-    checks = [{"check": name, "version": f"{name}-3", "passed": True, "reasons": [],
-               "details": {"score": 0.91, "threshold": 0.5}}
-              for name in ("grounding", "policy", "completeness", "tone", "personal_data",
-                           "commitments")]
+    checks: list[dict[str, Any]] = [
+        {"check": name, "version": f"{name}-3", "passed": True, "reasons": [],
+         "details": {"score": 0.91, "threshold": 0.5}}
+        for name in ("grounding", "policy", "completeness", "tone", "personal_data", "commitments")]
     entry = records.Decision(
         ticket_id, "verifier", "verify:0", "verifier", "+".join(c["version"] for c in checks),
         inputs={"handler": "template", "answer_chars": len(ANSWER)},

@@ -10,6 +10,7 @@ import argparse
 import io
 import logging
 import time
+from collections.abc import Sequence
 
 from pinworks_common.logs import RedactingFilter, configure_logging, log_fields
 
@@ -25,7 +26,7 @@ RECORDS = [
 Shape = tuple[str, tuple[object, ...], dict[str, str]]
 
 
-def per_record(records: int, redacting: bool, shapes: list[Shape] = RECORDS) -> float:
+def per_record(records: int, redacting: bool, shapes: Sequence[Shape] = RECORDS) -> float:
     out = io.StringIO()
     configure_logging("bench", stream=out)
     handler = logging.getLogger().handlers[0]

@@ -39,8 +39,10 @@ def main() -> None:
         observer.handled(BATCH, 0.05)
     runner_us = per_message_us(time.perf_counter() - started, args.batches)
 
-    costs = [(f"unit-{n % args.units}", "classifier", 0.00002) for n in range(BATCH)]
-    outcomes = [("resolved", f"unit-{n % args.units}", "automation", 1.5) for n in range(BATCH)]
+    costs: list[tuple[str | None, str, float]] = [
+        (f"unit-{n % args.units}", "classifier", 0.00002) for n in range(BATCH)]
+    outcomes: list[tuple[str, str | None, str, float | None]] = [
+        ("resolved", f"unit-{n % args.units}", "automation", 1.5) for n in range(BATCH)]
     started = time.perf_counter()
     for _ in range(args.batches):
         with until_commit():

@@ -17,9 +17,9 @@ from pinworks_common.ledger import DecisionRef
 from pinworks_contracts.messages import (
     Classification,
     EscalationRequest,
+    PinworksTicket,
     RouteDecision,
     TicketEnvelope,
-    TicketSubmission,
 )
 
 SIZES = (1, 10, 32, 128)
@@ -30,9 +30,11 @@ def batch(size: int) -> tuple[list[EscalationRequest], dict[DecisionRef, dict[st
                               dict[str, provenance.TicketRecord]]:
     """`size` tickets the router sent to a person, with what the stage reads for them: the
     route, verifier and draft decisions (the router's stored) and the customer-state readings."""
-    requests, stored, records = [], {}, {}
+    requests: list[EscalationRequest] = []
+    stored: dict[DecisionRef, dict[str, object]] = {}
+    records: dict[str, provenance.TicketRecord] = {}
     for n in range(size):
-        ticket = TicketSubmission(ticket_id=f"B-{n}", business_unit="retail", body="text")
+        ticket = PinworksTicket(ticket_id=f"B-{n}", business_unit="retail", body="text")
         classification = Classification(intent="card_arrival", confidence=0.6, alternatives=[],
                                         out_of_scope=False, model_version="m")
         envelope = TicketEnvelope(

@@ -156,14 +156,14 @@ def save(model: SecondOpinionModel, mass: np.ndarray, directory: Path) -> str:
     vocab = sorted(model.vocab, key=model.vocab.__getitem__)
     body = {"format": FORMAT, "labels": model.labels, "vocab": vocab, **model.meta}
     body.pop("version", None)
-    arrays = {"rows": rows.astype(np.int16), "cols": cols.astype(np.int32),
-              "mass": mass[rows, cols].astype(np.float32), "idf": model.idf}
-    digest = class_mass_digest(arrays["rows"], arrays["cols"], arrays["mass"], arrays["idf"],
+    rows16, cols32, masses = rows.astype(np.int16), cols.astype(np.int32), mass[rows, cols].astype(np.float32)
+    digest = class_mass_digest(rows16, cols32, masses, model.idf,
                                json.dumps(body, sort_keys=True).encode())
     body["version"] = f"{ARTIFACT}-{digest[:8]}"
     body["content_sha256"] = digest
     (directory / f"{ARTIFACT}.json").write_text(json.dumps(body, sort_keys=True) + "\n")
-    np.savez_compressed(directory / f"{ARTIFACT}.npz", **arrays)
+    np.savez_compressed(directory / f"{ARTIFACT}.npz", rows=rows16, cols=cols32, mass=masses,
+                        idf=model.idf)
     return str(body["version"])
 
 
