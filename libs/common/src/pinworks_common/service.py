@@ -236,7 +236,8 @@ class ServiceRuntime:
     """(stream, durable) of each consumer the service runs: their lag is exported."""
     poller: Poller = field(default_factory=lambda: Poller(15.0))
     """Periodic reads behind gauges; services add theirs (queue depth, budgets)."""
-    sweep: UnfinishedSweep = field(default_factory=lambda: UnfinishedSweep(3600.0))
+    sweep: UnfinishedSweep = field(default_factory=lambda: UnfinishedSweep(
+        CommonSettings.model_fields["unfinished_sweep_seconds"].default))
     """Deletes the mounted stages' unfinished-delivery counts their messages outlived."""
 
     async def ready(self) -> bool:

@@ -72,7 +72,8 @@ cost totals and when a ticket was received."""
 
 _STAGE: dict[str, tuple[str, ...]] = {
     **_LEDGER,
-    # INSERT ... ON CONFLICT DO UPDATE counts a redelivery begun; DELETE once it is settled
+    # INSERT ... ON CONFLICT DO UPDATE counts a redelivery begun; DELETE once it is settled, or
+    # by the sweep once older than its stream's max age
     "unfinished_deliveries": ("SELECT", "INSERT", "UPDATE(started, updated_at)", "DELETE"),
 }
 """What every pipeline service's stage runner does: its ledger, and counting the redelivered
