@@ -86,6 +86,25 @@ async def test_a_decision_is_stored_once_and_handed_on_as_first_stored(books: Bo
     assert len(await rows(books, "decisions", ticket_id=ticket_id)) == 1
 
 
+async def test_a_decision_stored_without_a_hand_off_is_given_as_stored_when_asked_later(
+        books: Books, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its output is read back from the statement's text only when asked for, and then as a
+    JSON column gives it back (a tuple as a list; the original, not the redacted copy), without
+    reading the store again."""
+    ticket_id = ticket()
+    first = decision(ticket_id, {"reply": "Hi Jane Doe", "pair": ("a", 1)}, key="assist")
+    async with books.transaction() as ledger:
+        recorded = await ledger.record(records.Entries(decisions=[first]))
+
+        async def unread(refs: object) -> dict[records.DecisionRef, Any]:
+            raise AssertionError("read again from the store")
+
+        monkeypatch.setattr(ledger.store, "stored_decisions", unread)
+        assert await ledger.decided([first.ref]) == {
+            first.ref: {"reply": "Hi Jane Doe", "pair": ["a", 1]}}
+    assert recorded.new_decisions == [first]
+
+
 async def test_a_batch_with_two_copies_stores_the_first(books: Books) -> None:
     ticket_id = ticket()
     first, copy = decision(ticket_id, {"n": 1}), decision(ticket_id, {"n": 2})

@@ -123,6 +123,9 @@ class Ledger:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._decided: dict[DecisionRef, Output] = {}
+        self._unread: dict[DecisionRef, _Candidate[Any]] = {}
+        """Decisions this ledger stored, each read back from its statement's text only when
+        asked for (`decided`): most are never asked for again (no hand-off builds from them)."""
         self._absent: set[DecisionRef] = set()
         self._received: dict[str, datetime] = {}
 
@@ -130,6 +133,8 @@ class Ledger:
         """The stored output of each recorded decision among `refs` (a stored decision never
         changes, so each is read once per ledger)."""
         wanted = set(refs)
+        for ref in wanted & self._unread.keys():
+            self._decided[ref] = self._unread.pop(ref).as_stored("output")
         missing = wanted - self._decided.keys() - self._absent
         if missing:
             found = await self.store.stored_decisions(missing)
@@ -213,7 +218,7 @@ class Ledger:
                                                   new["accountability"])
         for row in new["decisions"]:  # as stored: decoded from the text the statement sent
             candidate = decisions[key_of("decisions", row)]
-            self._decided[candidate.record.ref] = candidate.as_stored("output")
+            self._unread[candidate.record.ref] = candidate
         self._absent -= {decision.ref for decision in entries.decisions}  # another delivery's
         outcomes = list(entries.outcomes)
         stored = await self.decided(handoff.after for handoff in entries.handoffs)
