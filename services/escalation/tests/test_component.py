@@ -3,6 +3,7 @@ Postgres, no NATS), fed real escalation requests as JetStream messages."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from pinworks_common.ledger.memory import StageHarness, sent, without_nonce
@@ -97,21 +98,46 @@ def test_an_escalation_no_stored_step_made_is_refused_and_leaves_the_claimed_row
     assert len(stage.rows("outcomes")) == 1
 
 
-def test_a_batch_reads_its_stored_decisions_once() -> None:
-    """The steps that handed the tickets over and the customer-state readings, in one read."""
+def test_a_batch_reads_its_stored_decisions_once_and_no_queue_rows_or_dead_letters() -> None:
+    """The steps that handed the tickets over and the customer-state readings, in one read;
+    attempt 0 needs no queue row, and a stored decision that hands the ticket over needs no
+    dead letter, so neither is read (two statements a batch fewer)."""
     stage = StageHarness(EscalationStage())
-    reads = 0
-    stored_decisions = stage.books.store.stored_decisions
+    reads: list[str] = []
+    store = stage.books.store
+    stored_decisions, stored_rows = store.stored_decisions, store.stored_rows
 
-    async def counted(refs):  # type: ignore[no-untyped-def]
-        nonlocal reads
-        reads += 1
+    async def decisions(refs):  # type: ignore[no-untyped-def]
+        reads.append("decisions")
         return await stored_decisions(refs)
 
-    stage.books.store.stored_decisions = counted  # type: ignore[method-assign]
+    async def rows(table, column, values):  # type: ignore[no-untyped-def]
+        reads.append(table)
+        return await stored_rows(table, column, values)
+
+    store.stored_decisions, store.stored_rows = decisions, rows  # type: ignore[method-assign]
     messages_ = [stage.message(recorded(stage, request(f"E-R{n}")), ESCALATION_REQUESTED)
                  for n in range(3)]
     stage.deliver(*messages_)
     assert all(message.acked for message in messages_)
     assert len(stage.rows("escalations")) == 3
-    assert reads == 1
+    assert reads == ["tickets", "decisions"]
+
+
+def test_a_ticket_a_stage_dead_lettered_is_queued_on_its_dead_letter_alone() -> None:
+    """No stored decision hands it over, so the dead letters are read: the asking stage's own
+    accounts for the request, another stage's does not."""
+    stage = StageHarness(EscalationStage())
+    ours, theirs = request("E-D1"), request("E-D2")
+    for escalation in (ours, theirs):
+        stage.record_upstream(escalation.envelope)  # the ticket; no step handed it over
+    for seq, (ticket_id, dead_stage) in enumerate((("E-D1", "verifier"), ("E-D2", "router"))):
+        asyncio.run(stage.books.store.insert_once("dead_letters", [{
+            "stage": dead_stage, "subject": "pinworks.work.drafted", "stream_seq": 900 + seq,
+            "ticket_id": ticket_id, "deliveries": 3, "error": "boom", "raw_payload": "{}"}]))
+    stage.deliver(stage.message(ours, ESCALATION_REQUESTED),
+                  stage.message(theirs, ESCALATION_REQUESTED))
+    assert [row["ticket_id"] for row in stage.rows("escalations")] == ["E-D1"]
+    kinds = [row["details"]["kind"] for row in stage.rows("accountability")
+             if row["action"] == "refuse"]
+    assert kinds == ["unrecorded_escalation"]
