@@ -160,3 +160,34 @@ def test_a_text_found_again_gives_the_same_findings_without_a_second_search(
     find(long)
     find(long)
     assert searched[3:] == [long, long]
+
+
+def test_known_names_in_ascii_text_are_found_where_the_expression_finds_them() -> None:
+    """`_ascii_spans` (no compile per name) against the expression it stands for, on texts
+    built to hit its edges: every case, the value inside longer words, next to `_` and digits,
+    repeated and overlapping ("anan" in "ananan"), at either end, with punctuation in it, and
+    beside or among letters beyond ASCII (ı, ſ, İ and the Kelvin sign match ASCII letters)."""
+    import itertools
+    import random
+    import re
+
+    from pinworks_common.personal_data.names import _known_spans
+
+    def expected(text: str, value: str) -> list[tuple[int, int]]:
+        return [(m.start(), m.end()) for m in
+                re.finditer(rf"(?<!\w){re.escape(value)}(?!\w)", text, re.IGNORECASE)]
+
+    generator = random.Random(20)
+    values = ["an", "Ana", "anan", "o'neil", "Mary-Jo", "Jo Li", "x_y", "a1", "is", "kai", "Ñan"]
+    pieces = ["an", "AN", "aN", "ana", "Ana", "n", " ", "_", "1", "-", "'", "o'Neil", "MARY-JO",
+              "jo li", "x_Y", "A1", ".", "\n", "£", "’", "é", "Ñ", "²", "\u0131", "\u017f",
+              "\u0130", "\u212a", "ß"]
+    for length in range(1, 9):
+        for _ in range(300):
+            text = "".join(generator.choice(pieces) for _ in range(length))
+            for value in values:
+                assert list(_known_spans(text, [value])) == expected(text, value), (text, value)
+    for text, value in itertools.product(["ananan", "Ana ana ANA", "anA_ana ana1 ana"], values):
+        assert list(_known_spans(text, [value])) == expected(text, value), (text, value)
+    assert list(_known_spans("Ilıa ılia", ["ilia"])) == expected("Ilıa ılia", "ilia") != []
+    assert list(_known_spans("\u212aai £5", ["kai"])) == expected("\u212aai £5", "kai") != []

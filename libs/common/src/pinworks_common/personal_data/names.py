@@ -123,12 +123,51 @@ class NameCues:
 
 
 def _known_spans(text: str, known: Iterable[str]) -> Iterable[tuple[int, int]]:
+    """Where each value the caller knows to be a name occurs as a whole word, in any case.
+
+    An ASCII value (most customers' names) is found by `_ascii_spans`, without compiling an
+    expression for each name: `re` keeps 512, so each name new to the process cost a compile."""
+    folded = text.lower()
+    plain = len(folded) == len(text) and not _ASCII_FOLDED.intersection(text)
     for value in known:
         value = value.strip()
         if len(value) < 2:
             continue
+        if plain and value.isascii():
+            yield from _ascii_spans(text, folded, value.lower())
+            continue
         for match in re.finditer(rf"(?<!\w){re.escape(value)}(?!\w)", text, re.IGNORECASE):
             yield match.start(), match.end()
+
+
+_ASCII_FOLDED = frozenset("\u0131\u017f")
+"""The letters other than ASCII ones that `re.IGNORECASE` matches with an ASCII letter though
+their lower case is not that letter: dotless ı (an i) and long ſ (an s). The Kelvin sign's
+lower case is a k; İ's is two characters, which `len(text.lower())` tells."""
+
+
+def _ascii_spans(text: str, folded: str, value: str) -> Iterable[tuple[int, int]]:
+    r"""What ``re.finditer(r"(?<!\w)<value>(?!\w)", text, re.IGNORECASE)`` finds for a
+    lower-case ASCII `value` in a `text` whose lower case `folded` has a character for each of
+    its own and none of `_ASCII_FOLDED`: there a character matches an ASCII letter exactly when
+    its lower case is that letter, so the matches are `value`'s occurrences in `folded` with no
+    word character (``\w``: `str.isalnum` or ``_``) either side, each looked for after the last
+    one, an occurrence inside a longer word one character on."""
+    size, end_of_text = len(value), len(text)
+    start = folded.find(value)
+    while start != -1:
+        end = start + size
+        if ((start == 0 or not _word(text[start - 1]))
+                and (end == end_of_text or not _word(text[end]))):
+            yield start, end
+            start = folded.find(value, end)
+        else:
+            start = folded.find(value, start + 1)
+
+
+def _word(char: str) -> bool:
+    """``\\w`` of a `str` expression."""
+    return char.isalnum() or char == "_"
 
 
 def _cued_spans(cues: NameCues) -> Iterable[tuple[int, int]]:
