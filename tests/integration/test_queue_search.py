@@ -16,12 +16,14 @@ from typing import Any
 import asyncpg
 import pytest
 import pytest_asyncio
+from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinworks_common.db.engine import create_engine
-from pinworks_common.db.migrate import upgrade
+from pinworks_common.db.migrate import alembic_config, upgrade
 from pinworks_common.db.roles import OWNER
 from pinworks_common.db.tables import escalations
 from pinworks_escalation.queue import listing
@@ -29,6 +31,8 @@ from pinworks_escalation.queue.listing import QueueQuery, list_queue
 from tests.conftest import Database
 
 pytestmark = pytest.mark.integration
+
+HEAD = str(ScriptDirectory.from_config(alembic_config("")).get_current_head())
 
 TICKETS = {
     "body": ("Mon RELEVÉ shows a 50%_off charge", None, None),
@@ -86,6 +90,105 @@ async def test_indexed_search_finds_exactly_what_the_ilike_finds(
             if want is not None} == {s: w for s, w in searches.items() if w is not None}
 
 
+TEXTS = (
+    "Mon RELEVÉ shows a 50%_off charge", "Ça coûte 12,50 € — trop cher!", "ΣΟΦΙΑ Straße naïve",
+    "emoji 🎉 party\ttab\nnewline", "x", "ab", "  leading and trailing  ", "日本語のテキスト",
+)
+"""Texts for the codes' own checks: accents, other scripts, 4-byte characters, whitespace of
+every kind, texts shorter than a trigram."""
+
+
+async def test_the_codes_are_the_byte_trigrams_of_the_lower_cased_text(
+        engine: AsyncEngine) -> None:
+    """`pinworks_trigrams` is exactly the three-byte windows of lower(text)'s UTF-8, each read
+    as a 24-bit number, one per window and nothing else."""
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text(
+            "SELECT lower(t), pinworks_trigrams(t) FROM unnest(CAST(:texts AS text[])) AS t"),
+            {"texts": list(TEXTS)})).all()
+    for lowered, codes in rows:
+        data = lowered.encode()
+        assert sorted(codes) == sorted(int.from_bytes(data[i:i + 3], "big")
+                                       for i in range(len(data) - 2)), lowered
+
+
+async def test_every_piece_of_a_searched_field_is_found_by_the_index_condition(
+        engine: AsyncEngine) -> None:
+    """The index condition is a superset of the ILIKE's: for every substring of three to
+    eight characters of every searched field, in any case, the row's codes hold the
+    substring's."""
+    unit = f"p{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    rows = [{"ticket_id": f"{unit}-{n}", "body": body, "subject": TEXTS[(n + 1) % len(TEXTS)],
+             "customer_id": f"Cust-{n}-Ü"} for n, body in enumerate(TEXTS)]
+    async with engine.begin() as conn:
+        await conn.execute(insert(escalations), [{
+            "ticket_id": row["ticket_id"], "business_unit": unit, "status": "open",
+            "priority": 1, "source_stage": "router", "reasons": [],
+            "context": {"envelope": {"ticket": row}}, "sla_due_at": now} for row in rows])
+    ids, pieces = [], []
+    for row in rows:
+        for field in (row["ticket_id"], row["body"], row["subject"], row["customer_id"]):
+            for size in range(3, 9):
+                for start in range(len(field) - size + 1):
+                    piece = field[start:start + size]
+                    for cased in (piece, piece.upper(), piece.swapcase()):
+                        ids.append(row["ticket_id"])
+                        pieces.append(cased)
+    async with engine.connect() as conn:
+        missed = (await conn.execute(text(
+            "SELECT p.ticket_id, p.piece FROM unnest(CAST(:ids AS text[]), "
+            "CAST(:pieces AS text[])) AS p(ticket_id, piece) "
+            "JOIN escalations e ON e.ticket_id = p.ticket_id "
+            "WHERE NOT pinworks_escalation_trigrams(e.ticket_id, e.context) "
+            "@> pinworks_trigrams(p.piece) AND (e.ticket_id || ' ' || "
+            "(e.context #>> '{envelope,ticket,subject}') || ' ' || "
+            "(e.context #>> '{envelope,ticket,body}') || ' ' || "
+            "(e.context #>> '{envelope,ticket,customer_id}')) ILIKE '%' || p.piece || '%'"),
+            {"ids": ids, "pieces": pieces})).all()
+    assert len(pieces) > 1000
+    assert missed == []
+
+
+async def test_the_search_index_migrates_down_to_0015_and_back_up_with_exact_results(
+        database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """0016's downgrade restores 0015's text trigrams and its upgrade the codes; at each, the
+    searches find exactly what the ILIKE alone finds, on rows written before the change."""
+    admin = make_url(database.admin_url).set(drivername="postgresql")
+    name = f"pinworks_downgrade_{uuid.uuid4().hex[:10]}"
+    conn: Any = await asyncpg.connect(admin.render_as_string(hide_password=False))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        url = make_url(database.admin_url).set(database=name).render_as_string(
+            hide_password=False)
+        await asyncio.to_thread(upgrade, url)
+        engine = create_engine(url, pool_size=1)
+        unit = f"d{uuid.uuid4().hex[:8]}"
+        searches = {"levÉ": ["body"], "50%_off": ["body"], "hasn't arrived": ["subject"],
+                    "cust-778": ["customer"], f"{unit}-TICKET": ["ticket-id"], "zzz": []}
+        try:
+            await queued(engine, unit)
+            for revision in ("0015", HEAD):
+                if revision == HEAD:
+                    await asyncio.to_thread(upgrade, url)
+                else:
+                    await asyncio.to_thread(command.downgrade, alembic_config(url), revision)
+                await engine.dispose()  # the functions' types changed under cached plans
+                async with engine.connect() as owned:
+                    assert (await owned.execute(text(
+                        "SELECT version_num FROM alembic_version"))).scalar_one() == revision
+                monkeypatch.setattr(listing, "TRIGRAM", 3)
+                indexed = {search: await found(engine, unit, search) for search in searches}
+                monkeypatch.setattr(listing, "TRIGRAM", 10**9)
+                assert {search: await found(engine, unit, search)
+                        for search in searches} == indexed == searches, revision
+        finally:
+            await engine.dispose()
+    finally:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+
 BANKING77 = Path(__file__).resolve().parents[2] / "services/classifier/data/banking77/train.csv"
 
 
@@ -113,7 +216,7 @@ async def test_the_owner_migrates_without_superuser_and_the_planner_uses_the_ind
             now = datetime.now(UTC)
             async with engine.begin() as owned:
                 assert (await owned.execute(text(
-                    "SELECT version_num FROM alembic_version"))).scalar_one() == "0015"
+                    "SELECT version_num FROM alembic_version"))).scalar_one() == HEAD
                 await owned.execute(insert(escalations), [{
                     "ticket_id": f"Q-{n:05d}", "business_unit": ("retail", "cards")[n % 2],
                     "status": ("open", "resolved", "resolved")[n % 3], "priority": n % 4,

@@ -1,4 +1,4 @@
-"""Benchmark the queue's search before and after its trigram index (migration 0015): the plan
+"""Benchmark the queue's search before and after its trigram index (migrations 0015, 0016): the plan
 Postgres chooses for the console's search (`listing.list_queue` with a search text, the
 statement exactly as the console sends it, with its parameters) and its time, on a queue of
 `--rows` escalations whose bodies are BANKING77 texts (and 1,000 more written after the index,

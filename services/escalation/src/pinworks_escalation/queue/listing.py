@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, and_, func, or_, select
+from sqlalchemy import Integer, and_, func, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -85,14 +85,16 @@ def like_pattern(search: str) -> str:
 
 TRIGRAM = 3
 """A search this long or longer is answered through the index `escalations_search_trigrams`
-(migration 0015): the rows whose searched fields hold every three-character piece of it, then
-the ILIKE below on those alone. A shorter one reads every row of the status filter."""
+(migrations 0015, 0016): the rows whose searched fields hold every three-byte piece of its
+lower-cased UTF-8 (each an int4 code), then the ILIKE below on those alone. A shorter one reads
+every row of the status filter."""
 
 
 def _indexed(search: str) -> Any:
-    """Rows whose searched fields hold every trigram of `search`: what the GIN index answers,
-    a superset of the ILIKE's matches (the expression is the index's, column for column)."""
-    trigrams = ARRAY(Text)
+    """Rows whose searched fields hold every trigram code of `search`: what the GIN index
+    answers, a superset of the ILIKE's matches (the expression is the index's, column for
+    column)."""
+    trigrams = ARRAY(Integer)
     return func.pinworks_escalation_trigrams(
         escalations.c.ticket_id, escalations.c.context, type_=trigrams,
     ).contains(func.pinworks_trigrams(search, type_=trigrams))
