@@ -62,5 +62,7 @@ async def test_a_batch_is_published_once_with_its_ids_and_a_refusal_fails_it(
         with pytest.raises(NoStreamResponseError):
             await asyncio.wait_for(patient.publish_all([nowhere]), 60)
         assert (await js.get_last_msg(WORK_STREAM, subject)).data == b"fresh"
+        for publisher in (publish, patient):  # settled or failed, no batch is still waited on
+            assert publisher._acks is not None and publisher._acks._waiting == {}
     finally:
         await broker.stop()

@@ -20,7 +20,7 @@ import itertools
 import json
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -221,39 +221,62 @@ async def watch_platform_outcomes(nc: Any, platform: str,
     return subscription
 
 
+class _Batch:
+    """The acknowledgements one `JetStreamAcks.publish_all` call still waits for."""
+
+    __slots__ = ("left", "settled")
+
+    def __init__(self, settled: asyncio.Future[None], left: int) -> None:
+        self.settled = settled
+        self.left = left
+
+
 class JetStreamAcks:
-    """JetStream publishes sent without waiting, their acknowledgements awaited later, on one
+    """JetStream publishes sent without waiting, their acknowledgements awaited together, on one
     reply subscription in the connection's own inbox (`<inbox>.<token>`).
 
     nats-py's `publish_async` does the same but never settles a publish JetStream refuses
     (its reply handler raises the error instead of setting it, so the caller waits out its
-    timeout); here a refusal settles the publish's future with the `APIError`."""
+    timeout); here a refusal fails the batch with the `APIError` at once. A batch is one future,
+    settled by its last acknowledgement: a future per publish, gathered, and a `PubAck` built
+    from each reply cost more than sending the message (`benchmarks/bench_publish.py`)."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
         self._prefix: str | None = None
         self._starting = asyncio.Lock()
         self._tokens = itertools.count()
-        self._waiting: dict[str, asyncio.Future[Any]] = {}
+        self._waiting: dict[str, _Batch] = {}
 
-    async def publish(self, subject: str, payload: bytes, *, stream: str,
-                      headers: dict[str, str]) -> asyncio.Future[Any]:
-        """Send one message to `stream` (JetStream refuses it if `subject` is another's); the
-        future settles with its `PubAck` or the refusal."""
+    async def publish_all(self, messages: Sequence[tuple[str, bytes, str, dict[str, str]]],
+                          timeout: float) -> None:  # noqa: ASYNC109
+        """Send each (subject, payload, stream, headers) to its stream (JetStream refuses one
+        whose subject is another's), then wait until every one is acknowledged; raises the
+        first refusal, or `TimeoutError` when the acknowledgements take longer than `timeout`
+        seconds."""
         from nats.js import api
 
+        if not messages:
+            return
         prefix = self._prefix or await self._start()
-        token = str(next(self._tokens))
-        acknowledged = asyncio.get_running_loop().create_future()
-        self._waiting[token] = acknowledged
-        acknowledged.add_done_callback(lambda _: self._waiting.pop(token, None))
+        batch = _Batch(asyncio.get_running_loop().create_future(), len(messages))
+        tokens = []
         try:
-            await self.client.publish(subject, payload, reply=f"{prefix}.{token}",
-                                      headers={**headers, api.Header.EXPECTED_STREAM: stream})
-        except BaseException:
-            acknowledged.cancel()
-            raise
-        return acknowledged
+            for subject, payload, stream, headers in messages:
+                token = str(next(self._tokens))
+                tokens.append(token)
+                self._waiting[token] = batch
+                await self.client.publish(subject, payload, reply=f"{prefix}.{token}",
+                                          headers={**headers, api.Header.EXPECTED_STREAM: stream})
+            async with asyncio.timeout(timeout):
+                await batch.settled
+        finally:
+            for token in tokens:
+                self._waiting.pop(token, None)  # those whose acknowledgement never came
+            if not batch.settled.done():
+                batch.settled.cancel()
+            elif not batch.settled.cancelled():
+                batch.settled.exception()  # retrieved: a refusal seen after a send failed
 
     async def _start(self) -> str:
         async with self._starting:
@@ -267,16 +290,21 @@ class JetStreamAcks:
         from nats.js import api
         from nats.js.errors import APIError, NoStreamResponseError
 
-        acknowledged = self._waiting.get(message.subject.rpartition(".")[2])
-        if acknowledged is None or acknowledged.done():
+        batch = self._waiting.pop(message.subject.rpartition(".")[2], None)
+        if batch is None or batch.settled.done():
             return
         if message.headers and message.headers.get(api.Header.STATUS) == "503":
-            acknowledged.set_exception(NoStreamResponseError())
+            batch.settled.set_exception(NoStreamResponseError())
             return
         try:
             reply = json.loads(message.data)
             if "error" in reply:
                 APIError.from_error(reply["error"])  # raises the error's own class
-            acknowledged.set_result(api.PubAck.from_response(reply))
+            if not isinstance(reply.get("seq"), int):
+                raise APIError(description=f"not a publish acknowledgement: {reply!r:.200}")
         except Exception as error:  # noqa: BLE001 - whatever the reply was, this publish failed
-            acknowledged.set_exception(error)
+            batch.settled.set_exception(error)
+            return
+        batch.left -= 1
+        if not batch.left:
+            batch.settled.set_result(None)

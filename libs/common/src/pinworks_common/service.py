@@ -124,18 +124,12 @@ class JetStreamPublisher:
             return
         if self._acks is None:
             self._acks = JetStreamAcks(self.broker.config.connection_state.connection)
-        acks = []
         try:
-            for publication in publications:
-                acks.append(await self._acks.publish(
-                    publication.subject, publication.payload, stream=publication.stream,
-                    headers=_headers(publication)))
-            await asyncio.wait_for(asyncio.gather(*acks), self.timeout)
+            await self._acks.publish_all(
+                [(publication.subject, publication.payload, publication.stream,
+                  _headers(publication)) for publication in publications], self.timeout)
         except TimeoutError as error:
             raise NatsTimeoutError from error  # a NATS fault: the messages wait, never count
-        finally:
-            for ack in acks:
-                ack.cancel()  # no-op once settled; frees the slot of one that never came
 
 
 def _headers(publication: Publication) -> dict[str, str]:
