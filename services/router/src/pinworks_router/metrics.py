@@ -3,15 +3,15 @@ use in its current period (read from `router_budgets`, the counters every replic
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
 
 from prometheus_client import Counter, Gauge
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinworks_common.db.tables import router_budgets
+from pinworks_common.ledger.records import Decision
 from pinworks_common.metrics import after_commit, business_unit_label
 from pinworks_router.budgets import CALLS, USD, period_start
 
@@ -39,15 +39,15 @@ BUDGET_LIMIT = Gauge(
 )
 
 
-def observe_decisions(rows: Iterable[Mapping[str, Any]], live_stage: str) -> None:
-    """Count newly recorded decision rows (live and shadow) once their batch commits."""
+def observe_decisions(decisions: Iterable[Decision], live_stage: str) -> None:
+    """Count newly recorded decisions (live and shadow) once their batch commits."""
     live, shadow = [], []
-    for row in rows:
-        output = row["output"]
-        if row["stage"] == live_stage:
+    for decision in decisions:
+        output = decision.output
+        if decision.stage == live_stage:
             exhausted = {str(e.get("handler")) for e in output.get("budget_exhausted") or []}
             live.append((str(output.get("rule")), str(output.get("handler")),
-                         row["inputs"].get("business_unit"), sorted(exhausted)))
+                         decision.inputs.get("business_unit"), sorted(exhausted)))
         else:
             shadow.append(bool(output.get("agrees")))
 

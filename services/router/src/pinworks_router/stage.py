@@ -190,7 +190,7 @@ class RouterStage:
             msg_id=routed_message_id(envelope.ticket.ticket_id, envelope.attempt))
 
     def _observe(self, recorded: records.Recorded) -> None:
-        observe_decisions([decision.row() for decision in recorded.new_decisions], self.stage)
+        observe_decisions(recorded.new_decisions, self.stage)
 
 
 def decision_reason(decision: RouteDecision) -> str:
