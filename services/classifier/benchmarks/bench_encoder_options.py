@@ -2,9 +2,14 @@
 truncation, side by side: the variants are interleaved round by round, so load on a shared
 machine falls on all of them alike.
 
-Usage: python benchmarks/bench_encoder_options.py [--encoder DIR] [--rounds 5]
+Usage: python benchmarks/bench_encoder_options.py [--encoder DIR] [--rounds 5] [--also DIR ...]
+    [--no-options]
 Prints a JSON object: variant -> {query, multi_sentence} CPU-ms per text (median over rounds),
-and each truncation's largest cosine distance to the untruncated vectors.
+and each truncation's largest cosine distance to the untruncated vectors. `--also DIR` adds
+another encoder (e.g. a shallower one from `tools/finetune_encoder.py --layers N`) with the
+shipped options to the same rounds, so encoders are compared under the same load; its vectors
+are another model's, so it has no distance. `--no-options` times only the shipped options and
+the `--also` encoders.
 """
 
 from __future__ import annotations
@@ -68,10 +73,20 @@ def _embedder(session: ort.InferenceSession, tok: Tokenizer, max_tokens: int) ->
     return embed
 
 
+def _other_encoder(encoder: Path) -> Callable[[str], np.ndarray]:
+    """Another encoder directory, with the shipped session options and its own tokenizer."""
+    tok = Tokenizer.from_file(str(encoder / TOKENIZER_FILE))
+    tok.no_padding()
+    tok.no_truncation()
+    return _embedder(_session(encoder / MODEL_FILE, "ORT_ENABLE_ALL", 1, True), tok, 128)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--encoder", type=Path, default=default_artifact_dir() / "encoder")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--also", type=Path, action="append", default=[], help="another encoder directory")
+    ap.add_argument("--no-options", action="store_true", help="no session-option or truncation variants")
     args = ap.parse_args()
     tok = Tokenizer.from_file(str(args.encoder / TOKENIZER_FILE))
     tok.no_padding()
@@ -86,9 +101,13 @@ def main() -> None:
         "ENABLE_ALL, 1 thread, 64 tokens": (_session(model, "ORT_ENABLE_ALL", 1, True), 64),
         "ENABLE_ALL, 1 thread, 32 tokens": (_session(model, "ORT_ENABLE_ALL", 1, True), 32),
     }
+    if args.no_options:
+        variants = dict(list(variants.items())[:1])
     kinds = {"query": QUERIES, "multi_sentence": _multi_sentence()}
     embedders = {name: _embedder(s, tok, n) for name, (s, n) in variants.items()}
-    samples: dict[str, dict[str, list[float]]] = {v: {k: [] for k in kinds} for v in variants}
+    others = {f"{d}: shipped options": _other_encoder(d) for d in args.also}
+    embedders.update(others)
+    samples: dict[str, dict[str, list[float]]] = {v: {k: [] for k in kinds} for v in embedders}
     for _ in range(args.rounds):
         for name, embed in embedders.items():
             for kind, texts in kinds.items():
@@ -101,12 +120,13 @@ def main() -> None:
     reference = embedders["shipped: ENABLE_ALL, 1 thread, 128 tokens"]
     multi = kinds["multi_sentence"]
     ref_vectors = np.stack([reference(t) for t in multi])
-    report: dict[str, dict[str, float]] = {}
+    report: dict[str, dict[str, float | None]] = {}
     for name, embed in embedders.items():
         vectors = np.stack([embed(t) for t in multi])
+        distance = round(float(1 - (vectors * ref_vectors).sum(axis=1).min()), 4)
         report[name] = {
             **{f"{kind}_cpu_ms": round(statistics.median(v), 3) for kind, v in samples[name].items()},
-            "max_cosine_distance_multi": round(float(1 - (vectors * ref_vectors).sum(axis=1).min()), 4),
+            "max_cosine_distance_multi": None if name in others else distance,
         }
     tokens = [len(tok.encode(t).ids) for t in multi]
     summary = {"multi_sentence_tokens_mean": round(statistics.mean(tokens), 1), "variants": report}

@@ -19,6 +19,10 @@ the fp32 graph stay beside it so `--export-only` can re-quantize without trainin
         -e libs/contracts -e libs/common -e services/classifier
     /tmp/encoder-build/bin/python services/classifier/tools/finetune_encoder.py --out /tmp/finetuned
 
+`--layers N` keeps only the first N of MiniLM's 6 transformer layers before fine-tuning (the
+layers above are dropped, not frozen: the exported graph runs N layers, and its cost per token
+falls with them); `--freeze` then counts within those N.
+
 On this 2-core machine one run takes about 4 minutes with `--freeze 3` (the default) and 6 with
 `--freeze 0`; six runs in all. Measured results: services/classifier/MODEL.md.
 """
@@ -36,6 +40,7 @@ import numpy as np
 from build_encoder import export_int8, minilm_source
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / "data"
+FULL_DEPTH = 6  # all-MiniLM-L6-v2's transformer layers
 
 
 def length_batches(
@@ -62,7 +67,7 @@ def finetune(
     rng = np.random.default_rng(args.seed)
     source = minilm_source()
     tokenizer = AutoTokenizer.from_pretrained(source)
-    bert = AutoModel.from_pretrained(source)
+    bert = truncate_layers(AutoModel.from_pretrained(source), args.layers)
     for p in bert.embeddings.parameters():
         p.requires_grad = False
     for layer in bert.encoder.layer[: args.freeze]:
@@ -99,6 +104,17 @@ def finetune(
     return bert.eval(), head.eval()
 
 
+def truncate_layers(bert: Any, layers: int) -> Any:
+    """`bert` with only its first `layers` transformer layers, its config saying so, so that
+    `save_pretrained` / `from_pretrained` (`--export-only`) round-trip the shallower model."""
+    total = len(bert.encoder.layer)
+    if not 1 <= layers <= total:
+        raise ValueError(f"--layers must be between 1 and {total}, not {layers}")
+    bert.encoder.layer = bert.encoder.layer[:layers]
+    bert.config.num_hidden_layers = layers
+    return bert
+
+
 def pooled(bert: Any, enc: Any) -> Any:
     import torch
 
@@ -117,17 +133,36 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument(
+        "--layers", type=int, default=FULL_DEPTH, help="transformer layers kept (the first N of MiniLM's 6)"
+    )
     parser.add_argument("--freeze", type=int, default=3, help="bottom transformer layers kept frozen")
     parser.add_argument("--negatives", type=int, default=3000, help="CLINC150 negatives sampled per run")
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--head-lr", type=float, default=2e-3)
     parser.add_argument("--scale", type=float, default=20.0, help="cosine-softmax scale")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads (default: every core; 1 wastes less CPU on a machine others share)",
+    )
     parser.add_argument("--only", default="", help="comma-separated runs (e.g. 0,3,final); default all")
     parser.add_argument("--per-channel", action="store_true", help="int8 scales per output channel")
     parser.add_argument(
         "--export-only", action="store_true", help="re-export the runs' saved torch weights, no training"
     )
     return parser.parse_args()
+
+
+def recipe_parameters(args: argparse.Namespace) -> dict[str, Any]:
+    """The options that shape the encoders, recorded in the manifest and, through `pinworks
+    classifier train --finetuned`, in the artifact's `encoder/finetune.json` (which
+    `calibration_set.py` compares with its fold encoders' one, key for key); not where the
+    files are, which runs, or how many threads. `layers` only when the model was cut: the
+    whole model's record stays the one the shipped artifact carries."""
+    skip = {"data", "out", "only", "threads", *(["layers"] if args.layers == FULL_DEPTH else [])}
+    return {k: v for k, v in vars(args).items() if k not in skip}
 
 
 def run_rows(
@@ -174,7 +209,7 @@ def main() -> None:
 
     import torch
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
     train, _dev = load_training_data(args.data)
     labels = [*load_intents(args.data), OOS_LABEL]
     y_idx = np.asarray([labels.index(v) for v in train.labels])
@@ -189,7 +224,7 @@ def main() -> None:
         "folds": args.folds,
         "seed": args.seed,
         "fold_assignment_sha256": fold_assignment_sha256(folds),
-        "parameters": {k: v for k, v in vars(args).items() if k not in ("data", "out", "only")},
+        "parameters": recipe_parameters(args),
         "runs": {},
     }
     manifest_path = args.out / "manifest.json"
