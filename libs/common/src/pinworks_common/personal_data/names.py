@@ -127,12 +127,15 @@ def _known_spans(text: str, known: Iterable[str]) -> Iterable[tuple[int, int]]:
 
     An ASCII value (most customers' names) is found by `_ascii_spans`, without compiling an
     expression for each name: `re` keeps 512, so each name new to the process cost a compile."""
-    folded = text.lower()
-    plain = len(folded) == len(text) and not _ASCII_FOLDED.intersection(text)
+    folded: str | None = None
     for value in known:
         value = value.strip()
         if len(value) < 2:
             continue
+        if folded is None:
+            folded = text.lower()
+            plain = len(folded) == len(text) and not any(
+                letter in text for letter in _ASCII_FOLDED)
         if plain and value.isascii():
             yield from _ascii_spans(text, folded, value.lower())
             continue
