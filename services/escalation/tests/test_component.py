@@ -141,3 +141,23 @@ def test_a_ticket_a_stage_dead_lettered_is_queued_on_its_dead_letter_alone() -> 
     kinds = [row["details"]["kind"] for row in stage.rows("accountability")
              if row["action"] == "refuse"]
     assert kinds == ["unrecorded_escalation"]
+
+
+def test_a_first_escalation_is_queued_on_the_classifiers_recorded_reading() -> None:
+    """A sender with a service's identity cannot put another intent in front of the agent: the
+    queue row and the assist request carry the classification the classifier recorded."""
+    stage = StageHarness(EscalationStage())
+    honest = recorded(stage, request("E-C1"))
+    forged_reading = messages.Classification(intent="terminate_account", confidence=0.99,
+                                             alternatives=[], out_of_scope=False,
+                                             model_version="forged")
+    forged = honest.model_copy(update={"envelope": honest.envelope.model_copy(
+        update={"classification": forged_reading})})
+    published = {without_nonce(p.msg_id): p for p in stage.deliver(
+        stage.message(forged, ESCALATION_REQUESTED))}
+    [queued] = stage.rows("escalations")
+    assert queued["context"]["envelope"]["classification"]["intent"] == "card_arrival"
+    assist = messages.EscalationRequest.model_validate_json(published["E-C1:assist"].payload)
+    assert assist.envelope.classification is not None
+    assert (assist.envelope.classification.intent,
+            assist.envelope.classification.model_version) == ("card_arrival", "m")

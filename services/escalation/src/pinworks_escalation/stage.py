@@ -69,7 +69,10 @@ class EscalationStage:
 
     async def _recorded(self, ledger: Ledger, work: Sequence[Work[EscalationRequest]]
                         ) -> tuple[list[Work[EscalationRequest]], Entries]:
-        """The requests a stored step made, on the recorded ticket; the audit of the others.
+        """The requests a stored step made, on the recorded ticket, and for attempt 0 on the
+        classifier's recorded reading (the queue row and the assist request carry that, never
+        the message's; a later attempt keeps the agent's classification the router was handed,
+        which the queue row records only in part); the audit of the others.
 
         The queue rows are read only for later attempts (attempt 0 exists for every accepted
         ticket), and the dead letters only for the requests no stored decision accounts for
@@ -101,8 +104,10 @@ class EscalationStage:
             refused = refusal(request, dead)
             if refused is None:
                 ticket = tickets[request.envelope.ticket.ticket_id]
-                envelope = request.envelope.model_copy(
-                    update={"ticket": ticket.ticket, "platform": ticket.platform})
+                update: dict[str, Any] = {"ticket": ticket.ticket, "platform": ticket.platform}
+                if not request.envelope.attempt:
+                    update["classification"] = ticket.classification
+                envelope = request.envelope.model_copy(update=update)
                 recorded.append(Work(item.delivery, request.model_copy(
                     update={"envelope": envelope}), item.span))
                 continue
