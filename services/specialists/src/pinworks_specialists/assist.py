@@ -3,7 +3,10 @@
 The escalation service asks on `pinworks.work.assist`; this stage fills the best-matching
 templates with the ticket's variables and retrieves the knowledge-base passages with their
 citations, and records them as a `specialist` decision (key `assist`) that the console reads.
-Nothing here is sent to a customer: an agent inserts, edits and sends it.
+Nothing here is sent to a customer: an agent inserts, edits and sends it. The material comes
+from the ticket as the escalation stage queued it (its queue row: the recorded ticket and
+classification), never from the request, which names only which ticket and attempt; a request
+for an attempt the queue does not hold is refused (audited, see `pinworks_common.provenance`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from pinworks_common import provenance
 from pinworks_common.ledger import Decision, Entries, Ledger, keys
 from pinworks_common.stage import Delivery, Work, decode_model
 from pinworks_contracts.messages import EscalationRequest, TicketEnvelope
@@ -76,8 +80,19 @@ class AssistStage:
 
     async def apply(self, ledger: Ledger, work: Sequence[Work[EscalationRequest]]) -> Entries:
         entries = Entries()
+        queue = await provenance.recorded_queue(
+            ledger, {item.value.envelope.ticket.ticket_id for item in work})
+        refusals = provenance.Refusals(self.stage)
         for item in work:
-            envelope = item.value.envelope
+            asked = item.value.envelope
+            queued = queue.get(asked.ticket.ticket_id)
+            if queued is None or queued.attempt != asked.attempt:
+                held = "no queue row" if queued is None else f"the queue holds attempt {queued.attempt}"
+                refusals.refuse(asked.ticket.ticket_id, item.delivery, provenance.Refusal(
+                    provenance.UNRECORDED_ESCALATION,
+                    f"attempt {asked.attempt} of {asked.ticket.ticket_id} is not queued ({held})"))
+                continue
+            envelope = TicketEnvelope.model_validate(queued.envelope)
             started = time.perf_counter()
             output = suggest(self.book, self.kb, envelope)
             found = [f"{len(output['templates'])} template(s)",
@@ -92,4 +107,5 @@ class AssistStage:
                 reason="suggested reply material for the agent: " + ", ".join(found),
                 latency_ms=(time.perf_counter() - started) * 1000, trace_id=item.trace_id,
             ))
+        entries.extend(refusals.audited())
         return entries

@@ -136,7 +136,11 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
                            "changed_at)"),
         "quality_events": APPEND,
     },
-    SERVICE_ROLES["specialists"]: dict(_STAGE),
+    SERVICE_ROLES["specialists"]: {
+        **_STAGE,
+        # agent assist builds its material from the queued ticket, not the request (provenance)
+        "escalations": READ,
+    },
     SERVICE_ROLES["verifier"]: {
         **_STAGE,
         # a draft for a person is checked against the stored hand-off (provenance)
