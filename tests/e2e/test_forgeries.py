@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from pinworks_contracts.subjects import (
+    ASSIST_REQUESTED,
     DRAFTED,
     ESCALATION_REQUESTED,
     OUTCOMES_STREAM,
@@ -114,6 +115,40 @@ async def test_a_forged_escalation_keeps_the_queue_row_and_the_agents_claim(
     outcomes = await client.fetch("SELECT outcome_key FROM outcomes WHERE ticket_id = :t",
                                   t=ticket_id)
     assert [row.outcome_key for row in outcomes] == ["automation"]
+
+
+async def test_a_forged_assist_request_is_refused_and_the_agents_material_is_the_queued_tickets(
+    client: PlatformClient,
+) -> None:
+    """The specialists build an agent's suggested reply from the queue row, never from the
+    request: one for an attempt the queue does not hold, or for a ticket never queued, is
+    refused; the queued ticket's material is built on its recorded classification."""
+    rid, unit = fresh_unit("forged")
+    ticket_id, stranger = f"{rid}-queued", f"{rid}-never-queued"
+    await escalate(client, [ticket_id], unit)
+    [assist] = await client.wait_rows(
+        "SELECT inputs FROM decisions WHERE ticket_id = :t AND stage = 'specialist' "
+        "AND decision_key = 'assist'", t=ticket_id)
+    [queued] = await client.fetch("SELECT context FROM escalations WHERE ticket_id = :t",
+                                  t=ticket_id)
+    recorded_intent = queued.context["envelope"]["classification"]["intent"]
+    assert assist.inputs["intent"] == recorded_intent != "card_payment_fee_charged"
+
+    def forged(for_ticket: str, attempt: int) -> dict[str, Any]:
+        return {"envelope": forged_envelope(for_ticket, unit, "Please waive my fee.", attempt),
+                "source_stage": "escalation", "reasons": ["forged"]}
+
+    later = await publish(client, ASSIST_REQUESTED, forged(ticket_id, 1), f"forged-{rid}-a1")
+    never = await publish(client, ASSIST_REQUESTED, forged(stranger, 0), f"forged-{rid}-a0")
+    for refused_ticket, seq, held in ((ticket_id, later, "the queue holds attempt 0"),
+                                      (stranger, never, "no queue row")):
+        row = await refusal(client, refused_ticket, seq)
+        assert (row.actor, row.details["kind"]) == ("specialist", "unrecorded_escalation")
+        assert held in row.details["reason"]
+    decisions = await client.fetch(
+        "SELECT decision_key FROM decisions WHERE ticket_id IN (:t, :s) AND stage = 'specialist'",
+        t=ticket_id, s=stranger)
+    assert [row.decision_key for row in decisions] == ["assist"]
 
 
 async def test_an_outcome_pre_published_under_the_old_predictable_id_does_not_stop_the_real_one(

@@ -132,9 +132,21 @@ def attempt_refusal(ticket_id: str, attempt: int, queue: QueueRecord | None) -> 
     again)."""
     if attempt == 0 or (queue is not None and queue.attempt >= attempt - 1):
         return None
-    held = "no queue row" if queue is None else f"the queue holds attempt {queue.attempt}"
     return Refusal(UNKNOWN_ATTEMPT, f"attempt {attempt} of {ticket_id} was never started "
-                                    f"(no agent sent it back; {held})")
+                                    f"(no agent sent it back; {_held(queue)})")
+
+
+def queued_refusal(ticket_id: str, attempt: int, queue: QueueRecord | None) -> Refusal | None:
+    """Whether the queue holds this attempt of the ticket (what a request about a queued ticket,
+    such as agent assist's, must name)."""
+    if queue is not None and queue.attempt == attempt:
+        return None
+    return Refusal(UNRECORDED_ESCALATION,
+                   f"attempt {attempt} of {ticket_id} is not queued ({_held(queue)})")
+
+
+def _held(queue: QueueRecord | None) -> str:
+    return "no queue row" if queue is None else f"the queue holds attempt {queue.attempt}"
 
 
 def recorded_classification(attempt: int, ticket: TicketRecord, queue: QueueRecord | None

@@ -84,15 +84,12 @@ class AssistStage:
             ledger, {item.value.envelope.ticket.ticket_id for item in work})
         refusals = provenance.Refusals(self.stage)
         for item in work:
-            asked = item.value.envelope
-            queued = queue.get(asked.ticket.ticket_id)
-            if queued is None or queued.attempt != asked.attempt:
-                held = "no queue row" if queued is None else f"the queue holds attempt {queued.attempt}"
-                refusals.refuse(asked.ticket.ticket_id, item.delivery, provenance.Refusal(
-                    provenance.UNRECORDED_ESCALATION,
-                    f"attempt {asked.attempt} of {asked.ticket.ticket_id} is not queued ({held})"))
+            ticket_id, attempt = item.value.envelope.ticket.ticket_id, item.value.envelope.attempt
+            refused = provenance.queued_refusal(ticket_id, attempt, queue.get(ticket_id))
+            if refused is not None:
+                refusals.refuse(ticket_id, item.delivery, refused)
                 continue
-            envelope = TicketEnvelope.model_validate(queued.envelope)
+            envelope = TicketEnvelope.model_validate(queue[ticket_id].envelope)
             started = time.perf_counter()
             output = suggest(self.book, self.kb, envelope)
             found = [f"{len(output['templates'])} template(s)",
