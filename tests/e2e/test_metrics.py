@@ -239,7 +239,12 @@ async def _submit_the_run(platform: Platform, client: PlatformClient, fake_llm: 
     await client.submit({"ticket_id": rejected, "business_unit": run.unit, "body": ""})
     fake_llm.when(run.llm_ok, Reply(body=quoting_first_passage))
     fake_llm.when(run.llm_down, Reply(500, {"error": {"message": "overloaded"}}))
+    # Other tests on this platform fail llm_small on purpose; five failures in a row open its
+    # circuit for 30 s, and the answered call must reach the server: it goes once the circuit
+    # is no longer open (half-open, it is the probe), and the failing one after its outcome.
+    await eventually(lambda: _circuit_not_open(platform, "llm_small"), within=60)
     await route_to_llm(client, run.llm_ok, run.unit)
+    await client.outcomes.wait_for([run.llm_ok])
     await route_to_llm(client, run.llm_down, run.unit)
     seen = await client.outcomes.wait_for([*run.tickets, rejected, run.llm_ok, run.llm_down])
     assert seen[rejected][0]["status"] == "rejected"
@@ -261,6 +266,12 @@ async def test_every_service_exports_metrics_that_agree_with_the_audit(
     for samples in scrape_all(platform).values():
         assert not any(f"{rid}-" in value for _, labels in samples for _, value in labels), \
             "a ticket id in a label"
+
+
+async def _circuit_not_open(platform: Platform, endpoint: str) -> None:
+    state = scrape(platform.processes["specialists"].health_port).get(
+        ("pinworks_model_circuit_state", frozenset({("endpoint", endpoint)})))
+    assert state in (0.0, 1.0), f"{endpoint}'s circuit is open ({state})"
 
 
 async def _no_backlog(platform: Platform) -> None:
